@@ -1,0 +1,165 @@
+"""The connector's exceptions: one small tree, each with a message a person can act on.
+
+    ConnectorError
+    ├── ConfigError                  bad settings, sources config or endpoint URL
+    │   ├── MappingError             mapping file invalid (carries every problem found)
+    │   └── UnsafeEndpointError      a token would leave for a host that is not Graph
+    ├── ExtractError                 an HR extract that cannot be read as a whole
+    │   └── TooManyRejectedRowsError the file's rejected-row share is over the cap
+    ├── GraphError                   Microsoft Graph (or the emulator) said no
+    │   ├── AuthenticationError      401: token missing, expired or not accepted
+    │   ├── PermissionDeniedError    403: the identity lacks an app role
+    │   ├── NotFoundError            404: service principal or job does not exist
+    │   ├── BadRequestError          400: the payload was refused (not retryable as is)
+    │   ├── ThrottledError           429 after every permitted retry
+    │   ├── BucketFullError          500 "bucket full": back-pressure from the job queue
+    │   ├── QuotaExhaustedError      the daily call budget is spent
+    │   ├── ServiceError             other 5xx after every permitted retry
+    │   └── TransportError           timeouts and dropped connections after retries
+    ├── StateError                   the state store cannot be read or written
+    │   └── ConcurrentRunError       another run holds the source's lock
+    └── RunError                     a run cannot move to the state asked for
+
+Row-level problems (a bad line in an extract) are data, not exceptions: they are
+reported with their line number and the rest of the file goes on.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "BucketFullError",
+    "ConcurrentRunError",
+    "ConfigError",
+    "ConnectorError",
+    "ExtractError",
+    "GraphError",
+    "MappingError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "QuotaExhaustedError",
+    "RunError",
+    "ServiceError",
+    "StateError",
+    "ThrottledError",
+    "TooManyRejectedRowsError",
+    "TransportError",
+    "UnsafeEndpointError",
+]
+
+
+class ConnectorError(Exception):
+    """Base of every error the connector raises on purpose."""
+
+
+class ConfigError(ConnectorError):
+    """A setting, sources config or endpoint is missing or malformed."""
+
+
+class MappingError(ConfigError):
+    """A mapping file is invalid. ``problems`` lists every problem, each with its location."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        self.problems: list[str] = list(problems or [])
+        if self.problems:
+            message = message + "\n" + "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(message)
+
+
+class UnsafeEndpointError(ConfigError):
+    """A request carrying a token would go to a host that is not an allowed Graph host."""
+
+
+class ExtractError(ConnectorError):
+    """An HR extract cannot be processed as a whole (encoding, header, too many bad rows)."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
+        self.path = path
+        self.line = line
+        where = ""
+        if path is not None:
+            where = f"{path}"
+            if line is not None:
+                where += f", line {line}"
+            where += ": "
+        elif line is not None:
+            where = f"line {line}: "
+        super().__init__(where + message)
+
+
+class TooManyRejectedRowsError(ExtractError):
+    """More rows were rejected than the configured share allows; the file is not applied."""
+
+
+class GraphError(ConnectorError):
+    """Microsoft Graph refused or failed a call.
+
+    ``status`` is the HTTP status (None for transport errors); ``request_id`` the
+    ``request-id`` header when the service sent one, for Microsoft support.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        request_id: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        self.status = status
+        self.request_id = request_id
+        self.code = code
+        super().__init__(message)
+
+
+class AuthenticationError(GraphError):
+    """401: the token was missing, expired or not accepted, even after one refresh."""
+
+
+class PermissionDeniedError(GraphError):
+    """403: the identity lacks the Graph application permission named in the message."""
+
+
+class NotFoundError(GraphError):
+    """404: the service principal or provisioning job does not exist."""
+
+
+class BadRequestError(GraphError):
+    """400: the service refused the payload; resending it unchanged will not help."""
+
+
+class ThrottledError(GraphError):
+    """429 persisted after every permitted retry."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+
+
+class BucketFullError(GraphError):
+    """500 "bucket full": the job's ingestion queue is full; resume later, minutes from now."""
+
+
+class QuotaExhaustedError(GraphError):
+    """The daily call budget is spent; the remaining batches wait for the next run."""
+
+
+class ServiceError(GraphError):
+    """A 5xx other than bucket full persisted after every permitted retry."""
+
+
+class TransportError(GraphError):
+    """Timeouts or dropped connections persisted after every permitted retry."""
+
+
+class StateError(ConnectorError):
+    """The state store could not be read or written."""
+
+
+class ConcurrentRunError(StateError):
+    """Another run of the same source holds its lock; try again when it has finished."""
+
+
+class RunError(ConnectorError):
+    """A run cannot move to the requested state (e.g. approving a run that is not held)."""
