@@ -1,0 +1,309 @@
+"""Matching provisioning-log entries to the records a run sent: pure, no I/O.
+
+Documented (Graph ``provisioningObjectSummary``, Entra inbound-provisioning docs):
+the correlation key is ``sourceIdentity.id``, which equals the ``externalId`` we
+sent; ``provisioningAction`` is one of create/update/delete/stageddelete/disable/
+other; ``provisioningStatusInfo.status`` is success/failure/skipped/warning with
+``errorInformation {errorCode, reason}``; logs appear 5–10 minutes after processing.
+Job ``status.code`` is one of NotConfigured/NotRun/Active/Paused/Quarantine and a
+quarantine carries a ``reason``.
+
+Our assumptions (not documented): the latest entry for an externalId written after
+the send time (minus a clock-skew margin) describes the outcome of that send; an
+entry's skip reason may sit in ``errorInformation`` or in a skipped provisioning
+step's ``details`` (e.g. ``SkipReason: UnableToResolveReferenceAttributeValue``);
+a record with no entry after a deadline (default 2 h) is *unconfirmed*, not failed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "DEFAULT_DEADLINE",
+    "DEFAULT_SKEW",
+    "JobHealth",
+    "LogEntry",
+    "Outcome",
+    "ReconcileResult",
+    "RecordOutcome",
+    "SentRecord",
+    "check_job_health",
+    "reconcile",
+]
+
+DEFAULT_DEADLINE = timedelta(hours=2)
+DEFAULT_SKEW = timedelta(minutes=5)
+
+
+class Outcome(StrEnum):
+    """What the service did with one sent record, as far as its logs tell."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    DISABLED = "disabled"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    UNCONFIRMED = "unconfirmed"
+    PENDING = "pending"
+
+    @property
+    def terminal(self) -> bool:
+        """Pending is the only outcome a later log read can still change on its own."""
+        return self is not Outcome.PENDING
+
+    @property
+    def accepted(self) -> bool:
+        """The service applied (or knowingly kept) the record."""
+        return self in (Outcome.CREATED, Outcome.UPDATED, Outcome.DISABLED)
+
+
+@dataclass(frozen=True, slots=True)
+class SentRecord:
+    """One record a run uploaded: when, in which request, and why (joiner/mover/leaver)."""
+
+    external_id: str
+    sent_at: datetime
+    request_id: str | None = None
+    action: str = "update"
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """The parts of a provisioning-log entry reconciliation needs."""
+
+    id: str
+    activity_at: datetime
+    external_id: str
+    provisioning_action: str
+    status: str
+    error_code: str | None = None
+    reason: str | None = None
+    job_id: str | None = None
+    cycle_id: str | None = None
+    change_id: str | None = None
+
+    @classmethod
+    def from_graph(cls, raw: Mapping[str, Any]) -> LogEntry | None:
+        """Parse a Graph ``provisioningObjectSummary``; None when it names no source identity."""
+        source = raw.get("sourceIdentity") or {}
+        external_id = source.get("id") if isinstance(source, Mapping) else None
+        when = raw.get("activityDateTime")
+        if not external_id or not when:
+            return None
+        activity_at = when if isinstance(when, datetime) else _parse_time(str(when))
+        info = raw.get("provisioningStatusInfo") or raw.get("statusInfo") or {}
+        status = str(info.get("status") or "unknownFutureValue").lower()
+        error = info.get("errorInformation") or {}
+        code = _opt_str(error.get("errorCode"))
+        reason = _opt_str(error.get("reason"))
+        if status in ("skipped", "failure", "warning") and code is None:
+            code, step_reason = _reason_from_steps(raw.get("provisioningSteps") or [], status)
+            reason = reason or step_reason
+        return cls(
+            id=str(raw.get("id") or ""),
+            activity_at=activity_at,
+            external_id=str(external_id),
+            provisioning_action=str(raw.get("provisioningAction") or "other").lower(),
+            status=status,
+            error_code=code,
+            reason=reason,
+            job_id=_opt_str(raw.get("jobId")),
+            cycle_id=_opt_str(raw.get("cycleId")),
+            change_id=_opt_str(raw.get("changeId")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    """The classified outcome of one sent record and the log entry that decided it."""
+
+    external_id: str
+    outcome: Outcome
+    action: str
+    line: int | None = None
+    request_id: str | None = None
+    error_code: str | None = None
+    reason: str | None = None
+    log_id: str | None = None
+    activity_at: datetime | None = None
+    provisioning_action: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileResult:
+    """Per-record outcomes plus counts; ``complete`` once nothing is pending."""
+
+    outcomes: dict[str, RecordOutcome]
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return all(o.outcome.terminal for o in self.outcomes.values())
+
+
+@dataclass(frozen=True, slots=True)
+class JobHealth:
+    """Whether the provisioning job will process what we send."""
+
+    ok: bool
+    code: str
+    reason: str | None = None
+    message: str = ""
+
+
+_SUCCESS_ACTIONS = {
+    "create": Outcome.CREATED,
+    "update": Outcome.UPDATED,
+    "disable": Outcome.DISABLED,
+    # Assumption: a delete/staged delete of a record we sent active:false is a leaver done.
+    "delete": Outcome.DISABLED,
+    "stageddelete": Outcome.DISABLED,
+}
+
+
+def classify(entry: LogEntry, sent: SentRecord) -> RecordOutcome:
+    """Turn the deciding log entry for ``sent`` into an outcome."""
+    if entry.status == "failure":
+        outcome = Outcome.FAILED
+    elif entry.status == "skipped":
+        outcome = Outcome.SKIPPED
+    else:  # success, warning, or a future value: the service processed the record
+        outcome = _SUCCESS_ACTIONS.get(entry.provisioning_action, Outcome.UPDATED)
+        if outcome is Outcome.UPDATED and sent.action == "leaver":
+            outcome = Outcome.DISABLED
+    return RecordOutcome(
+        external_id=sent.external_id,
+        outcome=outcome,
+        action=sent.action,
+        line=sent.line,
+        request_id=sent.request_id,
+        error_code=entry.error_code if outcome in (Outcome.FAILED, Outcome.SKIPPED) else None,
+        reason=entry.reason if outcome is not Outcome.CREATED else None,
+        log_id=entry.id,
+        activity_at=entry.activity_at,
+        provisioning_action=entry.provisioning_action,
+    )
+
+
+def reconcile(
+    sent: Iterable[SentRecord],
+    entries: Iterable[LogEntry | Mapping[str, Any]],
+    *,
+    now: datetime,
+    job_id: str | None = None,
+    skew: timedelta = DEFAULT_SKEW,
+    deadline: timedelta = DEFAULT_DEADLINE,
+) -> ReconcileResult:
+    """Match log entries to sent records by externalId; the latest entry after send wins.
+
+    Entries from another job (when ``job_id`` is given), for unknown externalIds, or
+    older than the record's send time minus ``skew`` are ignored. A record with no
+    matching entry is ``unconfirmed`` once ``deadline`` has passed since it was
+    sent, else ``pending``. Streams ``entries``; memory is one best entry per record.
+    """
+    by_id: dict[str, SentRecord] = {s.external_id: s for s in sent}
+    best: dict[str, LogEntry] = {}
+    for item in entries:
+        entry = item if isinstance(item, LogEntry) else LogEntry.from_graph(item)
+        if entry is None:
+            continue
+        if job_id is not None and entry.job_id is not None and entry.job_id != job_id:
+            continue
+        record = by_id.get(entry.external_id)
+        if record is None or entry.activity_at < record.sent_at - skew:
+            continue
+        current = best.get(entry.external_id)
+        if current is None or entry.activity_at >= current.activity_at:
+            best[entry.external_id] = entry
+    outcomes: dict[str, RecordOutcome] = {}
+    for ext_id, record in by_id.items():
+        entry = best.get(ext_id)
+        if entry is not None:
+            outcomes[ext_id] = classify(entry, record)
+            continue
+        waited = now - record.sent_at
+        outcome = Outcome.UNCONFIRMED if waited >= deadline else Outcome.PENDING
+        outcomes[ext_id] = RecordOutcome(
+            external_id=ext_id,
+            outcome=outcome,
+            action=record.action,
+            line=record.line,
+            request_id=record.request_id,
+            reason=(
+                f"no provisioning-log entry {int(waited.total_seconds() // 60)} min after send"
+                if outcome is Outcome.UNCONFIRMED
+                else None
+            ),
+        )
+    counts = Counter(o.outcome.value for o in outcomes.values())
+    return ReconcileResult(outcomes=outcomes, counts=dict(sorted(counts.items())))
+
+
+def check_job_health(job: Mapping[str, Any] | None) -> JobHealth:
+    """Read a Graph synchronizationJob: Paused or Quarantine is an error, with its reason."""
+    if job is None:
+        return JobHealth(ok=False, code="Unknown", message="the provisioning job was not found")
+    status = job.get("status") or {}
+    code = str(status.get("code") or "Unknown")
+    quarantine = status.get("quarantine") or {}
+    if code == "Quarantine":
+        reason = _opt_str(quarantine.get("reason")) or "Unknown"
+        err = quarantine.get("error") or {}
+        detail = _opt_str(err.get("message"))
+        message = f"provisioning job is in quarantine ({reason})"
+        if detail:
+            message += f": {detail}"
+        message += "; fix the cause, then start the job (POST .../jobs/{jobId}/start)"
+        return JobHealth(ok=False, code=code, reason=reason, message=message)
+    if code == "Paused":
+        return JobHealth(
+            ok=False,
+            code=code,
+            message="provisioning job is paused: uploads are queued but not processed;"
+            " start the job in the Entra portal or with POST .../jobs/{jobId}/start",
+        )
+    if code in ("NotConfigured",):
+        return JobHealth(ok=False, code=code, message="provisioning job is not configured")
+    return JobHealth(ok=True, code=code, message=f"provisioning job status {code}")
+
+
+def _parse_time(value: str) -> datetime:
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    # Graph may send 7 fractional digits; fromisoformat accepts at most 6.
+    if "." in text:
+        head, _, rest = text.partition(".")
+        n = 0
+        while n < len(rest) and rest[n].isdigit():
+            n += 1
+        text = f"{head}.{rest[:n][:6].ljust(6, '0')}{rest[n:]}"
+    parsed = datetime.fromisoformat(text)
+    # Graph times are UTC; a value without an offset is read as UTC.
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _opt_str(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    return str(value)
+
+
+def _reason_from_steps(steps: Iterable[Any], status: str) -> tuple[str | None, str | None]:
+    """Skip/failure details the service puts on a provisioning step rather than the summary."""
+    for step in steps:
+        if not isinstance(step, Mapping) or str(step.get("status") or "").lower() != status:
+            continue
+        details = step.get("details") or {}
+        code = None
+        if isinstance(details, Mapping):
+            code = _opt_str(details.get("SkipReason") or details.get("ErrorCode"))
+        return code, _opt_str(step.get("description"))
+    return None, None
