@@ -1,0 +1,394 @@
+"""Run reports: report.json, failures.csv and a self-contained report.html.
+
+Builders are pure (plain data in, text out); :func:`write_reports` hands the three
+files to whatever stores artifacts (the state store). The HTML has no external
+asset — styles and the chart (SVG) are inline — so it can be mailed or opened from
+a blob as is. Every value from an extract or a log is escaped; CSV cells that a
+spreadsheet would read as a formula are neutralised.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "ACTIONS",
+    "OUTCOME_COLUMNS",
+    "PROBLEM_OUTCOMES",
+    "RecordRow",
+    "RejectedRow",
+    "ReportInput",
+    "TimelineEvent",
+    "build_failures_csv",
+    "build_report_html",
+    "build_report_json",
+    "neutralise_cell",
+    "write_reports",
+]
+
+ACTIONS = ("joiner", "mover", "leaver", "retry")
+OUTCOME_COLUMNS = (
+    "created",
+    "updated",
+    "disabled",
+    "skipped",
+    "failed",
+    "unconfirmed",
+    "pending",
+    "not sent",
+)
+PROBLEM_OUTCOMES = frozenset({"failed", "skipped", "unconfirmed"})
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_COLOURS = {
+    "created": "#2e7d32",
+    "updated": "#1565c0",
+    "disabled": "#6a1b9a",
+    "skipped": "#ef6c00",
+    "failed": "#c62828",
+    "unconfirmed": "#757575",
+    "pending": "#9e9e9e",
+    "not sent": "#bdbdbd",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEvent:
+    """One step of a run's journal."""
+
+    at: datetime
+    state: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRow:
+    """One planned record and, once known, its outcome."""
+
+    external_id: str
+    action: str
+    outcome: str
+    line: int | None = None
+    request_id: str | None = None
+    error_code: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRow:
+    """A row of the extract that never became a record (bad data)."""
+
+    line: int
+    reason: str
+    external_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportInput:
+    """Everything a report shows; built by the pipeline from a run's journal."""
+
+    run_id: str
+    source: str
+    file_name: str
+    status: str
+    generated_at: datetime
+    planned: Mapping[str, int]
+    outcome_counts: Mapping[str, int]
+    records: Sequence[RecordRow]
+    timeline: Sequence[TimelineEvent] = ()
+    rejected: Sequence[RejectedRow] = ()
+    request_ids: Sequence[str] = ()
+    held_reason: str | None = None
+    failed_reason: str | None = None
+    job_health: str | None = None
+    batches_total: int = 0
+    batches_done: int = 0
+    extract_at: datetime | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def neutralise_cell(value: object) -> str:
+    """Prefix a cell a spreadsheet would evaluate (``=``, ``+``, ``-``, ``@``...) with ``'``."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def action_status_table(records: Iterable[RecordRow]) -> dict[str, dict[str, int]]:
+    """Counts of records by planned action (rows) and outcome (columns)."""
+    table: dict[str, dict[str, int]] = {}
+    for r in records:
+        row = table.setdefault(r.action, {})
+        row[r.outcome] = row.get(r.outcome, 0) + 1
+    return table
+
+
+def build_report_json(data: ReportInput) -> bytes:
+    """Machine-readable report: counts, timings, request ids, per-record outcomes."""
+    doc: dict[str, Any] = {
+        "runId": data.run_id,
+        "source": data.source,
+        "file": data.file_name,
+        "status": data.status,
+        "generatedAt": data.generated_at.isoformat(),
+        "extractAt": data.extract_at.isoformat() if data.extract_at else None,
+        "heldReason": data.held_reason,
+        "failedReason": data.failed_reason,
+        "jobHealth": data.job_health,
+        "planned": dict(data.planned),
+        "outcomes": dict(data.outcome_counts),
+        "actionByOutcome": action_status_table(data.records),
+        "batches": {"total": data.batches_total, "acknowledged": data.batches_done},
+        "requestIds": list(data.request_ids),
+        "timeline": [
+            {"at": e.at.isoformat(), "state": e.state, "detail": e.detail} for e in data.timeline
+        ],
+        "timings": _timings(data.timeline),
+        "records": [
+            {
+                "externalId": r.external_id,
+                "line": r.line,
+                "action": r.action,
+                "outcome": r.outcome,
+                "requestId": r.request_id,
+                "errorCode": r.error_code,
+                "reason": r.reason,
+            }
+            for r in data.records
+        ],
+        "rejected": [
+            {"line": r.line, "externalId": r.external_id, "reason": r.reason} for r in data.rejected
+        ],
+        **dict(data.extra),
+    }
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+
+
+def _problems(data: ReportInput) -> list[tuple[str, str, str, str, str]]:
+    """(externalId, line, action, error code, reason) of every record that needs a look."""
+    rows: list[tuple[str, str, str, str, str]] = []
+    for r in data.records:
+        if r.outcome in PROBLEM_OUTCOMES:
+            rows.append(
+                (
+                    r.external_id,
+                    "" if r.line is None else str(r.line),
+                    r.action,
+                    r.error_code or r.outcome,
+                    r.reason or "",
+                )
+            )
+    for rej in data.rejected:
+        rows.append((rej.external_id or "", str(rej.line), "rejected", "RejectedRow", rej.reason))
+    return rows
+
+
+def build_failures_csv(data: ReportInput) -> bytes:
+    """failures.csv: one row per failed/skipped/unconfirmed record or rejected line."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["externalId", "line", "action", "errorCode", "reason"])
+    for row in _problems(data):
+        writer.writerow([neutralise_cell(c) for c in row])
+    return out.getvalue().encode("utf-8")
+
+
+def _timings(timeline: Sequence[TimelineEvent]) -> dict[str, float]:
+    """Seconds spent in each journal state (until the next event)."""
+    spans: dict[str, float] = {}
+    for a, b in itertools.pairwise(timeline):
+        spans[a.state] = spans.get(a.state, 0.0) + (b.at - a.at).total_seconds()
+    if len(timeline) >= 2:
+        spans["total"] = (timeline[-1].at - timeline[0].at).total_seconds()
+    return spans
+
+
+def _e(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _bar_chart(counts: Mapping[str, int]) -> str:
+    """Horizontal bars, one per outcome with a non-zero count, as inline SVG."""
+    items = [(k, counts.get(k, 0)) for k in OUTCOME_COLUMNS if counts.get(k, 0)]
+    if not items:
+        return '<p class="muted">No records were sent.</p>'
+    peak = max(v for _, v in items)
+    bar_h, gap, label_w, width = 22, 8, 110, 560
+    height = len(items) * (bar_h + gap) + gap
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'role="img" aria-label="records by outcome">'
+    ]
+    for i, (name, value) in enumerate(items):
+        y = gap + i * (bar_h + gap)
+        w = max(2, round((width - label_w - 70) * value / peak))
+        parts.append(
+            f'<text x="{label_w - 8}" y="{y + bar_h * 0.7:.1f}" text-anchor="end" '
+            f'class="lbl">{_e(name)}</text>'
+            f'<rect x="{label_w}" y="{y}" width="{w}" height="{bar_h}" rx="3" '
+            f'fill="{_COLOURS.get(name, "#607d8b")}"/>'
+            f'<text x="{label_w + w + 6}" y="{y + bar_h * 0.7:.1f}" class="val">{value}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;
+margin:0;background:#f5f6f8;color:#1f2328}
+header{background:#1f3a5f;color:#fff;padding:18px 28px}
+header h1{margin:0 0 6px;font-size:20px;font-weight:600}
+header dl{display:flex;flex-wrap:wrap;gap:6px 28px;margin:0;font-size:13px}
+header dt{opacity:.75}header dd{margin:0 0 0 6px;font-weight:600}
+header div{display:flex}
+main{padding:20px 28px;display:grid;gap:18px;grid-template-columns:1fr 1fr}
+section{background:#fff;border:1px solid #dfe3e8;border-radius:8px;padding:14px 18px}
+section.wide{grid-column:1/-1}
+h2{font-size:15px;margin:0 0 10px}
+table{border-collapse:collapse;width:100%;font-size:13px}
+th,td{border-bottom:1px solid #eceff3;padding:5px 8px;text-align:left;vertical-align:top}
+th{background:#f0f3f7;font-weight:600}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+td.z{color:#b0b6be}
+.badge{display:inline-block;padding:2px 9px;border-radius:10px;font-size:12px;font-weight:700;
+background:#e0e0e0;color:#222}
+.s-done{background:#c8e6c9;color:#1b5e20}.s-held{background:#ffe0b2;color:#e65100}
+.s-failed{background:#ffcdd2;color:#b71c1c}
+.s-uploading,.s-reconciling,.s-uploaded{background:#bbdefb;color:#0d47a1}
+.alert{border-left:4px solid #ef6c00;background:#fff8e1;padding:10px 14px;border-radius:4px;
+margin:0}
+.alert.err{border-color:#c62828;background:#ffebee}
+.muted{color:#6a737d;font-size:13px}
+svg .lbl{font-size:12px;fill:#333}svg .val{font-size:12px;fill:#333;font-weight:600}
+code{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:12px}
+"""
+
+
+def build_report_html(data: ReportInput, *, max_failure_rows: int = 1000) -> str:
+    """A single HTML page with no external assets; every dynamic value is escaped."""
+    status_cls = "s-" + "".join(c for c in data.status if c.isalnum())
+    header = (
+        f"<header><h1>Provisioning run report — {_e(data.source)}</h1><dl>"
+        f"<div><dt>Source</dt><dd>{_e(data.source)}</dd></div>"
+        f"<div><dt>File</dt><dd>{_e(data.file_name)}</dd></div>"
+        f"<div><dt>Run</dt><dd><code>{_e(data.run_id)}</code></dd></div>"
+        f'<div><dt>Status</dt><dd><span class="badge {status_cls}">{_e(data.status)}</span>'
+        f"</dd></div>"
+        f"<div><dt>Generated</dt><dd>{_e(data.generated_at.strftime('%Y-%m-%d %H:%M:%S %Z'))}"
+        f"</dd></div></dl></header>"
+    )
+    alerts: list[str] = []
+    if data.held_reason:
+        alerts.append(
+            '<p class="alert"><strong>Held — nothing was sent.</strong> '
+            f"{_e(data.held_reason)}<br>Release with <code>connector runs approve "
+            f"{_e(data.run_id)}</code> or drop with <code>connector runs discard "
+            f"{_e(data.run_id)}</code>.</p>"
+        )
+    if data.failed_reason:
+        alerts.append(f'<p class="alert err"><strong>Failed.</strong> {_e(data.failed_reason)}</p>')
+    if data.job_health:
+        alerts.append(
+            f'<p class="alert err"><strong>Provisioning job.</strong> {_e(data.job_health)}</p>'
+        )
+    alert_html = (
+        f'<section class="wide"><h2>Attention</h2>{"".join(alerts)}</section>' if alerts else ""
+    )
+
+    planned_rows = "".join(
+        f'<tr><td>{_e(k)}</td><td class="n">{v}</td></tr>' for k, v in data.planned.items()
+    )
+    plan_html = (
+        '<section><h2>Plan</h2><table><tr><th>kind</th><th class="n">records</th></tr>'
+        f"{planned_rows}</table>"
+        f'<p class="muted">Batches acknowledged: {data.batches_done} of {data.batches_total}'
+        "</p></section>"
+    )
+    chart_html = f"<section><h2>Outcomes</h2>{_bar_chart(data.outcome_counts)}</section>"
+
+    table = action_status_table(data.records)
+    cols = [c for c in OUTCOME_COLUMNS if any(c in row for row in table.values())]
+    actions = [a for a in ACTIONS if a in table] + sorted(a for a in table if a not in ACTIONS)
+    head = "".join(f'<th class="n">{_e(c)}</th>' for c in cols)
+    body = ""
+    for a in actions:
+        cells = "".join(
+            f'<td class="n{"" if table[a].get(c) else " z"}">{table[a].get(c, 0)}</td>'
+            for c in cols
+        )
+        body += f'<tr><td>{_e(a)}</td>{cells}<td class="n">{sum(table[a].values())}</td></tr>'
+    matrix_html = (
+        '<section class="wide"><h2>Action × status</h2>'
+        + (
+            f'<table><tr><th>action</th>{head}<th class="n">total</th></tr>{body}</table>'
+            if actions
+            else '<p class="muted">No records planned.</p>'
+        )
+        + "</section>"
+    )
+
+    timeline_rows = "".join(
+        f"<tr><td>{_e(ev.at.strftime('%Y-%m-%d %H:%M:%S'))}</td><td>{_e(ev.state)}</td>"
+        f"<td>{_e(ev.detail)}</td></tr>"
+        for ev in data.timeline
+    )
+    timeline_html = (
+        '<section class="wide"><h2>Timeline</h2><table><tr><th>time (UTC)</th><th>state</th>'
+        f"<th>detail</th></tr>{timeline_rows}</table></section>"
+    )
+
+    problems = _problems(data)
+    shown = problems[:max_failure_rows]
+    fail_rows = "".join(
+        f"<tr><td><code>{_e(ext)}</code></td><td class='n'>{_e(line)}</td><td>{_e(action)}</td>"
+        f"<td><code>{_e(code)}</code></td><td>{_e(reason)}</td></tr>"
+        for ext, line, action, code, reason in shown
+    )
+    more = (
+        f'<p class="muted">{len(problems) - len(shown)} more in failures.csv.</p>'
+        if len(problems) > len(shown)
+        else ""
+    )
+    failures_html = (
+        f'<section class="wide"><h2>Failures and skips ({len(problems)})</h2>'
+        + (
+            "<table><tr><th>externalId</th><th class='n'>line</th><th>action</th>"
+            f"<th>error code</th><th>reason</th></tr>{fail_rows}</table>{more}"
+            if problems
+            else '<p class="muted">None.</p>'
+        )
+        + "</section>"
+    )
+    title = f"Run {data.run_id} — {data.status}"
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        "style-src 'unsafe-inline'; img-src data:\">"
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>{header}<main>"
+        f"{alert_html}{plan_html}{chart_html}{matrix_html}{timeline_html}{failures_html}"
+        "</main></body></html>"
+    )
+
+
+ArtifactWriter = Callable[[str, bytes, str], Any]
+
+
+def write_reports(data: ReportInput, put: ArtifactWriter) -> dict[str, Any]:
+    """Build the three files and hand each to ``put(name, body, content_type)``.
+
+    Returns what ``put`` returned per file name (e.g. a path or blob URL).
+    """
+    files = {
+        "report.json": (build_report_json(data), "application/json"),
+        "failures.csv": (build_failures_csv(data), "text/csv; charset=utf-8"),
+        "report.html": (build_report_html(data).encode("utf-8"), "text/html; charset=utf-8"),
+    }
+    return {name: put(name, body, ctype) for name, (body, ctype) in files.items()}
