@@ -1,0 +1,23 @@
+"""State stores: what the sync engine remembers between runs (see :mod:`.base`)."""
+
+from __future__ import annotations
+
+from connector.state.base import (
+    DocumentConflictError,
+    Outcome,
+    RecordEntry,
+    RecordIndex,
+    SourceLock,
+    StateStore,
+    StoreCallBudget,
+)
+
+__all__ = [
+    "DocumentConflictError",
+    "Outcome",
+    "RecordEntry",
+    "RecordIndex",
+    "SourceLock",
+    "StateStore",
+    "StoreCallBudget",
+]
