@@ -1,0 +1,25 @@
+"""Local emulator of the Entra API-driven inbound provisioning API.
+
+``create_app`` builds the Starlette app; ``run_emulator`` runs it on a loopback port
+in a background thread. See docs/emulator.md for behaviours and assumptions.
+"""
+
+from __future__ import annotations
+
+from connector.emulator.app import create_app, validate_bulk_request
+from connector.emulator.config import BUCKET_FULL_MESSAGE, EmulatorConfig, JobConfig, load_config
+from connector.emulator.model import EmulatorClock, EmulatorState
+from connector.emulator.server import RunningEmulator, run_emulator
+
+__all__ = [
+    "BUCKET_FULL_MESSAGE",
+    "EmulatorClock",
+    "EmulatorConfig",
+    "EmulatorState",
+    "JobConfig",
+    "RunningEmulator",
+    "create_app",
+    "load_config",
+    "run_emulator",
+    "validate_bulk_request",
+]

@@ -1,0 +1,469 @@
+"""In-memory state of the emulated tenant: directory, jobs and their buckets, logs, limits.
+
+All mutation happens on the server's event loop; other threads read through
+``RunningEmulator`` helpers that hop onto that loop.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from connector.clock import Clock, SystemClock
+from connector.emulator.config import EmulatorConfig, JobConfig, JobState
+from connector.emulator.schema import CompiledSchema, compile_schema, default_schema
+
+__all__ = [
+    "CallRecord",
+    "DirectoryUser",
+    "EmulatorClock",
+    "EmulatorState",
+    "Fault",
+    "JobRuntime",
+    "LogEntry",
+    "Upload",
+    "iso",
+]
+
+SERVICE_PRINCIPAL_NAME = "API-driven provisioning to Microsoft Entra ID"
+
+
+def iso(value: datetime) -> str:
+    """Graph's UTC timestamp form: ``2026-01-01T00:00:00.123Z`` (milliseconds)."""
+    return (
+        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    )
+
+
+class EmulatorClock:
+    """A clock that can be moved forward from any thread (``advance``/``set_offset``).
+
+    Wraps the injected clock (``FakeClock`` in tests), so the introspection API's
+    time offset and a test's ``FakeClock.advance`` both move the emulator's time.
+    """
+
+    def __init__(self, base: Clock | None = None) -> None:
+        self._base: Clock = base or SystemClock()
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def offset(self) -> float:
+        return self._offset
+
+    def now(self) -> datetime:
+        return self._base.now() + timedelta(seconds=self._offset)
+
+    def monotonic(self) -> float:
+        return self._base.monotonic() + self._offset
+
+    async def sleep(self, seconds: float) -> None:
+        await self._base.sleep(seconds)
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("time only moves forward; use set_offset to go back")
+        with self._lock:
+            self._offset += seconds
+
+    def set_offset(self, seconds: float) -> None:
+        with self._lock:
+            self._offset = seconds
+
+
+@dataclass(slots=True)
+class DirectoryUser:
+    """One Entra user as the emulator keeps it; ``attributes`` use target (Entra) names."""
+
+    object_id: str
+    external_id: str
+    account_enabled: bool
+    attributes: dict[str, Any]
+    created: datetime
+    modified: datetime
+    manager: str | None = None
+    pending_manager: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.object_id,
+            "externalId": self.external_id,
+            "accountEnabled": self.account_enabled,
+            "attributes": dict(self.attributes),
+            "manager": self.manager,
+            "pendingManager": self.pending_manager,
+            "createdDateTime": iso(self.created),
+            "lastModifiedDateTime": iso(self.modified),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    code: str
+    reason: str
+    category: str = "nonServiceFailure"
+    recommended_action: str | None = None
+
+
+@dataclass(slots=True)
+class LogEntry:
+    """One provisioningObjectSummary, kept compact and rendered to JSON on read."""
+
+    seq: int
+    id: str
+    activity: datetime
+    job_id: str
+    cycle_id: str
+    change_id: str
+    action: str
+    status: str
+    error: ErrorInfo | None
+    modified: list[tuple[str, Any, Any]]
+    source_id: str
+    source_display: str | None
+    target_id: str | None
+    target_display: str | None
+    service_principal_id: str
+    tenant_id: str
+    duration_ms: int
+    skipped_attributes: tuple[str, ...] = ()
+    matched: bool = True
+
+    def value(self, name: str) -> Any:
+        """A field by the flat name the $filter parser uses."""
+        return _LOG_FIELDS[name](self)
+
+    def to_json(self) -> dict[str, Any]:
+        err = None
+        if self.error is not None:
+            err = {
+                "errorCode": self.error.code,
+                "reason": self.error.reason,
+                "additionalDetails": None,
+                "errorCategory": self.error.category,
+                "recommendedAction": self.error.recommended_action,
+            }
+        return {
+            "id": self.id,
+            "activityDateTime": iso(self.activity),
+            "tenantId": self.tenant_id,
+            "jobId": self.job_id,
+            "cycleId": self.cycle_id,
+            "changeId": self.change_id,
+            "durationInMilliseconds": self.duration_ms,
+            "initiatedBy": {
+                "id": "",
+                "displayName": "Azure AD Provisioning Service",
+                "initiatingType": "system",
+            },
+            "provisioningAction": self.action,
+            "provisioningStatusInfo": {"status": self.status, "errorInformation": err},
+            "provisioningSteps": self._steps(),
+            "modifiedProperties": [
+                {"displayName": n, "oldValue": _text(o), "newValue": _text(v)}
+                for n, o, v in self.modified
+            ],
+            "servicePrincipal": {
+                "id": self.service_principal_id,
+                "displayName": SERVICE_PRINCIPAL_NAME,
+            },
+            "sourceIdentity": {
+                "id": self.source_id,
+                "displayName": self.source_display,
+                "identityType": "User",
+                "details": {},
+            },
+            "targetIdentity": {
+                "id": self.target_id,
+                "displayName": self.target_display,
+                "identityType": "User",
+                "details": {},
+            },
+            "sourceSystem": {"id": None, "displayName": "API", "details": {}},
+            "targetSystem": {"id": None, "displayName": "Microsoft Entra ID", "details": {}},
+        }
+
+    def _steps(self) -> list[dict[str, Any]]:
+        verb = {"create": "Add", "disable": "Update", "update": "Update"}.get(self.action, "None")
+        steps: list[dict[str, Any]] = [
+            {
+                "name": "EntryImport",
+                "provisioningStepType": "import",
+                "status": "success",
+                "description": f"Received User '{self.source_id}' from API",
+                "details": {},
+            },
+            {
+                "name": "EntryImportByMatching" if self.matched else "EntryImportObjectNotFound",
+                "provisioningStepType": "matching",
+                "status": "success",
+                "description": (
+                    f"Matched on employeeId = '{self.source_id}'"
+                    if self.matched
+                    else f"No user with employeeId '{self.source_id}' was found"
+                ),
+                "details": {},
+            },
+        ]
+        if self.skipped_attributes:
+            steps.append(
+                {
+                    "name": "EntryReferenceResolutionFailed",
+                    "provisioningStepType": "referenceResolution",
+                    "status": "warning",
+                    "description": "Skipped attribute(s): " + ", ".join(self.skipped_attributes),
+                    "details": {"SkipReason": "UnableToResolveReferenceAttributeValue"},
+                }
+            )
+        steps.append(
+            {
+                "name": f"EntryExport{verb}",
+                "provisioningStepType": "export",
+                "status": "failure"
+                if self.status == "failure"
+                else ("skipped" if self.status == "skipped" else "success"),
+                "description": self.error.reason
+                if self.error
+                else f"Determined action: {self.action}",
+                "details": {},
+            }
+        )
+        return steps
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return str(value)
+
+
+_LOG_FIELDS: dict[str, Any] = {
+    "id": lambda e: e.id,
+    "jobId": lambda e: e.job_id,
+    "cycleId": lambda e: e.cycle_id,
+    "changeId": lambda e: e.change_id,
+    "tenantId": lambda e: e.tenant_id,
+    "provisioningAction": lambda e: e.action,
+    "status": lambda e: e.status,
+    "sourceId": lambda e: e.source_id,
+    "sourceDisplayName": lambda e: e.source_display,
+    "targetId": lambda e: e.target_id,
+    "targetDisplayName": lambda e: e.target_display,
+    "servicePrincipalId": lambda e: e.service_principal_id,
+    "sourceSystemName": lambda e: "API",
+    "targetSystemName": lambda e: "Microsoft Entra ID",
+    "activityDateTime": lambda e: e.activity,
+}
+
+
+@dataclass(slots=True)
+class Upload:
+    """One accepted bulkUpload: its operations wait in the job's bucket."""
+
+    operations: list[dict[str, Any]]
+    request_id: str
+    received: datetime
+
+
+@dataclass(slots=True)
+class JobRuntime:
+    """A job's live state: status, bucket, schema, last cycle's counters."""
+
+    config: JobConfig
+    state: JobState
+    schema: CompiledSchema
+    verified_domains: frozenset[str]
+    queue: deque[Upload] = field(default_factory=deque)
+    queued_operations: int = 0
+    quarantine: dict[str, Any] | None = None
+    last_execution: dict[str, Any] | None = None
+    last_successful_execution: dict[str, Any] | None = None
+    cycles: int = 0
+
+    @property
+    def id(self) -> str:
+        return self.config.job_id
+
+    @property
+    def service_principal_id(self) -> str:
+        return self.config.service_principal_id
+
+    @property
+    def runnable(self) -> bool:
+        return self.state == "Active"
+
+    def to_json(self) -> dict[str, Any]:
+        quarantine = self.quarantine
+        return {
+            "id": self.id,
+            "templateId": self.id.split(".")[0],
+            "schedule": {"expiration": None, "interval": "PT40M", "state": _schedule(self.state)},
+            "status": {
+                "code": self.state,
+                "countSuccessiveCompleteFailures": 0,
+                "escrowsPruned": False,
+                "lastExecution": self.last_execution,
+                "lastSuccessfulExecution": self.last_successful_execution,
+                "lastSuccessfulExecutionWithExports": self.last_successful_execution,
+                "progress": [],
+                "quarantine": quarantine,
+                "steadyStateFirstAchievedTime": "0001-01-01T00:00:00Z",
+                "steadyStateLastAchievedTime": "0001-01-01T00:00:00Z",
+                "synchronizedEntryCountByType": [],
+                "troubleshootingUrl": None,
+            },
+            "synchronizationJobSettings": [
+                {"name": "QuarantineTooManyDeletesThreshold", "value": "500"}
+            ],
+        }
+
+
+def _schedule(state: str) -> str:
+    return {"Active": "Active", "Paused": "Paused"}.get(state, "Disabled")
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One bulkUpload call as the server saw it: when, what it answered, how many ops."""
+
+    time: datetime
+    monotonic: float
+    status: int
+    operations: int
+
+
+class Fault:
+    """Outcomes of the fault lottery, drawn once per bulkUpload call."""
+
+    NONE = "none"
+    ERROR_500 = "500"
+    ERROR_503 = "503"
+    DROP_BEFORE = "drop_before"
+    DROP_AFTER = "drop_after"
+
+
+class EmulatorState:
+    """The whole emulated tenant. Not thread-safe: use it from the server loop only."""
+
+    def __init__(self, config: EmulatorConfig, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock if isinstance(clock, EmulatorClock) else EmulatorClock(clock)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget users, logs, buckets, counters; jobs go back to their configured state."""
+        cfg = self.config
+        self.users: dict[str, DirectoryUser] = {}
+        self.upn_index: dict[str, str] = {}
+        self.logs: list[LogEntry] = []
+        self.calls: list[CallRecord] = []
+        self.rate_window: deque[float] = deque()
+        self.quota_window: deque[datetime] = deque()
+        self.rng = random.Random(cfg.seed)
+        self.jobs: dict[str, JobRuntime] = {}
+        for job in cfg.jobs:
+            domains = (
+                job.verified_domains if job.verified_domains is not None else cfg.verified_domains
+            )
+            self.jobs[job.job_id] = JobRuntime(
+                config=job,
+                state=job.state,
+                schema=compile_schema(default_schema(job.job_id)),
+                verified_domains=frozenset(d.lower() for d in domains),
+            )
+        self._seq = 0
+
+    # --- lookups -------------------------------------------------------------
+    def job(self, service_principal_id: str, job_id: str) -> JobRuntime | None:
+        job = self.jobs.get(job_id)
+        if job is None or job.service_principal_id.lower() != service_principal_id.lower():
+            return None
+        return job
+
+    def has_service_principal(self, service_principal_id: str) -> bool:
+        sp = service_principal_id.lower()
+        return any(j.service_principal_id.lower() == sp for j in self.jobs.values())
+
+    @property
+    def queued_operations(self) -> int:
+        return sum(j.queued_operations for j in self.jobs.values())
+
+    def next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def new_object_id(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    # --- limits --------------------------------------------------------------
+    def check_limits(self) -> tuple[str, float] | None:
+        """``None`` when the call may go on (and it is counted), else (which limit, retry s)."""
+        cfg = self.config
+        mono = self.clock.monotonic()
+        now = self.clock.now()
+        window = cfg.rate_limit_window_seconds
+        if cfg.rate_limit_calls is not None:
+            rw = self.rate_window
+            while rw and rw[0] <= mono - window:
+                rw.popleft()
+            if len(rw) >= cfg.rate_limit_calls:
+                retry = rw[len(rw) - cfg.rate_limit_calls] + window - mono
+                if cfg.count_throttled_calls:
+                    rw.append(mono)
+                return "rate", max(retry, 0.001)
+        if cfg.daily_quota is not None:
+            qw = self.quota_window
+            if cfg.quota_window == "rolling":
+                day = timedelta(hours=24)
+                while qw and qw[0] <= now - day:
+                    qw.popleft()
+                if len(qw) >= cfg.daily_quota:
+                    return "quota", max(
+                        (qw[len(qw) - cfg.daily_quota] + day - now).total_seconds(), 1
+                    )
+            else:
+                midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+                while qw and qw[0] < midnight:
+                    qw.popleft()
+                if len(qw) >= cfg.daily_quota:
+                    return "quota", max((midnight + timedelta(days=1) - now).total_seconds(), 1)
+            qw.append(now)
+        if cfg.rate_limit_calls is not None:
+            self.rate_window.append(mono)
+        return None
+
+    def draw_fault(self) -> tuple[str, float]:
+        """Seeded lottery: which fault (if any) this call gets, and its added latency (s)."""
+        cfg = self.config
+        r = self.rng.random()
+        kind = self.rng.random()
+        jitter = self.rng.random()
+        latency = (cfg.latency_ms + jitter * cfg.latency_jitter_ms) / 1000.0
+        if r < cfg.fault_rate:
+            return (Fault.ERROR_500 if kind < 0.5 else Fault.ERROR_503), latency
+        r -= cfg.fault_rate
+        if r < cfg.drop_before_rate:
+            return Fault.DROP_BEFORE, latency
+        r -= cfg.drop_before_rate
+        if r < cfg.drop_after_rate:
+            return Fault.DROP_AFTER, latency
+        return Fault.NONE, latency
+
+    def record_call(self, status: int, operations: int) -> None:
+        self.calls.append(CallRecord(self.clock.now(), self.clock.monotonic(), status, operations))
+
+    # --- logs ----------------------------------------------------------------
+    def visible_logs(self) -> list[LogEntry]:
+        """Entries whose log delay has passed (they are written ``log_delay`` after processing)."""
+        cutoff = self.clock.now() - timedelta(seconds=self.config.log_delay_seconds)
+        logs = self.logs
+        if logs and logs[-1].activity <= cutoff:
+            return logs
+        return [e for e in logs if e.activity <= cutoff]
