@@ -1,0 +1,238 @@
+// HR-to-Entra ID provisioning connector: least-privilege Flex Consumption deployment.
+// Deployed by `azd up` (subscription scope: the resource group is created here).
+// See docs/deploy.md. No Bicep compiler runs in this repository's build; the checks in
+// tests/infra/ (parse, checkov, assertions over the parsed templates) stand in for it.
+
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name; seeds resource names and the azd-env-name tag.')
+param environmentName string
+
+@minLength(1)
+@description('Azure region for every resource.')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Resource group name; empty: rg-<environmentName>.')
+param resourceGroupName string = ''
+
+@description('Object id of the operator (by default the person running azd) who uploads extracts to incoming/ and reads reports/ and quarantine/. Empty: no operator access.')
+param principalId string = ''
+
+@description('Principal type of principalId.')
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param principalType string = 'User'
+
+@minLength(3)
+@description('E-mail address that receives the connector\'s alerts.')
+param alertEmail string
+
+@minLength(2)
+@description('Sources configuration as inline YAML or JSON text (app setting CONNECTOR_SOURCES). Holds endpoints and mapping choices, never secrets.')
+param connectorSources string
+
+@description('NCRONTAB schedule of the reconcile timer, in UTC (app setting RECONCILE_SCHEDULE).')
+param reconcileSchedule string = '0 */15 * * * *'
+
+@minValue(1)
+@maxValue(1000000)
+@description('Microsoft Graph calls allowed per UTC day (app setting CONNECTOR_DAILY_CALL_BUDGET): 2000 by default, 6000 with Microsoft Entra ID Governance licences.')
+param dailyCallBudget int = 2000
+
+@allowed([
+  '3.11'
+  '3.12'
+])
+@description('Python version of the Flex Consumption runtime.')
+param pythonVersion string = '3.11'
+
+@allowed([
+  512
+  2048
+  4096
+])
+@description('Memory per Flex Consumption instance, in MB.')
+param instanceMemoryMB int = 2048
+
+@minValue(1)
+@maxValue(1000)
+@description('Maximum number of instances the app scales out to.')
+param maximumInstanceCount int = 40
+
+@minValue(1)
+@maxValue(3650)
+@description('Days after which archived extracts, reports and dead-lettered events are deleted (HR data is personal data; the owner decides).')
+param retentionDays int = 90
+
+@minValue(30)
+@maxValue(730)
+@description('Days Log Analytics keeps telemetry.')
+param logRetentionDays int = 30
+
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+])
+@description('Storage account replication.')
+param storageSkuName string = 'Standard_LRS'
+
+@description('Grant the Microsoft Graph app roles with the Graph Bicep extension (needs Privileged Role Administrator). false: run scripts/grant-graph-permissions.(sh|ps1) as an administrator instead.')
+param grantGraphPermissions bool = true
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+  workload: 'hr-entra-provisioning-connector'
+}
+var functionAppName = 'func-${resourceToken}'
+var deploymentContainerName = 'app-package'
+var deadLetterContainerName = 'deadletter'
+// Names shared with function_app.py (docs/architecture.md).
+var ingestFunctionName = 'ingest_extract'
+var incomingContainerName = 'incoming'
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: !empty(resourceGroupName) ? resourceGroupName : 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: 'id-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: 'st${resourceToken}'
+    location: location
+    tags: tags
+    skuName: storageSkuName
+    deploymentContainerName: deploymentContainerName
+    deadLetterContainerName: deadLetterContainerName
+    retentionDays: retentionDays
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: 'log-${resourceToken}'
+    applicationInsightsName: 'appi-${resourceToken}'
+    location: location
+    tags: tags
+    logRetentionDays: logRetentionDays
+  }
+}
+
+module eventGrid 'modules/eventgrid.bicep' = {
+  name: 'eventgrid'
+  scope: rg
+  params: {
+    name: 'evgt-${resourceToken}'
+    location: location
+    tags: tags
+    storageAccountId: storage.outputs.id
+  }
+}
+
+module rbac 'modules/rbac.bicep' = {
+  name: 'rbac'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    appInsightsName: monitoring.outputs.appInsightsName
+    identityPrincipalId: identity.outputs.principalId
+    eventGridPrincipalId: eventGrid.outputs.principalId
+    deadLetterContainerName: deadLetterContainerName
+    operatorPrincipalId: principalId
+    operatorPrincipalType: principalType
+  }
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  scope: rg
+  params: {
+    name: functionAppName
+    planName: 'plan-${resourceToken}'
+    location: location
+    tags: tags
+    azdServiceName: 'connector'
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: deploymentContainerName
+    appInsightsName: monitoring.outputs.appInsightsName
+    pythonVersion: pythonVersion
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    connectorSources: connectorSources
+    reconcileSchedule: reconcileSchedule
+    dailyCallBudget: dailyCallBudget
+  }
+  // The host must find its storage and telemetry roles in place when it first starts.
+  dependsOn: [
+    rbac
+  ]
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    namePrefix: 'alert-${resourceToken}'
+    tags: tags
+    alertEmail: alertEmail
+    location: location
+    appInsightsId: monitoring.outputs.appInsightsId
+    systemTopicId: eventGrid.outputs.id
+  }
+}
+
+module graphPermissions 'modules/graph-permissions.bicep' = if (grantGraphPermissions) {
+  name: 'graph-permissions'
+  scope: rg
+  params: {
+    principalId: identity.outputs.principalId
+  }
+}
+
+// Outputs become azd environment values read by the hook scripts and docs/deploy.md.
+// None of them is a secret.
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output AZURE_FUNCTION_APP_HOSTNAME string = functionApp.outputs.defaultHostName
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_STORAGE_ACCOUNT_ID string = storage.outputs.id
+output AZURE_STORAGE_BLOB_ENDPOINT string = storage.outputs.blobEndpoint
+output EVENTGRID_SYSTEM_TOPIC_NAME string = eventGrid.outputs.name
+output INGEST_FUNCTION_NAME string = ingestFunctionName
+output INCOMING_CONTAINER_NAME string = incomingContainerName
+output DEADLETTER_CONTAINER_NAME string = deadLetterContainerName
+output MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
+output GRAPH_PERMISSIONS_GRANTED bool = grantGraphPermissions

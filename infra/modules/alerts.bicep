@@ -1,0 +1,244 @@
+// Action group and alert rules. The connector writes one structured log line per event
+// (docs/deploy.md, "Alerts"): the trace's customDimensions carry connector_event = <event
+// name>, and the message starts with the same name, so the rules match either way the
+// line reaches Application Insights (OpenTelemetry attributes or the host's log pipe).
+
+@description('Prefix for alert and action group names.')
+param namePrefix string
+
+@description('Tags applied to every alert resource.')
+param tags object
+
+@description('Address that receives alert e-mails.')
+param alertEmail string
+
+@description('Region of the log search alert rules (the Application Insights region).')
+param location string
+
+@description('Resource id of the Application Insights component the log alerts query.')
+param appInsightsId string
+
+@description('Resource id of the Event Grid system topic (dead-letter metric alert).')
+param systemTopicId string
+
+@description('How often the log alert rules run.')
+param evaluationFrequency string = 'PT15M'
+
+@description('Look-back window of the log alert rules; longer than the frequency so late-ingested lines (5-10 min) are still seen.')
+param windowSize string = 'PT30M'
+
+resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
+  name: '${namePrefix}-owners'
+  location: 'Global'
+  tags: tags
+  properties: {
+    groupShortName: 'hrconnector'
+    enabled: true
+    emailReceivers: [
+      {
+        name: 'connector-owner'
+        emailAddress: alertEmail
+        useCommonAlertSchema: true
+      }
+    ]
+  }
+}
+
+// Records Entra rejected or that failed to provision in a run.
+resource recordsFailedAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = {
+  name: '${namePrefix}-records-failed'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'HR connector: records failed to provision'
+    description: 'A run reported failed records (event connector.records.failed). Read the run report in the reports container.'
+    severity: 2
+    enabled: true
+    scopes: [
+      appInsightsId
+    ]
+    evaluationFrequency: evaluationFrequency
+    windowSize: windowSize
+    criteria: {
+      allOf: [
+        {
+          query: 'traces | where tostring(customDimensions["connector_event"]) == "connector.records.failed" or message startswith "connector.records.failed" | project timestamp, run_id = tostring(customDimensions["run_id"]), failed = toint(customDimensions["count"])'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: false
+    muteActionsDuration: 'PT1H'
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+// Runs the mass-change guard held for approval.
+resource runsHeldAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = {
+  name: '${namePrefix}-runs-held'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'HR connector: run held for approval'
+    description: 'A run exceeded the mass-change threshold and is waiting for approval (event connector.runs.held).'
+    severity: 2
+    enabled: true
+    scopes: [
+      appInsightsId
+    ]
+    evaluationFrequency: evaluationFrequency
+    windowSize: windowSize
+    criteria: {
+      allOf: [
+        {
+          query: 'traces | where tostring(customDimensions["connector_event"]) == "connector.runs.held" or message startswith "connector.runs.held" | project timestamp, run_id = tostring(customDimensions["run_id"])'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: false
+    muteActionsDuration: 'PT1H'
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+// The Entra provisioning job went into quarantine: nothing provisions until it is fixed.
+resource jobQuarantinedAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = {
+  name: '${namePrefix}-job-quarantined'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'HR connector: provisioning job in quarantine'
+    description: 'The API-driven provisioning job reports quarantine (event connector.job.quarantined). See docs/deploy.md, Troubleshooting.'
+    severity: 1
+    enabled: true
+    scopes: [
+      appInsightsId
+    ]
+    evaluationFrequency: evaluationFrequency
+    windowSize: windowSize
+    criteria: {
+      allOf: [
+        {
+          query: 'traces | where tostring(customDimensions["connector_event"]) == "connector.job.quarantined" or message startswith "connector.job.quarantined" | project timestamp, job_id = tostring(customDimensions["job_id"])'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: false
+    muteActionsDuration: 'PT1H'
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+// Any failed function invocation (ingest_extract, reconcile, health).
+resource functionFailuresAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = {
+  name: '${namePrefix}-function-failures'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'HR connector: function invocation failed'
+    description: 'A function invocation ended in failure (requests with success == false).'
+    severity: 1
+    enabled: true
+    scopes: [
+      appInsightsId
+    ]
+    evaluationFrequency: evaluationFrequency
+    windowSize: windowSize
+    criteria: {
+      allOf: [
+        {
+          query: 'requests | where success == false | project timestamp, operation_Name, resultCode'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: false
+    muteActionsDuration: 'PT1H'
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+// Event Grid gave up delivering a BlobCreated event (the dropped file was not processed).
+resource deadLetteredAlert 'Microsoft.Insights/metricAlerts@2018-03-01' = {
+  name: '${namePrefix}-events-deadlettered'
+  location: 'global'
+  tags: tags
+  properties: {
+    description: 'Event Grid dead-lettered a BlobCreated event; the file in incoming/ was not processed. See the dead-letter container.'
+    severity: 1
+    enabled: true
+    scopes: [
+      systemTopicId
+    ]
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT1H'
+    criteria: {
+      'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
+      allOf: [
+        {
+          criterionType: 'StaticThresholdCriterion'
+          name: 'DeadLettered'
+          metricNamespace: 'Microsoft.EventGrid/systemTopics'
+          metricName: 'DeadLetteredCount'
+          operator: 'GreaterThan'
+          threshold: 0
+          timeAggregation: 'Total'
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: [
+      {
+        actionGroupId: actionGroup.id
+      }
+    ]
+  }
+}
+
+output actionGroupId string = actionGroup.id
