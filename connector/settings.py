@@ -17,7 +17,15 @@ import re
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connector.errors import ConfigError, UnsafeEndpointError
@@ -151,11 +159,14 @@ class AppSettings(BaseSettings):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _blank_is_missing(cls, value: Any) -> Any:
+    def _blank_is_missing(cls, value: Any, info: ValidationInfo) -> Any:
         """An app setting present but empty means "not set" (Bicep often writes '')."""
         if isinstance(value, str) and not value.strip():
-            return None
-        return value.strip() if isinstance(value, str) else value
+            default = cls.model_fields[info.field_name or ""].default
+            return None if default is PydanticUndefined else default
+        if isinstance(value, str) and info.field_name != "connector_sources":
+            return value.strip()
+        return value
 
     @field_validator("hr_drop_storage_blob_service_uri", "hr_drop_storage_queue_service_uri")
     @classmethod
@@ -189,9 +200,7 @@ class AppSettings(BaseSettings):
 
     @field_validator("reconcile_schedule")
     @classmethod
-    def _ncrontab(cls, value: str | None) -> str:
-        if value is None:
-            return DEFAULT_RECONCILE_SCHEDULE
+    def _ncrontab(cls, value: str) -> str:
         fields = value.split()
         if len(fields) not in (5, 6) or not all(_NCRONTAB_FIELD.match(f) for f in fields):
             raise ValueError(
@@ -199,11 +208,6 @@ class AppSettings(BaseSettings):
                 f"{{day-of-week}}' (UTC on Flex Consumption), e.g. '0 */15 * * * *'; got {value!r}"
             )
         return value
-
-    @field_validator("connector_daily_call_budget", mode="before")
-    @classmethod
-    def _budget_default(cls, value: Any) -> Any:
-        return DEFAULT_DAILY_CALL_BUDGET if value is None else value
 
     @field_validator("applicationinsights_authentication_string")
     @classmethod
