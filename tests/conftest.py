@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 AZURITE_ACCOUNT = "devstoreaccount1"
 # The fixed development key published in the Azurite documentation (not a secret).
-AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
 AZURITE_INSTALL = "make .venv/node/node_modules/.bin/azurite"
 
 

@@ -54,7 +54,10 @@ def _index(source: str, n: int, *, run: str = "run-1") -> RecordIndex:
     idx = RecordIndex(source=source)
     for i in range(n):
         idx.entries[f"E{i:04d}"] = RecordEntry(
-            _fp(i), active=i % 7 != 0, outcome=Outcome.CREATED.value, sent_at=1_700_000_000 + i,
+            _fp(i),
+            active=i % 7 != 0,
+            outcome=Outcome.CREATED.value,
+            sent_at=1_700_000_000 + i,
             run_id=run,
         )
     return idx
@@ -154,7 +157,8 @@ def test_failed_save_leaves_previous_state(
     def boom(*_a: object, **_k: object) -> int:
         raise OSError("disk full")
 
-    module = "connector.state.local" if isinstance(store, LocalStateStore) else "connector.state.blob"
+    local = isinstance(store, LocalStateStore)
+    module = "connector.state.local" if local else "connector.state.blob"
     monkeypatch.setattr(f"{module}.merge_payloads", boom)
     with pytest.raises(OSError, match="disk full"):
         store.save_records(idx, payloads={"E0001": _payload("E0001", "Changed")})
