@@ -1,0 +1,229 @@
+"""Pacing for the bulkUpload API: a sliding-window rate limiter and a daily call budget.
+
+Documented limits (Entra "inbound provisioning API issues", 2025/2026): at most
+**40 calls in any 5-second window** (more → 429) and a tenant-level budget of
+**2,000 calls per 24 hours** on P1/P2 or **6,000** on Governance.
+
+Our choices, where the documentation is silent:
+
+- The window is measured on the client's send times plus a small ``margin``, so that
+  jitter between our clock and the service's arrival times cannot squeeze 41 calls
+  into the service's 5 seconds.
+- "24-hour period" is read as a *rolling* 24 hours (the cautious reading): calls are
+  counted in hourly buckets and the last 24 buckets (plus the current one) are summed,
+  which never under-counts a rolling day.
+- The daily count lives outside the process (the sync engine keeps it with its state)
+  behind :class:`CallBudgetStore`, so it is counted across runs and restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from connector.clock import Clock, SystemClock
+
+__all__ = [
+    "DEFAULT_DAILY_CALLS",
+    "DEFAULT_MAX_CALLS",
+    "DEFAULT_WINDOW_SECONDS",
+    "GOVERNANCE_DAILY_CALLS",
+    "CallBudgetStore",
+    "DailyBudget",
+    "InMemoryCallBudgetStore",
+    "RateLimiter",
+    "SlidingWindowLimiter",
+]
+
+DEFAULT_MAX_CALLS = 40
+DEFAULT_WINDOW_SECONDS = 5.0
+DEFAULT_DAILY_CALLS = 2_000
+GOVERNANCE_DAILY_CALLS = 6_000
+
+_BUCKET_FORMAT = "%Y-%m-%dT%H"
+
+
+class RateLimiter(Protocol):
+    """What the Graph client needs from a limiter: wait for a slot, and pause on a 429."""
+
+    async def acquire(self) -> None: ...
+
+    def pause(self, seconds: float) -> None: ...
+
+
+class SlidingWindowLimiter:
+    """At most ``max_calls`` acquisitions in any ``window`` seconds, shared by concurrent tasks.
+
+    Callers are served first come, first served (one lock), so with many requests in
+    flight the limiter hands out slots as fast as the window allows, and no more.
+    ``pause`` blocks every caller until a point in time, which is how a ``Retry-After``
+    seen by one request slows all of them down.
+    """
+
+    def __init__(
+        self,
+        max_calls: int = DEFAULT_MAX_CALLS,
+        window: float = DEFAULT_WINDOW_SECONDS,
+        *,
+        margin: float = 0.05,
+        clock: Clock | None = None,
+    ) -> None:
+        if max_calls < 1:
+            raise ValueError("max_calls must be at least 1")
+        if window <= 0 or margin < 0:
+            raise ValueError("window must be positive and margin not negative")
+        self.max_calls = max_calls
+        self.window = window
+        self.margin = margin
+        self._clock: Clock = clock or SystemClock()
+        self._sent: deque[float] = deque()
+        self._paused_until = 0.0
+        self._lock = asyncio.Lock()
+        self.waited = 0.0
+
+    @property
+    def span(self) -> float:
+        """The effective window: the documented one plus our safety margin."""
+        return self.window + self.margin
+
+    def pause(self, seconds: float) -> None:
+        """Hold every caller for ``seconds`` from now (never shortens an existing pause)."""
+        until = self._clock.monotonic() + max(0.0, seconds)
+        self._paused_until = max(self._paused_until, until)
+
+    async def acquire(self) -> None:
+        """Wait until one more call fits in the window, then record it as sent now."""
+        async with self._lock:
+            while True:
+                now = self._clock.monotonic()
+                while self._sent and now - self._sent[0] >= self.span:
+                    self._sent.popleft()
+                wait = self._paused_until - now
+                if len(self._sent) >= self.max_calls:
+                    wait = max(wait, self._sent[0] + self.span - now)
+                if wait <= 0:
+                    self._sent.append(now)
+                    return
+                self.waited += wait
+                await self._clock.sleep(wait)
+
+
+class CallBudgetStore(Protocol):
+    """Where the daily call count is kept between runs: hourly bucket key → calls made.
+
+    Keys are UTC hours formatted ``YYYY-MM-DDTHH``. ``load`` returns what was saved;
+    ``save`` replaces it (the budget prunes buckets older than its window before saving).
+    The sync engine implements this on its state store.
+    """
+
+    async def load(self) -> Mapping[str, int]: ...
+
+    async def save(self, counts: Mapping[str, int]) -> None: ...
+
+
+class InMemoryCallBudgetStore:
+    """A :class:`CallBudgetStore` in memory: for tests, the CLI and single-process use."""
+
+    def __init__(self, counts: Mapping[str, int] | None = None) -> None:
+        self.counts: dict[str, int] = dict(counts or {})
+        self.saves = 0
+
+    async def load(self) -> Mapping[str, int]:
+        return dict(self.counts)
+
+    async def save(self, counts: Mapping[str, int]) -> None:
+        self.counts = dict(counts)
+        self.saves += 1
+
+
+class DailyBudget:
+    """A rolling 24-hour call budget, persisted through a :class:`CallBudgetStore`.
+
+    Every HTTP call to bulkUpload (first tries, retries and isolation calls alike)
+    takes one unit *before* it is sent, because the service counts calls, not
+    successes. ``persist_every`` trades durability for store writes: with the default
+    of 1 a crash can never lose a counted call.
+
+    Concurrent runs against the same store may race (load, add, save); the service's
+    own 429 remains the backstop, and the sync engine serialises runs per source.
+    """
+
+    def __init__(
+        self,
+        limit: int = DEFAULT_DAILY_CALLS,
+        store: CallBudgetStore | None = None,
+        *,
+        clock: Clock | None = None,
+        window: timedelta = timedelta(hours=24),
+        persist_every: int = 1,
+    ) -> None:
+        if limit < 0:
+            raise ValueError("limit must not be negative")
+        if persist_every < 1:
+            raise ValueError("persist_every must be at least 1")
+        self.limit = limit
+        self.store: CallBudgetStore = store or InMemoryCallBudgetStore()
+        self._clock: Clock = clock or SystemClock()
+        self._window = window
+        self._persist_every = persist_every
+        self._counts: dict[str, int] | None = None
+        self._unsaved = 0
+        self._lock = asyncio.Lock()
+
+    @staticmethod
+    def bucket_key(moment: datetime) -> str:
+        """The hourly bucket a moment falls in (UTC)."""
+        aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return aware.strftime(_BUCKET_FORMAT)
+
+    def _oldest_key(self, now: datetime) -> str:
+        return self.bucket_key(now - self._window)
+
+    async def _loaded(self) -> dict[str, int]:
+        if self._counts is None:
+            raw = await self.store.load()
+            self._counts = {str(k): int(v) for k, v in raw.items()}
+        return self._counts
+
+    def _used(self, counts: Mapping[str, int], now: datetime) -> int:
+        oldest = self._oldest_key(now)
+        return sum(v for k, v in counts.items() if k >= oldest)
+
+    async def used(self) -> int:
+        """Calls counted in the current rolling window."""
+        async with self._lock:
+            return self._used(await self._loaded(), self._clock.now())
+
+    async def remaining(self) -> int:
+        """Calls still allowed in the current rolling window."""
+        return max(0, self.limit - await self.used())
+
+    async def try_acquire(self, calls: int = 1) -> bool:
+        """Take ``calls`` units if they fit; False (and nothing taken) when the budget is spent."""
+        async with self._lock:
+            counts = await self._loaded()
+            now = self._clock.now()
+            if self._used(counts, now) + calls > self.limit:
+                return False
+            key = self.bucket_key(now)
+            counts[key] = counts.get(key, 0) + calls
+            self._unsaved += calls
+            if self._unsaved >= self._persist_every:
+                await self._save(counts, now)
+            return True
+
+    async def flush(self) -> None:
+        """Write counts not yet persisted (call at the end of a run)."""
+        async with self._lock:
+            if self._counts is not None and self._unsaved:
+                await self._save(self._counts, self._clock.now())
+
+    async def _save(self, counts: dict[str, int], now: datetime) -> None:
+        oldest = self._oldest_key(now)
+        for key in [k for k in counts if k < oldest]:
+            del counts[key]
+        await self.store.save(dict(counts))
+        self._unsaved = 0
