@@ -229,6 +229,7 @@ output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_STORAGE_ACCOUNT_ID string = storage.outputs.id
 output AZURE_STORAGE_BLOB_ENDPOINT string = storage.outputs.blobEndpoint
 output EVENTGRID_SYSTEM_TOPIC_NAME string = eventGrid.outputs.name
+output EVENTGRID_SYSTEM_TOPIC_ID string = eventGrid.outputs.id
 output INGEST_FUNCTION_NAME string = ingestFunctionName
 output INCOMING_CONTAINER_NAME string = incomingContainerName
 output DEADLETTER_CONTAINER_NAME string = deadLetterContainerName
