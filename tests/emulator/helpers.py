@@ -1,0 +1,106 @@
+"""Builders for SCIM records and calls against a running emulator (loopback only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import orjson
+
+from connector.emulator import RunningEmulator
+from connector.scim import (
+    BULK_REQUEST_SCHEMA,
+    CONTENT_TYPE,
+    CORE_USER_SCHEMA,
+    ENTERPRISE_USER_SCHEMA,
+)
+
+SCHEMAS = [CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA]
+
+
+def record(
+    ext: str,
+    *,
+    upn: str | None = "default",
+    active: bool | None = True,
+    manager: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A SCIM user as the connector sends it; ``extra`` keys are merged into ``data``."""
+    data: dict[str, Any] = {"schemas": list(SCHEMAS), "externalId": ext}
+    if upn == "default":
+        upn = f"user{ext.lower()}@contoso.com"
+    if upn is not None:
+        data["userName"] = upn
+    if active is not None:
+        data["active"] = active
+    if manager is not None:
+        data[ENTERPRISE_USER_SCHEMA] = {"manager": {"value": manager}}
+    data.update(extra)
+    return data
+
+
+def bulk(*records: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "schemas": [BULK_REQUEST_SCHEMA],
+        "Operations": [
+            {"method": "POST", "bulkId": f"b{i}", "path": "/Users", "data": r}
+            for i, r in enumerate(records)
+        ],
+        "failOnErrors": None,
+    }
+
+
+def headers(emu: RunningEmulator, **extra: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {emu.token}", "Content-Type": CONTENT_TYPE, **extra}
+
+
+def post(
+    emu: RunningEmulator,
+    body: dict[str, Any] | bytes,
+    *,
+    client: httpx.Client | None = None,
+    url: str | None = None,
+    hdrs: dict[str, str] | None = None,
+) -> httpx.Response:
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
+    sender = client or httpx
+    return sender.post(url or emu.endpoint_url, content=content, headers=hdrs or headers(emu))
+
+
+def upload(emu: RunningEmulator, *records: dict[str, Any]) -> None:
+    """POST records, expect 202, wait until processed."""
+    response = post(emu, bulk(*records))
+    assert response.status_code == 202, response.text
+    emu.wait_idle(10)
+
+
+def get_logs(
+    emu: RunningEmulator, params: dict[str, str] | None = None, *, url: str | None = None
+) -> httpx.Response:
+    return httpx.get(
+        url or emu.graph_url + "/auditLogs/provisioning",
+        params=params,
+        headers={"Authorization": f"Bearer {emu.token}"},
+    )
+
+
+def logs_for(emu: RunningEmulator, ext: str) -> list[dict[str, Any]]:
+    """Log entries of one externalId, oldest first, through the public filter."""
+    response = get_logs(
+        emu, {"$filter": f"sourceIdentity/id eq '{ext}'", "$orderby": "activityDateTime asc"}
+    )
+    assert response.status_code == 200, response.text
+    value: list[dict[str, Any]] = response.json()["value"]
+    return value
+
+
+def job_url(emu: RunningEmulator, suffix: str = "") -> str:
+    return (
+        f"{emu.graph_url}/servicePrincipals/{emu.service_principal_id}"
+        f"/synchronization/jobs/{emu.job_id}{suffix}"
+    )
+
+
+def auth(emu: RunningEmulator) -> dict[str, str]:
+    return {"Authorization": f"Bearer {emu.token}"}
