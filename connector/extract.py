@@ -1,0 +1,534 @@
+"""Streaming reader for HR extracts (CSV): encodings, delimiter sniffing, row rejection.
+
+Memory stays flat with the number of rows: rows are parsed and handed on one at a
+time. Duplicate externalIds must reject *every* row carrying them (never last-wins),
+which needs one look at the whole id column before the first row is handed out; that
+first pass keeps only an 8-byte hash per row (in ``array`` buckets), so a million rows
+cost about 8 MB, and the hashes are dropped once the duplicate set is known.
+
+Row-level problems (wrong field count, empty id, oversized field, duplicate id,
+malformed quoting) are data: each becomes a :class:`RejectedRow` with its line number
+and the rest of the file goes on. File-level problems (undecodable bytes, bad header,
+too many rejected rows) raise :class:`~connector.errors.ExtractError`.
+
+Rejection messages never quote field values, so they can be logged without personal data.
+"""
+
+from __future__ import annotations
+
+import _csv
+import codecs
+import csv
+import io
+import itertools
+import shutil
+import tempfile
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import BinaryIO, Final
+
+from connector.errors import ExtractError, TooManyRejectedRowsError
+
+__all__ = [
+    "DEFAULT_MAX_FIELD_BYTES",
+    "DEFAULT_MAX_REJECTED_SHARE",
+    "SNIFFED_DELIMITERS",
+    "ExtractProfile",
+    "ExtractReader",
+    "ExtractStats",
+    "RejectReason",
+    "RejectedRow",
+    "Row",
+    "read_extract",
+]
+
+DEFAULT_MAX_FIELD_BYTES: Final = 4096
+DEFAULT_MAX_REJECTED_SHARE: Final = 0.05
+SNIFFED_DELIMITERS: Final = (",", ";", "\t", "|")
+
+_BUCKETS: Final = 256
+_SPOOL_BYTES: Final = 8 * 1024 * 1024
+
+
+class RejectReason:
+    """Reason codes of rejected rows (stable strings: they appear in reports and rejected.csv)."""
+
+    FIELD_COUNT: Final = "field_count"
+    EMPTY_EXTERNAL_ID: Final = "empty_external_id"
+    FIELD_TOO_LARGE: Final = "field_too_large"
+    DUPLICATE_EXTERNAL_ID: Final = "duplicate_external_id"
+    MALFORMED_ROW: Final = "malformed_row"
+    TRANSFORM_FAILED: Final = "transform_failed"
+    INVALID_VALUE: Final = "invalid_value"
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractProfile:
+    """How to read one source's extracts (the ``extract:`` section of a mapping file).
+
+    ``encoding`` None means UTF-8 (BOM optional) or UTF-16 when a BOM says so; any other
+    encoding is used only when named here. ``delimiter`` None means sniffed from the
+    header among :data:`SNIFFED_DELIMITERS`. ``id_column`` is the column whose values
+    must be non-empty and unique (normally the mapping's externalId column).
+    """
+
+    encoding: str | None = None
+    delimiter: str | None = None
+    max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES
+    max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE
+    id_column: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.encoding is not None:
+            try:
+                codecs.lookup(self.encoding)
+            except LookupError:
+                raise ValueError(f"unknown encoding {self.encoding!r}") from None
+        if self.delimiter is not None and (len(self.delimiter) != 1 or self.delimiter in '"\r\n'):
+            raise ValueError("delimiter must be one character other than a quote or newline")
+        if self.max_field_bytes < 1:
+            raise ValueError("max_field_bytes must be at least 1")
+        if not 0.0 <= self.max_rejected_share <= 1.0:
+            raise ValueError("max_rejected_share must be between 0 and 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One accepted data row: ``line`` is the physical line it starts on (header = line 1)."""
+
+    line: int
+    values: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRow:
+    """One rejected row. ``message`` names columns and rules, never field values."""
+
+    line: int
+    external_id: str
+    reason_code: str
+    message: str
+
+
+@dataclass(slots=True)
+class ExtractStats:
+    """Counts for one pass over an extract; ``rows_read`` excludes the header and blank lines."""
+
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(self.rejected_by_reason.values())
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "rows_read": self.rows_read,
+            "rows_accepted": self.rows_accepted,
+            "rows_rejected": self.rows_rejected,
+            "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
+        }
+
+
+Source = str | Path | BinaryIO
+
+
+class _NonClosing(io.RawIOBase):
+    """Lets a TextIOWrapper sit on a caller's stream without closing it."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self._inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._inner.read(len(b))
+        n = len(data)
+        b[:n] = data
+        return n
+
+    def close(self) -> None:  # the caller owns the stream
+        super().close()
+
+
+def _detect_encoding(head: bytes, named: str | None) -> str:
+    """UTF-16 and UTF-8 BOMs win (they are unambiguous); otherwise the named encoding or UTF-8."""
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if named is None:
+        return "utf-8-sig"
+    norm = codecs.lookup(named).name
+    return "utf-8-sig" if norm == "utf-8" else named
+
+
+def _sniff(header_line: str) -> str:
+    """The candidate delimiter occurring most often outside quotes; ',' on a tie or none."""
+    counts = dict.fromkeys(SNIFFED_DELIMITERS, 0)
+    quoted = False
+    for ch in header_line:
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch in counts:
+            counts[ch] += 1
+    best = max(SNIFFED_DELIMITERS, key=lambda d: counts[d])
+    if counts[best] == 0 or sum(1 for d in counts if counts[d] == counts[best]) > 1:
+        return ","
+    return best
+
+
+def _clean_header_name(name: str) -> str:
+    name = name.strip().lstrip("\ufeff").strip()
+    for q in ('"', "'"):
+        if len(name) >= 2 and name[0] == q and name[-1] == q:
+            name = name[1:-1].strip()
+    return name
+
+
+def _locate_decode_error(opener: Callable[[], BinaryIO], encoding: str) -> tuple[int, str]:
+    """Slow path, only after a decode failure: the line number and the offending bytes."""
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    newlines = 0
+    with opener() as raw:
+        while True:
+            chunk = raw.read(64 * 1024)
+            try:
+                newlines += decoder.decode(chunk, final=not chunk).count("\n")
+            except UnicodeDecodeError as exc:
+                good = exc.object[: exc.start]
+                newlines += good.decode(encoding, errors="ignore").count("\n")
+                return newlines + 1, exc.object[exc.start : exc.end].hex(" ")
+            if not chunk:
+                return newlines + 1, ""
+
+
+class ExtractReader:
+    """An opened extract: ``header`` is known at once; iterate once for :class:`Row` objects.
+
+    ``rejected`` and ``stats`` fill in while iterating. With ``check_rejected_share``
+    the share cap is enforced after the last row, raising
+    :class:`~connector.errors.TooManyRejectedRowsError`.
+    When the id pass alone proves the file is over the cap, that is raised before the
+    first row, whatever ``check_rejected_share`` says (nothing should be applied).
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        profile: ExtractProfile | None = None,
+        *,
+        id_column: str | None = None,
+        check_rejected_share: bool = True,
+        label: str | None = None,
+    ) -> None:
+        self.profile = profile or ExtractProfile()
+        self.id_column = id_column if id_column is not None else self.profile.id_column
+        self.check_rejected_share = check_rejected_share
+        self.rejected: list[RejectedRow] = []
+        self.stats = ExtractStats()
+        self._spool: BinaryIO | None = None
+        self._iterated = False
+        self._opener, self.label = self._make_opener(source, label)
+        with self._opener() as raw:
+            head = raw.read(4)
+        self.encoding = _detect_encoding(head, self.profile.encoding)
+        self.header, self.delimiter = self._read_header()
+        if self.id_column is not None and self.id_column not in self.header:
+            raise ExtractError(
+                f"id column {self.id_column!r} is not in the header; columns are: "
+                + ", ".join(self.header),
+                path=self.label,
+                line=1,
+            )
+
+    # -- opening ---------------------------------------------------------------------------
+
+    def _make_opener(self, source: Source, label: str | None) -> tuple[Callable[[], BinaryIO], str]:
+        if isinstance(source, str | Path):
+            path = Path(source)
+            if not path.is_file():
+                raise ExtractError("file not found", path=str(path))
+
+            def open_path() -> BinaryIO:
+                return path.open("rb")
+
+            return open_path, label or str(path)
+        stream = source
+        if not stream.seekable():
+            spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115
+            shutil.copyfileobj(stream, spool)
+            self._spool = spool  # type: ignore[assignment]
+            stream = spool  # type: ignore[assignment]
+        start = stream.tell()
+
+        def open_stream() -> BinaryIO:
+            stream.seek(start)
+            return io.BufferedReader(_NonClosing(stream))
+
+        return open_stream, label or getattr(source, "name", None) or "<stream>"
+
+    def close(self) -> None:
+        """Release the temporary copy of a non-seekable stream, if one was made."""
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+
+    def __enter__(self) -> ExtractReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _text(self, raw: BinaryIO) -> io.TextIOWrapper:
+        return io.TextIOWrapper(raw, encoding=self.encoding, errors="strict", newline="")
+
+    def _decode_error(self) -> ExtractError:
+        line, bad = _locate_decode_error(self._opener, self.encoding)
+        shown = self.encoding.removesuffix("-sig")
+        hint = (
+            "name the file's encoding in the mapping's extract.encoding (e.g. cp1252)"
+            if self.profile.encoding is None
+            else "check extract.encoding in the mapping"
+        )
+        detail = f" (bytes {bad})" if bad else ""
+        return ExtractError(f"cannot decode as {shown}{detail}; {hint}", path=self.label, line=line)
+
+    def _rows(self, text: io.TextIOWrapper) -> tuple[_csv.Reader, list[str], str]:
+        """A csv reader positioned after the header, the raw header fields, the delimiter."""
+        first = text.readline()
+        if not first.strip():
+            raise ExtractError("the file is empty or its first line is blank", path=self.label)
+        delimiter = self.profile.delimiter or _sniff(first)
+        reader = csv.reader(itertools.chain((first,), text), delimiter=delimiter)
+        try:
+            raw_header = next(reader)
+        except csv.Error as exc:
+            raise ExtractError(f"header cannot be parsed: {exc}", path=self.label, line=1) from None
+        return reader, raw_header, delimiter
+
+    def _read_header(self) -> tuple[list[str], str]:
+        with self._opener() as raw:
+            text = self._text(raw)
+            try:
+                _, raw_header, delimiter = self._rows(text)
+            except UnicodeDecodeError:
+                raise self._decode_error() from None
+            finally:
+                text.detach()
+        header = [_clean_header_name(h) for h in raw_header]
+        problems: list[str] = []
+        empty = [str(i + 1) for i, h in enumerate(header) if not h]
+        if empty:
+            problems.append("empty column name at position " + ", ".join(empty))
+        dupes = sorted(h for h, n in Counter(header).items() if h and n > 1)
+        if dupes:
+            problems.append("duplicate column names: " + ", ".join(dupes))
+        if problems:
+            raise ExtractError("bad header: " + "; ".join(problems), path=self.label, line=1)
+        return header, delimiter
+
+    # -- passes ----------------------------------------------------------------------------
+
+    def _duplicate_hashes(self) -> tuple[set[int], int, int]:
+        """First pass over the id column: hashes of ids seen more than once.
+
+        Also returns how many data rows there are and how many of them the id pass
+        already knows will be rejected (for the early share check). Uses Python's
+        per-process string hash: 64-bit, so a false duplicate among a million ids has a
+        probability of about 3e-8, and it differs from run to run, so it cannot stick.
+        """
+        assert self.id_column is not None
+        idx = self.header.index(self.id_column)
+        ncols = len(self.header)
+        buckets = [array("q") for _ in range(_BUCKETS)]
+        mask = _BUCKETS - 1
+        rows = 0
+        known_bad = 0
+        with self._opener() as raw:
+            text = self._text(raw)
+            try:
+                reader, _, _ = self._rows(text)
+                while True:
+                    try:
+                        for row in reader:
+                            if len(row) != ncols:
+                                if not row or (len(row) == 1 and not row[0].strip()):
+                                    continue
+                                rows += 1
+                                known_bad += 1
+                                continue
+                            rows += 1
+                            ext = row[idx].strip()
+                            if not ext:
+                                known_bad += 1
+                                continue
+                            h = hash(ext)
+                            buckets[h & mask].append(h)
+                        break
+                    except csv.Error:
+                        rows += 1
+                        known_bad += 1
+            except UnicodeDecodeError:
+                raise self._decode_error() from None
+            finally:
+                text.detach()
+        dups: set[int] = set()
+        for i, bucket in enumerate(buckets):
+            if len(set(bucket)) != len(bucket):
+                counts = Counter(bucket)
+                for h, n in counts.items():
+                    if n > 1:
+                        dups.add(h)
+                        known_bad += n
+            buckets[i] = array("q")
+        return dups, rows, known_bad
+
+    def _over_cap(self, rejected: int, rows: int) -> bool:
+        return rows > 0 and rejected / rows > self.profile.max_rejected_share
+
+    def share_error(self, rejected: int, rows: int) -> TooManyRejectedRowsError:
+        """The error for ``rejected`` of ``rows`` over the cap (for callers adding rejections)."""
+        share = self.profile.max_rejected_share
+        return TooManyRejectedRowsError(
+            f"{rejected} of {rows} rows rejected ({rejected / rows:.1%}), over the cap of "
+            f"{share:.1%}; the file is not applied. Fix the extract or raise "
+            "extract.max_rejected_share in the mapping",
+            path=self.label,
+        )
+
+    def add_rejected(self, line: int, external_id: str, reason: str, message: str) -> None:
+        """Record a rejected row (also used by callers that reject rows after mapping)."""
+        self.rejected.append(RejectedRow(line, external_id, reason, message))
+        by = self.stats.rejected_by_reason
+        by[reason] = by.get(reason, 0) + 1
+
+    def __iter__(self) -> Iterator[Row]:
+        if self._iterated:
+            raise RuntimeError(
+                "an ExtractReader can be iterated only once; call read_extract again"
+            )
+        self._iterated = True
+        return self._iterate()
+
+    def _iterate(self) -> Iterator[Row]:
+        dups: set[int] = set()
+        if self.id_column is not None:
+            dups, rows, known_bad = self._duplicate_hashes()
+            if self._over_cap(known_bad, rows):  # proven before any row is handed out
+                raise self.share_error(known_bad, rows)
+        yield from self._data_pass(dups)
+        if self.check_rejected_share and self._over_cap(
+            self.stats.rows_rejected, self.stats.rows_read
+        ):
+            raise self.share_error(self.stats.rows_rejected, self.stats.rows_read)
+
+    def _data_pass(self, dups: set[int]) -> Iterator[Row]:
+        header = self.header
+        ncols = len(header)
+        idx = header.index(self.id_column) if self.id_column is not None else -1
+        cap = self.profile.max_field_bytes
+        quick_cap = cap // 4  # a str of n chars is at most 4n UTF-8 bytes
+        stats = self.stats
+        strip = str.strip
+        reject = self.add_rejected
+        with self._opener() as raw:
+            text = self._text(raw)
+            try:
+                reader, _, _ = self._rows(text)
+                prev_end = 1
+                while True:
+                    try:
+                        for row in reader:
+                            line = prev_end + 1
+                            prev_end = reader.line_num
+                            if len(row) != ncols:
+                                if not row or (len(row) == 1 and not row[0].strip()):
+                                    continue
+                                stats.rows_read += 1
+                                ext = row[idx].strip() if 0 <= idx < len(row) else ""
+                                reject(
+                                    line,
+                                    ext,
+                                    RejectReason.FIELD_COUNT,
+                                    f"{len(row)} fields, the header has {ncols}",
+                                )
+                                continue
+                            stats.rows_read += 1
+                            if max(map(len, row)) > quick_cap:
+                                big = [
+                                    header[i]
+                                    for i, v in enumerate(row)
+                                    if len(v) > quick_cap and len(v.encode("utf-8")) > cap
+                                ]
+                                if big:
+                                    ext = row[idx].strip() if idx >= 0 else ""
+                                    reject(
+                                        line,
+                                        ext if len(ext) <= 256 else "",
+                                        RejectReason.FIELD_TOO_LARGE,
+                                        f"{', '.join(big)} over {cap} bytes",
+                                    )
+                                    continue
+                            values = dict(zip(header, map(strip, row), strict=True))
+                            if idx >= 0:
+                                ext = row[idx].strip()
+                                if not ext:
+                                    reject(
+                                        line,
+                                        "",
+                                        RejectReason.EMPTY_EXTERNAL_ID,
+                                        f"{self.id_column} is empty",
+                                    )
+                                    continue
+                                if dups and hash(ext) in dups:
+                                    reject(
+                                        line,
+                                        ext,
+                                        RejectReason.DUPLICATE_EXTERNAL_ID,
+                                        f"{self.id_column} occurs on more than one row; "
+                                        "every such row is rejected",
+                                    )
+                                    continue
+                            stats.rows_accepted += 1
+                            yield Row(line, values)
+                        break
+                    except csv.Error as exc:
+                        line = prev_end + 1
+                        prev_end = reader.line_num
+                        stats.rows_read += 1
+                        reject(line, "", RejectReason.MALFORMED_ROW, f"cannot be parsed: {exc}")
+            except UnicodeDecodeError:
+                raise self._decode_error() from None
+            finally:
+                text.detach()
+
+
+def read_extract(
+    source: Source,
+    profile: ExtractProfile | None = None,
+    *,
+    id_column: str | None = None,
+    check_rejected_share: bool = True,
+    label: str | None = None,
+) -> ExtractReader:
+    """Open an extract for streaming; see :class:`ExtractReader`.
+
+    ``source`` is a path or a binary stream (a non-seekable stream is spooled to a
+    temporary file, since the duplicate check reads the id column first). ``id_column``
+    overrides ``profile.id_column``. Raises :class:`~connector.errors.ExtractError`
+    at once for an unreadable file or a bad header.
+    """
+    return ExtractReader(
+        source, profile, id_column=id_column, check_rejected_share=check_rejected_share, label=label
+    )
+
+
+def with_id_column(profile: ExtractProfile, id_column: str) -> ExtractProfile:
+    """The same profile with ``id_column`` set (kept out of ``__all__``: a small helper)."""
+    return replace(profile, id_column=id_column)
