@@ -27,6 +27,7 @@ keys) minus the source's ``ignore_attributes``.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -193,7 +194,15 @@ def _without(data: Mapping[str, Any], path: list[str]) -> Mapping[str, Any]:
 
 def fingerprint(data: Mapping[str, Any], ignore: Collection[str] = ()) -> bytes:
     """16-byte hash of the canonical mapped record, ignoring ``ignore`` attributes."""
-    canonical = orjson.dumps(strip_ignored(data, ignore), option=orjson.OPT_SORT_KEYS)
+    stripped = strip_ignored(data, ignore)
+    try:
+        canonical = orjson.dumps(stripped, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        # Values orjson cannot encode (integers beyond 64 bits, odd types): the slower
+        # standard encoder, still canonical for the same data.
+        canonical = json.dumps(
+            stripped, sort_keys=True, separators=(",", ":"), default=repr, ensure_ascii=False
+        ).encode()
     return hashlib.blake2b(canonical, digest_size=FINGERPRINT_SIZE).digest()
 
 
