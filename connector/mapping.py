@@ -183,7 +183,7 @@ class _Ctx:
     label: str
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    columns: dict[str, None] = field(default_factory=dict)
+    columns: dict[str, int] = field(default_factory=dict)
 
     def err(self, line: int, msg: str) -> None:
         self.problems.append(f"{self.label}:{line}: {msg}")
@@ -191,8 +191,8 @@ class _Ctx:
     def warn(self, line: int, msg: str) -> None:
         self.warnings.append(f"{self.label}:{line}: {msg}")
 
-    def use(self, column: str) -> None:
-        self.columns.setdefault(column, None)
+    def use(self, column: str, line: int) -> None:
+        self.columns.setdefault(column, line)
 
 
 @dataclass(slots=True)
@@ -247,7 +247,7 @@ def _template(y: _Y, ctx: _Ctx) -> Getter | None:
                 ctx.err(y.line, "template has an empty {} placeholder")
                 ok = False
             cols.append(col)
-            ctx.use(col)
+            ctx.use(col, y.line)
             fmt.append("{" + str(len(cols) - 1) + "}")
         else:
             ctx.err(y.line, "template has an unmatched brace; write {{ or }} for a literal one")
@@ -287,7 +287,7 @@ def _when(y: _Y, ctx: _Ctx) -> Callable[[Values], bool] | None:
     if not isinstance(col, str) or not col:
         ctx.err(spec["column"].line, "when.column must be a column name")
         return None
-    ctx.use(col)
+    ctx.use(col, spec["column"].line)
     test = tests[0]
     arg = _plain(spec[test])
     if test in ("empty", "not_empty"):
@@ -363,7 +363,7 @@ def _expr(y: _Y, ctx: _Ctx, where: str, *, nested: bool = False) -> _Expr | None
         if not y.v:
             ctx.err(y.line, f"{where}: empty column name")
             return None
-        ctx.use(y.v)
+        ctx.use(y.v, y.line)
         return _Expr(_column_getter(y.v), None, False, True, False)
     if not isinstance(y.v, dict):
         ctx.err(
@@ -392,7 +392,7 @@ def _expr(y: _Y, ctx: _Ctx, where: str, *, nested: bool = False) -> _Expr | None
         if not isinstance(src_y.v, str) or not src_y.v:
             ctx.err(src_y.line, f"{where}: column must be a column name")
             return None
-        ctx.use(src_y.v)
+        ctx.use(src_y.v, src_y.line)
         src = _column_getter(src_y.v)
     elif source == "const":
         if isinstance(src_y.v, dict | list):
@@ -501,7 +501,10 @@ def _setter(
     def set_(values: Values, data: dict[str, Any]) -> None:
         if when is not None and not when(values):
             return
-        v = get(values)
+        try:
+            v = get(values)
+        except TransformError as exc:
+            raise TransformError(f"{target}: {exc}", exc.reason_code) from None
         if v is None:
             if required:
                 raise TransformError(
@@ -534,7 +537,10 @@ def _multi_setter(
                 continue
             item: dict[str, Any] = {}
             for key, get in subs:
-                v = get(values)
+                try:
+                    v = get(values)
+                except TransformError as exc:
+                    raise TransformError(f"{attr}.{key}: {exc}", exc.reason_code) from None
                 if v is not None:
                     if isinstance(v, list):
                         raise TransformError(f"{attr}.{key} ended as a list; add a join")
@@ -693,7 +699,8 @@ class Mapping:
     """A compiled mapping. Build with :func:`load_mapping`; apply with :meth:`apply`.
 
     ``targets`` lists the mapped attribute names in output order (custom ones as
-    ``<urn>:<attr>``). ``extract_profile`` comes from the file's ``extract:`` section;
+    ``<urn>:<attr>``); ``column_lines`` gives the YAML line where each column is first
+    used. ``extract_profile`` comes from the file's ``extract:`` section;
     its ``id_column`` defaults to :attr:`external_id_column`.
     """
 
@@ -704,6 +711,7 @@ class Mapping:
     extract_profile: ExtractProfile
     targets: tuple[str, ...]
     warnings: tuple[str, ...]
+    column_lines: dict[str, int] = field(repr=False)
     _setters: tuple[Setter, ...] = field(repr=False)
     _custom: tuple[tuple[str, str], ...] = field(repr=False)
 
@@ -761,7 +769,7 @@ def _profile(y: _Y | None, ctx: _Ctx, external_id_column: str) -> ExtractProfile
             del kwargs[key]
     kwargs.setdefault("id_column", external_id_column)
     if "id_column" in spec:
-        ctx.use(kwargs["id_column"])
+        ctx.use(kwargs["id_column"], spec["id_column"].line)
     try:
         return ExtractProfile(**kwargs)
     except ValueError as exc:
@@ -819,7 +827,7 @@ def load_mapping(path_or_text: str | Path) -> Mapping:
             )
         else:
             external_id_column = col
-            ctx.use(col)
+            ctx.use(col, ext_y.line)
 
     setters: list[Setter] = []
     targets: list[str] = []
@@ -921,6 +929,7 @@ def load_mapping(path_or_text: str | Path) -> Mapping:
         extract_profile=profile,
         targets=tuple(targets),
         warnings=tuple(ctx.warnings),
+        column_lines=dict(ctx.columns),
         _setters=tuple(setters),
         _custom=tuple(custom),
     )

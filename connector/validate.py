@@ -1,0 +1,175 @@
+"""``connector validate``: every problem of a mapping and an extract, found in one go.
+
+Checks, in order: the mapping itself (SCIM attribute names and types, custom
+attributes only under a ``urn:`` namespace, transform arguments), the extract's
+encoding and header against the columns the mapping uses, then a sample of rows
+through the real record stream (field counts, empty or duplicate ids, transform
+failures, non-boolean ``active``, invalid dates). Each problem names the mapping
+line or the CSV line. Nothing stops at the first problem.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from connector.errors import ExtractError, MappingError
+from connector.extract import ExtractProfile, read_extract
+from connector.mapping import Mapping, load_mapping
+from connector.records import iter_records
+
+__all__ = ["DEFAULT_SAMPLE_ROWS", "Problem", "ValidationReport", "validate"]
+
+DEFAULT_SAMPLE_ROWS = 1000
+_LOCATED = re.compile(r"^(?P<where>.+?:\d+): (?P<message>.*)$", re.DOTALL)
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One finding: ``where`` is ``file:line`` (or a file name when no line applies)."""
+
+    severity: Severity
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.severity}: {self.message}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"severity": self.severity, "where": self.where, "message": self.message}
+
+
+@dataclass(slots=True)
+class ValidationReport:
+    """All findings of one validation; ``ok`` when there is no error (warnings allowed)."""
+
+    problems: list[Problem] = field(default_factory=list)
+    rows_checked: int = 0
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "rows_checked": self.rows_checked,
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+
+def _located(severity: Severity, text: str, fallback: str) -> Problem:
+    m = _LOCATED.match(text)
+    if m:
+        return Problem(severity, m.group("where"), m.group("message"))
+    return Problem(severity, fallback, text)
+
+
+def _extract_problem(exc: ExtractError, label: str) -> Problem:
+    where = label if exc.line is None else f"{label}:{exc.line}"
+    message = str(exc)
+    prefix = f"{exc.path}, line {exc.line}: " if exc.line is not None else f"{exc.path}: "
+    message = message.removeprefix(prefix)
+    return Problem("error", where, message)
+
+
+def validate(
+    mapping: str | Path,
+    extract: str | Path | None = None,
+    *,
+    sample_rows: int | None = DEFAULT_SAMPLE_ROWS,
+) -> ValidationReport:
+    """Check ``mapping`` (and, when given, ``extract``'s header and first ``sample_rows`` rows).
+
+    ``sample_rows`` None checks every row. Never raises for content problems: they are
+    all in the report.
+    """
+    report = ValidationReport()
+    label = str(mapping)
+    compiled: Mapping | None = None
+    try:
+        compiled = load_mapping(Path(mapping))
+    except MappingError as exc:
+        if exc.problems:
+            report.problems.extend(_located("error", p, label) for p in exc.problems)
+        else:
+            report.problems.append(Problem("error", label, str(exc)))
+    if compiled is not None:
+        report.problems.extend(_located("warning", w, label) for w in compiled.warnings)
+    if extract is None:
+        return report
+    extract_label = str(extract)
+    if compiled is None:
+        # The mapping is broken; still say whether the extract itself can be read.
+        try:
+            read_extract(extract, label=extract_label).close()
+        except ExtractError as exc:
+            report.problems.append(_extract_problem(exc, extract_label))
+        return report
+    _check_extract(compiled, Path(extract), extract_label, sample_rows, report)
+    return report
+
+
+def _check_extract(
+    mapping: Mapping,
+    extract: Path,
+    label: str,
+    sample_rows: int | None,
+    report: ValidationReport,
+) -> None:
+    profile = mapping.extract_profile
+    try:
+        header = read_extract(extract, replace(profile, id_column=None), label=label).header
+    except ExtractError as exc:
+        report.problems.append(_extract_problem(exc, label))
+        return
+    missing = [c for c in mapping.required_columns if c not in header]
+    for col in missing:
+        line = mapping.column_lines.get(col)
+        where = f"{mapping.source}:{line}" if line else mapping.source
+        report.problems.append(
+            Problem("error", where, f"column {col!r} is not in the header of {label} ({label}:1)")
+        )
+    if missing:
+        return
+    lenient: ExtractProfile = replace(profile, max_rejected_share=1.0)
+    try:
+        stream = iter_records(extract, mapping, profile=lenient, label=label)
+        with stream:
+            for _ in stream:
+                if sample_rows is not None and stream.stats.rows_read >= sample_rows:
+                    break
+    except ExtractError as exc:
+        report.problems.append(_extract_problem(exc, label))
+        return
+    stats = stream.stats
+    report.rows_checked = stats.rows_read
+    for rej in stream.rejected:
+        ext = f" (externalId {rej.external_id})" if rej.external_id else ""
+        report.problems.append(
+            Problem("error", f"{label}:{rej.line}", f"{rej.reason_code}{ext}: {rej.message}")
+        )
+    cap = profile.max_rejected_share
+    if stats.rows_read and stats.rows_rejected / stats.rows_read > cap:
+        report.problems.append(
+            Problem(
+                "error",
+                label,
+                f"{stats.rows_rejected} of {stats.rows_read} checked rows rejected, over the"
+                f" file cap of {cap:.1%}: a sync would refuse this file",
+            )
+        )
