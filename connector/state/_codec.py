@@ -16,8 +16,11 @@ than the last few percent of size.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
-from collections.abc import Collection, Iterator, Mapping
+import itertools
+import tempfile
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import IO, Any
 
 import orjson
@@ -112,41 +115,51 @@ def _payload_lines(src: IO[bytes], where: str) -> Iterator[tuple[str, bytes]]:
 def merge_payloads(
     src: IO[bytes] | None,
     out: IO[bytes],
-    updates: Mapping[str, Mapping[str, Any]],
+    updates: Mapping[str, Mapping[str, Any]] | Iterable[tuple[str, Mapping[str, Any]]],
     drop: Collection[str],
     where: str,
 ) -> int:
-    """Stream ``src`` to ``out``, replacing payloads in ``updates``, removing ``drop``
-    and appending updates not seen; returns the number of payloads written."""
-    written = 0
-    done: set[str] = set()
+    """Stream ``src`` to ``out`` without the payloads in ``updates`` or ``drop``, then
+    append ``updates``; returns the number of payloads written.
+
+    ``updates`` may be a mapping or a stream of ``(externalId, payload)`` pairs (each id
+    at most once): a stream is spooled to a temporary file first, so a first load of a
+    million records holds only their ids in memory.
+    """
     dumps = orjson.dumps
-    with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=_COMPRESSLEVEL, mtime=0) as gz:
-        buf: list[bytes] = []
-        if src is not None:
-            for key, line in _payload_lines(src, where):
-                if key in drop or key in done:
-                    continue
-                new = updates.get(key)
-                if new is not None:
-                    buf.append(dumps(key) + b"\t" + dumps(new) + b"\n")
-                    done.add(key)
-                else:
-                    buf.append(line)
+    written = 0
+    with contextlib.ExitStack() as stack:
+        if isinstance(updates, Mapping):
+            keys: Collection[str] = updates.keys()
+            fresh: Iterable[bytes] = (
+                dumps(k) + b"\t" + dumps(v) + b"\n" for k, v in updates.items() if k not in drop
+            )
+        else:
+            spool = stack.enter_context(tempfile.TemporaryFile())
+            seen: set[str] = set()
+            for key, payload in updates:
+                if key in seen:
+                    raise ValueError(f"payload for {key!r} given twice in one save")
+                seen.add(key)
+                spool.write(dumps(key) + b"\t" + dumps(payload) + b"\n")
+            spool.seek(0)
+            keys = seen
+            fresh = (line for line in spool if orjson.loads(line.partition(b"\t")[0]) not in drop)
+        with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=_COMPRESSLEVEL, mtime=0) as gz:
+            buf: list[bytes] = []
+            lines: Iterable[bytes] = (
+                line
+                for key, line in (_payload_lines(src, where) if src is not None else ())
+                if key not in keys and key not in drop
+            )
+            for line in itertools.chain(lines, fresh):
+                buf.append(line)
                 written += 1
                 if len(buf) >= 4096:
                     gz.write(b"".join(buf))
                     buf.clear()
-        for key, new in updates.items():
-            if key in done or key in drop:
-                continue
-            buf.append(dumps(key) + b"\t" + dumps(new) + b"\n")
-            written += 1
-            if len(buf) >= 4096:
+            if buf:
                 gz.write(b"".join(buf))
-                buf.clear()
-        if buf:
-            gz.write(b"".join(buf))
     return written
 
 

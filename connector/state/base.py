@@ -26,7 +26,7 @@ to a thread from async code when it matters.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +41,7 @@ __all__ = [
     "SOURCE_NAME_PATTERN",
     "DocumentConflictError",
     "Outcome",
+    "PayloadUpdates",
     "RecordEntry",
     "RecordIndex",
     "SourceLock",
@@ -49,6 +50,9 @@ __all__ = [
     "check_document_key",
     "check_source_name",
 ]
+
+PayloadUpdates = Mapping[str, Mapping[str, Any]] | Iterable[tuple[str, Mapping[str, Any]]]
+"""Payloads to store: externalId → payload, or a stream of (externalId, payload) pairs."""
 
 FINGERPRINT_SIZE = 16
 """Bytes in a record fingerprint (BLAKE2b-128 of the canonical mapped record)."""
@@ -159,11 +163,12 @@ class StateStore(Protocol):
         self,
         index: RecordIndex,
         *,
-        payloads: Mapping[str, Mapping[str, Any]] | None = None,
+        payloads: PayloadUpdates | None = None,
         drop: Collection[str] = (),
     ) -> str:
-        """Commit ``index`` and merge ``payloads`` (externalId → last payload sent) into
-        the stored payloads; ``drop`` removes payloads (and must not be in the index).
+        """Commit ``index`` and merge ``payloads`` (externalId → last payload sent, or a
+        stream of such pairs, consumed before the index is written) into the stored
+        payloads; ``drop`` removes payloads (of records removed from the index).
 
         Atomic: readers see the old state or the new one, never a mix. Raises
         :class:`DocumentConflictError` if the stored version is no longer

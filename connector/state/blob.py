@@ -41,6 +41,7 @@ from connector.errors import ConcurrentRunError, StateError
 from connector.state._codec import merge_payloads, read_index, read_payloads, write_index
 from connector.state.base import (
     DocumentConflictError,
+    PayloadUpdates,
     RecordIndex,
     SourceLock,
     check_document_key,
@@ -259,7 +260,7 @@ class BlobStateStore:
         self,
         index: RecordIndex,
         *,
-        payloads: Mapping[str, Mapping[str, Any]] | None = None,
+        payloads: PayloadUpdates | None = None,
         drop: Collection[str] = (),
     ) -> str:
         source = check_source_name(index.source)
@@ -273,9 +274,6 @@ class BlobStateStore:
         payload_name = f"records/{source}/payloads-{gen}.jsonl.gz"
         drop_set = drop if isinstance(drop, set | frozenset) else set(drop)
         try:
-            with tempfile.TemporaryFile() as tmp:
-                count = write_index(tmp, source, index.entries)
-                self._upload_from(index_name, tmp)
             with tempfile.TemporaryFile() as src, tempfile.TemporaryFile() as out:
                 src_name = None if old is None else f"records/{source}/{old['payloads']}"
                 have_src = src_name is not None and self._download_to(src_name, src)
@@ -285,6 +283,9 @@ class BlobStateStore:
                     src if have_src else None, out, payloads or {}, drop_set, f"state/{src_name}"
                 )
                 self._upload_from(payload_name, out)
+            with tempfile.TemporaryFile() as tmp:
+                count = write_index(tmp, source, index.entries)
+                self._upload_from(index_name, tmp)
             manifest = {
                 "version": gen,
                 "index": f"index-{gen}.jsonl.gz",

@@ -40,6 +40,7 @@ from connector.errors import ConcurrentRunError, StateError
 from connector.state._codec import merge_payloads, read_index, read_payloads, write_index
 from connector.state.base import (
     DocumentConflictError,
+    PayloadUpdates,
     RecordIndex,
     SourceLock,
     check_document_key,
@@ -193,7 +194,7 @@ class LocalStateStore:
         self,
         index: RecordIndex,
         *,
-        payloads: Mapping[str, Mapping[str, Any]] | None = None,
+        payloads: PayloadUpdates | None = None,
         drop: Collection[str] = (),
     ) -> str:
         source = index.source
@@ -208,10 +209,6 @@ class LocalStateStore:
         drop_set = drop if isinstance(drop, set | frozenset) else set(drop)
         new_files = [folder / index_name, folder / payload_name]
         try:
-            with (folder / index_name).open("wb") as fh:
-                count = write_index(fh, source, index.entries)
-                fh.flush()
-                os.fsync(fh.fileno())
             src = None if old is None else folder / str(old["payloads"])
             with contextlib.ExitStack() as stack:
                 src_fh = stack.enter_context(src.open("rb")) if src is not None else None
@@ -219,6 +216,10 @@ class LocalStateStore:
                 merge_payloads(src_fh, out, payloads or {}, drop_set, str(src))
                 out.flush()
                 os.fsync(out.fileno())
+            with (folder / index_name).open("wb") as fh:
+                count = write_index(fh, source, index.entries)
+                fh.flush()
+                os.fsync(fh.fileno())
             manifest = {
                 "version": gen,
                 "index": index_name,

@@ -453,3 +453,23 @@ def test_local_documents_are_plain_json_files(tmp_path: Path) -> None:
     path = tmp_path / "documents" / "runs" / "employees" / "r1.json"
     assert path.read_bytes().startswith(b"{")
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_payloads_can_be_streamed(store: StateStore) -> None:
+    idx = _index("employees", 30)
+
+    def stream() -> Iterator[tuple[str, dict[str, Any]]]:
+        for ext in idx.entries:
+            yield ext, _payload(ext)
+
+    store.save_records(idx, payloads=stream())
+    idx = store.load_records("employees")
+    store.save_records(idx, payloads=iter([("E0001", _payload("E0001", "Lead"))]))
+    got = store.get_payloads("employees", list(idx.entries))
+    assert len(got) == 30
+    assert got["E0001"]["title"] == "Lead"
+    assert got["E0002"]["title"] == "Engineer"
+
+    idx = store.load_records("employees")
+    with pytest.raises(ValueError, match="twice"):
+        store.save_records(idx, payloads=iter([("E1", {}), ("E1", {})]))
