@@ -44,7 +44,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+import httpx
 import orjson
+import yaml
 
 from connector.clock import Clock
 from connector.config import Source, SourcesConfig
@@ -61,9 +63,16 @@ from connector.errors import (
     ConfigError,
     ConnectorError,
     GraphError,
+    NotFoundError,
+    QuotaExhaustedError,
     RunError,
     StateError,
 )
+from connector.graph.auth import TokenProvider
+from connector.graph.client import DeferReason, GraphClient, LogQuery
+from connector.graph.endpoint import ProvisioningEndpoint
+from connector.mapping import load_mapping
+from connector.pacing import DailyBudget
 from connector.reconcile import (
     Outcome,
     RecordOutcome,
@@ -71,6 +80,7 @@ from connector.reconcile import (
     check_job_health,
     reconcile,
 )
+from connector.records import MappedRecord, RecordStream, iter_records
 from connector.report import (
     RecordRow,
     RejectedRow,
@@ -80,18 +90,21 @@ from connector.report import (
 )
 from connector.scim import BulkOperation, BulkPayload, build_bulk_requests, make_bulk_id
 from connector.state.base import Outcome as StateOutcome
-from connector.state.base import RecordEntry, RecordIndex, StateStore
+from connector.state.base import RecordEntry, RecordIndex, StateStore, StoreCallBudget
 
 __all__ = [
     "OPEN_STATES",
     "BatchReceipt",
     "Engine",
     "ExtractRecords",
+    "GraphTarget",
     "ProvisioningTarget",
     "RunState",
     "RunSummary",
     "TargetFactory",
+    "graph_targets",
     "make_run_id",
+    "read_mapped_records",
 ]
 
 log = logging.getLogger(__name__)
@@ -129,10 +142,15 @@ _UNSENT_STATES = frozenset({RunState.RECEIVED, RunState.PLANNED, RunState.HELD})
 
 @dataclass(frozen=True, slots=True)
 class BatchReceipt:
-    """What the service said when it accepted one bulk request (202)."""
+    """What the service said about one bulk request: accepted (202), except ``rejected``.
+
+    ``rejected`` maps externalIds the service refused with 400 (isolated by the Graph
+    client) to ``(error code, message)``; they count as failed at once.
+    """
 
     request_id: str | None = None
     client_request_id: str | None = None
+    rejected: Mapping[str, tuple[str | None, str]] = field(default_factory=dict)
 
 
 class ProvisioningTarget(Protocol):
@@ -647,9 +665,11 @@ class Engine:
             retry_unconfirmed=src.retry_unconfirmed,
         )
         rejected = [
-            RejectedRow(
+            r
+            if isinstance(r, RejectedRow)
+            else RejectedRow(
                 line=int(getattr(r, "line", 0) or 0),
-                reason=str(getattr(r, "reason", "") or ""),
+                reason=str(getattr(r, "reason", "") or getattr(r, "message", "") or ""),
                 external_id=getattr(r, "external_id", None) or None,
             )
             for r in mapped.rejected
@@ -764,13 +784,14 @@ class Engine:
                             type(exc).__name__,
                         )
                         return journal
-                    journal.batches.append(
-                        {
-                            "n": len(payload),
-                            "sentAt": _iso(self.clock.now()),
-                            "requestId": receipt.request_id,
-                        }
-                    )
+                    meta: dict[str, Any] = {
+                        "n": len(payload),
+                        "sentAt": _iso(self.clock.now()),
+                        "requestId": receipt.request_id,
+                    }
+                    if receipt.rejected:
+                        meta["rejected"] = {k: list(v) for k, v in receipt.rejected.items()}
+                    journal.batches.append(meta)
                     journal.doc.pop("waiting", None)
                     self._save(journal)
                     if progress is not None:
@@ -804,9 +825,24 @@ class Engine:
         index = self.store.load_records(source)
         payloads: dict[str, Mapping[str, Any]] = {}
         for i in range(done, acked):
-            sent_at = int(datetime.fromisoformat(journal.batches[i]["sentAt"]).timestamp())
+            meta = journal.batches[i]
+            sent_at = int(datetime.fromisoformat(meta["sentAt"]).timestamp())
+            refused: Mapping[str, list[Any]] = meta.get("rejected") or {}
             for ext in batches[i].external_ids:
                 op = by_id[ext]
+                if ext in refused:
+                    # Refused with 400: remember the attempt (so an unchanged record is not
+                    # re-sent in a loop) but keep the last *accepted* payload and state.
+                    old = index.entries.get(ext)
+                    index.entries[ext] = RecordEntry(
+                        fingerprint=op.fingerprint,
+                        active=old.active if old is not None else False,
+                        outcome=StateOutcome.FAILED.value,
+                        error_code=refused[ext][0] or "BadRequest",
+                        sent_at=sent_at,
+                        run_id=journal.run_id,
+                    )
+                    continue
                 index.entries[ext] = RecordEntry(
                     fingerprint=op.fingerprint,
                     active=op.active,
@@ -828,7 +864,10 @@ class Engine:
         out: list[SentRecord] = []
         for i, meta in enumerate(journal.batches):
             sent_at = datetime.fromisoformat(meta["sentAt"])
+            refused = meta.get("rejected") or {}
             for ext in batches[i].external_ids:
+                if ext in refused:
+                    continue
                 op = kinds[ext]
                 out.append(SentRecord(ext, sent_at, meta.get("requestId"), op.kind, op.line))
         return out
@@ -854,16 +893,38 @@ class Engine:
             skew=cfg.skew,
             deadline=cfg.deadline,
         )
-        journal.doc["outcomes"] = result.counts
+        outcomes = dict(result.outcomes)
+        outcomes.update(self._refused_outcomes(journal))
+        counts: dict[str, int] = {}
+        for o in outcomes.values():
+            counts[o.outcome.value] = counts.get(o.outcome.value, 0) + 1
+        journal.doc["outcomes"] = dict(sorted(counts.items()))
         journal.doc["lastReconciledAt"] = _iso(self.clock.now())
-        self._store_outcomes(journal, result.outcomes.values())
-        self._apply_outcomes(src.name, journal.run_id, result.outcomes.values())
+        self._store_outcomes(journal, outcomes.values())
+        self._apply_outcomes(src.name, journal.run_id, outcomes.values())
         if result.complete:
-            self._transition(journal, RunState.DONE, _counts_text(result.counts))
-            log.info("run %s: done %s", journal.run_id, result.counts)
+            self._transition(journal, RunState.DONE, _counts_text(journal.doc["outcomes"]))
+            log.info("run %s: done %s", journal.run_id, journal.doc["outcomes"])
         else:
             self._save(journal)
         return journal
+
+    def _refused_outcomes(self, journal: _Journal) -> dict[str, RecordOutcome]:
+        """Records the service refused with 400 at upload: failed, no log entry expected."""
+        out: dict[str, RecordOutcome] = {}
+        lines: Mapping[str, int] = journal.doc.get("lines") or {}
+        for meta in journal.batches:
+            for ext, (code, message) in (meta.get("rejected") or {}).items():
+                out[ext] = RecordOutcome(
+                    external_id=ext,
+                    outcome=Outcome.FAILED,
+                    action="",
+                    line=lines.get(ext),
+                    request_id=meta.get("requestId"),
+                    error_code=code or "BadRequest",
+                    reason=message,
+                )
+        return out
 
     def _store_outcomes(self, journal: _Journal, outcomes: Iterable[RecordOutcome]) -> None:
         rows = [
@@ -1139,6 +1200,130 @@ def _spooled(stream: IO[bytes] | Path) -> Iterator[tuple[Path, str]]:
             os.unlink(name)
 
 
+class GraphTarget:
+    """A :class:`ProvisioningTarget` on the Graph client (or the emulator through it).
+
+    Each batch goes through :meth:`GraphClient.upload` so a 400 is bisected down to the
+    offending records (reported as rejected) while the rest of the batch is delivered.
+    A batch with anything deferred (quota, bucket full, outage) counts as not
+    acknowledged and is re-sent whole next time (bulkUpload upserts, so that is safe).
+    """
+
+    def __init__(self, client: GraphClient) -> None:
+        self.client = client
+
+    @property
+    def job_id(self) -> str | None:
+        return self.client.endpoint.job_id
+
+    async def send(self, payload: BulkPayload) -> BatchReceipt:
+        result = await self.client.upload([payload])
+        outcome = result.outcomes[0]
+        if outcome.deferred:
+            if isinstance(result.error, ConnectorError):
+                raise result.error
+            reason = outcome.defer_reason.value if outcome.defer_reason else "unknown"
+            if outcome.defer_reason is DeferReason.QUOTA:
+                raise QuotaExhaustedError(outcome.error or "the daily call budget is spent")
+            raise GraphError(f"batch deferred ({reason}): {outcome.error or 'no detail'}")
+        rejected = {r.external_id: (r.code, r.message) for r in outcome.rejected}
+        ids = [d.request_id for d in outcome.accepted if d.request_id]
+        if not ids:
+            ids = [r.request_id for r in outcome.rejected if r.request_id]
+        client_ids = [d.client_request_id for d in outcome.accepted]
+        return BatchReceipt(
+            request_id=ids[0] if ids else None,
+            client_request_id=client_ids[0] if client_ids else None,
+            rejected=rejected,
+        )
+
+    def iter_logs(self, since: datetime) -> AsyncIterator[Any]:
+        return self.client.iter_provisioning_logs(LogQuery(since=since))
+
+    async def get_job(self) -> Any:
+        try:
+            return await self.client.get_job()
+        except NotFoundError:
+            return None
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def graph_targets(
+    config: SourcesConfig,
+    store: StateStore,
+    tokens: TokenProvider | Callable[[Source], TokenProvider],
+    clock: Clock,
+    *,
+    allow_loopback: bool = False,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> TargetFactory:
+    """A :data:`TargetFactory` building a paced, budgeted Graph client per source.
+
+    The daily call budget (``daily_call_budget``, tenant-wide per the Entra docs) is
+    counted in the state store, so every process sharing the store shares the budget.
+    """
+
+    def factory(src: Source) -> ProvisioningTarget:
+        if src.endpoint is not None:
+            endpoint = ProvisioningEndpoint.parse(src.endpoint, allow_loopback=allow_loopback)
+        elif src.service_principal_id and src.job_id:
+            endpoint = ProvisioningEndpoint.build(
+                src.service_principal_id, src.job_id, cloud=src.cloud
+            )
+        else:  # pragma: no cover - the config model refuses this
+            raise ConfigError(f"source {src.name} has no provisioning endpoint")
+        provider = tokens(src) if callable(tokens) else tokens
+        budget = DailyBudget(config.daily_call_budget, StoreCallBudget(store), clock=clock)
+        client = GraphClient(
+            endpoint,
+            provider,
+            transport=transport,
+            clock=clock,
+            budget=budget,
+            allow_loopback=allow_loopback,
+            max_in_flight=1,
+        )
+        return GraphTarget(client)
+
+    return factory
+
+
+class _MappedExtract:
+    """Adapts :class:`connector.records.RecordStream` to :class:`ExtractRecords`."""
+
+    def __init__(self, stream: RecordStream) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[MappedRecord]:
+        try:
+            yield from self._stream
+        finally:
+            self._stream.close()
+
+    @property
+    def rejected(self) -> list[RejectedRow]:
+        return [
+            RejectedRow(
+                line=r.line,
+                reason=f"{r.reason_code}: {r.message}",
+                external_id=r.external_id or None,
+            )
+            for r in self._stream.rejected
+        ]
+
+    @property
+    def rows(self) -> int:
+        return self._stream.stats.rows_read
+
+
 def read_mapped_records(source: Source, path: Path) -> ExtractRecords:
     """The default record reader: the source's mapping applied to the extract's rows."""
-    raise ConfigError("records reader not available")  # replaced once connector.records lands
+    spec: str | Path
+    if source.mapping_path is not None:
+        spec = source.mapping_path
+    else:
+        spec = yaml.safe_dump(source.mapping, sort_keys=False)
+    mapping = load_mapping(spec)
+    return _MappedExtract(iter_records(path, mapping, label=path.name))

@@ -12,7 +12,9 @@ Our assumptions (not documented): the latest entry for an externalId written aft
 the send time (minus a clock-skew margin) describes the outcome of that send; an
 entry's skip reason may sit in ``errorInformation`` or in a skipped provisioning
 step's ``details`` (e.g. ``SkipReason: UnableToResolveReferenceAttributeValue``);
-a record with no entry after a deadline (default 2 h) is *unconfirmed*, not failed.
+a record with no entry after a deadline (default 2 h) is *unconfirmed*, not failed;
+a ``warning`` entry that carries an error code (an attribute such as the manager was
+skipped) is classified *skipped* with that code, so an operator sees it.
 """
 
 from __future__ import annotations
@@ -172,7 +174,9 @@ def classify(entry: LogEntry, sent: SentRecord) -> RecordOutcome:
     """Turn the deciding log entry for ``sent`` into an outcome."""
     if entry.status == "failure":
         outcome = Outcome.FAILED
-    elif entry.status == "skipped":
+    elif entry.status == "skipped" or (entry.status == "warning" and entry.error_code):
+        # A warning with an error code is a partial apply (e.g. the user was written but
+        # its manager reference could not be resolved): report it as skipped, with why.
         outcome = Outcome.SKIPPED
     else:  # success, warning, or a future value: the service processed the record
         outcome = _SUCCESS_ACTIONS.get(entry.provisioning_action, Outcome.UPDATED)

@@ -150,6 +150,23 @@ def test_unconfirmed_only_after_deadline() -> None:
     assert custom.outcomes["E1"].outcome is Outcome.UNCONFIRMED
 
 
+def test_warning_with_error_code_is_a_skip_and_plain_warning_is_success() -> None:
+    logs = [
+        entry(
+            "E1",
+            5,
+            status="warning",
+            code="UnableToResolveReferenceAttributeValue",
+            reason="manager 999 not provisioned yet",
+        ),
+        entry("E2", 5, status="warning"),
+    ]
+    result = reconcile([sent("E1"), sent("E2")], logs, now=T0)
+    assert result.outcomes["E1"].outcome is Outcome.SKIPPED
+    assert result.outcomes["E1"].error_code == "UnableToResolveReferenceAttributeValue"
+    assert result.outcomes["E2"].outcome is Outcome.CREATED
+
+
 def test_leaver_logged_as_update_counts_as_disabled() -> None:
     result = reconcile([sent("E1", "leaver")], [entry("E1", 5, action="update")], now=T0)
     assert result.outcomes["E1"].outcome is Outcome.DISABLED
