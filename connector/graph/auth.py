@@ -76,9 +76,14 @@ def check_token_destination(url: str, *, allow_loopback: bool = False) -> None:
 
 
 class TokenProvider(Protocol):
-    """A source of bearer tokens for one scope; ``refresh`` forces a new one (after a 401)."""
+    """A source of bearer tokens for one scope.
 
-    async def get_token(self, *, refresh: bool = False) -> str: ...
+    ``rejected`` is a token Graph answered 401 to: a provider fetches a new one unless
+    it already holds a different token (another request refreshed first), so a burst
+    of concurrent 401s costs one refresh.
+    """
+
+    async def get_token(self, *, rejected: str | None = None) -> str: ...
 
 
 class StaticTokenProvider:
@@ -92,7 +97,7 @@ class StaticTokenProvider:
             raise ConfigError("the static token is empty")
         self._token = token
 
-    async def get_token(self, *, refresh: bool = False) -> str:
+    async def get_token(self, *, rejected: str | None = None) -> str:
         # A static token cannot be refreshed; the client turns the second 401 into an error.
         return self._token
 
@@ -124,19 +129,14 @@ class CredentialTokenProvider:
     def _fresh(self, token: AccessToken) -> bool:
         return token.expires_on - self._margin > self._clock.now().timestamp()
 
-    async def get_token(self, *, refresh: bool = False) -> str:
-        seen = self._cached
-        if seen is not None and not refresh and self._fresh(seen):
-            return seen.token
+    async def get_token(self, *, rejected: str | None = None) -> str:
+        cached = self._cached
+        if cached is not None and cached.token != rejected and self._fresh(cached):
+            return cached.token
         async with self._lock:
             current = self._cached
-            # Another task may have fetched while we waited for the lock: use its token.
-            if (
-                current is not None
-                and self._fresh(current)
-                and (current is not seen or not refresh)
-            ):
-                return current.token
+            if current is not None and current.token != rejected and self._fresh(current):
+                return current.token  # another task fetched while we waited for the lock
             token = await self._fetch()
             self._cached = token
             return token.token

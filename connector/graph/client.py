@@ -640,7 +640,7 @@ class GraphClient:
                     refreshed = True
                     attempt -= 1
                     self.metrics.token_refreshes += 1
-                    await self._tokens.get_token(refresh=True)
+                    await self._tokens.get_token(rejected=token)
                     continue
                 raise AuthenticationError(
                     f"Graph refused the token twice (401 {code or ''}: {message}); check the"

@@ -34,7 +34,7 @@ def operations(count: int, prefix: str = "E") -> list[BulkOperation]:
             data={
                 "schemas": [CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA],
                 "externalId": f"{prefix}{i:05d}",
-                "userName": f"u{i}@contoso.example",
+                "userName": f"u{i}@contoso.com",
                 "active": True,
             },
         )

@@ -74,7 +74,7 @@ def test_async_credential_and_forced_refresh_share_one_fetch() -> None:
 
     async def main() -> list[str]:
         first = await provider.get_token()
-        refreshed = await asyncio.gather(*(provider.get_token(refresh=True) for _ in range(1)))
+        refreshed = await asyncio.gather(*(provider.get_token(rejected=first) for _ in range(5)))
         many = await asyncio.gather(*(provider.get_token() for _ in range(10)))
         await provider.close()
         return [first, *refreshed, *many]

@@ -269,9 +269,12 @@ def test_401_refreshes_once_then_fails() -> None:
         def __init__(self) -> None:
             self.refreshes = 0
 
-        async def get_token(self, *, refresh: bool = False) -> str:
-            if refresh:
+        async def get_token(self, *, rejected: str | None = None) -> str:
+            if rejected is not None and rejected == self.current():
                 self.refreshes += 1
+            return self.current()
+
+        def current(self) -> str:
             return f"token-{self.refreshes}"
 
     tokens = Tokens()
@@ -281,9 +284,9 @@ def test_401_refreshes_once_then_fails() -> None:
             return graph_error(401, "Access token has expired", "InvalidAuthenticationToken")
         return accepted(request)
 
-    result = run_upload(make_client(handler, tokens=tokens), payloads(50))
-    assert result.records_accepted == 50
-    assert tokens.refreshes == 1
+    result = run_upload(make_client(handler, tokens=tokens), payloads(150))
+    assert result.records_accepted == 150
+    assert tokens.refreshes == 1  # three concurrent 401s, one refresh
     assert result.metrics.token_refreshes == 1
 
     def always_401(request: httpx.Request) -> httpx.Response:
