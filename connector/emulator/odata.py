@@ -160,6 +160,10 @@ def _parse_comparison(tokens: list[tuple[str, str]], i: int) -> tuple[Clause, in
             "incomplete comparison at the end of $filter (expected: property op value)"
         )
     (k1, prop_raw), (k2, op_raw), (k3, value_raw) = tokens[i], tokens[i + 1], tokens[i + 2]
+    if k1 == "word" and k2 == "lparen":
+        raise FilterError(
+            f"function {prop_raw!r} is not supported in $filter; use contains(property,'text')"
+        )
     if k1 != "word":
         raise FilterError(
             f"expected a property name, got {prop_raw!r} (parentheses are not supported)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 from typing import Any
 
 import httpx
@@ -16,6 +17,11 @@ from connector.scim import (
 )
 
 SCHEMAS = [CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA]
+
+# One keep-alive client for every helper call: a fresh httpx.Client per call costs an
+# SSL context each time, which would dominate these loopback tests.
+CLIENT = httpx.Client(timeout=10)
+atexit.register(CLIENT.close)
 
 
 def record(
@@ -64,7 +70,7 @@ def post(
     hdrs: dict[str, str] | None = None,
 ) -> httpx.Response:
     content = body if isinstance(body, bytes) else orjson.dumps(body)
-    sender = client or httpx
+    sender = client or CLIENT
     return sender.post(url or emu.endpoint_url, content=content, headers=hdrs or headers(emu))
 
 
@@ -78,7 +84,7 @@ def upload(emu: RunningEmulator, *records: dict[str, Any]) -> None:
 def get_logs(
     emu: RunningEmulator, params: dict[str, str] | None = None, *, url: str | None = None
 ) -> httpx.Response:
-    return httpx.get(
+    return CLIENT.get(
         url or emu.graph_url + "/auditLogs/provisioning",
         params=params,
         headers={"Authorization": f"Bearer {emu.token}"},

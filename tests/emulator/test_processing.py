@@ -1,0 +1,274 @@
+"""Per-record outcomes: create, update, disable, skip, UPN rules, manager references,
+work-only multi-values, null handling and schema-unknown attributes."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import httpx
+
+from connector.emulator import RunningEmulator
+from connector.scim import ENTERPRISE_USER_SCHEMA
+
+from .helpers import auth, job_url, logs_for, record, upload
+
+
+def _status(entry: dict[str, Any]) -> str:
+    status: str = entry["provisioningStatusInfo"]["status"]
+    return status
+
+
+def _error_code(entry: dict[str, Any]) -> str | None:
+    err = entry["provisioningStatusInfo"]["errorInformation"]
+    return None if err is None else str(err["errorCode"])
+
+
+def test_create_then_update_then_skip_then_disable(emu: RunningEmulator) -> None:
+    upload(emu, record("100", displayName="Ada Lovelace", title="Engineer"))
+    user = emu.users()["100"]
+    assert user["accountEnabled"] is True
+    assert user["attributes"]["userPrincipalName"] == "user100@contoso.com"
+    assert user["attributes"]["jobTitle"] == "Engineer"
+    assert user["attributes"]["employeeId"] == "100"
+
+    upload(emu, record("100", displayName="Ada Lovelace", title="Principal Engineer"))
+    assert emu.users()["100"]["attributes"]["jobTitle"] == "Principal Engineer"
+
+    upload(emu, record("100", displayName="Ada Lovelace", title="Principal Engineer"))
+    upload(emu, {"schemas": record("x")["schemas"], "externalId": "100", "active": False})
+    assert emu.users()["100"]["accountEnabled"] is False
+
+    entries = logs_for(emu, "100")
+    assert [(e["provisioningAction"], _status(e)) for e in entries] == [
+        ("create", "success"),
+        ("update", "success"),
+        ("other", "skipped"),
+        ("disable", "success"),
+    ]
+    update = entries[1]["modifiedProperties"]
+    assert update == [
+        {"displayName": "jobTitle", "oldValue": "Engineer", "newValue": "Principal Engineer"}
+    ]
+    assert entries[3]["modifiedProperties"] == [
+        {"displayName": "accountEnabled", "oldValue": "True", "newValue": "False"}
+    ]
+    assert {e["sourceIdentity"]["id"] for e in entries} == {"100"}
+    assert {e["targetIdentity"]["id"] for e in entries} == {user["id"]}
+
+
+def test_record_without_active_keeps_the_account_state(emu: RunningEmulator) -> None:
+    upload(emu, record("7", active=False))
+    assert emu.users()["7"]["accountEnabled"] is False
+    upload(emu, record("7", active=None, title="Clerk"))
+    assert emu.users()["7"]["accountEnabled"] is False
+    upload(emu, record("7", active=True, title="Clerk"))
+    assert emu.users()["7"]["accountEnabled"] is True
+    upload(emu, record("7", active=None, title="Senior Clerk"))
+    assert emu.users()["7"]["accountEnabled"] is True
+    actions = [e["provisioningAction"] for e in logs_for(emu, "7")]
+    assert actions == ["create", "update", "update", "update"]
+
+
+def test_new_user_without_active_follows_the_configured_default(make_emulator: Any) -> None:
+    strict = make_emulator()
+    upload(strict, record("1", active=None))
+    assert strict.users()["1"]["accountEnabled"] is False
+    lenient = make_emulator(new_user_enabled_without_active=True)
+    upload(lenient, record("1", active=None))
+    assert lenient.users()["1"]["accountEnabled"] is True
+
+
+def test_upn_already_used_by_another_user_fails_the_record(emu: RunningEmulator) -> None:
+    upload(emu, record("1", upn="jdoe@contoso.com"))
+    upload(emu, record("2", upn="JDoe@contoso.com"))
+    assert "2" not in emu.users()
+    [entry] = logs_for(emu, "2")
+    assert (entry["provisioningAction"], _status(entry)) == ("create", "failure")
+    assert _error_code(entry) == "AzureActiveDirectoryConflictEntryPrimaryAttributes"
+    assert entry["provisioningStatusInfo"]["errorInformation"]["errorCategory"]
+    # A rename into a taken UPN fails too and leaves the user as it was.
+    upload(emu, record("3", upn="other@contoso.com"))
+    upload(emu, record("3", upn="jdoe@contoso.com", title="x"))
+    assert emu.users()["3"]["attributes"]["userPrincipalName"] == "other@contoso.com"
+    assert "jobTitle" not in emu.users()["3"]["attributes"]
+    # Once the holder moves away, the UPN is free.
+    upload(emu, record("1", upn="john.doe@contoso.com"))
+    upload(emu, record("2", upn="jdoe@contoso.com"))
+    assert emu.users()["2"]["attributes"]["userPrincipalName"] == "jdoe@contoso.com"
+
+
+def test_upn_in_an_unverified_domain_fails(emu: RunningEmulator) -> None:
+    upload(emu, record("9", upn="someone@fabrikam.com"))
+    upload(emu, record("10", upn="no-at-sign"))
+    assert emu.users() == {}
+    for ext in ("9", "10"):
+        [entry] = logs_for(emu, ext)
+        assert _status(entry) == "failure"
+        assert _error_code(entry) == "AzureActiveDirectoryInvalidUserPrincipalName"
+
+
+def test_verified_domains_are_configurable(make_emulator: Any) -> None:
+    emu = make_emulator(verified_domains=["fabrikam.com", "Contoso.COM"])
+    upload(emu, record("1", upn="a@FABRIKAM.com"), record("2", upn="b@contoso.com"))
+    assert set(emu.users()) == {"1", "2"}
+
+
+def test_create_without_user_name_fails(emu: RunningEmulator) -> None:
+    upload(emu, record("1", upn=None))
+    [entry] = logs_for(emu, "1")
+    assert _status(entry) == "failure"
+    assert _error_code(entry) == "AzureActiveDirectoryRequiredAttributeMissing"
+
+
+def test_unresolved_manager_is_skipped_then_resolved_when_resent(emu: RunningEmulator) -> None:
+    upload(emu, record("20", manager="10"))
+    user = emu.users()["20"]
+    assert user["manager"] is None
+    assert user["pendingManager"] == "10"
+    [first] = logs_for(emu, "20")
+    assert (first["provisioningAction"], _status(first)) == ("create", "warning")
+    assert _error_code(first) == "UnableToResolveReferenceAttributeValue"
+    steps = {s["provisioningStepType"]: s for s in first["provisioningSteps"]}
+    assert steps["referenceResolution"]["details"] == {
+        "SkipReason": "UnableToResolveReferenceAttributeValue"
+    }
+
+    upload(emu, record("10"))
+    assert emu.users()["20"]["manager"] is None  # the service does not retry on its own
+    upload(emu, record("20", manager="10"))
+    users = emu.users()
+    assert users["20"]["manager"] == "10"
+    assert users["20"]["pendingManager"] is None
+    last = logs_for(emu, "20")[-1]
+    assert (last["provisioningAction"], _status(last)) == ("update", "success")
+    assert last["modifiedProperties"] == [
+        {"displayName": "manager", "oldValue": None, "newValue": users["10"]["id"]}
+    ]
+
+
+def test_manager_earlier_in_the_same_upload_resolves(emu: RunningEmulator) -> None:
+    upload(emu, record("1"), record("2", manager="1"))
+    assert emu.users()["2"]["manager"] == "1"
+    assert _status(logs_for(emu, "2")[0]) == "success"
+
+
+def test_auto_resolve_references_option(make_emulator: Any) -> None:
+    emu = make_emulator(auto_resolve_references=True)
+    upload(emu, record("20", manager="10"))
+    upload(emu, record("10"))
+    assert emu.users()["20"]["manager"] == "10"
+    entries = logs_for(emu, "20")
+    assert [e["provisioningAction"] for e in entries] == ["create", "update"]
+    assert entries[1]["cycleId"] != entries[0]["cycleId"]
+
+
+def test_non_work_emails_phones_addresses_are_ignored(emu: RunningEmulator) -> None:
+    rec = record(
+        "5",
+        emails=[
+            {"value": "home@example.org", "type": "home", "primary": True},
+            {"value": "ada@contoso.com", "type": "work"},
+        ],
+        phoneNumbers=[{"value": "555-1", "type": "mobile"}],
+        addresses=[
+            {"type": "home", "locality": "Homeville"},
+            {"type": "work", "locality": "Chicago", "postalCode": "60601"},
+        ],
+    )
+    upload(emu, rec)
+    attrs = emu.users()["5"]["attributes"]
+    assert attrs["mail"] == "ada@contoso.com"
+    assert attrs["city"] == "Chicago"
+    assert attrs["postalCode"] == "60601"
+    assert "businessPhones" not in attrs
+    # An email without a type is not processed either (CSV2SCIM's contractor sample).
+    upload(emu, record("6", emails=[{"value": "x@contoso.com"}]))
+    assert "mail" not in emu.users()["6"]["attributes"]
+
+
+def test_null_is_skipped_unless_the_attribute_flows_nulls(emu: RunningEmulator) -> None:
+    upload(emu, record("1", title="Engineer", displayName="Ada"))
+    upload(emu, record("1", title=None, displayName=""))
+    attrs = emu.users()["1"]["attributes"]
+    assert attrs["jobTitle"] == "Engineer"
+    assert attrs["displayName"] == "Ada"
+    assert logs_for(emu, "1")[-1]["provisioningAction"] == "other"
+
+    schema = httpx.get(job_url(emu, "/schema"), headers=auth(emu)).json()
+    for attr in schema["directories"][0]["objects"][0]["attributes"]:
+        if attr["name"] == "title":
+            attr["flowNullValues"] = True
+    put = httpx.put(job_url(emu, "/schema"), json=schema, headers=auth(emu))
+    assert put.status_code == 204
+    upload(emu, record("1", title=None, displayName=""))
+    attrs = emu.users()["1"]["attributes"]
+    assert "jobTitle" not in attrs
+    assert attrs["displayName"] == "Ada"
+    assert logs_for(emu, "1")[-1]["modifiedProperties"] == [
+        {"displayName": "jobTitle", "oldValue": "Engineer", "newValue": None}
+    ]
+    # Documented for "Clear attribute values": an omitted flow-null attribute is cleared too.
+    upload(emu, record("1", title="Lead"))
+    upload(emu, record("1"))
+    assert "jobTitle" not in emu.users()["1"]["attributes"]
+
+
+def test_attributes_unknown_to_the_schema_are_ignored(emu: RunningEmulator) -> None:
+    rec = record("1", favouriteColour="blue", **{"urn:contoso:employee": {"HireDate": "2021"}})
+    rec["schemas"].append("urn:contoso:employee")
+    upload(emu, rec)
+    attrs = emu.users()["1"]["attributes"]
+    assert "favouriteColour" not in attrs
+    assert "urn:contoso:employee:HireDate" not in attrs
+    assert _status(logs_for(emu, "1")[0]) == "success"
+
+
+def test_registered_custom_attribute_flows(emu: RunningEmulator) -> None:
+    schema = httpx.get(job_url(emu, "/schema"), headers=auth(emu)).json()
+    attrs = schema["directories"][0]["objects"][0]["attributes"]
+    template = copy.deepcopy(attrs[-1])
+    template.update(name="urn:contoso:employee:HireDate", type="String", flowNullValues=False)
+    attrs.append(template)
+    assert httpx.put(job_url(emu, "/schema"), json=schema, headers=auth(emu)).status_code == 204
+    rec = record("1", **{"urn:contoso:employee": {"HireDate": "2021-05-01T00:00:00-05:00"}})
+    rec["schemas"].append("urn:contoso:employee")
+    upload(emu, rec)
+    attrs_after = emu.users()["1"]["attributes"]
+    assert attrs_after["urn:contoso:employee:HireDate"] == "2021-05-01T00:00:00-05:00"
+
+
+def test_enterprise_attributes_map_to_entra_names(emu: RunningEmulator) -> None:
+    rec = record(
+        "1",
+        name={"givenName": "Ada", "familyName": "Lovelace"},
+        **{
+            ENTERPRISE_USER_SCHEMA: {
+                "department": "R&D",
+                "organization": "Contoso",
+                "costCenter": "CC1",
+                "division": "Engines",
+                "employeeNumber": "E-1",
+            }
+        },
+    )
+    upload(emu, rec)
+    attrs = emu.users()["1"]["attributes"]
+    assert attrs["givenName"] == "Ada"
+    assert attrs["surname"] == "Lovelace"
+    assert attrs["department"] == "R&D"
+    assert attrs["companyName"] == "Contoso"
+    assert attrs["employeeOrgData.costCenter"] == "CC1"
+    assert attrs[f"{ENTERPRISE_USER_SCHEMA}:employeeNumber"] == "E-1"
+
+
+def test_job_status_reports_the_last_cycle(emu: RunningEmulator) -> None:
+    upload(emu, record("1"), record("2", upn="bad@fabrikam.com"))
+    status = httpx.get(job_url(emu), headers=auth(emu)).json()["status"]
+    last = status["lastExecution"]
+    assert last["countImported"] == 2
+    assert last["countExported"] == 1
+    assert last["countEscrowed"] == 1
+    assert last["state"] == "EntryLevelErrors"
+    cycle_ids = {e["cycleId"] for e in logs_for(emu, "1") + logs_for(emu, "2")}
+    assert cycle_ids == {last["activityIdentifier"]}
