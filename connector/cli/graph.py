@@ -1,11 +1,318 @@
-"""CLI commands: graph."""
+"""CLI commands: graph (``connector status``, ``connector logs``, ``connector schema add``).
+
+Every command takes the provisioning endpoint exactly as the Entra portal shows it and
+an auth choice: ``--auth default|managed-identity|certificate|secret`` (azure.identity
+credentials; certificate/secret inputs from options or the usual ``AZURE_*`` variables)
+or ``--token TOKEN`` (the emulator's, or one pasted from Graph Explorer). Tokens only go
+to Graph hosts; a loopback emulator needs ``--allow-loopback``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import re
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import orjson
 import typer
 
-__all__ = ["register"]
+from connector.errors import ConfigError, ConnectorError
+
+__all__ = ["parse_since", "register"]
+
+T = TypeVar("T")
+
+_AUTH_KINDS = ("default", "managed-identity", "certificate", "secret")
+_SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.IGNORECASE)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+EndpointOpt = Annotated[
+    str,
+    typer.Option(
+        "--endpoint",
+        help="Provisioning API endpoint URL as the Entra portal shows it (…/bulkUpload).",
+    ),
+]
+AuthOpt = Annotated[
+    str,
+    typer.Option(
+        "--auth",
+        help="Credential: default, managed-identity, certificate or secret.",
+    ),
+]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option("--token", help="Static bearer token (emulator or Graph Explorer)."),
+]
+TenantOpt = Annotated[str | None, typer.Option("--tenant-id", help="Tenant for cert/secret.")]
+ClientOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--client-id",
+        help="App (client) id; for managed-identity the user-assigned identity's client id.",
+    ),
+]
+CertOpt = Annotated[
+    Path | None, typer.Option("--certificate", help="PEM/PFX certificate for --auth certificate.")
+]
+LoopbackOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-loopback",
+        help="Allow a loopback endpoint (the local emulator) to receive the token.",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """``2h``/``30m``/``1d``/``90s`` ago, or an ISO 8601 timestamp (UTC when no offset)."""
+    match = _SINCE.match(text)
+    if match:
+        return now - timedelta(seconds=float(match[1]) * _UNITS[match[2].lower()])
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            f"--since {text!r} is neither a duration (90s, 30m, 2h, 1d) nor an ISO timestamp"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    try:
+        return asyncio.run(make())
+    except ConnectorError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(code=1) from exc
+
+
+def _client(
+    endpoint: str,
+    auth: str,
+    token: str | None,
+    tenant_id: str | None,
+    client_id: str | None,
+    certificate: Path | None,
+    allow_loopback: bool,
+) -> Any:
+    from connector.graph.auth import (
+        CredentialTokenProvider,
+        StaticTokenProvider,
+        TokenProvider,
+        build_credential,
+    )
+    from connector.graph.client import GraphClient
+    from connector.graph.endpoint import Cloud, ProvisioningEndpoint
+
+    target = ProvisioningEndpoint.parse(endpoint, allow_loopback=allow_loopback)
+    tokens: TokenProvider
+    if token:
+        tokens = StaticTokenProvider(token)
+    else:
+        if auth not in _AUTH_KINDS:
+            raise ConfigError(f"--auth {auth!r}: use one of {', '.join(_AUTH_KINDS)}")
+        credential = build_credential(
+            auth,  # type: ignore[arg-type]
+            cloud=target.cloud or Cloud.GLOBAL,
+            client_id=client_id,
+            tenant_id=tenant_id,
+            certificate_path=str(certificate) if certificate else None,
+        )
+        tokens = CredentialTokenProvider(credential, target.scope)
+    return GraphClient(target, tokens, allow_loopback=allow_loopback)
+
+
+def _status_lines(job: Any) -> list[str]:
+    status = job.status
+    lines = [f"job:     {job.id}", f"status:  {job.code}"]
+    if status is None:
+        return lines
+    if status.quarantine is not None:
+        q = status.quarantine
+        lines.append(f"quarantine: {q.reason or 'unknown reason'} since {q.current_began or '?'}")
+        if q.error is not None:
+            lines.append(f"  error: {q.error.code or ''} {q.error.message or ''}".rstrip())
+    last = status.last_execution
+    if last is not None:
+        lines.append(
+            f"last run: {last.state or '?'} {last.time_began or '?'} → {last.time_ended or '?'}"
+            f" (imported {last.count_imported or 0}, exported {last.count_exported or 0},"
+            f" escrowed {last.count_escrowed or 0})"
+        )
+        if last.error is not None and (last.error.code or last.error.message):
+            lines.append(f"  error: {last.error.code or ''} {last.error.message or ''}".rstrip())
+    if status.troubleshooting_url:
+        lines.append(f"help:    {status.troubleshooting_url}")
+    return lines
+
+
+def _counts_table(entries: list[Any]) -> list[str]:
+    """Action × status counts, like CSV2SCIM's cycle statistics."""
+    counts = Counter((e.action, e.status) for e in entries)
+    actions = sorted({a for a, _ in counts})
+    statuses = ["success", "failure", "skipped", "warning"]
+    statuses += sorted({s for _, s in counts} - set(statuses))
+    width = max([len("action"), *(len(a) for a in actions)])
+    head = "action".ljust(width) + "".join(f"{s:>10}" for s in statuses) + f"{'total':>8}"
+    rows = [head, "-" * len(head)]
+    for action in actions:
+        cells = [counts.get((action, s), 0) for s in statuses]
+        rows.append(action.ljust(width) + "".join(f"{c:>10}" for c in cells) + f"{sum(cells):>8}")
+    totals = [sum(counts.get((a, s), 0) for a in actions) for s in statuses]
+    rows.append("total".ljust(width) + "".join(f"{c:>10}" for c in totals) + f"{sum(totals):>8}")
+    return rows
+
+
+def _entry_line(entry: Any) -> str:
+    err = entry.error
+    when = entry.activity_date_time.isoformat() if entry.activity_date_time else "?"
+    detail = ""
+    if err is not None and (err.error_code or err.reason):
+        detail = f"  {err.error_code or ''}: {err.reason or ''}"
+    return f"{when}  {entry.external_id or '?':<20} {entry.action:<12} {entry.status:<9}{detail}"
+
+
+def status_command(
+    endpoint: EndpointOpt,
+    auth: AuthOpt = "default",
+    token: TokenOpt = None,
+    tenant_id: TenantOpt = None,
+    client_id: ClientOpt = None,
+    certificate: CertOpt = None,
+    allow_loopback: LoopbackOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the provisioning job's status: state, quarantine, last execution."""
+
+    async def main() -> Any:
+        client = _client(endpoint, auth, token, tenant_id, client_id, certificate, allow_loopback)
+        async with client:
+            return await client.get_job()
+
+    job = _run(main)
+    if as_json:
+        typer.echo(job.model_dump_json(by_alias=True, exclude_none=True, indent=2))
+        return
+    for line in _status_lines(job):
+        typer.echo(line)
+
+
+def logs_command(
+    endpoint: EndpointOpt,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only entries since: 2h, 30m, 1d or ISO time.")
+    ] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="success, failure, skipped or warning.")
+    ] = None,
+    external_id: Annotated[
+        str | None, typer.Option("--external-id", help="Only this record (sourceIdentity id).")
+    ] = None,
+    action: Annotated[str | None, typer.Option("--action", help="create, update, ...")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Stop after this many entries.")
+    ] = None,
+    auth: AuthOpt = "default",
+    token: TokenOpt = None,
+    tenant_id: TenantOpt = None,
+    client_id: ClientOpt = None,
+    certificate: CertOpt = None,
+    allow_loopback: LoopbackOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Provisioning log entries of the job: action × status counts, then the entries."""
+    from connector.graph.client import LogQuery
+
+    def query() -> LogQuery:
+        return LogQuery(
+            since=parse_since(since, datetime.now(UTC)) if since else None,
+            status=status,
+            external_id=external_id,
+            action=action,
+        )
+
+    async def main() -> list[Any]:
+        q = query()
+        client = _client(endpoint, auth, token, tenant_id, client_id, certificate, allow_loopback)
+        out: list[Any] = []
+        async with client:
+            async for entry in client.iter_provisioning_logs(q):
+                out.append(entry)
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
+    entries = _run(main)
+    if as_json:
+        data = [e.model_dump(mode="json", by_alias=True, exclude_none=True) for e in entries]
+        typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+        return
+    if not entries:
+        typer.echo(
+            "no provisioning log entries match; entries appear 5-10 minutes after an upload"
+            " is processed (check the job is not paused or in quarantine: connector status)"
+        )
+        return
+    for line in _counts_table(entries):
+        typer.echo(line)
+    typer.echo("")
+    for entry in entries:
+        typer.echo(_entry_line(entry))
+
+
+def schema_add_command(
+    endpoint: EndpointOpt,
+    mapping: Annotated[Path, typer.Option("--mapping", help="Mapping YAML naming the attributes.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be added; change nothing.")
+    ] = False,
+    auth: AuthOpt = "default",
+    token: TokenOpt = None,
+    tenant_id: TenantOpt = None,
+    client_id: ClientOpt = None,
+    certificate: CertOpt = None,
+    allow_loopback: LoopbackOpt = False,
+) -> None:
+    """Register the mapping's custom extension attributes in the job schema (missing ones only)."""
+    from connector.mapping import load_mapping
+
+    try:
+        names = load_mapping(mapping).custom_attribute_names()
+    except ConnectorError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(code=1) from exc
+    if not names:
+        typer.echo(f"{mapping} maps no custom extension attributes; nothing to register")
+        return
+
+    async def main() -> Any:
+        client = _client(endpoint, auth, token, tenant_id, client_id, certificate, allow_loopback)
+        async with client:
+            return await client.add_custom_attributes(names, dry_run=dry_run)
+
+    update = _run(main)
+    for name in update.present:
+        typer.echo(f"present   {name}")
+    verb = "would add" if dry_run else "added    "
+    for name in update.added:
+        typer.echo(f"{verb} {name}")
+    if not update.added:
+        typer.echo("the schema already has every attribute; nothing written")
+    elif dry_run:
+        typer.echo("dry run: schema not changed")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
+    app.command("status")(status_command)
+    app.command("logs")(logs_command)
+    schema = typer.Typer(
+        name="schema", help="The provisioning job's attribute schema.", no_args_is_help=True
+    )
+    schema.command("add")(schema_add_command)
+    app.add_typer(schema)
