@@ -1258,15 +1258,20 @@ def graph_targets(
     *,
     allow_loopback: bool = False,
     transport: httpx.AsyncBaseTransport | None = None,
+    endpoint_for: Callable[[Source], str] | None = None,
 ) -> TargetFactory:
     """A :data:`TargetFactory` building a paced, budgeted Graph client per source.
 
     The daily call budget (``daily_call_budget``, tenant-wide per the Entra docs) is
     counted in the state store, so every process sharing the store shares the budget.
+    ``endpoint_for`` overrides a source's endpoint URL (the local emulator: the sources
+    config accepts only https Graph URLs).
     """
 
     def factory(src: Source) -> ProvisioningTarget:
-        if src.endpoint is not None:
+        if endpoint_for is not None:
+            endpoint = ProvisioningEndpoint.parse(endpoint_for(src), allow_loopback=allow_loopback)
+        elif src.endpoint is not None:
             endpoint = ProvisioningEndpoint.parse(src.endpoint, allow_loopback=allow_loopback)
         elif src.service_principal_id and src.job_id:
             endpoint = ProvisioningEndpoint.build(
