@@ -62,6 +62,7 @@ S_BUDGET = "CONNECTOR_DAILY_CALL_BUDGET"
 S_AI_CONNECTION = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 S_AI_AUTH = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
 S_EMULATOR_TOKEN = "CONNECTOR_EMULATOR_TOKEN"  # noqa: S105 - a setting name, not a secret
+S_EMULATOR_URL = "CONNECTOR_EMULATOR_URL"
 
 #: Every app setting the Python code reads, in documentation order.
 APP_SETTING_NAMES: tuple[str, ...] = (
@@ -76,12 +77,15 @@ APP_SETTING_NAMES: tuple[str, ...] = (
     S_BUDGET,
     S_AI_CONNECTION,
     S_AI_AUTH,
+    S_EMULATOR_URL,
     S_EMULATOR_TOKEN,
 )
 
 #: Settings for local development only; the Azure deployment must not set them
 #: (shared keys are disabled there, and a static token is refused for Graph hosts).
-LOCAL_ONLY_SETTING_NAMES: frozenset[str] = frozenset({S_CONNECTION_STRING, S_EMULATOR_TOKEN})
+LOCAL_ONLY_SETTING_NAMES: frozenset[str] = frozenset(
+    {S_CONNECTION_STRING, S_EMULATOR_URL, S_EMULATOR_TOKEN}
+)
 
 #: What the deployed app (identity-based, Flex Consumption) is expected to set.
 AZURE_SETTING_NAMES: tuple[str, ...] = tuple(
@@ -153,6 +157,7 @@ class AppSettings(BaseSettings):
     applicationinsights_authentication_string: str | None = Field(
         default=None, validation_alias=S_AI_AUTH
     )
+    connector_emulator_url: str | None = Field(default=None, validation_alias=S_EMULATOR_URL)
     connector_emulator_token: SecretStr | None = Field(
         default=None, validation_alias=S_EMULATOR_TOKEN
     )
@@ -183,6 +188,34 @@ class AppSettings(BaseSettings):
                 "must use https (http is accepted only for a loopback emulator such as Azurite)"
             )
         return value.rstrip("/")
+
+    @field_validator("connector_emulator_url")
+    @classmethod
+    def _emulator_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"must be the emulator's base URL like http://127.0.0.1:8400, got {value!r}"
+            )
+        if not is_loopback_url(value):
+            raise ValueError(
+                f"must be a loopback address (the local emulator); {parts.hostname!r} is not"
+            )
+        if parts.query or parts.fragment or parts.username:
+            raise ValueError("must be a plain base URL (no query, fragment or credentials)")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _emulator_pair(self) -> AppSettings:
+        if (self.connector_emulator_url is None) != (self.connector_emulator_token is None):
+            missing = S_EMULATOR_TOKEN if self.connector_emulator_token is None else S_EMULATOR_URL
+            raise ValueError(
+                f"{missing}: missing. {S_EMULATOR_URL} and {S_EMULATOR_TOKEN} go together: "
+                "the local emulator's base URL and a token it accepts"
+            )
+        return self
 
     @field_validator("hr_drop_storage_credential")
     @classmethod
@@ -312,6 +345,11 @@ class AppSettings(BaseSettings):
         if self.applicationinsights_authentication_string is None:
             return None
         return dict(_split_kv(self.applicationinsights_authentication_string)).get("clientid")
+
+    @property
+    def emulator_enabled(self) -> bool:
+        """True when Graph calls go to the local emulator instead of Graph (local only)."""
+        return self.connector_emulator_url is not None
 
     def emulator_token_for(self, endpoint: str) -> str | None:
         """The static emulator token for ``endpoint``, or None when no token is configured.

@@ -40,7 +40,15 @@ if TYPE_CHECKING:
 
     from connector.settings import AppSettings
 
-__all__ = ["EVENT_LOGGER", "METRICS", "Telemetry", "configure_telemetry", "get_telemetry"]
+__all__ = [
+    "EVENT_LOGGER",
+    "METRICS",
+    "SENT_ACTIONS",
+    "Telemetry",
+    "configure_telemetry",
+    "get_telemetry",
+    "records_to_send",
+]
 
 EVENT_LOGGER = "connector.telemetry"
 METRICS: dict[str, str] = {
@@ -53,6 +61,8 @@ METRICS: dict[str, str] = {
     "jobs_quarantined": "connector.jobs.quarantined",
     "files_quarantined": "connector.files.quarantined",
 }
+#: Plan counts (``connector.delta.DeltaPlan.counts``) that are records to send.
+SENT_ACTIONS: tuple[str, ...] = ("joiners", "movers", "leavers", "retries", "resends")
 _UNITS = {
     "records_planned": "{record}",
     "records_sent": "{record}",
@@ -88,11 +98,9 @@ class Telemetry:
     # -- the events -------------------------------------------------------------------
 
     def run_planned(self, *, source: str, run_id: str, counts: Mapping[str, int]) -> None:
-        """A run's plan: counts per action (joiners, movers, leavers, unchanged, rejected)."""
-        for action, n in counts.items():
-            if action in ("unchanged", "rejected"):
-                continue
-            self._add("records_planned", n, source=source, action=action)
+        """A run's plan: the metric counts records to send per action; the log line has all."""
+        for action in SENT_ACTIONS:
+            self._add("records_planned", int(counts.get(action, 0)), source=source, action=action)
         self._event("run_planned", source=source, run_id=run_id, **dict(counts))
 
     def records_sent(self, *, source: str, run_id: str, count: int) -> None:
@@ -149,6 +157,11 @@ class Telemetry:
         extra = {f"connector.{k}": v for k, v in clean.items()}
         extra["connector.event"] = name
         self._log.log(level, "connector %s %s", name, text, extra=extra)
+
+
+def records_to_send(counts: Mapping[str, int]) -> int:
+    """Records a plan sends (joiners, movers, leavers, retries, re-sends)."""
+    return sum(int(counts.get(a, 0)) for a in SENT_ACTIONS)
 
 
 def configure_telemetry(

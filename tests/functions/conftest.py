@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
 
 ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # function_app.py lives at the repository root
+    sys.path.insert(0, str(ROOT))
 _ACCOUNT = "devstoreaccount1"
 _KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 

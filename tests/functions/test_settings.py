@@ -194,7 +194,13 @@ def test_emulator_token_only_for_loopback(env: pytest.MonkeyPatch) -> None:
     _local(env)
     assert load_settings().emulator_token_for("https://graph.microsoft.com/beta/x") is None
     env.setenv("CONNECTOR_EMULATOR_TOKEN", "local-token")
+    assert "CONNECTOR_EMULATOR_URL: missing" in _error(env)
+    env.setenv("CONNECTOR_EMULATOR_URL", "http://10.0.0.5:8400")
+    assert "CONNECTOR_EMULATOR_URL: must be a loopback address" in _error(env)
+    env.setenv("CONNECTOR_EMULATOR_URL", "http://127.0.0.1:8400/")
     s = load_settings()
+    assert s.emulator_enabled
+    assert s.connector_emulator_url == "http://127.0.0.1:8400"
     assert s.emulator_token_for("http://127.0.0.1:8400/beta/x") == "local-token"
     assert s.emulator_token_for("http://localhost:8400/beta/x") == "local-token"
     assert s.emulator_token_for("http://[::1]:8400/beta/x") == "local-token"

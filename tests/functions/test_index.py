@@ -1,0 +1,109 @@
+"""The function index builds, and each binding is what the infrastructure expects."""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import function_app
+from connector.dropzone import CONTAINERS, INCOMING
+from connector.settings import DEFAULT_RECONCILE_SCHEDULE, TRIGGER_CONNECTION
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@functools.cache
+def _functions() -> dict[str, dict[str, Any]]:
+    # get_functions() may be called once per app: it registers the names it indexes.
+    return {
+        f.get_function_name(): json.loads(f.get_function_json())
+        for f in function_app.app.get_functions()
+    }
+
+
+def _trigger(bindings: list[dict[str, Any]]) -> dict[str, Any]:
+    triggers = [b for b in bindings if b["type"].endswith("Trigger")]
+    assert len(triggers) == 1
+    return triggers[0]
+
+
+def test_index_has_exactly_the_shared_function_names() -> None:
+    assert set(_functions()) == {"ingest_extract", "reconcile", "health"}
+
+
+def test_blob_trigger_is_event_grid_on_incoming_with_the_named_connection() -> None:
+    trigger = _trigger(_functions()["ingest_extract"]["bindings"])
+    assert trigger["type"] == "blobTrigger"
+    assert trigger["source"] == "EventGrid"  # Flex Consumption supports only this
+    assert trigger["connection"] == TRIGGER_CONNECTION == "HrDropStorage"
+    assert trigger["path"] == f"{INCOMING}/{{name}}"
+    assert trigger["path"].split("/")[0] in CONTAINERS
+
+
+def test_timer_reads_its_schedule_from_the_app_setting() -> None:
+    trigger = _trigger(_functions()["reconcile"]["bindings"])
+    assert trigger["type"] == "timerTrigger"
+    assert trigger["schedule"] == "%RECONCILE_SCHEDULE%"
+    assert trigger["runOnStartup"] is False
+    assert DEFAULT_RECONCILE_SCHEDULE == "0 */15 * * * *"
+
+
+def test_health_is_a_get_with_a_function_key() -> None:
+    bindings = _functions()["health"]["bindings"]
+    trigger = _trigger(bindings)
+    assert trigger["type"] == "httpTrigger"
+    assert trigger["route"] == "health"
+    assert trigger["methods"] == ["GET"]
+    assert trigger["authLevel"] == "FUNCTION"
+
+
+def test_host_json_choices() -> None:
+    host = json.loads((ROOT / "host.json").read_text())
+    assert host["version"] == "2.0"
+    assert host["extensionBundle"] == {
+        "id": "Microsoft.Azure.Functions.ExtensionBundle",
+        "version": "[4.*, 5.0.0)",
+    }
+    h, m, s = (int(x) for x in host["functionTimeout"].split(":"))
+    assert 0 < h * 3600 + m * 60 + s <= 3600  # bounded, not -1
+    blobs = host["extensions"]["blobs"]
+    assert 1 <= blobs["maxDegreeOfParallelism"] <= 4
+    assert 1 <= blobs["poisonBlobThreshold"] <= 5
+    sampling = host["logging"]["applicationInsights"]["samplingSettings"]
+    excluded = set(sampling["excludedTypes"].split(";"))
+    assert {"Request", "Exception"} <= excluded  # invocations and errors are never sampled
+    assert "telemetryMode" not in host  # classic mode: host forwards worker logs
+
+
+def test_local_settings_sample_is_local_only_and_complete() -> None:
+    values = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
+    assert values["FUNCTIONS_WORKER_RUNTIME"] == "python"
+    assert values["HrDropStorage"] == "UseDevelopmentStorage=true"
+    assert values["AzureWebJobsStorage"] == "UseDevelopmentStorage=true"
+    from connector.config import parse_sources
+
+    config = parse_sources(values["CONNECTOR_SOURCES"], path=ROOT / "CONNECTOR_SOURCES")
+    for src in config.sources:
+        assert src.mapping_path is not None
+        assert src.mapping_path.is_file(), src.mapping_path
+
+
+@pytest.mark.parametrize("module", ["function_app"])
+def test_importing_the_app_stays_light(module: str) -> None:
+    """Cold start: the host imports function_app to index it; nothing heavy may load."""
+    code = (
+        f"import sys, {module}; heavy = sorted(m for m in sys.modules if m.split('.')[0] in"
+        " ('pydantic', 'httpx', 'yaml', 'opentelemetry') or m.startswith(('azure.storage',"
+        " 'azure.identity', 'azure.monitor', 'connector.pipeline'))); print(heavy);"
+        " sys.exit(1 if heavy else 0)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
