@@ -263,6 +263,7 @@ class ExtractReader:
         if not stream.seekable():
             spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115
             shutil.copyfileobj(stream, spool)
+            spool.seek(0)
             self._spool = spool  # type: ignore[assignment]
             stream = spool  # type: ignore[assignment]
         start = stream.tell()

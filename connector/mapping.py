@@ -95,6 +95,7 @@ _WHEN_TESTS: Final = ("equals", "not_equals", "in", "not_in", "empty", "not_empt
 _CUSTOM_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _URN: Final = re.compile(r"urn:[A-Za-z0-9][A-Za-z0-9.:_-]*[A-Za-z0-9]")
 _YAML12_BOOL: Final = frozenset({"true", "false"})
+_PLAIN_TAGS: Final = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 
 Values = dict[str, str]
 Getter = Callable[[Values], Any]
@@ -136,6 +137,9 @@ def _tree(text: str, label: str) -> _Y:
             problems.append(f"{label}:{line}: YAML anchors and aliases are not supported")
             return _Y(None, line)
         seen.add(id(node))
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and node.tag not in _PLAIN_TAGS:
+            problems.append(f"{label}:{line}: YAML tag {node.tag!r} is not allowed")
+            return _Y(None, line)
         if isinstance(node, yaml.MappingNode):
             out: dict[str, _Y] = {}
             for key_node, value_node in node.value:
@@ -155,7 +159,11 @@ def _tree(text: str, label: str) -> _Y:
         assert isinstance(node, yaml.ScalarNode)
         if node.tag == "tag:yaml.org,2002:bool" and node.value.lower() not in _YAML12_BOOL:
             return _Y(node.value, line)  # YAML 1.2 booleans only: 'yes', 'No', 'on' stay text
-        value = constructor.construct_object(node)
+        try:
+            value = constructor.construct_object(node)
+        except yaml.YAMLError as exc:
+            problems.append(f"{label}:{line}: {getattr(exc, 'problem', None) or exc}")
+            return _Y(None, line)
         if not isinstance(value, str | bool | int | float) and value is not None:
             value = value.isoformat() if hasattr(value, "isoformat") else str(value)
         return _Y(value, line)

@@ -1,0 +1,253 @@
+"""The extract reader: encodings, delimiters, quoting, header rules, row rejection."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from connector.errors import ExtractError, TooManyRejectedRowsError
+from connector.extract import ExtractProfile, RejectReason, read_extract
+
+from .helpers import stream
+
+LENIENT = ExtractProfile(max_rejected_share=1.0)
+
+
+def rows_of(data: io.BytesIO | Path, profile: ExtractProfile = LENIENT, id_column: str | None = "Id"):
+    reader = read_extract(data, profile, id_column=id_column)
+    return reader, [(r.line, r.values) for r in reader]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16-le", "utf-16-be", "utf-16"])
+def test_encodings_detected_by_bom(encoding: str) -> None:
+    reader, rows = rows_of(stream("Id,Name\n1,Zoë\n2,Łukasz\n", encoding))
+    assert reader.header == ["Id", "Name"]
+    assert rows == [(2, {"Id": "1", "Name": "Zoë"}), (3, {"Id": "2", "Name": "Łukasz"})]
+
+
+def test_undecodable_bytes_name_the_line() -> None:
+    data = io.BytesIO("Id,Name\n1,Ann\n2,Ren\xe9e\n".encode("latin-1"))
+    with pytest.raises(ExtractError) as info:
+        rows_of(data)
+    assert info.value.line == 3
+    assert "cannot decode as utf-8" in str(info.value)
+    assert "extract.encoding" in str(info.value)
+
+
+def test_undecodable_header_fails_at_open() -> None:
+    with pytest.raises(ExtractError) as info:
+        read_extract(io.BytesIO(b"Id,N\xe4me\n1,a\n"))
+    assert info.value.line == 1
+
+
+def test_named_encoding_is_used() -> None:
+    data = io.BytesIO("Id;Name\n1;Renée\n".encode("cp1252"))
+    _, rows = rows_of(data, ExtractProfile(encoding="cp1252", max_rejected_share=1.0))
+    assert rows == [(2, {"Id": "1", "Name": "Renée"})]
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+def test_delimiter_is_sniffed_from_header(delimiter: str) -> None:
+    text = delimiter.join(["Id", "Name", "City"]) + "\n" + delimiter.join(["1", "A", "B"]) + "\n"
+    reader, rows = rows_of(stream(text))
+    assert reader.delimiter == delimiter
+    assert rows == [(2, {"Id": "1", "Name": "A", "City": "B"})]
+
+
+def test_sniff_ignores_delimiters_inside_quotes() -> None:
+    reader, _ = rows_of(stream('"Id;x","Name;y"\n1,2\n'), id_column=None)
+    assert reader.delimiter == ","
+    assert reader.header == ["Id;x", "Name;y"]
+
+
+def test_configured_delimiter_wins() -> None:
+    reader, rows = rows_of(
+        stream("Id;Name,Full\n1;a,b\n"), ExtractProfile(delimiter=";", max_rejected_share=1)
+    )
+    assert reader.header == ["Id", "Name,Full"]
+    assert rows == [(2, {"Id": "1", "Name,Full": "a,b"})]
+
+
+def test_quoting_crlf_last_line_and_trailing_whitespace() -> None:
+    text = 'Id,Note,City\r\n1,"a, ""quoted""\r\nsecond line",Paris  \r\n2,plain,Oslo \r\n3,x,Rome '
+    reader, rows = rows_of(stream(text))
+    assert rows == [
+        (2, {"Id": "1", "Note": 'a, "quoted"\r\nsecond line', "City": "Paris"}),
+        (4, {"Id": "2", "Note": "plain", "City": "Oslo"}),
+        (5, {"Id": "3", "Note": "x", "City": "Rome"}),
+    ]
+    assert reader.stats.rows_read == 3
+
+
+def test_logic_app_sample_shape() -> None:
+    """CSV2SCIM's csv-with-5-records.txt: CRLF and a trailing space on the last row."""
+    header = "WorkerID,WorkerStatus,ManagerID"
+    body = "\r\n".join(["1222,Active,", "1223,Active,1222", "1224,Active,1222 "])
+    _, rows = rows_of(stream(header + "\r\n" + body + " "), id_column="WorkerID")
+    assert [r[1]["ManagerID"] for r in rows] == ["", "1222", "1222"]
+
+
+def test_header_is_cleaned() -> None:
+    reader, _ = rows_of(stream('\ufeff"Id" , \'Name\' ,"  City "\n1,a,b\n'), id_column=None)
+    assert reader.header == ["Id", "Name", "City"]
+
+
+@pytest.mark.parametrize(
+    ("header", "fragment"),
+    [("Id,Name,Id\n", "duplicate column names: Id"), ("Id,,Name\n", "empty column name at position 2")],
+)
+def test_bad_header_is_a_file_error(header: str, fragment: str) -> None:
+    with pytest.raises(ExtractError) as info:
+        read_extract(stream(header + "1,2,3\n"))
+    assert fragment in str(info.value)
+    assert info.value.line == 1
+
+
+def test_empty_file_is_an_error() -> None:
+    with pytest.raises(ExtractError, match="empty"):
+        read_extract(io.BytesIO(b""))
+
+
+def test_missing_id_column_is_an_error() -> None:
+    with pytest.raises(ExtractError, match="id column 'WorkerID' is not in the header"):
+        read_extract(stream("Id,Name\n"), id_column="WorkerID")
+
+
+def test_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ExtractError, match="file not found"):
+        read_extract(tmp_path / "nope.csv")
+
+
+def test_row_rejections_carry_line_and_reason() -> None:
+    text = "Id,Name,Note\n1,a,b\n2,b\n,c,d\n4,d," + "x" * 5000 + "\n5,e,f\n\n6,f,g\n"
+    reader, rows = rows_of(stream(text))
+    assert [r[0] for r in rows] == [2, 6, 8]
+    got = [(r.line, r.external_id, r.reason_code) for r in reader.rejected]
+    assert got == [
+        (3, "2", RejectReason.FIELD_COUNT),
+        (4, "", RejectReason.EMPTY_EXTERNAL_ID),
+        (5, "4", RejectReason.FIELD_TOO_LARGE),
+    ]
+    assert reader.stats.to_dict() == {
+        "rows_read": 6,
+        "rows_accepted": 3,
+        "rows_rejected": 3,
+        "rejected_by_reason": {"empty_external_id": 1, "field_count": 1, "field_too_large": 1},
+    }
+    assert "x" * 10 not in " ".join(r.message for r in reader.rejected)
+
+
+def test_field_cap_counts_utf8_bytes() -> None:
+    profile = ExtractProfile(max_field_bytes=8, max_rejected_share=1.0)
+    reader, rows = rows_of(stream("Id,Name\n1,abcdefgh\n2,éééé\n3,ééééé\n"), profile)
+    assert [r[0] for r in rows] == [2, 3]
+    assert [r.line for r in reader.rejected] == [4]
+
+
+def test_duplicate_ids_reject_every_occurrence() -> None:
+    text = "Id,Name\n1222,Talya\n1513,Ginnie\n1222,Aurelie\n7,x\n1222,Gaylene\n1513,y\n"
+    reader, rows = rows_of(stream(text))
+    assert rows == [(5, {"Id": "7", "Name": "x"})]
+    dupes = [(r.line, r.external_id) for r in reader.rejected]
+    assert dupes == [(2, "1222"), (3, "1513"), (4, "1222"), (6, "1222"), (7, "1513")]
+    assert {r.reason_code for r in reader.rejected} == {RejectReason.DUPLICATE_EXTERNAL_ID}
+
+
+def test_ids_are_compared_after_trimming() -> None:
+    reader, rows = rows_of(stream("Id,Name\n1 ,a\n 1,b\n2,c\n"))
+    assert [r[0] for r in rows] == [4]
+    assert len(reader.rejected) == 2
+
+
+def test_share_cap_raises_before_any_row_when_ids_prove_it() -> None:
+    text = "Id,Name\n" + "".join(f"{i % 3},n\n" for i in range(10))
+    reader = read_extract(stream(text), ExtractProfile(), id_column="Id")
+    it = iter(reader)
+    with pytest.raises(TooManyRejectedRowsError, match=r"10 of 10 rows rejected"):
+        next(it)
+
+
+def test_share_cap_raises_after_last_row() -> None:
+    """Oversized fields are only found in the data pass, so the cap fires at the end."""
+    profile = ExtractProfile(max_rejected_share=0.05, max_field_bytes=4)
+    good = "".join(f"{i},n\n" for i in range(19))
+    reader = read_extract(stream("Id,Name\n" + good + "20,toolong\n21,toolong\n"), profile, id_column="Id")
+    seen = []
+    with pytest.raises(TooManyRejectedRowsError, match="2 of 21 rows rejected"):
+        seen.extend(reader)
+    assert len(seen) == 19
+    # exactly at the cap is allowed
+    ok = read_extract(stream("Id,Name\n" + good + "20,toolong\n"), profile, id_column="Id")
+    assert len(list(ok)) == 19
+
+
+def test_share_check_can_be_left_to_the_caller() -> None:
+    text = "Id,Name\n1,toolong\n2,c\n"
+    profile = ExtractProfile(max_field_bytes=4)
+    reader = read_extract(stream(text), profile, id_column="Id", check_rejected_share=False)
+    assert len(list(reader)) == 1
+
+
+def test_malformed_row_is_rejected_and_reading_goes_on() -> None:
+    big = "y" * 200_000  # over the csv module's own field limit
+    text = f"Id,Name\n1,a\n2,{big}\n3,c\n"
+    reader, rows = rows_of(stream(text))
+    assert [r[1]["Id"] for r in rows] == ["1", "3"]
+    assert reader.rejected[0].line == 3
+    assert reader.rejected[0].reason_code in {RejectReason.MALFORMED_ROW, RejectReason.FIELD_TOO_LARGE}
+
+
+class _Pipe(io.RawIOBase):
+    """A non-seekable stream, like a socket or a pipe."""
+
+    def __init__(self, data: bytes) -> None:
+        self._buf = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[no-untyped-def]
+        chunk = self._buf.read(min(len(b), 7))
+        b[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def test_non_seekable_stream_is_spooled() -> None:
+    raw = io.BufferedReader(_Pipe("Id,Name\n1,a\n1,b\n2,c\n".encode()))
+    with read_extract(raw, LENIENT, id_column="Id") as reader:  # type: ignore[arg-type]
+        assert [r.values["Id"] for r in reader] == ["2"]
+        assert len(reader.rejected) == 2
+
+
+def test_callers_stream_is_left_open_and_reader_iterates_once() -> None:
+    data = stream("Id,Name\n1,a\n")
+    reader = read_extract(data, id_column="Id")
+    assert len(list(reader)) == 1
+    assert not data.closed
+    with pytest.raises(RuntimeError):
+        list(reader)
+
+
+def test_path_source(tmp_path: Path) -> None:
+    p = tmp_path / "x.csv"
+    p.write_bytes("Id|Name\r\n1|Å\r\n".encode("utf-16"))
+    reader, rows = rows_of(p)
+    assert reader.encoding == "utf-16"
+    assert rows == [(2, {"Id": "1", "Name": "Å"})]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"encoding": "nope-8"},
+        {"delimiter": ";;"},
+        {"delimiter": '"'},
+        {"max_field_bytes": 0},
+        {"max_rejected_share": 1.5},
+    ],
+)
+def test_profile_rejects_bad_settings(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        ExtractProfile(**kwargs)  # type: ignore[arg-type]
