@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/sh
 # azd postdeploy hook: subscribe the ingest_extract function to BlobCreated events of the
 # incoming/ container.
 #
@@ -11,12 +11,13 @@
 #
 # Needs: Azure CLI signed in (az login) with rights on the resource group, and the azd
 # environment values below (azd passes them to hooks; otherwise `azd env get-values`).
-set -euo pipefail
+# POSIX sh on purpose: azd runs posix hooks with `shell: sh`.
+set -eu
 
 require() {
-  local name="$1"
-  if [ -z "${!name:-}" ]; then
-    echo "error: environment value ${name} is not set; run 'azd provision' first or export it (see docs/deploy.md)." >&2
+  eval "value=\${$1:-}"
+  if [ -z "$value" ]; then
+    echo "error: environment value $1 is not set; run 'azd provision' first or export it (see docs/deploy.md)." >&2
     exit 2
   fi
 }
@@ -36,6 +37,8 @@ API_VERSION="2022-06-15"
 KEY_WAIT_ATTEMPTS="${KEY_WAIT_ATTEMPTS:-30}"
 KEY_WAIT_SECONDS="${KEY_WAIT_SECONDS:-10}"
 CREATE_ATTEMPTS="${CREATE_ATTEMPTS:-3}"
+CREATE_RETRY_SECONDS="${CREATE_RETRY_SECONDS:-20}"
+POLL_SECONDS="${POLL_SECONDS:-5}"
 
 echo "Waiting for the blobs_extension system key of ${AZURE_FUNCTION_APP_NAME} (the host creates it on first start)..."
 blobs_key=""
@@ -106,7 +109,7 @@ for attempt in $(seq 1 "$CREATE_ATTEMPTS"); do
       case "$state" in
         Succeeded | Failed | Canceled) break ;;
       esac
-      sleep 5
+      sleep "$POLL_SECONDS"
     done
     if [ "$state" = "Succeeded" ]; then
       echo "Event Grid subscription ${SUBSCRIPTION_NAME}: ${EVENT_TYPE} under ${SUBJECT_PREFIX} -> ${INGEST_FUNCTION_NAME} (dead letters: ${DEADLETTER_CONTAINER_NAME}/)."
@@ -118,7 +121,7 @@ for attempt in $(seq 1 "$CREATE_ATTEMPTS"); do
     echo "error: the Event Grid subscription was not created. See docs/deploy.md, Troubleshooting: Event Grid subscription validation." >&2
     exit 1
   fi
-  sleep 20
+  sleep "$CREATE_RETRY_SECONDS"
 done
 
 if [ "${GRAPH_PERMISSIONS_GRANTED:-true}" != "true" ]; then

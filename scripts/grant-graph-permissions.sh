@@ -51,7 +51,7 @@ for role in "${GRAPH_APP_ROLES[@]}"; do
     echo "error: Microsoft Graph has no application permission named ${role}." >&2
     exit 1
   fi
-  if grep -qix "$role_id" <<<"$existing"; then
+  if grep -qixF "$role_id" <<<"$existing"; then
     echo "already granted: ${role}"
     continue
   fi

@@ -1,7 +1,7 @@
 // Action group and alert rules. The connector writes one structured log line per event
-// (docs/deploy.md, "Alerts"): the trace's customDimensions carry connector_event = <event
-// name>, and the message starts with the same name, so the rules match either way the
-// line reaches Application Insights (OpenTelemetry attributes or the host's log pipe).
+// (connector/telemetry.py; docs/deploy.md, "Alerts"): with Azure Monitor OpenTelemetry on,
+// the trace's customDimensions carry "connector.event" = <event>; through the host's own
+// log pipe the message reads "connector <event> key=value ...". The rules match either.
 
 @description('Prefix for alert and action group names.')
 param namePrefix string
@@ -52,7 +52,7 @@ resource recordsFailedAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' 
   kind: 'LogAlert'
   properties: {
     displayName: 'HR connector: records failed to provision'
-    description: 'A run reported failed records (event connector.records.failed). Read the run report in the reports container.'
+    description: 'A run reported failed records (event records_failed). Read the run report in the reports container.'
     severity: 2
     enabled: true
     scopes: [
@@ -63,7 +63,7 @@ resource recordsFailedAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' 
     criteria: {
       allOf: [
         {
-          query: 'traces | where tostring(customDimensions["connector_event"]) == "connector.records.failed" or message startswith "connector.records.failed" | project timestamp, run_id = tostring(customDimensions["run_id"]), failed = toint(customDimensions["count"])'
+          query: 'traces | where tostring(customDimensions["connector.event"]) == "records_failed" or message startswith "connector records_failed " | project timestamp, source = tostring(customDimensions["connector.source"]), run_id = tostring(customDimensions["connector.run_id"]), failed = toint(customDimensions["connector.count"])'
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0
@@ -92,7 +92,7 @@ resource runsHeldAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = {
   kind: 'LogAlert'
   properties: {
     displayName: 'HR connector: run held for approval'
-    description: 'A run exceeded the mass-change threshold and is waiting for approval (event connector.runs.held).'
+    description: 'A run exceeded the mass-change threshold and is waiting for approval (event run_held).'
     severity: 2
     enabled: true
     scopes: [
@@ -103,7 +103,7 @@ resource runsHeldAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = {
     criteria: {
       allOf: [
         {
-          query: 'traces | where tostring(customDimensions["connector_event"]) == "connector.runs.held" or message startswith "connector.runs.held" | project timestamp, run_id = tostring(customDimensions["run_id"])'
+          query: 'traces | where tostring(customDimensions["connector.event"]) == "run_held" or message startswith "connector run_held " | project timestamp, source = tostring(customDimensions["connector.source"]), run_id = tostring(customDimensions["connector.run_id"])'
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0
@@ -132,7 +132,7 @@ resource jobQuarantinedAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01'
   kind: 'LogAlert'
   properties: {
     displayName: 'HR connector: provisioning job in quarantine'
-    description: 'The API-driven provisioning job reports quarantine (event connector.job.quarantined). See docs/deploy.md, Troubleshooting.'
+    description: 'The API-driven provisioning job reports quarantine (event job_quarantined). See docs/deploy.md, Troubleshooting.'
     severity: 1
     enabled: true
     scopes: [
@@ -143,7 +143,7 @@ resource jobQuarantinedAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01'
     criteria: {
       allOf: [
         {
-          query: 'traces | where tostring(customDimensions["connector_event"]) == "connector.job.quarantined" or message startswith "connector.job.quarantined" | project timestamp, job_id = tostring(customDimensions["job_id"])'
+          query: 'traces | where tostring(customDimensions["connector.event"]) == "job_quarantined" or message startswith "connector job_quarantined " | project timestamp, source = tostring(customDimensions["connector.source"]), reason = tostring(customDimensions["connector.reason"])'
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0
