@@ -70,7 +70,7 @@ from connector.errors import (
 )
 from connector.graph.auth import TokenProvider
 from connector.graph.client import DeferReason, GraphClient, LogQuery
-from connector.graph.endpoint import ProvisioningEndpoint
+from connector.graph.endpoint import Cloud, ProvisioningEndpoint
 from connector.mapping import load_mapping
 from connector.pacing import DailyBudget
 from connector.reconcile import (
@@ -105,6 +105,7 @@ __all__ = [
     "graph_targets",
     "make_run_id",
     "read_mapped_records",
+    "source_cloud",
 ]
 
 log = logging.getLogger(__name__)
@@ -801,7 +802,9 @@ class Engine:
         self._index_acks(src.name, journal, ops, batches)
         first = journal.batches[0]["sentAt"] if journal.batches else _iso(self.clock.now())
         journal.doc.setdefault("firstSentAt", first)
-        self._transition(journal, RunState.UPLOADED, f"{total} batches acknowledged")
+        self._transition(
+            journal, RunState.UPLOADED, f"{total} batch{'es' if total != 1 else ''} acknowledged"
+        )
         log.info("run %s: uploaded %d batches", journal.run_id, total)
         return journal
 
@@ -1250,6 +1253,11 @@ class GraphTarget:
         await self.client.aclose()
 
 
+def source_cloud(src: Source) -> Cloud:
+    """The Graph cloud of a source (the config says ``usgovdod`` where Cloud says ``dod``)."""
+    return Cloud("dod" if src.cloud == "usgovdod" else src.cloud)
+
+
 def graph_targets(
     config: SourcesConfig,
     store: StateStore,
@@ -1275,7 +1283,7 @@ def graph_targets(
             endpoint = ProvisioningEndpoint.parse(src.endpoint, allow_loopback=allow_loopback)
         elif src.service_principal_id and src.job_id:
             endpoint = ProvisioningEndpoint.build(
-                src.service_principal_id, src.job_id, cloud=src.cloud
+                src.service_principal_id, src.job_id, cloud=source_cloud(src)
             )
         else:  # pragma: no cover - the config model refuses this
             raise ConfigError(f"source {src.name} has no provisioning endpoint")

@@ -46,6 +46,7 @@ OUTCOME_COLUMNS = (
     "pending",
     "not sent",
 )
+_CORE_PLAN_KEYS = frozenset({"rows", "joiners", "movers", "leavers", "unchanged", "rejected"})
 PROBLEM_OUTCOMES = frozenset({"failed", "skipped", "unconfirmed"})
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _COLOURS = {
@@ -303,7 +304,9 @@ def build_report_html(data: ReportInput, *, max_failure_rows: int = 1000) -> str
     )
 
     planned_rows = "".join(
-        f'<tr><td>{_e(k)}</td><td class="n">{v}</td></tr>' for k, v in data.planned.items()
+        f'<tr><td>{_e(k.replace("_", " "))}</td><td class="n">{v}</td></tr>'
+        for k, v in data.planned.items()
+        if v or k in _CORE_PLAN_KEYS
     )
     plan_html = (
         '<section><h2>Plan</h2><table><tr><th>kind</th><th class="n">records</th></tr>'

@@ -1,11 +1,626 @@
-"""CLI commands: sync."""
+"""CLI commands: sync, reconcile, runs, report and demo.
+
+``connector sync`` plans an extract against the source's state, holds it when the
+mass-change guard trips, and uploads what changed; ``connector reconcile`` reads the
+provisioning logs for every open run; ``connector runs ...`` lists, shows, approves,
+discards and retries runs; ``connector report`` rebuilds and opens a run's report;
+``connector demo`` does all of it against the in-process emulator.
+
+State lives in a local directory (``--state``, default ``./.connector/state``). Auth
+for Graph: ``--token`` or ``--auth default|managed-identity|certificate|secret``; a
+loopback endpoint (the emulator) needs ``--endpoint URL --allow-loopback``.
+"""
 
 from __future__ import annotations
 
-import typer
+import asyncio
+import csv
+import logging
+import shutil
+import sys
+import time
+import webbrowser
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
-__all__ = ["register"]
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from connector.errors import ConfigError, ConnectorError
+
+__all__ = ["register", "run_demo"]
+
+T = TypeVar("T")
+
+DEFAULT_STATE = Path(".connector") / "state"
+DEFAULT_DEMO_DIR = Path(".connector") / "demo"
+_DEMO_MARKER = ".connector-demo"
+_AUTH_KINDS = ("default", "managed-identity", "certificate", "secret")
+
+ConfigOpt = Annotated[
+    Path, typer.Option("--config", "-c", help="Sources config (YAML).", exists=True)
+]
+StateOpt = Annotated[
+    Path, typer.Option("--state", help="State directory (records, run journals, reports).")
+]
+AuthOpt = Annotated[
+    str, typer.Option("--auth", help="Credential: default, managed-identity, certificate, secret.")
+]
+TokenOpt = Annotated[
+    str | None, typer.Option("--token", help="Static bearer token (emulator or Graph Explorer).")
+]
+TenantOpt = Annotated[str | None, typer.Option("--tenant-id", help="Tenant for cert/secret.")]
+ClientOpt = Annotated[str | None, typer.Option("--client-id", help="App or identity client id.")]
+CertOpt = Annotated[
+    Path | None, typer.Option("--certificate", help="PEM/PFX certificate for --auth certificate.")
+]
+EndpointOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint",
+        help="Send every source to this bulkUpload URL instead (e.g. the local emulator's).",
+    ),
+]
+LoopbackOpt = Annotated[
+    bool,
+    typer.Option("--allow-loopback", help="Allow a loopback endpoint to receive the token."),
+]
+
+
+def _console() -> Console:
+    # Piped output (CI logs, `make demo | tee`) gets a readable width instead of 80 columns.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+def _fail(exc: BaseException) -> typer.Exit:
+    typer.secho(f"error: {exc}", fg="red", err=True)
+    return typer.Exit(code=1)
+
+
+def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    try:
+        return asyncio.run(make())
+    except ConnectorError as exc:
+        raise _fail(exc) from exc
+
+
+class _Auth:
+    """The auth options of a command, turned into a token provider per source."""
+
+    def __init__(
+        self,
+        auth: str,
+        token: str | None,
+        tenant_id: str | None,
+        client_id: str | None,
+        certificate: Path | None,
+    ) -> None:
+        self.auth, self.token = auth, token
+        self.tenant_id, self.client_id, self.certificate = tenant_id, client_id, certificate
+
+    def provider(self, src: Any) -> Any:
+        from connector.graph.auth import (
+            CredentialTokenProvider,
+            StaticTokenProvider,
+            build_credential,
+        )
+        from connector.pipeline import source_cloud
+
+        if self.token:
+            return StaticTokenProvider(self.token)
+        if self.auth not in _AUTH_KINDS:
+            raise ConfigError(f"--auth {self.auth!r}: use one of {', '.join(_AUTH_KINDS)}")
+        cloud = source_cloud(src)
+        credential = build_credential(
+            self.auth,  # type: ignore[arg-type]
+            cloud=cloud,
+            client_id=self.client_id,
+            tenant_id=self.tenant_id,
+            certificate_path=str(self.certificate) if self.certificate else None,
+        )
+        return CredentialTokenProvider(credential, cloud.scope)
+
+
+def _engine(
+    config_path: Path,
+    state: Path,
+    auth: _Auth | None = None,
+    endpoint: str | None = None,
+    allow_loopback: bool = False,
+) -> Any:
+    from connector.clock import SystemClock
+    from connector.config import load_sources
+    from connector.pipeline import Engine, graph_targets
+    from connector.state.local import LocalStateStore
+
+    config = load_sources(config_path)
+    clock = SystemClock()
+    store = LocalStateStore(state, clock=clock)
+    chosen = auth or _Auth("default", None, None, None, None)
+    targets = graph_targets(
+        config,
+        store,
+        chosen.provider,
+        clock,
+        allow_loopback=allow_loopback,
+        endpoint_for=(lambda src: endpoint) if endpoint else None,
+    )
+    return Engine(config, store, targets, clock)
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on a terminal; nothing when output is piped or logged."""
+    if not enabled or not sys.stdout.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn("uploading"), BarColumn(), MofNCompleteColumn(), TextColumn("batches")
+    ) as bar:
+        task = bar.add_task("upload", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+_PLAN_KEYS = ("joiners", "movers", "leavers", "retries", "resends", "unchanged", "rejected")
+_OUTCOME_KEYS = ("created", "updated", "disabled", "skipped", "failed", "unconfirmed", "pending")
+
+
+def _print_summary(summary: Any, console: Console) -> None:
+    planned = summary.planned
+    console.print(f"run [bold]{summary.run_id}[/bold] ({summary.source}, {summary.file_name})")
+    plan = ", ".join(f"{planned.get(k, 0)} {k}" for k in _PLAN_KEYS if planned.get(k))
+    console.print(f"  plan:    {plan or 'nothing to do'}")
+    state = summary.state
+    if summary.duplicate:
+        state += " (this file was already received: nothing done)"
+    console.print(f"  state:   {state}")
+    if summary.batches_total:
+        console.print(f"  batches: {summary.batches_done}/{summary.batches_total} acknowledged")
+    if summary.outcomes:
+        console.print("  outcome: " + ", ".join(f"{v} {k}" for k, v in summary.outcomes.items()))
+    if summary.held_reason:
+        console.print(f"  [yellow]held:[/yellow] {summary.held_reason}")
+        console.print(
+            f"  release with `connector runs approve {summary.run_id}`"
+            f" or drop with `connector runs discard {summary.run_id}`"
+        )
+    if summary.waiting:
+        console.print(f"  [yellow]waiting:[/yellow] {summary.waiting} (the next call continues)")
+    if summary.failed_reason:
+        console.print(f"  [red]reason:[/red] {summary.failed_reason}")
+    if summary.job_health:
+        console.print(f"  [red]job:[/red] {summary.job_health}")
+    if summary.reports and not summary.dry_run:
+        console.print(f"  report:  {summary.reports.get('report.html')}", soft_wrap=True)
+
+
+def _runs_table(summaries: list[Any], *, with_reports: bool = False) -> Table:
+    table = Table(show_lines=False)
+    table.add_column("run", no_wrap=True, min_width=30)
+    table.add_column("file", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    for col in ("join", "move", "leave", "same", "created", "updated", "disabled", "skipped"):
+        table.add_column(col, justify="right", min_width=len(col))
+    for col in ("failed", "unconf."):
+        table.add_column(col, justify="right", min_width=len(col))
+    if with_reports:
+        table.add_column("report")
+    for s in summaries:
+        p, o = s.planned, s.outcomes
+        row = [
+            s.run_id,
+            s.file_name,
+            s.state + (" (waiting)" if s.waiting else ""),
+            *(str(p.get(k, 0)) for k in ("joiners", "movers", "leavers", "unchanged")),
+            *(str(o.get(k, 0)) for k in _OUTCOME_KEYS[:5]),
+            str(o.get("unconfirmed", 0)),
+        ]
+        if with_reports:
+            row.append(s.reports.get("report.html", ""))
+        table.add_row(*row)
+    return table
+
+
+def sync_command(
+    extract: Annotated[Path, typer.Argument(help="The extract file (CSV).", exists=True)],
+    config: ConfigOpt,
+    source: Annotated[str, typer.Option("--source", "-s", help="Source name in the config.")],
+    state: StateOpt = DEFAULT_STATE,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only; send nothing.")] = False,
+    full_resend: Annotated[
+        bool, typer.Option("--full-resend", help="Send every record, changed or not.")
+    ] = False,
+    auth: AuthOpt = "default",
+    token: TokenOpt = None,
+    tenant_id: TenantOpt = None,
+    client_id: ClientOpt = None,
+    certificate: CertOpt = None,
+    endpoint: EndpointOpt = None,
+    allow_loopback: LoopbackOpt = False,
+) -> None:
+    """Plan an extract against the source's state, then hold it or upload what changed."""
+    console = _console()
+    try:
+        engine = _engine(
+            config,
+            state,
+            _Auth(auth, token, tenant_id, client_id, certificate),
+            endpoint,
+            allow_loopback,
+        )
+        with _progress(not dry_run) as progress:
+            summary = _run(
+                lambda: engine.ingest(
+                    source,
+                    extract.name,
+                    extract,
+                    dry_run=dry_run,
+                    full_resend=full_resend,
+                    progress=progress,
+                )
+            )
+    except ConnectorError as exc:
+        raise _fail(exc) from exc
+    _print_summary(summary, console)
+    if summary.dry_run:
+        console.print(f"  dry run: {summary.batches_total} bulk requests would be sent")
+    if summary.state == "failed":
+        raise typer.Exit(code=1)
+
+
+def reconcile_command(
+    config: ConfigOpt,
+    state: StateOpt = DEFAULT_STATE,
+    auth: AuthOpt = "default",
+    token: TokenOpt = None,
+    tenant_id: TenantOpt = None,
+    client_id: ClientOpt = None,
+    certificate: CertOpt = None,
+    endpoint: EndpointOpt = None,
+    allow_loopback: LoopbackOpt = False,
+) -> None:
+    """One pass: continue waiting uploads, release approved runs, read the logs of open runs."""
+    console = _console()
+    try:
+        engine = _engine(
+            config,
+            state,
+            _Auth(auth, token, tenant_id, client_id, certificate),
+            endpoint,
+            allow_loopback,
+        )
+        resumed = _run(engine.resume_waiting)
+        reconciled = _run(engine.reconcile_open_runs)
+    except ConnectorError as exc:
+        raise _fail(exc) from exc
+    if not resumed and not reconciled:
+        console.print("no open runs")
+        return
+    console.print(_runs_table([*resumed, *reconciled]))
+    if any(s.job_health for s in reconciled):
+        raise typer.Exit(code=1)
+
+
+def _offline_engine(config: Path, state: Path) -> Any:
+    return _engine(config, state)
+
+
+def runs_list(
+    config: ConfigOpt,
+    state: StateOpt = DEFAULT_STATE,
+    source: Annotated[str | None, typer.Option("--source", "-s")] = None,
+) -> None:
+    """Every run, oldest first."""
+    try:
+        summaries = _offline_engine(config, state).list_runs(source)
+    except ConnectorError as exc:
+        raise _fail(exc) from exc
+    _console().print(_runs_table(summaries) if summaries else "no runs yet")
+
+
+def runs_show(
+    run_id: Annotated[str, typer.Argument()],
+    config: ConfigOpt,
+    state: StateOpt = DEFAULT_STATE,
+) -> None:
+    """A run's journal: counts, batches, timeline, reasons."""
+    console = _console()
+    try:
+        engine = _offline_engine(config, state)
+        doc = engine.get_run(run_id)
+        summary = next(s for s in engine.list_runs() if s.run_id == run_id)
+    except ConnectorError as exc:
+        raise _fail(exc) from exc
+    _print_summary(summary, console)
+    console.print("  timeline:")
+    for ev in doc.get("timeline", []):
+        console.print(f"    {ev['at'][:19]}  {ev['state']:<12} {ev.get('detail', '')}")
+
+
+def runs_approve(
+    run_id: Annotated[str, typer.Argument()],
+    config: ConfigOpt,
+    state: StateOpt = DEFAULT_STATE,
+    by: Annotated[str, typer.Option("--by", help="Who approves (kept in the journal).")] = (
+        "operator"
+    ),
+    auth: AuthOpt = "default",
+    token: TokenOpt = None,
+    tenant_id: TenantOpt = None,
+    client_id: ClientOpt = None,
+    certificate: CertOpt = None,
+    endpoint: EndpointOpt = None,
+    allow_loopback: LoopbackOpt = False,
+) -> None:
+    """Release a held run and upload it now."""
+    try:
+        engine = _engine(
+            config,
+            state,
+            _Auth(auth, token, tenant_id, client_id, certificate),
+            endpoint,
+            allow_loopback,
+        )
+        with _progress(True) as progress:
+            summary = _run(lambda: engine.approve(run_id, by=by, progress=progress))
+    except ConnectorError as exc:
+        raise _fail(exc) from exc
+    _print_summary(summary, _console())
+
+
+def runs_discard(
+    run_id: Annotated[str, typer.Argument()],
+    config: ConfigOpt,
+    state: StateOpt = DEFAULT_STATE,
+    by: Annotated[str, typer.Option("--by")] = "operator",
+) -> None:
+    """Drop a held or waiting run; nothing more of it is sent."""
+    try:
+        summary = _offline_engine(config, state).discard(run_id, by=by)
+    except ConnectorError as exc:
+        raise _fail(exc) from exc
+    _print_summary(summary, _console())
+
+
+def runs_retry_failed(
+    run_id: Annotated[str, typer.Argument()],
+    config: ConfigOpt,
+    state: StateOpt = DEFAULT_STATE,
+    auth: AuthOpt = "default",
+    token: TokenOpt = None,
+    tenant_id: TenantOpt = None,
+    client_id: ClientOpt = None,
+    certificate: CertOpt = None,
+    endpoint: EndpointOpt = None,
+    allow_loopback: LoopbackOpt = False,
+) -> None:
+    """Re-send the records of a run whose last outcome is failed (as a new run)."""
+    try:
+        engine = _engine(
+            config,
+            state,
+            _Auth(auth, token, tenant_id, client_id, certificate),
+            endpoint,
+            allow_loopback,
+        )
+        summary = _run(lambda: engine.retry_failed(run_id))
+    except ConnectorError as exc:
+        raise _fail(exc) from exc
+    _print_summary(summary, _console())
+
+
+def report_command(
+    run_id: Annotated[str, typer.Argument()],
+    config: ConfigOpt,
+    state: StateOpt = DEFAULT_STATE,
+    open_: Annotated[bool, typer.Option("--open", help="Open report.html in a browser.")] = False,
+) -> None:
+    """Rebuild a run's reports from its journal and print where they are."""
+    try:
+        paths = _offline_engine(config, state).report_paths(run_id, refresh=True)
+    except ConnectorError as exc:
+        raise _fail(exc) from exc
+    console = _console()
+    for name, where in paths.items():
+        console.print(f"{name}: {where}")
+    if open_:
+        html = Path(paths["report.html"])
+        webbrowser.open(html.resolve().as_uri())
+
+
+# -- demo -----------------------------------------------------------------------------------
+
+_DEMO_SP = "6a1c3f0e-1d2b-4c5d-8e9f-0a1b2c3d4e5f"
+_DEMO_JOB = "API2AAD.5f2b9f0c1e2d4a3b8c7d6e5f4a3b2c1d.7b0e4d2a-9c8b-4a1f-8e3d-2c1b0a9f8e7d"
+
+
+def _demo_mapping() -> Path:
+    import connector
+
+    path = Path(connector.__file__).resolve().parents[1] / "samples" / "mappings" / "default.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            f"the demo needs the sample mapping {path}; run it from a source checkout"
+        )
+    return path
+
+
+def _plant_day2_faults(path: Path, hires: int) -> tuple[str, str]:
+    """Give one new hire an existing user's UPN and another a manager that does not exist."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    header, body = rows[0], rows[1:]
+    email = header.index("WorkEmail")
+    manager = header.index("ManagerId")
+    if hires < 2:
+        raise ConfigError("the demo's churn produced fewer than two hires")
+    clash, orphan = body[-1], body[-2]
+    clash[email] = body[2][email]
+    orphan[manager] = "9999999"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows([header, *body])
+    return clash[0], orphan[0]
+
+
+def run_demo(
+    directory: Path,
+    *,
+    rows: int = 300,
+    log_delay: float = 1.0,
+    console: Console | None = None,
+    open_report: bool = False,
+) -> list[Any]:
+    """Three extracts against the in-process emulator; returns the run summaries."""
+    from connector.clock import SystemClock
+    from connector.config import parse_sources
+    from connector.emulator.config import EmulatorConfig, JobConfig
+    from connector.emulator.server import run_emulator
+    from connector.graph.auth import StaticTokenProvider
+    from connector.pipeline import Engine, graph_targets
+    from connector.sample import churn_extract, generate_extract
+    from connector.state.local import LocalStateStore
+
+    out = console or _console()
+    started = time.monotonic()
+    directory = directory.resolve()
+    # The demo prints everything it needs; keep engine warnings (the held run) off stderr.
+    logging.getLogger("connector").setLevel(logging.ERROR)
+    if directory.exists():
+        if not (directory / _DEMO_MARKER).exists():
+            raise ConfigError(
+                f"{directory} exists and is not a demo directory; choose another --dir"
+            )
+        shutil.rmtree(directory)
+    extracts = directory / "extracts"
+    extracts.mkdir(parents=True)
+    (directory / _DEMO_MARKER).write_text("state of `connector demo`; safe to delete\n")
+    config_path = directory / "sources.yaml"
+    config_path.write_text(
+        "# Written by `connector demo`.\n"
+        "sources:\n"
+        "  - name: employees\n"
+        "    match: employees_\n"
+        f"    mapping: {_demo_mapping()}\n"
+        f"    service_principal_id: {_DEMO_SP}\n"
+        f"    job_id: {_DEMO_JOB}\n"
+        "    mode: full\n"
+        "    leavers: disable\n"
+        "    extract_timestamp: {pattern: '_(?P<ts>\\d{8})\\.csv$', format: '%Y%m%d'}\n",
+        encoding="utf-8",
+    )
+    config = parse_sources(config_path.read_text(encoding="utf-8"), path=config_path)
+    day1 = extracts / "employees_20260105.csv"
+    day2 = extracts / "employees_20260106.csv"
+    day3 = extracts / "employees_20260107.csv"
+    generate_extract(day1, rows, seed=42)
+    churn = churn_extract(day1, day2, churn=0.06, seed=7)
+    clash, orphan = _plant_day2_faults(day2, churn["hires"])
+    with day2.open(encoding="utf-8") as fh:
+        lines = fh.readlines()
+    keep = 1 + (len(lines) - 1) * 2 // 5
+    day3.write_text("".join(lines[:keep]), encoding="utf-8")  # a truncated extract
+
+    clock = SystemClock()
+    emu_config = EmulatorConfig(
+        jobs=[JobConfig(service_principal_id=_DEMO_SP, job_id=_DEMO_JOB)],
+        log_delay_seconds=log_delay,
+    )
+    store = LocalStateStore(directory / "state", clock=clock)
+    summaries: list[Any] = []
+    with run_emulator(emu_config) as emu:
+        targets = graph_targets(
+            config,
+            store,
+            StaticTokenProvider(emu.token),
+            clock,
+            allow_loopback=True,
+            endpoint_for=lambda src: emu.endpoint_url,
+        )
+        engine = Engine(config, store, targets, clock)
+        out.print(f"emulator listening on {emu.base_url} (loopback only)")
+
+        def settle() -> None:
+            """Wait for the emulator to process and its logs to show, then reconcile."""
+            emu.wait_idle()
+            deadline = time.monotonic() + 20 * max(log_delay, 0.5)
+            time.sleep(log_delay + 0.2)
+            while True:
+                done = asyncio.run(engine.reconcile_open_runs())
+                if all(s.state == "done" for s in done) or time.monotonic() > deadline:
+                    return
+                time.sleep(0.3)
+
+        steps = (
+            (day1, f"day 1: first load, {rows} joiners"),
+            (
+                day2,
+                f"day 2: churn ({churn['hires']} hires, {churn['movers']} movers,"
+                f" {churn['leavers_removed'] + churn['leavers_inactive']} leavers), plus a"
+                f" duplicate UPN on {clash} and an unknown manager on {orphan}",
+            ),
+            (day3, "day 3: a truncated extract (40 % of the rows)"),
+        )
+        for path, title in steps:
+            out.rule(title)
+            summary = asyncio.run(engine.ingest("employees", path.name, path))
+            _print_summary(summary, out)
+            if summary.state in ("uploaded", "reconciling"):
+                settle()
+        final = engine.list_runs()
+        summaries.extend(final)
+    out.rule("summary")
+    out.print(_runs_table(final))
+    out.print("reports:")
+    for s in final:
+        out.print(f"  {s.run_id} ({s.state}): {s.reports.get('report.html')}", soft_wrap=True)
+    out.print(f"state directory: {(directory / 'state').resolve()}")
+    out.print(f"sources config:  {config_path.resolve()}")
+    held = [s for s in final if s.state == "held"]
+    if held:
+        out.print(
+            f"inspect the held run: connector runs show {held[0].run_id}"
+            f" --config {config_path} --state {directory / 'state'}",
+            soft_wrap=True,
+        )
+    out.print(f"done in {time.monotonic() - started:.1f} s, no network used beyond loopback")
+    if open_report and final:
+        webbrowser.open(Path(final[-2].reports["report.html"]).resolve().as_uri())
+    return summaries
+
+
+def demo_command(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where the demo keeps its files (recreated each time).")
+    ] = DEFAULT_DEMO_DIR,
+    rows: Annotated[int, typer.Option("--rows", min=50, max=20000)] = 300,
+    open_report: Annotated[bool, typer.Option("--open", help="Open day 2's report.")] = False,
+) -> None:
+    """Three extracts end to end against the in-process emulator (no network, no Azure)."""
+    try:
+        run_demo(directory, rows=rows, open_report=open_report)
+    except ConnectorError as exc:
+        raise _fail(exc) from exc
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
+    app.command("sync")(sync_command)
+    app.command("reconcile")(reconcile_command)
+    app.command("report")(report_command)
+    app.command("demo")(demo_command)
+    runs = typer.Typer(help="List, inspect, approve, discard and retry runs.", no_args_is_help=True)
+    runs.command("list")(runs_list)
+    runs.command("show")(runs_show)
+    runs.command("approve")(runs_approve)
+    runs.command("discard")(runs_discard)
+    runs.command("retry-failed")(runs_retry_failed)
+    app.add_typer(runs, name="runs")
