@@ -1,0 +1,126 @@
+"""Alert rules exist for failed records, held runs, job quarantine and function failures,
+and they match the log lines connector/telemetry.py really writes."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import bicep_model as bm
+import pytest
+from infra_contract import ALERT_EVENT_PROPERTY, ALERT_EVENTS, ALERT_METRICS, INFRA, ROOT
+
+ALERTS = bm.module_path("alerts.bicep")
+QUERY_RULE = "Microsoft.Insights/scheduledQueryRules"
+
+
+def _rules() -> dict[str, bm.Resource]:
+    """Log alert rules by name suffix (the part after '${namePrefix}-')."""
+    out = {}
+    for rule in bm.resources_of_type(ALERTS, QUERY_RULE):
+        name = rule.body["name"]
+        assert name.startswith("${namePrefix}-"), name
+        out[name.removeprefix("${namePrefix}-")] = rule
+    return out
+
+
+def _query(rule: bm.Resource) -> str:
+    (criterion,) = rule.body["properties"]["criteria"]["allOf"]
+    query: str = criterion["query"]
+    return query
+
+
+def _event_clause(event: str) -> str:
+    return (
+        f'tostring(customDimensions["{ALERT_EVENT_PROPERTY}"]) == "{event}"'
+        f' or message startswith "connector {event} "'
+    )
+
+
+def test_action_group_mails_the_owner() -> None:
+    group = bm.one(ALERTS, "Microsoft.Insights/actionGroups")
+    props = group.body["properties"]
+    assert props["enabled"] is True
+    assert len(props["groupShortName"]) <= 12
+    (receiver,) = props["emailReceivers"]
+    assert receiver["emailAddress"] == "alertEmail"
+    body, _ = bm.module(INFRA / "main.bicep", "alerts")
+    assert body["params"]["alertEmail"] == "alertEmail"
+
+
+def test_every_rule_is_an_enabled_log_alert_on_app_insights_wired_to_the_group() -> None:
+    rules = _rules()
+    assert set(rules) == {*ALERT_EVENTS, "function-failures"}
+    for name, rule in rules.items():
+        props = rule.body["properties"]
+        assert rule.body["kind"] == "LogAlert", name
+        assert props["enabled"] is True, name
+        assert props["scopes"] == ["appInsightsId"], name
+        assert [bm.render(a) for a in props["actions"]["actionGroups"]] == ["actionGroup.id"]
+        (criterion,) = props["criteria"]["allOf"]
+        assert (criterion["operator"], criterion["threshold"]) == ("GreaterThan", 0), name
+        assert criterion["timeAggregation"] == "Count", name
+        assert 0 <= props["severity"] <= 4
+
+
+@pytest.mark.parametrize(("alert", "event"), sorted(ALERT_EVENTS.items()))
+def test_event_rules_query_traces_for_their_event(alert: str, event: str) -> None:
+    query = _query(_rules()[alert])
+    assert query.startswith("traces | where ")
+    assert _event_clause(event) in query
+    assert query.count("(") == query.count(")")
+    assert query.count('"') % 2 == 0
+
+
+def test_function_failure_rule_counts_failed_invocations() -> None:
+    assert _query(_rules()["function-failures"]).startswith("requests | where success == false")
+
+
+def test_dead_lettered_events_alert() -> None:
+    (metric,) = bm.resources_of_type(ALERTS, "Microsoft.Insights/metricAlerts")
+    props = metric.body["properties"]
+    assert props["scopes"] == ["systemTopicId"]
+    (criterion,) = props["criteria"]["allOf"]
+    assert criterion["metricName"] == "DeadLetteredCount"
+    assert criterion["metricNamespace"] == "Microsoft.EventGrid/systemTopics"
+
+
+@pytest.mark.parametrize(
+    ("method", "kwargs", "event"),
+    [
+        ("records_failed", {"source": "hr", "run_id": "r1", "count": 3}, "records_failed"),
+        ("run_held", {"source": "hr", "run_id": "r1", "reason_code": "mass_change"}, "run_held"),
+        ("job_quarantined", {"source": "hr", "reason_code": "quarantine"}, "job_quarantined"),
+    ],
+)
+def test_alert_queries_match_what_the_telemetry_module_logs(
+    method: str, kwargs: dict[str, object], event: str
+) -> None:
+    """The app's event line carries the property and the message prefix the rule filters on."""
+    from connector.telemetry import Telemetry
+
+    records: list[logging.LogRecord] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger(f"tests.infra.alerts.{method}")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(Capture())
+    getattr(Telemetry(logger=logger), method)(**kwargs)
+    (record,) = records
+    assert record.levelno >= logging.WARNING
+    assert getattr(record, ALERT_EVENT_PROPERTY) == event
+    assert record.getMessage().startswith(f"connector {event} ")
+    assert event in ALERT_EVENTS.values()
+
+
+def test_deploy_doc_names_every_alert_event_and_metric() -> None:
+    doc = (ROOT / "docs" / "deploy.md").read_text()
+    assert f"`{ALERT_EVENT_PROPERTY}`" in doc
+    for event in ALERT_EVENTS.values():
+        assert re.search(rf"`{event}`", doc), event
+    for metric in ALERT_METRICS:
+        assert f"`{metric}`" in doc, metric
