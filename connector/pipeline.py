@@ -370,6 +370,10 @@ class Engine:
         """
         src = self.config.source(source)
         received = received_at or self.clock.now()
+        if not dry_run:
+            # Fail before recording a run when the target cannot even be built (bad
+            # endpoint, loopback without permission, missing credentials).
+            await self.targets(src).aclose()
         with _spooled(stream) as (path, sha):
             run_id = make_run_id(src.name, sha)
             if dry_run:
