@@ -60,6 +60,8 @@ TRIGGER_CONNECTION = "HrDropStorage"  # == connector.settings.TRIGGER_CONNECTION
 SWEEP_MIN_AGE = timedelta(minutes=10)
 #: Files the timer picks up per pass, so one pass stays short.
 SWEEP_MAX_FILES = 20
+#: Rejected rows listed in a quarantined file's error file (the report has them all).
+MAX_PROBLEMS = 1000
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -147,6 +149,7 @@ class Runtime:
         from connector.state.blob import BlobStateStore
         from connector.telemetry import configure_telemetry, get_telemetry
 
+        logging.getLogger("azure").setLevel(logging.WARNING)  # not every SDK request
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         configure_telemetry(settings)
@@ -219,7 +222,7 @@ class Runtime:
             problems = [
                 QuarantineProblem(str(r.get("reason") or "rejected"), _int_or_none(r.get("line")))
                 for r in doc.get("rejected") or []
-            ]
+            ] or await asyncio.to_thread(self._rejected_rows, source, data)
             return await self._quarantine(
                 blob_name,
                 data,
@@ -249,6 +252,41 @@ class Runtime:
             placed=f"archive/{placed.blob_name}",
             duplicate=summary.duplicate,
         )
+
+    def _rejected_rows(self, source: Source, data: bytes) -> list[Any]:
+        """Line numbers and reasons of a refused file's bad rows, for its error file.
+
+        The engine refuses a file over the rejected-row cap before it journals the rows,
+        so they are read again here (messages name columns and rules, never values).
+        """
+        import tempfile
+        from pathlib import Path
+
+        from connector.dropzone import QuarantineProblem
+        from connector.errors import ConnectorError
+
+        with tempfile.TemporaryDirectory(prefix="connector-quarantine-") as tmp:
+            path = Path(tmp) / "extract.csv"
+            path.write_bytes(data)
+            try:
+                records = self.engine.records(source, path)
+                for _ in records:
+                    pass
+            except (ConnectorError, ValueError):
+                pass
+            else:
+                return []
+            try:
+                rejected = list(records.rejected)
+            except Exception:  # the reader could not even start
+                return []
+        return [
+            QuarantineProblem(
+                str(getattr(r, "message", None) or getattr(r, "reason", None) or "rejected"),
+                _int_or_none(getattr(r, "line", None)),
+            )
+            for r in rejected[:MAX_PROBLEMS]
+        ]
 
     async def _quarantine(
         self,
@@ -529,38 +567,34 @@ def _emulator_target_factory(
 ) -> TargetFactory:
     """Local development: every source's job, at the same ids, on the loopback emulator."""
     from connector.graph.auth import StaticTokenProvider
-    from connector.graph.client import GraphClient
     from connector.graph.endpoint import ProvisioningEndpoint
-    from connector.pacing import DailyBudget
-    from connector.pipeline import GraphTarget, ProvisioningTarget
-    from connector.state.base import StoreCallBudget
+    from connector.pipeline import graph_targets
 
     base = settings.connector_emulator_url
     assert base is not None
-    token = settings.emulator_token_for(base)
+    token = settings.emulator_token_for(base)  # refuses anything but loopback
     assert token is not None
-    provider = StaticTokenProvider(token)
 
-    def factory(src: Source) -> ProvisioningTarget:
+    def endpoint_for(src: Source) -> str:
         if src.endpoint is not None:
             real = ProvisioningEndpoint.parse(src.endpoint)
         else:
             assert src.service_principal_id is not None
             assert src.job_id is not None
             real = ProvisioningEndpoint.build(src.service_principal_id, src.job_id, cloud=src.cloud)
-        endpoint = ProvisioningEndpoint(
-            origin=base,
-            api_version=real.api_version,
-            service_principal_id=real.service_principal_id,
-            job_id=real.job_id,
+        return (
+            f"{base}/{real.api_version}/servicePrincipals/{real.service_principal_id}"
+            f"/synchronization/jobs/{real.job_id}/bulkUpload"
         )
-        budget = DailyBudget(config.daily_call_budget, StoreCallBudget(store), clock=clock)
-        client = GraphClient(
-            endpoint, provider, clock=clock, budget=budget, allow_loopback=True, max_in_flight=1
-        )
-        return GraphTarget(client)
 
-    return factory
+    return graph_targets(
+        config,
+        store,
+        StaticTokenProvider(token),
+        clock,
+        allow_loopback=True,
+        endpoint_for=endpoint_for,
+    )
 
 
 def _waiting_kind(note: str) -> str:
@@ -612,7 +646,6 @@ def get_runtime() -> Runtime:
             if _runtime is None:
                 from connector.settings import load_settings
 
-                logging.getLogger("azure").setLevel(logging.WARNING)  # SDK request logs
                 _runtime = Runtime(load_settings())
     return _runtime
 

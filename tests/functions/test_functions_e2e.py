@@ -1,0 +1,521 @@
+"""The functions called directly, against Azurite and the emulator over loopback.
+
+Each test builds the app the way the host does (settings from the environment), with a
+FakeClock shared by the engine and the emulator, then calls the decorated functions
+with the same objects the host passes: ``InputStream``, ``TimerRequest``, ``HttpRequest``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from azure.functions import HttpRequest
+from azure.functions.blob import InputStream
+from azure.functions.timer import TimerRequest
+from azure.storage.blob import BlobServiceClient
+
+import function_app
+from connector import telemetry
+from connector.clock import FakeClock
+from connector.emulator.config import EmulatorConfig, JobConfig
+from connector.emulator.server import RunningEmulator, run_emulator
+from connector.sample import churn_extract, generate_extract
+from connector.settings import APP_SETTING_NAMES, load_settings
+
+pytestmark = pytest.mark.azurite
+
+ROOT = Path(__file__).resolve().parents[2]
+MAPPING = ROOT / "samples" / "mappings" / "default.yaml"
+SP = "6a1c3f0e-1d2b-4c5d-8e9f-0a1b2c3d4e5f"
+JOB = "API2AAD.5f2b9f0c1e2d4a3b8c7d6e5f4a3b2c1d.7b0e4d2a-9c8b-4a1f-8e3d-2c1b0a9f8e7d"
+
+
+def sources_yaml(**thresholds: Any) -> str:
+    th = "".join(f"\n      {k}: {v}" for k, v in thresholds.items())
+    return f"""
+reconciliation: {{deadline: 2h, skew: 5m}}
+sources:
+  - name: employees
+    match: employees/
+    mapping: {MAPPING}
+    service_principal_id: {SP}
+    job_id: {JOB}
+    thresholds:{th or " {}"}
+"""
+
+
+@dataclass
+class World:
+    emu: RunningEmulator
+    clock: FakeClock
+    service: BlobServiceClient
+    runtime: function_app.Runtime
+
+    # -- what the host would do ------------------------------------------------------
+
+    def drop(self, name: str, data: bytes) -> None:
+        """HR uploads a file (the Event Grid event follows: call :meth:`deliver`)."""
+        self.service.get_blob_client("incoming", name).upload_blob(data, overwrite=True)
+
+    def deliver(self, name: str, data: bytes) -> None:
+        """The host delivers the BlobCreated event to ``ingest_extract``."""
+        stream = InputStream(data=data, name=f"incoming/{name}", length=len(data))
+        asyncio.run(function_app.ingest_extract(stream))
+        self.emu.wait_idle()
+
+    def drop_and_deliver(self, name: str, data: bytes) -> None:
+        self.drop(name, data)
+        self.deliver(name, data)
+
+    def tick(self, minutes: float = 15) -> None:
+        """Time passes, then the timer fires."""
+        self.clock.advance(minutes * 60)
+        asyncio.run(function_app.reconcile(TimerRequest(past_due=False)))
+        self.emu.wait_idle()
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        req = HttpRequest(method="GET", url="/api/health", body=b"", headers={})
+        resp = asyncio.run(function_app.health(req))
+        return resp.status_code, orjson.loads(resp.get_body())
+
+    # -- what a test looks at ---------------------------------------------------------
+
+    def names(self, container: str) -> set[str]:
+        return {b.name for b in self.service.get_container_client(container).list_blobs()}
+
+    def read(self, container: str, name: str) -> bytes:
+        return self.service.get_blob_client(container, name).download_blob().readall()
+
+    def runs(self) -> list[Any]:
+        return self.runtime.engine.list_runs("employees")
+
+    def bulk_calls(self) -> list[Any]:
+        return [c for c in self.emu.calls() if c.status == 202]
+
+
+def _extract(tmp: Path, rows: int, seed: int) -> bytes:
+    path = tmp / f"x{seed}.csv"
+    generate_extract(path, rows, seed=seed)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def make_world(
+    functions_azurite: str,
+    blob_service: BlobServiceClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Callable[..., contextlib.AbstractContextManager[World]]]:
+    @contextlib.contextmanager
+    def make(
+        *, budget: int | None = None, emulator: dict[str, Any] | None = None, **thresholds: Any
+    ) -> Iterator[World]:
+        clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+        cfg = EmulatorConfig(
+            jobs=[JobConfig(service_principal_id=SP, job_id=JOB)],
+            log_delay_seconds=120,
+            **(emulator or {}),
+        )
+        with run_emulator(cfg, clock=clock) as emu:
+            for name in APP_SETTING_NAMES:
+                monkeypatch.delenv(name, raising=False)
+            monkeypatch.setenv("HrDropStorage", functions_azurite)
+            monkeypatch.setenv("CONNECTOR_SOURCES", sources_yaml(**thresholds))
+            monkeypatch.setenv("CONNECTOR_EMULATOR_URL", emu.base_url)
+            monkeypatch.setenv("CONNECTOR_EMULATOR_TOKEN", emu.token)
+            if budget is not None:
+                monkeypatch.setenv("CONNECTOR_DAILY_CALL_BUDGET", str(budget))
+            telemetry.reset_for_tests()
+            runtime = function_app.Runtime(load_settings(), clock=clock)
+            function_app.set_runtime(runtime)
+            try:
+                yield World(emu, clock, blob_service, runtime)
+            finally:
+                function_app.reset_runtime()
+                runtime.store.close()
+
+    yield make
+    function_app.reset_runtime()
+
+
+# -- the happy path ----------------------------------------------------------------------
+
+
+def test_drop_plan_upload_archive_then_reconcile_writes_reports(
+    make_world: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = _extract(tmp_path, 120, seed=1)
+    caplog.set_level("INFO")
+    with make_world() as w:
+        w.drop_and_deliver("employees/hr_20260105.csv", data)
+
+        [run] = w.runs()
+        assert run.state == "uploaded"
+        assert run.planned["joiners"] == 120
+        assert len(w.emu.users()) == 120
+        assert w.names("incoming") == set()
+        [archived] = w.names("archive")
+        day = datetime.now(UTC)
+        assert archived.startswith(f"employees/{day:%Y}/")
+        assert archived.endswith("/hr_20260105.csv")
+        assert w.read("archive", archived) == data
+        outcome = [r.getMessage() for r in caplog.records if "ingest_extract:" in r.getMessage()]
+        assert len(outcome) == 1
+        assert f"run={run.run_id}" in outcome[0]
+        assert "state=uploaded" in outcome[0]
+        assert "@" not in " ".join(r.getMessage() for r in caplog.records)  # no e-mail addresses
+        events = {
+            r.__dict__["connector.event"]: r.__dict__
+            for r in caplog.records
+            if r.name == "connector.telemetry"
+        }
+        assert events["run_planned"]["connector.joiners"] == 120
+        assert events["records_sent"]["connector.count"] == 120
+
+        w.tick(minutes=15)  # past the emulator's 2-minute log delay
+        [done] = w.runs()
+        assert done.state == "done"
+        assert done.outcomes.get("created") == 120
+        reports = {n for n in w.names("reports") if n.startswith(f"employees/{run.run_id}/")}
+        assert reports >= {
+            f"employees/{run.run_id}/report.html",
+            f"employees/{run.run_id}/report.json",
+            f"employees/{run.run_id}/failures.csv",
+        }
+        status = orjson.loads(w.read("reports", "_connector/status.json"))
+        assert status["reconciled"] == 1
+        assert status["jobs"]["employees"]["ok"] is True
+
+        code, body = w.health()
+        assert code == 200
+        assert body["status"] == "ok"
+        assert body["storage"]["reachable"] is True
+        assert body["lastReconcileAt"] == status["lastReconcileAt"]
+        assert body["sources"]["employees"]["openRuns"] == 0
+
+
+# -- files that cannot be applied ----------------------------------------------------------
+
+
+def test_unknown_source_goes_to_quarantine_with_an_error_file(
+    make_world: Any, tmp_path: Path
+) -> None:
+    data = _extract(tmp_path, 5, seed=2)
+    with make_world() as w:
+        w.drop_and_deliver("vendors/list.csv", data)
+        assert w.names("quarantine") == {"vendors/list.csv", "vendors/list.csv.error.json"}
+        assert w.read("quarantine", "vendors/list.csv") == data
+        err = orjson.loads(w.read("quarantine", "vendors/list.csv.error.json"))
+        assert "no source matches 'vendors/list.csv'" in err["reason"]
+        assert err["run_id"] is None
+        assert w.names("incoming") == set()
+        assert w.runs() == []
+        assert w.bulk_calls() == []
+
+
+def test_bad_file_goes_to_quarantine_with_reason_and_run_id(
+    make_world: Any, tmp_path: Path
+) -> None:
+    bad = b"Name;Mail\nAda;ada@example.com\n"  # not the mapping's header at all
+    with make_world() as w:
+        w.drop_and_deliver("employees/wrong.csv", bad)
+        assert w.names("quarantine") == {"employees/wrong.csv", "employees/wrong.csv.error.json"}
+        err = orjson.loads(w.read("quarantine", "employees/wrong.csv.error.json"))
+        [run] = w.runs()
+        assert run.state == "failed"
+        assert err["run_id"] == run.run_id
+        assert err["reason"]
+        assert err["source"] == "employees"
+        assert w.names("incoming") == set()
+        assert w.names("archive") == set()
+        assert w.bulk_calls() == []
+
+
+def test_file_over_the_rejected_row_cap_is_quarantined(make_world: Any, tmp_path: Path) -> None:
+    good = _extract(tmp_path, 10, seed=3).decode().splitlines(keepends=True)
+    # 7 of 10 rows without an id: over the default 5 % rejected share
+    broken = [good[0]] + ["," + line.split(",", 1)[1] for line in good[1:8]] + good[8:]
+    with make_world() as w:
+        w.drop_and_deliver("employees/broken.csv", "".join(broken).encode())
+        [run] = w.runs()
+        assert run.state == "failed"
+        assert w.bulk_calls() == []
+        err = orjson.loads(w.read("quarantine", "employees/broken.csv.error.json"))
+        assert err["run_id"] == run.run_id
+        assert "7 of 10 rows rejected" in err["reason"]
+        assert w.names("archive") == set()
+
+
+class _Rejected:
+    def __init__(self, line: int, message: str) -> None:
+        self.line, self.message = line, message
+
+
+class _RefusingReader:
+    """A record reader that rejects rows 3 and 5, then refuses the file (like the cap)."""
+
+    rows = 5
+
+    def __init__(self) -> None:
+        self.rejected: list[_Rejected] = []
+
+    def __iter__(self) -> Iterator[Any]:
+        from connector.errors import TooManyRejectedRowsError
+
+        self.rejected += [_Rejected(3, "missing_id: EmployeeId is empty"), _Rejected(5, "bad")]
+        raise TooManyRejectedRowsError("2 of 4 rows rejected (50.0%), over the cap of 5.0%")
+        yield  # pragma: no cover
+
+
+def test_quarantine_error_file_lists_rejected_line_numbers(make_world: Any) -> None:
+    with make_world() as w:
+        w.runtime.engine.records = lambda source, path: _RefusingReader()
+        w.drop_and_deliver("employees/refused.csv", b"EmployeeId\n1\n\n2\n\n")
+        err = orjson.loads(w.read("quarantine", "employees/refused.csv.error.json"))
+        assert err["line_numbers"] == [3, 5]
+        assert err["problems"][0] == {"line": 3, "reason": "missing_id: EmployeeId is empty"}
+        assert "2 of 4 rows rejected" in err["reason"]
+        assert err["run_id"] == w.runs()[0].run_id
+
+
+# -- at-least-once delivery ------------------------------------------------------------------
+
+
+def test_duplicate_event_and_reupload_are_no_ops(make_world: Any, tmp_path: Path) -> None:
+    data = _extract(tmp_path, 60, seed=4)
+    with make_world() as w:
+        w.drop_and_deliver("employees/hr.csv", data)
+        calls = len(w.bulk_calls())
+        archive = w.names("archive")
+
+        w.deliver("employees/hr.csv", data)  # the same event again: the file is gone
+        assert len(w.bulk_calls()) == calls
+        assert w.names("archive") == archive
+
+        w.drop_and_deliver("employees/hr.csv", data)  # the same bytes uploaded again
+        assert len(w.bulk_calls()) == calls
+        assert w.names("archive") == archive  # identical copy not written twice
+        assert w.names("incoming") == set()
+        assert len(w.runs()) == 1
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAfter:
+    """The service accepts call ``n``, then the worker dies before recording it."""
+
+    def __init__(self, inner: Any, n: int, counter: list[int]) -> None:
+        self.inner, self.n, self.counter = inner, n, counter
+
+    @property
+    def job_id(self) -> str | None:
+        return self.inner.job_id  # type: ignore[no-any-return]
+
+    async def send(self, payload: Any) -> Any:
+        receipt = await self.inner.send(payload)
+        self.counter[0] += 1
+        if self.counter[0] == self.n:
+            raise Crash("worker killed")
+        return receipt
+
+    def iter_logs(self, since: Any) -> Any:
+        return self.inner.iter_logs(since)
+
+    async def get_job(self) -> Any:
+        return await self.inner.get_job()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_crash_between_batches_then_the_redelivery_resumes(make_world: Any, tmp_path: Path) -> None:
+    data = _extract(tmp_path, 160, seed=5)  # 4 batches
+    with make_world() as w:
+        inner = w.runtime.engine.targets
+        counter = [0]
+        w.runtime.engine.targets = lambda src: CrashAfter(inner(src), 2, counter)
+        w.drop("employees/hr.csv", data)
+        with pytest.raises(Crash):
+            w.deliver("employees/hr.csv", data)
+        [run] = w.runs()
+        assert run.state == "uploading"
+        assert run.batches_done == 1
+        assert w.names("incoming") == {"employees/hr.csv"}  # nothing deleted without a copy
+        assert w.names("archive") == set()
+
+        w.runtime.engine.targets = inner  # the host retries the queue message
+        w.deliver("employees/hr.csv", data)
+        [resumed] = w.runs()
+        assert resumed.state == "uploaded"
+        assert len(w.emu.users()) == 160
+        ops = [c.operations for c in w.bulk_calls()]
+        assert len(ops) == 5  # 4 batches + the one in flight, once more
+        assert sum(ops) == 160 + ops[1]
+        assert w.names("incoming") == set()
+        assert len(w.names("archive")) == 1
+
+
+# -- back-pressure ---------------------------------------------------------------------------
+
+
+def test_quota_leaves_the_run_waiting_and_the_timer_continues_it(
+    make_world: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="connector.telemetry")
+    data = _extract(tmp_path, 130, seed=6)  # 3 batches
+    with make_world(budget=2) as w:
+        w.drop_and_deliver("employees/hr.csv", data)
+        [run] = w.runs()
+        assert run.state == "uploading"
+        assert run.waiting is not None
+        assert run.batches_done == 2
+        assert max(w.clock.slept, default=0) < 120  # the invocation did not sit and wait
+        assert "run_waiting" in caplog.text
+        assert "kind=quota" in caplog.text
+        assert len(w.names("archive")) == 1  # planned, so archived already
+
+        w.tick(minutes=60)  # the budget is still spent
+        assert w.runs()[0].batches_done == 2
+        w.tick(minutes=24 * 60)  # a day later
+        [done] = w.runs()
+        assert done.state in ("uploaded", "reconciling", "done")
+        assert len(w.emu.users()) == 130
+        assert sum(c.operations for c in w.bulk_calls()) == 130
+
+
+def test_bucket_full_leaves_the_run_waiting_and_the_timer_continues_it(
+    make_world: Any, tmp_path: Path
+) -> None:
+    data = _extract(tmp_path, 130, seed=7)
+    with make_world(emulator={"bucket_size": 60}) as w:
+        w.emu.set_job_state("Paused")  # the bucket fills and stays full
+        w.drop_and_deliver("employees/hr.csv", data)
+        [run] = w.runs()
+        assert run.state == "uploading"
+        assert run.waiting is not None
+        assert "bucket" in run.waiting.lower()
+        assert max(w.clock.slept, default=0) < 120
+
+        w.emu.set_job_state("Active")
+        w.emu.wait_idle()
+        w.tick(minutes=15)
+        [done] = w.runs()
+        assert done.state in ("uploaded", "reconciling", "done")
+        assert len(w.emu.users()) == 130
+
+
+# -- the mass-change guard -----------------------------------------------------------------
+
+
+def test_held_run_is_released_by_an_approval_marker(make_world: Any, tmp_path: Path) -> None:
+    day1 = tmp_path / "hr_1.csv"
+    generate_extract(day1, 100, seed=8)
+    lines = day1.read_text(encoding="utf-8").splitlines(keepends=True)
+    truncated = "".join(lines[:41]).encode()  # 40 of 100 people: looks like a broken export
+    with make_world() as w:
+        w.drop_and_deliver("employees/hr_1.csv", day1.read_bytes())
+        w.tick(minutes=15)
+        calls = len(w.bulk_calls())
+
+        w.clock.advance(60)
+        w.drop_and_deliver("employees/hr_2.csv", truncated)
+        held = next(r for r in w.runs() if r.state == "held")
+        assert len(w.bulk_calls()) == calls
+        assert any(n.endswith("/hr_2.csv") for n in w.names("archive"))
+
+        w.tick(minutes=15)  # no marker: stays held
+        assert next(r for r in w.runs() if r.run_id == held.run_id).state == "held"
+
+        w.service.get_blob_client("state", f"documents/approvals/{held.run_id}").upload_blob(
+            b'{"by": "hr-operations"}'
+        )
+        w.tick(minutes=15)
+        released = next(r for r in w.runs() if r.run_id == held.run_id)
+        assert released.state in ("uploaded", "reconciling", "done")
+        enabled = sum(1 for u in w.emu.users().values() if u["accountEnabled"])
+        assert enabled <= 40
+
+
+# -- the timer's safety net --------------------------------------------------------------------
+
+
+def test_timer_picks_up_a_file_whose_event_never_came(make_world: Any, tmp_path: Path) -> None:
+    data = _extract(tmp_path, 20, seed=9)
+    with make_world() as w:
+        w.drop("employees/missed.csv", data)  # no event (subscription missing, poison...)
+        w.tick(minutes=1)
+        assert w.runs() == []  # too fresh: its event may still be coming
+        w.tick(minutes=15)
+        [run] = w.runs()
+        assert run.state in ("uploaded", "reconciling", "done")
+        assert w.names("incoming") == set()
+        assert len(w.names("archive")) == 1
+
+
+def test_churn_after_first_load_sends_only_changes(make_world: Any, tmp_path: Path) -> None:
+    day1 = tmp_path / "d1.csv"
+    day2 = tmp_path / "d2.csv"
+    generate_extract(day1, 100, seed=10)
+    churn_extract(day1, day2, churn=0.1, seed=10)
+    with make_world() as w:
+        w.drop_and_deliver("employees/d1.csv", day1.read_bytes())
+        w.tick(minutes=15)
+        before = sum(c.operations for c in w.bulk_calls())
+        w.clock.advance(60)
+        w.drop_and_deliver("employees/d2.csv", day2.read_bytes())
+        second = next(r for r in w.runs() if r.file_name == "employees/d2.csv")
+        sent = sum(c.operations for c in w.bulk_calls()) - before
+        expected = sum(
+            second.planned.get(k, 0) for k in ("joiners", "movers", "leavers", "retries", "resends")
+        )
+        assert 0 < sent == expected < 100
+
+
+# -- settings problems at the first invocation --------------------------------------------------
+
+
+def test_missing_setting_fails_the_first_invocation_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from connector.errors import ConfigError
+
+    for name in APP_SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HrDropStorage", "UseDevelopmentStorage=true")
+    function_app.reset_runtime()
+    stream = InputStream(data=b"x", name="incoming/employees/a.csv", length=1)
+    with pytest.raises(ConfigError, match="CONNECTOR_SOURCES: missing"):
+        asyncio.run(function_app.ingest_extract(stream))
+    with pytest.raises(ConfigError, match="CONNECTOR_SOURCES"):
+        asyncio.run(function_app.reconcile(TimerRequest(past_due=True)))
+    req = HttpRequest(method="GET", url="/api/health", body=b"", headers={})
+    resp = asyncio.run(function_app.health(req))
+    assert resp.status_code == 503
+    body = orjson.loads(resp.get_body())
+    assert body["config"]["loaded"] is False
+    assert "CONNECTOR_SOURCES" in body["config"]["error"]
+
+
+def test_invalid_sources_config_names_the_setting_and_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from connector.errors import ConfigError
+
+    for name in APP_SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HrDropStorage", "UseDevelopmentStorage=true")
+    monkeypatch.setenv("CONNECTOR_SOURCES", "sources:\n  - name: employees\n    colour: blue\n")
+    function_app.reset_runtime()
+    with pytest.raises(ConfigError) as info:
+        asyncio.run(function_app.reconcile(TimerRequest(past_due=False)))
+    assert "CONNECTOR_SOURCES" in str(info.value)
+    assert "colour" in str(info.value)
