@@ -473,3 +473,19 @@ def test_payloads_can_be_streamed(store: StateStore) -> None:
     idx = store.load_records("employees")
     with pytest.raises(ValueError, match="twice"):
         store.save_records(idx, payloads=iter([("E1", {}), ("E1", {})]))
+
+
+def test_unusual_external_ids_round_trip(store: StateStore) -> None:
+    odd = ["Zoë-1", "tab\tid", 'quote"id', "日本-7", "line\nbreak"]
+    idx = RecordIndex(
+        source="employees", entries={e: RecordEntry(_fp(i)) for i, e in enumerate(odd)}
+    )
+    store.save_records(idx, payloads={e: _payload("X", e) for e in odd})
+    loaded = store.load_records("employees")
+    assert set(loaded.entries) == set(odd)
+    store.save_records(loaded, payloads={"Zoë-1": _payload("X", "new")}, drop=["tab\tid"])
+    got = store.get_payloads("employees", odd)
+    assert got["Zoë-1"]["title"] == "new"
+    assert got["日本-7"]["title"] == "日本-7"
+    assert "tab\tid" not in got
+    assert len(got) == 4
