@@ -38,6 +38,7 @@ __all__ = [
     "MULTI_VALUED_ATTRIBUTES",
     "Mapping",
     "TransformError",
+    "check_mapping",
     "load_mapping",
 ]
 
@@ -804,6 +805,23 @@ def load_mapping(path_or_text: str | Path) -> Mapping:
     ``file:line: message``.
     """
     text, label = _read_source(path_or_text)
+    mapping, problems, _ = _compile(text, label)
+    if mapping is None:
+        raise MappingError(f"{label} has {len(problems)} problem(s)", problems)
+    return mapping
+
+
+def check_mapping(path_or_text: str | Path) -> tuple[Mapping | None, list[str], list[str]]:
+    """Like :func:`load_mapping`, but returns ``(mapping or None, problems, warnings)``.
+
+    For ``connector validate``, which reports warnings even when there are problems.
+    A file that cannot be read or parsed as YAML still raises MappingError.
+    """
+    text, label = _read_source(path_or_text)
+    return _compile(text, label)
+
+
+def _compile(text: str, label: str) -> tuple[Mapping | None, list[str], list[str]]:
     root = _tree(text, label)
     ctx = _Ctx(label)
     if not isinstance(root.v, dict):
@@ -928,8 +946,8 @@ def load_mapping(path_or_text: str | Path) -> Mapping:
 
     profile = _profile(top.get("extract"), ctx, external_id_column)
     if ctx.problems:
-        raise MappingError(f"{label} has {len(ctx.problems)} problem(s)", ctx.problems)
-    return Mapping(
+        return None, ctx.problems, ctx.warnings
+    mapping = Mapping(
         source=label,
         external_id_column=external_id_column,
         required_columns=tuple(ctx.columns),
@@ -941,3 +959,4 @@ def load_mapping(path_or_text: str | Path) -> Mapping:
         _setters=tuple(setters),
         _custom=tuple(custom),
     )
+    return mapping, [], ctx.warnings

@@ -91,9 +91,7 @@ def make_bulk_id(external_id: str, line: int | None = None) -> str:
 
 def serialize_operation(op: BulkOperation) -> bytes:
     """The JSON bytes of one operation, exactly as they appear inside ``Operations``."""
-    return orjson.dumps(
-        {"method": "POST", "bulkId": op.bulk_id, "path": "/Users", "data": op.data}
-    )
+    return orjson.dumps({"method": "POST", "bulkId": op.bulk_id, "path": "/Users", "data": op.data})
 
 
 def build_bulk_requests(

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from connector.errors import ExtractError, MappingError
 from connector.extract import ExtractProfile, read_extract
-from connector.mapping import Mapping, load_mapping
+from connector.mapping import Mapping, check_mapping
 from connector.records import iter_records
 
 __all__ = ["DEFAULT_SAMPLE_ROWS", "Problem", "ValidationReport", "validate"]
@@ -102,14 +102,12 @@ def validate(
     label = str(mapping)
     compiled: Mapping | None = None
     try:
-        compiled = load_mapping(Path(mapping))
+        compiled, problems, warnings = check_mapping(Path(mapping))
     except MappingError as exc:
-        if exc.problems:
-            report.problems.extend(_located("error", p, label) for p in exc.problems)
-        else:
-            report.problems.append(Problem("error", label, str(exc)))
-    if compiled is not None:
-        report.problems.extend(_located("warning", w, label) for w in compiled.warnings)
+        problems = exc.problems or [str(exc)]
+        warnings = []
+    report.problems.extend(_located("error", p, label) for p in problems)
+    report.problems.extend(_located("warning", w, label) for w in warnings)
     if extract is None:
         return report
     extract_label = str(extract)

@@ -8,14 +8,16 @@ from pathlib import Path
 import pytest
 
 from connector.errors import ExtractError, TooManyRejectedRowsError
-from connector.extract import ExtractProfile, RejectReason, read_extract
+from connector.extract import ExtractProfile, ExtractReader, RejectReason, read_extract
 
 from .helpers import stream
 
 LENIENT = ExtractProfile(max_rejected_share=1.0)
 
 
-def rows_of(data: io.BytesIO | Path, profile: ExtractProfile = LENIENT, id_column: str | None = "Id"):
+def rows_of(
+    data: io.BytesIO | Path, profile: ExtractProfile = LENIENT, id_column: str | None = "Id"
+) -> tuple[ExtractReader, list[tuple[int, dict[str, str]]]]:
     reader = read_extract(data, profile, id_column=id_column)
     return reader, [(r.line, r.values) for r in reader]
 
@@ -96,7 +98,10 @@ def test_header_is_cleaned() -> None:
 
 @pytest.mark.parametrize(
     ("header", "fragment"),
-    [("Id,Name,Id\n", "duplicate column names: Id"), ("Id,,Name\n", "empty column name at position 2")],
+    [
+        ("Id,Name,Id\n", "duplicate column names: Id"),
+        ("Id,,Name\n", "empty column name at position 2"),
+    ],
 )
 def test_bad_header_is_a_file_error(header: str, fragment: str) -> None:
     with pytest.raises(ExtractError) as info:
@@ -173,7 +178,8 @@ def test_share_cap_raises_after_last_row() -> None:
     """Oversized fields are only found in the data pass, so the cap fires at the end."""
     profile = ExtractProfile(max_rejected_share=0.05, max_field_bytes=4)
     good = "".join(f"{i},n\n" for i in range(19))
-    reader = read_extract(stream("Id,Name\n" + good + "20,toolong\n21,toolong\n"), profile, id_column="Id")
+    data = stream("Id,Name\n" + good + "20,toolong\n21,toolong\n")
+    reader = read_extract(data, profile, id_column="Id")
     seen = []
     with pytest.raises(TooManyRejectedRowsError, match="2 of 21 rows rejected"):
         seen.extend(reader)
@@ -196,7 +202,10 @@ def test_malformed_row_is_rejected_and_reading_goes_on() -> None:
     reader, rows = rows_of(stream(text))
     assert [r[1]["Id"] for r in rows] == ["1", "3"]
     assert reader.rejected[0].line == 3
-    assert reader.rejected[0].reason_code in {RejectReason.MALFORMED_ROW, RejectReason.FIELD_TOO_LARGE}
+    assert reader.rejected[0].reason_code in {
+        RejectReason.MALFORMED_ROW,
+        RejectReason.FIELD_TOO_LARGE,
+    }
 
 
 class _Pipe(io.RawIOBase):
@@ -215,7 +224,7 @@ class _Pipe(io.RawIOBase):
 
 
 def test_non_seekable_stream_is_spooled() -> None:
-    raw = io.BufferedReader(_Pipe("Id,Name\n1,a\n1,b\n2,c\n".encode()))
+    raw = io.BufferedReader(_Pipe(b"Id,Name\n1,a\n1,b\n2,c\n"))
     with read_extract(raw, LENIENT, id_column="Id") as reader:  # type: ignore[arg-type]
         assert [r.values["Id"] for r in reader] == ["2"]
         assert len(reader.rejected) == 2
@@ -239,15 +248,15 @@ def test_path_source(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    ("kwargs", "fragment"),
     [
-        {"encoding": "nope-8"},
-        {"delimiter": ";;"},
-        {"delimiter": '"'},
-        {"max_field_bytes": 0},
-        {"max_rejected_share": 1.5},
+        ({"encoding": "nope-8"}, "unknown encoding"),
+        ({"delimiter": ";;"}, "one character"),
+        ({"delimiter": '"'}, "one character"),
+        ({"max_field_bytes": 0}, "at least 1"),
+        ({"max_rejected_share": 1.5}, "between 0 and 1"),
     ],
 )
-def test_profile_rejects_bad_settings(kwargs: dict[str, object]) -> None:
-    with pytest.raises(ValueError):
+def test_profile_rejects_bad_settings(kwargs: dict[str, object], fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment):
         ExtractProfile(**kwargs)  # type: ignore[arg-type]

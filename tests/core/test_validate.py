@@ -1,0 +1,95 @@
+"""validate(): every problem at once, each with the mapping line or the CSV line."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from connector.sample import Faults, generate_extract
+from connector.validate import validate
+
+from .helpers import DEFAULT_MAPPING, HR_EXTRACT
+
+
+def test_clean_sample_validates() -> None:
+    report = validate(DEFAULT_MAPPING, HR_EXTRACT)
+    assert report.ok
+    assert report.problems == []
+    assert report.rows_checked == 60
+
+
+def test_mapping_only() -> None:
+    assert validate(DEFAULT_MAPPING).ok
+
+
+def test_mapping_problems_and_warnings_have_lines(tmp_path: Path) -> None:
+    m = tmp_path / "m.yaml"
+    m.write_text(
+        "externalId: Id\ncore:\n  userName: U\n  emails: [{value: M, type: home}]\n  titel: T\n",
+        encoding="utf-8",
+    )
+    report = validate(m, HR_EXTRACT)
+    assert not report.ok
+    wheres = {(p.severity, p.where) for p in report.problems}
+    assert ("error", f"{m}:5") in wheres
+    assert ("warning", f"{m}:4") in wheres
+    # a broken mapping still gets the extract checked for readability: this one is fine
+    assert all(not p.where.startswith(str(HR_EXTRACT)) for p in report.problems)
+
+
+def test_missing_columns_point_at_mapping_lines(tmp_path: Path) -> None:
+    m = tmp_path / "m.yaml"
+    m.write_text(
+        "externalId: EmployeeId\ncore:\n  userName: Upn\n  active: {const: true}\n"
+        "  title: {column: Role}\n",
+        encoding="utf-8",
+    )
+    report = validate(m, HR_EXTRACT)
+    found = {(p.where, p.message.split(" is not")[0]) for p in report.errors}
+    assert found == {(f"{m}:3", "column 'Upn'"), (f"{m}:5", "column 'Role'")}
+
+
+def test_row_problems_are_listed_with_csv_lines(tmp_path: Path) -> None:
+    extract = tmp_path / "x.csv"
+    faults = Faults(bad_field_count=1, duplicate_ids=1, bad_dates=2)
+    generate_extract(extract, 300, seed=3, faults=faults)
+    report = validate(DEFAULT_MAPPING, extract)
+    assert not report.ok
+    kinds = sorted(p.message.split(" ")[0] for p in report.errors)
+    assert kinds == [
+        "duplicate_external_id",
+        "duplicate_external_id",
+        "field_count",
+        "invalid_value",
+        "invalid_value",
+    ]
+    assert all(p.where.startswith(f"{extract}:") for p in report.errors)
+    lines = [int(p.where.rsplit(":", 1)[1]) for p in report.errors]
+    text = extract.read_text(encoding="utf-8").splitlines()
+    for line, problem in zip(lines, report.errors, strict=True):
+        if problem.message.startswith("invalid_value"):
+            assert "-02-30" in text[line - 1]
+
+
+def test_sample_size_limits_row_checks(tmp_path: Path) -> None:
+    extract = tmp_path / "x.csv"
+    generate_extract(extract, 200, seed=3, faults=Faults(bad_dates=3))
+    assert validate(DEFAULT_MAPPING, extract, sample_rows=1).rows_checked == 1
+    assert len(validate(DEFAULT_MAPPING, extract, sample_rows=None).errors) == 3
+
+
+def test_unreadable_extract_is_reported(tmp_path: Path) -> None:
+    extract = tmp_path / "x.csv"
+    extract.write_bytes("EmployeeId,Name\n1,Ren\xe9e\n".encode("latin-1"))
+    report = validate(DEFAULT_MAPPING, extract)
+    assert [p.where for p in report.errors] == [f"{extract}:2"]
+    assert "cannot decode" in report.errors[0].message
+
+
+def test_over_cap_is_an_error(tmp_path: Path) -> None:
+    buf = io.StringIO()
+    generate_extract(buf, 40, seed=3, faults=Faults(bad_dates=5))
+    extract = tmp_path / "x.csv"
+    extract.write_text(buf.getvalue(), encoding="utf-8")
+    report = validate(DEFAULT_MAPPING, extract)
+    assert any("a sync would refuse this file" in p.message for p in report.errors)
