@@ -70,7 +70,13 @@ def test_funcignore_ships_the_app_and_nothing_else() -> None:
         for line in (ROOT / ".funcignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
-    for shipped in ("function_app.py", "host.json", "requirements.txt", "connector/settings.py"):
+    for shipped in (
+        "function_app.py",
+        "host.json",
+        "requirements.txt",
+        "connector/settings.py",
+        "samples/mappings/default.yaml",
+    ):
         assert not _ignored(shipped, patterns), shipped
     for left_out in (
         ".venv/bin/python",
@@ -82,6 +88,7 @@ def test_funcignore_ships_the_app_and_nothing_else() -> None:
         ".azure/dev/.env",
         "connector/__pycache__/x.pyc",
         "benchmarks/bench_x.py",
+        "pyproject.toml",
     ):
         assert _ignored(left_out, patterns), left_out
 
