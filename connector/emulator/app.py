@@ -584,6 +584,21 @@ async def emu_queue(request: Request) -> Response:
     )
 
 
+async def emu_stats(request: Request) -> Response:
+    """Cheap counters (no user bodies): for the demo's report and for benchmarks."""
+    state = _state(request)
+    return _json(
+        {
+            "users": len(state.users),
+            "logEntries": len(state.logs),
+            "queuedOperations": state.queued_operations,
+            "calls": len(state.calls),
+            "acceptedCalls": sum(1 for c in state.calls if c.status == 202),
+            "now": iso(state.clock.now()),
+        }
+    )
+
+
 async def emu_reset(request: Request) -> Response:
     state = _state(request)
     state.reset()
@@ -715,6 +730,7 @@ def create_app(config: EmulatorConfig | None = None, *, clock: Clock | None = No
         Route("/_emulator/users", emu_users, methods=["GET"]),
         Route("/_emulator/users/{external_id:path}", emu_user, methods=["GET"]),
         Route("/_emulator/queue", emu_queue, methods=["GET"]),
+        Route("/_emulator/stats", emu_stats, methods=["GET"]),
         Route("/_emulator/reset", emu_reset, methods=["POST"]),
         Route("/_emulator/jobs", emu_jobs, methods=["GET"]),
         Route("/_emulator/jobs/{job}/state", emu_job_state, methods=["POST"]),

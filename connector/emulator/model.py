@@ -379,6 +379,12 @@ class EmulatorState:
                 verified_domains=frozenset(d.lower() for d in domains),
             )
         self._seq = 0
+        self._objects = 0
+        # uuid4 per log entry costs an os.urandom call each; a per-run random prefix
+        # plus a counter keeps ids GUID-shaped and unique at a fraction of the cost.
+        self._entry_prefix = str(uuid.uuid4())[:24]
+        self._change_prefix = str(uuid.uuid4())[:24]
+        self._object_prefix = str(uuid.uuid4())[:24]
 
     # --- lookups -------------------------------------------------------------
     def job(self, service_principal_id: str, job_id: str) -> JobRuntime | None:
@@ -395,12 +401,16 @@ class EmulatorState:
     def queued_operations(self) -> int:
         return sum(j.queued_operations for j in self.jobs.values())
 
-    def next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
-
     def new_object_id(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        """A GUID-shaped user object id (cheap: a random prefix plus a counter)."""
+        self._objects += 1
+        return f"{self._object_prefix}{self._objects:012x}"
+
+    def new_entry_ids(self) -> tuple[int, str, str]:
+        """(seq, id, changeId) of the next log entry; GUID-shaped, unique per run."""
+        self._seq += 1
+        tail = f"{self._seq:012x}"
+        return self._seq, self._entry_prefix + tail, self._change_prefix + tail
 
     # --- limits --------------------------------------------------------------
     def check_limits(self) -> tuple[str, float] | None:

@@ -84,13 +84,14 @@ def process_operation(
         skipped: tuple[str, ...] = (),
     ) -> LogEntry:
         attrs = target.attributes if target else wanted
+        seq, entry_id, change_id = state.new_entry_ids()
         return LogEntry(
-            seq=state.next_seq(),
-            id=str(uuid.uuid4()),
+            seq=seq,
+            id=entry_id,
             activity=now,
             job_id=job.id,
             cycle_id=cycle_id,
-            change_id=str(uuid.uuid4()),
+            change_id=change_id,
             action=action,
             status=status,
             error=error,
@@ -264,14 +265,15 @@ def _resolve_pending(state: EmulatorState, job: JobRuntime, cycle_id: str) -> in
         user.pending_manager = None
         user.manager = ref
         user.modified = now
+        seq, entry_id, change_id = state.new_entry_ids()
         state.logs.append(
             LogEntry(
-                seq=state.next_seq(),
-                id=str(uuid.uuid4()),
+                seq=seq,
+                id=entry_id,
                 activity=now,
                 job_id=job.id,
                 cycle_id=cycle_id,
-                change_id=str(uuid.uuid4()),
+                change_id=change_id,
                 action="update",
                 status="success",
                 error=None,
