@@ -105,7 +105,7 @@ for attempt in $(seq 1 "$CREATE_ATTEMPTS"); do
   if az rest --method put --url "$url" --body "@${body_file}" --output none; then
     state=""
     for _ in $(seq 1 36); do
-      state="$(az rest --method get --url "$url" --query "properties.provisioningState" --output tsv)"
+      state="$(az rest --method get --url "$url" --query "properties.provisioningState" --output tsv || true)"
       case "$state" in
         Succeeded | Failed | Canceled) break ;;
       esac
