@@ -60,6 +60,7 @@ TRIGGER_CONNECTION = "HrDropStorage"  # == connector.settings.TRIGGER_CONNECTION
 SWEEP_MIN_AGE = timedelta(minutes=10)
 #: Files the timer picks up per pass, so one pass stays short.
 SWEEP_MAX_FILES = 20
+_OPEN = frozenset({"received", "planned", "held", "uploading", "uploaded", "reconciling"})
 #: Rejected rows listed in a quarantined file's error file (the report has them all).
 MAX_PROBLEMS = 1000
 
@@ -367,7 +368,11 @@ class Runtime:
 
         outcomes: list[DropOutcome] = []
         for name, data in await asyncio.to_thread(stale):
-            outcome = await self.ingest(name, data)
+            try:
+                outcome = await self.ingest(name, data)
+            except Exception as exc:  # one stuck file must not block the others
+                log.warning("reconcile: %s could not be ingested (%s)", name, type(exc).__name__)
+                outcome = DropOutcome(name, "failed", detail=type(exc).__name__)
             log.info("reconcile: swept %s", outcome.line())
             outcomes.append(outcome)
         return outcomes
@@ -402,10 +407,27 @@ class Runtime:
                 await target.aclose()
         return result
 
+    def _run_counts(self) -> dict[str, dict[str, int]]:
+        """Open, held and waiting runs per source (for the status the health probe reads)."""
+        counts: dict[str, dict[str, int]] = {}
+        for src in self.config.sources:
+            runs = [r for r in self.engine.list_runs(src.name) if r.state in _OPEN]
+            counts[src.name] = {
+                "openRuns": len(runs),
+                "held": sum(1 for r in runs if r.state == "held"),
+                "waiting": sum(1 for r in runs if r.waiting),
+            }
+        return counts
+
     def _write_status(self, out: PassOutcome) -> None:
         from connector.dropzone import STATUS_BLOB
 
         container, name = STATUS_BLOB
+        try:
+            runs: dict[str, dict[str, int]] = self._run_counts()
+        except Exception as exc:  # the status is informative; never fail the pass for it
+            log.warning("reconcile: run counts unavailable (%s)", type(exc).__name__)
+            runs = {}
         self.zone.write_json(
             container,
             name,
@@ -416,6 +438,7 @@ class Runtime:
                 "stillWaiting": sum(1 for s in out.resumed if s.waiting),
                 "reconciled": len(out.reconciled),
                 "jobs": out.jobs,
+                "runs": runs,
                 "errors": out.errors,
             },
         )
@@ -423,7 +446,11 @@ class Runtime:
     # -- health -----------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        """The connector's view: config, storage, last reconciliation, per-source status."""
+        """The connector's view: config, storage, last reconciliation, per-source status.
+
+        Cheap on purpose (a probe may call it often): one storage call and the status
+        the last timer pass wrote; no Graph call, no scan of run journals.
+        """
         from connector.dropzone import STATUS_BLOB
 
         reachable = self.zone.probe()
@@ -434,23 +461,11 @@ class Runtime:
             except Exception:  # a corrupt status blob must not break the probe
                 status = None
         jobs = (status or {}).get("jobs") or {}
-        sources: dict[str, Any] = {}
-        for src in self.config.sources:
-            entry: dict[str, Any] = {"job": jobs.get(src.name)}
-            if reachable:
-                try:
-                    runs = self.engine.list_runs(src.name)
-                    open_runs = [
-                        r
-                        for r in runs
-                        if r.state in ("held", "uploading", "uploaded", "reconciling")
-                    ]
-                    entry["openRuns"] = len(open_runs)
-                    entry["held"] = sum(1 for r in open_runs if r.state == "held")
-                    entry["waiting"] = sum(1 for r in open_runs if r.waiting)
-                except Exception as exc:
-                    entry["error"] = type(exc).__name__
-            sources[src.name] = entry
+        runs = (status or {}).get("runs") or {}
+        sources = {
+            src.name: {"job": jobs.get(src.name), **(runs.get(src.name) or {})}
+            for src in self.config.sources
+        }
         healthy = reachable and all((v.get("job") or {}).get("ok", True) for v in sources.values())
         return {
             "status": "ok" if healthy else "degraded",

@@ -434,6 +434,8 @@ def test_held_run_is_released_by_an_approval_marker(make_world: Any, tmp_path: P
 
         w.tick(minutes=15)  # no marker: stays held
         assert next(r for r in w.runs() if r.run_id == held.run_id).state == "held"
+        _, body = w.health()
+        assert body["sources"]["employees"]["held"] == 1
 
         w.service.get_blob_client("state", f"documents/approvals/{held.run_id}").upload_blob(
             b'{"by": "hr-operations"}'
@@ -443,6 +445,22 @@ def test_held_run_is_released_by_an_approval_marker(make_world: Any, tmp_path: P
         assert released.state in ("uploaded", "reconciling", "done")
         enabled = sum(1 for u in w.emu.users().values() if u["accountEnabled"])
         assert enabled <= 40
+
+
+def test_job_in_quarantine_makes_health_degraded(
+    make_world: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="connector.telemetry")
+    with make_world() as w:
+        w.tick(minutes=15)
+        assert w.health()[0] == 200
+        w.emu.set_job_state("Quarantine")
+        w.tick(minutes=15)
+        code, body = w.health()
+        assert code == 503
+        assert body["status"] == "degraded"
+        assert body["sources"]["employees"]["job"]["code"] == "Quarantine"
+        assert "job_quarantined" in caplog.text
 
 
 # -- the timer's safety net --------------------------------------------------------------------
