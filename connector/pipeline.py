@@ -381,12 +381,21 @@ class Engine:
             with self.store.lock(src.name, owner=self.owner):
                 self._repair(src.name)
                 existing = self._load(src.name, run_id)
-                if existing is not None:
+                if existing is not None and not (
+                    existing.state is RunState.FAILED and not existing.batches
+                ):
                     log.info("run %s: file already received; nothing to do", run_id)
                     summary = self._summary(existing)
                     summary.duplicate = True
                     return summary
-                journal = self._receive(src, run_id, name, received)
+                if existing is not None:
+                    # It failed before sending anything (e.g. a mapping error since fixed):
+                    # delivering the same file again plans it again.
+                    journal = existing
+                    journal.doc.pop("failedReason", None)
+                    self._transition(journal, RunState.RECEIVED, f"file {name} received again")
+                else:
+                    journal = self._receive(src, run_id, name, received)
                 journal = self._plan(src, journal, path, full_resend=full_resend)
                 if journal.state is RunState.UPLOADING:
                     journal = await self._upload(src, journal, progress)
@@ -486,10 +495,9 @@ class Engine:
                     f"run {run_id} is {journal.state.value}; only a held, planned or waiting run"
                     " can be discarded"
                 )
-            self._transition(journal, RunState.DISCARDED, f"discarded by {by}")
+            self._stop_run(src.name, journal, RunState.DISCARDED, f"discarded by {by}")
             with contextlib.suppress(StateError):
                 self.store.delete_document(_approval_key(run_id))
-            self._write_reports(journal)
             return self._summary(journal)
 
     async def retry_failed(
@@ -771,14 +779,15 @@ class Engine:
                         return journal
                     except GraphError as exc:
                         note = f"{type(exc).__name__}: {exc}"
+                        journal.doc["waits"] = int(journal.doc.get("waits", 0)) + 1
+                        if journal.doc.get("waiting") != note:
+                            # One timeline entry per new reason, not one per timer tick.
+                            self._event(
+                                journal,
+                                RunState.UPLOADING,
+                                f"waiting after {i}/{total} batches: {note}",
+                            )
                         journal.doc["waiting"] = note
-                        journal.doc.setdefault("waits", 0)
-                        journal.doc["waits"] += 1
-                        self._event(
-                            journal,
-                            RunState.UPLOADING,
-                            f"waiting after {i}/{total} batches: {note}",
-                        )
                         self._save(journal)
                         self._index_acks(src.name, journal, ops, batches)
                         log.warning(
@@ -996,9 +1005,26 @@ class Engine:
             if extract_at is not None and other_at is not None and other_at > extract_at:
                 continue
             reason = f"superseded by newer extract run {journal.run_id}"
-            other.doc["supersededReason"] = reason
-            self._transition(other, RunState.SUPERSEDED, reason)
-            self._write_reports(other)
+            self._stop_run(source, other, RunState.SUPERSEDED, reason)
+
+    def _stop_run(self, source: str, journal: _Journal, state: RunState, reason: str) -> None:
+        """End an unfinished run. Batches it already delivered still get reconciled: such a
+        run goes to ``uploaded`` (partially) instead, with the reason kept."""
+        key = "supersededReason" if state is RunState.SUPERSEDED else "discardedReason"
+        journal.doc[key] = reason
+        if journal.batches:
+            self._index_acks(source, journal)
+            total = int(journal.doc.get("batchesTotal", 0))
+            done = len(journal.batches)
+            journal.doc.setdefault("firstSentAt", journal.batches[0]["sentAt"])
+            self._transition(
+                journal,
+                RunState.UPLOADED,
+                f"{reason}; the {done} of {total} batches already delivered are reconciled",
+            )
+        else:
+            self._transition(journal, state, reason)
+        self._write_reports(journal)
 
     def _last_applied(self, source: str) -> datetime | None:
         got = self.store.get_document(_source_key(source))
@@ -1110,6 +1136,7 @@ class Engine:
             held_reason=journal.doc.get("heldReason") if journal.state is RunState.HELD else None,
             failed_reason=journal.doc.get("failedReason")
             or journal.doc.get("supersededReason")
+            or journal.doc.get("discardedReason")
             or journal.doc.get("waiting"),
             job_health=journal.doc.get("jobHealth"),
             batches_total=int(journal.doc.get("batchesTotal", 0)),
@@ -1147,7 +1174,9 @@ class Engine:
             planned=dict(d.get("planned") or {}),
             outcomes=dict(d.get("outcomes") or {}),
             held_reason=d.get("heldReason") if journal.state is RunState.HELD else None,
-            failed_reason=d.get("failedReason") or d.get("supersededReason"),
+            failed_reason=d.get("failedReason")
+            or d.get("supersededReason")
+            or d.get("discardedReason"),
             waiting=d.get("waiting") if journal.state is RunState.UPLOADING else None,
             job_health=d.get("jobHealth"),
             batches_total=int(d.get("batchesTotal", 0)),

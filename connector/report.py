@@ -46,6 +46,12 @@ OUTCOME_COLUMNS = (
     "pending",
     "not sent",
 )
+_REASON_LABELS = (
+    ("failed", "Failed."),
+    ("superseded", "Superseded."),
+    ("discarded", "Discarded."),
+    ("uploading", "Waiting."),
+)
 _CORE_PLAN_KEYS = frozenset({"rows", "joiners", "movers", "leavers", "unchanged", "rejected"})
 PROBLEM_OUTCOMES = frozenset({"failed", "skipped", "unconfirmed"})
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -294,7 +300,10 @@ def build_report_html(data: ReportInput, *, max_failure_rows: int = 1000) -> str
             f"{_e(data.run_id)}</code>.</p>"
         )
     if data.failed_reason:
-        alerts.append(f'<p class="alert err"><strong>Failed.</strong> {_e(data.failed_reason)}</p>')
+        label = next(
+            (text for prefix, text in _REASON_LABELS if data.status.startswith(prefix)), "Note."
+        )
+        alerts.append(f'<p class="alert err"><strong>{label}</strong> {_e(data.failed_reason)}</p>')
     if data.job_health:
         alerts.append(
             f'<p class="alert err"><strong>Provisioning job.</strong> {_e(data.job_health)}</p>'

@@ -244,3 +244,67 @@ def test_rejected_row_never_disables_its_person(tmp_path: Path) -> None:
     assert run.planned["rejected"] == 1
     assert run.planned["leavers"] == 0
     assert w.service.users["E0005"]["enabled"]
+
+
+def test_newer_file_supersedes_a_waiting_run_and_its_sent_batches_are_reconciled(
+    tmp_path: Path,
+) -> None:
+    w = World(tmp_path)
+    w.service.quota = 1
+    waiting = w.sync("hr_20260302.csv", people(120))
+    assert waiting.state == "uploading"
+    w.service.quota = None
+    w.clock.advance(86400)
+    newer = w.sync("hr_20260303.csv", people(120, dept="Ops"))
+    assert newer.state == "uploaded"
+    # the first 50 were delivered by the old run, then changed: movers; the rest joiners
+    assert newer.planned["movers"] == 50
+    assert newer.planned["joiners"] == 70
+    old = w.engine.get_run(waiting.run_id)
+    assert old["state"] == "uploaded"
+    assert "superseded by newer extract" in old["supersededReason"]
+    runs = {r.run_id: r for r in w.reconcile()}
+    assert runs[waiting.run_id].state == "done"
+    # the latest entry after each send wins: the newer run's update is what is seen
+    assert sum(runs[waiting.run_id].outcomes.values()) == 50
+    assert set(runs[waiting.run_id].outcomes) <= {"created", "updated"}
+    index = w.store.load_records("employees")
+    assert {e.run_id for e in index.entries.values()} == {newer.run_id}
+    assert all(u["department"] == "Ops" for u in w.service.users.values())
+
+
+def test_a_file_that_failed_to_plan_can_be_delivered_again(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    calls = {"n": 0}
+    real = w.engine.records
+
+    def flaky(source: object, path: Path) -> object:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            from connector.errors import ExtractError
+
+            raise ExtractError("the mapping needs column X", path=str(path), line=1)
+        return real(source, path)  # type: ignore[arg-type]
+
+    w.engine.records = flaky  # type: ignore[assignment]
+    first = w.sync("hr_20260302.csv", people(10))
+    assert first.state == "failed"
+    assert first.failed_reason is not None
+    assert "column X" in first.failed_reason
+    second = w.sync("hr_20260302.csv", people(10))
+    assert not second.duplicate
+    assert second.state == "uploaded"
+    assert second.run_id == first.run_id
+
+
+def test_waiting_reason_is_not_repeated_in_the_timeline(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    w.service.quota = 1
+    run = w.sync("hr_20260302.csv", people(120))
+    for _ in range(3):
+        asyncio.run(w.engine.resume_waiting())
+    doc = w.engine.get_run(run.run_id)
+    assert doc["waits"] == 4
+    assert sum(1 for e in doc["timeline"] if e["detail"].startswith("waiting")) == 1
+    page = w.store.read_artifact(f"employees/{run.run_id}/report.html").decode()
+    assert "<strong>Waiting.</strong>" in page
