@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 import uuid
@@ -378,4 +379,9 @@ class Worker:
                         log.exception("job %s: processing cycle failed", job.id)
                         job.queue.clear()
                         job.queued_operations = 0
+                    # The directory and the logs only grow and hold no reference cycles:
+                    # move them out of the cyclic collector's reach, which otherwise
+                    # rescans them on every full collection (half the processing cost at
+                    # 100k records). Refcounting still frees them on reset.
+                    gc.freeze()
             self.idle.set()
