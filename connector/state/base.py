@@ -26,7 +26,7 @@ to a thread from async code when it matters.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -298,8 +298,3 @@ def check_document_key(key: str) -> str:
             " '.', '-' or '_', not starting with '/' or '.'"
         )
     return key
-
-
-def iter_prefixed(keys: Iterator[str], prefix: str) -> list[str]:
-    """Sorted keys starting with ``prefix`` (shared by both implementations)."""
-    return sorted(k for k in keys if k.startswith(prefix))
