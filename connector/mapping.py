@@ -211,6 +211,7 @@ class _Expr:
     send_null: bool
     text_only: bool  # always str or None (no finalize needed for string targets)
     may_bool: bool
+    column: str | None = None  # set when the value is a column copied as is (fast path)
 
 
 def _suggest(name: str, options: Iterator[str] | list[str] | tuple[str, ...]) -> str:
@@ -346,6 +347,17 @@ def _transforms(y: _Y, ctx: _Ctx) -> list[Transform] | None:
 def _chain(src: Getter, transforms: list[Transform]) -> Getter:
     if not transforms:
         return src
+    if len(transforms) == 1 and not transforms[0].accepts_none:
+        fn = transforms[0].fn
+
+        def get_one(values: Values) -> Any:
+            v = src(values)
+            if v is None:
+                return None
+            v = fn(v)
+            return None if v == "" or v == [] else v
+
+        return get_one
     steps = tuple((t.fn, t.accepts_none) for t in transforms)
 
     def get(values: Values) -> Any:
@@ -373,7 +385,7 @@ def _expr(y: _Y, ctx: _Ctx, where: str, *, nested: bool = False) -> _Expr | None
             ctx.err(y.line, f"{where}: empty column name")
             return None
         ctx.use(y.v, y.line)
-        return _Expr(_column_getter(y.v), None, False, True, False)
+        return _Expr(_column_getter(y.v), None, False, True, False, y.v)
     if not isinstance(y.v, dict):
         ctx.err(
             y.line,
@@ -460,7 +472,10 @@ def _expr(y: _Y, ctx: _Ctx, where: str, *, nested: bool = False) -> _Expr | None
             send_null = spec["send_null"].v
     if src is None:
         return None
-    return _Expr(_chain(src, transforms), when, send_null, text_only, may_bool)
+    plain = src_y.v if source == "column" and not transforms and when is None else None
+    if send_null:
+        plain = None
+    return _Expr(_chain(src, transforms), when, send_null, text_only, may_bool, plain)
 
 
 def _to_text(v: Any) -> str:
@@ -536,16 +551,23 @@ def _setter(
     return set_
 
 
-def _multi_setter(
-    attr: str, items: list[tuple[tuple[tuple[str, Getter], ...], str, bool | None, Any]]
-) -> Setter:
+_Sub = tuple[str, str | None, Getter]  # sub-attribute, plain column (fast path) or None, getter
+_Item = tuple[tuple[_Sub, ...], str, bool | None, Any]
+
+
+def _multi_setter(attr: str, items: list[_Item]) -> Setter:
     def set_(values: Values, data: dict[str, Any]) -> None:
         out: list[dict[str, Any]] = []
         for subs, typ, primary, when in items:
             if when is not None and not when(values):
                 continue
             item: dict[str, Any] = {}
-            for key, get in subs:
+            for key, col, get in subs:
+                if col is not None:
+                    v = values[col]
+                    if v:
+                        item[key] = v
+                    continue
                 try:
                     v = get(values)
                 except TransformError as exc:
@@ -642,7 +664,7 @@ def _multi(attr: str, value: _Y, ctx: _Ctx) -> Setter | None:
     if not items_y:
         ctx.err(value.line, f"core: {attr} needs a list of items, e.g. - {{value: Column}}")
         return None
-    items: list[tuple[tuple[tuple[str, Getter], ...], str, bool | None, Any]] = []
+    items: list[_Item] = []
     for item in items_y:
         if not isinstance(item.v, dict):
             ctx.err(item.line, f"core: each {attr} item is a block of sub-attributes")
@@ -670,7 +692,7 @@ def _multi(attr: str, value: _Y, ctx: _Ctx) -> Setter | None:
             else:
                 primary = p.v
         when = _when(spec["when"], ctx) if "when" in spec else None
-        subs: list[tuple[str, Getter]] = []
+        subs: list[_Sub] = []
         for key, sub_y in spec.items():
             if key in ("type", "primary", "when"):
                 continue
@@ -693,7 +715,7 @@ def _multi(attr: str, value: _Y, ctx: _Ctx) -> Setter | None:
                 )
             if e.when is not None:
                 ctx.err(sub_y.line, f"core: put when on the {attr} item, not on {key}")
-            subs.append((key, e.get))
+            subs.append((key, e.column, e.get))
         if not subs:
             ctx.err(item.line, f"core: a {attr} item maps no sub-attribute")
             continue
@@ -721,7 +743,7 @@ class Mapping:
     targets: tuple[str, ...]
     warnings: tuple[str, ...]
     column_lines: dict[str, int] = field(repr=False)
-    _setters: tuple[Setter, ...] = field(repr=False)
+    _setters: tuple[Setter | _Segment, ...] = field(repr=False)
     _custom: tuple[tuple[str, str], ...] = field(repr=False)
 
     def custom_attribute_names(self) -> list[str]:
@@ -740,14 +762,70 @@ class Mapping:
         :class:`TransformError` when a value cannot be mapped (the row is then rejected).
         """
         data: dict[str, Any] = {"schemas": _BASE_SCHEMAS, "externalId": external_id}
-        for set_ in self._setters:
-            set_(values, data)
+        for step in self._setters:
+            if type(step) is tuple:  # a run of columns copied as is into one container
+                path, pairs = step
+                if not path:
+                    for key, col in pairs:
+                        v = values[col]
+                        if v:
+                            data[key] = v
+                    continue
+                d: dict[str, Any] | None = None
+                for key, col in pairs:
+                    v = values[col]
+                    if v:
+                        if d is None:
+                            d = _container(data, path)
+                        d[key] = v
+            else:
+                step(values, data)  # type: ignore[operator]
         if self.custom_namespaces:
             data["schemas"] = [*_BASE_SCHEMAS, *(ns for ns in self.custom_namespaces if ns in data)]
         return data
 
 
 _BASE_SCHEMAS: Final = [CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA]
+_Segment = tuple[tuple[str, ...], tuple[tuple[str, str], ...]]
+
+
+def _container(data: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    d = data
+    for k in path:
+        nxt = d.get(k)
+        if nxt is None:
+            nxt = d[k] = {}
+        d = nxt
+    return d
+
+
+def _segments(
+    steps: list[Setter | tuple[tuple[str, ...], str, str]],
+) -> tuple[Setter | _Segment, ...]:
+    """Merge consecutive plain column copies into one container into a single segment.
+
+    Keeps mapping order exactly; saves a Python call per attribute on the hot path.
+    """
+    out: list[Setter | _Segment] = []
+    run_path: tuple[str, ...] | None = None
+    run: list[tuple[str, str]] = []
+    for step in steps:
+        if isinstance(step, tuple):
+            path, key, col = step
+            if run and path == run_path:
+                run.append((key, col))
+                continue
+            if run and run_path is not None:
+                out.append((run_path, tuple(run)))
+            run_path, run = path, [(key, col)]
+            continue
+        if run and run_path is not None:
+            out.append((run_path, tuple(run)))
+        run_path, run = None, []
+        out.append(step)
+    if run and run_path is not None:
+        out.append((run_path, tuple(run)))
+    return tuple(out)
 
 
 def _profile(y: _Y | None, ctx: _Ctx, external_id_column: str) -> ExtractProfile:
@@ -855,7 +933,7 @@ def _compile(text: str, label: str) -> tuple[Mapping | None, list[str], list[str
             external_id_column = col
             ctx.use(col, ext_y.line)
 
-    setters: list[Setter] = []
+    steps: list[Setter | tuple[tuple[str, ...], str, str]] = []
     targets: list[str] = []
     seen: dict[str, int] = {}
     custom: list[tuple[str, str]] = []
@@ -882,7 +960,10 @@ def _compile(text: str, label: str) -> tuple[Mapping | None, list[str], list[str
                 )
         targets.append(target.name)
         required = target.name == "active"
-        setters.append(
+        if e.column is not None and target.kind != "boolean" and not required:
+            steps.append((target.path[:-1], target.path[-1], e.column))
+            return
+        steps.append(
             _setter(target.path, e, _finalizer(target.name, target.kind, e), required, target.name)
         )
 
@@ -899,7 +980,7 @@ def _compile(text: str, label: str) -> tuple[Mapping | None, list[str], list[str
                     seen[attr] = value.line
                     s = _multi(attr, value, ctx)
                     if s is not None:
-                        setters.append(s)
+                        steps.append(s)
                         targets.append(attr)
                     continue
                 resolved = _resolve_simple(key, attr, value, ctx)
@@ -956,7 +1037,7 @@ def _compile(text: str, label: str) -> tuple[Mapping | None, list[str], list[str
         targets=tuple(targets),
         warnings=tuple(ctx.warnings),
         column_lines=dict(ctx.columns),
-        _setters=tuple(setters),
+        _setters=_segments(steps),
         _custom=tuple(custom),
     )
     return mapping, [], ctx.warnings

@@ -10,9 +10,9 @@ counts those rejections too and is checked after the last row.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from connector.errors import ExtractError
 from connector.extract import ExtractProfile, ExtractReader, ExtractStats, RejectedRow
@@ -23,8 +23,7 @@ from connector.transforms import TransformError
 __all__ = ["MappedRecord", "RecordStream", "iter_records"]
 
 
-@dataclass(frozen=True, slots=True)
-class MappedRecord:
+class MappedRecord(NamedTuple):
     """One accepted row as the SCIM user to upsert; ``line`` is where the row starts."""
 
     line: int
@@ -74,8 +73,8 @@ class RecordStream:
 
     def operations(self) -> Iterator[BulkOperation]:
         """The records as bulk operations, ready for :func:`connector.scim.build_bulk_requests`."""
-        for rec in self:
-            yield rec.to_operation()
+        for line, external_id, data in self:
+            yield BulkOperation(f"{external_id}:L{line}", external_id, data)  # make_bulk_id
 
     def close(self) -> None:
         self.reader.close()

@@ -85,3 +85,28 @@ def test_duplicates_never_win_and_delimiter_is_sniffed(ids: list[str], delimiter
         i for i in ids if ids.count(i) > 1
     )
     assert reader.stats.rows_read == len(ids)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    ids=st.lists(
+        st.sampled_from(["1", "2", "a,b", 'q"x', "line\nbreak", " 3", "3", ""]), max_size=20
+    ),
+    bad=st.lists(st.booleans(), max_size=20),
+    delimiter=st.sampled_from(SNIFFED_DELIMITERS),
+)
+def test_id_pass_agrees_with_csv_module(ids: list[str], bad: list[bool], delimiter: str) -> None:
+    """Both id-pass paths (plain lines, then csv from the first quote) match a plain csv read."""
+    rows = [
+        [i, "n"] + (["extra"] if b else [])
+        for i, b in zip(ids, bad + [False] * len(ids), strict=False)
+    ]
+    text = _write(["Id", "Name"], rows, delimiter, "\n")
+    reader = read_extract(
+        stream(text), ExtractProfile(max_rejected_share=1.0, delimiter=delimiter), id_column="Id"
+    )
+    accepted = [r.values["Id"] for r in reader]
+    parsed = list(csv.reader(io.StringIO(text), delimiter=delimiter))[1:]
+    good = [r[0].strip() for r in parsed if len(r) == 2]
+    expected = [i for i in good if i and good.count(i) == 1]
+    assert accepted == expected
