@@ -264,6 +264,7 @@ th,td{border-bottom:1px solid #eceff3;padding:5px 8px;text-align:left;vertical-a
 th{background:#f0f3f7;font-weight:600}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 td.z{color:#b0b6be}
+td.t{white-space:nowrap}
 .badge{display:inline-block;padding:2px 9px;border-radius:10px;font-size:12px;font-weight:700;
 background:#e0e0e0;color:#222}
 .s-done{background:#c8e6c9;color:#1b5e20}.s-held{background:#ffe0b2;color:#e65100}
@@ -347,7 +348,8 @@ def build_report_html(data: ReportInput, *, max_failure_rows: int = 1000) -> str
     )
 
     timeline_rows = "".join(
-        f"<tr><td>{_e(ev.at.strftime('%Y-%m-%d %H:%M:%S'))}</td><td>{_e(ev.state)}</td>"
+        f'<tr><td class="t">{_e(ev.at.strftime("%Y-%m-%d %H:%M:%S"))}</td>'
+        f'<td class="t">{_e(ev.state)}</td>'
         f"<td>{_e(ev.detail)}</td></tr>"
         for ev in data.timeline
     )
