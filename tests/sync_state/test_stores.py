@@ -34,7 +34,7 @@ def _payload(ext: str, title: str = "Engineer") -> dict[str, Any]:
     return {"externalId": ext, "userName": f"{ext.lower()}@example.test", "title": title}
 
 
-@pytest.fixture(params=["local", "blob"])
+@pytest.fixture(params=["local", pytest.param("blob", marks=pytest.mark.azurite)])
 def store(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[LocalStateStore | BlobStateStore]:
