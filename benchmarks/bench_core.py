@@ -1,0 +1,213 @@
+"""Core throughput: HR extract → mapping → serialized BulkRequest payloads on disk.
+
+Generates CSV2SCIM-layout extracts (24 columns) of 100,000 and 1,000,000 rows, then,
+each in a fresh child process so peak RSS belongs to the pipeline alone, runs
+read → map → serialize with the bundled ``samples/mappings/csv2scim.yaml`` and writes
+every ``bulk-NNNNN.json`` to a temporary directory. It reports rows/s (wall and CPU)
+and peak RSS, and on a 50,000-row slice compares the per-row speed with building the
+same payloads through ``scim2-models`` (``User[EnterpriseUser]`` per row).
+
+    python benchmarks/bench_core.py            # 100k and 1M rows
+    python benchmarks/bench_core.py --rows 100000   # one size only
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from connector.mapping import load_mapping  # noqa: E402
+from connector.records import iter_records  # noqa: E402
+from connector.sample import generate_extract  # noqa: E402
+from connector.scim import build_bulk_requests  # noqa: E402
+
+MAPPING = ROOT / "samples" / "mappings" / "csv2scim.yaml"
+SLICE = 50_000
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def run_pipeline(extract: Path, out: Path, limit: int | None = None) -> dict[str, Any]:
+    """read → map → serialize → write; returns counts and timings."""
+    mapping = load_mapping(MAPPING)
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    stream = iter_records(extract, mapping)
+    requests = ops = size = 0
+
+    def operations() -> Any:
+        for n, op in enumerate(stream.operations(), 1):
+            yield op
+            if limit is not None and n >= limit:
+                return
+
+    for payload in build_bulk_requests(operations()):
+        requests += 1
+        ops += len(payload)
+        size += len(payload.body)
+        (out / f"bulk-{requests:05d}.json").write_bytes(payload.body)
+    stream.close()
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return {"rows": ops, "requests": requests, "bytes": size, "wall_s": wall, "cpu_s": cpu}
+
+
+def run_baseline(extract: Path, out: Path, limit: int) -> dict[str, Any]:
+    """The same payloads built per row with scim2-models (the obvious pydantic way)."""
+    from scim2_models import Address, Context, EnterpriseUser, Manager, Name, PhoneNumber, User
+
+    model = User[EnterpriseUser]
+    ctx = Context.RESOURCE_CREATION_REQUEST
+    head = b'{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":['
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    batch: list[bytes] = []
+    requests = rows = 0
+    with extract.open(encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            if rows >= limit:
+                break
+            rows += 1
+            r = {k: v.strip() for k, v in row.items()}
+            user = model(
+                external_id=r["WorkerID"],
+                user_name=r["UserID"] or None,
+                name=Name(family_name=r["LastName"] or None, given_name=r["FirstName"] or None),
+                active=r["WorkerStatus"] == "Active",
+                display_name=r["FullName"] or None,
+                nick_name=r["UserID"] or None,
+                user_type=r["WorkerType"] or None,
+                title=r["JobTitle"] or None,
+                addresses=[
+                    Address(
+                        type="work",
+                        street_address=r["StreetAddress"] or None,
+                        locality=r["City"] or None,
+                        postal_code=r["ZipCode"] or None,
+                        country=r["CountryCode"] or None,
+                    )
+                ],
+                phone_numbers=[PhoneNumber(type="work", value=r["OfficePhone"] or None)],
+            )
+            user[EnterpriseUser] = EnterpriseUser(
+                employee_number=r["WorkerID"],
+                cost_center=r["CostCenter"] or None,
+                organization=r["Company"] or None,
+                division=r["Division"] or None,
+                department=r["Department"] or None,
+                manager=Manager(value=r["ManagerID"]) if r["ManagerID"] else None,
+            )
+            data = user.model_dump_json(scim_ctx=ctx, exclude_none=True)
+            op = (
+                '{"method":"POST","bulkId":"'
+                + f"{r['WorkerID']}:L{rows + 1}"
+                + '","path":"/Users","data":'
+                + data
+                + "}"
+            )
+            batch.append(op.encode())
+            if len(batch) == 50:
+                requests += 1
+                body = head + b",".join(batch) + b'],"failOnErrors":null}'
+                (out / f"base-{requests:05d}.json").write_bytes(body)
+                batch = []
+    if batch:
+        requests += 1
+        body = head + b",".join(batch) + b'],"failOnErrors":null}'
+        (out / f"base-{requests:05d}.json").write_bytes(body)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return {"rows": rows, "requests": requests, "wall_s": wall, "cpu_s": cpu}
+
+
+def child(extract: Path, mode: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-core-out-") as tmp:
+        out = Path(tmp)
+        if mode == "pipeline":
+            result = run_pipeline(extract, out)
+        elif mode == "slice":
+            result = run_pipeline(extract, out, limit=SLICE)
+        else:
+            result = run_baseline(extract, out, SLICE)
+    result["peak_rss_mb"] = _peak_rss_mb()
+    print(json.dumps(result))
+
+
+def _spawn(extract: Path, mode: str) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", mode, str(extract)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, action="append", help="extract size (repeatable)")
+    parser.add_argument("--child", nargs=2, metavar=("MODE", "EXTRACT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(Path(args.child[1]), args.child[0])
+        return
+    sizes = args.rows or [100_000, 1_000_000]
+    print(
+        f"machine: {os.cpu_count()} cpu, {_cpu_model()}, Python {platform.python_version()},"
+        f" load average {os.getloadavg()[0]:.2f}"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-core-") as tmp:
+        results: dict[int, dict[str, Any]] = {}
+        for rows in sizes:
+            extract = Path(tmp) / f"extract-{rows}.csv"
+            t0 = time.perf_counter()
+            generate_extract(extract, rows, seed=1, layout="csv2scim")
+            gen_s = time.perf_counter() - t0
+            mb = extract.stat().st_size / 1e6
+            print(f"generated {rows:,} rows x 24 columns ({mb:.0f} MB) in {gen_s:.1f} s")
+            r = _spawn(extract, "pipeline")
+            results[rows] = r
+            print(
+                f"  pipeline {rows:>9,} rows: {r['rows'] / r['wall_s']:>9,.0f} rows/s wall,"
+                f" {r['rows'] / r['cpu_s']:>9,.0f} rows/s cpu, peak RSS {r['peak_rss_mb']:.0f} MB,"
+                f" {r['requests']:,} requests, {r['bytes'] / 1e6:,.0f} MB of payloads"
+            )
+        smallest = Path(tmp) / f"extract-{min(sizes)}.csv"
+        ours = _spawn(smallest, "slice")
+        base = _spawn(smallest, "baseline")
+        ours_rate = ours["rows"] / ours["cpu_s"]
+        base_rate = base["rows"] / base["cpu_s"]
+        print(
+            f"  {SLICE:,}-row slice: ours {ours_rate:,.0f} rows/s cpu, scim2-models per row"
+            f" {base_rate:,.0f} rows/s cpu -> {ours_rate / base_rate:.1f}x"
+        )
+        if len(results) > 1:
+            lo, hi = min(results), max(results)
+            grow = results[hi]["peak_rss_mb"] - results[lo]["peak_rss_mb"]
+            print(f"  peak RSS {lo:,} -> {hi:,} rows: {grow:+.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
