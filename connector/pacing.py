@@ -68,7 +68,7 @@ class SlidingWindowLimiter:
         max_calls: int = DEFAULT_MAX_CALLS,
         window: float = DEFAULT_WINDOW_SECONDS,
         *,
-        margin: float = 0.05,
+        margin: float = 0.1,
         clock: Clock | None = None,
     ) -> None:
         if max_calls < 1:
