@@ -544,7 +544,6 @@ class GraphClient:
             follow_redirects=False,
         )
         self.metrics = UploadMetrics()
-        self._isolation_left = 0
 
     async def __aenter__(self) -> Self:
         return self
@@ -789,7 +788,7 @@ class GraphClient:
         items = list(payloads)
         started = self._clock.monotonic()
         before = self.metrics.copy()
-        self._isolation_left = self.retry.max_isolation_calls
+        isolation_left = [self.retry.max_isolation_calls]  # shared by this upload's batches
         outcomes: list[BatchOutcome | None] = [None] * len(items)
         stop: list[tuple[DeferReason, ConnectorError | None]] = []
         cursor = iter(range(len(items)))
@@ -800,7 +799,10 @@ class GraphClient:
                 if index is None:
                     return
                 outcome, halt = await self._upload_one(
-                    index, items[index], wait_on_bucket_full=not stop_on_backpressure
+                    index,
+                    items[index],
+                    wait_on_bucket_full=not stop_on_backpressure,
+                    isolation_left=isolation_left,
                 )
                 outcomes[index] = outcome
                 if halt is not None and not stop:
@@ -835,12 +837,17 @@ class GraphClient:
         return result
 
     async def _upload_one(
-        self, index: int, payload: BulkPayload, *, wait_on_bucket_full: bool
+        self,
+        index: int,
+        payload: BulkPayload,
+        *,
+        wait_on_bucket_full: bool,
+        isolation_left: list[int],
     ) -> tuple[BatchOutcome, tuple[DeferReason, ConnectorError | None] | None]:
         try:
             delivery = await self.post_bulk(payload, wait_on_bucket_full=wait_on_bucket_full)
         except BadRequestError as exc:
-            return await self._isolate(index, payload, exc, wait_on_bucket_full)
+            return await self._isolate(index, payload, exc, wait_on_bucket_full, isolation_left)
         except ConnectorError as exc:
             reason = _defer_reason(exc)
             outcome = BatchOutcome(
@@ -859,6 +866,7 @@ class GraphClient:
         payload: BulkPayload,
         refusal: BadRequestError,
         wait_on_bucket_full: bool,
+        isolation_left: list[int],
     ) -> tuple[BatchOutcome, tuple[DeferReason, ConnectorError | None] | None]:
         """Bisect a refused batch: deliver the good records, name the bad ones.
 
@@ -892,7 +900,7 @@ class GraphClient:
             """Send a group: None when accepted, the 400 when refused; raises others."""
             nonlocal batch_left, calls
             batch_left -= 1
-            self._isolation_left -= 1
+            isolation_left[0] -= 1
             calls += 1
             self.metrics.isolation_calls += 1
             try:
@@ -913,7 +921,7 @@ class GraphClient:
             if len(group) == 1:
                 reject(group, err, isolated=True)
                 continue
-            if batch_left <= 0 or self._isolation_left <= 0:
+            if batch_left <= 0 or isolation_left[0] <= 0:
                 reject(group, err, isolated=False)
                 continue
             half = len(group) // 2
@@ -927,7 +935,7 @@ class GraphClient:
             if left_err is None:
                 pending.append((right, err))  # the bad record must be on the right
                 continue
-            if batch_left <= 0 or self._isolation_left <= 0:
+            if batch_left <= 0 or isolation_left[0] <= 0:
                 reject(left, left_err, isolated=len(left) == 1)
                 reject(right, err, isolated=False)
                 continue
