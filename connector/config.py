@@ -162,6 +162,19 @@ def _match_shorthand(value: Any) -> Any:
     return value
 
 
+_MATCH_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "minLength": 1, "description": "a prefix, or a glob if it has * ? ["},
+        {
+            "type": "object",
+            "properties": {"prefix": {"type": "string"}, "glob": {"type": "string"}},
+            "additionalProperties": False,
+            "minProperties": 1,
+        },
+    ]
+}
+
+
 class ExtractTimestamp(_Model):
     """Reads the extract's timestamp from its file name (else the upload time is used).
 
@@ -201,9 +214,9 @@ class Source(_Model):
     """One source of HR records: its files, its mapping, its target and its rules."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-    match: Annotated[MatchRule, BeforeValidator(_match_shorthand)] = Field(
-        description="A path prefix (e.g. 'employees/'), a glob, or {prefix, glob}."
-    )
+    match: Annotated[
+        MatchRule, BeforeValidator(_match_shorthand), WithJsonSchema(_MATCH_SCHEMA)
+    ] = Field(description="A path prefix (e.g. 'employees/'), a glob, or {prefix, glob}.")
     mapping: str | dict[str, Any] = Field(
         description="Mapping file path (relative to this config file) or an inline mapping."
     )

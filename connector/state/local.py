@@ -141,11 +141,15 @@ class LocalStateStore:
         clock: Clock | None = None,
         lock_ttl: timedelta = DEFAULT_LOCK_TTL,
         heartbeat: bool = True,
+        heartbeat_interval: float | None = None,
     ) -> None:
+        """``heartbeat``: renew held locks from a background thread every
+        ``heartbeat_interval`` real seconds (default: a third of ``lock_ttl``)."""
         self.root = Path(root)
         self._clock: Clock = clock or SystemClock()
         self._lock_ttl = lock_ttl
         self._heartbeat = heartbeat
+        self._heartbeat_interval = heartbeat_interval or lock_ttl.total_seconds() / 3
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -419,7 +423,7 @@ class LocalStateStore:
         token = self._acquire(source, owner)
         held = _LocalLock(self, source, owner, token)
         if self._heartbeat:
-            held.start(self._lock_ttl.total_seconds() / 3)
+            held.start(self._heartbeat_interval)
         try:
             yield held
         finally:

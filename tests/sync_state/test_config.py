@@ -215,3 +215,11 @@ def test_json_schema_forbids_unknown_keys() -> None:
     assert schema["additionalProperties"] is False
     assert schema["$defs"]["Source"]["additionalProperties"] is False
     assert set(schema["$defs"]["Source"]["required"]) == {"name", "match", "mapping"}
+
+
+def test_json_schema_accepts_the_shorthands() -> None:
+    defs = sources_json_schema()["$defs"]
+    match_types = {alt["type"] for alt in defs["Source"]["properties"]["match"]["anyOf"]}
+    assert match_types == {"string", "object"}
+    deadline = defs["Reconciliation"]["properties"]["deadline"]["anyOf"]
+    assert {alt["type"] for alt in deadline} == {"string", "number"}

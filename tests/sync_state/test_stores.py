@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from connector.clock import FakeClock
@@ -299,7 +300,7 @@ def test_lock_released_when_the_run_fails(store: StateStore) -> None:
 def test_lock_excludes_other_threads(store: StateStore) -> None:
     outcomes: list[str] = []
     barrier = threading.Barrier(4)
-    inside = threading.Event()
+    refused = threading.Semaphore(0)
     release = threading.Event()
 
     def run() -> None:
@@ -307,20 +308,16 @@ def test_lock_excludes_other_threads(store: StateStore) -> None:
         try:
             with store.lock("employees"):
                 outcomes.append("held")
-                inside.set()
-                release.wait(10)
+                release.wait(30)
         except ConcurrentRunError:
             outcomes.append("refused")
+            refused.release()
 
     threads = [threading.Thread(target=run) for _ in range(4)]
     for t in threads:
         t.start()
-    inside.wait(10)
-    # Wait until the three losers have been refused, then let the winner go.
-    for _ in range(200):
-        if outcomes.count("refused") == 3:
-            break
-        threading.Event().wait(0.01)
+    for _ in range(3):  # the winner holds the lock until all three others were refused
+        assert refused.acquire(timeout=30)
     release.set()
     for t in threads:
         t.join()
@@ -426,6 +423,32 @@ def test_local_renew_keeps_the_lock_alive(tmp_path: Path) -> None:
             clock.advance(200)
             held.renew()
         with pytest.raises(ConcurrentRunError), a.lock("employees"):
+            pass
+
+
+def test_local_heartbeat_renews_a_held_lock(tmp_path: Path) -> None:
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    a = LocalStateStore(
+        tmp_path, clock=clock, lock_ttl=timedelta(minutes=5), heartbeat_interval=0.01
+    )
+    b = LocalStateStore(tmp_path, clock=clock, lock_ttl=timedelta(minutes=5), heartbeat=False)
+    path = tmp_path / "locks" / "employees.lock"
+
+    def expires() -> str:
+        return str(orjson.loads(path.read_bytes())["expires_at"])
+
+    with a.lock("employees"):
+        first = expires()
+        clock.advance(240)
+        renewed = threading.Event()
+        for _ in range(3000):  # the heartbeat thread rewrites the lock file
+            if expires() != first:
+                renewed.set()
+                break
+            renewed.wait(0.01)
+        assert renewed.is_set()
+        clock.advance(240)  # 8 minutes after acquiring: still held thanks to the heartbeat
+        with pytest.raises(ConcurrentRunError), b.lock("employees"):
             pass
 
 
