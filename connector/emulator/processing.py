@@ -358,11 +358,13 @@ class Worker:
         self._wake.set()
 
     async def stop(self) -> None:
+        """Cancel the task and hand frozen objects back to the cyclic GC (see ``_run``)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        gc.unfreeze()
 
     async def _run(self) -> None:
         while True:
