@@ -117,11 +117,18 @@ class RejectedRow:
 
 @dataclass(slots=True)
 class ExtractStats:
-    """Counts for one pass over an extract; ``rows_read`` excludes the header and blank lines."""
+    """Counts for one pass over an extract; ``rows_read`` excludes the header and blank lines.
 
-    rows_read: int = 0
+    ``rows_read`` is derived (accepted + rejected), which keeps the hot loop to one counter
+    and stays right when a caller moves an accepted row to rejected after mapping.
+    """
+
     rows_accepted: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows_read(self) -> int:
+        return self.rows_accepted + self.rows_rejected
 
     @property
     def rows_rejected(self) -> int:
@@ -480,7 +487,6 @@ class ExtractReader:
                             if len(row) != ncols:
                                 if not row or (len(row) == 1 and not row[0].strip()):
                                     continue
-                                stats.rows_read += 1
                                 ext = row[idx].strip() if 0 <= idx < len(row) else ""
                                 reject(
                                     line,
@@ -489,7 +495,6 @@ class ExtractReader:
                                     f"{len(row)} fields, the header has {ncols}",
                                 )
                                 continue
-                            stats.rows_read += 1
                             if max(map(len, row)) > quick_cap:
                                 big = [
                                     header[i]
@@ -531,7 +536,6 @@ class ExtractReader:
                     except csv.Error as exc:
                         line = prev_end + 1
                         prev_end = reader.line_num
-                        stats.rows_read += 1
                         reject(line, "", RejectReason.MALFORMED_ROW, f"cannot be parsed: {exc}")
             except UnicodeDecodeError:
                 raise self._decode_error() from None

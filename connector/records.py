@@ -9,10 +9,10 @@ counts those rejections too and is checked after the last row.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple, TypeVar
 
 from connector.errors import ExtractError
 from connector.extract import ExtractProfile, ExtractReader, ExtractStats, RejectedRow
@@ -21,6 +21,8 @@ from connector.scim import BulkOperation, make_bulk_id
 from connector.transforms import TransformError
 
 __all__ = ["MappedRecord", "RecordStream", "iter_records"]
+
+_T = TypeVar("_T")
 
 
 class MappedRecord(NamedTuple):
@@ -33,6 +35,10 @@ class MappedRecord(NamedTuple):
     def to_operation(self) -> BulkOperation:
         """The bulk operation for this record, with a bulkId naming its source line."""
         return BulkOperation(make_bulk_id(self.external_id, self.line), self.external_id, self.data)
+
+
+def _operation(line: int, external_id: str, data: dict[str, Any]) -> BulkOperation:
+    return BulkOperation(make_bulk_id(external_id, line), external_id, data)
 
 
 class RecordStream:
@@ -69,12 +75,14 @@ class RecordStream:
         return self.reader.stats
 
     def __iter__(self) -> Iterator[MappedRecord]:
-        return self._iterate()
+        return self._iterate(MappedRecord)
 
     def operations(self) -> Iterator[BulkOperation]:
-        """The records as bulk operations, ready for :func:`connector.scim.build_bulk_requests`."""
-        for line, external_id, data in self:
-            yield BulkOperation(f"{external_id}:L{line}", external_id, data)  # make_bulk_id
+        """The records as bulk operations, ready for :func:`connector.scim.build_bulk_requests`.
+
+        Use it instead of iterating the stream (not both): the stream is read once.
+        """
+        return self._iterate(_operation)
 
     def close(self) -> None:
         self.reader.close()
@@ -85,25 +93,24 @@ class RecordStream:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _iterate(self) -> Iterator[MappedRecord]:
+    def _iterate(self, make: Callable[[int, str, dict[str, Any]], _T]) -> Iterator[_T]:
         apply = self.mapping.apply
         ext_col = self.mapping.external_id_column
         stats = self.reader.stats
         reject = self.reader.add_rejected
-        for row in self.reader:
-            values = row.values
+        for line, values in self.reader:
             ext = values[ext_col]
             if not ext:
                 stats.rows_accepted -= 1
-                reject(row.line, "", "empty_external_id", f"{ext_col} is empty")
+                reject(line, "", "empty_external_id", f"{ext_col} is empty")
                 continue
             try:
                 data = apply(values, ext)
             except TransformError as exc:
                 stats.rows_accepted -= 1
-                reject(row.line, ext, exc.reason_code, str(exc))
+                reject(line, ext, exc.reason_code, str(exc))
                 continue
-            yield MappedRecord(row.line, ext, data)
+            yield make(line, ext, data)
         rows, bad = stats.rows_read, stats.rows_rejected
         if rows and bad / rows > self.max_rejected_share:
             raise self.reader.share_error(bad, rows)
