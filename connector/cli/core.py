@@ -153,14 +153,14 @@ def register(app: typer.Typer) -> None:
 
     @app.command("validate")
     def validate_cmd(
+        mapping: Annotated[
+            Path,
+            typer.Option("--mapping", "-m", exists=True, dir_okay=False, help="mapping YAML"),
+        ],
         extract: Annotated[
             Path | None,
             typer.Argument(exists=True, dir_okay=False, help="HR extract (CSV) to check"),
         ] = None,
-        mapping: Annotated[
-            Path,
-            typer.Option("--mapping", "-m", exists=True, dir_okay=False, help="mapping YAML"),
-        ] = Path("samples/mappings/default.yaml"),
         rows: Annotated[
             int, typer.Option(min=0, help="rows to check; 0 = every row")
         ] = DEFAULT_SAMPLE_ROWS,

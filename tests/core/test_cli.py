@@ -44,6 +44,7 @@ def test_validate_exit_codes(tmp_path: Path) -> None:
     assert report["problems"][0]["where"] == f"{bad}:2"
     missing = runner.invoke(app(), ["validate", "--mapping", str(tmp_path / "nope.yaml")])
     assert missing.exit_code == 2
+    assert runner.invoke(app(), ["validate", str(HR_EXTRACT)]).exit_code == 2  # --mapping needed
 
 
 def test_preview_writes_payloads_and_summary(tmp_path: Path) -> None:
