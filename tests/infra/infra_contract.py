@@ -89,6 +89,7 @@ FORBIDDEN_SETTINGS = frozenset(
         TRIGGER_CONNECTION,
         "APPINSIGHTS_INSTRUMENTATIONKEY",
         "CONNECTOR_EMULATOR_TOKEN",
+        "CONNECTOR_EMULATOR_URL",
     }
 )
 #: siteConfig properties Flex Consumption rejects or replaces.
