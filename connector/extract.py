@@ -35,12 +35,14 @@ from connector.errors import ExtractError, TooManyRejectedRowsError
 __all__ = [
     "DEFAULT_MAX_FIELD_BYTES",
     "DEFAULT_MAX_REJECTED_SHARE",
+    "MAX_REJECTED_IN_ERROR",
     "SNIFFED_DELIMITERS",
     "ExtractProfile",
     "ExtractReader",
     "ExtractStats",
     "RejectReason",
     "RejectedRow",
+    "RejectedShareExceededError",
     "Row",
     "read_extract",
 ]
@@ -48,6 +50,9 @@ __all__ = [
 DEFAULT_MAX_FIELD_BYTES: Final = 4096
 DEFAULT_MAX_REJECTED_SHARE: Final = 0.05
 SNIFFED_DELIMITERS: Final = (",", ";", "\t", "|")
+
+#: how many rejected rows a :class:`RejectedShareExceededError` carries (the first, in file order)
+MAX_REJECTED_IN_ERROR: Final = 1000
 
 _BUCKETS: Final = 256
 _SPOOL_BYTES: Final = 8 * 1024 * 1024
@@ -141,6 +146,31 @@ class ExtractStats:
             "rows_rejected": self.rows_rejected,
             "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
         }
+
+
+class RejectedShareExceededError(TooManyRejectedRowsError):
+    """The rejected-row cap refused the file; carries the rejected rows found, for error files.
+
+    ``rejected`` holds the first :data:`MAX_REJECTED_IN_ERROR` rejected rows in file order
+    (line, externalId, reason code, message without field values); ``stats`` the counts
+    for the whole file as far as it was read (``rows_read``, ``rows_rejected``,
+    ``rejected_by_reason``); ``rejected_omitted`` how many rejected rows are counted in
+    ``stats`` but not listed. Catching :class:`~connector.errors.TooManyRejectedRowsError`
+    still catches it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None,
+        rejected: list[RejectedRow],
+        stats: ExtractStats,
+    ) -> None:
+        super().__init__(message, path=path)
+        self.rejected: tuple[RejectedRow, ...] = tuple(rejected[:MAX_REJECTED_IN_ERROR])
+        self.stats = ExtractStats(stats.rows_accepted, dict(stats.rejected_by_reason))
+        self.rejected_omitted = max(0, self.stats.rows_rejected - len(self.rejected))
 
 
 Source = str | Path | BinaryIO
@@ -241,6 +271,7 @@ class ExtractReader:
         self.check_rejected_share = check_rejected_share
         self.rejected: list[RejectedRow] = []
         self.stats = ExtractStats()
+        self._keep_rejected: int | None = None
         self._spool: BinaryIO | None = None
         self._iterated = False
         self._opener, self.label = self._make_opener(source, label)
@@ -262,7 +293,7 @@ class ExtractReader:
         if isinstance(source, str | Path):
             path = Path(source)
             if not path.is_file():
-                raise ExtractError("file not found", path=str(path))
+                raise ExtractError("file not found", path=label or str(path))
 
             def open_path() -> BinaryIO:
                 return path.open("rb")
@@ -281,7 +312,8 @@ class ExtractReader:
             stream.seek(start)
             return io.BufferedReader(_NonClosing(stream))
 
-        return open_stream, label or getattr(source, "name", None) or "<stream>"
+        name = getattr(source, "name", None)
+        return open_stream, label or (name if isinstance(name, str) and name else "<stream>")
 
     def close(self) -> None:
         """Release the temporary copy of a non-seekable stream, if one was made."""
@@ -428,19 +460,31 @@ class ExtractReader:
     def _over_cap(self, rejected: int, rows: int) -> bool:
         return rows > 0 and rejected / rows > self.profile.max_rejected_share
 
-    def share_error(self, rejected: int, rows: int) -> TooManyRejectedRowsError:
-        """The error for ``rejected`` of ``rows`` over the cap (for callers adding rejections)."""
+    def share_error(self, rejected: int, rows: int) -> RejectedShareExceededError:
+        """The error for ``rejected`` of ``rows`` over the cap (for callers adding rejections).
+
+        It carries the rejected rows recorded so far (the first :data:`MAX_REJECTED_IN_ERROR`)
+        and a copy of :attr:`stats`, so an error file can list line numbers.
+        """
         share = self.profile.max_rejected_share
-        return TooManyRejectedRowsError(
+        return RejectedShareExceededError(
             f"{rejected} of {rows} rows rejected ({rejected / rows:.1%}), over the cap of "
             f"{share:.1%}; the file is not applied. Fix the extract or raise "
             "extract.max_rejected_share in the mapping",
             path=self.label,
+            rejected=self.rejected,
+            stats=self.stats,
         )
 
     def add_rejected(self, line: int, external_id: str, reason: str, message: str) -> None:
-        """Record a rejected row (also used by callers that reject rows after mapping)."""
-        self.rejected.append(RejectedRow(line, external_id, reason, message))
+        """Record a rejected row (also used by callers that reject rows after mapping).
+
+        Every rejection is counted in :attr:`stats`; :attr:`rejected` lists at most
+        ``keep_rejected`` of them when that limit is set (None: all).
+        """
+        keep = self._keep_rejected
+        if keep is None or len(self.rejected) < keep:
+            self.rejected.append(RejectedRow(line, external_id, reason, message))
         by = self.stats.rejected_by_reason
         by[reason] = by.get(reason, 0) + 1
 
@@ -457,12 +501,24 @@ class ExtractReader:
         if self.id_column is not None:
             dups, rows, known_bad = self._duplicate_hashes()
             if self._over_cap(known_bad, rows):  # proven before any row is handed out
-                raise self.share_error(known_bad, rows)
+                raise self._refuse_early(dups)
         yield from self._data_pass(dups)
         if self.check_rejected_share and self._over_cap(
             self.stats.rows_rejected, self.stats.rows_read
         ):
             raise self.share_error(self.stats.rows_rejected, self.stats.rows_read)
+
+    def _refuse_early(self, dups: set[int]) -> RejectedShareExceededError:
+        """Read the refused file once more, handing nothing out, to list its rejected rows.
+
+        Only on a refused file, so the extra pass costs nothing on the normal path; memory
+        stays bounded: only the first :data:`MAX_REJECTED_IN_ERROR` rows are kept, the rest
+        are counted.
+        """
+        self._keep_rejected = MAX_REJECTED_IN_ERROR
+        for _ in self._data_pass(dups):
+            pass  # rows_accepted then counts rows that passed the checks, though none is used
+        return self.share_error(self.stats.rows_rejected, self.stats.rows_read)
 
     def _data_pass(self, dups: set[int]) -> Iterator[Row]:
         header = self.header

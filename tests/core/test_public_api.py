@@ -9,9 +9,9 @@ import pytest
 
 EXPECTED = {
     "connector.extract": {
-        "DEFAULT_MAX_FIELD_BYTES", "DEFAULT_MAX_REJECTED_SHARE", "SNIFFED_DELIMITERS",
-        "ExtractProfile", "ExtractReader", "ExtractStats", "RejectReason", "RejectedRow", "Row",
-        "read_extract",
+        "DEFAULT_MAX_FIELD_BYTES", "DEFAULT_MAX_REJECTED_SHARE", "MAX_REJECTED_IN_ERROR",
+        "SNIFFED_DELIMITERS", "ExtractProfile", "ExtractReader", "ExtractStats", "RejectReason",
+        "RejectedRow", "RejectedShareExceededError", "Row", "read_extract",
     },
     "connector.mapping": {
         "CORE_ATTRIBUTES", "ENTERPRISE_ATTRIBUTES", "MULTI_VALUED_ATTRIBUTES", "Mapping",
