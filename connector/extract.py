@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO, Final, NamedTuple
+from typing import BinaryIO, Final, NamedTuple, TypeVar
 
 from connector.errors import ExtractError, TooManyRejectedRowsError
 
@@ -174,6 +174,9 @@ class RejectedShareExceededError(TooManyRejectedRowsError):
 
 
 Source = str | Path | BinaryIO
+_T = TypeVar("_T")
+#: ``make(line, values)`` for :meth:`ExtractReader.iter_mapped`; None means "rejected, skip"
+RowHandler = Callable[[int, dict[str, str]], _T | None]
 
 
 class _NonClosing(io.RawIOBase):
@@ -489,20 +492,30 @@ class ExtractReader:
         by[reason] = by.get(reason, 0) + 1
 
     def __iter__(self) -> Iterator[Row]:
+        return self.iter_mapped(None)
+
+    def iter_mapped(self, make: RowHandler[_T] | None) -> Iterator[_T]:
+        """Iterate once, handing each accepted row to ``make(line, values)``.
+
+        Yields what ``make`` returns, skipping None (``make`` then recorded the row as
+        rejected with :meth:`add_rejected`); ``stats.rows_accepted`` counts the rows
+        yielded. With ``make`` None, yields :class:`Row` objects. For layers that map
+        rows as they are read (one loop instead of two stacked generators).
+        """
         if self._iterated:
             raise RuntimeError(
                 "an ExtractReader can be iterated only once; call read_extract again"
             )
         self._iterated = True
-        return self._iterate()
+        return self._iterate(make)
 
-    def _iterate(self) -> Iterator[Row]:
+    def _iterate(self, make: RowHandler[_T] | None) -> Iterator[_T]:
         dups: set[int] = set()
         if self.id_column is not None:
             dups, rows, known_bad = self._duplicate_hashes()
             if self._over_cap(known_bad, rows):  # proven before any row is handed out
                 raise self._refuse_early(dups)
-        yield from self._data_pass(dups)
+        yield from self._data_pass(dups, make)
         if self.check_rejected_share and self._over_cap(
             self.stats.rows_rejected, self.stats.rows_read
         ):
@@ -516,15 +529,14 @@ class ExtractReader:
         are counted.
         """
         self._keep_rejected = MAX_REJECTED_IN_ERROR
-        for _ in self._data_pass(dups):
+        for _ in self._data_pass(dups, None):
             pass  # rows_accepted then counts rows that passed the checks, though none is used
         return self.share_error(self.stats.rows_rejected, self.stats.rows_read)
 
-    def _data_pass(self, dups: set[int]) -> Iterator[Row]:
+    def _data_pass(self, dups: set[int], make: RowHandler[_T] | None) -> Iterator[_T]:
         header = self.header
         ncols = len(header)
         idx = header.index(self.id_column) if self.id_column is not None else -1
-        id_name = self.id_column or ""
         cap = self.profile.max_field_bytes
         quick_cap = cap // 4  # a str of n chars is at most 4n UTF-8 bytes
         stats = self.stats
@@ -533,7 +545,16 @@ class ExtractReader:
         with self._opener() as raw:
             text = self._text(raw)
             try:
-                reader, _, _ = self._rows(text)
+                first = text.readline()  # the header, already checked by _read_header
+                # Field sizes are checked per block of lines rather than per row: with no
+                # quote in a block, no field is longer than its line. From the first block
+                # with a quote or a long line on, every row is measured.
+                checked = [False]
+                reader = csv.reader(
+                    itertools.chain.from_iterable(_blocks(text, first, quick_cap, checked)),
+                    delimiter=self.delimiter,
+                )
+                next(reader)
                 prev_end = 1
                 while True:
                     try:
@@ -551,7 +572,7 @@ class ExtractReader:
                                     f"{len(row)} fields, the header has {ncols}",
                                 )
                                 continue
-                            if max(map(len, row)) > quick_cap:
+                            if checked[0] and max(map(len, row)) > quick_cap:
                                 big = [
                                     header[i]
                                     for i, v in enumerate(row)
@@ -568,7 +589,7 @@ class ExtractReader:
                                     continue
                             values = dict(zip(header, map(strip, row)))  # noqa: B905 - same length
                             if idx >= 0:
-                                ext = values[id_name]
+                                ext = row[idx].strip()
                                 if not ext:
                                     reject(
                                         line,
@@ -586,8 +607,14 @@ class ExtractReader:
                                         "every such row is rejected",
                                     )
                                     continue
-                            stats.rows_accepted += 1
-                            yield Row(line, values)
+                            if make is None:
+                                stats.rows_accepted += 1
+                                yield Row(line, values)  # type: ignore[misc]
+                            else:
+                                out = make(line, values)
+                                if out is not None:
+                                    stats.rows_accepted += 1
+                                    yield out
                         break
                     except csv.Error as exc:
                         line = prev_end + 1
@@ -597,6 +624,28 @@ class ExtractReader:
                 raise self._decode_error() from None
             finally:
                 text.detach()
+
+
+_BLOCK_CHARS: Final = 64 * 1024
+
+
+def _blocks(
+    text: io.TextIOWrapper, first: str, quick_cap: int, checked: list[bool]
+) -> Iterator[list[str]]:
+    """The lines of ``text`` in blocks, ``first`` ahead; ``checked[0]``: sizes need checking.
+
+    The flag is set when a block is read, before the csv reader can return any row that
+    holds one of its lines, so a field spread over quoted lines is always measured.
+    """
+    yield [first]
+    readlines = text.readlines
+    while True:
+        lines = readlines(_BLOCK_CHARS)
+        if not lines:
+            return
+        if not checked[0] and (max(map(len, lines)) > quick_cap or '"' in "".join(lines)):
+            checked[0] = True
+        yield lines
 
 
 def read_extract(

@@ -96,21 +96,22 @@ class RecordStream:
     def _iterate(self, make: Callable[[int, str, dict[str, Any]], _T]) -> Iterator[_T]:
         apply = self.mapping.apply
         ext_col = self.mapping.external_id_column
-        stats = self.reader.stats
         reject = self.reader.add_rejected
-        for line, values in self.reader:
+
+        def handle(line: int, values: dict[str, str]) -> _T | None:
             ext = values[ext_col]
             if not ext:
-                stats.rows_accepted -= 1
                 reject(line, "", "empty_external_id", f"{ext_col} is empty")
-                continue
+                return None
             try:
                 data = apply(values, ext)
             except TransformError as exc:
-                stats.rows_accepted -= 1
                 reject(line, ext, exc.reason_code, str(exc))
-                continue
-            yield make(line, ext, data)
+                return None
+            return make(line, ext, data)
+
+        yield from self.reader.iter_mapped(handle)
+        stats = self.reader.stats
         rows, bad = stats.rows_read, stats.rows_rejected
         if rows and bad / rows > self.max_rejected_share:
             raise self.reader.share_error(bad, rows)
