@@ -212,6 +212,7 @@ class _Expr:
     text_only: bool  # always str or None (no finalize needed for string targets)
     may_bool: bool
     column: str | None = None  # set when the value is a column copied as is (fast path)
+    bool_only: bool = False  # the last transform always yields a boolean (equals, bool lookup)
 
 
 def _suggest(name: str, options: Iterator[str] | list[str] | tuple[str, ...]) -> str:
@@ -344,11 +345,23 @@ def _transforms(y: _Y, ctx: _Ctx) -> list[Transform] | None:
     return out if ok else None
 
 
-def _chain(src: Getter, transforms: list[Transform]) -> Getter:
+def _chain(src: Getter, transforms: list[Transform], column: str | None = None) -> Getter:
+    """``src`` then ``transforms``; ``column`` names src's column when src only reads it."""
     if not transforms:
         return src
     if len(transforms) == 1 and not transforms[0].accepts_none:
         fn = transforms[0].fn
+        if column is not None:
+            col = column
+
+            def get_col(values: Values) -> Any:
+                v = values[col]
+                if not v:
+                    return None
+                v = fn(v)
+                return None if v == "" or v == [] else v
+
+            return get_col
 
         def get_one(values: Values) -> Any:
             v = src(values)
@@ -475,7 +488,10 @@ def _expr(y: _Y, ctx: _Ctx, where: str, *, nested: bool = False) -> _Expr | None
     plain = src_y.v if source == "column" and not transforms and when is None else None
     if send_null:
         plain = None
-    return _Expr(_chain(src, transforms), when, send_null, text_only, may_bool, plain)
+    column = src_y.v if source == "column" else None
+    expr = _Expr(_chain(src, transforms, column), when, send_null, text_only, may_bool, plain)
+    expr.bool_only = bool(transforms) and transforms[-1].produces_bool
+    return expr
 
 
 def _to_text(v: Any) -> str:
@@ -487,6 +503,8 @@ def _to_text(v: Any) -> str:
 def _finalizer(target: str, kind: str, expr: _Expr) -> Callable[[Any], Any] | None:
     """Per-row type check of a value about to be set (None when nothing can go wrong)."""
     if kind == "boolean":
+        if expr.bool_only:
+            return None
 
         def to_bool(v: Any) -> Any:
             if isinstance(v, bool):
@@ -521,6 +539,25 @@ def _setter(
 ) -> Setter:
     get, when, send_null = expr.get, expr.when, expr.send_null
     head, last = path[:-1], path[-1]
+    if not head and when is None and not send_null:
+        # the common case (top-level attribute, no condition), kept to one short call
+
+        def set_top(values: Values, data: dict[str, Any]) -> None:
+            try:
+                v = get(values)
+            except TransformError as exc:
+                raise TransformError(f"{target}: {exc}", exc.reason_code) from None
+            if v is None:
+                if required:
+                    raise TransformError(
+                        f"{target} is empty; Entra disables accounts whose active is omitted"
+                        " (add a default)",
+                        "invalid_value",
+                    )
+                return
+            data[last] = v if finalize is None else finalize(v)
+
+        return set_top
 
     def set_(values: Values, data: dict[str, Any]) -> None:
         if when is not None and not when(values):
@@ -556,6 +593,24 @@ _Item = tuple[tuple[_Sub, ...], str, bool | None, Any]
 
 
 def _multi_setter(attr: str, items: list[_Item]) -> Setter:
+    if len(items) == 1 and items[0][2] is None and items[0][3] is None:
+        subs0, typ0 = items[0][0], items[0][1]
+        if all(col is not None for _, col, _ in subs0):
+            pairs = tuple((key, col) for key, col, _ in subs0 if col is not None)
+
+            def set_plain(values: Values, data: dict[str, Any]) -> None:
+                # the usual shape: one work item copied from columns, no condition
+                item: dict[str, Any] = {}
+                for key, col in pairs:
+                    v = values[col]
+                    if v:
+                        item[key] = v
+                if item:
+                    item["type"] = typ0
+                    data[attr] = [item]
+
+            return set_plain
+
     def set_(values: Values, data: dict[str, Any]) -> None:
         out: list[dict[str, Any]] = []
         for subs, typ, primary, when in items:
@@ -743,7 +798,7 @@ class Mapping:
     targets: tuple[str, ...]
     warnings: tuple[str, ...]
     column_lines: dict[str, int] = field(repr=False)
-    _setters: tuple[Setter | _Segment, ...] = field(repr=False)
+    _setters: tuple[Setter, ...] = field(repr=False)
     _custom: tuple[tuple[str, str], ...] = field(repr=False)
 
     def custom_attribute_names(self) -> list[str]:
@@ -763,30 +818,13 @@ class Mapping:
         """
         data: dict[str, Any] = {"schemas": _BASE_SCHEMAS, "externalId": external_id}
         for step in self._setters:
-            if type(step) is tuple:  # a run of columns copied as is into one container
-                path, pairs = step
-                if not path:
-                    for key, col in pairs:
-                        v = values[col]
-                        if v:
-                            data[key] = v
-                    continue
-                d: dict[str, Any] | None = None
-                for key, col in pairs:
-                    v = values[col]
-                    if v:
-                        if d is None:
-                            d = _container(data, path)
-                        d[key] = v
-            else:
-                step(values, data)  # type: ignore[operator]
+            step(values, data)
         if self.custom_namespaces:
             data["schemas"] = [*_BASE_SCHEMAS, *(ns for ns in self.custom_namespaces if ns in data)]
         return data
 
 
 _BASE_SCHEMAS: Final = [CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA]
-_Segment = tuple[tuple[str, ...], tuple[tuple[str, str], ...]]
 
 
 def _container(data: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
@@ -801,12 +839,12 @@ def _container(data: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
 
 def _segments(
     steps: list[Setter | tuple[tuple[str, ...], str, str]],
-) -> tuple[Setter | _Segment, ...]:
-    """Merge consecutive plain column copies into one container into a single segment.
+) -> tuple[Setter, ...]:
+    """Merge consecutive plain column copies into one container into a single setter.
 
     Keeps mapping order exactly; saves a Python call per attribute on the hot path.
     """
-    out: list[Setter | _Segment] = []
+    out: list[Setter] = []
     run_path: tuple[str, ...] | None = None
     run: list[tuple[str, str]] = []
     for step in steps:
@@ -816,16 +854,59 @@ def _segments(
                 run.append((key, col))
                 continue
             if run and run_path is not None:
-                out.append((run_path, tuple(run)))
+                out.append(_copy_setter(run_path, tuple(run)))
             run_path, run = path, [(key, col)]
             continue
         if run and run_path is not None:
-            out.append((run_path, tuple(run)))
+            out.append(_copy_setter(run_path, tuple(run)))
         run_path, run = None, []
         out.append(step)
     if run and run_path is not None:
-        out.append((run_path, tuple(run)))
+        out.append(_copy_setter(run_path, tuple(run)))
     return tuple(out)
+
+
+def _copy_setter(path: tuple[str, ...], pairs: tuple[tuple[str, str], ...]) -> Setter:
+    """Copy non-empty columns as is to ``key``s of the container at ``path``.
+
+    The container is created only when a value is set (an empty block is omitted) and
+    reused when an earlier attribute made it, so output order is the mapping's order.
+    """
+    if not path:
+
+        def copy_top(values: Values, data: dict[str, Any]) -> None:
+            for key, col in pairs:
+                v = values[col]
+                if v:
+                    data[key] = v
+
+        return copy_top
+    if len(path) == 1:
+        p0 = path[0]
+
+        def copy_one(values: Values, data: dict[str, Any]) -> None:
+            d: dict[str, Any] | None = None
+            for key, col in pairs:
+                v = values[col]
+                if v:
+                    if d is None:
+                        d = data.get(p0)
+                        if d is None:
+                            d = data[p0] = {}
+                    d[key] = v
+
+        return copy_one
+
+    def copy_deep(values: Values, data: dict[str, Any]) -> None:
+        d: dict[str, Any] | None = None
+        for key, col in pairs:
+            v = values[col]
+            if v:
+                if d is None:
+                    d = _container(data, path)
+                d[key] = v
+
+    return copy_deep
 
 
 def _profile(y: _Y | None, ctx: _Ctx, external_id_column: str) -> ExtractProfile:

@@ -154,7 +154,7 @@ def _lookup(arg: Any) -> Transform:
     )
 
     def run(value: Value) -> Value:
-        key = _key(value)
+        key = value if value.__class__ is str else _key(value)
         if ignore_case:
             key = key.casefold()
         try:
@@ -177,7 +177,7 @@ def _equals(arg: Any) -> Transform:
     wanted = frozenset(_key(_scalar(o, "equals value")) for o in options)
 
     def run(value: Value) -> Value:
-        return _key(value) in wanted
+        return (value if value.__class__ is str else _key(value)) in wanted
 
     return Transform("equals", run, produces_bool=True)
 
