@@ -37,10 +37,6 @@ class MappedRecord(NamedTuple):
         return BulkOperation(make_bulk_id(self.external_id, self.line), self.external_id, self.data)
 
 
-def _operation(line: int, external_id: str, data: dict[str, Any]) -> BulkOperation:
-    return BulkOperation(make_bulk_id(external_id, line), external_id, data)
-
-
 class RecordStream:
     """Iterate once for :class:`MappedRecord`; ``rejected`` and ``stats`` fill in as you go.
 
@@ -82,7 +78,7 @@ class RecordStream:
 
         Use it instead of iterating the stream (not both): the stream is read once.
         """
-        return self._iterate(_operation)
+        return self._iterate(None)
 
     def close(self) -> None:
         self.reader.close()
@@ -93,12 +89,13 @@ class RecordStream:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _iterate(self, make: Callable[[int, str, dict[str, Any]], _T]) -> Iterator[_T]:
+    def _iterate(self, make: Callable[[int, str, dict[str, Any]], _T] | None) -> Iterator[Any]:
+        """``make(line, externalId, data)`` per record; None builds bulk operations inline."""
         apply = self.mapping.apply
         ext_col = self.mapping.external_id_column
         reject = self.reader.add_rejected
 
-        def handle(line: int, values: dict[str, str]) -> _T | None:
+        def handle(line: int, values: dict[str, str]) -> Any:
             ext = values[ext_col]
             if not ext:
                 reject(line, "", "empty_external_id", f"{ext_col} is empty")
@@ -108,6 +105,8 @@ class RecordStream:
             except TransformError as exc:
                 reject(line, ext, exc.reason_code, str(exc))
                 return None
+            if make is None:  # the bulkId is make_bulk_id(ext, line), spelled out
+                return BulkOperation(f"{ext}:L{line}", ext, data)
             return make(line, ext, data)
 
         yield from self.reader.iter_mapped(handle)
