@@ -11,7 +11,10 @@ Rules:
 - new externalId → **joiner**; fingerprint changed → **mover**; same fingerprint →
   **unchanged** (not sent), unless its last outcome was ``failed`` (and
   ``retry_failed``) or ``unconfirmed`` (and ``retry_unconfirmed``), or ``full_resend``;
-- a row whose mapped ``active`` is false is an ordinary change (the service disables);
+- a row whose mapped ``active`` is false is an ordinary change (the service disables).
+  A mover that was last sent *active* and is now inactive is also counted as a
+  **deactivation** (a subset of the movers): for the guard it disables an account just
+  like a leaver, so a file marking everyone terminated is held like an empty file;
 - ``full`` mode only: an externalId that was last sent *active* and is absent from the
   file is a **leaver**. It is disabled by re-sending its last payload with
   ``active: false`` — the complete record, because with "Flow null values" an omitted
@@ -97,6 +100,8 @@ class Change:
     data: Mapping[str, Any] | None
     fingerprint: bytes
     active: bool
+    deactivation: bool = False
+    """A mover last sent active whose new record is inactive: it disables an account."""
 
 
 @dataclass(slots=True)
@@ -117,6 +122,9 @@ class DeltaPlan:
     """(line, externalId) of repeated ids after the first occurrence; not planned."""
     joiners: int = 0
     movers: int = 0
+    """Changed records, deactivations included."""
+    deactivations: int = 0
+    """Of the movers, those last sent active whose new record is inactive."""
     retries: int = 0
     resends: int = 0
     unchanged: int = 0
@@ -128,16 +136,23 @@ class DeltaPlan:
         return [c.external_id for c in self.leavers]
 
     @property
+    def disabling(self) -> int:
+        """Accounts this plan would disable: leavers (with or without a stored payload)
+        plus deactivations. What the leaver limits of the guard count."""
+        return len(self.leavers) + len(self.leavers_without_payload) + self.deactivations
+
+    @property
     def to_send(self) -> list[Change]:
         """Every record to upload, changes first then leavers (only those with data)."""
         return self.changes + [c for c in self.leavers if c.data is not None]
 
     def counts(self) -> dict[str, int]:
-        """Counts for journals and reports."""
+        """Counts for journals and reports. ``deactivations`` is a subset of ``movers``."""
         return {
             "rows": self.rows,
             "joiners": self.joiners,
             "movers": self.movers,
+            "deactivations": self.deactivations,
             "retries": self.retries,
             "resends": self.resends,
             "unchanged": self.unchanged,
@@ -256,12 +271,17 @@ def plan_delta(
         fp = fingerprint(data, ignore)
         entry = entries.get(ext)
         kind: ChangeKind | None
+        active = _is_active(data)
+        deactivation = False
         if entry is None:
             kind = ChangeKind.JOINER
             plan.joiners += 1
         elif entry.fingerprint != fp:
             kind = ChangeKind.MOVER
             plan.movers += 1
+            if entry.active and not active:
+                deactivation = True
+                plan.deactivations += 1
         elif full_resend:
             kind = ChangeKind.RESEND
             plan.resends += 1
@@ -273,7 +293,7 @@ def plan_delta(
             plan.unchanged += 1
         if kind is not None:
             plan.changes.append(
-                Change(kind, ext, rec.line, data, fp, active=_is_active(data)),
+                Change(kind, ext, rec.line, data, fp, active=active, deactivation=deactivation),
             )
 
     if mode == "full":
@@ -341,7 +361,8 @@ class GuardViolation:
     """One threshold exceeded, with the numbers."""
 
     code: str
-    """``too_many_leavers``, ``too_many_changes``, ``too_few_rows`` or ``too_many_rejected``."""
+    """``too_many_leavers`` (leavers + deactivations), ``too_many_changes``,
+    ``too_few_rows`` or ``too_many_rejected``."""
     value: float
     limit: float
     message: str
@@ -392,46 +413,65 @@ def check_guard(
 
     Limits are "more than": ``max_leavers=500`` holds at 501. Percent limits compare
     with the previous population and do not apply to a source's first run (no
-    population yet); absolute limits always apply. Leaver and row-count checks apply
-    in ``full`` mode only. Changes are joiners + movers + leavers (retries and
-    re-sends asked for by an operator are not).
+    population yet); absolute limits always apply.
+
+    The leaver limits count every account the plan would disable: leavers (``full``
+    mode, ``leavers: disable``) **plus deactivations** (movers last sent active whose
+    new record is inactive, in either mode), so a file that marks everyone terminated
+    is held just like an empty one. Changes are joiners + movers (deactivations
+    included) + leavers; retries and re-sends asked for by an operator are not. The
+    row-count check applies in ``full`` mode only.
     """
     out: list[GuardViolation] = []
     pop = previous_population
-    leavers = len(plan.leavers) + len(plan.leavers_without_payload)
-    changes = plan.joiners + plan.movers + leavers
-
+    leavers = 0
     if plan.mode == "full" and plan.leaver_policy == "disable":
-        if thresholds.max_leavers is not None and leavers > thresholds.max_leavers:
-            out.append(
-                GuardViolation(
-                    "too_many_leavers",
-                    leavers,
-                    thresholds.max_leavers,
-                    f"{leavers} leavers would be disabled, more than the limit of"
-                    f" {thresholds.max_leavers} ({_pct(leavers, pop)} of {pop} active records)",
-                )
-            )
-        pct = thresholds.max_leavers_percent
-        if pct is not None and pop > 0 and leavers * 100.0 > pct * pop:
-            out.append(
-                GuardViolation(
-                    "too_many_leavers",
-                    100.0 * leavers / pop,
-                    pct,
-                    f"{leavers} leavers would be disabled: {_pct(leavers, pop)} of {pop} active"
-                    f" records, more than the limit of {pct:g} %",
-                )
-            )
+        leavers = len(plan.leavers) + len(plan.leavers_without_payload)
+    deactivations = plan.deactivations
+    disabling = leavers + deactivations
+    changes = plan.joiners + plan.movers + leavers
+    if deactivations:
+        what = (
+            f"{leavers} leavers and {deactivations} deactivations would disable"
+            f" {disabling} accounts"
+        )
+    else:
+        what = f"{leavers} leavers would be disabled"
 
+    if thresholds.max_leavers is not None and disabling > thresholds.max_leavers:
+        out.append(
+            GuardViolation(
+                "too_many_leavers",
+                disabling,
+                thresholds.max_leavers,
+                f"{what}, more than the limit of {thresholds.max_leavers}"
+                f" ({_pct(disabling, pop)} of {pop} active records)",
+            )
+        )
+    pct = thresholds.max_leavers_percent
+    if pct is not None and pop > 0 and disabling * 100.0 > pct * pop:
+        out.append(
+            GuardViolation(
+                "too_many_leavers",
+                100.0 * disabling / pop,
+                pct,
+                f"{what}: {_pct(disabling, pop)} of {pop} active records, more than the"
+                f" limit of {pct:g} %",
+            )
+        )
+
+    detail = f"{plan.joiners} joiners, {plan.movers} movers"
+    if deactivations:
+        detail += f" (of which {deactivations} deactivations)"
+    detail += f", {leavers} leavers"
     if thresholds.max_changes is not None and changes > thresholds.max_changes:
         out.append(
             GuardViolation(
                 "too_many_changes",
                 changes,
                 thresholds.max_changes,
-                f"{changes} records would change ({plan.joiners} joiners, {plan.movers} movers,"
-                f" {leavers} leavers), more than the limit of {thresholds.max_changes}",
+                f"{changes} records would change ({detail}), more than the limit of"
+                f" {thresholds.max_changes}",
             )
         )
     cpct = thresholds.max_changes_percent
@@ -441,8 +481,8 @@ def check_guard(
                 "too_many_changes",
                 100.0 * changes / pop,
                 cpct,
-                f"{changes} records would change: {_pct(changes, pop)} of {pop} active records,"
-                f" more than the limit of {cpct:g} %",
+                f"{changes} records would change ({detail}): {_pct(changes, pop)} of {pop}"
+                f" active records, more than the limit of {cpct:g} %",
             )
         )
 

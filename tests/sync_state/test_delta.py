@@ -317,7 +317,7 @@ def test_empty_extract_never_disables_the_company() -> None:
     hold = check_guard(plan, 300, 0, Thresholds())
     assert hold is not None
     codes = {v.code for v in hold.violations}
-    assert codes == {"too_many_leavers", "too_few_rows"}
+    assert codes == {"too_many_leavers", "too_many_changes", "too_few_rows"}
     assert "0 rows" in hold.message
     assert hold.to_dict()["violations"][0]["code"] == "too_many_leavers"
 
@@ -335,18 +335,19 @@ def test_guard_max_changes_and_rejected_share() -> None:
     idx, users = _population(100)
     rows = [{**u, "title": "New"} for u in users[:30]] + users[30:]
     plan = plan_delta(recs(*rows), idx, mode="full", leaver_policy="disable")
-    assert check_guard(plan, 100, 100, Thresholds()) is None
+    assert check_guard(plan, 100, 100, Thresholds(max_changes_percent=30)) is None
     hold = check_guard(plan, 100, 100, Thresholds(max_changes_percent=25))
     assert hold is not None
     assert hold.code == "too_many_changes"
     assert "30.0 %" in hold.message
-    hold = check_guard(plan, 100, 100, Thresholds(max_changes=29))
+    lenient = Thresholds(max_changes_percent=None)
+    hold = check_guard(plan, 100, 100, lenient.model_copy(update={"max_changes": 29}))
     assert hold is not None
     assert hold.code == "too_many_changes"
-    hold = check_guard(plan, 100, 106, Thresholds(), rejected_rows=6)
+    hold = check_guard(plan, 100, 106, lenient, rejected_rows=6)
     assert hold is not None
     assert hold.code == "too_many_rejected"
-    assert check_guard(plan, 100, 100, Thresholds(), rejected_rows=5) is None
+    assert check_guard(plan, 100, 100, lenient, rejected_rows=5) is None
 
 
 def test_first_run_is_not_held_by_percentages() -> None:
@@ -369,3 +370,181 @@ def test_guard_percent_boundary_is_more_than(leavers: int) -> None:
     idx, users = _population(100)
     plan = plan_delta(recs(*users[leavers:]), idx, mode="full", leaver_policy="disable")
     assert check_guard(plan, 100, 100 - leavers, Thresholds()) is None
+
+
+# -- deactivations: a file marking people inactive disables them like leavers -----------
+
+
+def _terminated(u: dict[str, Any]) -> dict[str, Any]:
+    return {**u, "active": False, "title": "Terminated"}
+
+
+def test_active_to_inactive_movers_are_counted_as_deactivations() -> None:
+    a, b, c, gone = user("A"), user("B"), user("C"), user("G", active=False)
+    idx = index_of(a, b, c, gone)
+    rows = recs(_terminated(a), {**b, "title": "Lead"}, c, {**gone, "title": "Still gone"})
+    plan = plan_delta(rows, idx, mode="full", leaver_policy="disable")
+    kinds = {ch.external_id: (ch.kind, ch.deactivation) for ch in plan.changes}
+    assert kinds == {
+        "A": (ChangeKind.MOVER, True),
+        "B": (ChangeKind.MOVER, False),
+        "G": (ChangeKind.MOVER, False),  # already inactive: not a deactivation
+    }
+    assert (plan.movers, plan.deactivations) == (3, 1)
+    assert plan.counts()["movers"] == 3
+    assert plan.counts()["deactivations"] == 1
+    assert plan.disabling == 1
+    # Still sent as an ordinary update, with the file's record.
+    assert [ch.external_id for ch in plan.to_send] == ["A", "B", "G"]
+    sent_a = next(ch for ch in plan.to_send if ch.external_id == "A")
+    assert sent_a.data is not None
+    assert sent_a.data["active"] is False
+
+
+def test_inactive_joiner_and_reactivation_are_not_deactivations() -> None:
+    gone = user("G", active=False)
+    plan = plan_delta(
+        recs(user("N", active=False), {**gone, "active": True}),
+        index_of(gone),
+        mode="full",
+        leaver_policy="disable",
+    )
+    assert (plan.joiners, plan.movers, plan.deactivations) == (1, 1, 0)
+
+
+def test_everyone_terminated_is_held_with_the_numbers() -> None:
+    """The audit repro: 295 active records; the file keeps 292 of them, all Terminated,
+    and drops 3. Before, 292 movers went through unheld and disabled the company."""
+    idx, users = _population(295)
+    rows = [_terminated(u) for u in users[:292]]
+    plan = plan_delta(recs(*rows), idx, mode="full", leaver_policy="disable")
+    assert (len(plan.leavers), plan.deactivations) == (3, 292)
+    hold = check_guard(plan, idx.active_count(), len(rows), Thresholds())
+    assert hold is not None
+    assert hold.code == "too_many_leavers"
+    leaver_pct = next(v for v in hold.violations if v.code == "too_many_leavers")
+    assert leaver_pct.value == pytest.approx(100.0)
+    assert leaver_pct.limit == 10.0
+    assert (
+        "3 leavers and 292 deactivations would disable 295 accounts: 100.0 % of 295 active"
+        " records, more than the limit of 10 %" in hold.message
+    )
+    assert "292 movers (of which 292 deactivations)" in hold.message
+    assert {v.code for v in hold.violations} == {"too_many_leavers", "too_many_changes"}
+
+
+def test_renamed_status_column_in_delta_mode_is_held() -> None:
+    """A garbled status column maps everyone inactive; a delta file has no leavers, but
+    the deactivations alone trip the leaver limits."""
+    idx, users = _population(40)
+    plan = plan_delta(
+        recs(*[{**u, "active": False} for u in users]),
+        idx,
+        mode="delta",
+        leaver_policy="ignore",
+    )
+    assert plan.leavers == []
+    assert plan.deactivations == 40
+    hold = check_guard(plan, 40, 40, Thresholds(max_changes_percent=None))
+    assert hold is not None
+    assert [v.code for v in hold.violations] == ["too_many_leavers"]
+    assert "0 leavers and 40 deactivations would disable 40 accounts" in hold.message
+
+
+@pytest.mark.parametrize(
+    ("leavers", "deactivations", "held"),
+    [(0, 10, False), (0, 11, True), (5, 5, False), (5, 6, True), (6, 5, True), (10, 0, False)],
+)
+def test_leaver_percent_counts_leavers_plus_deactivations_at_the_boundary(
+    leavers: int, deactivations: int, held: bool
+) -> None:
+    idx, users = _population(100)
+    rows = [_terminated(u) for u in users[:deactivations]] + users[deactivations + leavers :]
+    plan = plan_delta(recs(*rows), idx, mode="full", leaver_policy="disable")
+    assert (len(plan.leavers), plan.deactivations) == (leavers, deactivations)
+    hold = check_guard(plan, 100, len(rows), Thresholds())
+    assert (hold is not None) is held
+    if hold is not None:
+        assert [v.code for v in hold.violations] == ["too_many_leavers"]
+        assert (
+            f"{leavers} leavers and {deactivations} deactivations would disable"
+            f" {leavers + deactivations} accounts"
+        ) in hold.message
+
+
+@pytest.mark.parametrize(("disabling", "held"), [(500, False), (501, True)])
+def test_absolute_leaver_limit_counts_deactivations(disabling: int, held: bool) -> None:
+    idx, users = _population(10_000)
+    rows = [_terminated(u) for u in users[: disabling - 1]] + users[disabling:]
+    plan = plan_delta(recs(*rows), idx, mode="full", leaver_policy="disable")
+    assert (len(plan.leavers), plan.deactivations) == (1, disabling - 1)
+    hold = check_guard(plan, 10_000, len(rows), Thresholds())  # 5.01 %: only 500 applies
+    assert (hold is not None) is held
+    if hold is not None:
+        assert hold.violations[0].value == disabling
+        assert hold.violations[0].limit == 500
+        assert f"would disable {disabling} accounts, more than the limit of 500" in hold.message
+
+
+@pytest.mark.parametrize(("movers", "held"), [(25, False), (26, True)])
+def test_default_max_changes_percent_is_25_at_the_boundary(movers: int, held: bool) -> None:
+    idx, users = _population(100)
+    rows = [{**u, "title": "Reorg"} for u in users[:movers]] + users[movers:]
+    plan = plan_delta(recs(*rows), idx, mode="full", leaver_policy="disable")
+    hold = check_guard(plan, 100, 100, Thresholds())
+    assert (hold is not None) is held
+    if hold is not None:
+        assert [v.code for v in hold.violations] == ["too_many_changes"]
+        assert f"{movers} records would change (0 joiners, {movers} movers, 0 leavers)" in (
+            hold.message
+        )
+        assert "more than the limit of 25 %" in hold.message
+
+
+def test_max_changes_percent_counts_joiners_leavers_and_deactivations() -> None:
+    idx, users = _population(100)
+    # 10 joiners + 8 movers (3 of them deactivations) + 6 leavers = 24: under 25 %.
+    rows = (
+        [_terminated(u) for u in users[:3]]
+        + [{**u, "title": "Reorg"} for u in users[3:8]]
+        + users[8:94]
+        + [user(f"N{i}") for i in range(10)]
+    )
+    plan = plan_delta(recs(*rows), idx, mode="full", leaver_policy="disable")
+    assert (plan.joiners, plan.movers, plan.deactivations, len(plan.leavers)) == (10, 8, 3, 6)
+    assert check_guard(plan, 100, len(rows), Thresholds()) is None
+    one_more = plan_delta(
+        recs(*rows, user("N10")), idx, mode="full", leaver_policy="disable"
+    )  # 25 changes: still not more than 25 %
+    assert check_guard(one_more, 100, len(rows) + 1, Thresholds()) is None
+    two_more = plan_delta(
+        recs(*rows, user("N10"), user("N11")), idx, mode="full", leaver_policy="disable"
+    )
+    hold = check_guard(two_more, 100, len(rows) + 2, Thresholds())
+    assert hold is not None
+    assert hold.code == "too_many_changes"
+    assert (
+        "26 records would change (12 joiners, 8 movers (of which 3 deactivations), 6 leavers)"
+        in (hold.message)
+    )
+
+
+def test_first_run_keeps_absolute_limits_only() -> None:
+    """Percent limits need a population; the first run has none, absolute limits hold."""
+    users = [user(f"E{i}") for i in range(600)]
+    plan = plan_delta(recs(*users), RecordIndex(source="s"), mode="full", leaver_policy="disable")
+    assert check_guard(plan, 0, 600, Thresholds()) is None  # 600 joiners: no % limit applies
+    held = check_guard(plan, 0, 600, Thresholds(max_changes=599))
+    assert held is not None
+    assert held.code == "too_many_changes"
+    assert "600 records would change" in held.message
+
+
+def test_guard_signature_and_counts_stay_backward_compatible() -> None:
+    idx, users = _population(10)
+    plan = plan_delta(recs(*users[:9]), idx, mode="full", leaver_policy="disable")
+    counts = plan.counts()
+    for key in ("rows", "joiners", "movers", "leavers", "unchanged", "duplicates"):
+        assert key in counts
+    assert counts["deactivations"] == 0
+    assert check_guard(plan, 10, 9, Thresholds(), rejected_rows=0) is None
