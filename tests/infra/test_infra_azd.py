@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import bicep_model as bm
-import pytest
 import yaml
 from infra_contract import (
     HEALTH_FUNCTION,
@@ -120,9 +119,16 @@ def _registered_functions() -> dict[str, list[dict[str, object]]]:
 
 def test_function_names_and_triggers_agree_with_the_infrastructure() -> None:
     functions = _registered_functions()
-    if not functions:
-        pytest.skip("function_app.py registers no functions yet; nothing to compare")
-    assert {INGEST_FUNCTION, RECONCILE_FUNCTION, HEALTH_FUNCTION} <= set(functions)
+    assert functions, (
+        "function_app.py registered no functions: `app.get_functions()` is empty, so the "
+        "trigger names, paths and connection cannot be checked against the Bicep. Make sure "
+        "function_app.py still defines `app = func.FunctionApp(...)` and its decorated functions."
+    )
+    missing = {INGEST_FUNCTION, RECONCILE_FUNCTION, HEALTH_FUNCTION} - set(functions)
+    assert not missing, (
+        f"function_app.py does not register {sorted(missing)} (registered: {sorted(functions)}); "
+        "the deployment (Event Grid webhook functionName, alerts, docs) relies on these names"
+    )
     assert bm.variable(MAIN, "ingestFunctionName") == INGEST_FUNCTION
     (blob,) = [b for b in functions[INGEST_FUNCTION] if b["type"] == "blobTrigger"]
     assert blob["path"] == INGEST_PATH
