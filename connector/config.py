@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import orjson
 import yaml
@@ -43,6 +44,7 @@ from pydantic import (
 )
 
 from connector.errors import ConfigError
+from connector.graph.endpoint import Cloud, cloud_for_host
 
 __all__ = [
     "SCHEMA_PATH",
@@ -64,11 +66,42 @@ SCHEMA_PATH = Path(__file__).parent / "schemas" / "sources.schema.json"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _GLOB_CHARS = frozenset("*?[")
-_CLOUDS = ("global", "usgov", "usgovdod", "china")
+_CLOUD_ALIASES = {"usgovdod": Cloud.US_GOV_DOD.value}
+"""Earlier spellings still accepted, mapped to the Graph client's names."""
+_UNIGNORABLE = frozenset({"active", "externalId"})
 _ENDPOINT = re.compile(
     r"^https://[^/\s]+/(?:v1\.0|beta)/servicePrincipals/[^/\s]+/synchronization/jobs/[^/\s]+"
     r"/bulkUpload/?$"
 )
+
+
+def _cloud_alias(value: Any) -> Any:
+    if isinstance(value, str) and not isinstance(value, Cloud):
+        return _CLOUD_ALIASES.get(value, value)
+    return value
+
+
+CloudName = Annotated[
+    Cloud,
+    BeforeValidator(_cloud_alias),
+    WithJsonSchema(
+        {
+            "enum": [c.value for c in Cloud] + sorted(_CLOUD_ALIASES),
+            "type": "string",
+            "description": "Graph national cloud: "
+            + ", ".join(f"{c.value} ({c.host})" for c in Cloud)
+            + "; 'usgovdod' is an alias of 'dod'",
+        }
+    ),
+]
+
+
+def _endpoint_cloud(endpoint: str) -> Cloud | None:
+    try:
+        host = urlsplit(endpoint).hostname
+    except ValueError:
+        return None
+    return cloud_for_host(host) if host else None
 
 
 def parse_duration(value: Any) -> Any:
@@ -109,18 +142,28 @@ class Thresholds(_Model):
     """The mass-change guard's limits; a run over any of them is held, nothing sent.
 
     Limits are "more than": ``max_leavers: 500`` holds at 501 leavers. ``null`` turns a
-    limit off. Percentages are of the previous active population.
+    limit off. Percentages are of the previous active population and do not apply to a
+    source's first run (no population yet); absolute limits always do. The leaver limits
+    count leavers *plus deactivations* (records last sent active that the file now marks
+    inactive): both disable accounts (see :func:`connector.delta.check_guard`).
     """
 
-    max_leavers: int | None = Field(500, ge=0, description="Hold if more leavers than this.")
+    max_leavers: int | None = Field(
+        500, ge=0, description="Hold if more accounts would be disabled (leavers + deactivations)."
+    )
     max_leavers_percent: float | None = Field(
-        10.0, ge=0, le=100, description="Hold if leavers exceed this % of the population."
+        10.0,
+        ge=0,
+        le=100,
+        description="Hold if leavers + deactivations exceed this % of the population.",
     )
     max_changes: int | None = Field(
         None, ge=0, description="Hold if joiners + movers + leavers exceed this."
     )
     max_changes_percent: float | None = Field(
-        None, ge=0, description="Hold if changes exceed this % of the population."
+        25.0,
+        ge=0,
+        description="Hold if joiners + movers + leavers exceed this % of the population.",
     )
     min_row_ratio: float | None = Field(
         0.5,
@@ -225,7 +268,10 @@ class Source(_Model):
     )
     service_principal_id: str | None = None
     job_id: str | None = None
-    cloud: Literal["global", "usgov", "usgovdod", "china"] = "global"
+    cloud: CloudName = Field(
+        Cloud.GLOBAL,
+        description="Which Graph host (and token scope); with endpoint, taken from its host.",
+    )
     mode: Literal["full", "delta"] = "full"
     leavers: Literal["disable", "ignore"] = "disable"
     thresholds: Thresholds = Field(default_factory=Thresholds)
@@ -248,6 +294,29 @@ class Source(_Model):
             )
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _cloud_from_endpoint(cls, data: Any) -> Any:
+        # The endpoint's host names the cloud; the token scope must follow it, so a
+        # national-cloud endpoint with no ``cloud`` key is not paired with a global token.
+        if isinstance(data, dict) and isinstance(data.get("endpoint"), str) and "cloud" not in data:
+            host_cloud = _endpoint_cloud(data["endpoint"])
+            if host_cloud is not None:
+                return {**data, "cloud": host_cloud.value}
+        return data
+
+    @field_validator("ignore_attributes")
+    @classmethod
+    def _comparable(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = sorted(set(value) & _UNIGNORABLE)
+        if bad:
+            raise ValueError(
+                f"{', '.join(bad)} cannot be ignored: a change of 'active' is how a termination"
+                " reaches the directory (and what the mass-change guard counts), and"
+                " 'externalId' identifies the record"
+            )
+        return value
+
     @model_validator(mode="after")
     def _target(self) -> Source:
         has_ids = self.service_principal_id is not None or self.job_id is not None
@@ -255,6 +324,14 @@ class Source(_Model):
             raise ValueError("give either endpoint or service_principal_id + job_id, not both")
         if self.endpoint is None and not (self.service_principal_id and self.job_id):
             raise ValueError("needs endpoint, or service_principal_id and job_id")
+        if self.endpoint is not None:
+            host_cloud = _endpoint_cloud(self.endpoint)
+            if host_cloud is not None and host_cloud != self.cloud:
+                raise ValueError(
+                    f"cloud {self.cloud.value!r} does not match the endpoint's host"
+                    f" ({host_cloud.host} is cloud {host_cloud.value!r}); drop the cloud key"
+                    " or fix it"
+                )
         return self
 
     @property

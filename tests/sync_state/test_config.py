@@ -16,6 +16,7 @@ from connector.config import (
     sources_json_schema,
 )
 from connector.errors import ConfigError
+from connector.graph.endpoint import Cloud, ProvisioningEndpoint
 
 ENDPOINT = (
     "https://graph.microsoft.com/beta/servicePrincipals/11111111-2222-3333-4444-555555555555"
@@ -71,13 +72,15 @@ def test_full_config_with_defaults(tmp_path: Path) -> None:
     assert emp.thresholds.min_row_ratio == 0.5
     assert emp.thresholds.max_rejected_share == 0.05
     assert emp.thresholds.max_changes is None
+    assert emp.thresholds.max_changes_percent == 25
+    assert emp.cloud is Cloud.GLOBAL  # from the endpoint's host
     assert emp.ignore_attributes == ("extractedAt",)
     assert emp.retry_unconfirmed is False
 
     con = cfg.source("contractors")
     assert con.mapping_path is None
     assert con.mapping == {"externalId": "ContractorId"}
-    assert con.cloud == "usgov"
+    assert con.cloud is Cloud.US_GOV
     assert con.mode == "delta"
     assert con.leavers == "ignore"
     assert con.retry_unconfirmed is True
@@ -223,3 +226,62 @@ def test_json_schema_accepts_the_shorthands() -> None:
     assert match_types == {"string", "object"}
     deadline = defs["Reconciliation"]["properties"]["deadline"]["anyOf"]
     assert {alt["type"] for alt in deadline} == {"string", "number"}
+
+
+# -- clouds: the Graph client's vocabulary -------------------------------------------------
+
+IDS = (
+    "    service_principal_id: 11111111-2222-3333-4444-555555555555\n"
+    "    job_id: API2AAD.0123456789abcdef0123456789abcdef.11111111-2222-3333-4444-555555555555\n"
+)
+
+
+def _with_ids(cloud: str | None) -> str:
+    text = "sources:\n  - name: a\n    match: a/\n    mapping: m.yaml\n" + IDS
+    return text + (f"    cloud: {cloud}\n" if cloud is not None else "")
+
+
+@pytest.mark.parametrize("cloud", list(Cloud))
+def test_every_graph_cloud_name_is_accepted(cloud: Cloud) -> None:
+    src = parse_sources(_with_ids(cloud.value)).source("a")
+    assert src.cloud is cloud
+    assert src.service_principal_id is not None
+    assert src.job_id is not None
+    built = ProvisioningEndpoint.build(src.service_principal_id, src.job_id, cloud=src.cloud)
+    assert built.cloud is cloud
+    assert built.bulk_upload_url.startswith(f"https://{cloud.host}/")
+
+
+def test_old_dod_spelling_is_an_alias_and_default_is_global() -> None:
+    assert parse_sources(_with_ids("usgovdod")).source("a").cloud is Cloud.US_GOV_DOD
+    assert parse_sources(_with_ids("dod")).source("a").cloud is Cloud.US_GOV_DOD
+    assert parse_sources(_with_ids(None)).source("a").cloud is Cloud.GLOBAL
+
+
+def test_unknown_cloud_is_refused_with_its_line() -> None:
+    text = _with_ids("mars")
+    line = text.splitlines().index("    cloud: mars") + 1
+    with pytest.raises(ConfigError, match=rf":{line}: sources\.0\.cloud: .*'dod'"):
+        parse_sources(text)
+
+
+def test_cloud_follows_a_national_endpoint_and_must_agree_with_it() -> None:
+    gov = ENDPOINT.replace("graph.microsoft.com", "dod-graph.microsoft.us")
+    base = f"sources:\n  - name: a\n    match: a/\n    mapping: m.yaml\n    endpoint: {gov}\n"
+    assert parse_sources(base).source("a").cloud is Cloud.US_GOV_DOD
+    assert parse_sources(base + "    cloud: usgovdod\n").source("a").cloud is Cloud.US_GOV_DOD
+    with pytest.raises(ConfigError, match=r"cloud 'usgov' does not match.*dod-graph"):
+        parse_sources(base + "    cloud: usgov\n")
+
+
+def test_schema_lists_the_graph_clouds_and_the_alias() -> None:
+    prop = sources_json_schema()["$defs"]["Source"]["properties"]["cloud"]
+    assert set(prop["enum"]) == {c.value for c in Cloud} | {"usgovdod"}
+    assert prop["default"] == "global"
+
+
+@pytest.mark.parametrize("attr", ["active", "externalId"])
+def test_active_and_external_id_cannot_be_ignored(attr: str) -> None:
+    text = _with_ids(None) + f"    ignore_attributes: [title, {attr}]\n"
+    with pytest.raises(ConfigError, match=f"{attr} cannot be ignored"):
+        parse_sources(text)
