@@ -27,6 +27,8 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import BinaryIO, Final, NamedTuple, TypeVar
 
@@ -401,30 +403,53 @@ class ExtractReader:
             try:
                 reader, _, _ = self._rows(text)
                 # Fast path while lines hold no quote: for such lines the csv module splits
-                # exactly on the delimiter, so the id is one str.split away. From the first
-                # quote on, the csv reader takes over for the rest of the file.
-                pending: str | None = None
-                for line in text:
-                    if '"' in line:
-                        pending = line
+                # exactly on the delimiter, so the id is one str.split away. A block of lines
+                # that all have the header's field count is handled by C-level map() calls;
+                # other blocks line by line. From the first quote on, the csv reader takes
+                # over for the rest of the file.
+                pending: list[str] | None = None
+                want = ncols - 1
+                while pending is None:
+                    lines = text.readlines(_BLOCK_CHARS)
+                    if not lines:
                         break
-                    if line.count(delim) + 1 != ncols:
-                        if line.strip():
-                            rows += 1
-                            known_bad += 1
-                        continue
-                    rows += 1
-                    ext = line.split(delim, idx + 1)[idx].strip()
-                    if not ext:
-                        if ncols == 1 and not line.strip():
-                            rows -= 1  # a blank line in a one-column file
+                    if (
+                        want
+                        and '"' not in "".join(lines)
+                        and list(map(str.count, lines, repeat(delim))).count(want) == len(lines)
+                    ):
+                        if idx == 0:
+                            fields = map(_first, map(str.partition, lines, repeat(delim)))
                         else:
-                            known_bad += 1
+                            split = map(str.split, lines, repeat(delim), repeat(idx + 1))
+                            fields = map(itemgetter(idx), split)
+                        ids = list(map(str.strip, fields))
+                        rows += len(ids)
+                        known_bad += ids.count("")
+                        for h in map(hash, filter(None, ids)):
+                            buckets[h & mask].append(h)
                         continue
-                    h = hash(ext)
-                    buckets[h & mask].append(h)
+                    for i, line in enumerate(lines):
+                        if '"' in line:
+                            pending = lines[i:]
+                            break
+                        if line.count(delim) != want:
+                            if line.strip():
+                                rows += 1
+                                known_bad += 1
+                            continue
+                        rows += 1
+                        ext = line.split(delim, idx + 1)[idx].strip()
+                        if not ext:
+                            if ncols == 1 and not line.strip():
+                                rows -= 1  # a blank line in a one-column file
+                            else:
+                                known_bad += 1
+                            continue
+                        h = hash(ext)
+                        buckets[h & mask].append(h)
                 if pending is not None:
-                    reader = csv.reader(itertools.chain((pending,), text), delimiter=delim)
+                    reader = csv.reader(itertools.chain(pending, text), delimiter=delim)
                 while True:
                     try:
                         for row in reader:
@@ -627,6 +652,7 @@ class ExtractReader:
 
 
 _BLOCK_CHARS: Final = 64 * 1024
+_first: Final = itemgetter(0)
 
 
 def _blocks(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -260,3 +261,63 @@ def test_path_source(tmp_path: Path) -> None:
 def test_profile_rejects_bad_settings(kwargs: dict[str, object], fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment):
         ExtractProfile(**kwargs)  # type: ignore[arg-type]
+
+
+# -- large files: the reader works on blocks of lines, so rules must hold across blocks --------
+
+
+def _filler(n: int, start: int = 0, ncols: int = 3) -> str:
+    return "".join(f"{i},{'n' * 40},{'v' * 30}\n" for i in range(start, start + n))
+
+
+@pytest.mark.parametrize("kind", ["long_line", "quoted_short_lines"])
+def test_oversized_fields_are_found_after_the_first_blocks(kind: str) -> None:
+    """Sizes are checked per block; a long line or long quoted field far down is still caught."""
+    profile = ExtractProfile(max_field_bytes=100, max_rejected_share=1.0)
+    if kind == "long_line":
+        big, height = f"100001,{'x' * 101},v\n", 1
+    else:  # every line shorter than max_field_bytes / 4, the field 125 characters
+        big, height = '100001,"' + "\n".join(["y" * 20] * 6) + '",v\n', 6
+    text = "Id,Name,Other\n" + _filler(3000) + big + _filler(3000, 3000) + "999999,a,b\n"
+    reader, rows = rows_of(stream(text), profile)
+    got = [(r.line, r.external_id, r.reason_code) for r in reader.rejected]
+    assert got == [(3002, "100001", RejectReason.FIELD_TOO_LARGE)]
+    assert rows[-1] == (6002 + height, {"Id": "999999", "Name": "a", "Other": "b"})
+    assert len(rows) == 6001
+
+
+@pytest.mark.parametrize("id_col", ["Id", "Other"])
+def test_duplicates_and_bad_rows_across_blocks(id_col: str) -> None:
+    """Duplicates far apart, empty ids and wrong field counts in clean and mixed blocks."""
+    head = "Id,Name,Other\n"
+    a = _filler(2500)
+    if id_col == "Other":  # ids in the last column, with a CRLF line
+        a = "".join(f"x,{'n' * 40},{i}\n" for i in range(2500))
+    bad = "5,n\n" if id_col == "Id" else "x,n\n"
+    empty = ",n,v\n" if id_col == "Id" else "x,n,\r\n"
+    dup = "17,n,v\n" if id_col == "Id" else "x,n,17\r\n"
+    quoted = '"9000","q,q",v\n' if id_col == "Id" else 'x,"q,q","9000"\n'
+    text = head + a + bad + empty + a[: a.index("\n", 200) + 1] + dup + quoted + empty
+    reader, rows = rows_of(stream(text), id_column=id_col)
+    reasons = Counter(r.reason_code for r in reader.rejected)
+    dup_rows = 2 + sum(1 for line in a[: a.index("\n", 200) + 1].splitlines())
+    assert reasons[RejectReason.FIELD_COUNT] == 1
+    assert reasons[RejectReason.EMPTY_EXTERNAL_ID] == 2
+    # every first-block row that appears twice, plus both rows with id 17, is rejected
+    assert reasons[RejectReason.DUPLICATE_EXTERNAL_ID] == 2 * (dup_rows - 2) + 2
+    assert reader.stats.rows_read == 2500 + 1 + 1 + (dup_rows - 2) + 1 + 1 + 1
+    assert rows[-1][1][id_col] == "9000"
+
+
+def test_early_cap_across_blocks_counts_every_row() -> None:
+    text = "Id,Name\n" + "".join(f"{i % 1000},n\n" for i in range(5000))
+    reader = read_extract(stream(text), ExtractProfile(), id_column="Id")
+    with pytest.raises(TooManyRejectedRowsError, match="5000 of 5000 rows rejected"):
+        list(reader)
+
+
+def test_early_cap_counts_empty_ids_in_large_blocks() -> None:
+    text = "Id,Name\n" + "".join(f"{i if i % 2 else ''},n\n" for i in range(5000))
+    reader = read_extract(stream(text), ExtractProfile(), id_column="Id")
+    with pytest.raises(TooManyRejectedRowsError, match="2500 of 5000 rows rejected"):
+        next(iter(reader))
