@@ -57,7 +57,10 @@ def _payloads(calls: int) -> list[bytes]:
 
 
 def _serve(conn: Connection) -> None:
-    config = EmulatorConfig(rate_limit_calls=None, daily_quota=None, bucket_size=None)
+    # gc_freeze: this process is nothing but the emulator, as under `connector emulator`.
+    config = EmulatorConfig(
+        rate_limit_calls=None, daily_quota=None, bucket_size=None, gc_freeze=True
+    )
     with run_emulator(config) as emu:
         conn.send((emu.base_url, emu.endpoint_url, emu.token))
         conn.recv()  # wait for "stop"

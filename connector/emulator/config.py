@@ -125,6 +125,13 @@ class EmulatorConfig(BaseModel):
     latency_jitter_ms: float = Field(default=0.0, ge=0)
     seed: int = 0
 
+    gc_freeze: bool = Field(
+        default=False,
+        description="Call gc.freeze() after each processing cycle. It affects the whole host"
+        " process, so only a process that is nothing but the emulator (the CLI, the"
+        " benchmark) should turn it on.",
+    )
+
     @model_validator(mode="after")
     def _check(self) -> EmulatorConfig:
         if not self.tokens:

@@ -345,6 +345,7 @@ class Worker:
         self.idle = asyncio.Event()
         self.idle.set()
         self._task: asyncio.Task[None] | None = None
+        self._froze = False
 
     def ensure_started(self) -> None:
         if self._task is None or self._task.done():
@@ -358,13 +359,15 @@ class Worker:
         self._wake.set()
 
     async def stop(self) -> None:
-        """Cancel the task and hand frozen objects back to the cyclic GC (see ``_run``)."""
+        """Cancel the task; if it froze the heap (``gc_freeze``), hand it back to the GC."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        gc.unfreeze()
+        if self._froze:
+            gc.unfreeze()
+            self._froze = False
 
     async def _run(self) -> None:
         while True:
@@ -381,9 +384,11 @@ class Worker:
                         log.exception("job %s: processing cycle failed", job.id)
                         job.queue.clear()
                         job.queued_operations = 0
-                    # The directory and the logs only grow and hold no reference cycles:
-                    # move them out of the cyclic collector's reach, which otherwise
-                    # rescans them on every full collection (half the processing cost at
-                    # 100k records). Refcounting still frees them on reset.
-                    gc.freeze()
+                    if self.state.config.gc_freeze:
+                        # The directory and the logs only grow and hold no reference
+                        # cycles: move them out of the cyclic collector's reach, which
+                        # otherwise rescans them on every full collection. Process-wide,
+                        # hence opt-in (EmulatorConfig.gc_freeze).
+                        gc.freeze()
+                        self._froze = True
             self.idle.set()
