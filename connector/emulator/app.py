@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import ipaddress
 import logging
 import math
 import uuid
@@ -39,7 +40,7 @@ from connector.scim import (
     MAX_OPERATIONS_PER_REQUEST,
 )
 
-__all__ = ["BulkValidationError", "create_app", "validate_bulk_request"]
+__all__ = ["BulkValidationError", "create_app", "is_loopback", "validate_bulk_request"]
 
 log = logging.getLogger(__name__)
 
@@ -551,6 +552,51 @@ async def put_schema(request: Request, job: JobRuntime) -> Response:
 # --- introspection ------------------------------------------------------------
 
 
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 (also IPv4-mapped, ``::ffff:127.0.0.1``) and ``localhost``."""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def _introspection_denied(request: Request) -> Response | None:
+    """``/_emulator/*`` reads and rewrites the whole tenant: loopback clients may use it
+    freely (tests, the demo); any other client needs one of the emulator's full tokens,
+    so ``--host 0.0.0.0`` does not hand the directory to the network."""
+    client = request.scope.get("client")
+    if client and is_loopback(str(client[0])):
+        return None
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip() in _state(request).config.tokens:
+        return None
+    return _json(
+        {
+            "error": "the introspection API answers loopback clients only, or a client that"
+            " sends 'Authorization: Bearer <the emulator's token>'"
+        },
+        403,
+    )
+
+
+def _introspection(
+    handler: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        denied = _introspection_denied(request)
+        if denied is not None:
+            return denied
+        return await handler(request)
+
+    return endpoint
+
+
 async def _body_json(request: Request) -> dict[str, Any]:
     raw = await request.body()
     data = orjson.loads(raw) if raw.strip() else {}
@@ -698,6 +744,24 @@ def _graph_routes() -> list[BaseRoute]:
     ]
 
 
+def _introspection_routes() -> list[BaseRoute]:
+    table: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = [
+        ("/users", emu_users, ["GET"]),
+        ("/users/{external_id:path}", emu_user, ["GET"]),
+        ("/queue", emu_queue, ["GET"]),
+        ("/stats", emu_stats, ["GET"]),
+        ("/reset", emu_reset, ["POST"]),
+        ("/jobs", emu_jobs, ["GET"]),
+        ("/jobs/{job}/state", emu_job_state, ["POST"]),
+        ("/time", emu_time, ["GET", "POST"]),
+        ("/calls", emu_calls, ["GET"]),
+    ]
+    return [
+        Route("/_emulator" + path, _introspection(handler), methods=methods)
+        for path, handler, methods in table
+    ]
+
+
 class _TransportTap:
     """Outermost ASGI layer: remembers the connection's transport for fault injection."""
 
@@ -727,15 +791,7 @@ def create_app(config: EmulatorConfig | None = None, *, clock: Clock | None = No
     routes: list[BaseRoute] = [
         Mount("/v1.0", routes=graph),
         Mount("/beta", routes=graph),
-        Route("/_emulator/users", emu_users, methods=["GET"]),
-        Route("/_emulator/users/{external_id:path}", emu_user, methods=["GET"]),
-        Route("/_emulator/queue", emu_queue, methods=["GET"]),
-        Route("/_emulator/stats", emu_stats, methods=["GET"]),
-        Route("/_emulator/reset", emu_reset, methods=["POST"]),
-        Route("/_emulator/jobs", emu_jobs, methods=["GET"]),
-        Route("/_emulator/jobs/{job}/state", emu_job_state, methods=["POST"]),
-        Route("/_emulator/time", emu_time, methods=["GET", "POST"]),
-        Route("/_emulator/calls", emu_calls, methods=["GET"]),
+        *_introspection_routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.emulator = state
