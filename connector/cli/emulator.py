@@ -4,13 +4,83 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-__all__ = ["register"]
+if TYPE_CHECKING:
+    from connector.emulator import EmulatorConfig, RunningEmulator
+
+__all__ = ["banner", "build_config", "register"]
 
 DEFAULT_PORT = 8089
+
+
+def build_config(
+    config: Path | None,
+    *,
+    token: str | None = None,
+    log_delay: float | None = None,
+    quota: int | None = None,
+    no_limits: bool = False,
+    fault_rate: float | None = None,
+    seed: int | None = None,
+) -> EmulatorConfig:
+    """The config file (or defaults) with the command-line overrides applied.
+
+    ``gc_freeze`` is on unless the file sets it: this process is nothing but the emulator.
+    Raises ConfigError (bad file) or ValueError (bad override).
+    """
+    from connector.emulator import EmulatorConfig, load_config
+
+    cfg = load_config(config) if config is not None else EmulatorConfig()
+    updates: dict[str, object] = {}
+    if "gc_freeze" not in cfg.model_fields_set:
+        updates["gc_freeze"] = True
+    if token is not None:
+        updates["tokens"] = [token]
+    if log_delay is not None:
+        updates["log_delay_seconds"] = log_delay
+    if quota is not None:
+        updates["daily_quota"] = quota or None
+    if no_limits:
+        updates.update(daily_quota=None, rate_limit_calls=None)
+    if fault_rate is not None:
+        updates["fault_rate"] = fault_rate
+    if seed is not None:
+        updates["seed"] = seed
+    return EmulatorConfig.model_validate({**cfg.model_dump(), **updates})
+
+
+def banner(emu: RunningEmulator) -> tuple[list[str], list[str]]:
+    """(lines for stdout, warnings for stderr) describing a running emulator.
+
+    URLs use a connectable address: a wildcard bind (0.0.0.0, ::) is shown as loopback.
+    """
+    from connector.emulator.server import is_loopback, is_wildcard
+
+    warnings: list[str] = []
+    if is_wildcard(emu.host):
+        warnings.append(
+            f"warning: listening on all interfaces ({emu.host}), reachable from other machines;"
+            f" the URLs below use {emu.connect_host} (this machine); from elsewhere use this"
+            " machine's address. /_emulator/* needs the token from non-loopback clients."
+        )
+    elif not is_loopback(emu.host):
+        warnings.append(
+            f"warning: listening on {emu.host}, reachable from other machines;"
+            " /_emulator/* needs the token from non-loopback clients."
+        )
+    lines = [
+        f"base URL:         {emu.base_url}",
+        f"bulkUpload URL:   {emu.endpoint_url}",
+        f"token:            {emu.token}",
+        f"servicePrincipal: {emu.service_principal_id}",
+        f"job:              {emu.job_id}",
+        f"logs:             {emu.graph_url}/auditLogs/provisioning",
+        f"introspection:    {emu.base_url}/_emulator/users",
+    ]
+    return lines, warnings
 
 
 def _serve(
@@ -24,42 +94,26 @@ def _serve(
     seed: int | None,
     config: Path | None,
 ) -> None:
-    from connector.emulator import EmulatorConfig, load_config, run_emulator
-    from connector.emulator.server import is_loopback
+    from connector.emulator import run_emulator
     from connector.errors import ConfigError
 
     try:
-        cfg = load_config(config) if config is not None else EmulatorConfig()
-        updates: dict[str, object] = {}
-        if token is not None:
-            updates["tokens"] = [token]
-        if log_delay is not None:
-            updates["log_delay_seconds"] = log_delay
-        if quota is not None:
-            updates["daily_quota"] = quota or None
-        if no_limits:
-            updates.update(daily_quota=None, rate_limit_calls=None)
-        if fault_rate is not None:
-            updates["fault_rate"] = fault_rate
-        if seed is not None:
-            updates["seed"] = seed
-        cfg = EmulatorConfig.model_validate({**cfg.model_dump(), **updates})
+        cfg = build_config(
+            config,
+            token=token,
+            log_delay=log_delay,
+            quota=quota,
+            no_limits=no_limits,
+            fault_rate=fault_rate,
+            seed=seed,
+        )
         bind = host or "127.0.0.1"
         with run_emulator(cfg, host=bind, port=port, allow_non_loopback=host is not None) as emu:
-            if not is_loopback(bind):
-                typer.secho(
-                    f"warning: listening on {bind}, reachable from other machines;"
-                    " anyone who can reach it can read the emulated directory",
-                    fg="yellow",
-                    err=True,
-                )
-            typer.echo(f"base URL:         {emu.base_url}")
-            typer.echo(f"bulkUpload URL:   {emu.endpoint_url}")
-            typer.echo(f"token:            {emu.token}")
-            typer.echo(f"servicePrincipal: {emu.service_principal_id}")
-            typer.echo(f"job:              {emu.job_id}")
-            typer.echo(f"logs:             {emu.graph_url}/auditLogs/provisioning")
-            typer.echo(f"introspection:    {emu.base_url}/_emulator/users")
+            lines, warnings = banner(emu)
+            for warning in warnings:
+                typer.secho(warning, fg="yellow", err=True)
+            for line in lines:
+                typer.echo(line)
             typer.echo("press Ctrl+C to stop", err=True)
             stop = threading.Event()
             try:

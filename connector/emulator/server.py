@@ -20,25 +20,30 @@ import uvicorn
 from starlette.applications import Starlette
 
 from connector.clock import Clock
-from connector.emulator.app import create_app
+from connector.emulator.app import create_app, is_loopback
 from connector.emulator.config import EmulatorConfig
 from connector.emulator.model import CallRecord, EmulatorClock, EmulatorState
 from connector.emulator.processing import Worker
 from connector.errors import ConfigError
 
-__all__ = ["RunningEmulator", "is_loopback", "run_emulator"]
+__all__ = ["RunningEmulator", "connectable_host", "is_loopback", "is_wildcard", "run_emulator"]
 
 T = TypeVar("T")
 
 
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``."""
-    if host == "localhost":
-        return True
+def is_wildcard(host: str) -> bool:
+    """True for the "every interface" addresses (0.0.0.0, ::): nobody can connect to them."""
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host).is_unspecified
     except ValueError:
-        return False
+        return host == ""
+
+
+def connectable_host(host: str) -> str:
+    """An address a client can use for a server bound to ``host``: wildcard -> loopback."""
+    if is_wildcard(host):
+        return "::1" if ":" in host else "127.0.0.1"
+    return host
 
 
 @dataclass
@@ -54,8 +59,15 @@ class RunningEmulator:
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
 
     @property
+    def connect_host(self) -> str:
+        """Where clients connect: ``host``, or loopback when bound to every interface."""
+        return connectable_host(self.host)
+
+    @property
     def base_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        """A URL clients can use (never ``http://0.0.0.0:...``)."""
+        host = self.connect_host
+        host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}"
 
     @property
