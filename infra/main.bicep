@@ -22,7 +22,7 @@ param location string
 @description('Resource group name; empty: rg-<environmentName>.')
 param resourceGroupName string = ''
 
-@description('Object id of the operator (by default the person running azd) who uploads extracts to incoming/ and reads reports/ and quarantine/. Empty: no operator access.')
+@description('Object id of the operator (by default the person running azd) who uploads extracts to incoming/, approves held runs in approvals/ and reads reports/ and quarantine/. Empty: no operator access.')
 param principalId string = ''
 
 @description('Principal type of principalId.')
@@ -46,7 +46,7 @@ param reconcileSchedule string = '0 */15 * * * *'
 
 @minValue(1)
 @maxValue(1000000)
-@description('Microsoft Graph calls allowed per UTC day (app setting CONNECTOR_DAILY_CALL_BUDGET): 2000 by default, 6000 with Microsoft Entra ID Governance licences.')
+@description('bulkUpload calls allowed per rolling 24 hours, counted by the connector in hourly buckets (app setting CONNECTOR_DAILY_CALL_BUDGET): 2000 by default, 6000 with Microsoft Entra ID Governance licences.')
 param dailyCallBudget int = 2000
 
 @allowed([
@@ -71,8 +71,13 @@ param maximumInstanceCount int = 40
 
 @minValue(1)
 @maxValue(3650)
-@description('Days after which archived extracts, reports and dead-lettered events are deleted (HR data is personal data; the owner decides).')
+@description('Days after which archived extracts, reports, approval markers and dead-lettered events are deleted (HR data is personal data; the owner decides).')
 param retentionDays int = 90
+
+@minValue(1)
+@maxValue(3650)
+@description('Days after which quarantined files (refused extracts, personal data) are deleted. Default 30: long enough to see why a file was refused and drop a fixed one; the archive and the reports, not the quarantine, record what was sent.')
+param quarantineRetentionDays int = 30
 
 @minValue(30)
 @maxValue(730)
@@ -130,6 +135,7 @@ module storage 'modules/storage.bicep' = {
     deploymentContainerName: deploymentContainerName
     deadLetterContainerName: deadLetterContainerName
     retentionDays: retentionDays
+    quarantineRetentionDays: quarantineRetentionDays
   }
 }
 

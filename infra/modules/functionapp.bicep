@@ -60,7 +60,7 @@ param connectorSources string
 @description('NCRONTAB schedule (UTC) of the reconcile timer, app setting RECONCILE_SCHEDULE.')
 param reconcileSchedule string
 
-@description('Graph calls allowed per UTC day, app setting CONNECTOR_DAILY_CALL_BUDGET.')
+@description('bulkUpload calls allowed per rolling 24 hours (counted by the connector in hourly buckets), app setting CONNECTOR_DAILY_CALL_BUDGET.')
 param dailyCallBudget int
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {

@@ -16,7 +16,7 @@ param eventGridPrincipalId string
 @description('Container Event Grid dead-letters into.')
 param deadLetterContainerName string
 
-@description('Optional operator (the person running azd, or a group) who uploads extracts and reads reports. Empty: no assignment.')
+@description('Optional operator (the person running azd, or a group) who uploads extracts, approves held runs and reads reports. Empty: no assignment.')
 param operatorPrincipalId string = ''
 
 @description('Principal type of operatorPrincipalId.')
@@ -59,6 +59,11 @@ resource reportsContainer 'Microsoft.Storage/storageAccounts/blobServices/contai
 resource quarantineContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
   parent: blobService
   name: 'quarantine'
+}
+
+resource approvalsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
+  parent: blobService
+  name: 'approvals'
 }
 
 resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
@@ -140,7 +145,21 @@ resource operatorIncomingWriter 'Microsoft.Authorization/roleAssignments@2022-04
   }
 }
 
-// ... and reads run reports ...
+// ... approves held runs by uploading a marker blob named after the run id into approvals/
+// (the app's timer pass releases the run; docs/deploy.md, "Approve or discard a held run").
+// Contributor on this one container only: the operator cannot touch state/ (journals,
+// delta baseline) nor archive/ ...
+resource operatorApprovalsWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
+  name: guid(approvalsContainer.id, operatorPrincipalId, roles.storageBlobDataContributor)
+  scope: approvalsContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
+  }
+}
+
+// ... reads run reports (the held reason of a held run is in its report) ...
 resource operatorReportsReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
   name: guid(reportsContainer.id, operatorPrincipalId, roles.storageBlobDataReader)
   scope: reportsContainer

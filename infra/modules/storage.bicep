@@ -28,10 +28,15 @@ param deploymentContainerName string
 @description('Container Event Grid writes undeliverable events to.')
 param deadLetterContainerName string
 
-@description('Days after which blobs under archive/ and reports/ (and dead-lettered events) are deleted.')
+@description('Days after which blobs under archive/, reports/ and approvals/ (and dead-lettered events) are deleted.')
 @minValue(1)
 @maxValue(3650)
 param retentionDays int = 90
+
+@description('Days after which quarantined files (and their .error.json notes) are deleted.')
+@minValue(1)
+@maxValue(3650)
+param quarantineRetentionDays int = 30
 
 @description('Days a deleted blob or container stays recoverable (soft delete).')
 @minValue(1)
@@ -46,6 +51,7 @@ var dataContainerNames = [
   'quarantine'
   'state'
   'reports'
+  'approvals'
 ]
 var containerNames = concat(dataContainerNames, [
   deploymentContainerName
@@ -126,9 +132,15 @@ resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2
   }
 ]
 
-// HR extracts are personal data: archived extracts and run reports are deleted after
-// retentionDays (the owner's decision, default 90). quarantine/ is kept until an operator
-// acts on it; state/ holds the delta baseline and must not expire.
+// HR extracts are personal data, so everything that holds HR rows expires:
+// - archive/ and reports/ after retentionDays (the owner's decision, default 90), with the
+//   operators' approval markers in approvals/ (a run's approval is kept in its journal, so
+//   the marker is not needed once processed) and Event Grid's dead letters;
+// - quarantine/ after quarantineRetentionDays (default 30): a quarantined file was never
+//   applied, so it is not evidence of what was sent (the archive and the reports are); it is
+//   kept only long enough for an operator to see why it was set aside and drop a fixed file.
+// state/ holds the delta baseline and the run journals and must not expire; incoming/ is
+// work in progress and is emptied by the app.
 resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
   parent: storage
   name: 'default'
@@ -147,6 +159,7 @@ resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05
               prefixMatch: [
                 'archive/'
                 'reports/'
+                'approvals/'
                 '${deadLetterContainerName}/'
               ]
             }
@@ -159,6 +172,33 @@ resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05
               snapshot: {
                 delete: {
                   daysAfterCreationGreaterThan: retentionDays
+                }
+              }
+            }
+          }
+        }
+        {
+          name: 'expire-quarantine'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              prefixMatch: [
+                'quarantine/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: quarantineRetentionDays
+                }
+              }
+              snapshot: {
+                delete: {
+                  daysAfterCreationGreaterThan: quarantineRetentionDays
                 }
               }
             }

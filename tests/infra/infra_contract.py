@@ -30,17 +30,30 @@ HEALTH_ROUTE = "health"
 FUNCTION_NAMES = frozenset({INGEST_FUNCTION, RECONCILE_FUNCTION, HEALTH_FUNCTION})
 
 # -- containers ----------------------------------------------------------------------------
-DATA_CONTAINERS = ("incoming", "archive", "quarantine", "state", "reports")
+DATA_CONTAINERS = ("incoming", "archive", "quarantine", "state", "reports", "approvals")
 INCOMING_CONTAINER = "incoming"
+#: Operators approve a held run by uploading a blob named ``<run id>`` here (optional JSON
+#: body ``{"by": "name"}``); the timer pass releases the run (docs/deploy.md).
+APPROVALS_CONTAINER = "approvals"
+QUARANTINE_CONTAINER = "quarantine"
 DEPLOYMENT_CONTAINER = "app-package"
 DEADLETTER_CONTAINER = "deadletter"
-# Prefixes the lifecycle rule expires after retentionDays (personal data).
-EXPIRING_PREFIXES = frozenset({"archive/", "reports/", f"{DEADLETTER_CONTAINER}/"})
+#: Lifecycle expiry: prefix -> the storage-module parameter holding its age in days.
+#: Everything that holds HR rows (personal data) expires; approval markers go with reports.
+EXPIRY_BY_PREFIX = {
+    "archive/": "retentionDays",
+    "reports/": "retentionDays",
+    f"{APPROVALS_CONTAINER}/": "retentionDays",
+    f"{DEADLETTER_CONTAINER}/": "retentionDays",
+    f"{QUARANTINE_CONTAINER}/": "quarantineRetentionDays",
+}
+EXPIRING_PREFIXES = frozenset(EXPIRY_BY_PREFIX)
 # Prefixes that must never expire: delta baseline, work in progress, host storage, package.
 NEVER_EXPIRE_PREFIXES = frozenset(
-    {"state/", "incoming/", "quarantine/", "azure-webjobs", "scm", f"{DEPLOYMENT_CONTAINER}/"}
+    {"state/", "incoming/", "azure-webjobs", "scm", f"{DEPLOYMENT_CONTAINER}/"}
 )
 DEFAULT_RETENTION_DAYS = 90
+DEFAULT_QUARANTINE_RETENTION_DAYS = 30
 
 # -- app settings (connector/settings.py reads the connector ones) ------------------------
 HOST_STORAGE_SETTINGS = (
@@ -157,6 +170,12 @@ EXPECTED_ROLE_ASSIGNMENTS = frozenset(
             ROLE_STORAGE_BLOB_DATA_CONTRIBUTOR,
             "Microsoft.Storage/storageAccounts/blobServices/containers",
             "incoming",
+        ),
+        (
+            OPERATOR,
+            ROLE_STORAGE_BLOB_DATA_CONTRIBUTOR,
+            "Microsoft.Storage/storageAccounts/blobServices/containers",
+            APPROVALS_CONTAINER,
         ),
         (
             OPERATOR,

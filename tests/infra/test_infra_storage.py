@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import bicep_model as bm
 from infra_contract import (
+    APPROVALS_CONTAINER,
     DATA_CONTAINERS,
     DEADLETTER_CONTAINER,
+    DEFAULT_QUARANTINE_RETENTION_DAYS,
     DEFAULT_RETENTION_DAYS,
     DEPLOYMENT_CONTAINER,
-    EXPIRING_PREFIXES,
+    EXPIRY_BY_PREFIX,
     INFRA,
     NEVER_EXPIRE_PREFIXES,
 )
@@ -57,25 +61,32 @@ def test_every_container_exists_and_is_private() -> None:
     assert container.body["properties"]["publicAccess"] == "None"
 
 
-def test_lifecycle_rule_expires_archive_and_reports_only() -> None:
+def test_lifecycle_expires_every_personal_data_prefix_after_its_own_parameter() -> None:
     policy = bm.one(STORAGE, "Microsoft.Storage/storageAccounts/managementPolicies")
     assert policy.body["name"] == "default"
     rules = policy.body["properties"]["policy"]["rules"]
-    prefixes: set[str] = set()
+    names = [rule["name"] for rule in rules]
+    assert len(names) == len(set(names)), f"duplicate lifecycle rule names: {names}"
+    expiry: dict[str, str] = {}
     for rule in rules:
         assert rule["enabled"] is True
+        assert rule["type"] == "Lifecycle"
         definition = rule["definition"]
         assert definition["filters"]["blobTypes"] == ["blockBlob"]
-        rendered = {
-            p.replace("${deadLetterContainerName}", DEADLETTER_CONTAINER)
-            for p in definition["filters"]["prefixMatch"]
-        }
-        prefixes |= rendered
-        delete = definition["actions"]["baseBlob"]["delete"]
-        assert delete == {"daysAfterModificationGreaterThan": "retentionDays"}
-    assert prefixes == EXPIRING_PREFIXES
-    for prefix in prefixes:
+        actions = definition["actions"]
+        days = actions["baseBlob"]["delete"]["daysAfterModificationGreaterThan"]
+        assert actions["baseBlob"]["delete"] == {"daysAfterModificationGreaterThan": days}
+        assert actions["snapshot"]["delete"] == {"daysAfterCreationGreaterThan": days}
+        for prefix in definition["filters"]["prefixMatch"]:
+            rendered = prefix.replace("${deadLetterContainerName}", DEADLETTER_CONTAINER)
+            assert rendered not in expiry, f"{rendered} is matched by two rules"
+            expiry[rendered] = days
+    assert expiry == EXPIRY_BY_PREFIX
+    for prefix in expiry:
         assert not any(prefix.startswith(p) for p in NEVER_EXPIRE_PREFIXES), prefix
+        # Every expiring prefix is a whole container the deployment creates.
+        container = prefix.rstrip("/")
+        assert container in DATA_CONTAINERS or container == DEADLETTER_CONTAINER, prefix
 
 
 def test_retention_is_a_parameter_defaulting_to_90_days() -> None:
@@ -84,6 +95,30 @@ def test_retention_is_a_parameter_defaulting_to_90_days() -> None:
     assert bm.param_decorators(MAIN, "retentionDays")["min_value"] >= 1
     body, _ = bm.module(MAIN, "storage")
     assert body["params"]["retentionDays"] == "retentionDays"
+
+
+def test_quarantine_expiry_is_its_own_parameter_defaulting_to_30_days() -> None:
+    for path in (STORAGE, MAIN):
+        assert bm.param_default(path, "quarantineRetentionDays") == (
+            DEFAULT_QUARANTINE_RETENTION_DAYS
+        )
+        limits = bm.param_decorators(path, "quarantineRetentionDays")
+        assert (limits["min_value"], limits["max_value"]) == (1, 3650)
+    # Quarantined files were never applied: they should not outlive the archive by default.
+    assert DEFAULT_QUARANTINE_RETENTION_DAYS <= DEFAULT_RETENTION_DAYS
+    body, _ = bm.module(MAIN, "storage")
+    assert body["params"]["quarantineRetentionDays"] == "quarantineRetentionDays"
+    params_file = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert params_file["quarantineRetentionDays"]["value"] == (
+        "${QUARANTINE_RETENTION_DAYS=" + str(DEFAULT_QUARANTINE_RETENTION_DAYS) + "}"
+    )
+
+
+def test_approvals_container_exists_for_held_run_markers() -> None:
+    assert APPROVALS_CONTAINER in DATA_CONTAINERS
+    assert APPROVALS_CONTAINER in bm.variable(STORAGE, "dataContainerNames")
+    # Markers are small and processed within one timer interval; they go with the reports.
+    assert EXPIRY_BY_PREFIX[f"{APPROVALS_CONTAINER}/"] == "retentionDays"
 
 
 def test_monitoring_accepts_only_entra_authenticated_telemetry() -> None:
