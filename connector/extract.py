@@ -519,32 +519,27 @@ class ExtractReader:
     def __iter__(self) -> Iterator[Row]:
         return self.iter_mapped(None)
 
-    def iter_mapped(self, make: RowHandler[_T] | None) -> Iterator[_T]:
+    def iter_mapped(
+        self, make: RowHandler[_T] | None, *, max_rejected_share: float | None = None
+    ) -> Iterator[_T]:
         """Iterate once, handing each accepted row to ``make(line, values)``.
 
         Yields what ``make`` returns, skipping None (``make`` then recorded the row as
         rejected with :meth:`add_rejected`); ``stats.rows_accepted`` counts the rows
         yielded. With ``make`` None, yields :class:`Row` objects. For layers that map
-        rows as they are read (one loop instead of two stacked generators).
+        rows as they are read (one loop instead of stacked generators).
+        ``max_rejected_share`` checks that share after the last row instead of the
+        profile's (when ``check_rejected_share`` is set).
         """
         if self._iterated:
             raise RuntimeError(
                 "an ExtractReader can be iterated only once; call read_extract again"
             )
         self._iterated = True
-        return self._iterate(make)
-
-    def _iterate(self, make: RowHandler[_T] | None) -> Iterator[_T]:
-        dups: set[int] = set()
-        if self.id_column is not None:
-            dups, rows, known_bad = self._duplicate_hashes()
-            if self._over_cap(known_bad, rows):  # proven before any row is handed out
-                raise self._refuse_early(dups)
-        yield from self._data_pass(dups, make)
-        if self.check_rejected_share and self._over_cap(
-            self.stats.rows_rejected, self.stats.rows_read
-        ):
-            raise self.share_error(self.stats.rows_rejected, self.stats.rows_read)
+        share = max_rejected_share
+        if share is None and self.check_rejected_share:
+            share = self.profile.max_rejected_share
+        return self._data_pass(make, share)
 
     def _refuse_early(self, dups: set[int]) -> RejectedShareExceededError:
         """Read the refused file once more, handing nothing out, to list its rejected rows.
@@ -554,124 +549,165 @@ class ExtractReader:
         are counted.
         """
         self._keep_rejected = MAX_REJECTED_IN_ERROR
-        for _ in self._data_pass(dups, None):
+        for _ in self._data_pass(None, None, dups):
             pass  # rows_accepted then counts rows that passed the checks, though none is used
         return self.share_error(self.stats.rows_rejected, self.stats.rows_read)
 
-    def _data_pass(self, dups: set[int], make: RowHandler[_T] | None) -> Iterator[_T]:
+    def _reject_shape(self, line: int, row: list[str], idx: int) -> None:
+        """A row with the wrong number of fields (blank lines are skipped, not rejected)."""
+        if not row or (len(row) == 1 and not row[0].strip()):
+            return
+        ext = row[idx].strip() if 0 <= idx < len(row) else ""
+        self.add_rejected(
+            line,
+            ext,
+            RejectReason.FIELD_COUNT,
+            f"{len(row)} fields, the header has {len(self.header)}",
+        )
+
+    def _reject_id(self, line: int, ext: str) -> None:
+        if not ext:
+            self.add_rejected(
+                line, "", RejectReason.EMPTY_EXTERNAL_ID, f"{self.id_column} is empty"
+            )
+        else:
+            self.add_rejected(
+                line,
+                ext,
+                RejectReason.DUPLICATE_EXTERNAL_ID,
+                f"{self.id_column} occurs on more than one row; every such row is rejected",
+            )
+
+    def _too_large(self, line: int, row: list[str], idx: int) -> bool:
+        """Reject the row if a field is over the byte cap (only called for long fields)."""
+        cap = self.profile.max_field_bytes
+        quick_cap = cap // 4
+        big = [
+            self.header[i]
+            for i, v in enumerate(row)
+            if len(v) > quick_cap and len(v.encode("utf-8")) > cap
+        ]
+        if not big:
+            return False
+        ext = row[idx].strip() if idx >= 0 else ""
+        self.add_rejected(
+            line,
+            ext if len(ext) <= 256 else "",
+            RejectReason.FIELD_TOO_LARGE,
+            f"{', '.join(big)} over {cap} bytes",
+        )
+        return True
+
+    def _data_pass(
+        self,
+        make: RowHandler[_T] | None,
+        share: float | None,
+        dups: set[int] | None = None,
+    ) -> Iterator[_T]:
+        """The id pass (unless ``dups`` is given), then every row, then the share check.
+
+        Blocks of lines without a quote and without a line longer than a quarter of the
+        byte cap are split with ``str.split`` (exactly what the csv module does with such
+        lines, at a fraction of the cost) and need no size check: no field is longer than
+        its line. From the first other block on, the csv reader parses the rest of the file
+        and every row's fields are measured.
+        """
+        if dups is None:
+            dups = set()
+            if self.id_column is not None:
+                dups, rows, known_bad = self._duplicate_hashes()
+                if self._over_cap(known_bad, rows):  # proven before any row is handed out
+                    raise self._refuse_early(dups)
         header = self.header
         ncols = len(header)
         idx = header.index(self.id_column) if self.id_column is not None else -1
-        cap = self.profile.max_field_bytes
-        quick_cap = cap // 4  # a str of n chars is at most 4n UTF-8 bytes
+        id_name = self.id_column or ""
+        quick_cap = self.profile.max_field_bytes // 4  # n chars are at most 4n UTF-8 bytes
         stats = self.stats
         strip = str.strip
-        reject = self.add_rejected
+        delim = self.delimiter
+        eol = repeat("\r\n")
+        delims = repeat(delim)
         with self._opener() as raw:
             text = self._text(raw)
             try:
-                first = text.readline()  # the header, already checked by _read_header
-                # Field sizes are checked per block of lines rather than per row: with no
-                # quote in a block, no field is longer than its line. From the first block
-                # with a quote or a long line on, every row is measured.
-                checked = [False]
-                reader = csv.reader(
-                    itertools.chain.from_iterable(_blocks(text, first, quick_cap, checked)),
-                    delimiter=self.delimiter,
-                )
-                next(reader)
-                prev_end = 1
+                header_reader, _, _ = self._rows(text)
+                lineno = header_reader.line_num  # physical lines of the header
+                pending: list[str] | None = None
                 while True:
-                    try:
-                        for row in reader:
-                            line = prev_end + 1
-                            prev_end = reader.line_num
-                            if len(row) != ncols:
-                                if not row or (len(row) == 1 and not row[0].strip()):
-                                    continue
-                                ext = row[idx].strip() if 0 <= idx < len(row) else ""
-                                reject(
-                                    line,
-                                    ext,
-                                    RejectReason.FIELD_COUNT,
-                                    f"{len(row)} fields, the header has {ncols}",
-                                )
-                                continue
-                            if checked[0] and max(map(len, row)) > quick_cap:
-                                big = [
-                                    header[i]
-                                    for i, v in enumerate(row)
-                                    if len(v) > quick_cap and len(v.encode("utf-8")) > cap
-                                ]
-                                if big:
-                                    ext = row[idx].strip() if idx >= 0 else ""
-                                    reject(
-                                        line,
-                                        ext if len(ext) <= 256 else "",
-                                        RejectReason.FIELD_TOO_LARGE,
-                                        f"{', '.join(big)} over {cap} bytes",
-                                    )
-                                    continue
-                            values = dict(zip(header, map(strip, row)))  # noqa: B905 - same length
-                            if idx >= 0:
-                                ext = row[idx].strip()
-                                if not ext:
-                                    reject(
-                                        line,
-                                        "",
-                                        RejectReason.EMPTY_EXTERNAL_ID,
-                                        f"{self.id_column} is empty",
-                                    )
-                                    continue
-                                if dups and hash(ext) in dups:
-                                    reject(
-                                        line,
-                                        ext,
-                                        RejectReason.DUPLICATE_EXTERNAL_ID,
-                                        f"{self.id_column} occurs on more than one row; "
-                                        "every such row is rejected",
-                                    )
-                                    continue
-                            if make is None:
-                                stats.rows_accepted += 1
-                                yield Row(line, values)  # type: ignore[misc]
-                            else:
-                                out = make(line, values)
-                                if out is not None:
-                                    stats.rows_accepted += 1
-                                    yield out
+                    lines = text.readlines(_BLOCK_CHARS)
+                    if not lines:
                         break
-                    except csv.Error as exc:
-                        line = prev_end + 1
-                        prev_end = reader.line_num
-                        reject(line, "", RejectReason.MALFORMED_ROW, f"cannot be parsed: {exc}")
+                    if max(map(len, lines)) > quick_cap or '"' in "".join(lines):
+                        pending = lines
+                        break
+                    for row in map(str.split, map(str.rstrip, lines, eol), delims):
+                        lineno += 1
+                        if len(row) != ncols:
+                            self._reject_shape(lineno, row, idx)
+                            continue
+                        values = dict(zip(header, map(strip, row)))  # noqa: B905 - same length
+                        if idx >= 0:
+                            ext = values[id_name]
+                            if not ext or (dups and hash(ext) in dups):
+                                self._reject_id(lineno, ext)
+                                continue
+                        if make is None:
+                            stats.rows_accepted += 1
+                            yield Row(lineno, values)  # type: ignore[misc]
+                        else:
+                            out = make(lineno, values)
+                            if out is not None:
+                                stats.rows_accepted += 1
+                                yield out
+                if pending is not None:
+                    reader = csv.reader(itertools.chain(pending, text), delimiter=delim)
+                    base = lineno
+                    while True:
+                        try:
+                            for row in reader:
+                                line = lineno + 1
+                                lineno = base + reader.line_num
+                                if len(row) != ncols:
+                                    self._reject_shape(line, row, idx)
+                                    continue
+                                if max(map(len, row)) > quick_cap and self._too_large(
+                                    line, row, idx
+                                ):
+                                    continue
+                                values = dict(zip(header, map(strip, row)))  # noqa: B905
+                                if idx >= 0:
+                                    ext = values[id_name]
+                                    if not ext or (dups and hash(ext) in dups):
+                                        self._reject_id(line, ext)
+                                        continue
+                                if make is None:
+                                    stats.rows_accepted += 1
+                                    yield Row(line, values)  # type: ignore[misc]
+                                else:
+                                    out = make(line, values)
+                                    if out is not None:
+                                        stats.rows_accepted += 1
+                                        yield out
+                            break
+                        except csv.Error as exc:
+                            line = lineno + 1
+                            lineno = base + reader.line_num
+                            self.add_rejected(
+                                line, "", RejectReason.MALFORMED_ROW, f"cannot be parsed: {exc}"
+                            )
             except UnicodeDecodeError:
                 raise self._decode_error() from None
             finally:
                 text.detach()
+        if share is not None:
+            rows, bad = stats.rows_read, stats.rows_rejected
+            if rows and bad / rows > share:
+                raise self.share_error(bad, rows)
 
 
 _BLOCK_CHARS: Final = 64 * 1024
 _first: Final = itemgetter(0)
-
-
-def _blocks(
-    text: io.TextIOWrapper, first: str, quick_cap: int, checked: list[bool]
-) -> Iterator[list[str]]:
-    """The lines of ``text`` in blocks, ``first`` ahead; ``checked[0]``: sizes need checking.
-
-    The flag is set when a block is read, before the csv reader can return any row that
-    holds one of its lines, so a field spread over quoted lines is always measured.
-    """
-    yield [first]
-    readlines = text.readlines
-    while True:
-        lines = readlines(_BLOCK_CHARS)
-        if not lines:
-            return
-        if not checked[0] and (max(map(len, lines)) > quick_cap or '"' in "".join(lines)):
-            checked[0] = True
-        yield lines
 
 
 def read_extract(

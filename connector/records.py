@@ -109,11 +109,8 @@ class RecordStream:
                 return BulkOperation(f"{ext}:L{line}", ext, data)
             return make(line, ext, data)
 
-        yield from self.reader.iter_mapped(handle)
-        stats = self.reader.stats
-        rows, bad = stats.rows_read, stats.rows_rejected
-        if rows and bad / rows > self.max_rejected_share:
-            raise self.reader.share_error(bad, rows)
+        # the reader checks the share after the last row: no second generator layer
+        return self.reader.iter_mapped(handle, max_rejected_share=self.max_rejected_share)
 
 
 def iter_records(

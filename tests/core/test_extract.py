@@ -321,3 +321,42 @@ def test_early_cap_counts_empty_ids_in_large_blocks() -> None:
     reader = read_extract(stream(text), ExtractProfile(), id_column="Id")
     with pytest.raises(TooManyRejectedRowsError, match="2500 of 5000 rows rejected"):
         next(iter(reader))
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_line_numbers_hold_when_quoting_starts_far_down(newline: str) -> None:
+    """Quote-free blocks are split directly; from the first quote the csv parser takes over."""
+    nl = newline
+    clean = "".join(f"{i},name {i} ,x{nl}" for i in range(3000))
+    text = (
+        f'Id,"Na{nl}me",Other{nl}'  # a header over two lines
+        + clean
+        + f"3000,only two{nl}"
+        + f'3001,"multi{nl}line, quoted",x{nl}'
+        + f"{nl}"  # blank line: skipped, still counted
+        + f"3002,after,x{nl}"
+        + f"3003,too,many,fields{nl}"
+        + "3004,last, no newline "
+    )
+    reader, rows = rows_of(stream(text))
+    assert reader.header == ["Id", f"Na{nl}me", "Other"]
+    assert rows[0] == (3, {"Id": "0", f"Na{nl}me": "name 0", "Other": "x"})
+    assert rows[2999][0] == 3002
+    got = [(line, v["Id"]) for line, v in rows[3000:]]
+    assert got == [(3004, "3001"), (3007, "3002"), (3009, "3004")]
+    assert rows[3000][1][f"Na{nl}me"] == f"multi{nl}line, quoted"
+    assert rows[-1][1]["Other"] == "no newline"
+    assert [(r.line, r.external_id, r.reason_code) for r in reader.rejected] == [
+        (3003, "3000", RejectReason.FIELD_COUNT),
+        (3008, "3003", RejectReason.FIELD_COUNT),
+    ]
+
+
+def test_split_and_csv_paths_give_the_same_rows() -> None:
+    """The same lines read quote-free (split) and after a quote (csv module) agree."""
+    body = "".join(f"{i}, a\x0bb ,\x00c,\t d\t\n" for i in range(2000)) + "\n  \n"
+    plain_reader, plain = rows_of(stream("Id,A,B,C\n" + body))
+    quoted_reader, quoted = rows_of(stream('Id,A,B,C\n"x",y,z,w\n' + body))
+    assert plain == [(line - 1, v) for line, v in quoted[1:]]
+    assert plain[0][1] == {"Id": "0", "A": "a\x0bb", "B": "\x00c", "C": "d"}
+    assert plain_reader.stats.rows_read == quoted_reader.stats.rows_read - 1 == 2000
