@@ -37,9 +37,13 @@ param principalType string = 'User'
 @description('E-mail address that receives the connector\'s alerts.')
 param alertEmail string
 
-@minLength(2)
-@description('Sources configuration as inline YAML or JSON text (app setting CONNECTOR_SOURCES). Holds endpoints and mapping choices, never secrets.')
-param connectorSources string
+// An object, not a string: azd (1.23.4 and later) substitutes ${CONNECTOR_SOURCES} into an
+// object parameter's value on its own and parses the result as JSON, so the JSON may hold
+// quotes, backslashes and newlines. A string parameter gets the value pasted into the
+// parameters file's JSON text unescaped, which breaks on the first quote. The function app
+// module turns the object back into JSON text (valid YAML) for the app setting.
+@description('Sources configuration as a JSON object, the same document as sources.yaml (app setting CONNECTOR_SOURCES, as JSON text). Holds endpoints and mapping choices, never secrets.')
+param connectorSources object
 
 @description('NCRONTAB schedule of the reconcile timer, in UTC (app setting RECONCILE_SCHEDULE).')
 param reconcileSchedule string = '0 */15 * * * *'

@@ -54,8 +54,8 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
-@description('Sources configuration (inline YAML or JSON text), app setting CONNECTOR_SOURCES.')
-param connectorSources string
+@description('Sources configuration (the sources.yaml document as an object); app setting CONNECTOR_SOURCES holds it as JSON text, which the app reads as YAML.')
+param connectorSources object
 
 @description('NCRONTAB schedule (UTC) of the reconcile timer, app setting RECONCILE_SCHEDULE.')
 param reconcileSchedule string
@@ -168,7 +168,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         }
         {
           name: 'CONNECTOR_SOURCES'
-          value: connectorSources
+          value: string(connectorSources)
         }
         {
           name: 'RECONCILE_SCHEDULE'

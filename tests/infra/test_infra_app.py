@@ -113,7 +113,7 @@ def test_connections_are_identity_based_with_the_user_assigned_identity() -> Non
 
 def test_connector_settings_come_from_parameters_with_documented_defaults() -> None:
     settings = _settings()
-    assert settings["CONNECTOR_SOURCES"] == "connectorSources"
+    assert settings["CONNECTOR_SOURCES"] == "string(connectorSources)"
     assert settings["RECONCILE_SCHEDULE"] == "reconcileSchedule"
     assert settings["CONNECTOR_DAILY_CALL_BUDGET"] == "string(dailyCallBudget)"
     assert bm.param_default(MAIN, "reconcileSchedule") == DEFAULT_RECONCILE_SCHEDULE
