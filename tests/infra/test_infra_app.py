@@ -168,3 +168,25 @@ def test_main_parameters_file_binds_existing_parameters() -> None:
     assert params_file["dailyCallBudget"]["value"] == (
         "${CONNECTOR_DAILY_CALL_BUDGET=" + str(DEFAULT_DAILY_CALL_BUDGET) + "}"
     )
+
+
+def test_forbidden_settings_are_not_set_through_azd_either() -> None:
+    # The emulator settings (CONNECTOR_EMULATOR_URL/_TOKEN) are local-only: a deployment
+    # that sets them would send tokens to a non-Graph host. Bicep is checked above.
+    for path in (INFRA / "main.parameters.json", INFRA.parent / "azure.yaml"):
+        text = path.read_text()
+        for name in FORBIDDEN_SETTINGS - {"AzureWebJobsStorage", TRIGGER_CONNECTION}:
+            assert name not in text, f"{path.name} mentions {name}"
+
+
+def test_daily_budget_is_described_as_the_connector_counts_it() -> None:
+    """connector/pacing.py counts bulkUpload calls over a rolling 24 h in hourly buckets."""
+    deploy_md = (INFRA.parent / "docs" / "deploy.md").read_text()
+    for path, text in (
+        (MAIN, bm.param_decorators(MAIN, "dailyCallBudget")["description"]),
+        (APP, bm.param_decorators(APP, "dailyCallBudget")["description"]),
+        (INFRA.parent / "docs" / "deploy.md", deploy_md),
+    ):
+        assert "UTC day" not in text, path.name
+        assert "rolling 24" in text, path.name
+        assert "hourly buckets" in text, path.name
