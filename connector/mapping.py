@@ -896,6 +896,24 @@ def _copy_setter(path: tuple[str, ...], pairs: tuple[tuple[str, str], ...]) -> S
                     d[key] = v
 
         return copy_one
+    if len(path) == 2:
+        q0, q1 = path
+
+        def copy_two(values: Values, data: dict[str, Any]) -> None:
+            d: dict[str, Any] | None = None
+            for key, col in pairs:
+                v = values[col]
+                if v:
+                    if d is None:
+                        outer = data.get(q0)
+                        if outer is None:
+                            outer = data[q0] = {}
+                        d = outer.get(q1)
+                        if d is None:
+                            d = outer[q1] = {}
+                    d[key] = v
+
+        return copy_two
 
     def copy_deep(values: Values, data: dict[str, Any]) -> None:
         d: dict[str, Any] | None = None
