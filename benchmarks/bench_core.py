@@ -49,13 +49,14 @@ def run_pipeline(extract: Path, out: Path, limit: int | None = None) -> dict[str
     stream = iter_records(extract, mapping)
     requests = ops = size = 0
 
-    def operations() -> Any:
+    def first_operations() -> Any:
         for n, op in enumerate(stream.operations(), 1):
             yield op
             if limit is not None and n >= limit:
                 return
 
-    for payload in build_bulk_requests(operations()):
+    ops_in = stream.operations() if limit is None else first_operations()
+    for payload in build_bulk_requests(ops_in):
         requests += 1
         ops += len(payload)
         size += len(payload.body)
@@ -63,6 +64,42 @@ def run_pipeline(extract: Path, out: Path, limit: int | None = None) -> dict[str
     stream.close()
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     return {"rows": ops, "requests": requests, "bytes": size, "wall_s": wall, "cpu_s": cpu}
+
+
+def run_stages(extract: Path, out: Path) -> dict[str, Any]:
+    """CPU seconds of each cumulative stage, to show where a run's time goes."""
+    from connector.extract import read_extract
+
+    mapping = load_mapping(MAPPING)
+    id_col = mapping.external_id_column
+    stages: dict[str, float] = {}
+
+    def timed(name: str, fn: Any) -> None:
+        cpu0 = time.process_time()
+        fn()
+        stages[name] = time.process_time() - cpu0
+
+    def id_pass() -> None:
+        read_extract(extract, id_column=id_col)._duplicate_hashes()
+
+    def read() -> None:
+        for _ in read_extract(extract, id_column=id_col):
+            pass
+
+    def read_map() -> None:
+        for _ in iter_records(extract, mapping):
+            pass
+
+    def read_map_serialize() -> None:
+        for _ in build_bulk_requests(iter_records(extract, mapping).operations()):
+            pass
+
+    timed("id pass (duplicate check)", id_pass)
+    timed("+ parse rows (reader alone)", read)
+    timed("+ map to SCIM users", read_map)
+    timed("+ serialize into BulkRequests", read_map_serialize)
+    timed("+ write bulk-NNNNN.json", lambda: run_pipeline(extract, out))
+    return {"stages": stages}
 
 
 def run_baseline(extract: Path, out: Path, limit: int) -> dict[str, Any]:
@@ -136,6 +173,8 @@ def child(extract: Path, mode: str, out_base: str | None) -> None:
         out = Path(tmp)
         if mode == "pipeline":
             result = run_pipeline(extract, out)
+        elif mode == "stages":
+            result = run_stages(extract, out)
         elif mode == "slice":
             result = run_pipeline(extract, out, limit=SLICE)
         else:
@@ -201,6 +240,13 @@ def main() -> None:
                 f" {r['requests']:,} requests, {r['bytes'] / 1e6:,.0f} MB of payloads"
             )
         smallest = Path(tmp) / f"extract-{min(sizes)}.csv"
+        st = _spawn(smallest, "stages", args.out_base)["stages"]
+        print(f"  where the CPU time goes ({min(sizes):,} rows, cumulative stages):")
+        prev = 0.0
+        for name, secs in st.items():
+            per_row = (secs - prev) / min(sizes) * 1e6
+            print(f"    {name:<32} {secs:6.3f} s  (+{per_row:.2f} us/row)")
+            prev = secs
         ours = _spawn(smallest, "slice", args.out_base)
         base = _spawn(smallest, "baseline", args.out_base)
         ours_rate = ours["rows"] / ours["cpu_s"]

@@ -626,7 +626,6 @@ class ExtractReader:
         stats = self.stats
         strip = str.strip
         delim = self.delimiter
-        eol = repeat("\r\n")
         delims = repeat(delim)
         with self._opener() as raw:
             text = self._text(raw)
@@ -638,10 +637,15 @@ class ExtractReader:
                     lines = text.readlines(_BLOCK_CHARS)
                     if not lines:
                         break
-                    if max(map(len, lines)) > quick_cap or '"' in "".join(lines):
+                    if (
+                        ncols == 1  # a blank line would split into one empty field
+                        or max(map(len, lines)) > quick_cap
+                        or '"' in "".join(lines)
+                    ):
                         pending = lines
                         break
-                    for row in map(str.split, map(str.rstrip, lines, eol), delims):
+                    # the line ending stays on the last field: strip() removes it below
+                    for row in map(str.split, lines, delims):
                         lineno += 1
                         if len(row) != ncols:
                             self._reject_shape(lineno, row, idx)

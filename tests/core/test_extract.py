@@ -360,3 +360,14 @@ def test_split_and_csv_paths_give_the_same_rows() -> None:
     assert plain == [(line - 1, v) for line, v in quoted[1:]]
     assert plain[0][1] == {"Id": "0", "A": "a\x0bb", "B": "\x00c", "C": "d"}
     assert plain_reader.stats.rows_read == quoted_reader.stats.rows_read - 1 == 2000
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_one_column_file_skips_blank_lines(newline: str) -> None:
+    text = newline.join(["Id", "1", "", "2", "   ", "3"]) + newline + newline
+    reader, rows = rows_of(stream(text))
+    assert [(line, v["Id"]) for line, v in rows] == [(2, "1"), (4, "2"), (6, "3")]
+    # an empty line is skipped; a line of spaces is a row whose id is empty
+    assert [(r.line, r.reason_code) for r in reader.rejected] == [
+        (5, RejectReason.EMPTY_EXTERNAL_ID)
+    ]
