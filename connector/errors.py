@@ -18,6 +18,7 @@
     │   └── TransportError           timeouts and dropped connections after retries
     ├── StateError                   the state store cannot be read or written
     │   └── ConcurrentRunError       another run holds the source's lock
+    │       └── LockLostError        this run lost the lock it held; it stops
     └── RunError                     a run cannot move to the state asked for
 
 Row-level problems (a bad line in an extract) are data, not exceptions: they are
@@ -35,6 +36,7 @@ __all__ = [
     "ConnectorError",
     "ExtractError",
     "GraphError",
+    "LockLostError",
     "MappingError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -163,3 +165,8 @@ class ConcurrentRunError(StateError):
 
 class RunError(ConnectorError):
     """A run cannot move to the requested state (e.g. approving a run that is not held)."""
+
+
+class LockLostError(ConcurrentRunError):
+    """This process lost the source's lock while working (renewal failed or taken over);
+    it stops writing at once and leaves the rest to the new holder."""

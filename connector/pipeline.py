@@ -30,11 +30,11 @@ written with ETag-conditional puts while the source's lock is held; the states a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gzip
 import hashlib
 import logging
-import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
@@ -59,20 +59,27 @@ from connector.delta import (
     plan_delta,
 )
 from connector.errors import (
+    AuthenticationError,
     BadRequestError,
+    BucketFullError,
+    ConcurrentRunError,
     ConfigError,
     ConnectorError,
     GraphError,
+    LockLostError,
     NotFoundError,
+    PermissionDeniedError,
     QuotaExhaustedError,
     RunError,
     StateError,
+    ThrottledError,
+    TooManyRejectedRowsError,
 )
 from connector.graph.auth import TokenProvider
-from connector.graph.client import DeferReason, GraphClient, LogQuery
+from connector.graph.client import GraphClient, LogQuery, RetryPolicy, split_payload
 from connector.graph.endpoint import Cloud, ProvisioningEndpoint
 from connector.mapping import load_mapping
-from connector.pacing import DailyBudget
+from connector.pacing import DailyBudget, SlidingWindowLimiter
 from connector.reconcile import (
     Outcome,
     RecordOutcome,
@@ -89,19 +96,29 @@ from connector.report import (
     write_reports,
 )
 from connector.scim import BulkOperation, BulkPayload, build_bulk_requests, make_bulk_id
+from connector.state.base import (
+    FINGERPRINT_SIZE,
+    RecordEntry,
+    RecordIndex,
+    SourceLock,
+    StateStore,
+    StoreCallBudget,
+)
 from connector.state.base import Outcome as StateOutcome
-from connector.state.base import RecordEntry, RecordIndex, StateStore, StoreCallBudget
 
 __all__ = [
+    "MAX_REJECTED_IN_JOURNAL",
     "OPEN_STATES",
     "BatchReceipt",
     "Engine",
     "ExtractRecords",
     "GraphTarget",
+    "PassResult",
     "ProvisioningTarget",
     "RunState",
     "RunSummary",
     "TargetFactory",
+    "WaitingReason",
     "graph_targets",
     "make_run_id",
     "read_mapped_records",
@@ -122,6 +139,9 @@ class RunState(StrEnum):
     RECONCILING = "reconciling"
     DONE = "done"
     FAILED = "failed"
+    BLOCKED = "blocked"
+    """Stopped by an error retrying cannot fix (401 after refresh, 403, 404, unsafe or
+    missing credentials/endpoint); an operator resumes it once the cause is fixed."""
     SUPERSEDED = "superseded"
     DISCARDED = "discarded"
 
@@ -134,9 +154,52 @@ OPEN_STATES = frozenset(
         RunState.UPLOADING,
         RunState.UPLOADED,
         RunState.RECONCILING,
+        RunState.BLOCKED,
     }
 )
 _UNSENT_STATES = frozenset({RunState.RECEIVED, RunState.PLANNED, RunState.HELD})
+
+DEFAULT_WINDOW = 8
+"""Bulk requests in flight at once per run: enough to reach 40 calls / 5 s at ~1 s latency."""
+DEFAULT_ISOLATION_CALLS = 60
+"""Extra calls one run may spend finding the records a 400 is about."""
+NEVER_ACCEPTED = bytes(FINGERPRINT_SIZE)
+"""Fingerprint of a record the service has never accepted (refused at its first send)."""
+
+MAX_REJECTED_IN_JOURNAL = 1000
+"""Rejected rows listed in a refused run's journal (the rest are counted)."""
+
+
+class WaitingReason(StrEnum):
+    """Why a run is left ``uploading`` for a later call to continue (structured, so callers
+    never have to search error text)."""
+
+    QUOTA = "quota"
+    """The daily call budget (or the service's quota, a very long Retry-After) is spent."""
+    BUCKET_FULL = "bucket_full"
+    """500 "bucket full": the job's queue pushes back; minutes, not seconds."""
+    THROTTLED = "throttled"
+    """429 persisted after the retries the policy allows."""
+    TRANSIENT = "transient"
+    """5xx, timeouts or dropped connections persisted after the retries allowed."""
+    LOCK_LOST = "lock_lost"
+    """This process lost the source's lock mid-run and stopped; another holder goes on."""
+    QUEUED = "queued"
+    """Behind an older run of the same source that has not finished uploading."""
+
+
+def waiting_reason_of(exc: BaseException) -> WaitingReason:
+    """The waiting reason for an error that deferred an upload."""
+    if isinstance(exc, QuotaExhaustedError):
+        return WaitingReason.QUOTA
+    if isinstance(exc, BucketFullError):
+        return WaitingReason.BUCKET_FULL
+    if isinstance(exc, ThrottledError):
+        return WaitingReason.THROTTLED
+    if isinstance(exc, ConcurrentRunError):
+        return WaitingReason.LOCK_LOST
+    return WaitingReason.TRANSIENT
+
 
 # -- seams ----------------------------------------------------------------------------------
 
@@ -213,11 +276,29 @@ class RunSummary:
     held_reason: str | None = None
     failed_reason: str | None = None
     waiting: str | None = None
+    """The note of the error that left the run waiting (text for people)."""
+    waiting_reason: WaitingReason | None = None
+    """Why the run is waiting, for programs (None unless ``uploading`` and waiting)."""
     job_health: str | None = None
     batches_total: int = 0
     batches_done: int = 0
     reports: dict[str, str] = field(default_factory=dict)
     received_at: str | None = None
+
+
+class PassResult(list[RunSummary]):
+    """The runs a pass over every source touched, plus the sources it skipped.
+
+    ``skipped`` maps a source name to why it was not handled in this pass (its lock is
+    held by another run: that run, or the next pass, picks the work up). A plain list
+    otherwise, so callers iterating the summaries keep working.
+    """
+
+    def __init__(
+        self, items: Iterable[RunSummary] = (), skipped: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(items)
+        self.skipped: dict[str, str] = dict(skipped or {})
 
 
 def make_run_id(source: str, content_sha256: str) -> str:
@@ -242,6 +323,8 @@ class _Journal:
 
     doc: dict[str, Any]
     etag: str | None = None
+    lock: SourceLock | None = None
+    """The source lock held while this journal is being changed (checked before writes)."""
 
     @property
     def run_id(self) -> str:
@@ -276,6 +359,41 @@ def _approval_key(run_id: str) -> str:
     return f"approvals/{run_id}"
 
 
+def _attempted_key(source: str) -> str:
+    return f"attempted/{source}"
+
+
+def _acked_indices(journal: _Journal) -> set[int]:
+    """Batch indices acknowledged so far (journals before the window kept them in order)."""
+    return {int(b.get("i", k)) for k, b in enumerate(journal.batches)}
+
+
+def _lock_lost(journal: _Journal) -> bool:
+    return bool(journal.lock is not None and getattr(journal.lock, "lost", False))
+
+
+def _check_lock(journal: _Journal) -> None:
+    if _lock_lost(journal):
+        raise LockLostError(
+            f"run {journal.run_id}: the lock on source {journal.source!r} was lost (renewal"
+            " failed or another run took it over); stopping without writing — the holder"
+            " continues from the journal"
+        )
+
+
+class _SystemicRefusal(BadRequestError):
+    """A 400 that is about the payload's shape for this job, not about single records."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Stop:
+    """Why the upload window stopped: ``failed``, ``blocked`` or ``waiting``."""
+
+    kind: str
+    error: BaseException
+    batch: int
+
+
 # -- plan storage ---------------------------------------------------------------------------
 
 
@@ -287,15 +405,20 @@ class _PlannedOp:
     fingerprint: bytes
     active: bool
     data: Mapping[str, Any]
+    prev: str | None = None
+    """The run that last sent this record (its log entry is not this send's)."""
 
 
-def _encode_plan(changes: Iterable[Change]) -> bytes:
+def _encode_plan(changes: Iterable[Change], index: RecordIndex | None = None) -> bytes:
     buf = bytearray()
+    entries = index.entries if index is not None else {}
     for c in changes:
         if c.data is None:
             continue
+        old = entries.get(c.external_id)
+        prev = old.run_id if old is not None else None
         buf += orjson.dumps(
-            [c.kind.value, c.external_id, c.line, c.fingerprint.hex(), c.active, c.data]
+            [c.kind.value, c.external_id, c.line, c.fingerprint.hex(), c.active, c.data, prev]
         )
         buf += b"\n"
     return gzip.compress(bytes(buf), compresslevel=5)
@@ -306,9 +429,39 @@ def _decode_plan(blob: bytes) -> list[_PlannedOp]:
     for raw in gzip.decompress(blob).splitlines():
         if not raw:
             continue
-        kind, ext, line, fp, active, data = orjson.loads(raw)
-        ops.append(_PlannedOp(kind, ext, line, bytes.fromhex(fp), bool(active), data))
+        kind, ext, line, fp, active, data, *rest = orjson.loads(raw)
+        prev = rest[0] if rest else None
+        ops.append(_PlannedOp(kind, ext, line, bytes.fromhex(fp), bool(active), data, prev))
     return ops
+
+
+def _suppress_refused_resends(
+    plan: DeltaPlan, index: RecordIndex, attempted: Mapping[str, str]
+) -> None:
+    """Records the service refused (400) and that come back unchanged are not re-sent.
+
+    Their index entry keeps the last accepted fingerprint, so the delta sees a change;
+    the refused attempt's fingerprint (``attempted``) says it is the same data again.
+    A record refused at its very first send counts as a joiner when its data changes.
+    """
+    if not attempted:
+        return
+    kept: list[Change] = []
+    for c in plan.changes:
+        entry = index.entries.get(c.external_id)
+        if c.kind is ChangeKind.MOVER and entry is not None:
+            if attempted.get(c.external_id) == c.fingerprint.hex():
+                plan.movers -= 1
+                plan.unchanged += 1
+                continue
+            if entry.fingerprint == NEVER_ACCEPTED:
+                plan.movers -= 1
+                plan.joiners += 1
+                c = Change(
+                    ChangeKind.JOINER, c.external_id, c.line, c.data, c.fingerprint, c.active
+                )
+        kept.append(c)
+    plan.changes = kept
 
 
 def _batches(ops: list[_PlannedOp]) -> list[BulkPayload]:
@@ -329,7 +482,9 @@ class Engine:
 
     ``targets`` builds the provisioning target of a source (Graph client or emulator);
     ``records`` reads and maps an extract file (default: :func:`read_mapped_records`).
-    All time comes from ``clock``.
+    All time comes from ``clock``. ``window``: bulk requests of one run in flight at once
+    (1 sends one at a time); ``isolation_calls``: extra calls one run may spend finding
+    the records a 400 is about.
     """
 
     def __init__(
@@ -341,13 +496,19 @@ class Engine:
         *,
         records: RecordReader | None = None,
         owner: str | None = None,
+        window: int = DEFAULT_WINDOW,
+        isolation_calls: int = DEFAULT_ISOLATION_CALLS,
     ) -> None:
+        if window < 1:
+            raise ValueError("window must be at least 1")
         self.config = config
         self.store = store
         self.targets = targets
         self.clock = clock
         self.records = records or read_mapped_records
         self.owner = owner or f"engine-{uuid.uuid4().hex[:8]}"
+        self.window = window
+        self.isolation_calls = isolation_calls
 
     # -- public API -------------------------------------------------------------------
 
@@ -374,56 +535,151 @@ class Engine:
             # Fail before recording a run when the target cannot even be built (bad
             # endpoint, loopback without permission, missing credentials).
             await self.targets(src).aclose()
-        with _spooled(stream) as (path, sha):
+        with _spooled(stream, name) as (path, sha):
             run_id = make_run_id(src.name, sha)
             if dry_run:
                 return self._dry_run(src, name, path, run_id, full_resend=full_resend)
-            with self.store.lock(src.name, owner=self.owner):
+            with self.store.lock(src.name, owner=self.owner) as lock:
                 self._repair(src.name)
                 existing = self._load(src.name, run_id)
-                if existing is not None and not (
-                    existing.state is RunState.FAILED and not existing.batches
-                ):
+                replannable = existing is not None and (
+                    existing.state in (RunState.FAILED, RunState.RECEIVED, RunState.PLANNED)
+                    and not existing.batches
+                )
+                if existing is not None and not replannable:
                     log.info("run %s: file already received; nothing to do", run_id)
                     summary = self._summary(existing)
                     summary.duplicate = True
                     return summary
                 if existing is not None:
-                    # It failed before sending anything (e.g. a mapping error since fixed):
-                    # delivering the same file again plans it again.
+                    # It stopped before sending anything (a mapping error since fixed, or a
+                    # crash while planning): delivering the same file again plans it again.
                     journal = existing
+                    journal.lock = lock
                     journal.doc.pop("failedReason", None)
+                    journal.doc.pop("rejected", None)
+                    journal.doc.pop("decision", None)
                     self._transition(journal, RunState.RECEIVED, f"file {name} received again")
                 else:
-                    journal = self._receive(src, run_id, name, received)
+                    journal = self._receive(src, run_id, name, received, lock)
+                if src.mode == "delta":
+                    # Changes only: an older run's unsent changes are not in this file, so
+                    # that run goes first (and this one queues behind it if it cannot).
+                    await self._finish_older_runs(src, journal, lock)
                 journal = self._plan(src, journal, path, full_resend=full_resend)
-                if journal.state is RunState.UPLOADING:
-                    journal = await self._upload(src, journal, progress)
+                if journal.state is RunState.PLANNED:
+                    journal = await self._decide(src, journal, progress)
                 self._write_reports(journal)
                 return self._summary(journal)
 
-    async def resume_waiting(self, progress: ProgressCallback | None = None) -> list[RunSummary]:
-        """Continue every run left uploading, and release held runs that have an
-        approval marker document (``approvals/<run id>``)."""
-        out: list[RunSummary] = []
+    async def _finish_older_runs(self, src: Source, journal: _Journal, lock: SourceLock) -> None:
+        for run_id in self._resumable_ids(src.name):
+            other = self._load(src.name, run_id)
+            if other is None or other.key == journal.key or other.state is not RunState.UPLOADING:
+                continue
+            other.lock = lock
+            other = await self._upload(src, other, None)
+            self._write_reports(other)
+            if other.state is RunState.UPLOADING:
+                return
+
+    async def resume(self, run_id: str, progress: ProgressCallback | None = None) -> RunSummary:
+        """Continue one run where its journal stopped (the redelivery path).
+
+        Uploading → sends its unacknowledged batches; held with an approval marker →
+        approved and uploaded; planned (a crash after planning) → the stored guard
+        decision is applied; blocked (an error retrying cannot fix, since fixed) → tried
+        again. Any other state is returned as is. Raises
+        :class:`~connector.errors.ConcurrentRunError` when the source is busy.
+        """
+        src, _ = self._find(run_id)
+        with self.store.lock(src.name, owner=self.owner) as lock:
+            self._repair(src.name)
+            journal = self._require(src.name, run_id)
+            return await self._resume_locked(src, journal, lock, progress, operator=True)
+
+    async def resume_waiting(self, progress: ProgressCallback | None = None) -> PassResult:
+        """Continue every run left uploading (oldest first), apply the guard decision of
+        runs interrupted after planning, and release held runs that have an approval
+        marker document (``approvals/<run id>``).
+
+        Each source is handled on its own: a source whose lock is held elsewhere is left
+        for the next pass and named in :attr:`PassResult.skipped`; the others go on.
+        """
+        out = PassResult()
         for src in self.config.sources:
-            for key in self.store.list_documents(f"runs/{src.name}/"):
-                run_id = key.rsplit("/", 1)[-1]
-                marker = self.store.get_document(_approval_key(run_id))
-                got = self.store.get_document(key)
-                if got is None:
-                    continue
-                state = RunState(got[0]["state"])
-                if state is RunState.HELD and marker is not None:
-                    by = str(marker[0].get("by") or "approval marker")
-                    out.append(await self.approve(run_id, by=by, progress=progress))
-                elif state is RunState.UPLOADING:
-                    out.append(await self._continue(src, run_id, progress))
+            if not self._resumable_ids(src.name):
+                continue
+            try:
+                with self.store.lock(src.name, owner=self.owner) as lock:
+                    self._repair(src.name)
+                    for run_id in self._resumable_ids(src.name):
+                        journal = self._load(src.name, run_id)
+                        if journal is None:
+                            continue
+                        summary = await self._resume_locked(src, journal, lock, progress)
+                        out.append(summary)
+                        if summary.waiting_reason is not None:
+                            break  # later runs of this source queue behind this one
+            except ConcurrentRunError as exc:
+                log.info("source %s: busy, skipped this pass", src.name)
+                out.skipped[src.name] = str(exc)
         return out
 
-    async def reconcile_open_runs(self) -> list[RunSummary]:
-        """One reconciliation pass over every uploaded/reconciling run of every source."""
-        out: list[RunSummary] = []
+    def _resumable_ids(self, source: str) -> list[str]:
+        """Runs a timer pass may move on, oldest first (by extract time, then receipt)."""
+        found: list[tuple[str, str, str]] = []
+        for key in self.store.list_documents(f"runs/{source}/"):
+            got = self.store.get_document(key)
+            if got is None:
+                continue
+            doc = got[0]
+            state = RunState(doc["state"])
+            run_id = str(doc["runId"])
+            wanted = state in (RunState.UPLOADING, RunState.PLANNED) or (
+                state is RunState.HELD
+                and self.store.get_document(_approval_key(run_id)) is not None
+            )
+            if wanted:
+                found.append((str(doc.get("extractAt") or ""), str(doc.get("receivedAt")), run_id))
+        return [r for _, _, r in sorted(found)]
+
+    async def _resume_locked(
+        self,
+        src: Source,
+        journal: _Journal,
+        lock: SourceLock,
+        progress: ProgressCallback | None,
+        *,
+        operator: bool = False,
+    ) -> RunSummary:
+        journal.lock = lock
+        state = journal.state
+        if state is RunState.HELD:
+            marker = self.store.get_document(_approval_key(journal.run_id))
+            if marker is None:
+                return self._summary(journal)
+            by = str(marker[0].get("by") or "approval marker")
+            journal = await self._approve_locked(src, journal, by, progress)
+        elif state is RunState.PLANNED:
+            journal = await self._decide(src, journal, progress)
+        elif state is RunState.UPLOADING or (state is RunState.BLOCKED and operator):
+            if state is RunState.BLOCKED:
+                journal.doc.pop("blockedReason", None)
+                self._transition(journal, RunState.UPLOADING, "resumed by an operator")
+            journal = await self._upload(src, journal, progress)
+        else:
+            return self._summary(journal)
+        self._write_reports(journal)
+        return self._summary(journal)
+
+    async def reconcile_open_runs(self) -> PassResult:
+        """One reconciliation pass over every uploaded/reconciling run of every source.
+
+        Sources are independent: a busy source (lock held) is skipped for this pass and
+        named in :attr:`PassResult.skipped`.
+        """
+        out = PassResult()
         for src in self.config.sources:
             keys = self.store.list_documents(f"runs/{src.name}/")
             open_ids = []
@@ -435,7 +691,7 @@ class Engine:
                 continue
             target = self.targets(src)
             try:
-                with self.store.lock(src.name, owner=self.owner):
+                with self.store.lock(src.name, owner=self.owner) as lock:
                     self._repair(src.name)
                     job = await target.get_job()
                     health = check_job_health(_as_mapping(job))
@@ -448,9 +704,13 @@ class Engine:
                             RunState.RECONCILING,
                         ):
                             continue
+                        journal.lock = lock
                         journal = await self._reconcile(src, journal, target, health)
                         self._write_reports(journal)
                         out.append(self._summary(journal))
+            except ConcurrentRunError as exc:
+                log.info("source %s: busy, reconciliation skipped this pass", src.name)
+                out.skipped[src.name] = str(exc)
             finally:
                 await target.aclose()
         return out
@@ -458,42 +718,66 @@ class Engine:
     async def approve(
         self, run_id: str, *, by: str = "operator", progress: ProgressCallback | None = None
     ) -> RunSummary:
-        """Release a held run and upload it now."""
+        """Release a held run and upload it now.
+
+        Refused (the run stays held) when the extract is older than the last one applied,
+        or when no token can be obtained for the source's job (fix the identity first).
+        """
         src, _ = self._find(run_id)
-        with self.store.lock(src.name, owner=self.owner):
+        with self.store.lock(src.name, owner=self.owner) as lock:
             self._repair(src.name)
             journal = self._require(src.name, run_id)
+            journal.lock = lock
             if journal.state is not RunState.HELD:
                 raise RunError(
                     f"run {run_id} is {journal.state.value}, not held; only a held run can be"
                     " approved (see `connector runs show " + run_id + "`)"
                 )
-            last = self._last_applied(src.name)
-            extract_at = _dt(journal.doc.get("extractAt"))
-            if last is not None and extract_at is not None and extract_at < last:
-                raise RunError(
-                    f"run {run_id} holds an extract from {_iso(extract_at)}, older than the last"
-                    f" one applied ({_iso(last)}); discard it instead"
-                )
-            journal.doc["approvedBy"] = by
-            self._transition(journal, RunState.UPLOADING, f"approved by {by}")
-            self._mark_applied(src.name, journal)
-            with contextlib.suppress(StateError):
-                self.store.delete_document(_approval_key(run_id))
-            journal = await self._upload(src, journal, progress)
+            journal = await self._approve_locked(src, journal, by, progress)
             self._write_reports(journal)
             return self._summary(journal)
 
+    async def _approve_locked(
+        self, src: Source, journal: _Journal, by: str, progress: ProgressCallback | None
+    ) -> _Journal:
+        run_id = journal.run_id
+        last = self._last_applied(src.name)
+        extract_at = _dt(journal.doc.get("extractAt"))
+        if last is not None and extract_at is not None and extract_at < last:
+            raise RunError(
+                f"run {run_id} holds an extract from {_iso(extract_at)}, older than the last"
+                f" one applied ({_iso(last)}); discard it instead"
+            )
+        await self._preflight(src)
+        journal.doc["approvedBy"] = by
+        self._supersede_older_open_runs(src, journal)
+        self._transition(journal, RunState.UPLOADING, f"approved by {by}")
+        self._mark_applied(src.name, journal)
+        with contextlib.suppress(StateError):
+            self.store.delete_document(_approval_key(run_id))
+        if self._older_run_uploading(src.name, journal):
+            self._queue(journal)
+            return journal
+        return await self._upload(src, journal, progress)
+
     def discard(self, run_id: str, *, by: str = "operator") -> RunSummary:
-        """Drop a held (or waiting) run: nothing more of it is sent."""
+        """Drop a run that has not finished sending (received, planned, held, waiting or
+        blocked): nothing more of it is sent; batches it delivered are still reconciled."""
         src, _ = self._find(run_id)
-        with self.store.lock(src.name, owner=self.owner):
+        with self.store.lock(src.name, owner=self.owner) as lock:
             self._repair(src.name)
             journal = self._require(src.name, run_id)
-            if journal.state not in (RunState.HELD, RunState.PLANNED, RunState.UPLOADING):
+            journal.lock = lock
+            if journal.state not in (
+                RunState.RECEIVED,
+                RunState.HELD,
+                RunState.PLANNED,
+                RunState.UPLOADING,
+                RunState.BLOCKED,
+            ):
                 raise RunError(
-                    f"run {run_id} is {journal.state.value}; only a held, planned or waiting run"
-                    " can be discarded"
+                    f"run {run_id} is {journal.state.value}; only a received, planned, held,"
+                    " waiting or blocked run can be discarded"
                 )
             self._stop_run(src.name, journal, RunState.DISCARDED, f"discarded by {by}")
             with contextlib.suppress(StateError):
@@ -506,10 +790,11 @@ class Engine:
         """Re-send the records of ``run_id`` whose last outcome is failed, as a new run.
 
         Only records still owned by that run (no later run sent them) are retried, with
-        the payload last sent. Returns the new run; RunError when there is nothing to retry.
+        the data that run sent (from its stored plan; the last payload stored as a
+        fallback). Returns the new run; RunError when there is nothing to retry.
         """
         src, _ = self._find(run_id)
-        with self.store.lock(src.name, owner=self.owner):
+        with self.store.lock(src.name, owner=self.owner) as lock:
             self._repair(src.name)
             parent = self._require(src.name, run_id)
             index = self.store.load_records(src.name)
@@ -520,20 +805,21 @@ class Engine:
             ]
             if not failed:
                 raise RunError(f"run {run_id} has no failed records to retry")
-            payloads = self.store.get_payloads(src.name, failed)
-            lines: dict[str, int] = dict(parent.doc.get("lines") or {})
-            changes = [
-                Change(
-                    ChangeKind.RETRY,
-                    ext,
-                    lines.get(ext),
-                    payloads[ext],
-                    index.entries[ext].fingerprint,
-                    index.entries[ext].active,
-                )
-                for ext in failed
-                if ext in payloads
-            ]
+            planned = {op.external_id: op for op in self._plan_or_empty(parent)}
+            missing = [ext for ext in failed if ext not in planned]
+            payloads = self.store.get_payloads(src.name, missing) if missing else {}
+            changes: list[Change] = []
+            for ext in failed:
+                entry = index.entries[ext]
+                op = planned.get(ext)
+                if op is not None:
+                    data: Mapping[str, Any] = op.data
+                    fp, active, line = op.fingerprint, op.active, op.line
+                elif ext in payloads:
+                    data, fp, active, line = payloads[ext], entry.fingerprint, entry.active, None
+                else:
+                    continue
+                changes.append(Change(ChangeKind.RETRY, ext, line, data, fp, active))
             n = sum(1 for k in self.store.list_documents(f"runs/{src.name}/{run_id}-retry"))
             child_id = f"{run_id}-retry{n + 1}"
             now = self.clock.now()
@@ -550,11 +836,12 @@ class Engine:
                     "timeline": [],
                     "batches": [],
                     "indexed": 0,
-                }
+                },
+                lock=lock,
             )
             self._event(journal, RunState.RECEIVED, f"retry of {len(changes)} failed records")
             journal.etag = self.store.put_document(journal.key, journal.doc, if_none_match=True)
-            self._store_plan(journal, changes)
+            self._store_plan(journal, changes, index)
             journal.doc["planned"] = {"retries": len(changes)}
             self._transition(journal, RunState.PLANNED, f"{len(changes)} retries")
             self._transition(journal, RunState.UPLOADING, "retry requested by operator")
@@ -593,7 +880,9 @@ class Engine:
 
     # -- receive and plan -------------------------------------------------------------
 
-    def _receive(self, src: Source, run_id: str, name: str, received: datetime) -> _Journal:
+    def _receive(
+        self, src: Source, run_id: str, name: str, received: datetime, lock: SourceLock
+    ) -> _Journal:
         extract_at = src.extract_time(name, received)
         journal = _Journal(
             {
@@ -607,7 +896,8 @@ class Engine:
                 "timeline": [],
                 "batches": [],
                 "indexed": 0,
-            }
+            },
+            lock=lock,
         )
         self._event(journal, RunState.RECEIVED, f"file {name}")
         journal.etag = self.store.put_document(journal.key, journal.doc, if_none_match=True)
@@ -615,6 +905,8 @@ class Engine:
         return journal
 
     def _plan(self, src: Source, journal: _Journal, path: Path, *, full_resend: bool) -> _Journal:
+        """Plan the run and record the guard's decision with it (applied by :meth:`_decide`),
+        so a crash between the two can be continued without the extract."""
         extract_at = _dt(journal.doc["extractAt"])
         last = self._last_applied(src.name)
         if last is not None and extract_at is not None and extract_at < last:
@@ -628,6 +920,12 @@ class Engine:
             return journal
         try:
             plan, rows, rejected, index = self._compute_plan(src, path, full_resend=full_resend)
+        except TooManyRejectedRowsError as exc:
+            self._journal_refused_rows(journal, exc)
+            journal.doc["failedReason"] = str(exc)
+            self._transition(journal, RunState.FAILED, str(exc))
+            log.error("run %s: refused at the rejected-row cap", journal.run_id)
+            return journal
         except ConnectorError as exc:
             journal.doc["failedReason"] = str(exc)
             self._transition(journal, RunState.FAILED, str(exc))
@@ -637,30 +935,102 @@ class Engine:
         counts["rejected"] = len(rejected)
         journal.doc["planned"] = counts
         journal.doc["rowsInFile"] = rows
-        journal.doc["rejected"] = [
-            {"line": r.line, "reason": r.reason, "externalId": r.external_id} for r in rejected
-        ]
-        journal.doc["lines"] = {c.external_id: c.line for c in plan.changes if c.line is not None}
-        self._store_plan(journal, plan.to_send)
+        journal.doc["rejectedCount"] = len(rejected)
+        journal.doc.pop("rejected", None)
+        self._store_rejected(journal, rejected)
+        self._store_plan(journal, plan.to_send, index)
+        hold = check_guard(
+            plan, index.active_count(), rows, src.thresholds, rejected_rows=len(rejected)
+        )
+        journal.doc["decision"] = {"hold": hold.to_dict() if hold is not None else None}
         self._transition(
             journal,
             RunState.PLANNED,
             f"{plan.joiners} joiners, {plan.movers} movers, {len(plan.leavers)} leavers,"
             f" {plan.unchanged} unchanged, {len(rejected)} rejected",
         )
-        hold = check_guard(
-            plan, index.active_count(), rows, src.thresholds, rejected_rows=len(rejected)
-        )
-        self._supersede_older_open_runs(src.name, journal)
-        if hold is not None:
-            journal.doc["hold"] = hold.to_dict()
-            journal.doc["heldReason"] = hold.message
-            self._transition(journal, RunState.HELD, hold.message)
-            log.warning("run %s: held by the mass-change guard (%s)", journal.run_id, hold.code)
-            return journal
-        self._mark_applied(src.name, journal)
-        self._transition(journal, RunState.UPLOADING, f"{len(plan.to_send)} records to send")
         return journal
+
+    async def _decide(
+        self, src: Source, journal: _Journal, progress: ProgressCallback | None
+    ) -> _Journal:
+        """Apply a planned run's guard decision: hold it, or supersede older runs and upload.
+
+        Older runs are superseded only here, once this run is going to be sent: a held
+        newer file must not end runs that passed the guard. In ``delta`` mode an older run
+        still uploading is never superseded (its unsent changes are not in this file):
+        this run queues behind it.
+        """
+        decision = journal.doc.get("decision")
+        if not isinstance(decision, Mapping):
+            return journal  # planned by an older version: deliver the file again to re-plan
+        hold = decision.get("hold")
+        if hold:
+            journal.doc["hold"] = hold
+            journal.doc["heldReason"] = hold.get("message")
+            self._transition(journal, RunState.HELD, str(hold.get("message")))
+            log.warning("run %s: held by the mass-change guard (%s)", journal.run_id, hold["code"])
+            return journal
+        self._supersede_older_open_runs(src, journal)
+        self._mark_applied(src.name, journal)
+        self._transition(
+            journal, RunState.UPLOADING, f"{journal.doc.get('toSend', 0)} records to send"
+        )
+        if self._older_run_uploading(src.name, journal):
+            self._queue(journal)
+            return journal
+        return await self._upload(src, journal, progress)
+
+    def _older_run_uploading(self, source: str, journal: _Journal) -> str | None:
+        """The id of an older run of ``source`` that still has batches to send, if any."""
+        mine = (str(journal.doc.get("extractAt") or ""), str(journal.doc.get("receivedAt")))
+        for key in self.store.list_documents(f"runs/{source}/"):
+            if key == journal.key:
+                continue
+            got = self.store.get_document(key)
+            if got is None:
+                continue
+            doc = got[0]
+            if doc["state"] not in (RunState.UPLOADING, RunState.BLOCKED):
+                continue
+            theirs = (str(doc.get("extractAt") or ""), str(doc.get("receivedAt")))
+            if theirs <= mine:
+                return str(doc["runId"])
+        return None
+
+    def _queue(self, journal: _Journal) -> None:
+        older = self._older_run_uploading(journal.source, journal)
+        note = f"queued behind run {older}, which has batches left to send"
+        if journal.doc.get("waiting") != note:
+            self._event(journal, RunState.UPLOADING, note)
+        journal.doc["waiting"] = note
+        journal.doc["waitingReason"] = WaitingReason.QUEUED.value
+        self._save(journal)
+
+    def _journal_refused_rows(self, journal: _Journal, exc: TooManyRejectedRowsError) -> None:
+        """Keep a refused file's rejected rows (first :data:`MAX_REJECTED_IN_JOURNAL`) and
+        counts on its run, so error files list them without reading the extract again."""
+        rows: list[dict[str, Any]] = []
+        for r in list(getattr(exc, "rejected", ()) or ())[:MAX_REJECTED_IN_JOURNAL]:
+            code = getattr(r, "reason_code", None)
+            message = getattr(r, "message", None) or getattr(r, "reason", None) or ""
+            rows.append(
+                {
+                    "line": int(getattr(r, "line", 0) or 0),
+                    "externalId": getattr(r, "external_id", None) or None,
+                    "reason": f"{code}: {message}" if code else str(message),
+                }
+            )
+        stats = getattr(exc, "stats", None)
+        total = int(getattr(stats, "rows_rejected", len(rows)) or len(rows))
+        journal.doc["rejected"] = rows
+        journal.doc["rejectedCount"] = total
+        journal.doc["rejectedOmitted"] = max(0, total - len(rows))
+        if stats is not None:
+            journal.doc["rowsInFile"] = int(getattr(stats, "rows_read", 0) or 0)
+            by_reason = getattr(stats, "rejected_by_reason", None)
+            if isinstance(by_reason, Mapping):
+                journal.doc["rejectedByReason"] = {str(k): int(v) for k, v in by_reason.items()}
 
     def _compute_plan(
         self, src: Source, path: Path, *, full_resend: bool
@@ -677,6 +1047,8 @@ class Engine:
             full_resend=full_resend,
             retry_unconfirmed=src.retry_unconfirmed,
         )
+        if not full_resend:
+            _suppress_refused_resends(plan, index, self._load_attempted(src.name))
         rejected = [
             r
             if isinstance(r, RejectedRow)
@@ -717,8 +1089,8 @@ class Engine:
             batches_total=n_batches,
         )
 
-    def _store_plan(self, journal: _Journal, changes: Iterable[Change]) -> None:
-        blob = _encode_plan(changes)
+    def _store_plan(self, journal: _Journal, changes: Iterable[Change], index: RecordIndex) -> None:
+        blob = _encode_plan(changes, index)
         self.store.write_artifact(
             f"{journal.source}/{journal.run_id}/plan.jsonl.gz",
             blob,
@@ -727,6 +1099,31 @@ class Engine:
         ops = _decode_plan(blob)
         journal.doc["batchesTotal"] = len(_batches(ops))
         journal.doc["toSend"] = len(ops)
+
+    def _store_rejected(self, journal: _Journal, rejected: list[RejectedRow]) -> None:
+        """Rejected rows live next to the plan, not in the journal (rewritten per batch)."""
+        if not rejected:
+            return
+        rows = [[r.line, r.reason, r.external_id] for r in rejected]
+        self.store.write_artifact(
+            f"{journal.source}/{journal.run_id}/rejected.json.gz",
+            gzip.compress(orjson.dumps(rows), compresslevel=5),
+            content_type="application/gzip",
+        )
+
+    def _load_rejected(self, journal: _Journal) -> list[RejectedRow]:
+        inline = journal.doc.get("rejected")
+        if inline:
+            return [
+                RejectedRow(int(r["line"]), str(r["reason"]), r.get("externalId")) for r in inline
+            ]
+        if not journal.doc.get("rejectedCount"):
+            return []
+        try:
+            blob = self.store.read_artifact(f"{journal.source}/{journal.run_id}/rejected.json.gz")
+        except StateError:
+            return []
+        return [RejectedRow(int(a), str(b), c) for a, b, c in orjson.loads(gzip.decompress(blob))]
 
     def _load_plan(self, journal: _Journal) -> list[_PlannedOp]:
         try:
@@ -738,88 +1135,295 @@ class Engine:
             ) from exc
         return _decode_plan(blob)
 
+    def _load_attempted(self, source: str) -> dict[str, str]:
+        got = self.store.get_document(_attempted_key(source))
+        return dict(got[0].get("fingerprints") or {}) if got else {}
+
     # -- upload -----------------------------------------------------------------------
 
-    async def _continue(
-        self, src: Source, run_id: str, progress: ProgressCallback | None
-    ) -> RunSummary:
-        with self.store.lock(src.name, owner=self.owner):
-            self._repair(src.name)
-            journal = self._require(src.name, run_id)
-            if journal.state is RunState.UPLOADING:
-                journal = await self._upload(src, journal, progress)
-                self._write_reports(journal)
-            return self._summary(journal)
+    async def _preflight(self, src: Source) -> None:
+        """Check the source's target can get a token before anything is released."""
+        target = self.targets(src)
+        try:
+            check = getattr(target, "preflight", None)
+            if callable(check):
+                await check()
+        finally:
+            await target.aclose()
 
     async def _upload(
         self, src: Source, journal: _Journal, progress: ProgressCallback | None
     ) -> _Journal:
+        """Send the run's unacknowledged batches, up to ``window`` at once.
+
+        Each acknowledgement is journaled as it arrives (with its batch index), so after
+        a crash only the batches that were in flight are sent again. A spent budget, back-
+        pressure or an outage stops new sends; batches in flight finish; every batch not
+        acknowledged is left for the next call.
+        """
         ops = self._load_plan(journal)
         batches = _batches(ops)
         total = len(batches)
         journal.doc["batchesTotal"] = total
-        start = len(journal.batches)
+        acked = _acked_indices(journal)
+        pending = [i for i in range(total) if i not in acked]
         if progress is not None:
-            progress(start, total)
-        if start < total:
+            progress(len(acked), total)
+        stop: _Stop | None = None
+        if pending:
             target = self.targets(src)
             try:
-                for i in range(start, total):
-                    payload = batches[i]
-                    try:
-                        receipt = await target.send(payload)
-                    except BadRequestError as exc:
-                        reason = (
-                            f"batch {i + 1}/{total} was refused (400): {exc}; the payload is"
-                            " invalid for this job, fix the mapping or the job schema"
-                        )
-                        journal.doc["failedReason"] = reason
-                        self._index_acks(src.name, journal, ops, batches)
-                        self._transition(journal, RunState.FAILED, reason)
-                        return journal
-                    except GraphError as exc:
-                        note = f"{type(exc).__name__}: {exc}"
-                        journal.doc["waits"] = int(journal.doc.get("waits", 0)) + 1
-                        if journal.doc.get("waiting") != note:
-                            # One timeline entry per new reason, not one per timer tick.
-                            self._event(
-                                journal,
-                                RunState.UPLOADING,
-                                f"waiting after {i}/{total} batches: {note}",
-                            )
-                        journal.doc["waiting"] = note
-                        self._save(journal)
-                        self._index_acks(src.name, journal, ops, batches)
-                        log.warning(
-                            "run %s: paused at batch %d/%d (%s)",
-                            journal.run_id,
-                            i + 1,
-                            total,
-                            type(exc).__name__,
-                        )
-                        return journal
-                    meta: dict[str, Any] = {
-                        "n": len(payload),
-                        "sentAt": _iso(self.clock.now()),
-                        "requestId": receipt.request_id,
-                    }
-                    if receipt.rejected:
-                        meta["rejected"] = {k: list(v) for k, v in receipt.rejected.items()}
-                    journal.batches.append(meta)
-                    journal.doc.pop("waiting", None)
-                    self._save(journal)
-                    if progress is not None:
-                        progress(i + 1, total)
+                stop = await self._send_window(journal, target, batches, pending, progress)
             finally:
                 await target.aclose()
+        if stop is not None:
+            return self._stopped(src.name, journal, ops, batches, stop)
         self._index_acks(src.name, journal, ops, batches)
-        first = journal.batches[0]["sentAt"] if journal.batches else _iso(self.clock.now())
+        first = min((b["sentAt"] for b in journal.batches), default=_iso(self.clock.now()))
         journal.doc.setdefault("firstSentAt", first)
         self._transition(
             journal, RunState.UPLOADED, f"{total} batch{'es' if total != 1 else ''} acknowledged"
         )
         log.info("run %s: uploaded %d batches", journal.run_id, total)
         return journal
+
+    async def _send_window(
+        self,
+        journal: _Journal,
+        target: ProvisioningTarget,
+        batches: list[BulkPayload],
+        pending: list[int],
+        progress: ProgressCallback | None,
+    ) -> _Stop | None:
+        total = len(batches)
+        queue = iter(pending)
+        stops: list[_Stop] = []
+
+        async def worker() -> None:
+            while not stops:
+                i = next(queue, None)
+                if i is None:
+                    return
+                try:
+                    _check_lock(journal)
+                    receipt = await self._send_batch(journal, target, batches[i])
+                except _SystemicRefusal as exc:
+                    stops.append(_Stop("failed", exc, i))
+                    return
+                except (
+                    AuthenticationError,
+                    PermissionDeniedError,
+                    NotFoundError,
+                    ConfigError,
+                ) as exc:
+                    stops.append(_Stop("blocked", exc, i))
+                    return
+                except (GraphError, ConcurrentRunError) as exc:
+                    stops.append(_Stop("waiting", exc, i))
+                    return
+                meta: dict[str, Any] = {
+                    "i": i,
+                    "n": len(batches[i]),
+                    "sentAt": _iso(self.clock.now()),
+                    "requestId": receipt.request_id,
+                }
+                if receipt.rejected:
+                    meta["rejected"] = {k: list(v) for k, v in receipt.rejected.items()}
+                journal.batches.append(meta)
+                try:
+                    self._note_whole_refusal(journal, batches[i], receipt)
+                    if not stops or stops[0].kind == "waiting":
+                        journal.doc.pop("waiting", None)
+                        journal.doc.pop("waitingReason", None)
+                    self._save(journal)
+                except (_SystemicRefusal, ConcurrentRunError) as exc:
+                    kind = "failed" if isinstance(exc, _SystemicRefusal) else "waiting"
+                    stops.append(_Stop(kind, exc, i))
+                    return
+                if progress is not None:
+                    progress(len(journal.batches), total)
+
+        width = max(1, min(self.window, len(pending)))
+        tasks = [asyncio.create_task(worker()) for _ in range(width)]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            # An unexpected error (or cancellation) ends the run's call: stop the others
+            # and let it propagate as is; unacknowledged batches stay for the next call.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        if not stops:
+            return None
+        # The most serious reason wins: a failed run over a blocked one over waiting.
+        rank = {"failed": 0, "blocked": 1, "waiting": 2}
+        return min(stops, key=lambda s: rank[s.kind])
+
+    def _stopped(
+        self,
+        source: str,
+        journal: _Journal,
+        ops: list[_PlannedOp],
+        batches: list[BulkPayload],
+        stop: _Stop,
+    ) -> _Journal:
+        total = len(batches)
+        done = len(journal.batches)
+        exc = stop.error
+        if isinstance(exc, LockLostError) or (
+            isinstance(exc, ConcurrentRunError) and _lock_lost(journal)
+        ):
+            # Not ours any more: write nothing; the new holder continues from the journal.
+            journal.doc["waiting"] = f"{type(exc).__name__}: {exc}"
+            journal.doc["waitingReason"] = WaitingReason.LOCK_LOST.value
+            log.warning(
+                "run %s: lost the source lock; stopped after %d/%d", journal.run_id, done, total
+            )
+            return journal
+        if stop.kind == "failed":
+            reason = (
+                f"the service refused batch {stop.batch + 1}/{total} (400) in a way that is not"
+                f" about single records: {exc}. The payload is invalid for this job: fix the"
+                " mapping or the job schema (e.g. `connector schema add`), then deliver the"
+                " extract again"
+            )
+            journal.doc["failedReason"] = reason
+            self._index_acks(source, journal, ops, batches)
+            self._transition(journal, RunState.FAILED, reason)
+            log.error("run %s: failed: systemic 400 at batch %d", journal.run_id, stop.batch + 1)
+            return journal
+        if stop.kind == "blocked":
+            reason = (
+                f"{type(exc).__name__}: {exc}. Retrying cannot fix this; fix the identity,"
+                " permission or endpoint, then resume the run with"
+                f" `connector runs resume {journal.run_id}`"
+            )
+            journal.doc["blockedReason"] = reason
+            self._index_acks(source, journal, ops, batches)
+            self._transition(journal, RunState.BLOCKED, reason)
+            log.error(
+                "run %s: blocked (%s) after %d/%d batches",
+                journal.run_id,
+                type(exc).__name__,
+                done,
+                total,
+            )
+            return journal
+        note = f"{type(exc).__name__}: {exc}"
+        journal.doc["waits"] = int(journal.doc.get("waits", 0)) + 1
+        if journal.doc.get("waiting") != note:
+            # One timeline entry per new reason, not one per timer tick.
+            self._event(
+                journal, RunState.UPLOADING, f"waiting after {done}/{total} batches: {note}"
+            )
+        journal.doc["waiting"] = note
+        journal.doc["waitingReason"] = waiting_reason_of(exc).value
+        self._save(journal)
+        self._index_acks(source, journal, ops, batches)
+        log.warning(
+            "run %s: paused after %d/%d batches (%s)",
+            journal.run_id,
+            done,
+            total,
+            type(exc).__name__,
+        )
+        return journal
+
+    async def _send_batch(
+        self, journal: _Journal, target: ProvisioningTarget, payload: BulkPayload
+    ) -> BatchReceipt:
+        try:
+            return await target.send(payload)
+        except BadRequestError as exc:
+            return await self._isolate(journal, target, payload, exc)
+
+    async def _isolate(
+        self,
+        journal: _Journal,
+        target: ProvisioningTarget,
+        payload: BulkPayload,
+        refusal: BadRequestError,
+    ) -> BatchReceipt:
+        """Find the records a 400 is about, within one allowance of extra calls per run.
+
+        The refused batch is split in halves and both are sent: if both are refused too,
+        the 400 is not about single records (e.g. an attribute missing from the job's
+        schema) and the run fails with the service's message instead of bisecting every
+        batch. Otherwise the refused half is bisected (a refused group's halves: the left
+        is sent; if accepted the right holds the bad record and is split unsent — the 400
+        is assumed deterministic). When the run's allowance (``isolation_calls``) is spent,
+        the undecided records are reported refused as a group.
+        """
+        rejected: dict[str, tuple[str | None, str]] = {}
+        request_ids: list[str] = []
+
+        def left() -> int:
+            return self.isolation_calls - int(journal.doc.get("isolationCalls", 0))
+
+        def reject(group: BulkPayload, err: BadRequestError) -> None:
+            for ext in group.external_ids:
+                rejected[ext] = (err.code or "BadRequest", str(err))
+
+        async def send(group: BulkPayload) -> BadRequestError | None:
+            journal.doc["isolationCalls"] = int(journal.doc.get("isolationCalls", 0)) + 1
+            try:
+                receipt = await target.send(group)
+            except BadRequestError as err:
+                return err
+            if receipt.request_id:
+                request_ids.append(receipt.request_id)
+            for ext, why in receipt.rejected.items():
+                rejected[ext] = why
+            return None
+
+        pending: list[tuple[BulkPayload, BadRequestError]] = []
+        if len(payload) == 1 or left() < 2:
+            reject(payload, refusal)
+        else:
+            half = len(payload) // 2
+            lhs, rhs = split_payload(payload, [range(half), range(half, len(payload))])
+            l_err, r_err = await send(lhs), await send(rhs)
+            if l_err is not None and r_err is not None:
+                raise _SystemicRefusal(str(l_err), code=l_err.code, request_id=l_err.request_id)
+            pending.extend((g, e) for g, e in ((lhs, l_err), (rhs, r_err)) if e is not None)
+        while pending:
+            group, err = pending.pop()
+            if len(group) == 1 or left() <= 0:
+                reject(group, err)
+                continue
+            half = len(group) // 2
+            lhs, rhs = split_payload(group, [range(half), range(half, len(group))])
+            l_err = await send(lhs)
+            if l_err is None:
+                pending.append((rhs, err))
+                continue
+            pending.append((lhs, l_err))
+            if left() <= 0:
+                reject(rhs, err)
+                continue
+            r_err = await send(rhs)
+            if r_err is not None:
+                pending.append((rhs, r_err))
+        return BatchReceipt(
+            request_id=request_ids[0] if request_ids else refusal.request_id,
+            rejected=rejected,
+        )
+
+    def _note_whole_refusal(
+        self, journal: _Journal, payload: BulkPayload, receipt: BatchReceipt
+    ) -> None:
+        """Two batches in a row refused record by record is systemic, not bad data."""
+        if receipt.rejected and len(receipt.rejected) >= len(payload):
+            streak = int(journal.doc.get("refusedInARow", 0)) + 1
+            journal.doc["refusedInARow"] = streak
+            if streak >= 2:
+                code, message = next(iter(receipt.rejected.values()))
+                raise _SystemicRefusal(
+                    f"two batches in a row were refused whole: {message}", code=code
+                )
+        else:
+            journal.doc["refusedInARow"] = 0
 
     def _index_acks(
         self,
@@ -828,7 +1432,14 @@ class Engine:
         ops: list[_PlannedOp] | None = None,
         batches: list[BulkPayload] | None = None,
     ) -> None:
-        """Fold acknowledged batches into the record index (idempotent, resumable)."""
+        """Fold acknowledged batches into the record index (idempotent, resumable).
+
+        Accepted records get the planned fingerprint and payload. Records the service
+        refused (400) keep their last *accepted* fingerprint, payload and active flag;
+        the fingerprint of what was refused is kept apart (``attempted/<source>``) so an
+        unchanged refused record is not sent again until its data changes or an operator
+        retries it.
+        """
         done = int(journal.doc.get("indexed", 0))
         acked = len(journal.batches)
         if done >= acked:
@@ -839,25 +1450,29 @@ class Engine:
             batches = _batches(ops)
         by_id = {op.external_id: op for op in ops}
         index = self.store.load_records(source)
+        attempted_doc = self.store.get_document(_attempted_key(source))
+        attempted: dict[str, str] = (
+            dict(attempted_doc[0].get("fingerprints") or {}) if attempted_doc else {}
+        )
+        attempted_before = dict(attempted)
         payloads: dict[str, Mapping[str, Any]] = {}
-        for i in range(done, acked):
-            meta = journal.batches[i]
+        for k in range(done, acked):
+            meta = journal.batches[k]
             sent_at = int(datetime.fromisoformat(meta["sentAt"]).timestamp())
             refused: Mapping[str, list[Any]] = meta.get("rejected") or {}
-            for ext in batches[i].external_ids:
+            for ext in batches[int(meta.get("i", k))].external_ids:
                 op = by_id[ext]
                 if ext in refused:
-                    # Refused with 400: remember the attempt (so an unchanged record is not
-                    # re-sent in a loop) but keep the last *accepted* payload and state.
                     old = index.entries.get(ext)
                     index.entries[ext] = RecordEntry(
-                        fingerprint=op.fingerprint,
+                        fingerprint=old.fingerprint if old is not None else NEVER_ACCEPTED,
                         active=old.active if old is not None else False,
                         outcome=StateOutcome.FAILED.value,
                         error_code=refused[ext][0] or "BadRequest",
                         sent_at=sent_at,
                         run_id=journal.run_id,
                     )
+                    attempted[ext] = op.fingerprint.hex()
                     continue
                 index.entries[ext] = RecordEntry(
                     fingerprint=op.fingerprint,
@@ -866,8 +1481,15 @@ class Engine:
                     sent_at=sent_at,
                     run_id=journal.run_id,
                 )
+                attempted.pop(ext, None)
                 payloads[ext] = op.data
         self.store.save_records(index, payloads=payloads)
+        if attempted != attempted_before:
+            body = {"source": source, "fingerprints": attempted}
+            if attempted_doc is None:
+                self.store.put_document(_attempted_key(source), body, if_none_match=True)
+            else:
+                self.store.put_document(_attempted_key(source), body, if_match=attempted_doc[1])
         journal.doc["indexed"] = acked
         self._save(journal)
 
@@ -877,15 +1499,28 @@ class Engine:
         ops = self._load_plan(journal)
         batches = _batches(ops)
         kinds = {op.external_id: op for op in ops}
+        previous: dict[str, dict[str, list[Any]]] = {}
         out: list[SentRecord] = []
-        for i, meta in enumerate(journal.batches):
+        for k, meta in enumerate(journal.batches):
             sent_at = datetime.fromisoformat(meta["sentAt"])
             refused = meta.get("rejected") or {}
-            for ext in batches[i].external_ids:
+            for ext in batches[int(meta.get("i", k))].external_ids:
                 if ext in refused:
                     continue
                 op = kinds[ext]
-                out.append(SentRecord(ext, sent_at, meta.get("requestId"), op.kind, op.line))
+                after = None
+                if op.prev and op.prev != journal.run_id:
+                    if op.prev not in previous:
+                        previous[op.prev] = self._load_outcomes(
+                            _Journal({"runId": op.prev, "source": journal.source})
+                        )
+                    row = previous[op.prev].get(ext)
+                    used = _dt(row[5]) if row is not None and len(row) > 5 else None
+                    # The entry the previous run used is not this send's, unless it is
+                    # later than this send (then the previous run took ours: no bound).
+                    if used is not None and used < sent_at:
+                        after = used
+                out.append(SentRecord(ext, sent_at, meta.get("requestId"), op.kind, op.line, after))
         return out
 
     async def _reconcile(
@@ -928,9 +1563,11 @@ class Engine:
     def _refused_outcomes(self, journal: _Journal) -> dict[str, RecordOutcome]:
         """Records the service refused with 400 at upload: failed, no log entry expected."""
         out: dict[str, RecordOutcome] = {}
-        lines: Mapping[str, int] = journal.doc.get("lines") or {}
+        lines: dict[str, int | None] | None = None
         for meta in journal.batches:
             for ext, (code, message) in (meta.get("rejected") or {}).items():
+                if lines is None:
+                    lines = {op.external_id: op.line for op in self._plan_or_empty(journal)}
                 out[ext] = RecordOutcome(
                     external_id=ext,
                     outcome=Outcome.FAILED,
@@ -944,7 +1581,15 @@ class Engine:
 
     def _store_outcomes(self, journal: _Journal, outcomes: Iterable[RecordOutcome]) -> None:
         rows = [
-            [o.external_id, o.outcome.value, o.error_code, o.reason, o.provisioning_action]
+            [
+                o.external_id,
+                o.outcome.value,
+                o.error_code,
+                o.reason,
+                o.provisioning_action,
+                _iso(o.activity_at) if o.activity_at is not None else None,
+                o.log_id,
+            ]
             for o in outcomes
         ]
         self.store.write_artifact(
@@ -974,6 +1619,11 @@ class Engine:
                 entry.outcome = value
                 entry.error_code = o.error_code
                 changed = True
+            if o.outcome is Outcome.FAILED and o.action == ChangeKind.JOINER.value and entry.active:
+                # The create failed: nobody exists in Entra to count in the guard's
+                # population or to disable later as a leaver.
+                entry.active = False
+                changed = True
         if changed:
             self.store.save_records(index)
 
@@ -990,22 +1640,32 @@ class Engine:
                 log.info("run %s: recording acknowledged batches after an interruption", key)
                 self._index_acks(source, _Journal(doc, got[1]))
 
-    def _supersede_older_open_runs(self, source: str, journal: _Journal) -> None:
+    def _supersede_older_open_runs(self, src: Source, journal: _Journal) -> None:
+        """End older runs this one replaces (it is about to be sent).
+
+        Held and planned older runs are superseded in every mode. Older runs still
+        uploading (or blocked) are superseded only in ``full`` mode, where this file
+        carries everyone; in ``delta`` mode their unsent changes are not in this file, so
+        they finish first.
+        """
         extract_at = _dt(journal.doc.get("extractAt"))
-        for key in self.store.list_documents(f"runs/{source}/"):
+        states = {RunState.HELD, RunState.PLANNED}
+        if src.mode == "full":
+            states |= {RunState.UPLOADING, RunState.BLOCKED}
+        for key in self.store.list_documents(f"runs/{src.name}/"):
             if key == journal.key:
                 continue
             got = self.store.get_document(key)
             if got is None:
                 continue
-            other = _Journal(got[0], got[1])
-            if other.state not in (RunState.HELD, RunState.PLANNED, RunState.UPLOADING):
+            other = _Journal(got[0], got[1], lock=journal.lock)
+            if other.state not in states:
                 continue
             other_at = _dt(other.doc.get("extractAt"))
             if extract_at is not None and other_at is not None and other_at > extract_at:
                 continue
             reason = f"superseded by newer extract run {journal.run_id}"
-            self._stop_run(source, other, RunState.SUPERSEDED, reason)
+            self._stop_run(src.name, other, RunState.SUPERSEDED, reason)
 
     def _stop_run(self, source: str, journal: _Journal, state: RunState, reason: str) -> None:
         """End an unfinished run. Batches it already delivered still get reconciled: such a
@@ -1016,7 +1676,7 @@ class Engine:
             self._index_acks(source, journal)
             total = int(journal.doc.get("batchesTotal", 0))
             done = len(journal.batches)
-            journal.doc.setdefault("firstSentAt", journal.batches[0]["sentAt"])
+            journal.doc.setdefault("firstSentAt", min(b["sentAt"] for b in journal.batches))
             self._transition(
                 journal,
                 RunState.UPLOADED,
@@ -1052,10 +1712,14 @@ class Engine:
         journal.doc["state"] = state.value
         if state is not RunState.UPLOADING:
             journal.doc.pop("waiting", None)
+            journal.doc.pop("waitingReason", None)
         self._event(journal, state, detail)
         self._save(journal)
 
     def _save(self, journal: _Journal) -> None:
+        """Write the journal (small: counters and batch metadata, never per-record data),
+        only while the source's lock is still ours."""
+        _check_lock(journal)
         journal.doc["updatedAt"] = _iso(self.clock.now())
         if journal.etag is None:
             journal.etag = self.store.put_document(journal.key, journal.doc, if_none_match=True)
@@ -1085,10 +1749,12 @@ class Engine:
         journal = _Journal(dict(journal_doc))
         outcomes = self._load_outcomes(journal)
         records: list[RecordRow] = []
+        plan_batches = self._plan_batches(journal)
         acked = {
             ext: meta
-            for meta, payload in zip(journal.batches, self._plan_batches(journal), strict=False)
-            for ext in payload.external_ids
+            for k, meta in enumerate(journal.batches)
+            if int(meta.get("i", k)) < len(plan_batches)
+            for ext in plan_batches[int(meta.get("i", k))].external_ids
         }
         for op in self._plan_or_empty(journal):
             meta = acked.get(op.external_id)
@@ -1115,6 +1781,7 @@ class Engine:
         status = journal.state.value
         if journal.state is RunState.UPLOADING and journal.doc.get("waiting"):
             status += " (waiting)"
+        rejected = self._load_rejected(journal)
         return ReportInput(
             run_id=journal.run_id,
             source=journal.source,
@@ -1128,13 +1795,11 @@ class Engine:
                 TimelineEvent(datetime.fromisoformat(e["at"]), e["state"], e.get("detail", ""))
                 for e in journal.doc.get("timeline", [])
             ],
-            rejected=[
-                RejectedRow(int(r["line"]), str(r["reason"]), r.get("externalId"))
-                for r in journal.doc.get("rejected", [])
-            ],
+            rejected=rejected,
             request_ids=[b["requestId"] for b in journal.batches if b.get("requestId")],
             held_reason=journal.doc.get("heldReason") if journal.state is RunState.HELD else None,
             failed_reason=journal.doc.get("failedReason")
+            or journal.doc.get("blockedReason")
             or journal.doc.get("supersededReason")
             or journal.doc.get("discardedReason")
             or journal.doc.get("waiting"),
@@ -1175,9 +1840,11 @@ class Engine:
             outcomes=dict(d.get("outcomes") or {}),
             held_reason=d.get("heldReason") if journal.state is RunState.HELD else None,
             failed_reason=d.get("failedReason")
+            or d.get("blockedReason")
             or d.get("supersededReason")
             or d.get("discardedReason"),
             waiting=d.get("waiting") if journal.state is RunState.UPLOADING else None,
+            waiting_reason=_waiting_reason(d) if journal.state is RunState.UPLOADING else None,
             job_health=d.get("jobHealth"),
             batches_total=int(d.get("batchesTotal", 0)),
             batches_done=len(d.get("batches") or []),
@@ -1198,6 +1865,25 @@ def _ops_of(changes: Iterable[Change]) -> Iterator[BulkOperation]:
             yield BulkOperation(make_bulk_id(c.external_id, c.line), c.external_id, c.data)
 
 
+def _waiting_reason(doc: Mapping[str, Any]) -> WaitingReason | None:
+    value = doc.get("waitingReason")
+    if value:
+        try:
+            return WaitingReason(value)
+        except ValueError:
+            return WaitingReason.TRANSIENT
+    note = doc.get("waiting")
+    if not note:
+        return None
+    # Journals written before the reason was stored: the note starts with the error type.
+    kind = str(note).split(":", 1)[0]
+    return {
+        "QuotaExhaustedError": WaitingReason.QUOTA,
+        "BucketFullError": WaitingReason.BUCKET_FULL,
+        "ThrottledError": WaitingReason.THROTTLED,
+    }.get(kind, WaitingReason.TRANSIENT)
+
+
 def _counts_text(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{v} {k}" for k, v in counts.items()) or "nothing sent"
 
@@ -1214,8 +1900,13 @@ def _as_mapping(value: Any) -> Mapping[str, Any] | None:
 
 
 @contextlib.contextmanager
-def _spooled(stream: IO[bytes] | Path) -> Iterator[tuple[Path, str]]:
-    """A file path with the extract's bytes and their SHA-256 (copies streams to a temp file)."""
+def _spooled(stream: IO[bytes] | Path, name: str) -> Iterator[tuple[Path, str]]:
+    """A file path with the extract's bytes and their SHA-256.
+
+    A stream is copied to a private temporary folder under the dropped file's own base
+    name, so every message that names the file (reader errors, rejected rows) names the
+    file the operator dropped, not a spool file.
+    """
     if isinstance(stream, Path):
         digest = hashlib.sha256()
         with stream.open("rb") as fh:
@@ -1223,55 +1914,48 @@ def _spooled(stream: IO[bytes] | Path) -> Iterator[tuple[Path, str]]:
                 digest.update(chunk)
         yield stream, digest.hexdigest()
         return
-    fd, name = tempfile.mkstemp(prefix="connector-extract-", suffix=".csv")
-    try:
+    base = Path(name.replace("\\", "/").rsplit("/", 1)[-1]).name or "extract.csv"
+    if base in (".", ".."):
+        base = "extract.csv"
+    with tempfile.TemporaryDirectory(prefix="connector-extract-") as folder:
+        path = Path(folder) / base
         digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out:
+        with path.open("wb") as out:
             for chunk in iter(lambda: stream.read(1 << 20), b""):
                 digest.update(chunk)
                 out.write(chunk)
-        yield Path(name), digest.hexdigest()
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(name)
+        yield path, digest.hexdigest()
 
 
 class GraphTarget:
     """A :class:`ProvisioningTarget` on the Graph client (or the emulator through it).
 
-    Each batch goes through :meth:`GraphClient.upload` so a 400 is bisected down to the
-    offending records (reported as rejected) while the rest of the batch is delivered.
-    A batch with anything deferred (quota, bucket full, outage) counts as not
-    acknowledged and is re-sent whole next time (bulkUpload upserts, so that is safe).
+    ``send`` posts one bulk request (paced, budgeted and retried by the client) and
+    raises the typed error when it is not accepted: a 400 as
+    :class:`~connector.errors.BadRequestError`, so the engine isolates the offending
+    records within its per-run allowance; a spent budget, "bucket full" or an outage as
+    the error that leaves the run waiting (bulkUpload upserts, so re-sending is safe).
+    Several ``send`` calls may run at once; the client's limiter paces them together.
     """
 
-    def __init__(self, client: GraphClient) -> None:
+    def __init__(self, client: GraphClient, tokens: TokenProvider | None = None) -> None:
         self.client = client
+        self._tokens = tokens
 
     @property
     def job_id(self) -> str | None:
         return self.client.endpoint.job_id
 
     async def send(self, payload: BulkPayload) -> BatchReceipt:
-        result = await self.client.upload([payload])
-        outcome = result.outcomes[0]
-        if outcome.deferred:
-            if isinstance(result.error, ConnectorError):
-                raise result.error
-            reason = outcome.defer_reason.value if outcome.defer_reason else "unknown"
-            if outcome.defer_reason is DeferReason.QUOTA:
-                raise QuotaExhaustedError(outcome.error or "the daily call budget is spent")
-            raise GraphError(f"batch deferred ({reason}): {outcome.error or 'no detail'}")
-        rejected = {r.external_id: (r.code, r.message) for r in outcome.rejected}
-        ids = [d.request_id for d in outcome.accepted if d.request_id]
-        if not ids:
-            ids = [r.request_id for r in outcome.rejected if r.request_id]
-        client_ids = [d.client_request_id for d in outcome.accepted]
+        delivery = await self.client.post_bulk(payload)
         return BatchReceipt(
-            request_id=ids[0] if ids else None,
-            client_request_id=client_ids[0] if client_ids else None,
-            rejected=rejected,
+            request_id=delivery.request_id, client_request_id=delivery.client_request_id
         )
+
+    async def preflight(self) -> None:
+        """Obtain a token now: an identity that cannot get one fails here, not mid-run."""
+        if self._tokens is not None:
+            await self._tokens.get_token()
 
     def iter_logs(self, since: datetime) -> AsyncIterator[Any]:
         return self.client.iter_provisioning_logs(LogQuery(since=since))
@@ -1287,7 +1971,7 @@ class GraphTarget:
 
 
 def source_cloud(src: Source) -> Cloud:
-    """The Graph cloud of a source (the config says ``usgovdod`` where Cloud says ``dod``)."""
+    """The Graph cloud of a source (the config may say ``usgovdod`` where Cloud says ``dod``)."""
     return Cloud("dod" if src.cloud == "usgovdod" else src.cloud)
 
 
@@ -1300,14 +1984,22 @@ def graph_targets(
     allow_loopback: bool = False,
     transport: httpx.AsyncBaseTransport | None = None,
     endpoint_for: Callable[[Source], str] | None = None,
+    retry: RetryPolicy | None = None,
+    max_in_flight: int = DEFAULT_WINDOW,
 ) -> TargetFactory:
     """A :data:`TargetFactory` building a paced, budgeted Graph client per source.
 
     The daily call budget (``daily_call_budget``, tenant-wide per the Entra docs) is
     counted in the state store, so every process sharing the store shares the budget.
+    One rate limiter per source is shared by every client the factory builds, so
+    back-to-back runs stay under the 40-calls-per-5-s window together.
     ``endpoint_for`` overrides a source's endpoint URL (the local emulator: the sources
-    config accepts only https Graph URLs).
+    config accepts only https Graph URLs). ``retry`` bounds how long a call may wait:
+    a Functions host passes a short policy (a long ``Retry-After`` or repeated errors
+    then leave the run waiting for the next timer tick instead of holding the function).
+    ``max_in_flight`` should be at least the engine's ``window``.
     """
+    limiters: dict[str, SlidingWindowLimiter] = {}
 
     def factory(src: Source) -> ProvisioningTarget:
         if endpoint_for is not None:
@@ -1322,16 +2014,19 @@ def graph_targets(
             raise ConfigError(f"source {src.name} has no provisioning endpoint")
         provider = tokens(src) if callable(tokens) else tokens
         budget = DailyBudget(config.daily_call_budget, StoreCallBudget(store), clock=clock)
+        limiter = limiters.setdefault(src.name, SlidingWindowLimiter(clock=clock))
         client = GraphClient(
             endpoint,
             provider,
             transport=transport,
             clock=clock,
+            limiter=limiter,
             budget=budget,
+            retry=retry,
             allow_loopback=allow_loopback,
-            max_in_flight=1,
+            max_in_flight=max_in_flight,
         )
-        return GraphTarget(client)
+        return GraphTarget(client, provider)
 
     return factory
 
@@ -1372,4 +2067,5 @@ def read_mapped_records(source: Source, path: Path) -> ExtractRecords:
     else:
         spec = yaml.safe_dump(source.mapping, sort_keys=False)
     mapping = load_mapping(spec)
+    # The engine spools streams under the dropped file's name, so path.name names it.
     return _MappedExtract(iter_records(path, mapping, label=path.name))

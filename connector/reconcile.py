@@ -74,6 +74,9 @@ class SentRecord:
     request_id: str | None = None
     action: str = "update"
     line: int | None = None
+    after: datetime | None = None
+    """Time of the log entry an earlier send of this record was matched to: only later
+    entries can describe this send (the skew margin could otherwise reach back to it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,10 +210,11 @@ def reconcile(
 ) -> ReconcileResult:
     """Match log entries to sent records by externalId; the latest entry after send wins.
 
-    Entries from another job (when ``job_id`` is given), for unknown externalIds, or
-    older than the record's send time minus ``skew`` are ignored. A record with no
-    matching entry is ``unconfirmed`` once ``deadline`` has passed since it was
-    sent, else ``pending``. Streams ``entries``; memory is one best entry per record.
+    Entries from another job (when ``job_id`` is given), for unknown externalIds,
+    older than the record's send time minus ``skew``, or not later than the entry an
+    earlier send of the record was matched to (``SentRecord.after``) are ignored. A
+    record with no matching entry is ``unconfirmed`` once ``deadline`` has passed since
+    it was sent, else ``pending``. Streams ``entries``; memory is one best entry per record.
     """
     by_id: dict[str, SentRecord] = {s.external_id: s for s in sent}
     best: dict[str, LogEntry] = {}
@@ -223,6 +227,8 @@ def reconcile(
         record = by_id.get(entry.external_id)
         if record is None or entry.activity_at < record.sent_at - skew:
             continue
+        if record.after is not None and entry.activity_at <= record.after:
+            continue  # the entry of the previous send, seen within the skew margin
         current = best.get(entry.external_id)
         if current is None or entry.activity_at >= current.activity_at:
             best[entry.external_id] = entry

@@ -6,6 +6,7 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,8 +28,10 @@ class World:
         self.config = config(**thresholds)
         self.engine = self.new_engine()
 
-    def new_engine(self) -> Engine:
-        return Engine(self.config, self.store, self.service.target, self.clock, records=csv_reader)
+    def new_engine(self, **kw: Any) -> Engine:
+        return Engine(
+            self.config, self.store, self.service.target, self.clock, records=csv_reader, **kw
+        )
 
     def sync(self, name: str, rows: list[tuple[str, ...]], **kw: object) -> RunSummary:
         path = write_extract(self.tmp / name, rows)
@@ -84,6 +87,7 @@ def test_same_file_twice_is_a_no_op(tmp_path: Path) -> None:
 
 def test_crash_between_batches_resumes_from_first_unacknowledged(tmp_path: Path) -> None:
     w = World(tmp_path)
+    w.engine = w.new_engine(window=1)  # one at a time: exactly the batch in flight again
     w.service.crash_on_call = 3
     with pytest.raises(Crash):
         w.sync("hr_20260302.csv", people(230))  # 5 batches
@@ -249,7 +253,7 @@ def test_rejected_row_never_disables_its_person(tmp_path: Path) -> None:
 def test_newer_file_supersedes_a_waiting_run_and_its_sent_batches_are_reconciled(
     tmp_path: Path,
 ) -> None:
-    w = World(tmp_path)
+    w = World(tmp_path, max_changes_percent=1000)
     w.service.quota = 1
     waiting = w.sync("hr_20260302.csv", people(120))
     assert waiting.state == "uploading"
