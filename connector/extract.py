@@ -25,7 +25,7 @@ import shutil
 import tempfile
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import repeat
 from operator import itemgetter
@@ -520,7 +520,11 @@ class ExtractReader:
         return self.iter_mapped(None)
 
     def iter_mapped(
-        self, make: RowHandler[_T] | None, *, max_rejected_share: float | None = None
+        self,
+        make: RowHandler[_T] | None,
+        *,
+        max_rejected_share: float | None = None,
+        columns: Collection[str] | None = None,
     ) -> Iterator[_T]:
         """Iterate once, handing each accepted row to ``make(line, values)``.
 
@@ -529,7 +533,9 @@ class ExtractReader:
         yielded. With ``make`` None, yields :class:`Row` objects. For layers that map
         rows as they are read (one loop instead of stacked generators).
         ``max_rejected_share`` checks that share after the last row instead of the
-        profile's (when ``check_rejected_share`` is set).
+        profile's (when ``check_rejected_share`` is set). ``columns`` limits ``values``
+        to those columns (plus the id column): less to trim and copy per row when the
+        caller reads only some of them.
         """
         if self._iterated:
             raise RuntimeError(
@@ -539,7 +545,7 @@ class ExtractReader:
         share = max_rejected_share
         if share is None and self.check_rejected_share:
             share = self.profile.max_rejected_share
-        return self._data_pass(make, share)
+        return self._data_pass(make, share, columns=columns)
 
     def _refuse_early(self, dups: set[int]) -> RejectedShareExceededError:
         """Read the refused file once more, handing nothing out, to list its rejected rows.
@@ -603,6 +609,7 @@ class ExtractReader:
         make: RowHandler[_T] | None,
         share: float | None,
         dups: set[int] | None = None,
+        columns: Collection[str] | None = None,
     ) -> Iterator[_T]:
         """The id pass (unless ``dups`` is given), then every row, then the share check.
 
@@ -627,6 +634,14 @@ class ExtractReader:
         strip = str.strip
         delim = self.delimiter
         delims = repeat(delim)
+        names: Sequence[str] = header
+        pick: Callable[[list[str]], tuple[str, ...]] | None = None
+        if columns is not None:
+            wanted = {*columns, id_name}
+            keep = [i for i, name in enumerate(header) if name in wanted]
+            if 1 < len(keep) < ncols:
+                names = [header[i] for i in keep]
+                pick = itemgetter(*keep)
         with self._opener() as raw:
             text = self._text(raw)
             try:
@@ -650,7 +665,8 @@ class ExtractReader:
                         if len(row) != ncols:
                             self._reject_shape(lineno, row, idx)
                             continue
-                        values = dict(zip(header, map(strip, row)))  # noqa: B905 - same length
+                        fields = pick(row) if pick else row
+                        values = dict(zip(names, map(strip, fields)))  # noqa: B905 - same length
                         if idx >= 0:
                             ext = values[id_name]
                             if not ext or (dups and hash(ext) in dups):
@@ -679,7 +695,8 @@ class ExtractReader:
                                     line, row, idx
                                 ):
                                     continue
-                                values = dict(zip(header, map(strip, row)))  # noqa: B905
+                                fields = pick(row) if pick else row
+                                values = dict(zip(names, map(strip, fields)))  # noqa: B905
                                 if idx >= 0:
                                     ext = values[id_name]
                                     if not ext or (dups and hash(ext) in dups):

@@ -110,7 +110,11 @@ class RecordStream:
             return make(line, ext, data)
 
         # the reader checks the share after the last row: no second generator layer
-        return self.reader.iter_mapped(handle, max_rejected_share=self.max_rejected_share)
+        return self.reader.iter_mapped(
+            handle,
+            max_rejected_share=self.max_rejected_share,
+            columns=self.mapping.required_columns,
+        )
 
 
 def iter_records(

@@ -134,3 +134,34 @@ def test_sample_extract_to_bulk_requests_is_deterministic() -> None:
     first = bodies()
     assert first == bodies()
     assert len(first) == 2
+
+
+@pytest.mark.parametrize("quoted", [False, True])
+def test_records_read_only_the_columns_the_mapping_uses(quoted: bool) -> None:
+    """Templates, conditions and coalesce see their columns whichever parser reads the row."""
+    mapping = load_mapping(
+        """
+externalId: Id
+core:
+  userName: {template: "{First}.{Last}@contoso.com", transforms: [lower]}
+  active: {column: Status, transforms: [{equals: Active}]}
+  title: {column: Title, when: {column: Kind, equals: Employee}}
+  displayName: {coalesce: [Nick, First]}
+"""
+    )
+    head = "Unused1,Id,First,Last,Unused2,Status,Title,Kind,Nick\n"
+    unused = '"x, y"' if quoted else "v"
+    row = f"u,1,Ann,Lee,{unused},Active,Boss,Employee,\n"
+    other = "u,2,Bo,Ng,v,Inactive,Cook,Contractor,B\n"
+    first, second = list(iter_records(stream(head + row + other), mapping))
+    assert second.data["displayName"] == "B"
+    assert "title" not in second.data
+    rec = first
+    assert rec.data == {
+        "schemas": rec.data["schemas"],
+        "externalId": "1",
+        "userName": "ann.lee@contoso.com",
+        "active": True,
+        "title": "Boss",
+        "displayName": "Ann",
+    }
