@@ -4,10 +4,14 @@ Layout (one storage account, containers created if missing)::
 
     incoming/<source>/<name>                      dropped by HR or their integration tool
     archive/<source>/<yyyy>/<mm>/<dd>/<name>       after the run is planned (date = upload day, UTC)
+    archive/<source>/<yyyy>/<mm>/<dd>/<run id>/<name>   ... when that name holds another file
     quarantine/<source>/<name>                     rejected file or unknown source ...
     quarantine/<source>/<name>.error.json          ... with the reason, line numbers and run id
     state/                                         the sync engine's state store
     reports/<source>/<run>/                        report.html, report.json, failures.csv
+    approvals/<run id>                             an operator approves a held run (optional
+                                                   JSON {"by": "<who>"}); the timer files it
+    approvals/processed/<run id>                   ... here (a copy) before deleting the marker
 
 Rules that make redelivery (Event Grid is at least once) and re-uploads safe:
 
@@ -15,8 +19,10 @@ Rules that make redelivery (Event Grid is at least once) and re-uploads safe:
   conditional on the ETag of a version whose bytes were checked equal to the copy, so a
   newer upload under the same name is never deleted by an older event (it gets its own).
 * Copies are content-addressed: the same bytes at the same destination are not written
-  twice; different bytes under a taken name get a ``.<sha12>`` suffix instead of
-  overwriting the earlier file.
+  twice; different bytes under a taken archive name go to a ``<run id>/`` folder (a
+  quarantined file gets a ``.<sha12>`` suffix) instead of overwriting the earlier file.
+  A name is never a reason to fail after the run was applied: if even the alternative is
+  taken, a time-stamped name is used.
 * A missing incoming blob means an earlier delivery already finished: nothing to do.
 """
 
@@ -39,12 +45,13 @@ from azure.core.exceptions import (
 )
 
 from connector.clock import Clock, SystemClock
-from connector.errors import StateError
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobClient, BlobServiceClient
 
 __all__ = [
+    "APPROVALS",
+    "APPROVALS_PROCESSED",
     "ARCHIVE",
     "CONTAINERS",
     "INCOMING",
@@ -52,7 +59,9 @@ __all__ = [
     "REPORTS",
     "STATE",
     "STATUS_BLOB",
+    "SWEEP_BLOB",
     "UNKNOWN_SOURCE",
+    "ApprovalMarker",
     "DropZone",
     "IncomingBlob",
     "Placement",
@@ -68,11 +77,19 @@ ARCHIVE = "archive"
 QUARANTINE = "quarantine"
 STATE = "state"
 REPORTS = "reports"
-CONTAINERS: tuple[str, ...] = (INCOMING, ARCHIVE, QUARANTINE, STATE, REPORTS)
+#: Where an operator approves a held run: a blob named after the run id.
+APPROVALS = "approvals"
+#: Prefix inside ``approvals`` where handled markers are copied before they are deleted.
+APPROVALS_PROCESSED = "processed/"
+CONTAINERS: tuple[str, ...] = (INCOMING, ARCHIVE, QUARANTINE, STATE, REPORTS, APPROVALS)
 #: Quarantine folder for a file dropped at the container root (no source segment).
 UNKNOWN_SOURCE = "_unknown"
 #: Where the timer leaves its last pass summary for the health endpoint (container, blob).
 STATUS_BLOB: tuple[str, str] = (REPORTS, "_connector/status.json")
+#: The timer's record of files in ``incoming`` that failed to ingest (container, blob).
+SWEEP_BLOB: tuple[str, str] = (REPORTS, "_connector/sweep.json")
+#: An approval marker larger than this is not read (its name alone approves the run).
+MAX_MARKER_BYTES = 64 * 1024
 
 _log = logging.getLogger(__name__)
 
@@ -126,6 +143,24 @@ def quarantine_blob_names(source: str | None, blob_name: str) -> tuple[str, str]
     return target, target + ".error.json"
 
 
+def archive_fallback_name(source: str, blob_name: str, received_at: datetime, run_id: str) -> str:
+    """``<source>/<yyyy>/<mm>/<dd>/<run id>/<name>``: when the plain archive name is taken.
+
+    The run id is the source plus the file's content hash, so two different files never
+    share it (and the same file lands on the same name: a redelivery writes nothing).
+    """
+    day = received_at.astimezone(UTC)
+    rel = relative_to_source(source, blob_name)
+    return f"{source}/{day:%Y}/{day:%m}/{day:%d}/{run_id}/{rel}"
+
+
+def _stamped(blob_name: str, moment: datetime) -> str:
+    """``a/b.csv`` → ``a/b.<yyyymmddThhmmssffffffZ>.csv``: the last resort, never taken."""
+    head, tail = posixpath.split(blob_name)
+    stem, ext = posixpath.splitext(tail)
+    return posixpath.join(head, f"{stem}.{moment.astimezone(UTC):%Y%m%dT%H%M%S%fZ}{ext}")
+
+
 def _with_suffix(blob_name: str, sha256: str) -> str:
     """``a/b.csv`` → ``a/b.<sha12>.csv``: a second, different file under a taken name."""
     head, tail = posixpath.split(blob_name)
@@ -153,6 +188,27 @@ class QuarantineProblem:
 
     reason: str
     line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalMarker:
+    """A blob in ``approvals``: its name is the run id to approve."""
+
+    run_id: str
+    etag: str
+    data: bytes  # empty when the marker is larger than ``MAX_MARKER_BYTES``
+
+    @property
+    def approved_by(self) -> str | None:
+        """``by`` from the optional JSON content (``{"by": "hr-operations"}``), if any."""
+        try:
+            doc = orjson.loads(self.data) if self.data.strip() else None
+        except orjson.JSONDecodeError:
+            return None
+        by = doc.get("by") if isinstance(doc, dict) else None
+        if not isinstance(by, str) or not by.strip():
+            return None
+        return " ".join(by.split())[:100]
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,9 +284,12 @@ class DropZone:
         run_id: str,
     ) -> Placement:
         """Copy the processed bytes to ``archive``, then remove them from ``incoming``."""
-        target = archive_blob_name(source, blob_name, received_at)
         meta = _metadata(source=source, blob_name=blob_name, data=data, run_id=run_id)
-        final, written = self._put_once(ARCHIVE, target, data, meta)
+        candidates = (
+            archive_blob_name(source, blob_name, received_at),
+            archive_fallback_name(source, blob_name, received_at, run_id),
+        )
+        final, written = self._put_once(ARCHIVE, candidates, data, meta)
         deleted = self._delete_incoming_if_same(blob_name, data)
         return Placement(ARCHIVE, final, written, deleted)
 
@@ -252,7 +311,8 @@ class DropZone:
         """
         target, _ = quarantine_blob_names(source, blob_name)
         meta = _metadata(source=source or "", blob_name=blob_name, data=data, run_id=run_id or "")
-        final, written = self._put_once(QUARANTINE, target, data, meta)
+        candidates = (target, _with_suffix(target, meta["sha256"]))
+        final, written = self._put_once(QUARANTINE, candidates, data, meta)
         error_name = final + ".error.json"
         probs = list(problems or [])
         doc: dict[str, Any] = {
@@ -277,32 +337,44 @@ class DropZone:
         return Placement(QUARANTINE, final, written, deleted, error_blob_name=error_name)
 
     def _put_once(
-        self, container: str, target: str, data: bytes, meta: dict[str, str]
+        self, container: str, candidates: tuple[str, ...], data: bytes, meta: dict[str, str]
     ) -> tuple[str, bool]:
-        """Write ``data`` at ``target`` unless the same bytes are there; never overwrite.
+        """Write ``data`` at the first free candidate name, unless the same bytes are there.
 
-        Returns (blob name used, whether it was written now).
+        Never overwrites, and never fails for a name: when every candidate holds other
+        bytes, the first one gets a time stamp. Returns (blob name used, written now).
         """
-        for candidate in (target, _with_suffix(target, meta["sha256"])):
-            blob = self._blob(container, candidate)
-            try:
-                blob.upload_blob(data, overwrite=False, metadata=meta)
-                return candidate, True
-            except ResourceExistsError:
-                pass
-            try:
-                existing = blob.get_blob_properties()
-            except ResourceNotFoundError:  # deleted in between: try the same name again
-                blob.upload_blob(data, overwrite=False, metadata=meta)
-                return candidate, True
-            if (existing.metadata or {}).get("sha256") == meta["sha256"] and existing.size == len(
-                data
-            ):
-                return candidate, False
-        raise StateError(
-            f"{container}/{target} and its content-addressed alternative both hold other "
-            "files; move them away and drop the extract again"
+        for candidate in candidates:
+            found = self._put_or_match(container, candidate, data, meta)
+            if found is not None:
+                return candidate, found
+        stamped = _stamped(candidates[0], self._clock.now())
+        _log.warning(
+            "%s: every name for this file holds another file; stored under a time-stamped name",
+            container,
         )
+        while True:
+            found = self._put_or_match(container, stamped, data, meta)
+            if found is not None:
+                return stamped, found
+            stamped = _stamped(candidates[0], datetime.now(UTC))
+
+    def _put_or_match(
+        self, container: str, name: str, data: bytes, meta: dict[str, str]
+    ) -> bool | None:
+        """True: written now; False: the same bytes were there; None: other bytes are."""
+        blob = self._blob(container, name)
+        try:
+            blob.upload_blob(data, overwrite=False, metadata=meta)
+            return True
+        except ResourceExistsError:
+            pass
+        try:
+            existing = blob.get_blob_properties()
+        except ResourceNotFoundError:  # deleted in between: try the same name again
+            return self._put_or_match(container, name, data, meta)
+        same = (existing.metadata or {}).get("sha256") == meta["sha256"]
+        return False if same and existing.size == len(data) else None
 
     def _delete_incoming_if_same(self, blob_name: str, data: bytes) -> bool:
         """Delete ``incoming/<blob_name>`` only if it still holds exactly ``data``.
@@ -341,6 +413,87 @@ class DropZone:
         except ResourceModifiedError:
             return False
         return True
+
+    # -- listing and reading ------------------------------------------------------
+
+    def list_incoming(self) -> list[IncomingBlob]:
+        """Every file in ``incoming``, oldest upload first (names and properties, no bytes)."""
+        out: list[IncomingBlob] = []
+        for item in self._service.get_container_client(INCOMING).list_blobs():
+            created = item.creation_time or item.last_modified or self._clock.now()
+            if created.tzinfo is None:
+                created = created.replace(tzinfo=UTC)
+            md5 = item.content_settings.content_md5 if item.content_settings else None
+            out.append(
+                IncomingBlob(
+                    name=str(item.name),
+                    etag=str(item.etag),
+                    size=int(item.size or 0),
+                    received_at=created.astimezone(UTC),
+                    content_md5=bytes(md5) if md5 else None,
+                )
+            )
+        out.sort(key=lambda b: (b.received_at, b.name))
+        return out
+
+    def read_incoming(self, blob_name: str) -> bytes | None:
+        """The bytes of ``incoming/<blob_name>``, or None when it is gone."""
+        try:
+            return bytes(self._blob(INCOMING, blob_name).download_blob().readall())
+        except ResourceNotFoundError:
+            return None
+
+    # -- approvals ------------------------------------------------------------------
+
+    def approval_markers(self) -> list[ApprovalMarker]:
+        """The markers waiting in ``approvals`` (not the ones already filed), oldest first."""
+        container = self._service.get_container_client(APPROVALS)
+        items = [
+            i for i in container.list_blobs() if not str(i.name).startswith(APPROVALS_PROCESSED)
+        ]
+        items.sort(key=lambda i: (i.creation_time or i.last_modified or self._clock.now(), i.name))
+        out: list[ApprovalMarker] = []
+        for item in items:
+            data = b""
+            if int(item.size or 0) <= MAX_MARKER_BYTES:
+                try:
+                    data = bytes(
+                        container.get_blob_client(item.name)
+                        .download_blob(
+                            etag=item.etag, match_condition=MatchConditions.IfNotModified
+                        )
+                        .readall()
+                    )
+                except (ResourceModifiedError, ResourceNotFoundError):
+                    continue  # replaced or removed meanwhile: the next pass sees it
+            out.append(ApprovalMarker(run_id=str(item.name), etag=str(item.etag), data=data))
+        return out
+
+    def file_approval_marker(self, marker: ApprovalMarker, outcome: str) -> Placement:
+        """Copy a handled marker to ``approvals/processed/<run id>``, then delete it.
+
+        ``outcome`` (a short code such as ``approved``) is kept in the copy's metadata.
+        The delete is conditional on the marker's ETag: a marker replaced meanwhile stays
+        for the next pass.
+        """
+        meta = {
+            "sha256": hashlib.sha256(marker.data).hexdigest(),
+            "run_id": quote(marker.run_id, safe=""),
+            "outcome": quote(outcome, safe=""),
+            "processed_at": self._clock.now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        target = APPROVALS_PROCESSED + marker.run_id
+        final, written = self._put_once(
+            APPROVALS, (target, _with_suffix(target, meta["sha256"])), marker.data, meta
+        )
+        try:
+            self._blob(APPROVALS, marker.run_id).delete_blob(
+                etag=marker.etag, match_condition=MatchConditions.IfNotModified
+            )
+            deleted = True
+        except (ResourceModifiedError, ResourceNotFoundError):
+            deleted = False
+        return Placement(APPROVALS, final, written, deleted)
 
     # -- small JSON documents -------------------------------------------------------
 

@@ -126,10 +126,58 @@ def test_a_different_file_under_a_taken_archive_name_is_not_overwritten(
     second = zone.archive(
         source="employees", blob_name="employees/hr.csv", data=other, received_at=WHEN, run_id="r2"
     )
-    assert first.blob_name != second.blob_name
-    assert second.blob_name.endswith(f".{hashlib.sha256(other).hexdigest()[:12]}.csv")
+    assert first.blob_name == "employees/2026/11/26/hr.csv"
+    assert second.blob_name == "employees/2026/11/26/r2/hr.csv"  # the run id keeps them apart
     assert _read(blob_service, ARCHIVE, first.blob_name) == CSV
     assert _read(blob_service, ARCHIVE, second.blob_name) == other
+
+
+def test_three_different_files_under_one_name_on_one_day_are_all_archived(
+    blob_service: BlobServiceClient,
+) -> None:
+    zone = _zone(blob_service)
+    files = [CSV, CSV + b"1003,Linus\n", CSV + b"1004,Ken\n"]
+    placed = [
+        zone.archive(
+            source="employees",
+            blob_name="employees/hr.csv",
+            data=data,
+            received_at=WHEN,
+            run_id=f"employees-{hashlib.sha256(data).hexdigest()[:20]}",
+        )
+        for data in files
+    ]
+    assert len({p.blob_name for p in placed}) == 3
+    for p, data in zip(placed, files, strict=True):
+        assert _read(blob_service, ARCHIVE, p.blob_name) == data
+
+
+def test_archive_never_fails_on_a_name_even_when_every_candidate_is_taken(
+    blob_service: BlobServiceClient,
+) -> None:
+    """Foreign blobs (no checksum metadata) at both names: archive still stores the file.
+
+    The run is already applied when the file is archived, so a name must never fail it.
+    """
+    zone = _zone(blob_service)
+    archive = blob_service.get_container_client(ARCHIVE)
+    archive.upload_blob("employees/2026/11/26/hr.csv", b"someone else's file")
+    archive.upload_blob("employees/2026/11/26/r1/hr.csv", b"another foreign file")
+    _drop(blob_service, "employees/hr.csv", CSV)
+
+    placed = zone.archive(
+        source="employees", blob_name="employees/hr.csv", data=CSV, received_at=WHEN, run_id="r1"
+    )
+    assert placed.written
+    assert placed.incoming_deleted
+    assert placed.blob_name.startswith("employees/2026/11/26/hr.")
+    assert _read(blob_service, ARCHIVE, placed.blob_name) == CSV
+    assert _read(blob_service, ARCHIVE, "employees/2026/11/26/hr.csv") == b"someone else's file"
+    again = zone.archive(
+        source="employees", blob_name="employees/hr.csv", data=CSV, received_at=WHEN, run_id="r1"
+    )
+    assert again.blob_name == placed.blob_name  # a redelivery finds its copy: nothing written
+    assert again.written is False
 
 
 def test_newer_upload_under_the_same_name_is_never_deleted(blob_service: BlobServiceClient) -> None:
