@@ -13,7 +13,9 @@ settings table; ``tests/functions/test_settings_docs.py`` keeps the three in agr
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -41,6 +43,7 @@ __all__ = [
     "StorageTarget",
     "is_loopback_url",
     "load_settings",
+    "schedule_interval",
 ]
 
 #: Name of the blob-trigger connection (``connection=`` in function_app.py); its settings
@@ -98,6 +101,78 @@ _NCRONTAB_FIELD = re.compile(
     r"^(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/\d+)?(,(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/\d+)?)*$"
 )
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_WEEKDAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+_NAMES: dict[int, dict[str, int]] = {
+    # month names (field 4) and day-of-week names (field 5, Sunday = 0)
+    4: {m: i for i, m in enumerate(_MONTHS, 1)},
+    5: {d: i for i, d in enumerate(_WEEKDAYS)},
+}
+_BOUNDS = {0: (0, 59), 1: (0, 59), 2: (0, 23), 3: (1, 31), 4: (1, 12), 5: (0, 6)}
+
+
+def _field_values(text: str, index: int) -> frozenset[int]:
+    """The values one NCRONTAB field (seconds = index 0) allows."""
+    low, high = _BOUNDS[index]
+    names = _NAMES.get(index, {})
+
+    def number(token: str) -> int:
+        value = names.get(token.upper())
+        n = int(token) if value is None else value
+        return 0 if index == 5 and n == 7 else n  # 7 is Sunday too
+
+    values: set[int] = set()
+    for part in text.split(","):
+        span, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if span == "*":
+            start, stop = low, high
+        elif "-" in span:
+            a, b = span.split("-", 1)
+            start, stop = number(a), number(b)
+        else:
+            start = number(span)
+            stop = high if step_text else start
+        if step < 1 or not (low <= start <= high and low <= stop <= high):
+            raise ValueError(f"field {text!r} is out of range {low}-{high}")
+        values.update(range(start, stop + 1, step))
+    return frozenset(values)
+
+
+def schedule_interval(schedule: str) -> timedelta | None:
+    """The longest gap between two firings of an NCRONTAB schedule, or None.
+
+    A plain evaluation over 35 days from a fixed Monday (so monthly schedules show their
+    longest gap too), at one-minute resolution: a schedule firing several times within a
+    minute counts as every minute. None when the expression cannot be read or fires less
+    than twice in that span. Used to tell a dead timer from a quiet one.
+    """
+    fields = schedule.split()
+    if len(fields) == 5:
+        fields = ["0", *fields]
+    if len(fields) != 6:
+        return None
+    try:
+        _, minutes, hours, days, months, weekdays = (
+            _field_values(f, i) for i, f in enumerate(fields)
+        )
+    except ValueError:
+        return None
+    start = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
+    fired: list[int] = []
+    for day_index in range(35):
+        day = start + timedelta(days=day_index)
+        weekday = (day.weekday() + 1) % 7  # NCRONTAB: Sunday = 0
+        if day.month not in months or day.day not in days or weekday not in weekdays:
+            continue
+        base = day_index * 1440
+        fired.extend(base + h * 60 + m for h in sorted(hours) for m in sorted(minutes))
+    if len(fired) < 2:
+        return None
+    gaps = [b - a for a, b in itertools.pairwise(fired)]
+    return timedelta(minutes=max(gaps))
 
 
 def is_loopback_url(url: str) -> bool:
