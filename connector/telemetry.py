@@ -33,11 +33,12 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import Counter, Meter
 
+    from connector.pipeline import RunSummary
     from connector.settings import AppSettings
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "configure_telemetry",
     "get_telemetry",
     "records_to_send",
+    "waiting_kind",
 ]
 
 EVENT_LOGGER = "connector.telemetry"
@@ -144,6 +146,33 @@ class Telemetry:
             level=logging.WARNING,
         )
 
+    # -- run summaries ----------------------------------------------------------------
+
+    def record_run(self, s: RunSummary, phase: Literal["ingest", "resume", "reconcile"]) -> None:
+        """The events a run summary stands for (counts only, no record data).
+
+        ``phase``: ``ingest`` (a new run), ``resume`` (continued or approved) or
+        ``reconcile``; each fact is reported in the one phase where it happens, so a run
+        seen again by a later pass is not counted twice.
+        """
+        if phase == "ingest" and s.planned:
+            self.run_planned(source=s.source, run_id=s.run_id, counts=s.planned)
+        if phase == "ingest" and s.state == "held":
+            self.run_held(source=s.source, run_id=s.run_id, reason_code="mass_change_guard")
+        if phase in ("ingest", "resume"):
+            if s.waiting or s.waiting_reason is not None:
+                reason = waiting_kind(s)
+                self.run_waiting(source=s.source, run_id=s.run_id, reason_code=reason)
+                if reason in THROTTLE_KINDS:
+                    self.throttled(source=s.source, kind=THROTTLE_KINDS[reason], run_id=s.run_id)
+            elif s.state == "uploaded":
+                sent = records_to_send(s.planned)
+                if sent:
+                    self.records_sent(source=s.source, run_id=s.run_id, count=sent)
+        failed = int(s.outcomes.get("failed", 0))
+        if phase == "reconcile" and s.state == "done" and failed:
+            self.records_failed(source=s.source, run_id=s.run_id, count=failed)
+
     # -- plumbing ---------------------------------------------------------------------
 
     def _add(self, key: str, amount: int, **attrs: object) -> None:
@@ -157,6 +186,22 @@ class Telemetry:
         extra = {f"connector.{k}": v for k, v in clean.items()}
         extra["connector.event"] = name
         self._log.log(level, "connector %s %s", name, text, extra=extra)
+
+
+#: ``RunSummary.waiting_reason`` values that are back-pressure from the service, and the
+#: ``kind`` they are counted under in ``connector.throttles``.
+THROTTLE_KINDS: dict[str, str] = {
+    "quota": "quota",
+    "bucket_full": "bucket_full",
+    "throttled": "429",
+}
+
+
+def waiting_kind(s: RunSummary) -> str:
+    """The reason code of a waiting run: the engine's structured ``waiting_reason``
+    (``quota``, ``bucket_full``, ``throttled``, ``transient``, ``lock_lost``, ``queued``)."""
+    reason = s.waiting_reason
+    return str(reason.value) if reason is not None else "unknown"
 
 
 def records_to_send(counts: Mapping[str, int]) -> int:
