@@ -107,3 +107,39 @@ def test_importing_the_app_stays_light(module: str) -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_function_app_is_only_the_adapter() -> None:
+    """Decorators and one-line outcomes; the hosted connector lives in connector/runtime.py."""
+    import ast
+
+    source = (ROOT / "function_app.py").read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    assert not [n for n in tree.body if isinstance(n, ast.ClassDef)]
+    functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+    assert functions == {"ingest_extract", "reconcile", "health"}
+    assert len(source.splitlines()) <= 120
+
+
+def test_runtime_uses_no_private_engine_names() -> None:
+    import ast
+
+    tree = ast.parse((ROOT / "connector" / "runtime.py").read_text(encoding="utf-8"))
+    private = [
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("connector")
+        for alias in node.names
+        if alias.name.startswith("_")
+    ]
+    assert private == []
+
+
+def test_drop_zone_containers_are_the_ones_the_infra_creates() -> None:
+    sys.path.insert(0, str(ROOT / "tests" / "infra"))
+    try:
+        import infra_contract
+    finally:
+        sys.path.remove(str(ROOT / "tests" / "infra"))
+    assert set(CONTAINERS) == set(infra_contract.DATA_CONTAINERS)
+    assert "approvals" in CONTAINERS

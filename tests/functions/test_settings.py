@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from pydantic import Field
 
 from connector.errors import ConfigError, UnsafeEndpointError
 from connector.settings import (
@@ -10,7 +13,10 @@ from connector.settings import (
     AZURE_SETTING_NAMES,
     DEFAULT_RECONCILE_SCHEDULE,
     LOCAL_ONLY_SETTING_NAMES,
+    TRIGGER_CONNECTION,
+    AppSettings,
     load_settings,
+    schedule_interval,
 )
 
 UAMI = "8f2d3c4b-1a2b-4c3d-9e8f-0a1b2c3d4e5f"
@@ -225,3 +231,62 @@ def test_setting_name_lists_are_consistent() -> None:
     assert len(set(APP_SETTING_NAMES)) == len(APP_SETTING_NAMES)
     assert set(APP_SETTING_NAMES) > LOCAL_ONLY_SETTING_NAMES
     assert set(AZURE_SETTING_NAMES) == set(APP_SETTING_NAMES) - LOCAL_ONLY_SETTING_NAMES
+
+
+def _aliases(model: type[AppSettings]) -> set[str]:
+    """The app-setting names a settings model reads: every field's validation alias."""
+    names: set[str] = set()
+    for name, info in model.model_fields.items():
+        alias = info.validation_alias
+        assert isinstance(alias, str), f"field {name} has no plain app-setting alias"
+        names.add(alias)
+    return names
+
+
+# The trigger connection's settings the Functions host resolves for the blob trigger; the
+# code reads them through AppSettings fields too (storage client built the same way).
+_TRIGGER_NAMES = {n for n in APP_SETTING_NAMES if n.startswith(f"{TRIGGER_CONNECTION}")}
+
+
+def test_app_setting_names_are_exactly_what_the_model_reads() -> None:
+    """A field added to AppSettings without APP_SETTING_NAMES (and so without the README
+    table and the Bicep app settings) fails here."""
+    assert _aliases(AppSettings) | _TRIGGER_NAMES == set(APP_SETTING_NAMES)
+    assert _aliases(AppSettings) >= _TRIGGER_NAMES
+
+
+def test_the_alias_check_catches_a_new_undocumented_setting() -> None:
+    class WithNewSetting(AppSettings):
+        reconcile_jitter: int = Field(default=0, validation_alias="RECONCILE_JITTER")
+
+    assert _aliases(WithNewSetting) - set(APP_SETTING_NAMES) == {"RECONCILE_JITTER"}
+
+
+@pytest.mark.parametrize(
+    ("schedule", "interval"),
+    [
+        ("0 */15 * * * *", timedelta(minutes=15)),
+        ("*/15 * * * *", timedelta(minutes=15)),  # five fields: no seconds
+        ("0 0 * * * *", timedelta(hours=1)),
+        ("0 30 2 * * *", timedelta(days=1)),
+        ("0 0 9 * * MON-FRI", timedelta(days=3)),  # Friday 09:00 to Monday 09:00
+        ("0 0,30 8-17 * * *", timedelta(hours=14, minutes=30)),
+        ("*/10 * * * * *", timedelta(minutes=1)),
+    ],
+)
+def test_schedule_interval_is_the_longest_gap(schedule: str, interval: timedelta) -> None:
+    assert schedule_interval(schedule) == interval
+
+
+@pytest.mark.parametrize("schedule", ["", "bad", "0 0 0 1 * *", "0 0 0 31 2 *", "0 99 * * * *"])
+def test_schedule_interval_is_none_when_it_cannot_tell(schedule: str) -> None:
+    assert schedule_interval(schedule) is None
+
+
+def test_stale_after_follows_the_schedule_with_a_floor_and_a_fallback() -> None:
+    from connector.runtime import stale_after
+
+    assert stale_after("0 */15 * * * *") == timedelta(minutes=45)
+    assert stale_after("0 */5 * * * *") == timedelta(minutes=35)  # 5 min + 30 min timeout
+    assert stale_after("0 0 * * * *") == timedelta(hours=3)
+    assert stale_after("0 0 0 1 * *") == timedelta(hours=1)  # monthly: unreadable here

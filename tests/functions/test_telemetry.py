@@ -137,3 +137,58 @@ def test_importing_telemetry_does_not_import_azure_monitor() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_record_run_uses_the_engines_waiting_reason(caplog: pytest.LogCaptureFixture) -> None:
+    """The reason code comes from RunSummary.waiting_reason, never from error text."""
+    from connector.pipeline import RunSummary, WaitingReason
+
+    reader = InMemoryMetricReader()
+    tel = Telemetry(MeterProvider(metric_readers=[reader]).get_meter("test"))
+    caplog.set_level(logging.INFO, logger=EVENT_LOGGER)
+    misleading = "GraphError: quota and bucket words in a message about a 429"
+    for reason in (WaitingReason.THROTTLED, WaitingReason.TRANSIENT, WaitingReason.QUOTA):
+        tel.record_run(
+            RunSummary(
+                run_id=f"employees-{reason.value}",
+                source="employees",
+                file_name="employees/hr.csv",
+                state="uploading",
+                waiting=misleading,
+                waiting_reason=reason,
+            ),
+            "resume",
+        )
+    points = _points(reader)
+    waiting = {p[0]["reason"]: p[1] for p in points["connector.runs.waiting"]}
+    assert waiting == {"throttled": 1, "transient": 1, "quota": 1}
+    throttles = {p[0]["kind"]: p[1] for p in points["connector.throttles"]}
+    assert throttles == {"429": 1, "quota": 1}  # a transient outage is not a throttle
+
+
+def test_record_run_reports_each_fact_in_one_phase() -> None:
+    from connector.pipeline import RunSummary
+
+    reader = InMemoryMetricReader()
+    tel = Telemetry(MeterProvider(metric_readers=[reader]).get_meter("test"))
+    uploaded = RunSummary(
+        run_id="employees-1",
+        source="employees",
+        file_name="employees/hr.csv",
+        state="uploaded",
+        planned={"joiners": 3, "movers": 1, "unchanged": 10},
+    )
+    tel.record_run(uploaded, "ingest")
+    tel.record_run(uploaded, "reconcile")  # seen again later: not planned or sent twice
+    done = RunSummary(
+        run_id="employees-1",
+        source="employees",
+        file_name="employees/hr.csv",
+        state="done",
+        outcomes={"failed": 2},
+    )
+    tel.record_run(done, "reconcile")
+    points = _points(reader)
+    assert sum(v for _, v in points["connector.records.planned"]) == 4
+    assert points["connector.records.sent"] == [({"source": "employees"}, 4)]
+    assert points["connector.records.failed"] == [({"source": "employees"}, 2)]
