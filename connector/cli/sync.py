@@ -14,6 +14,7 @@ loopback endpoint (the emulator) needs ``--endpoint URL --allow-loopback``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import logging
 import shutil
@@ -194,7 +195,12 @@ def _print_summary(summary: Any, console: Console) -> None:
             f" or drop with `connector runs discard {summary.run_id}`"
         )
     if summary.waiting:
-        console.print(f"  [yellow]waiting:[/yellow] {summary.waiting} (the next call continues)")
+        reason = f" [{summary.waiting_reason}]" if summary.waiting_reason else ""
+        console.print(
+            f"  [yellow]waiting{reason}:[/yellow] {summary.waiting} (the next call continues)"
+        )
+    if summary.state == "blocked":
+        console.print(f"  continue once fixed: `connector runs resume {summary.run_id}`")
     if summary.failed_reason:
         console.print(f"  [red]reason:[/red] {summary.failed_reason}")
     if summary.job_health:
@@ -273,8 +279,7 @@ def sync_command(
     _print_summary(summary, console)
     if summary.dry_run:
         console.print(f"  dry run: {summary.batches_total} bulk requests would be sent")
-    if summary.state == "failed":
-        raise typer.Exit(code=1)
+    _exit_for([summary])
 
 
 def reconcile_command(
@@ -302,12 +307,42 @@ def reconcile_command(
         reconciled = _run(engine.reconcile_open_runs)
     except ConnectorError as exc:
         raise _fail(exc) from exc
+    for name, why in {**resumed.skipped, **reconciled.skipped}.items():
+        console.print(f"[yellow]source {name} skipped this pass:[/yellow] {why}")
     if not resumed and not reconciled:
         console.print("no open runs")
         return
     console.print(_runs_table([*resumed, *reconciled]))
     if any(s.job_health for s in reconciled):
-        raise typer.Exit(code=1)
+        raise typer.Exit(code=EXIT_FAILED)
+    _exit_for([*resumed, *reconciled])
+
+
+EXIT_FAILED = 1
+"""A run failed or is blocked (an error retrying cannot fix), or a command failed."""
+EXIT_WAITING = 2
+"""A run is waiting (quota, back-pressure, outage): run `connector reconcile` later."""
+
+
+def _exit_for(summaries: list[Any]) -> None:
+    """Exit non-zero when any run needs attention, so schedulers and scripts notice."""
+    if any(s.state in ("failed", "blocked") for s in summaries):
+        raise typer.Exit(code=EXIT_FAILED)
+    if any(s.state == "uploading" and s.waiting for s in summaries):
+        raise typer.Exit(code=EXIT_WAITING)
+
+
+def _open_in_browser(location: str, console: Console) -> None:
+    """Open a report (file path or blob URL); say where it is when no browser can."""
+    if location.startswith(("https://", "http://")):
+        url = location
+    else:
+        url = Path(location).resolve().as_uri()
+    opened = False
+    with contextlib.suppress(webbrowser.Error):
+        opened = webbrowser.open(url)
+    if not opened:
+        console.print(f"no browser available; open {location}", soft_wrap=True)
 
 
 def _offline_engine(config: Path, state: Path) -> Any:
@@ -375,6 +410,36 @@ def runs_approve(
     except ConnectorError as exc:
         raise _fail(exc) from exc
     _print_summary(summary, _console())
+    _exit_for([summary])
+
+
+def runs_resume(
+    run_id: Annotated[str, typer.Argument()],
+    config: ConfigOpt,
+    state: StateOpt = DEFAULT_STATE,
+    auth: AuthOpt = "default",
+    token: TokenOpt = None,
+    tenant_id: TenantOpt = None,
+    client_id: ClientOpt = None,
+    certificate: CertOpt = None,
+    endpoint: EndpointOpt = None,
+    allow_loopback: LoopbackOpt = False,
+) -> None:
+    """Continue one run: a waiting upload, or a blocked one once its cause is fixed."""
+    try:
+        engine = _engine(
+            config,
+            state,
+            _Auth(auth, token, tenant_id, client_id, certificate),
+            endpoint,
+            allow_loopback,
+        )
+        with _progress(True) as progress:
+            summary = _run(lambda: engine.resume(run_id, progress=progress))
+    except ConnectorError as exc:
+        raise _fail(exc) from exc
+    _print_summary(summary, _console())
+    _exit_for([summary])
 
 
 def runs_discard(
@@ -416,6 +481,7 @@ def runs_retry_failed(
     except ConnectorError as exc:
         raise _fail(exc) from exc
     _print_summary(summary, _console())
+    _exit_for([summary])
 
 
 def report_command(
@@ -433,8 +499,7 @@ def report_command(
     for name, where in paths.items():
         console.print(f"{name}: {where}")
     if open_:
-        html = Path(paths["report.html"])
-        webbrowser.open(html.resolve().as_uri())
+        _open_in_browser(paths["report.html"], console)
 
 
 # -- demo -----------------------------------------------------------------------------------
@@ -593,7 +658,7 @@ def run_demo(
         )
     out.print(f"done in {time.monotonic() - started:.1f} s, no network used beyond loopback")
     if open_report and final:
-        webbrowser.open(Path(final[-2].reports["report.html"]).resolve().as_uri())
+        _open_in_browser(final[-2].reports["report.html"], out)
     return summaries
 
 
@@ -623,4 +688,5 @@ def register(app: typer.Typer) -> None:
     runs.command("approve")(runs_approve)
     runs.command("discard")(runs_discard)
     runs.command("retry-failed")(runs_retry_failed)
+    runs.command("resume")(runs_resume)
     app.add_typer(runs, name="runs")

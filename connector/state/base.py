@@ -144,6 +144,11 @@ class SourceLock(Protocol):
     @property
     def owner(self) -> str: ...
 
+    @property
+    def lost(self) -> bool:
+        """True once the lock could not be renewed or was taken over: stop writing."""
+        ...
+
     def renew(self) -> None:
         """Extend the lock now (a background heartbeat also renews it while held)."""
         ...

@@ -16,6 +16,7 @@ lapses (documented Blob behaviour), so no operator clean-up is needed.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import tempfile
@@ -53,6 +54,8 @@ __all__ = ["LEASE_SECONDS", "BlobStateStore"]
 LEASE_SECONDS = 60
 """Lease length (Blob allows 15-60 s or infinite; infinite would outlive a crash)."""
 
+log = logging.getLogger(__name__)
+
 _COUNTER_RETRIES = 50
 _SPOOL_BYTES = 8 * 1024 * 1024
 
@@ -89,10 +92,32 @@ class _BlobLock:
 
     def _beat(self) -> None:
         while not self._stop.wait(LEASE_SECONDS / 3):
-            try:
-                self.renew()
-            except ConcurrentRunError:
+            if not self._renew_with_retries():
                 return
+
+    def _renew_with_retries(self) -> bool:
+        """Renew, retrying a failed call with backoff (2, 4, 8 s: well inside the lease's
+        remaining two thirds); False and ``lost`` once it kept failing — the engine
+        checks ``lost`` before each send and journal write."""
+        delay = 2.0
+        for attempt in range(4):
+            try:
+                self._lease.renew()
+                return True
+            except AzureError as exc:
+                if attempt == 3:
+                    log.warning(
+                        "lease on source %s lost after %d renewal attempts (%s)",
+                        self._source,
+                        attempt + 1,
+                        type(exc).__name__,
+                    )
+                    break
+                if self._stop.wait(delay):
+                    return True  # released meanwhile
+                delay *= 2
+        self.lost = True
+        return False
 
     def start(self) -> None:
         self._thread = threading.Thread(

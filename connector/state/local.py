@@ -114,10 +114,25 @@ class _LocalLock:
 
     def _beat(self, interval: float) -> None:
         while not self._stop.wait(interval):
+            if not self._renew_with_retries(interval):
+                return
+
+    def _renew_with_retries(self, interval: float) -> bool:
+        """Renew, retrying an I/O error with backoff within the interval; False (and
+        ``lost``) once the lock is gone or renewal kept failing — the engine checks it."""
+        delay = max(0.01, interval / 16)
+        for _ in range(4):
             try:
                 self.renew()
-            except (ConcurrentRunError, OSError):
-                return
+                return True
+            except ConcurrentRunError:
+                return False  # taken over: ``lost`` is set
+            except OSError:
+                if self._stop.wait(delay):
+                    return True  # released meanwhile
+                delay *= 2
+        self.lost = True
+        return False
 
     def start(self, interval: float) -> None:
         self._thread = threading.Thread(

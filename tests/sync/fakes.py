@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ import orjson
 
 from connector.clock import FakeClock
 from connector.config import Source, SourcesConfig, parse_sources
-from connector.errors import QuotaExhaustedError
+from connector.errors import BadRequestError, GraphError, QuotaExhaustedError
 from connector.pipeline import BatchReceipt
 from connector.scim import CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA, BulkPayload
 
@@ -21,7 +22,7 @@ JOB = "API2AAD.0123456789abcdef0123456789abcdef.11111111-2222-3333-4444-55555555
 SP = "00000000-0000-0000-0000-00000000aaaa"
 
 
-def config(**thresholds: Any) -> SourcesConfig:
+def config(mode: str = "full", **thresholds: Any) -> SourcesConfig:
     th = "".join(f"\n      {k}: {v}" for k, v in thresholds.items())
     text = f"""
 reconciliation: {{deadline: 2h, skew: 5m}}
@@ -31,7 +32,7 @@ sources:
     mapping: mapping.yaml
     service_principal_id: {SP}
     job_id: {JOB}
-    mode: full
+    mode: {mode}
     leavers: disable
     extract_timestamp: {{pattern: '_(?P<ts>\\d{{8}})\\.csv$', format: '%Y%m%d'}}
     thresholds:{th or " {}"}
@@ -122,6 +123,14 @@ class FakeService:
     crash_on_call: int | None = None
     silent: set[str] = field(default_factory=set)
     job_state: str = "Active"
+    refuse: Callable[[dict[str, Any]], str | None] | None = None
+    """Per operation: a 400 message when the service refuses it (the whole request fails)."""
+    error: GraphError | None = None
+    """Raised by every send while set (e.g. a 403)."""
+    yield_in_send: bool = False
+    """Let other sends run while one is in flight (to observe the window)."""
+    in_flight: int = 0
+    max_in_flight: int = 0
 
     def target(self, source: Source) -> FakeTarget:
         return FakeTarget(self)
@@ -185,6 +194,21 @@ class FakeTarget:
 
     async def send(self, payload: BulkPayload) -> BatchReceipt:
         s = self.service
+        if s.error is not None:
+            raise s.error
+        if s.refuse is not None:
+            for op in orjson.loads(payload.body)["Operations"]:
+                message = s.refuse(op["data"])
+                if message is not None:
+                    s.calls.append(list(payload.external_ids))
+                    raise BadRequestError(message, status=400, code="InvalidRequest")
+        if s.yield_in_send:
+            s.in_flight += 1
+            s.max_in_flight = max(s.max_in_flight, s.in_flight)
+            try:
+                await asyncio.sleep(0.001)
+            finally:
+                s.in_flight -= 1
         n = len(s.calls) + 1
         if s.crash_on_call is not None and n == s.crash_on_call:
             s.crash_on_call = None

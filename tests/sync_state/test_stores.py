@@ -512,3 +512,44 @@ def test_unusual_external_ids_round_trip(store: StateStore) -> None:
     assert got["日本-7"]["title"] == "日本-7"
     assert "tab\tid" not in got
     assert len(got) == 4
+
+
+def test_local_heartbeat_retries_a_failed_renewal_before_giving_up(tmp_path: Path) -> None:
+    store = LocalStateStore(tmp_path, lock_ttl=timedelta(minutes=5), heartbeat=False)
+    with store.lock("employees") as held:
+        real = store._renew_lock
+        failures = {"left": 2}
+
+        def flaky(source: str, token: str) -> bool:
+            if failures["left"] > 0:
+                failures["left"] -= 1
+                raise OSError("disk hiccup")
+            return real(source, token)
+
+        store._renew_lock = flaky  # type: ignore[method-assign]
+        assert held._renew_with_retries(0.01)  # type: ignore[attr-defined]
+        assert not held.lost
+        assert failures["left"] == 0
+
+
+def test_local_heartbeat_marks_the_lock_lost_when_renewal_keeps_failing(tmp_path: Path) -> None:
+    store = LocalStateStore(tmp_path, lock_ttl=timedelta(minutes=5), heartbeat=False)
+    with store.lock("employees") as held:
+
+        def broken(source: str, token: str) -> bool:
+            raise OSError("disk gone")
+
+        store._renew_lock = broken  # type: ignore[method-assign]
+        assert not held._renew_with_retries(0.01)  # type: ignore[attr-defined]
+        assert held.lost
+
+
+def test_local_lock_taken_over_is_lost_at_once(tmp_path: Path) -> None:
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    a = LocalStateStore(tmp_path, clock=clock, lock_ttl=timedelta(minutes=5), heartbeat=False)
+    b = LocalStateStore(tmp_path, clock=clock, lock_ttl=timedelta(minutes=5), heartbeat=False)
+    with a.lock("employees") as held:
+        clock.advance(301)
+        with b.lock("employees", owner="next"):
+            assert not held._renew_with_retries(0.01)  # type: ignore[attr-defined]
+            assert held.lost
