@@ -25,12 +25,12 @@ import shutil
 import tempfile
 from array import array
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field, replace
 from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
-from typing import BinaryIO, Final, NamedTuple, TypeVar
+from typing import Any, BinaryIO, Final, NamedTuple, TypeVar
 
 from connector.errors import ExtractError, TooManyRejectedRowsError
 
@@ -177,8 +177,9 @@ class RejectedShareExceededError(TooManyRejectedRowsError):
 
 Source = str | Path | BinaryIO
 _T = TypeVar("_T")
-#: ``make(line, values)`` for :meth:`ExtractReader.iter_mapped`; None means "rejected, skip"
-RowHandler = Callable[[int, dict[str, str]], _T | None]
+#: ``make(line, values)`` for :meth:`ExtractReader.iter_mapped`; None means "rejected, skip".
+#: ``values`` is a ``dict[str, str]``, or a ``list[str]`` when iterating ``as_list``.
+RowHandler = Callable[[int, Any], _T | None]
 
 
 class _NonClosing(io.RawIOBase):
@@ -525,6 +526,7 @@ class ExtractReader:
         *,
         max_rejected_share: float | None = None,
         columns: Collection[str] | None = None,
+        as_list: bool = False,
     ) -> Iterator[_T]:
         """Iterate once, handing each accepted row to ``make(line, values)``.
 
@@ -535,7 +537,9 @@ class ExtractReader:
         ``max_rejected_share`` checks that share after the last row instead of the
         profile's (when ``check_rejected_share`` is set). ``columns`` limits ``values``
         to those columns (plus the id column): less to trim and copy per row when the
-        caller reads only some of them.
+        caller reads only some of them. With ``as_list``, ``values`` is a list in
+        :meth:`selected_columns` order instead of a dict (for :meth:`Mapping.bind
+        <connector.mapping.Mapping.bind>`), which saves building a dict per row.
         """
         if self._iterated:
             raise RuntimeError(
@@ -545,7 +549,17 @@ class ExtractReader:
         share = max_rejected_share
         if share is None and self.check_rejected_share:
             share = self.profile.max_rejected_share
-        return self._data_pass(make, share, columns=columns)
+        return self._data_pass(make, share, columns=columns, as_list=as_list)
+
+    def selected_columns(self, columns: Collection[str] | None) -> list[str]:
+        """The columns, in header order, that :meth:`iter_mapped` hands over for ``columns``."""
+        if columns is None:
+            return list(self.header)
+        wanted = {*columns}
+        if self.id_column is not None:
+            wanted.add(self.id_column)
+        keep = [name for name in self.header if name in wanted]
+        return keep if len(keep) > 1 else list(self.header)
 
     def _refuse_early(self, dups: set[int]) -> RejectedShareExceededError:
         """Read the refused file once more, handing nothing out, to list its rejected rows.
@@ -610,6 +624,7 @@ class ExtractReader:
         share: float | None,
         dups: set[int] | None = None,
         columns: Collection[str] | None = None,
+        as_list: bool = False,
     ) -> Iterator[_T]:
         """The id pass (unless ``dups`` is given), then every row, then the share check.
 
@@ -634,14 +649,13 @@ class ExtractReader:
         strip = str.strip
         delim = self.delimiter
         delims = repeat(delim)
-        names: Sequence[str] = header
+        names = self.selected_columns(columns)
         pick: Callable[[list[str]], tuple[str, ...]] | None = None
-        if columns is not None:
-            wanted = {*columns, id_name}
-            keep = [i for i, name in enumerate(header) if name in wanted]
-            if 1 < len(keep) < ncols:
-                names = [header[i] for i in keep]
-                pick = itemgetter(*keep)
+        if len(names) < ncols:
+            pick = itemgetter(*(header.index(n) for n in names))
+        id_key: str | int = id_name
+        if as_list and idx >= 0:
+            id_key = names.index(id_name)
         with self._opener() as raw:
             text = self._text(raw)
             try:
@@ -666,9 +680,13 @@ class ExtractReader:
                             self._reject_shape(lineno, row, idx)
                             continue
                         fields = pick(row) if pick else row
-                        values = dict(zip(names, map(strip, fields)))  # noqa: B905 - same length
+                        values: Any = (
+                            list(map(strip, fields))
+                            if as_list
+                            else dict(zip(names, map(strip, fields)))  # noqa: B905 - same length
+                        )
                         if idx >= 0:
-                            ext = values[id_name]
+                            ext = values[id_key]
                             if not ext or (dups and hash(ext) in dups):
                                 self._reject_id(lineno, ext)
                                 continue
@@ -696,9 +714,13 @@ class ExtractReader:
                                 ):
                                     continue
                                 fields = pick(row) if pick else row
-                                values = dict(zip(names, map(strip, fields)))  # noqa: B905
+                                values = (
+                                    list(map(strip, fields))
+                                    if as_list
+                                    else dict(zip(names, map(strip, fields)))  # noqa: B905
+                                )
                                 if idx >= 0:
-                                    ext = values[id_name]
+                                    ext = values[id_key]
                                     if not ext or (dups and hash(ext) in dups):
                                         self._reject_id(line, ext)
                                         continue

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import yaml
 
@@ -98,7 +98,13 @@ _URN: Final = re.compile(r"urn:[A-Za-z0-9][A-Za-z0-9.:_-]*[A-Za-z0-9]")
 _YAML12_BOOL: Final = frozenset({"true", "false"})
 _PLAIN_TAGS: Final = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 
-Values = dict[str, str]
+
+class Values(Protocol):
+    """One row's values by column: a dict by name, or a sequence bound by :meth:`Mapping.bind`."""
+
+    def __getitem__(self, key: Any, /) -> str: ...
+
+
 Getter = Callable[[Values], Any]
 Setter = Callable[[Values, dict[str, Any]], None]
 
@@ -193,6 +199,7 @@ class _Ctx:
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     columns: dict[str, int] = field(default_factory=dict)
+    index: dict[str, int] | None = None  # set when binding to a row layout (Mapping.bind)
 
     def err(self, line: int, msg: str) -> None:
         self.problems.append(f"{self.label}:{line}: {msg}")
@@ -200,8 +207,10 @@ class _Ctx:
     def warn(self, line: int, msg: str) -> None:
         self.warnings.append(f"{self.label}:{line}: {msg}")
 
-    def use(self, column: str, line: int) -> None:
+    def use(self, column: str, line: int) -> Any:
+        """Record that ``column`` is read; returns the key to read it with at run time."""
         self.columns.setdefault(column, line)
+        return column if self.index is None else self.index[column]
 
 
 @dataclass(slots=True)
@@ -211,7 +220,7 @@ class _Expr:
     send_null: bool
     text_only: bool  # always str or None (no finalize needed for string targets)
     may_bool: bool
-    column: str | None = None  # set when the value is a column copied as is (fast path)
+    column: Any = None  # the column's key when the value is a column copied as is (fast path)
     bool_only: bool = False  # the last transform always yields a boolean (equals, bool lookup)
 
 
@@ -220,7 +229,7 @@ def _suggest(name: str, options: Iterator[str] | list[str] | tuple[str, ...]) ->
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _column_getter(col: str) -> Getter:
+def _column_getter(col: Any) -> Getter:
     def get(values: Values) -> Any:
         return values[col] or None
 
@@ -257,8 +266,7 @@ def _template(y: _Y, ctx: _Ctx) -> Getter | None:
             if not col:
                 ctx.err(y.line, "template has an empty {} placeholder")
                 ok = False
-            cols.append(col)
-            ctx.use(col, y.line)
+            cols.append(ctx.use(col, y.line) if col else col)
             fmt.append("{" + str(len(cols) - 1) + "}")
         else:
             ctx.err(y.line, "template has an unmatched brace; write {{ or }} for a literal one")
@@ -298,7 +306,7 @@ def _when(y: _Y, ctx: _Ctx) -> Callable[[Values], bool] | None:
     if not isinstance(col, str) or not col:
         ctx.err(spec["column"].line, "when.column must be a column name")
         return None
-    ctx.use(col, spec["column"].line)
+    col = ctx.use(col, spec["column"].line)
     test = tests[0]
     arg = _plain(spec[test])
     if test in ("empty", "not_empty"):
@@ -345,7 +353,7 @@ def _transforms(y: _Y, ctx: _Ctx) -> list[Transform] | None:
     return out if ok else None
 
 
-def _chain(src: Getter, transforms: list[Transform], column: str | None = None) -> Getter:
+def _chain(src: Getter, transforms: list[Transform], column: Any = None) -> Getter:
     """``src`` then ``transforms``; ``column`` names src's column when src only reads it."""
     if not transforms:
         return src
@@ -397,8 +405,8 @@ def _expr(y: _Y, ctx: _Ctx, where: str, *, nested: bool = False) -> _Expr | None
         if not y.v:
             ctx.err(y.line, f"{where}: empty column name")
             return None
-        ctx.use(y.v, y.line)
-        return _Expr(_column_getter(y.v), None, False, True, False, y.v)
+        key = ctx.use(y.v, y.line)
+        return _Expr(_column_getter(key), None, False, True, False, key)
     if not isinstance(y.v, dict):
         ctx.err(
             y.line,
@@ -422,12 +430,13 @@ def _expr(y: _Y, ctx: _Ctx, where: str, *, nested: bool = False) -> _Expr | None
     text_only = True
     may_bool = False
     src: Getter | None
+    column_key: Any = None  # set for a column source: how the row is read (name or index)
     if source == "column":
         if not isinstance(src_y.v, str) or not src_y.v:
             ctx.err(src_y.line, f"{where}: column must be a column name")
             return None
-        ctx.use(src_y.v, src_y.line)
-        src = _column_getter(src_y.v)
+        column_key = ctx.use(src_y.v, src_y.line)
+        src = _column_getter(column_key)
     elif source == "const":
         if isinstance(src_y.v, dict | list):
             ctx.err(src_y.line, f"{where}: const must be text, a number, a boolean or null")
@@ -485,11 +494,10 @@ def _expr(y: _Y, ctx: _Ctx, where: str, *, nested: bool = False) -> _Expr | None
             send_null = spec["send_null"].v
     if src is None:
         return None
-    plain = src_y.v if source == "column" and not transforms and when is None else None
+    plain = column_key if source == "column" and not transforms and when is None else None
     if send_null:
         plain = None
-    column = src_y.v if source == "column" else None
-    expr = _Expr(_chain(src, transforms, column), when, send_null, text_only, may_bool, plain)
+    expr = _Expr(_chain(src, transforms, column_key), when, send_null, text_only, may_bool, plain)
     expr.bool_only = bool(transforms) and transforms[-1].produces_bool
     return expr
 
@@ -588,7 +596,7 @@ def _setter(
     return set_
 
 
-_Sub = tuple[str, str | None, Getter]  # sub-attribute, plain column (fast path) or None, getter
+_Sub = tuple[str, Any, Getter]  # sub-attribute, plain column key (fast path) or None, getter
 _Item = tuple[tuple[_Sub, ...], str, bool | None, Any]
 
 
@@ -800,6 +808,23 @@ class Mapping:
     column_lines: dict[str, int] = field(repr=False)
     _setters: tuple[Setter, ...] = field(repr=False)
     _custom: tuple[tuple[str, str], ...] = field(repr=False)
+    _text: str = field(repr=False, default="")
+
+    def bind(self, columns: Sequence[str]) -> Callable[[Values, str], dict[str, Any]]:
+        """:meth:`apply` for rows given as sequences of values in ``columns`` order.
+
+        The reader can then hand over a list instead of building a dict per row. The
+        mapping is compiled again with column positions in place of names; ``columns``
+        must hold every column in :attr:`required_columns`.
+        """
+        missing = [c for c in self.required_columns if c not in columns]
+        if missing:
+            raise ValueError("columns lack " + ", ".join(missing))
+        index = {c: i for i, c in enumerate(columns)}
+        bound, problems, _ = _compile(self._text, self.source, index)
+        if bound is None:  # cannot happen: the same text compiled cleanly by name
+            raise MappingError(f"{self.source} cannot be bound", problems)
+        return bound.apply
 
     def custom_attribute_names(self) -> list[str]:
         """``<namespace>:<attribute>`` names, as Entra's attribute list (schema) needs them."""
@@ -838,7 +863,7 @@ def _container(data: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _segments(
-    steps: list[Setter | tuple[tuple[str, ...], str, str]],
+    steps: list[Setter | tuple[tuple[str, ...], str, Any]],
 ) -> tuple[Setter, ...]:
     """Merge consecutive plain column copies into one container into a single setter.
 
@@ -846,7 +871,7 @@ def _segments(
     """
     out: list[Setter] = []
     run_path: tuple[str, ...] | None = None
-    run: list[tuple[str, str]] = []
+    run: list[tuple[str, Any]] = []
     for step in steps:
         if isinstance(step, tuple):
             path, key, col = step
@@ -866,7 +891,7 @@ def _segments(
     return tuple(out)
 
 
-def _copy_setter(path: tuple[str, ...], pairs: tuple[tuple[str, str], ...]) -> Setter:
+def _copy_setter(path: tuple[str, ...], pairs: tuple[tuple[str, Any], ...]) -> Setter:
     """Copy non-empty columns as is to ``key``s of the container at ``path``.
 
     The container is created only when a value is set (an empty block is omitted) and
@@ -998,9 +1023,11 @@ def check_mapping(path_or_text: str | Path) -> tuple[Mapping | None, list[str], 
     return _compile(text, label)
 
 
-def _compile(text: str, label: str) -> tuple[Mapping | None, list[str], list[str]]:
+def _compile(
+    text: str, label: str, index: dict[str, int] | None = None
+) -> tuple[Mapping | None, list[str], list[str]]:
     root = _tree(text, label)
-    ctx = _Ctx(label)
+    ctx = _Ctx(label, index=index)
     if not isinstance(root.v, dict):
         raise MappingError(
             f"{label} is not a mapping", [f"{label}:{root.line}: the top level must be a block"]
@@ -1032,7 +1059,7 @@ def _compile(text: str, label: str) -> tuple[Mapping | None, list[str], list[str
             external_id_column = col
             ctx.use(col, ext_y.line)
 
-    steps: list[Setter | tuple[tuple[str, ...], str, str]] = []
+    steps: list[Setter | tuple[tuple[str, ...], str, Any]] = []
     targets: list[str] = []
     seen: dict[str, int] = {}
     custom: list[tuple[str, str]] = []
@@ -1138,5 +1165,6 @@ def _compile(text: str, label: str) -> tuple[Mapping | None, list[str], list[str
         column_lines=dict(ctx.columns),
         _setters=_segments(steps),
         _custom=tuple(custom),
+        _text=text,
     )
     return mapping, [], ctx.warnings

@@ -91,12 +91,16 @@ class RecordStream:
 
     def _iterate(self, make: Callable[[int, str, dict[str, Any]], _T] | None) -> Iterator[Any]:
         """``make(line, externalId, data)`` per record; None builds bulk operations inline."""
-        apply = self.mapping.apply
         ext_col = self.mapping.external_id_column
         reject = self.reader.add_rejected
+        # Rows come as lists of the columns the mapping reads, and the mapping is bound to
+        # their positions: no dict is built per row.
+        columns = self.reader.selected_columns(self.mapping.required_columns)
+        apply = self.mapping.bind(columns)
+        ext_pos = columns.index(ext_col)
 
-        def handle(line: int, values: dict[str, str]) -> Any:
-            ext = values[ext_col]
+        def handle(line: int, values: list[str]) -> Any:
+            ext = values[ext_pos]
             if not ext:
                 reject(line, "", "empty_external_id", f"{ext_col} is empty")
                 return None
@@ -114,6 +118,7 @@ class RecordStream:
             handle,
             max_rejected_share=self.max_rejected_share,
             columns=self.mapping.required_columns,
+            as_list=True,
         )
 
 
