@@ -83,7 +83,11 @@ def run_stages(extract: Path, out: Path) -> dict[str, Any]:
         read_extract(extract, id_column=id_col)._duplicate_hashes()
 
     def read() -> None:
-        for _ in read_extract(extract, id_column=id_col):
+        # rows as the record stream takes them: lists of the columns the mapping reads
+        reader = read_extract(extract, id_column=id_col)
+        for _ in reader.iter_mapped(
+            lambda line, values: values, columns=mapping.required_columns, as_list=True
+        ):
             pass
 
     def read_map() -> None:
