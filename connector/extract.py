@@ -258,9 +258,14 @@ class ExtractReader:
 
     ``rejected`` and ``stats`` fill in while iterating. With ``check_rejected_share``
     the share cap is enforced after the last row, raising
-    :class:`~connector.errors.TooManyRejectedRowsError`.
+    :class:`RejectedShareExceededError` (a
+    :class:`~connector.errors.TooManyRejectedRowsError`).
     When the id pass alone proves the file is over the cap, that is raised before the
-    first row, whatever ``check_rejected_share`` says (nothing should be applied).
+    first row, whatever ``check_rejected_share`` says (nothing should be applied); the
+    file is then read once more without handing rows out, so the error and
+    ``rejected`` still list the rejected rows (the first :data:`MAX_REJECTED_IN_ERROR`)
+    with their line numbers. Error messages name ``label`` (the file the user dropped)
+    rather than the path actually read.
     """
 
     def __init__(
