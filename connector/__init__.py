@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from connector.sample import churn_extract, generate_extract
     from connector.scim import BulkOperation, BulkPayload, build_bulk_requests, make_bulk_id
     from connector.state.local import LocalStateStore
-    from connector.validate import validate
 
 _EXPORTS: dict[str, str] = {
     # extract → mapping → payloads
@@ -53,7 +52,6 @@ _EXPORTS: dict[str, str] = {
     "BulkPayload": "connector.scim",
     "build_bulk_requests": "connector.scim",
     "make_bulk_id": "connector.scim",
-    "validate": "connector.validate",
     "generate_extract": "connector.sample",
     "churn_extract": "connector.sample",
     # talking to Entra
@@ -109,7 +107,6 @@ __all__ = [
     "load_sources",
     "make_bulk_id",
     "read_extract",
-    "validate",
 ]
 
 __version__ = "0.1.0"

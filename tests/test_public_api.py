@@ -15,7 +15,7 @@ EXPECTED = {
     "MappedRecord", "MappingError", "ProvisioningEndpoint", "RecordStream", "RejectedRow", "Row",
     "RunError", "RunSummary", "SourcesConfig", "StateError", "TooManyRejectedRowsError",
     "build_bulk_requests", "churn_extract", "generate_extract", "iter_records", "load_mapping",
-    "load_sources", "make_bulk_id", "read_extract", "validate",
+    "load_sources", "make_bulk_id", "read_extract",
 }  # fmt: skip
 
 
@@ -55,3 +55,12 @@ def test_embedding_example_runs() -> None:
     sent = [eid for p in payloads for eid in p.external_ids]
     assert len(sent) == records.stats.rows_accepted > 0
     assert all(len(p) <= 50 for p in payloads)
+
+
+def test_no_export_is_shadowed_by_a_submodule() -> None:
+    # ``import connector.x`` sets the package attribute ``x`` to the submodule, so an
+    # exported name equal to a submodule's name would change meaning after that import.
+    import pkgutil
+
+    submodules = {m.name for m in pkgutil.iter_modules(connector.__path__)}
+    assert not submodules & set(connector.__all__)
