@@ -6,6 +6,7 @@
     │   └── UnsafeEndpointError      a token would leave for a host that is not Graph
     ├── ExtractError                 an HR extract that cannot be read as a whole
     │   └── TooManyRejectedRowsError the file's rejected-row share is over the cap
+    │       └── RejectedShareExceededError  the same, listing the rejected rows
     ├── GraphError                   Microsoft Graph (or the emulator) said no
     │   ├── AuthenticationError      401: token missing, expired or not accepted
     │   ├── PermissionDeniedError    403: the identity lacks an app role
@@ -27,6 +28,11 @@ reported with their line number and the rest of the file goes on.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:  # extract.py imports this module; the types are for annotations only
+    from connector.extract import ExtractStats, RejectedRow
+
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
@@ -41,6 +47,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "QuotaExhaustedError",
+    "RejectedShareExceededError",
     "RunError",
     "ServiceError",
     "StateError",
@@ -170,3 +177,30 @@ class RunError(ConnectorError):
 class LockLostError(ConcurrentRunError):
     """This process lost the source's lock while working (renewal failed or taken over);
     it stops writing at once and leaves the rest to the new holder."""
+
+
+class RejectedShareExceededError(TooManyRejectedRowsError):
+    """The rejected-row cap refused the file; carries the rejected rows found, for error files.
+
+    ``rejected`` holds the first :attr:`MAX_LISTED` rejected rows in file order (line,
+    externalId, reason code, message without field values); ``stats`` the counts for the
+    whole file as far as it was read (``rows_read``, ``rows_rejected``,
+    ``rejected_by_reason``); ``rejected_omitted`` how many rejected rows are counted in
+    ``stats`` but not listed. Catching :class:`TooManyRejectedRowsError` still catches it.
+    """
+
+    #: how many rejected rows the error lists (the first, in file order); bounds its memory
+    MAX_LISTED: ClassVar[int] = 1000
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None,
+        rejected: list[RejectedRow],
+        stats: ExtractStats,
+    ) -> None:
+        super().__init__(message, path=path)
+        self.rejected: tuple[RejectedRow, ...] = tuple(rejected[: self.MAX_LISTED])
+        self.stats: ExtractStats = type(stats)(stats.rows_accepted, dict(stats.rejected_by_reason))
+        self.rejected_omitted = max(0, self.stats.rows_rejected - len(self.rejected))

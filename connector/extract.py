@@ -32,7 +32,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, BinaryIO, Final, NamedTuple, TypeVar
 
-from connector.errors import ExtractError, TooManyRejectedRowsError
+from connector.errors import ExtractError, RejectedShareExceededError
 
 __all__ = [
     "DEFAULT_MAX_FIELD_BYTES",
@@ -54,7 +54,7 @@ DEFAULT_MAX_REJECTED_SHARE: Final = 0.05
 SNIFFED_DELIMITERS: Final = (",", ";", "\t", "|")
 
 #: how many rejected rows a :class:`RejectedShareExceededError` carries (the first, in file order)
-MAX_REJECTED_IN_ERROR: Final = 1000
+MAX_REJECTED_IN_ERROR: Final = RejectedShareExceededError.MAX_LISTED
 
 _BUCKETS: Final = 256
 _SPOOL_BYTES: Final = 8 * 1024 * 1024
@@ -148,31 +148,6 @@ class ExtractStats:
             "rows_rejected": self.rows_rejected,
             "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
         }
-
-
-class RejectedShareExceededError(TooManyRejectedRowsError):
-    """The rejected-row cap refused the file; carries the rejected rows found, for error files.
-
-    ``rejected`` holds the first :data:`MAX_REJECTED_IN_ERROR` rejected rows in file order
-    (line, externalId, reason code, message without field values); ``stats`` the counts
-    for the whole file as far as it was read (``rows_read``, ``rows_rejected``,
-    ``rejected_by_reason``); ``rejected_omitted`` how many rejected rows are counted in
-    ``stats`` but not listed. Catching :class:`~connector.errors.TooManyRejectedRowsError`
-    still catches it.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        path: str | None,
-        rejected: list[RejectedRow],
-        stats: ExtractStats,
-    ) -> None:
-        super().__init__(message, path=path)
-        self.rejected: tuple[RejectedRow, ...] = tuple(rejected[:MAX_REJECTED_IN_ERROR])
-        self.stats = ExtractStats(stats.rows_accepted, dict(stats.rejected_by_reason))
-        self.rejected_omitted = max(0, self.stats.rows_rejected - len(self.rejected))
 
 
 Source = str | Path | BinaryIO

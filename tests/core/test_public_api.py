@@ -77,3 +77,21 @@ def test_signatures_other_parts_rely_on() -> None:
         "seed",
     ]
     assert "max_bytes" in inspect.signature(build_bulk_requests).parameters
+
+
+def test_refusal_error_lives_in_the_error_tree_and_stays_importable_from_extract() -> None:
+    import connector.errors as errors
+    import connector.extract as extract
+
+    assert extract.RejectedShareExceededError is errors.RejectedShareExceededError
+    assert issubclass(errors.RejectedShareExceededError, errors.TooManyRejectedRowsError)
+    assert "RejectedShareExceededError" in errors.__all__
+    assert "RejectedShareExceededError" in (errors.__doc__ or "")
+    assert extract.MAX_REJECTED_IN_ERROR == errors.RejectedShareExceededError.MAX_LISTED
+    rows = [extract.RejectedRow(i, f"E{i}", "field_count", "2 fields") for i in range(1500)]
+    stats = extract.ExtractStats(10, {"field_count": 1500})
+    exc = errors.RejectedShareExceededError("refused", path="f.csv", rejected=rows, stats=stats)
+    stats.rejected_by_reason["field_count"] = 0  # the error keeps its own copy
+    assert len(exc.rejected) == extract.MAX_REJECTED_IN_ERROR
+    assert exc.stats.rows_rejected == 1500
+    assert exc.rejected_omitted == 500
