@@ -7,11 +7,26 @@ first pass keeps only an 8-byte hash per row (in ``array`` buckets), so a millio
 cost about 8 MB, and the hashes are dropped once the duplicate set is known.
 
 Row-level problems (wrong field count, empty id, oversized field, duplicate id,
-malformed quoting) are data: each becomes a :class:`RejectedRow` with its line number
-and the rest of the file goes on. File-level problems (undecodable bytes, bad header,
-too many rejected rows) raise :class:`~connector.errors.ExtractError`.
+malformed quoting within one line) are data: each becomes a :class:`RejectedRow` with its
+line number and the rest of the file goes on. File-level problems (undecodable bytes, bad
+header, too many rejected rows, a quote left open) raise
+:class:`~connector.errors.ExtractError`.
 
-Rejection messages never quote field values, so they can be logged without personal data.
+A quote left open is file-level on purpose. The parser then reads the following lines
+as one value, so the people on them vanish from the file, and a full sync would disable
+them as leavers; rejecting one row would hide that. The csv parser runs in strict mode:
+a quote never closed fails at the end of the file, and one closed by a later, unrelated
+quote fails where text follows that quote. Either failure on a row that runs over more
+than one line, or such a row with the wrong field count, raises "unterminated quote
+starting at line N (lines N-M)". The id pass meets it first, so no row is handed out.
+Quoted values over several lines with the right field count are still read (CSV allows
+them). What no parser can tell apart from such a value: a stray quote closed exactly at
+the end of a later field in the same column; the sync engine's mass-change guard is the
+backstop for that.
+
+Rejection messages never quote field values, so they can be logged without personal
+data, and a rejected row shows its id only when it looks like one (at most 256
+characters, no newline or delimiter).
 """
 
 from __future__ import annotations
@@ -253,6 +268,7 @@ class ExtractReader:
         label: str | None = None,
     ) -> None:
         self.profile = profile or ExtractProfile()
+        _ensure_field_limit(self.profile.max_field_bytes)
         self.id_column = id_column if id_column is not None else self.profile.id_column
         self.check_rejected_share = check_rejected_share
         self.rejected: list[RejectedRow] = []
@@ -383,6 +399,7 @@ class ExtractReader:
             text = self._text(raw)
             try:
                 reader, _, _ = self._rows(text)
+                lineno = reader.line_num  # physical lines read so far (the header's)
                 # Fast path while lines hold no quote: for such lines the csv module splits
                 # exactly on the delimiter, so the id is one str.split away. A block of lines
                 # that all have the header's field count is handled by C-level map() calls;
@@ -409,10 +426,12 @@ class ExtractReader:
                         known_bad += ids.count("")
                         for h in map(hash, filter(None, ids)):
                             buckets[h & mask].append(h)
+                        lineno += len(lines)
                         continue
                     for i, line in enumerate(lines):
                         if '"' in line:
                             pending = lines[i:]
+                            lineno += i
                             break
                         if line.count(delim) != want:
                             if line.strip():
@@ -429,14 +448,23 @@ class ExtractReader:
                             continue
                         h = hash(ext)
                         buckets[h & mask].append(h)
+                    else:
+                        lineno += len(lines)
                 if pending is not None:
-                    reader = csv.reader(itertools.chain(pending, text), delimiter=delim)
+                    reader = csv.reader(
+                        itertools.chain(pending, text), delimiter=delim, strict=True
+                    )
+                base = lineno
                 while True:
                     try:
                         for row in reader:
+                            first = lineno + 1
+                            lineno = base + reader.line_num
                             if len(row) != ncols:
                                 if not row or (len(row) == 1 and not row[0].strip()):
                                     continue
+                                if lineno > first:
+                                    raise self._runaway_quote(first, lineno, len(row))
                                 rows += 1
                                 known_bad += 1
                                 continue
@@ -448,7 +476,10 @@ class ExtractReader:
                             h = hash(ext)
                             buckets[h & mask].append(h)
                         break
-                    except csv.Error:
+                    except csv.Error as exc:
+                        first = lineno + 1
+                        lineno = base + reader.line_num
+                        self._check_csv_error(exc, first, lineno)
                         rows += 1
                         known_bad += 1
             except UnicodeDecodeError:
@@ -465,6 +496,38 @@ class ExtractReader:
                         known_bad += n
             buckets[i] = array("q")
         return dups, rows, known_bad
+
+    def _runaway_quote(self, first: int, last: int, detail: str | int) -> ExtractError:
+        """The file-level error for a quoted value that swallowed lines (see the module doc)."""
+        if isinstance(detail, int):
+            detail = f"the row it opens has {detail} fields, the header has {len(self.header)}"
+        return ExtractError(
+            f"unterminated quote starting at line {first} (lines {first}\u2013{last}): {detail}."
+            " The rows after it cannot be trusted (a full sync would take the people on those"
+            " lines for leavers), so the file is not applied. Close the quote, or double a"
+            " quote inside a quoted value, and send the file again",
+            path=self.label,
+            line=first,
+        )
+
+    def _check_csv_error(self, exc: csv.Error, first: int, last: int) -> None:
+        """Raise the file-level error when a parse error ends a value running over lines.
+
+        The csv reader is strict, so a quote that is never closed fails at the end of the
+        file, and one closed by a later quote usually fails where text follows that quote.
+        A parse error confined to one line is a malformed row, rejected by the caller.
+        """
+        message = str(exc)
+        if "unexpected end of data" in message:
+            raise self._runaway_quote(first, last, "the file ends inside the quoted value")
+        if last > first:
+            if "expected after" in message:
+                detail = f"a quote on line {last} closes it and text follows that quote"
+            elif _FIELD_LIMIT_MESSAGE in message:
+                detail = f"the quoted value grew over {csv.field_size_limit()} characters"
+            else:
+                detail = f"the row cannot be parsed ({message})"
+            raise self._runaway_quote(first, last, detail)
 
     def _over_cap(self, rejected: int, rows: int) -> bool:
         return rows > 0 and rejected / rows > self.profile.max_rejected_share
@@ -491,6 +554,13 @@ class ExtractReader:
         Every rejection is counted in :attr:`stats`; :attr:`rejected` lists at most
         ``keep_rejected`` of them when that limit is set (None: all).
         """
+        if external_id and (
+            len(external_id) > _MAX_ID_SHOWN
+            or "\n" in external_id
+            or "\r" in external_id
+            or self.delimiter in external_id
+        ):
+            external_id = ""  # not an id but a run of fields: it may hold personal data
         keep = self._keep_rejected
         if keep is None or len(self.rejected) < keep:
             self.rejected.append(RejectedRow(line, external_id, reason, message))
@@ -592,7 +662,7 @@ class ExtractReader:
         ext = row[idx].strip() if idx >= 0 else ""
         self.add_rejected(
             line,
-            ext if len(ext) <= 256 else "",
+            ext,
             RejectReason.FIELD_TOO_LARGE,
             f"{', '.join(big)} over {cap} bytes",
         )
@@ -679,7 +749,9 @@ class ExtractReader:
                                 stats.rows_accepted += 1
                                 yield out
                 if pending is not None:
-                    reader = csv.reader(itertools.chain(pending, text), delimiter=delim)
+                    reader = csv.reader(
+                        itertools.chain(pending, text), delimiter=delim, strict=True
+                    )
                     base = lineno
                     while True:
                         try:
@@ -687,6 +759,8 @@ class ExtractReader:
                                 line = lineno + 1
                                 lineno = base + reader.line_num
                                 if len(row) != ncols:
+                                    if lineno > line and not (len(row) == 1 and not row[0].strip()):
+                                        raise self._runaway_quote(line, lineno, len(row))
                                     self._reject_shape(line, row, idx)
                                     continue
                                 if max(map(len, row)) > quick_cap and self._too_large(
@@ -716,9 +790,19 @@ class ExtractReader:
                         except csv.Error as exc:
                             line = lineno + 1
                             lineno = base + reader.line_num
-                            self.add_rejected(
-                                line, "", RejectReason.MALFORMED_ROW, f"cannot be parsed: {exc}"
-                            )
+                            self._check_csv_error(exc, line, lineno)
+                            if _FIELD_LIMIT_MESSAGE in str(exc):
+                                self.add_rejected(
+                                    line,
+                                    "",
+                                    RejectReason.FIELD_TOO_LARGE,
+                                    f"a field is over {csv.field_size_limit()} characters, so"
+                                    f" over {self.profile.max_field_bytes} bytes",
+                                )
+                            else:
+                                self.add_rejected(
+                                    line, "", RejectReason.MALFORMED_ROW, f"cannot be parsed: {exc}"
+                                )
             except UnicodeDecodeError:
                 raise self._decode_error() from None
             finally:
@@ -731,6 +815,24 @@ class ExtractReader:
 
 _BLOCK_CHARS: Final = 64 * 1024
 _first: Final = itemgetter(0)
+#: rejected rows show an id only when it looks like one: at most this long, no newline or
+#: delimiter (anything else is a run of fields that may hold names and emails)
+_MAX_ID_SHOWN: Final = 256
+#: the csv module's process-wide field limit is raised to at least this many characters, so
+#: a long field reaches the byte-cap check (rejected with its id) instead of a parse error
+_FIELD_LIMIT_FLOOR: Final = 4 * 1024 * 1024
+_FIELD_LIMIT_MESSAGE: Final = "field larger than field limit"
+
+
+def _ensure_field_limit(max_field_bytes: int) -> None:
+    """Raise (never lower) the csv module's field limit above the byte cap and the floor.
+
+    The limit is process-wide; raising it only lets longer fields through to our own
+    size check. It still bounds memory when a quote is never closed.
+    """
+    want = max(_FIELD_LIMIT_FLOOR, max_field_bytes + 1)
+    if csv.field_size_limit() < want:
+        csv.field_size_limit(want)
 
 
 def read_extract(

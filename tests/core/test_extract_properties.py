@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import io
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from connector.errors import ExtractError
 from connector.extract import SNIFFED_DELIMITERS, ExtractProfile, read_extract
 
 from .helpers import stream
@@ -96,7 +98,11 @@ def test_duplicates_never_win_and_delimiter_is_sniffed(ids: list[str], delimiter
     delimiter=st.sampled_from(SNIFFED_DELIMITERS),
 )
 def test_id_pass_agrees_with_csv_module(ids: list[str], bad: list[bool], delimiter: str) -> None:
-    """Both id-pass paths (plain lines, then csv from the first quote) match a plain csv read."""
+    """Both id-pass paths (plain lines, then csv from the first quote) match a plain csv read.
+
+    A row running over several lines with the wrong field count is how a quote left open
+    shows; the file is then refused as a whole, naming the line the row starts on.
+    """
     rows = [
         [i, "n"] + (["extra"] if b else [])
         for i, b in zip(ids, bad + [False] * len(ids), strict=False)
@@ -105,6 +111,13 @@ def test_id_pass_agrees_with_csv_module(ids: list[str], bad: list[bool], delimit
     reader = read_extract(
         stream(text), ExtractProfile(max_rejected_share=1.0, delimiter=delimiter), id_column="Id"
     )
+    runaway = [n for n, r in enumerate(rows) if len(r) != 2 and "\n" in r[0]]
+    if runaway:
+        start = 2 + sum(1 + r[0].count("\n") for r in rows[: runaway[0]])
+        with pytest.raises(ExtractError, match="unterminated quote") as info:
+            list(reader)
+        assert info.value.line == start
+        return
     accepted = [r.values["Id"] for r in reader]
     parsed = list(csv.reader(io.StringIO(text), delimiter=delimiter))[1:]
     good = [r[0].strip() for r in parsed if len(r) == 2]
