@@ -85,6 +85,7 @@ class RejectReason:
     MALFORMED_ROW: Final = "malformed_row"
     TRANSFORM_FAILED: Final = "transform_failed"
     INVALID_VALUE: Final = "invalid_value"
+    OPERATION_TOO_LARGE: Final = "operation_too_large"
 
 
 @dataclass(frozen=True, slots=True)

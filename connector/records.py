@@ -3,8 +3,10 @@
 This is what the sync engine, the Functions app and ``connector preview`` iterate:
 one :class:`MappedRecord` per accepted row, in file order, memory flat. A row whose
 mapping fails (bad date, value not in a lookup, non-boolean ``active``) is rejected
-with its line and reason and the rest goes on; the file-level rejected-share cap
-counts those rejections too and is checked after the last row.
+with its line and reason and the rest goes on; so is a record whose bulk operation
+alone is over the request byte cap (``operation_too_large``), which could never be
+sent. The file-level rejected-share cap counts those rejections too and is checked
+after the last row.
 """
 
 from __future__ import annotations
@@ -14,10 +16,24 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, TypeVar
 
+import orjson
+
 from connector.errors import ExtractError
-from connector.extract import ExtractProfile, ExtractReader, ExtractStats, RejectedRow
+from connector.extract import (
+    ExtractProfile,
+    ExtractReader,
+    ExtractStats,
+    RejectedRow,
+    RejectReason,
+)
 from connector.mapping import Mapping
-from connector.scim import BulkOperation, make_bulk_id
+from connector.scim import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    BulkOperation,
+    SerializedOperation,
+    make_bulk_id,
+    max_operation_bytes,
+)
 from connector.transforms import TransformError
 
 __all__ = ["MappedRecord", "RecordStream", "iter_records"]
@@ -42,13 +58,23 @@ class RecordStream:
 
     After the last record, raises :class:`~connector.errors.TooManyRejectedRowsError`
     when the rejected share (reader and mapping rejections together) is over the
-    profile's cap. Stopping early skips that check.
+    profile's cap. Stopping early skips that check. Each record's bulk operation is
+    measured against ``max_request_bytes`` (the cap the batches will be built with);
+    one that could not fit a request alone is rejected as ``operation_too_large``.
     """
 
-    def __init__(self, reader: ExtractReader, mapping: Mapping, max_rejected_share: float) -> None:
+    def __init__(
+        self,
+        reader: ExtractReader,
+        mapping: Mapping,
+        max_rejected_share: float,
+        *,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    ) -> None:
         self.reader = reader
         self.mapping = mapping
         self.max_rejected_share = max_rejected_share
+        self.max_request_bytes = max_request_bytes
         missing = [c for c in mapping.required_columns if c not in reader.header]
         if missing:
             raise ExtractError(
@@ -76,7 +102,10 @@ class RecordStream:
     def operations(self) -> Iterator[BulkOperation]:
         """The records as bulk operations, ready for :func:`connector.scim.build_bulk_requests`.
 
-        Use it instead of iterating the stream (not both): the stream is read once.
+        Use it instead of iterating the stream (not both): the stream is read once. The
+        operations are :class:`~connector.scim.SerializedOperation` objects: their size was
+        checked, and the batch builder reuses their bytes. Build them with the same
+        ``max_bytes`` as ``max_request_bytes`` here.
         """
         return self._iterate(None)
 
@@ -98,6 +127,9 @@ class RecordStream:
         columns = self.reader.selected_columns(self.mapping.required_columns)
         apply = self.mapping.bind(columns)
         ext_pos = columns.index(ext_col)
+        cap = self.max_request_bytes
+        limit = max_operation_bytes(cap)
+        dumps = orjson.dumps
 
         def handle(line: int, values: list[str]) -> Any:
             ext = values[ext_pos]
@@ -109,8 +141,20 @@ class RecordStream:
             except TransformError as exc:
                 reject(line, ext, exc.reason_code, str(exc))
                 return None
-            if make is None:  # the bulkId is make_bulk_id(ext, line), spelled out
-                return BulkOperation(f"{ext}:L{line}", ext, data)
+            bulk_id = f"{ext}:L{line}"  # make_bulk_id(ext, line), spelled out
+            # the operation exactly as build_bulk_requests writes it (serialize_operation)
+            chunk = dumps({"method": "POST", "bulkId": bulk_id, "path": "/Users", "data": data})
+            if len(chunk) > limit:
+                reject(
+                    line,
+                    ext,
+                    RejectReason.OPERATION_TOO_LARGE,
+                    f"its bulk operation is {len(chunk) + cap - limit} bytes, over the request"
+                    f" cap of {cap} bytes; shorten the longest mapped values",
+                )
+                return None
+            if make is None:
+                return SerializedOperation(bulk_id, ext, data, chunk)
             return make(line, ext, data)
 
         # the reader checks the share after the last row: no second generator layer
@@ -128,11 +172,14 @@ def iter_records(
     *,
     profile: ExtractProfile | None = None,
     label: str | None = None,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
 ) -> RecordStream:
     """Stream ``source`` through ``mapping``; see :class:`RecordStream`.
 
     ``profile`` overrides the mapping's ``extract:`` section (its ``id_column``
-    defaults to the mapping's externalId column). Raises
+    defaults to the mapping's externalId column). ``max_request_bytes`` is the request
+    byte cap the records' batches will be built with: a record whose operation alone is
+    over it is rejected (``operation_too_large``) instead of failing the batching. Raises
     :class:`~connector.errors.ExtractError` at once for an unreadable file, a bad
     header or columns the mapping needs that the header lacks.
     """
@@ -141,7 +188,9 @@ def iter_records(
         prof = replace(prof, id_column=mapping.external_id_column)
     reader = ExtractReader(source, prof, check_rejected_share=False, label=label)
     try:
-        return RecordStream(reader, mapping, prof.max_rejected_share)
+        return RecordStream(
+            reader, mapping, prof.max_rejected_share, max_request_bytes=max_request_bytes
+        )
     except ExtractError:
         reader.close()
         raise

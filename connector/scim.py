@@ -30,8 +30,10 @@ __all__ = [
     "BulkOperation",
     "BulkPayload",
     "OperationTooLargeError",
+    "SerializedOperation",
     "build_bulk_requests",
     "make_bulk_id",
+    "max_operation_bytes",
     "serialize_operation",
 ]
 
@@ -72,6 +74,20 @@ class BulkOperation:
     data: Mapping[str, Any]
 
 
+@dataclass(slots=True)
+class SerializedOperation(BulkOperation):
+    """A :class:`BulkOperation` that carries its JSON bytes (``json``), made once.
+
+    The record stream has to serialize each operation anyway to check its size against
+    the request cap; :func:`build_bulk_requests` then uses these bytes instead of
+    serializing again. ``json`` must be :func:`serialize_operation` of the same operation:
+    to change a field, build a plain :class:`BulkOperation` (``dataclasses.replace`` would
+    keep the old bytes).
+    """
+
+    json: bytes = b""
+
+
 @dataclass(frozen=True, slots=True)
 class BulkPayload:
     """One BulkRequest ready to POST: its exact bytes and which records it carries."""
@@ -93,6 +109,11 @@ def make_bulk_id(external_id: str, line: int | None = None) -> str:
     return f"{external_id}:L{line}" if line is not None else external_id
 
 
+def max_operation_bytes(max_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> int:
+    """The largest serialized operation that fits alone in a request of ``max_bytes``."""
+    return max_bytes - len(_HEAD) - len(_TAIL)
+
+
 def serialize_operation(op: BulkOperation) -> bytes:
     """The JSON bytes of one operation, exactly as they appear inside ``Operations``."""
     return orjson.dumps({"method": "POST", "bulkId": op.bulk_id, "path": "/Users", "data": op.data})
@@ -107,8 +128,9 @@ def build_bulk_requests(
     """Group operations into BulkRequests of at most ``max_operations`` and ``max_bytes``.
 
     Streams: holds one request's operations at a time. Order is preserved. A single
-    operation over the byte cap raises :class:`OperationTooLargeError` (callers that
-    want to go on should check sizes first with :func:`serialize_operation`).
+    operation over the byte cap raises :class:`OperationTooLargeError`; the record stream
+    (:func:`connector.records.iter_records`) rejects such records before they get here, and
+    hands :class:`SerializedOperation` objects whose bytes are used as they are.
     """
     if not 1 <= max_operations <= MAX_OPERATIONS_PER_REQUEST:
         raise ValueError(f"max_operations must be 1..{MAX_OPERATIONS_PER_REQUEST}")
@@ -126,8 +148,10 @@ def build_bulk_requests(
     limit = max_bytes - overhead  # bytes left for operations and their separating commas
     for op in operations:
         bulk_id = op.bulk_id
-        # inlined serialize_operation (one call less per record on the hot path)
-        chunk = dumps({"method": "POST", "bulkId": bulk_id, "path": "/Users", "data": op.data})
+        if op.__class__ is SerializedOperation:
+            chunk = op.json
+        else:  # inlined serialize_operation (one call less per record on the hot path)
+            chunk = dumps({"method": "POST", "bulkId": bulk_id, "path": "/Users", "data": op.data})
         n = len(chunk)
         if n > limit:
             raise OperationTooLargeError(bulk_id, overhead + n, max_bytes)

@@ -80,7 +80,7 @@ def run_preview(
     rejected-share cap still gets its files, with ``error`` set in the summary.
     """
     mapping = load_mapping(mapping_path)
-    stream = iter_records(extract, mapping, label=str(extract))
+    stream = iter_records(extract, mapping, label=str(extract), max_request_bytes=max_bytes)
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("bulk-[0-9][0-9][0-9][0-9][0-9].json"):
         old.unlink()

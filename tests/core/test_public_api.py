@@ -29,7 +29,8 @@ EXPECTED = {
     "connector.scim": {
         "BULK_REQUEST_SCHEMA", "CONTENT_TYPE", "CORE_USER_SCHEMA", "DEFAULT_MAX_REQUEST_BYTES",
         "ENTERPRISE_USER_SCHEMA", "MAX_OPERATIONS_PER_REQUEST", "BulkOperation", "BulkPayload",
-        "OperationTooLargeError", "build_bulk_requests", "make_bulk_id", "serialize_operation",
+        "OperationTooLargeError", "SerializedOperation", "build_bulk_requests", "make_bulk_id",
+        "max_operation_bytes", "serialize_operation",
     },
     "connector.cli.core": {"PreviewSummary", "register", "run_preview"},
 }  # fmt: skip
