@@ -379,3 +379,25 @@ def test_property_default_mapping_output_shape(
         assert "department" not in out.get(ENT, {})
     if values["ManagerId"]:
         assert out[ENT]["manager"] == {"value": values["ManagerId"]}
+
+
+@pytest.mark.parametrize(
+    ("status", "active"),
+    [("Active", True), ("active", True), ("ACTIVE", True), ("Inactive", False), ("x", False)],
+)
+def test_csv2scim_status_compares_ignoring_case_like_powershell_eq(
+    status: str, active: bool
+) -> None:
+    """CSV2SCIM maps active with ``-eq 'Active'``, which ignores case in PowerShell."""
+    mapping = load_mapping(CSV2SCIM_MAPPING)
+    values = dict.fromkeys(mapping.required_columns, "x")
+    values["WorkerStatus"] = status
+    assert mapping.apply(values, "1")["active"] is active
+
+
+@pytest.mark.parametrize("status", ["Active", "active", "On Leave", "TERMINATED"])
+def test_default_mapping_status_lookup_ignores_case(status: str) -> None:
+    mapping = load_mapping(DEFAULT_MAPPING)
+    values = dict.fromkeys(mapping.required_columns, "")
+    values["Status"] = status
+    assert mapping.apply(values, "1")["active"] is (status.lower() != "terminated")
