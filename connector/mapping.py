@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -200,6 +200,8 @@ class _Ctx:
     warnings: list[str] = field(default_factory=list)
     columns: dict[str, int] = field(default_factory=dict)
     index: dict[str, int] | None = None  # set when binding to a row layout (Mapping.bind)
+    skip: frozenset[str] = frozenset()  # attributes reading these columns are left out
+    touched: set[str] = field(default_factory=set)  # columns read by the attribute at hand
 
     def err(self, line: int, msg: str) -> None:
         self.problems.append(f"{self.label}:{line}: {msg}")
@@ -210,7 +212,10 @@ class _Ctx:
     def use(self, column: str, line: int) -> Any:
         """Record that ``column`` is read; returns the key to read it with at run time."""
         self.columns.setdefault(column, line)
-        return column if self.index is None else self.index[column]
+        self.touched.add(column)
+        if self.index is None:
+            return column
+        return self.index[column] if column not in self.skip else -1  # left out anyway
 
 
 @dataclass(slots=True)
@@ -809,6 +814,8 @@ class Mapping:
     _setters: tuple[Setter, ...] = field(repr=False)
     _custom: tuple[tuple[str, str], ...] = field(repr=False)
     _text: str = field(repr=False, default="")
+    _skip: frozenset[str] = field(repr=False, default=frozenset())
+    _partial: bool = field(repr=False, default=False)
 
     def bind(self, columns: Sequence[str]) -> Callable[[Values, str], dict[str, Any]]:
         """:meth:`apply` for rows given as sequences of values in ``columns`` order.
@@ -821,10 +828,26 @@ class Mapping:
         if missing:
             raise ValueError("columns lack " + ", ".join(missing))
         index = {c: i for i, c in enumerate(columns)}
-        bound, problems, _ = _compile(self._text, self.source, index)
+        bound, problems, _ = _compile(
+            self._text, self.source, index, skip=self._skip, partial=self._partial
+        )
         if bound is None:  # cannot happen: the same text compiled cleanly by name
             raise MappingError(f"{self.source} cannot be bound", problems)
         return bound.apply
+
+    def without_columns(self, columns: Iterable[str]) -> Mapping:
+        """This mapping with every attribute that reads one of ``columns`` left out.
+
+        For ``connector validate``: rows can still be checked against the attributes
+        whose columns the extract has. Raises ValueError for the externalId column.
+        """
+        skip = self._skip | frozenset(columns)
+        if self.external_id_column in skip:
+            raise ValueError(f"the externalId column {self.external_id_column!r} is needed")
+        mapping, problems, _ = _compile(self._text, self.source, skip=skip, partial=self._partial)
+        if mapping is None:  # cannot happen: the same text compiled before
+            raise MappingError(f"{self.source} cannot be compiled", problems)
+        return mapping
 
     def custom_attribute_names(self) -> list[str]:
         """``<namespace>:<attribute>`` names, as Entra's attribute list (schema) needs them."""
@@ -1013,21 +1036,36 @@ def load_mapping(path_or_text: str | Path) -> Mapping:
     return mapping
 
 
-def check_mapping(path_or_text: str | Path) -> tuple[Mapping | None, list[str], list[str]]:
+def check_mapping(
+    path_or_text: str | Path, *, partial: bool = False
+) -> tuple[Mapping | None, list[str], list[str]]:
     """Like :func:`load_mapping`, but returns ``(mapping or None, problems, warnings)``.
 
     For ``connector validate``, which reports warnings even when there are problems.
+    With ``partial``, a mapping with problems still comes back, built from the
+    attributes that compiled (None only without an externalId column), so an extract
+    can be checked against them; such a mapping is for checking only, never for a sync.
     A file that cannot be read or parsed as YAML still raises MappingError.
     """
     text, label = _read_source(path_or_text)
-    return _compile(text, label)
+    return _compile(text, label, partial=partial)
 
 
 def _compile(
-    text: str, label: str, index: dict[str, int] | None = None
+    text: str,
+    label: str,
+    index: dict[str, int] | None = None,
+    *,
+    skip: frozenset[str] = frozenset(),
+    partial: bool = False,
 ) -> tuple[Mapping | None, list[str], list[str]]:
+    """Compile mapping ``text``. ``skip``: leave out attributes reading those columns.
+
+    ``partial``: with problems, still build a mapping of what compiled (when the
+    externalId column is known), for checking an extract; never for a sync.
+    """
     root = _tree(text, label)
-    ctx = _Ctx(label, index=index)
+    ctx = _Ctx(label, index=index, skip=skip)
     if not isinstance(root.v, dict):
         raise MappingError(
             f"{label} is not a mapping", [f"{label}:{root.line}: the top level must be a block"]
@@ -1072,8 +1110,9 @@ def _compile(
             )
             return
         seen[target.name] = target.line
+        ctx.touched = set()
         e = _expr(value, ctx, target.name)
-        if e is None:
+        if e is None or ctx.touched & ctx.skip:
             return
         if target.kind == "boolean":
             if e.send_null:
@@ -1104,8 +1143,9 @@ def _compile(
                         ctx.err(value.line, f"{attr} is mapped twice")
                         continue
                     seen[attr] = value.line
+                    ctx.touched = set()
                     s = _multi(attr, value, ctx)
-                    if s is not None:
+                    if s is not None and not ctx.touched & ctx.skip:
                         steps.append(s)
                         targets.append(attr)
                     continue
@@ -1152,12 +1192,12 @@ def _compile(
         ctx.warn(root.line, "userName is not mapped: Entra needs it to create users")
 
     profile = _profile(top.get("extract"), ctx, external_id_column)
-    if ctx.problems:
+    if ctx.problems and not (partial and external_id_column):
         return None, ctx.problems, ctx.warnings
     mapping = Mapping(
         source=label,
         external_id_column=external_id_column,
-        required_columns=tuple(ctx.columns),
+        required_columns=tuple(c for c in ctx.columns if c not in skip),
         custom_namespaces=tuple(namespaces),
         extract_profile=profile,
         targets=tuple(targets),
@@ -1166,5 +1206,7 @@ def _compile(
         _setters=_segments(steps),
         _custom=tuple(custom),
         _text=text,
+        _skip=skip,
+        _partial=partial,
     )
-    return mapping, [], ctx.warnings
+    return mapping, ctx.problems, ctx.warnings

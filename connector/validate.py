@@ -5,7 +5,10 @@ attributes only under a ``urn:`` namespace, transform arguments), the extract's
 encoding and header against the columns the mapping uses, then a sample of rows
 through the real record stream (field counts, empty or duplicate ids, transform
 failures, non-boolean ``active``, invalid dates). Each problem names the mapping
-line or the CSV line. Nothing stops at the first problem.
+line or the CSV line. Nothing stops at the first problem: a mapping with errors is
+still checked against the header with the attributes that compiled, and rows are
+still checked with the attributes whose columns the header has (the others are left
+out of the row check, and their missing columns are reported).
 """
 
 from __future__ import annotations
@@ -102,7 +105,7 @@ def validate(
     label = str(mapping)
     compiled: Mapping | None = None
     try:
-        compiled, problems, warnings = check_mapping(Path(mapping))
+        compiled, problems, warnings = check_mapping(Path(mapping), partial=True)
     except MappingError as exc:
         problems = exc.problems or [str(exc)]
         warnings = []
@@ -112,7 +115,7 @@ def validate(
         return report
     extract_label = str(extract)
     if compiled is None:
-        # The mapping is broken; still say whether the extract itself can be read.
+        # No externalId column: still say whether the extract itself can be read.
         try:
             read_extract(extract, label=extract_label).close()
         except ExtractError as exc:
@@ -136,17 +139,28 @@ def _check_extract(
         report.problems.append(_extract_problem(exc, label))
         return
     missing = [c for c in mapping.required_columns if c not in header]
+    ids = {mapping.external_id_column, profile.id_column}
     for col in missing:
         line = mapping.column_lines.get(col)
         where = f"{mapping.source}:{line}" if line else mapping.source
-        report.problems.append(
-            Problem("error", where, f"column {col!r} is not in the header of {label} ({label}:1)")
+        after = (
+            "; rows are not checked without it"
+            if col in ids
+            else "; rows were checked without the attributes that read it"
         )
-    if missing:
+        report.problems.append(
+            Problem(
+                "error",
+                where,
+                f"column {col!r} is not in the header of {label} ({label}:1){after}",
+            )
+        )
+    if ids & set(missing):
         return
+    usable = mapping.without_columns(missing) if missing else mapping
     lenient: ExtractProfile = replace(profile, max_rejected_share=1.0)
     try:
-        stream = iter_records(extract, mapping, profile=lenient, label=label)
+        stream = iter_records(extract, usable, profile=lenient, label=label)
         with stream:
             for _ in stream:
                 if sample_rows is not None and stream.stats.rows_read >= sample_rows:

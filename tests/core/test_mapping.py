@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.errors import MappingError
-from connector.mapping import Mapping, TransformError, load_mapping
+from connector.mapping import Mapping, TransformError, check_mapping, load_mapping
 from connector.scim import CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA
 
 from .helpers import CSV2SCIM_MAPPING, DEFAULT_MAPPING
@@ -401,3 +401,26 @@ def test_default_mapping_status_lookup_ignores_case(status: str) -> None:
     values = dict.fromkeys(mapping.required_columns, "")
     values["Status"] = status
     assert mapping.apply(values, "1")["active"] is (status.lower() != "terminated")
+
+
+def test_without_columns_leaves_out_the_attributes_reading_them() -> None:
+    mapping = load_mapping(DEFAULT_MAPPING)
+    usable = mapping.without_columns(["WorkEmail", "HireDate"])
+    assert "userName" not in usable.targets
+    assert "emails" not in usable.targets
+    assert "urn:ietf:params:scim:schemas:extension:contoso:1.0:User:HireDate" not in usable.targets
+    assert "displayName" in usable.targets
+    assert not {"WorkEmail", "HireDate"} & set(usable.required_columns)
+    with pytest.raises(ValueError, match="externalId column"):
+        mapping.without_columns(["EmployeeId"])
+
+
+def test_partial_check_keeps_what_compiled_and_load_still_refuses() -> None:
+    text = "externalId: Id\ncore:\n  userName: U\n  titel: T\n"
+    partial, problems, _ = check_mapping(text, partial=True)
+    assert partial is not None
+    assert partial.targets == ("userName",)
+    assert len(problems) == 1
+    assert check_mapping(text)[0] is None
+    with pytest.raises(MappingError):
+        load_mapping(text)

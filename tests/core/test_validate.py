@@ -93,3 +93,59 @@ def test_over_cap_is_an_error(tmp_path: Path) -> None:
     extract.write_text(buf.getvalue(), encoding="utf-8")
     report = validate(DEFAULT_MAPPING, extract)
     assert any("a sync would refuse this file" in p.message for p in report.errors)
+
+
+MIXED = """externalId: EmployeeId
+core:
+  userName: WorkEmail
+  titel: JobTitle
+  displayName: {template: "{FirstName} {Surname}"}
+  emails: [{value: PrivateMail}]
+  active: {column: Status, transforms: [{lookup: {table: {Active: true}, default: false}}]}
+extensions:
+  "urn:x:hr:1.0:User":
+    HireDate: {column: HireDate, transforms: [date]}
+"""
+
+
+def test_mapping_errors_missing_columns_and_row_problems_are_all_listed(tmp_path: Path) -> None:
+    """A typo'd key, two missing columns and bad rows: every one is reported in one go."""
+    m = tmp_path / "m.yaml"
+    m.write_text(MIXED, encoding="utf-8")
+    extract = tmp_path / "x.csv"
+    generate_extract(extract, 120, seed=3, faults=Faults(bad_dates=2))
+    report = validate(m, extract)
+    assert not report.ok
+    by_where = {p.where: p.message for p in report.errors}
+    assert "titel" in by_where[f"{m}:4"]  # the mapping error
+    assert by_where[f"{m}:5"].startswith("column 'Surname' is not in the header")
+    assert by_where[f"{m}:6"].startswith("column 'PrivateMail' is not in the header")
+    assert "rows were checked without the attributes that read it" in by_where[f"{m}:6"]
+    # rows were still checked, with the attributes whose columns exist
+    assert report.rows_checked == 120
+    row_errors = [p for p in report.errors if p.where.startswith(f"{extract}:")]
+    assert [p.message.split(" ")[0] for p in row_errors] == ["invalid_value", "invalid_value"]
+
+
+def test_missing_columns_alone_still_check_rows(tmp_path: Path) -> None:
+    m = tmp_path / "m.yaml"
+    m.write_text(MIXED.replace("  titel: JobTitle\n", ""), encoding="utf-8")
+    extract = tmp_path / "x.csv"
+    generate_extract(extract, 50, seed=3, faults=Faults(bad_dates=1))
+    report = validate(m, extract)
+    assert report.rows_checked == 50
+    assert sorted(p.message.split(" ")[0] for p in report.errors) == [
+        "column",
+        "column",
+        "invalid_value",
+    ]
+
+
+def test_missing_id_column_skips_the_row_check_and_says_so(tmp_path: Path) -> None:
+    m = tmp_path / "m.yaml"
+    m.write_text(MIXED.replace("externalId: EmployeeId", "externalId: WorkerID"), encoding="utf-8")
+    report = validate(m, HR_EXTRACT)
+    assert report.rows_checked == 0
+    [id_problem] = [p for p in report.errors if "'WorkerID'" in p.message]
+    assert id_problem.where == f"{m}:1"
+    assert id_problem.message.endswith("rows are not checked without it")
