@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,7 +33,11 @@ _PROGRESS_EVERY = 1000
 
 @dataclass(slots=True)
 class PreviewSummary:
-    """What ``preview`` wrote and why some rows are missing from it."""
+    """What ``preview`` wrote and why some rows are missing from it.
+
+    ``warnings`` are the mapping's warnings (as ``validate`` lists them), each with its
+    mapping file line.
+    """
 
     rows_read: int
     rows_accepted: int
@@ -43,6 +47,7 @@ class PreviewSummary:
     bytes: int
     out: str
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +60,7 @@ class PreviewSummary:
             "bytes": self.bytes,
             "out": self.out,
             "error": self.error,
+            "warnings": list(self.warnings),
         }
 
 
@@ -114,6 +120,7 @@ def run_preview(
         bytes=size,
         out=str(out),
         error=error,
+        warnings=list(mapping.warnings),
     )
 
 
@@ -214,6 +221,8 @@ def register(app: typer.Typer) -> None:
                 summary = run_preview(mapping, extract, out, max_bytes=max_bytes)
         except (MappingError, ExtractError) as exc:
             raise _fail(str(exc)) from None
+        for warning in summary.warnings:  # also in --json; stderr keeps stdout parseable
+            print(f"warning: {warning}", file=sys.stderr)
         if as_json:
             sys.stdout.write(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode())
             sys.stdout.write("\n")

@@ -126,3 +126,28 @@ def test_console_script_exit_codes(tmp_path: Path) -> None:
     bad.write_text("externalId: Id\n", encoding="utf-8")
     assert _main(["validate", "--mapping", str(bad), str(HR_EXTRACT)]).returncode == 1
     assert _main(["validate", "--bogus"]).returncode == 2
+
+
+def test_preview_shows_mapping_warnings_on_stderr_and_in_json(tmp_path: Path) -> None:
+    m = tmp_path / "m.yaml"
+    m.write_text(
+        DEFAULT_MAPPING.read_text(encoding="utf-8").replace(
+            "      type: work\n      primary: true", "      type: home\n      primary: true"
+        ),
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    res = runner.invoke(app(), ["preview", "-m", str(m), str(HR_EXTRACT), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    [line] = [x for x in res.stderr.splitlines() if x.startswith("warning:")]
+    assert f"{m}:" in line
+    assert "emails type 'home'" in line
+    assert "warning" not in res.stdout
+    res = runner.invoke(app(), ["preview", "-m", str(m), str(HR_EXTRACT), "-o", str(out), "--json"])
+    [warning] = orjson.loads(res.stdout)["warnings"]
+    assert "emails type 'home'" in warning
+    clean = runner.invoke(
+        app(), ["preview", "-m", str(DEFAULT_MAPPING), str(HR_EXTRACT), "-o", str(out), "--json"]
+    )
+    assert orjson.loads(clean.stdout)["warnings"] == []
+    assert "warning" not in clean.stderr
