@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import gzip
 import hashlib
 import logging
@@ -88,6 +90,16 @@ from connector.reconcile import (
     reconcile,
 )
 from connector.records import MappedRecord, RecordStream, iter_records
+from connector.references import (
+    DEFAULT_MAX_REFERENCE_RESENDS,
+    UNRESOLVED_REFERENCE,
+    ResendCandidate,
+    count_resends,
+    manager_of,
+    order_by_level,
+    reference_levels,
+    select_reference_resends,
+)
 from connector.report import (
     RecordRow,
     RejectedRow,
@@ -165,6 +177,9 @@ DEFAULT_ISOLATION_CALLS = 60
 """Extra calls one run may spend finding the records a 400 is about."""
 NEVER_ACCEPTED = bytes(FINGERPRINT_SIZE)
 """Fingerprint of a record the service has never accepted (refused at its first send)."""
+
+REFERENCES_KIND = "references"
+"""Journal ``kind`` (and plan action) of an automatic re-send for manager references."""
 
 MAX_REJECTED_IN_JOURNAL = 1000
 """Rejected rows listed in a refused run's journal (the rest are counted)."""
@@ -363,6 +378,11 @@ def _attempted_key(source: str) -> str:
     return f"attempted/{source}"
 
 
+def _resends_key(source: str) -> str:
+    """Automatic re-sends per record for unresolved manager references."""
+    return f"reference-resends/{source}"
+
+
 def _acked_indices(journal: _Journal) -> set[int]:
     """Batch indices acknowledged so far (journals before the window kept them in order)."""
     return {int(b.get("i", k)) for k, b in enumerate(journal.batches)}
@@ -407,18 +427,68 @@ class _PlannedOp:
     data: Mapping[str, Any]
     prev: str | None = None
     """The run that last sent this record (its log entry is not this send's)."""
+    level: int = 0
+    """Depth in the manager chain within the plan (0: its manager exists or is not in it)."""
 
 
-def _encode_plan(changes: Iterable[Change], index: RecordIndex | None = None) -> bytes:
-    buf = bytearray()
+def _may_not_exist(change: Change, entry: RecordEntry | None) -> bool:
+    """Whether the directory may not hold this record yet (its reports must wait for it)."""
+    if change.kind is ChangeKind.JOINER or entry is None:
+        return True
+    if entry.fingerprint == NEVER_ACCEPTED:
+        return True
+    # A create that failed: nobody exists until a later send succeeds.
+    return entry.outcome == StateOutcome.FAILED.value and not entry.active
+
+
+def _order_plan(changes: Iterable[Change], index: RecordIndex | None = None) -> list[_PlannedOp]:
+    """The records to send, managers before their reports (stable within a level).
+
+    Only managers that may not exist yet (joiners, records never accepted) make a
+    report wait; movers and leavers exist already, so a daily delta is one level.
+    """
     entries = index.entries if index is not None else {}
-    for c in changes:
-        if c.data is None:
-            continue
+    todo = [c for c in changes if c.data is not None]
+    by_id = {c.external_id: c for c in todo}
+
+    def needs_wait(ext: str) -> bool:
+        change = by_id.get(ext)
+        return change is not None and _may_not_exist(change, entries.get(ext))
+
+    levels = reference_levels([(c.external_id, manager_of(c.data)) for c in todo], needs_wait)
+    ops: list[_PlannedOp] = []
+    for k in order_by_level(len(todo), levels):
+        c = todo[k]
         old = entries.get(c.external_id)
-        prev = old.run_id if old is not None else None
+        ops.append(
+            _PlannedOp(
+                c.kind.value,
+                c.external_id,
+                c.line,
+                c.fingerprint,
+                c.active,
+                c.data or {},
+                old.run_id if old is not None else None,
+                levels[k],
+            )
+        )
+    return ops
+
+
+def _encode_plan(ops: Iterable[_PlannedOp]) -> bytes:
+    buf = bytearray()
+    for op in ops:
         buf += orjson.dumps(
-            [c.kind.value, c.external_id, c.line, c.fingerprint.hex(), c.active, c.data, prev]
+            [
+                op.kind,
+                op.external_id,
+                op.line,
+                op.fingerprint.hex(),
+                op.active,
+                op.data,
+                op.prev,
+                op.level,
+            ]
         )
         buf += b"\n"
     return gzip.compress(bytes(buf), compresslevel=5)
@@ -431,7 +501,8 @@ def _decode_plan(blob: bytes) -> list[_PlannedOp]:
             continue
         kind, ext, line, fp, active, data, *rest = orjson.loads(raw)
         prev = rest[0] if rest else None
-        ops.append(_PlannedOp(kind, ext, line, bytes.fromhex(fp), bool(active), data, prev))
+        level = int(rest[1]) if len(rest) > 1 else 0  # plans stored before levels: one level
+        ops.append(_PlannedOp(kind, ext, line, bytes.fromhex(fp), bool(active), data, prev, level))
     return ops
 
 
@@ -466,12 +537,30 @@ def _suppress_refused_resends(
 
 def _batches(ops: list[_PlannedOp]) -> list[BulkPayload]:
     """Deterministic: the same plan always gives the same batches in the same order."""
-    return list(
+    return [payload for payload, _ in _leveled_batches(ops)]
+
+
+def _leveled_batches(ops: list[_PlannedOp]) -> list[tuple[BulkPayload, tuple[int, int]]]:
+    """The plan's batches, each with the lowest and highest manager-chain level it holds.
+
+    Batches are packed as before (50 operations), so ordering costs no extra calls; a
+    batch may end one level and start the next (operations of one request are processed
+    in order — SCIM bulk semantics, our assumption for Entra).
+    """
+    payloads = list(
         build_bulk_requests(
             BulkOperation(make_bulk_id(op.external_id, op.line), op.external_id, op.data)
             for op in ops
         )
     )
+    out: list[tuple[BulkPayload, tuple[int, int]]] = []
+    k = 0
+    for payload in payloads:
+        n = len(payload)
+        levels = [op.level for op in ops[k : k + n]]
+        k += n
+        out.append((payload, (min(levels, default=0), max(levels, default=0))))
+    return out
 
 
 # -- the engine -----------------------------------------------------------------------------
@@ -484,7 +573,8 @@ class Engine:
     ``records`` reads and maps an extract file (default: :func:`read_mapped_records`).
     All time comes from ``clock``. ``window``: bulk requests of one run in flight at once
     (1 sends one at a time); ``isolation_calls``: extra calls one run may spend finding
-    the records a 400 is about.
+    the records a 400 is about; ``max_reference_resends``: automatic re-sends of a record
+    skipped for an unresolved manager, once the manager exists (0 turns them off).
     """
 
     def __init__(
@@ -498,9 +588,12 @@ class Engine:
         owner: str | None = None,
         window: int = DEFAULT_WINDOW,
         isolation_calls: int = DEFAULT_ISOLATION_CALLS,
+        max_reference_resends: int = DEFAULT_MAX_REFERENCE_RESENDS,
     ) -> None:
         if window < 1:
             raise ValueError("window must be at least 1")
+        if max_reference_resends < 0:
+            raise ValueError("max_reference_resends must be 0 (off) or more")
         self.config = config
         self.store = store
         self.targets = targets
@@ -509,6 +602,7 @@ class Engine:
         self.owner = owner or f"engine-{uuid.uuid4().hex[:8]}"
         self.window = window
         self.isolation_calls = isolation_calls
+        self.max_reference_resends = max_reference_resends
 
     # -- public API -------------------------------------------------------------------
 
@@ -708,12 +802,145 @@ class Engine:
                         journal = await self._reconcile(src, journal, target, health)
                         self._write_reports(journal)
                         out.append(self._summary(journal))
+                    if health.ok:
+                        resend = await self._resend_unresolved_references(src, lock)
+                        if resend is not None:
+                            out.append(resend)
             except ConcurrentRunError as exc:
                 log.info("source %s: busy, reconciliation skipped this pass", src.name)
                 out.skipped[src.name] = str(exc)
             finally:
                 await target.aclose()
         return out
+
+    async def _resend_unresolved_references(
+        self, src: Source, lock: SourceLock
+    ) -> RunSummary | None:
+        """Re-send records skipped for an unresolved manager whose manager now exists.
+
+        Runs after reconciliation, under the source's lock, as a run of its own
+        (``<source>-refs<n>``, kind ``references``) carrying each record's last accepted
+        payload, so it is journaled, reconciled and reported like any other run.
+        Bounded: at most ``max_reference_resends`` automatic re-sends per record with
+        the same data, none when the manager is unknown to the source, failed or not yet
+        confirmed (see :func:`connector.references.select_reference_resends`), and none
+        while a run of the source still has batches to send (its data is newer).
+        """
+        if self.max_reference_resends == 0 or self._run_with_batches_left(src.name):
+            return None
+        index = self.store.load_records(src.name)
+        skipped = [
+            ext
+            for ext, e in index.entries.items()
+            if e.outcome == StateOutcome.SKIPPED.value and e.error_code == UNRESOLVED_REFERENCE
+        ]
+        if not skipped:
+            return None
+        payloads = self.store.get_payloads(src.name, skipped)
+        got = self.store.get_document(_resends_key(src.name))
+        resent: dict[str, tuple[str, int]] = {
+            ext: (str(v[0]), int(v[1]))
+            for ext, v in ((got[0] if got else {}).get("records") or {}).items()
+        }
+        chosen, left = select_reference_resends(
+            index.entries, payloads, resent, max_resends=self.max_reference_resends
+        )
+        if not chosen:
+            return None
+        changes = [
+            Change(
+                ChangeKind.RETRY,
+                c.external_id,
+                None,
+                payloads[c.external_id],
+                index.entries[c.external_id].fingerprint,
+                index.entries[c.external_id].active,
+            )
+            for c in chosen
+        ]
+        body = {
+            "source": src.name,
+            "records": {
+                ext: list(v)
+                for ext, v in count_resends(
+                    resent, ((c.external_id, c.fingerprint) for c in changes)
+                ).items()
+            },
+        }
+        if got is None:
+            self.store.put_document(_resends_key(src.name), body, if_none_match=True)
+        else:
+            self.store.put_document(_resends_key(src.name), body, if_match=got[1])
+        parents = sorted({c.run_id for c in chosen if c.run_id})
+        n = len(self.store.list_documents(f"runs/{src.name}/{src.name}-refs"))
+        run_id = f"{src.name}-refs{n + 1}"
+        last = self._last_applied(src.name)
+        not_resent: dict[str, int] = {}
+        for why in left.values():
+            not_resent[why] = not_resent.get(why, 0) + 1
+        journal = _Journal(
+            {
+                "runId": run_id,
+                "source": src.name,
+                "file": None,
+                "kind": REFERENCES_KIND,
+                "parentRunIds": parents,
+                "receivedAt": _iso(self.clock.now()),
+                "extractAt": _iso(last) if last is not None else None,
+                "state": RunState.RECEIVED.value,
+                "timeline": [],
+                "batches": [],
+                "indexed": 0,
+                "notResent": not_resent,
+            },
+            lock=lock,
+        )
+        detail = (
+            f"re-send of {len(changes)} records skipped for an unresolved manager reference"
+            f" (their managers are now provisioned); from runs {', '.join(parents) or '-'}"
+        )
+        self._event(journal, RunState.RECEIVED, detail)
+        journal.etag = self.store.put_document(journal.key, journal.doc, if_none_match=True)
+        self._store_plan(journal, changes, index, kind=REFERENCES_KIND)
+        journal.doc["planned"] = {"references": len(changes)}
+        self._transition(journal, RunState.PLANNED, f"{len(changes)} references to resolve")
+        for parent_id in parents:
+            self._note_resend(src.name, parent_id, run_id, chosen, lock)
+        self._transition(journal, RunState.UPLOADING, "automatic re-send")
+        log.info("run %s: re-sending %d records for manager references", run_id, len(changes))
+        journal = await self._upload(src, journal, None)
+        self._write_reports(journal)
+        return self._summary(journal)
+
+    def _note_resend(
+        self,
+        source: str,
+        parent_id: str,
+        child_id: str,
+        chosen: Iterable[ResendCandidate],
+        lock: SourceLock,
+    ) -> None:
+        """Record on the skipped records' run which of them were re-sent, and where."""
+        parent = self._load(source, parent_id)
+        if parent is None:
+            return
+        parent.lock = lock
+        count = sum(1 for c in chosen if c.run_id == parent_id)
+        parent.doc.setdefault("referenceResends", {})[child_id] = count
+        self._event(
+            parent,
+            parent.state,
+            f"{count} records skipped for an unresolved manager re-sent in run {child_id}",
+        )
+        self._save(parent)
+        self._write_reports(parent)
+
+    def _run_with_batches_left(self, source: str) -> bool:
+        for key in self.store.list_documents(f"runs/{source}/"):
+            got = self.store.get_document(key)
+            if got is not None and got[0]["state"] in (RunState.UPLOADING, RunState.BLOCKED):
+                return True
+        return False
 
     async def approve(
         self, run_id: str, *, by: str = "operator", progress: ProgressCallback | None = None
@@ -1077,7 +1304,7 @@ class Engine:
         hold = check_guard(
             plan, index.active_count(), rows, src.thresholds, rejected_rows=len(rejected)
         )
-        n_batches = sum(1 for _ in build_bulk_requests(_ops_of(plan.to_send)))
+        n_batches = len(_batches(_order_plan(plan.to_send, index)))
         return RunSummary(
             run_id=run_id,
             source=src.name,
@@ -1089,16 +1316,27 @@ class Engine:
             batches_total=n_batches,
         )
 
-    def _store_plan(self, journal: _Journal, changes: Iterable[Change], index: RecordIndex) -> None:
-        blob = _encode_plan(changes, index)
+    def _store_plan(
+        self,
+        journal: _Journal,
+        changes: Iterable[Change],
+        index: RecordIndex,
+        *,
+        kind: str | None = None,
+    ) -> None:
+        ops = _order_plan(changes, index)
+        if kind is not None:
+            ops = [dataclasses.replace(op, kind=kind) for op in ops]
         self.store.write_artifact(
             f"{journal.source}/{journal.run_id}/plan.jsonl.gz",
-            blob,
+            _encode_plan(ops),
             content_type="application/gzip",
         )
-        ops = _decode_plan(blob)
         journal.doc["batchesTotal"] = len(_batches(ops))
         journal.doc["toSend"] = len(ops)
+        levels = max((op.level for op in ops), default=0) + 1
+        if levels > 1:
+            journal.doc["referenceLevels"] = levels
 
     def _store_rejected(self, journal: _Journal, rejected: list[RejectedRow]) -> None:
         """Rejected rows live next to the plan, not in the journal (rewritten per batch)."""
@@ -1162,7 +1400,8 @@ class Engine:
         acknowledged is left for the next call.
         """
         ops = self._load_plan(journal)
-        batches = _batches(ops)
+        leveled = _leveled_batches(ops)
+        batches = [b for b, _ in leveled]
         total = len(batches)
         journal.doc["batchesTotal"] = total
         acked = _acked_indices(journal)
@@ -1173,7 +1412,9 @@ class Engine:
         if pending:
             target = self.targets(src)
             try:
-                stop = await self._send_window(journal, target, batches, pending, progress)
+                stop = await self._send_window(
+                    journal, target, batches, pending, progress, [lv for _, lv in leveled]
+                )
             finally:
                 await target.aclose()
         if stop is not None:
@@ -1194,21 +1435,54 @@ class Engine:
         batches: list[BulkPayload],
         pending: list[int],
         progress: ProgressCallback | None,
+        levels: list[tuple[int, int]] | None = None,
     ) -> _Stop | None:
+        """Send ``pending`` batches, ``window`` at a time, managers before their reports.
+
+        ``levels`` gives each batch's lowest and highest manager-chain level. A batch
+        holding level *n* records is sent only once every earlier batch holding records
+        below level *n* was acknowledged: the service resolves a manager only against
+        users it has processed, so a report must not overtake its manager's request.
+        Batches hold whole levels in order, so a plan with one level (the usual daily
+        delta) never waits, and a first load waits once per level boundary.
+        """
         total = len(batches)
+        lv = levels or [(0, 0)] * total
         queue = iter(pending)
         stops: list[_Stop] = []
+        in_flight: set[int] = set()
+        acked_now = asyncio.Condition()
+
+        def may_send(i: int) -> bool:
+            top = lv[i][1]
+            return bool(stops) or all(lv[j][0] >= top for j in in_flight if j < i)
+
+        async def release(i: int) -> None:
+            async with acked_now:
+                in_flight.discard(i)
+                acked_now.notify_all()
+
+        async def stop_all(stop: _Stop) -> None:
+            stops.append(stop)
+            async with acked_now:
+                acked_now.notify_all()
 
         async def worker() -> None:
             while not stops:
                 i = next(queue, None)
                 if i is None:
                     return
+                in_flight.add(i)
+                if not may_send(i):
+                    async with acked_now:
+                        await acked_now.wait_for(functools.partial(may_send, i))
+                    if stops:
+                        return
                 try:
                     _check_lock(journal)
                     receipt = await self._send_batch(journal, target, batches[i])
                 except _SystemicRefusal as exc:
-                    stops.append(_Stop("failed", exc, i))
+                    await stop_all(_Stop("failed", exc, i))
                     return
                 except (
                     AuthenticationError,
@@ -1216,10 +1490,10 @@ class Engine:
                     NotFoundError,
                     ConfigError,
                 ) as exc:
-                    stops.append(_Stop("blocked", exc, i))
+                    await stop_all(_Stop("blocked", exc, i))
                     return
                 except (GraphError, ConcurrentRunError) as exc:
-                    stops.append(_Stop("waiting", exc, i))
+                    await stop_all(_Stop("waiting", exc, i))
                     return
                 meta: dict[str, Any] = {
                     "i": i,
@@ -1238,8 +1512,9 @@ class Engine:
                     self._save(journal)
                 except (_SystemicRefusal, ConcurrentRunError) as exc:
                     kind = "failed" if isinstance(exc, _SystemicRefusal) else "waiting"
-                    stops.append(_Stop(kind, exc, i))
+                    await stop_all(_Stop(kind, exc, i))
                     return
+                await release(i)
                 if progress is not None:
                     progress(len(journal.batches), total)
 
@@ -1857,12 +2132,6 @@ class Engine:
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-def _ops_of(changes: Iterable[Change]) -> Iterator[BulkOperation]:
-    for c in changes:
-        if c.data is not None:
-            yield BulkOperation(make_bulk_id(c.external_id, c.line), c.external_id, c.data)
 
 
 def _waiting_reason(doc: Mapping[str, Any]) -> WaitingReason | None:

@@ -544,7 +544,31 @@ def run_demo(
     console: Console | None = None,
     open_report: bool = False,
 ) -> list[Any]:
-    """Three extracts against the in-process emulator; returns the run summaries."""
+    """Three extracts against the in-process emulator; returns the run summaries.
+
+    The demo prints everything it needs, so engine warnings (the held run) are kept off
+    stderr while it runs; the logger's level is restored afterwards (the demo may run
+    inside a longer-lived process).
+    """
+    engine_log = logging.getLogger("connector")
+    previous = engine_log.level
+    engine_log.setLevel(logging.ERROR)
+    try:
+        return _run_demo(
+            directory, rows=rows, log_delay=log_delay, console=console, open_report=open_report
+        )
+    finally:
+        engine_log.setLevel(previous)
+
+
+def _run_demo(
+    directory: Path,
+    *,
+    rows: int,
+    log_delay: float,
+    console: Console | None,
+    open_report: bool,
+) -> list[Any]:
     from connector.clock import SystemClock
     from connector.config import parse_sources
     from connector.emulator.config import EmulatorConfig, JobConfig
@@ -557,8 +581,6 @@ def run_demo(
     out = console or _console()
     started = time.monotonic()
     directory = directory.resolve()
-    # The demo prints everything it needs; keep engine warnings (the held run) off stderr.
-    logging.getLogger("connector").setLevel(logging.ERROR)
     if directory.exists():
         if not (directory / _DEMO_MARKER).exists():
             raise ConfigError(

@@ -184,7 +184,8 @@ def test_out_of_order_file_is_superseded(tmp_path: Path) -> None:
 def test_failures_classified_and_not_resent_until_retry(tmp_path: Path) -> None:
     w = World(tmp_path)
     rows = people(10)
-    rows.append(("E0099", "user3@contoso.com", "Clash", "Sales", "", "Active"))  # duplicate UPN
+    # duplicate UPN; same manager as E0003, so both are on one level and keep file order
+    rows.append(("E0099", "user3@contoso.com", "Clash", "Sales", "E0001", "Active"))
     w.service.silent.add("E0005")  # never appears in the logs
     run = w.sync("hr_20260302.csv", rows)
     [rec] = w.reconcile()
