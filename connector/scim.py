@@ -145,10 +145,11 @@ def build_bulk_requests(
         return BulkPayload(body=body, bulk_ids=tuple(bulk_ids), external_ids=tuple(external_ids))
 
     dumps = orjson.dumps
+    serialized = SerializedOperation
     limit = max_bytes - overhead  # bytes left for operations and their separating commas
     for op in operations:
         bulk_id = op.bulk_id
-        if op.__class__ is SerializedOperation:
+        if op.__class__ is serialized:
             chunk = op.json
         else:  # inlined serialize_operation (one call less per record on the hot path)
             chunk = dumps({"method": "POST", "bulkId": bulk_id, "path": "/Users", "data": op.data})
