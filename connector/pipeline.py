@@ -1,4 +1,14 @@
-"""Runs: plan → (hold) → upload → reconcile, with a journal that survives crashes.
+"""The sync engine: plan → (hold) → upload → reconcile, with a journal that survives crashes.
+
+Where things live (every public name below is also importable from here):
+
+- :mod:`connector.runs` — run states, :class:`RunSummary`, the journal document and its keys;
+- :mod:`connector.plans` — the stored plan: record order (managers first), batches;
+- :mod:`connector.targets` — :class:`ProvisioningTarget`, :class:`GraphTarget`,
+  :func:`graph_targets`, isolation of 400s;
+- :mod:`connector.readers` — reading and mapping an extract (:func:`read_mapped_records`);
+- :mod:`connector.references` — manager-chain levels and re-sends of skipped references;
+- this module — :class:`Engine`, which moves runs through their states.
 
 One extract of one source becomes one **run**. Its id is the source name plus a hash
 of the file's bytes, so the same file delivered twice finds its run and does nothing.
@@ -11,8 +21,9 @@ written with ETag-conditional puts while the source's lock is held; the states a
 - **Plan**: the delta (:mod:`connector.delta`) is stored as an artifact
   (``<source>/<run>/plan.jsonl.gz``) so a held run can be approved, and an interrupted
   one resumed, without the extract. Batches are rebuilt from it deterministically.
-- **Upload**: one bulk request at a time; each acknowledged batch (202) is journaled
-  before the next is sent, so a crash re-sends at most the batch in flight. Quota
+- **Upload**: up to ``window`` bulk requests in flight (a manager's request acknowledged
+  before its reports' are sent); each acknowledged batch (202) is journaled as it
+  arrives, so a crash re-sends at most the batches in flight. Quota
   exhaustion, a full bucket, throttling or an outage leave the run ``uploading``
   with a ``waiting`` note; :meth:`Engine.resume_waiting` (next CLI call or timer)
   continues from the first unacknowledged batch.
@@ -35,20 +46,15 @@ import contextlib
 import dataclasses
 import functools
 import gzip
-import hashlib
 import logging
-import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
-import httpx
 import orjson
-import yaml
 
 from connector.clock import Clock
 from connector.config import Source, SourcesConfig
@@ -63,7 +69,6 @@ from connector.delta import (
 from connector.errors import (
     AuthenticationError,
     BadRequestError,
-    BucketFullError,
     ConcurrentRunError,
     ConfigError,
     ConnectorError,
@@ -71,17 +76,26 @@ from connector.errors import (
     LockLostError,
     NotFoundError,
     PermissionDeniedError,
-    QuotaExhaustedError,
     RunError,
     StateError,
-    ThrottledError,
     TooManyRejectedRowsError,
 )
-from connector.graph.auth import TokenProvider
-from connector.graph.client import GraphClient, LogQuery, RetryPolicy, split_payload
-from connector.graph.endpoint import Cloud, ProvisioningEndpoint
-from connector.mapping import load_mapping
-from connector.pacing import DailyBudget, SlidingWindowLimiter
+from connector.plans import (
+    NEVER_ACCEPTED,
+    PlannedOp,
+    batches_of,
+    decode_plan,
+    encode_plan,
+    leveled_batches,
+    order_plan,
+    suppress_refused_resends,
+)
+from connector.readers import (
+    ExtractRecords,
+    RecordReader,
+    read_mapped_records,
+    spooled,
+)
 from connector.reconcile import (
     Outcome,
     RecordOutcome,
@@ -89,15 +103,11 @@ from connector.reconcile import (
     check_job_health,
     reconcile,
 )
-from connector.records import MappedRecord, RecordStream, iter_records
 from connector.references import (
     DEFAULT_MAX_REFERENCE_RESENDS,
     UNRESOLVED_REFERENCE,
     ResendCandidate,
     count_resends,
-    manager_of,
-    order_by_level,
-    reference_levels,
     select_reference_resends,
 )
 from connector.report import (
@@ -107,26 +117,68 @@ from connector.report import (
     TimelineEvent,
     write_reports,
 )
-from connector.scim import BulkOperation, BulkPayload, build_bulk_requests, make_bulk_id
+from connector.runs import (
+    MAX_REJECTED_IN_JOURNAL,
+    OPEN_STATES,
+    REFERENCES_KIND,
+    Journal,
+    PassResult,
+    ProgressCallback,
+    RunState,
+    RunSummary,
+    WaitingReason,
+    acked_indices,
+    approval_key,
+    attempted_key,
+    check_lock,
+    from_iso,
+    load_journal,
+    lock_lost,
+    make_run_id,
+    resends_key,
+    save_journal,
+    source_key,
+    to_iso,
+    waiting_reason_from_doc,
+    waiting_reason_of,
+)
+from connector.scim import BulkPayload
+from connector.state.base import Outcome as StateOutcome
 from connector.state.base import (
-    FINGERPRINT_SIZE,
     RecordEntry,
     RecordIndex,
     SourceLock,
     StateStore,
-    StoreCallBudget,
 )
-from connector.state.base import Outcome as StateOutcome
+from connector.targets import (
+    DEFAULT_ISOLATION_CALLS,
+    DEFAULT_WINDOW,
+    BatchReceipt,
+    GraphTarget,
+    ProvisioningTarget,
+    SystemicRefusal,
+    TargetFactory,
+    as_mapping,
+    graph_targets,
+    isolate_refusal,
+    source_cloud,
+)
 
 __all__ = [
+    "DEFAULT_ISOLATION_CALLS",
+    "DEFAULT_WINDOW",
     "MAX_REJECTED_IN_JOURNAL",
+    "NEVER_ACCEPTED",
     "OPEN_STATES",
+    "REFERENCES_KIND",
     "BatchReceipt",
     "Engine",
     "ExtractRecords",
     "GraphTarget",
     "PassResult",
+    "ProgressCallback",
     "ProvisioningTarget",
+    "RecordReader",
     "RunState",
     "RunSummary",
     "TargetFactory",
@@ -135,274 +187,10 @@ __all__ = [
     "make_run_id",
     "read_mapped_records",
     "source_cloud",
+    "waiting_reason_of",
 ]
 
 log = logging.getLogger(__name__)
-
-
-class RunState(StrEnum):
-    """Journal states of a run."""
-
-    RECEIVED = "received"
-    PLANNED = "planned"
-    HELD = "held"
-    UPLOADING = "uploading"
-    UPLOADED = "uploaded"
-    RECONCILING = "reconciling"
-    DONE = "done"
-    FAILED = "failed"
-    BLOCKED = "blocked"
-    """Stopped by an error retrying cannot fix (401 after refresh, 403, 404, unsafe or
-    missing credentials/endpoint); an operator resumes it once the cause is fixed."""
-    SUPERSEDED = "superseded"
-    DISCARDED = "discarded"
-
-
-OPEN_STATES = frozenset(
-    {
-        RunState.RECEIVED,
-        RunState.PLANNED,
-        RunState.HELD,
-        RunState.UPLOADING,
-        RunState.UPLOADED,
-        RunState.RECONCILING,
-        RunState.BLOCKED,
-    }
-)
-_UNSENT_STATES = frozenset({RunState.RECEIVED, RunState.PLANNED, RunState.HELD})
-
-DEFAULT_WINDOW = 8
-"""Bulk requests in flight at once per run: enough to reach 40 calls / 5 s at ~1 s latency."""
-DEFAULT_ISOLATION_CALLS = 60
-"""Extra calls one run may spend finding the records a 400 is about."""
-NEVER_ACCEPTED = bytes(FINGERPRINT_SIZE)
-"""Fingerprint of a record the service has never accepted (refused at its first send)."""
-
-REFERENCES_KIND = "references"
-"""Journal ``kind`` (and plan action) of an automatic re-send for manager references."""
-
-MAX_REJECTED_IN_JOURNAL = 1000
-"""Rejected rows listed in a refused run's journal (the rest are counted)."""
-
-
-class WaitingReason(StrEnum):
-    """Why a run is left ``uploading`` for a later call to continue (structured, so callers
-    never have to search error text)."""
-
-    QUOTA = "quota"
-    """The daily call budget (or the service's quota, a very long Retry-After) is spent."""
-    BUCKET_FULL = "bucket_full"
-    """500 "bucket full": the job's queue pushes back; minutes, not seconds."""
-    THROTTLED = "throttled"
-    """429 persisted after the retries the policy allows."""
-    TRANSIENT = "transient"
-    """5xx, timeouts or dropped connections persisted after the retries allowed."""
-    LOCK_LOST = "lock_lost"
-    """This process lost the source's lock mid-run and stopped; another holder goes on."""
-    QUEUED = "queued"
-    """Behind an older run of the same source that has not finished uploading."""
-
-
-def waiting_reason_of(exc: BaseException) -> WaitingReason:
-    """The waiting reason for an error that deferred an upload."""
-    if isinstance(exc, QuotaExhaustedError):
-        return WaitingReason.QUOTA
-    if isinstance(exc, BucketFullError):
-        return WaitingReason.BUCKET_FULL
-    if isinstance(exc, ThrottledError):
-        return WaitingReason.THROTTLED
-    if isinstance(exc, ConcurrentRunError):
-        return WaitingReason.LOCK_LOST
-    return WaitingReason.TRANSIENT
-
-
-# -- seams ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class BatchReceipt:
-    """What the service said about one bulk request: accepted (202), except ``rejected``.
-
-    ``rejected`` maps externalIds the service refused with 400 (isolated by the Graph
-    client) to ``(error code, message)``; they count as failed at once.
-    """
-
-    request_id: str | None = None
-    client_request_id: str | None = None
-    rejected: Mapping[str, tuple[str | None, str]] = field(default_factory=dict)
-
-
-class ProvisioningTarget(Protocol):
-    """One source's provisioning job, as the engine needs it (Graph or the emulator).
-
-    ``send`` raises :class:`~connector.errors.QuotaExhaustedError`,
-    :class:`~connector.errors.BucketFullError` or another
-    :class:`~connector.errors.GraphError` when the request was not accepted.
-    """
-
-    @property
-    def job_id(self) -> str | None: ...
-
-    async def send(self, payload: BulkPayload) -> BatchReceipt: ...
-
-    def iter_logs(self, since: datetime) -> AsyncIterator[Any]:
-        """Provisioning-log entries of the job with ``activityDateTime`` ≥ ``since``,
-        every page (Graph dicts or :class:`~connector.graph.models.ProvisioningObjectSummary`)."""
-        ...
-
-    async def get_job(self) -> Any:
-        """The synchronization job (dict or model), None if not found."""
-        ...
-
-    async def aclose(self) -> None: ...
-
-
-TargetFactory = Callable[[Source], ProvisioningTarget]
-
-
-class ExtractRecords(Protocol):
-    """Mapped records of an extract, streamed, plus what was rejected and counted."""
-
-    def __iter__(self) -> Iterator[Any]: ...
-
-    @property
-    def rejected(self) -> Iterable[Any]: ...
-
-    @property
-    def rows(self) -> int: ...
-
-
-RecordReader = Callable[[Source, Path], ExtractRecords]
-ProgressCallback = Callable[[int, int], None]
-
-
-@dataclass(slots=True)
-class RunSummary:
-    """What a caller (CLI, Functions) needs to know about a run after a call."""
-
-    run_id: str
-    source: str
-    file_name: str
-    state: str
-    planned: dict[str, int] = field(default_factory=dict)
-    outcomes: dict[str, int] = field(default_factory=dict)
-    duplicate: bool = False
-    dry_run: bool = False
-    held_reason: str | None = None
-    failed_reason: str | None = None
-    waiting: str | None = None
-    """The note of the error that left the run waiting (text for people)."""
-    waiting_reason: WaitingReason | None = None
-    """Why the run is waiting, for programs (None unless ``uploading`` and waiting)."""
-    job_health: str | None = None
-    batches_total: int = 0
-    batches_done: int = 0
-    reports: dict[str, str] = field(default_factory=dict)
-    received_at: str | None = None
-
-
-class PassResult(list[RunSummary]):
-    """The runs a pass over every source touched, plus the sources it skipped.
-
-    ``skipped`` maps a source name to why it was not handled in this pass (its lock is
-    held by another run: that run, or the next pass, picks the work up). A plain list
-    otherwise, so callers iterating the summaries keep working.
-    """
-
-    def __init__(
-        self, items: Iterable[RunSummary] = (), skipped: Mapping[str, str] | None = None
-    ) -> None:
-        super().__init__(items)
-        self.skipped: dict[str, str] = dict(skipped or {})
-
-
-def make_run_id(source: str, content_sha256: str) -> str:
-    """``<source>-<first 20 hex of the file's SHA-256>``: same file, same run."""
-    return f"{source}-{content_sha256[:20]}"
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat()
-
-
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-# -- the journal ----------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Journal:
-    """A run's journal document and the etag it was read at."""
-
-    doc: dict[str, Any]
-    etag: str | None = None
-    lock: SourceLock | None = None
-    """The source lock held while this journal is being changed (checked before writes)."""
-
-    @property
-    def run_id(self) -> str:
-        return str(self.doc["runId"])
-
-    @property
-    def source(self) -> str:
-        return str(self.doc["source"])
-
-    @property
-    def state(self) -> RunState:
-        return RunState(self.doc["state"])
-
-    @property
-    def key(self) -> str:
-        return _run_key(self.source, self.run_id)
-
-    @property
-    def batches(self) -> list[dict[str, Any]]:
-        return self.doc.setdefault("batches", [])  # type: ignore[no-any-return]
-
-
-def _run_key(source: str, run_id: str) -> str:
-    return f"runs/{source}/{run_id}"
-
-
-def _source_key(source: str) -> str:
-    return f"sources/{source}"
-
-
-def _approval_key(run_id: str) -> str:
-    return f"approvals/{run_id}"
-
-
-def _attempted_key(source: str) -> str:
-    return f"attempted/{source}"
-
-
-def _resends_key(source: str) -> str:
-    """Automatic re-sends per record for unresolved manager references."""
-    return f"reference-resends/{source}"
-
-
-def _acked_indices(journal: _Journal) -> set[int]:
-    """Batch indices acknowledged so far (journals before the window kept them in order)."""
-    return {int(b.get("i", k)) for k, b in enumerate(journal.batches)}
-
-
-def _lock_lost(journal: _Journal) -> bool:
-    return bool(journal.lock is not None and getattr(journal.lock, "lost", False))
-
-
-def _check_lock(journal: _Journal) -> None:
-    if _lock_lost(journal):
-        raise LockLostError(
-            f"run {journal.run_id}: the lock on source {journal.source!r} was lost (renewal"
-            " failed or another run took it over); stopping without writing — the holder"
-            " continues from the journal"
-        )
-
-
-class _SystemicRefusal(BadRequestError):
-    """A 400 that is about the payload's shape for this job, not about single records."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,155 +200,6 @@ class _Stop:
     kind: str
     error: BaseException
     batch: int
-
-
-# -- plan storage ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _PlannedOp:
-    kind: str
-    external_id: str
-    line: int | None
-    fingerprint: bytes
-    active: bool
-    data: Mapping[str, Any]
-    prev: str | None = None
-    """The run that last sent this record (its log entry is not this send's)."""
-    level: int = 0
-    """Depth in the manager chain within the plan (0: its manager exists or is not in it)."""
-
-
-def _may_not_exist(change: Change, entry: RecordEntry | None) -> bool:
-    """Whether the directory may not hold this record yet (its reports must wait for it)."""
-    if change.kind is ChangeKind.JOINER or entry is None:
-        return True
-    if entry.fingerprint == NEVER_ACCEPTED:
-        return True
-    # A create that failed: nobody exists until a later send succeeds.
-    return entry.outcome == StateOutcome.FAILED.value and not entry.active
-
-
-def _order_plan(changes: Iterable[Change], index: RecordIndex | None = None) -> list[_PlannedOp]:
-    """The records to send, managers before their reports (stable within a level).
-
-    Only managers that may not exist yet (joiners, records never accepted) make a
-    report wait; movers and leavers exist already, so a daily delta is one level.
-    """
-    entries = index.entries if index is not None else {}
-    todo = [c for c in changes if c.data is not None]
-    by_id = {c.external_id: c for c in todo}
-
-    def needs_wait(ext: str) -> bool:
-        change = by_id.get(ext)
-        return change is not None and _may_not_exist(change, entries.get(ext))
-
-    levels = reference_levels([(c.external_id, manager_of(c.data)) for c in todo], needs_wait)
-    ops: list[_PlannedOp] = []
-    for k in order_by_level(len(todo), levels):
-        c = todo[k]
-        old = entries.get(c.external_id)
-        ops.append(
-            _PlannedOp(
-                c.kind.value,
-                c.external_id,
-                c.line,
-                c.fingerprint,
-                c.active,
-                c.data or {},
-                old.run_id if old is not None else None,
-                levels[k],
-            )
-        )
-    return ops
-
-
-def _encode_plan(ops: Iterable[_PlannedOp]) -> bytes:
-    buf = bytearray()
-    for op in ops:
-        buf += orjson.dumps(
-            [
-                op.kind,
-                op.external_id,
-                op.line,
-                op.fingerprint.hex(),
-                op.active,
-                op.data,
-                op.prev,
-                op.level,
-            ]
-        )
-        buf += b"\n"
-    return gzip.compress(bytes(buf), compresslevel=5)
-
-
-def _decode_plan(blob: bytes) -> list[_PlannedOp]:
-    ops: list[_PlannedOp] = []
-    for raw in gzip.decompress(blob).splitlines():
-        if not raw:
-            continue
-        kind, ext, line, fp, active, data, *rest = orjson.loads(raw)
-        prev = rest[0] if rest else None
-        level = int(rest[1]) if len(rest) > 1 else 0  # plans stored before levels: one level
-        ops.append(_PlannedOp(kind, ext, line, bytes.fromhex(fp), bool(active), data, prev, level))
-    return ops
-
-
-def _suppress_refused_resends(
-    plan: DeltaPlan, index: RecordIndex, attempted: Mapping[str, str]
-) -> None:
-    """Records the service refused (400) and that come back unchanged are not re-sent.
-
-    Their index entry keeps the last accepted fingerprint, so the delta sees a change;
-    the refused attempt's fingerprint (``attempted``) says it is the same data again.
-    A record refused at its very first send counts as a joiner when its data changes.
-    """
-    if not attempted:
-        return
-    kept: list[Change] = []
-    for c in plan.changes:
-        entry = index.entries.get(c.external_id)
-        if c.kind is ChangeKind.MOVER and entry is not None:
-            if attempted.get(c.external_id) == c.fingerprint.hex():
-                plan.movers -= 1
-                plan.unchanged += 1
-                continue
-            if entry.fingerprint == NEVER_ACCEPTED:
-                plan.movers -= 1
-                plan.joiners += 1
-                c = Change(
-                    ChangeKind.JOINER, c.external_id, c.line, c.data, c.fingerprint, c.active
-                )
-        kept.append(c)
-    plan.changes = kept
-
-
-def _batches(ops: list[_PlannedOp]) -> list[BulkPayload]:
-    """Deterministic: the same plan always gives the same batches in the same order."""
-    return [payload for payload, _ in _leveled_batches(ops)]
-
-
-def _leveled_batches(ops: list[_PlannedOp]) -> list[tuple[BulkPayload, tuple[int, int]]]:
-    """The plan's batches, each with the lowest and highest manager-chain level it holds.
-
-    Batches are packed as before (50 operations), so ordering costs no extra calls; a
-    batch may end one level and start the next (operations of one request are processed
-    in order — SCIM bulk semantics, our assumption for Entra).
-    """
-    payloads = list(
-        build_bulk_requests(
-            BulkOperation(make_bulk_id(op.external_id, op.line), op.external_id, op.data)
-            for op in ops
-        )
-    )
-    out: list[tuple[BulkPayload, tuple[int, int]]] = []
-    k = 0
-    for payload in payloads:
-        n = len(payload)
-        levels = [op.level for op in ops[k : k + n]]
-        k += n
-        out.append((payload, (min(levels, default=0), max(levels, default=0))))
-    return out
 
 
 # -- the engine -----------------------------------------------------------------------------
@@ -629,7 +268,7 @@ class Engine:
             # Fail before recording a run when the target cannot even be built (bad
             # endpoint, loopback without permission, missing credentials).
             await self.targets(src).aclose()
-        with _spooled(stream, name) as (path, sha):
+        with spooled(stream, name) as (path, sha):
             run_id = make_run_id(src.name, sha)
             if dry_run:
                 return self._dry_run(src, name, path, run_id, full_resend=full_resend)
@@ -666,7 +305,7 @@ class Engine:
                 self._write_reports(journal)
                 return self._summary(journal)
 
-    async def _finish_older_runs(self, src: Source, journal: _Journal, lock: SourceLock) -> None:
+    async def _finish_older_runs(self, src: Source, journal: Journal, lock: SourceLock) -> None:
         for run_id in self._resumable_ids(src.name):
             other = self._load(src.name, run_id)
             if other is None or other.key == journal.key or other.state is not RunState.UPLOADING:
@@ -731,8 +370,7 @@ class Engine:
             state = RunState(doc["state"])
             run_id = str(doc["runId"])
             wanted = state in (RunState.UPLOADING, RunState.PLANNED) or (
-                state is RunState.HELD
-                and self.store.get_document(_approval_key(run_id)) is not None
+                state is RunState.HELD and self.store.get_document(approval_key(run_id)) is not None
             )
             if wanted:
                 found.append((str(doc.get("extractAt") or ""), str(doc.get("receivedAt")), run_id))
@@ -741,7 +379,7 @@ class Engine:
     async def _resume_locked(
         self,
         src: Source,
-        journal: _Journal,
+        journal: Journal,
         lock: SourceLock,
         progress: ProgressCallback | None,
         *,
@@ -750,7 +388,7 @@ class Engine:
         journal.lock = lock
         state = journal.state
         if state is RunState.HELD:
-            marker = self.store.get_document(_approval_key(journal.run_id))
+            marker = self.store.get_document(approval_key(journal.run_id))
             if marker is None:
                 return self._summary(journal)
             by = str(marker[0].get("by") or "approval marker")
@@ -788,7 +426,7 @@ class Engine:
                 with self.store.lock(src.name, owner=self.owner) as lock:
                     self._repair(src.name)
                     job = await target.get_job()
-                    health = check_job_health(_as_mapping(job))
+                    health = check_job_health(as_mapping(job))
                     if not health.ok:
                         log.error("source %s: %s", src.name, health.message)
                     for run_id in open_ids:
@@ -837,7 +475,7 @@ class Engine:
         if not skipped:
             return None
         payloads = self.store.get_payloads(src.name, skipped)
-        got = self.store.get_document(_resends_key(src.name))
+        got = self.store.get_document(resends_key(src.name))
         resent: dict[str, tuple[str, int]] = {
             ext: (str(v[0]), int(v[1]))
             for ext, v in ((got[0] if got else {}).get("records") or {}).items()
@@ -868,9 +506,9 @@ class Engine:
             },
         }
         if got is None:
-            self.store.put_document(_resends_key(src.name), body, if_none_match=True)
+            self.store.put_document(resends_key(src.name), body, if_none_match=True)
         else:
-            self.store.put_document(_resends_key(src.name), body, if_match=got[1])
+            self.store.put_document(resends_key(src.name), body, if_match=got[1])
         parents = sorted({c.run_id for c in chosen if c.run_id})
         n = len(self.store.list_documents(f"runs/{src.name}/{src.name}-refs"))
         run_id = f"{src.name}-refs{n + 1}"
@@ -878,15 +516,15 @@ class Engine:
         not_resent: dict[str, int] = {}
         for why in left.values():
             not_resent[why] = not_resent.get(why, 0) + 1
-        journal = _Journal(
+        journal = Journal(
             {
                 "runId": run_id,
                 "source": src.name,
                 "file": None,
                 "kind": REFERENCES_KIND,
                 "parentRunIds": parents,
-                "receivedAt": _iso(self.clock.now()),
-                "extractAt": _iso(last) if last is not None else None,
+                "receivedAt": to_iso(self.clock.now()),
+                "extractAt": to_iso(last) if last is not None else None,
                 "state": RunState.RECEIVED.value,
                 "timeline": [],
                 "batches": [],
@@ -965,15 +603,15 @@ class Engine:
             return self._summary(journal)
 
     async def _approve_locked(
-        self, src: Source, journal: _Journal, by: str, progress: ProgressCallback | None
-    ) -> _Journal:
+        self, src: Source, journal: Journal, by: str, progress: ProgressCallback | None
+    ) -> Journal:
         run_id = journal.run_id
         last = self._last_applied(src.name)
-        extract_at = _dt(journal.doc.get("extractAt"))
+        extract_at = from_iso(journal.doc.get("extractAt"))
         if last is not None and extract_at is not None and extract_at < last:
             raise RunError(
-                f"run {run_id} holds an extract from {_iso(extract_at)}, older than the last"
-                f" one applied ({_iso(last)}); discard it instead"
+                f"run {run_id} holds an extract from {to_iso(extract_at)}, older than the last"
+                f" one applied ({to_iso(last)}); discard it instead"
             )
         await self._preflight(src)
         journal.doc["approvedBy"] = by
@@ -981,7 +619,7 @@ class Engine:
         self._transition(journal, RunState.UPLOADING, f"approved by {by}")
         self._mark_applied(src.name, journal)
         with contextlib.suppress(StateError):
-            self.store.delete_document(_approval_key(run_id))
+            self.store.delete_document(approval_key(run_id))
         if self._older_run_uploading(src.name, journal):
             self._queue(journal)
             return journal
@@ -1008,7 +646,7 @@ class Engine:
                 )
             self._stop_run(src.name, journal, RunState.DISCARDED, f"discarded by {by}")
             with contextlib.suppress(StateError):
-                self.store.delete_document(_approval_key(run_id))
+                self.store.delete_document(approval_key(run_id))
             return self._summary(journal)
 
     async def retry_failed(
@@ -1050,14 +688,14 @@ class Engine:
             n = sum(1 for k in self.store.list_documents(f"runs/{src.name}/{run_id}-retry"))
             child_id = f"{run_id}-retry{n + 1}"
             now = self.clock.now()
-            journal = _Journal(
+            journal = Journal(
                 {
                     "runId": child_id,
                     "source": src.name,
                     "file": parent.doc.get("file"),
                     "kind": "retry",
                     "parentRunId": run_id,
-                    "receivedAt": _iso(now),
+                    "receivedAt": to_iso(now),
                     "extractAt": parent.doc.get("extractAt"),
                     "state": RunState.RECEIVED.value,
                     "timeline": [],
@@ -1085,7 +723,7 @@ class Engine:
             for key in self.store.list_documents(f"runs/{src.name}/"):
                 got = self.store.get_document(key)
                 if got is not None:
-                    out.append(self._summary(_Journal(got[0], got[1])))
+                    out.append(self._summary(Journal(got[0], got[1])))
         out.sort(key=lambda s: s.received_at or "")
         return out
 
@@ -1109,16 +747,16 @@ class Engine:
 
     def _receive(
         self, src: Source, run_id: str, name: str, received: datetime, lock: SourceLock
-    ) -> _Journal:
+    ) -> Journal:
         extract_at = src.extract_time(name, received)
-        journal = _Journal(
+        journal = Journal(
             {
                 "runId": run_id,
                 "source": src.name,
                 "file": name,
                 "kind": "extract",
-                "receivedAt": _iso(received),
-                "extractAt": _iso(extract_at),
+                "receivedAt": to_iso(received),
+                "extractAt": to_iso(extract_at),
                 "state": RunState.RECEIVED.value,
                 "timeline": [],
                 "batches": [],
@@ -1131,15 +769,15 @@ class Engine:
         log.info("run %s: received for source %s", run_id, src.name)
         return journal
 
-    def _plan(self, src: Source, journal: _Journal, path: Path, *, full_resend: bool) -> _Journal:
+    def _plan(self, src: Source, journal: Journal, path: Path, *, full_resend: bool) -> Journal:
         """Plan the run and record the guard's decision with it (applied by :meth:`_decide`),
         so a crash between the two can be continued without the extract."""
-        extract_at = _dt(journal.doc["extractAt"])
+        extract_at = from_iso(journal.doc["extractAt"])
         last = self._last_applied(src.name)
         if last is not None and extract_at is not None and extract_at < last:
             reason = (
-                f"extract taken {_iso(extract_at)} is older than the last one applied"
-                f" ({_iso(last)}); not applied over newer data"
+                f"extract taken {to_iso(extract_at)} is older than the last one applied"
+                f" ({to_iso(last)}); not applied over newer data"
             )
             journal.doc["supersededReason"] = reason
             self._transition(journal, RunState.SUPERSEDED, reason)
@@ -1179,8 +817,8 @@ class Engine:
         return journal
 
     async def _decide(
-        self, src: Source, journal: _Journal, progress: ProgressCallback | None
-    ) -> _Journal:
+        self, src: Source, journal: Journal, progress: ProgressCallback | None
+    ) -> Journal:
         """Apply a planned run's guard decision: hold it, or supersede older runs and upload.
 
         Older runs are superseded only here, once this run is going to be sent: a held
@@ -1208,7 +846,7 @@ class Engine:
             return journal
         return await self._upload(src, journal, progress)
 
-    def _older_run_uploading(self, source: str, journal: _Journal) -> str | None:
+    def _older_run_uploading(self, source: str, journal: Journal) -> str | None:
         """The id of an older run of ``source`` that still has batches to send, if any."""
         mine = (str(journal.doc.get("extractAt") or ""), str(journal.doc.get("receivedAt")))
         for key in self.store.list_documents(f"runs/{source}/"):
@@ -1225,7 +863,7 @@ class Engine:
                 return str(doc["runId"])
         return None
 
-    def _queue(self, journal: _Journal) -> None:
+    def _queue(self, journal: Journal) -> None:
         older = self._older_run_uploading(journal.source, journal)
         note = f"queued behind run {older}, which has batches left to send"
         if journal.doc.get("waiting") != note:
@@ -1234,7 +872,7 @@ class Engine:
         journal.doc["waitingReason"] = WaitingReason.QUEUED.value
         self._save(journal)
 
-    def _journal_refused_rows(self, journal: _Journal, exc: TooManyRejectedRowsError) -> None:
+    def _journal_refused_rows(self, journal: Journal, exc: TooManyRejectedRowsError) -> None:
         """Keep a refused file's rejected rows (first :data:`MAX_REJECTED_IN_JOURNAL`) and
         counts on its run, so error files list them without reading the extract again."""
         rows: list[dict[str, Any]] = []
@@ -1275,7 +913,7 @@ class Engine:
             retry_unconfirmed=src.retry_unconfirmed,
         )
         if not full_resend:
-            _suppress_refused_resends(plan, index, self._load_attempted(src.name))
+            suppress_refused_resends(plan, index, self._load_attempted(src.name))
         rejected = [
             r
             if isinstance(r, RejectedRow)
@@ -1304,7 +942,7 @@ class Engine:
         hold = check_guard(
             plan, index.active_count(), rows, src.thresholds, rejected_rows=len(rejected)
         )
-        n_batches = len(_batches(_order_plan(plan.to_send, index)))
+        n_batches = len(batches_of(order_plan(plan.to_send, index)))
         return RunSummary(
             run_id=run_id,
             source=src.name,
@@ -1318,27 +956,27 @@ class Engine:
 
     def _store_plan(
         self,
-        journal: _Journal,
+        journal: Journal,
         changes: Iterable[Change],
         index: RecordIndex,
         *,
         kind: str | None = None,
     ) -> None:
-        ops = _order_plan(changes, index)
+        ops = order_plan(changes, index)
         if kind is not None:
             ops = [dataclasses.replace(op, kind=kind) for op in ops]
         self.store.write_artifact(
             f"{journal.source}/{journal.run_id}/plan.jsonl.gz",
-            _encode_plan(ops),
+            encode_plan(ops),
             content_type="application/gzip",
         )
-        journal.doc["batchesTotal"] = len(_batches(ops))
+        journal.doc["batchesTotal"] = len(batches_of(ops))
         journal.doc["toSend"] = len(ops)
         levels = max((op.level for op in ops), default=0) + 1
         if levels > 1:
             journal.doc["referenceLevels"] = levels
 
-    def _store_rejected(self, journal: _Journal, rejected: list[RejectedRow]) -> None:
+    def _store_rejected(self, journal: Journal, rejected: list[RejectedRow]) -> None:
         """Rejected rows live next to the plan, not in the journal (rewritten per batch)."""
         if not rejected:
             return
@@ -1349,7 +987,7 @@ class Engine:
             content_type="application/gzip",
         )
 
-    def _load_rejected(self, journal: _Journal) -> list[RejectedRow]:
+    def _load_rejected(self, journal: Journal) -> list[RejectedRow]:
         inline = journal.doc.get("rejected")
         if inline:
             return [
@@ -1363,7 +1001,7 @@ class Engine:
             return []
         return [RejectedRow(int(a), str(b), c) for a, b, c in orjson.loads(gzip.decompress(blob))]
 
-    def _load_plan(self, journal: _Journal) -> list[_PlannedOp]:
+    def _load_plan(self, journal: Journal) -> list[PlannedOp]:
         try:
             blob = self.store.read_artifact(f"{journal.source}/{journal.run_id}/plan.jsonl.gz")
         except StateError as exc:
@@ -1371,10 +1009,10 @@ class Engine:
                 f"run {journal.run_id}: its stored plan is missing ({exc}); discard the run and"
                 " deliver the extract again"
             ) from exc
-        return _decode_plan(blob)
+        return decode_plan(blob)
 
     def _load_attempted(self, source: str) -> dict[str, str]:
-        got = self.store.get_document(_attempted_key(source))
+        got = self.store.get_document(attempted_key(source))
         return dict(got[0].get("fingerprints") or {}) if got else {}
 
     # -- upload -----------------------------------------------------------------------
@@ -1390,8 +1028,8 @@ class Engine:
             await target.aclose()
 
     async def _upload(
-        self, src: Source, journal: _Journal, progress: ProgressCallback | None
-    ) -> _Journal:
+        self, src: Source, journal: Journal, progress: ProgressCallback | None
+    ) -> Journal:
         """Send the run's unacknowledged batches, up to ``window`` at once.
 
         Each acknowledgement is journaled as it arrives (with its batch index), so after
@@ -1400,11 +1038,11 @@ class Engine:
         acknowledged is left for the next call.
         """
         ops = self._load_plan(journal)
-        leveled = _leveled_batches(ops)
+        leveled = leveled_batches(ops)
         batches = [b for b, _ in leveled]
         total = len(batches)
         journal.doc["batchesTotal"] = total
-        acked = _acked_indices(journal)
+        acked = acked_indices(journal)
         pending = [i for i in range(total) if i not in acked]
         if progress is not None:
             progress(len(acked), total)
@@ -1420,7 +1058,7 @@ class Engine:
         if stop is not None:
             return self._stopped(src.name, journal, ops, batches, stop)
         self._index_acks(src.name, journal, ops, batches)
-        first = min((b["sentAt"] for b in journal.batches), default=_iso(self.clock.now()))
+        first = min((b["sentAt"] for b in journal.batches), default=to_iso(self.clock.now()))
         journal.doc.setdefault("firstSentAt", first)
         self._transition(
             journal, RunState.UPLOADED, f"{total} batch{'es' if total != 1 else ''} acknowledged"
@@ -1430,7 +1068,7 @@ class Engine:
 
     async def _send_window(
         self,
-        journal: _Journal,
+        journal: Journal,
         target: ProvisioningTarget,
         batches: list[BulkPayload],
         pending: list[int],
@@ -1479,9 +1117,9 @@ class Engine:
                     if stops:
                         return
                 try:
-                    _check_lock(journal)
+                    check_lock(journal)
                     receipt = await self._send_batch(journal, target, batches[i])
-                except _SystemicRefusal as exc:
+                except SystemicRefusal as exc:
                     await stop_all(_Stop("failed", exc, i))
                     return
                 except (
@@ -1498,7 +1136,7 @@ class Engine:
                 meta: dict[str, Any] = {
                     "i": i,
                     "n": len(batches[i]),
-                    "sentAt": _iso(self.clock.now()),
+                    "sentAt": to_iso(self.clock.now()),
                     "requestId": receipt.request_id,
                 }
                 if receipt.rejected:
@@ -1510,8 +1148,8 @@ class Engine:
                         journal.doc.pop("waiting", None)
                         journal.doc.pop("waitingReason", None)
                     self._save(journal)
-                except (_SystemicRefusal, ConcurrentRunError) as exc:
-                    kind = "failed" if isinstance(exc, _SystemicRefusal) else "waiting"
+                except (SystemicRefusal, ConcurrentRunError) as exc:
+                    kind = "failed" if isinstance(exc, SystemicRefusal) else "waiting"
                     await stop_all(_Stop(kind, exc, i))
                     return
                 await release(i)
@@ -1538,16 +1176,16 @@ class Engine:
     def _stopped(
         self,
         source: str,
-        journal: _Journal,
-        ops: list[_PlannedOp],
+        journal: Journal,
+        ops: list[PlannedOp],
         batches: list[BulkPayload],
         stop: _Stop,
-    ) -> _Journal:
+    ) -> Journal:
         total = len(batches)
         done = len(journal.batches)
         exc = stop.error
         if isinstance(exc, LockLostError) or (
-            isinstance(exc, ConcurrentRunError) and _lock_lost(journal)
+            isinstance(exc, ConcurrentRunError) and lock_lost(journal)
         ):
             # Not ours any more: write nothing; the new holder continues from the journal.
             journal.doc["waiting"] = f"{type(exc).__name__}: {exc}"
@@ -1606,7 +1244,7 @@ class Engine:
         return journal
 
     async def _send_batch(
-        self, journal: _Journal, target: ProvisioningTarget, payload: BulkPayload
+        self, journal: Journal, target: ProvisioningTarget, payload: BulkPayload
     ) -> BatchReceipt:
         try:
             return await target.send(payload)
@@ -1615,78 +1253,17 @@ class Engine:
 
     async def _isolate(
         self,
-        journal: _Journal,
+        journal: Journal,
         target: ProvisioningTarget,
         payload: BulkPayload,
         refusal: BadRequestError,
     ) -> BatchReceipt:
-        """Find the records a 400 is about, within one allowance of extra calls per run.
-
-        The refused batch is split in halves and both are sent: if both are refused too,
-        the 400 is not about single records (e.g. an attribute missing from the job's
-        schema) and the run fails with the service's message instead of bisecting every
-        batch. Otherwise the refused half is bisected (a refused group's halves: the left
-        is sent; if accepted the right holds the bad record and is split unsent — the 400
-        is assumed deterministic). When the run's allowance (``isolation_calls``) is spent,
-        the undecided records are reported refused as a group.
-        """
-        rejected: dict[str, tuple[str | None, str]] = {}
-        request_ids: list[str] = []
-
-        def left() -> int:
-            return self.isolation_calls - int(journal.doc.get("isolationCalls", 0))
-
-        def reject(group: BulkPayload, err: BadRequestError) -> None:
-            for ext in group.external_ids:
-                rejected[ext] = (err.code or "BadRequest", str(err))
-
-        async def send(group: BulkPayload) -> BadRequestError | None:
-            journal.doc["isolationCalls"] = int(journal.doc.get("isolationCalls", 0)) + 1
-            try:
-                receipt = await target.send(group)
-            except BadRequestError as err:
-                return err
-            if receipt.request_id:
-                request_ids.append(receipt.request_id)
-            for ext, why in receipt.rejected.items():
-                rejected[ext] = why
-            return None
-
-        pending: list[tuple[BulkPayload, BadRequestError]] = []
-        if len(payload) == 1 or left() < 2:
-            reject(payload, refusal)
-        else:
-            half = len(payload) // 2
-            lhs, rhs = split_payload(payload, [range(half), range(half, len(payload))])
-            l_err, r_err = await send(lhs), await send(rhs)
-            if l_err is not None and r_err is not None:
-                raise _SystemicRefusal(str(l_err), code=l_err.code, request_id=l_err.request_id)
-            pending.extend((g, e) for g, e in ((lhs, l_err), (rhs, r_err)) if e is not None)
-        while pending:
-            group, err = pending.pop()
-            if len(group) == 1 or left() <= 0:
-                reject(group, err)
-                continue
-            half = len(group) // 2
-            lhs, rhs = split_payload(group, [range(half), range(half, len(group))])
-            l_err = await send(lhs)
-            if l_err is None:
-                pending.append((rhs, err))
-                continue
-            pending.append((lhs, l_err))
-            if left() <= 0:
-                reject(rhs, err)
-                continue
-            r_err = await send(rhs)
-            if r_err is not None:
-                pending.append((rhs, r_err))
-        return BatchReceipt(
-            request_id=request_ids[0] if request_ids else refusal.request_id,
-            rejected=rejected,
-        )
+        """Find the records a 400 is about within the run's ``isolation_calls`` allowance
+        (see :func:`connector.targets.isolate_refusal`), counted in the journal."""
+        return await isolate_refusal(target, payload, refusal, _JournalAllowance(self, journal))
 
     def _note_whole_refusal(
-        self, journal: _Journal, payload: BulkPayload, receipt: BatchReceipt
+        self, journal: Journal, payload: BulkPayload, receipt: BatchReceipt
     ) -> None:
         """Two batches in a row refused record by record is systemic, not bad data."""
         if receipt.rejected and len(receipt.rejected) >= len(payload):
@@ -1694,7 +1271,7 @@ class Engine:
             journal.doc["refusedInARow"] = streak
             if streak >= 2:
                 code, message = next(iter(receipt.rejected.values()))
-                raise _SystemicRefusal(
+                raise SystemicRefusal(
                     f"two batches in a row were refused whole: {message}", code=code
                 )
         else:
@@ -1703,8 +1280,8 @@ class Engine:
     def _index_acks(
         self,
         source: str,
-        journal: _Journal,
-        ops: list[_PlannedOp] | None = None,
+        journal: Journal,
+        ops: list[PlannedOp] | None = None,
         batches: list[BulkPayload] | None = None,
     ) -> None:
         """Fold acknowledged batches into the record index (idempotent, resumable).
@@ -1722,10 +1299,10 @@ class Engine:
         if ops is None:
             ops = self._load_plan(journal)
         if batches is None:
-            batches = _batches(ops)
+            batches = batches_of(ops)
         by_id = {op.external_id: op for op in ops}
         index = self.store.load_records(source)
-        attempted_doc = self.store.get_document(_attempted_key(source))
+        attempted_doc = self.store.get_document(attempted_key(source))
         attempted: dict[str, str] = (
             dict(attempted_doc[0].get("fingerprints") or {}) if attempted_doc else {}
         )
@@ -1762,17 +1339,17 @@ class Engine:
         if attempted != attempted_before:
             body = {"source": source, "fingerprints": attempted}
             if attempted_doc is None:
-                self.store.put_document(_attempted_key(source), body, if_none_match=True)
+                self.store.put_document(attempted_key(source), body, if_none_match=True)
             else:
-                self.store.put_document(_attempted_key(source), body, if_match=attempted_doc[1])
+                self.store.put_document(attempted_key(source), body, if_match=attempted_doc[1])
         journal.doc["indexed"] = acked
         self._save(journal)
 
     # -- reconcile --------------------------------------------------------------------
 
-    def _sent_records(self, journal: _Journal) -> list[SentRecord]:
+    def _sent_records(self, journal: Journal) -> list[SentRecord]:
         ops = self._load_plan(journal)
-        batches = _batches(ops)
+        batches = batches_of(ops)
         kinds = {op.external_id: op for op in ops}
         previous: dict[str, dict[str, list[Any]]] = {}
         out: list[SentRecord] = []
@@ -1787,10 +1364,10 @@ class Engine:
                 if op.prev and op.prev != journal.run_id:
                     if op.prev not in previous:
                         previous[op.prev] = self._load_outcomes(
-                            _Journal({"runId": op.prev, "source": journal.source})
+                            Journal({"runId": op.prev, "source": journal.source})
                         )
                     row = previous[op.prev].get(ext)
-                    used = _dt(row[5]) if row is not None and len(row) > 5 else None
+                    used = from_iso(row[5]) if row is not None and len(row) > 5 else None
                     # The entry the previous run used is not this send's, unless it is
                     # later than this send (then the previous run took ours: no bound).
                     if used is not None and used < sent_at:
@@ -1799,8 +1376,8 @@ class Engine:
         return out
 
     async def _reconcile(
-        self, src: Source, journal: _Journal, target: ProvisioningTarget, health: Any
-    ) -> _Journal:
+        self, src: Source, journal: Journal, target: ProvisioningTarget, health: Any
+    ) -> Journal:
         if journal.state is RunState.UPLOADED:
             self._transition(journal, RunState.RECONCILING, "reading provisioning logs")
         journal.doc["jobHealth"] = None if health.ok else health.message
@@ -1813,7 +1390,7 @@ class Engine:
             entries = []
         result = reconcile(
             sent,
-            (_as_mapping(e) or {} for e in entries),
+            (as_mapping(e) or {} for e in entries),
             now=self.clock.now(),
             job_id=target.job_id,
             skew=cfg.skew,
@@ -1825,7 +1402,7 @@ class Engine:
         for o in outcomes.values():
             counts[o.outcome.value] = counts.get(o.outcome.value, 0) + 1
         journal.doc["outcomes"] = dict(sorted(counts.items()))
-        journal.doc["lastReconciledAt"] = _iso(self.clock.now())
+        journal.doc["lastReconciledAt"] = to_iso(self.clock.now())
         self._store_outcomes(journal, outcomes.values())
         self._apply_outcomes(src.name, journal.run_id, outcomes.values())
         if result.complete:
@@ -1835,7 +1412,7 @@ class Engine:
             self._save(journal)
         return journal
 
-    def _refused_outcomes(self, journal: _Journal) -> dict[str, RecordOutcome]:
+    def _refused_outcomes(self, journal: Journal) -> dict[str, RecordOutcome]:
         """Records the service refused with 400 at upload: failed, no log entry expected."""
         out: dict[str, RecordOutcome] = {}
         lines: dict[str, int | None] | None = None
@@ -1854,7 +1431,7 @@ class Engine:
                 )
         return out
 
-    def _store_outcomes(self, journal: _Journal, outcomes: Iterable[RecordOutcome]) -> None:
+    def _store_outcomes(self, journal: Journal, outcomes: Iterable[RecordOutcome]) -> None:
         rows = [
             [
                 o.external_id,
@@ -1862,7 +1439,7 @@ class Engine:
                 o.error_code,
                 o.reason,
                 o.provisioning_action,
-                _iso(o.activity_at) if o.activity_at is not None else None,
+                to_iso(o.activity_at) if o.activity_at is not None else None,
                 o.log_id,
             ]
             for o in outcomes
@@ -1873,7 +1450,7 @@ class Engine:
             content_type="application/gzip",
         )
 
-    def _load_outcomes(self, journal: _Journal) -> dict[str, list[Any]]:
+    def _load_outcomes(self, journal: Journal) -> dict[str, list[Any]]:
         try:
             blob = self.store.read_artifact(f"{journal.source}/{journal.run_id}/outcomes.json.gz")
         except StateError:
@@ -1913,9 +1490,9 @@ class Engine:
             doc = got[0]
             if len(doc.get("batches") or []) > int(doc.get("indexed", 0)):
                 log.info("run %s: recording acknowledged batches after an interruption", key)
-                self._index_acks(source, _Journal(doc, got[1]))
+                self._index_acks(source, Journal(doc, got[1]))
 
-    def _supersede_older_open_runs(self, src: Source, journal: _Journal) -> None:
+    def _supersede_older_open_runs(self, src: Source, journal: Journal) -> None:
         """End older runs this one replaces (it is about to be sent).
 
         Held and planned older runs are superseded in every mode. Older runs still
@@ -1923,7 +1500,7 @@ class Engine:
         carries everyone; in ``delta`` mode their unsent changes are not in this file, so
         they finish first.
         """
-        extract_at = _dt(journal.doc.get("extractAt"))
+        extract_at = from_iso(journal.doc.get("extractAt"))
         states = {RunState.HELD, RunState.PLANNED}
         if src.mode == "full":
             states |= {RunState.UPLOADING, RunState.BLOCKED}
@@ -1933,16 +1510,16 @@ class Engine:
             got = self.store.get_document(key)
             if got is None:
                 continue
-            other = _Journal(got[0], got[1], lock=journal.lock)
+            other = Journal(got[0], got[1], lock=journal.lock)
             if other.state not in states:
                 continue
-            other_at = _dt(other.doc.get("extractAt"))
+            other_at = from_iso(other.doc.get("extractAt"))
             if extract_at is not None and other_at is not None and other_at > extract_at:
                 continue
             reason = f"superseded by newer extract run {journal.run_id}"
             self._stop_run(src.name, other, RunState.SUPERSEDED, reason)
 
-    def _stop_run(self, source: str, journal: _Journal, state: RunState, reason: str) -> None:
+    def _stop_run(self, source: str, journal: Journal, state: RunState, reason: str) -> None:
         """End an unfinished run. Batches it already delivered still get reconciled: such a
         run goes to ``uploaded`` (partially) instead, with the reason kept."""
         key = "supersededReason" if state is RunState.SUPERSEDED else "discardedReason"
@@ -1962,28 +1539,28 @@ class Engine:
         self._write_reports(journal)
 
     def _last_applied(self, source: str) -> datetime | None:
-        got = self.store.get_document(_source_key(source))
-        return _dt(got[0].get("lastAppliedExtractAt")) if got else None
+        got = self.store.get_document(source_key(source))
+        return from_iso(got[0].get("lastAppliedExtractAt")) if got else None
 
-    def _mark_applied(self, source: str, journal: _Journal) -> None:
-        got = self.store.get_document(_source_key(source))
+    def _mark_applied(self, source: str, journal: Journal) -> None:
+        got = self.store.get_document(source_key(source))
         doc = dict(got[0]) if got else {"source": source}
-        new = _dt(journal.doc.get("extractAt"))
-        old = _dt(doc.get("lastAppliedExtractAt"))
+        new = from_iso(journal.doc.get("extractAt"))
+        old = from_iso(doc.get("lastAppliedExtractAt"))
         if new is not None and (old is None or new >= old):
-            doc["lastAppliedExtractAt"] = _iso(new)
+            doc["lastAppliedExtractAt"] = to_iso(new)
             doc["lastAppliedRunId"] = journal.run_id
         if got is None:
-            self.store.put_document(_source_key(source), doc, if_none_match=True)
+            self.store.put_document(source_key(source), doc, if_none_match=True)
         else:
-            self.store.put_document(_source_key(source), doc, if_match=got[1])
+            self.store.put_document(source_key(source), doc, if_match=got[1])
 
-    def _event(self, journal: _Journal, state: RunState, detail: str) -> None:
+    def _event(self, journal: Journal, state: RunState, detail: str) -> None:
         journal.doc.setdefault("timeline", []).append(
-            {"at": _iso(self.clock.now()), "state": state.value, "detail": detail}
+            {"at": to_iso(self.clock.now()), "state": state.value, "detail": detail}
         )
 
-    def _transition(self, journal: _Journal, state: RunState, detail: str = "") -> None:
+    def _transition(self, journal: Journal, state: RunState, detail: str = "") -> None:
         journal.doc["state"] = state.value
         if state is not RunState.UPLOADING:
             journal.doc.pop("waiting", None)
@@ -1991,21 +1568,13 @@ class Engine:
         self._event(journal, state, detail)
         self._save(journal)
 
-    def _save(self, journal: _Journal) -> None:
-        """Write the journal (small: counters and batch metadata, never per-record data),
-        only while the source's lock is still ours."""
-        _check_lock(journal)
-        journal.doc["updatedAt"] = _iso(self.clock.now())
-        if journal.etag is None:
-            journal.etag = self.store.put_document(journal.key, journal.doc, if_none_match=True)
-        else:
-            journal.etag = self.store.put_document(journal.key, journal.doc, if_match=journal.etag)
+    def _save(self, journal: Journal) -> None:
+        save_journal(self.store, journal, self.clock.now())
 
-    def _load(self, source: str, run_id: str) -> _Journal | None:
-        got = self.store.get_document(_run_key(source, run_id))
-        return None if got is None else _Journal(got[0], got[1])
+    def _load(self, source: str, run_id: str) -> Journal | None:
+        return load_journal(self.store, source, run_id)
 
-    def _require(self, source: str, run_id: str) -> _Journal:
+    def _require(self, source: str, run_id: str) -> Journal:
         journal = self._load(source, run_id)
         if journal is None:
             raise RunError(f"no run {run_id} for source {source}; see `connector runs list`")
@@ -2021,7 +1590,7 @@ class Engine:
 
     def report_input(self, journal_doc: Mapping[str, Any]) -> ReportInput:
         """Build a report's data from a journal (and the run's stored plan and outcomes)."""
-        journal = _Journal(dict(journal_doc))
+        journal = Journal(dict(journal_doc))
         outcomes = self._load_outcomes(journal)
         records: list[RecordRow] = []
         plan_batches = self._plan_batches(journal)
@@ -2081,19 +1650,19 @@ class Engine:
             job_health=journal.doc.get("jobHealth"),
             batches_total=int(journal.doc.get("batchesTotal", 0)),
             batches_done=len(journal.batches),
-            extract_at=_dt(journal.doc.get("extractAt")),
+            extract_at=from_iso(journal.doc.get("extractAt")),
         )
 
-    def _plan_or_empty(self, journal: _Journal) -> list[_PlannedOp]:
+    def _plan_or_empty(self, journal: Journal) -> list[PlannedOp]:
         try:
             return self._load_plan(journal)
         except RunError:
             return []
 
-    def _plan_batches(self, journal: _Journal) -> list[BulkPayload]:
-        return _batches(self._plan_or_empty(journal))
+    def _plan_batches(self, journal: Journal) -> list[BulkPayload]:
+        return batches_of(self._plan_or_empty(journal))
 
-    def _write_reports(self, journal: _Journal) -> dict[str, str]:
+    def _write_reports(self, journal: Journal) -> dict[str, str]:
         data = self.report_input(journal.doc)
 
         def put(name: str, body: bytes, ctype: str) -> str:
@@ -2104,7 +1673,7 @@ class Engine:
         paths = {k: str(v) for k, v in write_reports(data, put).items()}
         return paths
 
-    def _summary(self, journal: _Journal) -> RunSummary:
+    def _summary(self, journal: Journal) -> RunSummary:
         d = journal.doc
         return RunSummary(
             run_id=journal.run_id,
@@ -2119,7 +1688,9 @@ class Engine:
             or d.get("supersededReason")
             or d.get("discardedReason"),
             waiting=d.get("waiting") if journal.state is RunState.UPLOADING else None,
-            waiting_reason=_waiting_reason(d) if journal.state is RunState.UPLOADING else None,
+            waiting_reason=waiting_reason_from_doc(d)
+            if journal.state is RunState.UPLOADING
+            else None,
             job_health=d.get("jobHealth"),
             batches_total=int(d.get("batchesTotal", 0)),
             batches_done=len(d.get("batches") or []),
@@ -2134,207 +1705,20 @@ class Engine:
 # -- helpers --------------------------------------------------------------------------------
 
 
-def _waiting_reason(doc: Mapping[str, Any]) -> WaitingReason | None:
-    value = doc.get("waitingReason")
-    if value:
-        try:
-            return WaitingReason(value)
-        except ValueError:
-            return WaitingReason.TRANSIENT
-    note = doc.get("waiting")
-    if not note:
-        return None
-    # Journals written before the reason was stored: the note starts with the error type.
-    kind = str(note).split(":", 1)[0]
-    return {
-        "QuotaExhaustedError": WaitingReason.QUOTA,
-        "BucketFullError": WaitingReason.BUCKET_FULL,
-        "ThrottledError": WaitingReason.THROTTLED,
-    }.get(kind, WaitingReason.TRANSIENT)
+class _JournalAllowance:
+    """The isolation allowance of one run, counted in its journal (``isolationCalls``)."""
+
+    def __init__(self, engine: Engine, journal: Journal) -> None:
+        self._limit = engine.isolation_calls
+        self._journal = journal
+
+    def left(self) -> int:
+        return self._limit - int(self._journal.doc.get("isolationCalls", 0))
+
+    def spend(self) -> None:
+        doc = self._journal.doc
+        doc["isolationCalls"] = int(doc.get("isolationCalls", 0)) + 1
 
 
 def _counts_text(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{v} {k}" for k, v in counts.items()) or "nothing sent"
-
-
-def _as_mapping(value: Any) -> Mapping[str, Any] | None:
-    """Graph models (pydantic) or plain dicts, as Graph-shaped dicts."""
-    if value is None or isinstance(value, Mapping):
-        return value
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        out = dump(by_alias=True, mode="json")
-        return out if isinstance(out, Mapping) else None
-    raise TypeError(f"expected a mapping or a pydantic model, got {type(value).__name__}")
-
-
-@contextlib.contextmanager
-def _spooled(stream: IO[bytes] | Path, name: str) -> Iterator[tuple[Path, str]]:
-    """A file path with the extract's bytes and their SHA-256.
-
-    A stream is copied to a private temporary folder under the dropped file's own base
-    name, so every message that names the file (reader errors, rejected rows) names the
-    file the operator dropped, not a spool file.
-    """
-    if isinstance(stream, Path):
-        digest = hashlib.sha256()
-        with stream.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        yield stream, digest.hexdigest()
-        return
-    base = Path(name.replace("\\", "/").rsplit("/", 1)[-1]).name or "extract.csv"
-    if base in (".", ".."):
-        base = "extract.csv"
-    with tempfile.TemporaryDirectory(prefix="connector-extract-") as folder:
-        path = Path(folder) / base
-        digest = hashlib.sha256()
-        with path.open("wb") as out:
-            for chunk in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(chunk)
-                out.write(chunk)
-        yield path, digest.hexdigest()
-
-
-class GraphTarget:
-    """A :class:`ProvisioningTarget` on the Graph client (or the emulator through it).
-
-    ``send`` posts one bulk request (paced, budgeted and retried by the client) and
-    raises the typed error when it is not accepted: a 400 as
-    :class:`~connector.errors.BadRequestError`, so the engine isolates the offending
-    records within its per-run allowance; a spent budget, "bucket full" or an outage as
-    the error that leaves the run waiting (bulkUpload upserts, so re-sending is safe).
-    Several ``send`` calls may run at once; the client's limiter paces them together.
-    """
-
-    def __init__(self, client: GraphClient, tokens: TokenProvider | None = None) -> None:
-        self.client = client
-        self._tokens = tokens
-
-    @property
-    def job_id(self) -> str | None:
-        return self.client.endpoint.job_id
-
-    async def send(self, payload: BulkPayload) -> BatchReceipt:
-        delivery = await self.client.post_bulk(payload)
-        return BatchReceipt(
-            request_id=delivery.request_id, client_request_id=delivery.client_request_id
-        )
-
-    async def preflight(self) -> None:
-        """Obtain a token now: an identity that cannot get one fails here, not mid-run."""
-        if self._tokens is not None:
-            await self._tokens.get_token()
-
-    def iter_logs(self, since: datetime) -> AsyncIterator[Any]:
-        return self.client.iter_provisioning_logs(LogQuery(since=since))
-
-    async def get_job(self) -> Any:
-        try:
-            return await self.client.get_job()
-        except NotFoundError:
-            return None
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
-
-
-def source_cloud(src: Source) -> Cloud:
-    """The Graph cloud of a source (the config may say ``usgovdod`` where Cloud says ``dod``)."""
-    return Cloud("dod" if src.cloud == "usgovdod" else src.cloud)
-
-
-def graph_targets(
-    config: SourcesConfig,
-    store: StateStore,
-    tokens: TokenProvider | Callable[[Source], TokenProvider],
-    clock: Clock,
-    *,
-    allow_loopback: bool = False,
-    transport: httpx.AsyncBaseTransport | None = None,
-    endpoint_for: Callable[[Source], str] | None = None,
-    retry: RetryPolicy | None = None,
-    max_in_flight: int = DEFAULT_WINDOW,
-) -> TargetFactory:
-    """A :data:`TargetFactory` building a paced, budgeted Graph client per source.
-
-    The daily call budget (``daily_call_budget``, tenant-wide per the Entra docs) is
-    counted in the state store, so every process sharing the store shares the budget.
-    One rate limiter per source is shared by every client the factory builds, so
-    back-to-back runs stay under the 40-calls-per-5-s window together.
-    ``endpoint_for`` overrides a source's endpoint URL (the local emulator: the sources
-    config accepts only https Graph URLs). ``retry`` bounds how long a call may wait:
-    a Functions host passes a short policy (a long ``Retry-After`` or repeated errors
-    then leave the run waiting for the next timer tick instead of holding the function).
-    ``max_in_flight`` should be at least the engine's ``window``.
-    """
-    limiters: dict[str, SlidingWindowLimiter] = {}
-
-    def factory(src: Source) -> ProvisioningTarget:
-        if endpoint_for is not None:
-            endpoint = ProvisioningEndpoint.parse(endpoint_for(src), allow_loopback=allow_loopback)
-        elif src.endpoint is not None:
-            endpoint = ProvisioningEndpoint.parse(src.endpoint, allow_loopback=allow_loopback)
-        elif src.service_principal_id and src.job_id:
-            endpoint = ProvisioningEndpoint.build(
-                src.service_principal_id, src.job_id, cloud=source_cloud(src)
-            )
-        else:  # pragma: no cover - the config model refuses this
-            raise ConfigError(f"source {src.name} has no provisioning endpoint")
-        provider = tokens(src) if callable(tokens) else tokens
-        budget = DailyBudget(config.daily_call_budget, StoreCallBudget(store), clock=clock)
-        limiter = limiters.setdefault(src.name, SlidingWindowLimiter(clock=clock))
-        client = GraphClient(
-            endpoint,
-            provider,
-            transport=transport,
-            clock=clock,
-            limiter=limiter,
-            budget=budget,
-            retry=retry,
-            allow_loopback=allow_loopback,
-            max_in_flight=max_in_flight,
-        )
-        return GraphTarget(client, provider)
-
-    return factory
-
-
-class _MappedExtract:
-    """Adapts :class:`connector.records.RecordStream` to :class:`ExtractRecords`."""
-
-    def __init__(self, stream: RecordStream) -> None:
-        self._stream = stream
-
-    def __iter__(self) -> Iterator[MappedRecord]:
-        try:
-            yield from self._stream
-        finally:
-            self._stream.close()
-
-    @property
-    def rejected(self) -> list[RejectedRow]:
-        return [
-            RejectedRow(
-                line=r.line,
-                reason=f"{r.reason_code}: {r.message}",
-                external_id=r.external_id or None,
-            )
-            for r in self._stream.rejected
-        ]
-
-    @property
-    def rows(self) -> int:
-        return self._stream.stats.rows_read
-
-
-def read_mapped_records(source: Source, path: Path) -> ExtractRecords:
-    """The default record reader: the source's mapping applied to the extract's rows."""
-    spec: str | Path
-    if source.mapping_path is not None:
-        spec = source.mapping_path
-    else:
-        spec = yaml.safe_dump(source.mapping, sort_keys=False)
-    mapping = load_mapping(spec)
-    # The engine spools streams under the dropped file's name, so path.name names it.
-    return _MappedExtract(iter_records(path, mapping, label=path.name))

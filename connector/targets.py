@@ -1,0 +1,293 @@
+"""Provisioning targets: the seam between the engine and a provisioning job.
+
+:class:`ProvisioningTarget` is what the engine needs from one source's job (send a bulk
+request, read its provisioning logs, read the job); :class:`GraphTarget` implements it on
+the Graph client (or the local emulator through it) and :func:`graph_targets` builds one
+per source with shared pacing, the daily budget and the retry policy.
+:func:`isolate_refusal` finds the records a 400 is about within an allowance of calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import httpx
+
+from connector.clock import Clock
+from connector.config import Source, SourcesConfig
+from connector.errors import (
+    BadRequestError,
+    ConfigError,
+    NotFoundError,
+)
+from connector.graph.auth import TokenProvider
+from connector.graph.client import GraphClient, LogQuery, RetryPolicy, split_payload
+from connector.graph.endpoint import Cloud, ProvisioningEndpoint
+from connector.pacing import DailyBudget, SlidingWindowLimiter
+from connector.scim import BulkPayload
+from connector.state.base import (
+    StateStore,
+    StoreCallBudget,
+)
+
+__all__ = [
+    "DEFAULT_ISOLATION_CALLS",
+    "DEFAULT_WINDOW",
+    "BatchReceipt",
+    "GraphTarget",
+    "IsolationAllowance",
+    "ProvisioningTarget",
+    "SystemicRefusal",
+    "TargetFactory",
+    "as_mapping",
+    "graph_targets",
+    "isolate_refusal",
+    "source_cloud",
+]
+
+
+DEFAULT_WINDOW = 8
+"""Bulk requests in flight at once per run: enough to reach 40 calls / 5 s at ~1 s latency."""
+DEFAULT_ISOLATION_CALLS = 60
+"""Extra calls one run may spend finding the records a 400 is about."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReceipt:
+    """What the service said about one bulk request: accepted (202), except ``rejected``.
+
+    ``rejected`` maps externalIds the service refused with 400 (isolated by the Graph
+    client) to ``(error code, message)``; they count as failed at once.
+    """
+
+    request_id: str | None = None
+    client_request_id: str | None = None
+    rejected: Mapping[str, tuple[str | None, str]] = field(default_factory=dict)
+
+
+class ProvisioningTarget(Protocol):
+    """One source's provisioning job, as the engine needs it (Graph or the emulator).
+
+    ``send`` raises :class:`~connector.errors.QuotaExhaustedError`,
+    :class:`~connector.errors.BucketFullError` or another
+    :class:`~connector.errors.GraphError` when the request was not accepted.
+    """
+
+    @property
+    def job_id(self) -> str | None: ...
+
+    async def send(self, payload: BulkPayload) -> BatchReceipt: ...
+
+    def iter_logs(self, since: datetime) -> AsyncIterator[Any]:
+        """Provisioning-log entries of the job with ``activityDateTime`` ≥ ``since``,
+        every page (Graph dicts or :class:`~connector.graph.models.ProvisioningObjectSummary`)."""
+        ...
+
+    async def get_job(self) -> Any:
+        """The synchronization job (dict or model), None if not found."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+TargetFactory = Callable[[Source], ProvisioningTarget]
+
+
+class SystemicRefusal(BadRequestError):
+    """A 400 that is about the payload's shape for this job, not about single records."""
+
+
+class IsolationAllowance(Protocol):
+    """Extra calls a run may still spend isolating 400s (the engine keeps the count)."""
+
+    def left(self) -> int: ...
+
+    def spend(self) -> None: ...
+
+
+async def isolate_refusal(
+    target: ProvisioningTarget,
+    payload: BulkPayload,
+    refusal: BadRequestError,
+    allowance: IsolationAllowance,
+) -> BatchReceipt:
+    """Find the records a 400 is about, within the run's allowance of extra calls.
+
+    The refused batch is split in halves and both are sent: if both are refused too,
+    the 400 is not about single records (e.g. an attribute missing from the job's
+    schema) and :class:`SystemicRefusal` is raised instead of bisecting every batch.
+    Otherwise the refused half is bisected (a refused group's halves: the left is
+    sent; if accepted the right holds the bad record and is split unsent — the 400 is
+    assumed deterministic). When the allowance is spent, the undecided records are
+    reported refused as a group.
+    """
+    rejected: dict[str, tuple[str | None, str]] = {}
+    request_ids: list[str] = []
+    left = allowance.left
+
+    def reject(group: BulkPayload, err: BadRequestError) -> None:
+        for ext in group.external_ids:
+            rejected[ext] = (err.code or "BadRequest", str(err))
+
+    async def send(group: BulkPayload) -> BadRequestError | None:
+        allowance.spend()
+        try:
+            receipt = await target.send(group)
+        except BadRequestError as err:
+            return err
+        if receipt.request_id:
+            request_ids.append(receipt.request_id)
+        for ext, why in receipt.rejected.items():
+            rejected[ext] = why
+        return None
+
+    pending: list[tuple[BulkPayload, BadRequestError]] = []
+    if len(payload) == 1 or left() < 2:
+        reject(payload, refusal)
+    else:
+        half = len(payload) // 2
+        lhs, rhs = split_payload(payload, [range(half), range(half, len(payload))])
+        l_err, r_err = await send(lhs), await send(rhs)
+        if l_err is not None and r_err is not None:
+            raise SystemicRefusal(str(l_err), code=l_err.code, request_id=l_err.request_id)
+        pending.extend((g, e) for g, e in ((lhs, l_err), (rhs, r_err)) if e is not None)
+    while pending:
+        group, err = pending.pop()
+        if len(group) == 1 or left() <= 0:
+            reject(group, err)
+            continue
+        half = len(group) // 2
+        lhs, rhs = split_payload(group, [range(half), range(half, len(group))])
+        l_err = await send(lhs)
+        if l_err is None:
+            pending.append((rhs, err))
+            continue
+        pending.append((lhs, l_err))
+        if left() <= 0:
+            reject(rhs, err)
+            continue
+        r_err = await send(rhs)
+        if r_err is not None:
+            pending.append((rhs, r_err))
+    return BatchReceipt(
+        request_id=request_ids[0] if request_ids else refusal.request_id,
+        rejected=rejected,
+    )
+
+
+def as_mapping(value: Any) -> Mapping[str, Any] | None:
+    """Graph models (pydantic) or plain dicts, as Graph-shaped dicts."""
+    if value is None or isinstance(value, Mapping):
+        return value
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        out = dump(by_alias=True, mode="json")
+        return out if isinstance(out, Mapping) else None
+    raise TypeError(f"expected a mapping or a pydantic model, got {type(value).__name__}")
+
+
+class GraphTarget:
+    """A :class:`ProvisioningTarget` on the Graph client (or the emulator through it).
+
+    ``send`` posts one bulk request (paced, budgeted and retried by the client) and
+    raises the typed error when it is not accepted: a 400 as
+    :class:`~connector.errors.BadRequestError`, so the engine isolates the offending
+    records within its per-run allowance; a spent budget, "bucket full" or an outage as
+    the error that leaves the run waiting (bulkUpload upserts, so re-sending is safe).
+    Several ``send`` calls may run at once; the client's limiter paces them together.
+    """
+
+    def __init__(self, client: GraphClient, tokens: TokenProvider | None = None) -> None:
+        self.client = client
+        self._tokens = tokens
+
+    @property
+    def job_id(self) -> str | None:
+        return self.client.endpoint.job_id
+
+    async def send(self, payload: BulkPayload) -> BatchReceipt:
+        delivery = await self.client.post_bulk(payload)
+        return BatchReceipt(
+            request_id=delivery.request_id, client_request_id=delivery.client_request_id
+        )
+
+    async def preflight(self) -> None:
+        """Obtain a token now: an identity that cannot get one fails here, not mid-run."""
+        if self._tokens is not None:
+            await self._tokens.get_token()
+
+    def iter_logs(self, since: datetime) -> AsyncIterator[Any]:
+        return self.client.iter_provisioning_logs(LogQuery(since=since))
+
+    async def get_job(self) -> Any:
+        try:
+            return await self.client.get_job()
+        except NotFoundError:
+            return None
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def source_cloud(src: Source) -> Cloud:
+    """The Graph cloud of a source (the config may say ``usgovdod`` where Cloud says ``dod``)."""
+    return Cloud("dod" if src.cloud == "usgovdod" else src.cloud)
+
+
+def graph_targets(
+    config: SourcesConfig,
+    store: StateStore,
+    tokens: TokenProvider | Callable[[Source], TokenProvider],
+    clock: Clock,
+    *,
+    allow_loopback: bool = False,
+    transport: httpx.AsyncBaseTransport | None = None,
+    endpoint_for: Callable[[Source], str] | None = None,
+    retry: RetryPolicy | None = None,
+    max_in_flight: int = DEFAULT_WINDOW,
+) -> TargetFactory:
+    """A :data:`TargetFactory` building a paced, budgeted Graph client per source.
+
+    The daily call budget (``daily_call_budget``, tenant-wide per the Entra docs) is
+    counted in the state store, so every process sharing the store shares the budget.
+    One rate limiter per source is shared by every client the factory builds, so
+    back-to-back runs stay under the 40-calls-per-5-s window together.
+    ``endpoint_for`` overrides a source's endpoint URL (the local emulator: the sources
+    config accepts only https Graph URLs). ``retry`` bounds how long a call may wait:
+    a Functions host passes a short policy (a long ``Retry-After`` or repeated errors
+    then leave the run waiting for the next timer tick instead of holding the function).
+    ``max_in_flight`` should be at least the engine's ``window``.
+    """
+    limiters: dict[str, SlidingWindowLimiter] = {}
+
+    def factory(src: Source) -> ProvisioningTarget:
+        if endpoint_for is not None:
+            endpoint = ProvisioningEndpoint.parse(endpoint_for(src), allow_loopback=allow_loopback)
+        elif src.endpoint is not None:
+            endpoint = ProvisioningEndpoint.parse(src.endpoint, allow_loopback=allow_loopback)
+        elif src.service_principal_id and src.job_id:
+            endpoint = ProvisioningEndpoint.build(
+                src.service_principal_id, src.job_id, cloud=source_cloud(src)
+            )
+        else:  # pragma: no cover - the config model refuses this
+            raise ConfigError(f"source {src.name} has no provisioning endpoint")
+        provider = tokens(src) if callable(tokens) else tokens
+        budget = DailyBudget(config.daily_call_budget, StoreCallBudget(store), clock=clock)
+        limiter = limiters.setdefault(src.name, SlidingWindowLimiter(clock=clock))
+        client = GraphClient(
+            endpoint,
+            provider,
+            transport=transport,
+            clock=clock,
+            limiter=limiter,
+            budget=budget,
+            retry=retry,
+            allow_loopback=allow_loopback,
+            max_in_flight=max_in_flight,
+        )
+        return GraphTarget(client, provider)
+
+    return factory
