@@ -110,6 +110,8 @@ def _need_str(name: str, value: Value) -> str:
 
 def _text_fn(name: str, op: Callable[[str], str]) -> Callable[[Value], Value]:
     def run(value: Value) -> Value:
+        if value.__class__ is str:  # the common case, without a second call
+            return op(value)
         return op(_need_str(name, value))
 
     return run
