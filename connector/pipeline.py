@@ -118,6 +118,7 @@ from connector.report import (
     write_reports,
 )
 from connector.runs import (
+    DISCARDABLE_STATES,
     MAX_REJECTED_IN_JOURNAL,
     OPEN_STATES,
     REFERENCES_KIND,
@@ -131,6 +132,7 @@ from connector.runs import (
     approval_key,
     attempted_key,
     check_lock,
+    discard_key,
     from_iso,
     load_journal,
     lock_lost,
@@ -360,8 +362,13 @@ class Engine:
         return out
 
     def _resumable_ids(self, source: str) -> list[str]:
-        """Runs a timer pass may move on, oldest first (by extract time, then receipt)."""
+        """Runs a timer pass may move on, oldest first (by extract time, then receipt):
+        uploading or planned runs, held runs with an approval marker, and unfinished runs
+        with a discard marker (``discards/<run id>``)."""
         found: list[tuple[str, str, str]] = []
+        discards = {
+            k.rsplit("/", 1)[-1] for k in self.store.list_documents(discard_key(source + "-"))
+        }
         for key in self.store.list_documents(f"runs/{source}/"):
             got = self.store.get_document(key)
             if got is None:
@@ -369,8 +376,13 @@ class Engine:
             doc = got[0]
             state = RunState(doc["state"])
             run_id = str(doc["runId"])
-            wanted = state in (RunState.UPLOADING, RunState.PLANNED) or (
-                state is RunState.HELD and self.store.get_document(approval_key(run_id)) is not None
+            wanted = (
+                state in (RunState.UPLOADING, RunState.PLANNED)
+                or (run_id in discards and state in DISCARDABLE_STATES)
+                or (
+                    state is RunState.HELD
+                    and self.store.get_document(approval_key(run_id)) is not None
+                )
             )
             if wanted:
                 found.append((str(doc.get("extractAt") or ""), str(doc.get("receivedAt")), run_id))
@@ -387,6 +399,12 @@ class Engine:
     ) -> RunSummary:
         journal.lock = lock
         state = journal.state
+        if state in DISCARDABLE_STATES:
+            discard = self._discard_marker(journal.run_id)
+            if discard is not None:
+                # A discard marker wins over an approval marker: the cautious choice.
+                self._discard_locked(src, journal, discard)
+                return self._summary(journal)
         if state is RunState.HELD:
             marker = self.store.get_document(approval_key(journal.run_id))
             if marker is None:
@@ -633,21 +651,35 @@ class Engine:
             self._repair(src.name)
             journal = self._require(src.name, run_id)
             journal.lock = lock
-            if journal.state not in (
-                RunState.RECEIVED,
-                RunState.HELD,
-                RunState.PLANNED,
-                RunState.UPLOADING,
-                RunState.BLOCKED,
-            ):
+            if journal.state not in DISCARDABLE_STATES:
                 raise RunError(
                     f"run {run_id} is {journal.state.value}; only a received, planned, held,"
                     " waiting or blocked run can be discarded"
                 )
-            self._stop_run(src.name, journal, RunState.DISCARDED, f"discarded by {by}")
-            with contextlib.suppress(StateError):
-                self.store.delete_document(approval_key(run_id))
+            self._discard_locked(src, journal, by)
             return self._summary(journal)
+
+    def _discard_marker(self, run_id: str) -> str | None:
+        """Who asked to discard ``run_id`` with a marker document, None without a marker.
+
+        A marker is written by hand (e.g. an empty blob), so content that is not a JSON
+        object still counts as a marker, just without a name.
+        """
+        key = discard_key(run_id)
+        try:
+            got = self.store.get_document(key)
+        except StateError:
+            return "discard marker" if key in self.store.list_documents(key) else None
+        if got is None:
+            return None
+        by = got[0].get("by")
+        return " ".join(str(by).split())[:100] if by else "discard marker"
+
+    def _discard_locked(self, src: Source, journal: Journal, by: str) -> None:
+        self._stop_run(src.name, journal, RunState.DISCARDED, f"discarded by {by}")
+        for key in (approval_key(journal.run_id), discard_key(journal.run_id)):
+            with contextlib.suppress(StateError):
+                self.store.delete_document(key)
 
     async def retry_failed(
         self, run_id: str, *, progress: ProgressCallback | None = None

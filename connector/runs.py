@@ -31,6 +31,7 @@ from connector.state.base import (
 )
 
 __all__ = [
+    "DISCARDABLE_STATES",
     "MAX_REJECTED_IN_JOURNAL",
     "OPEN_STATES",
     "REFERENCES_KIND",
@@ -44,6 +45,7 @@ __all__ = [
     "approval_key",
     "attempted_key",
     "check_lock",
+    "discard_key",
     "from_iso",
     "load_journal",
     "lock_lost",
@@ -226,6 +228,17 @@ def source_key(source: str) -> str:
 
 def approval_key(run_id: str) -> str:
     return f"approvals/{run_id}"
+
+
+def discard_key(run_id: str) -> str:
+    """A discard marker: the next pass discards the run (``{"by": …}`` optional)."""
+    return f"discards/{run_id}"
+
+
+DISCARDABLE_STATES = frozenset(
+    {RunState.RECEIVED, RunState.PLANNED, RunState.HELD, RunState.UPLOADING, RunState.BLOCKED}
+)
+"""States a run can be discarded from: it has not finished sending."""
 
 
 def attempted_key(source: str) -> str:

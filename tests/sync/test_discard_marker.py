@@ -1,0 +1,55 @@
+"""Discard markers (``discards/<run id>`` documents): the next pass discards the run."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from connector.runs import approval_key, discard_key
+from tests.sync.fakes import people
+from tests.sync.test_pipeline import World
+
+
+def _held(w: World) -> str:
+    w.sync("hr_20260302.csv", people(100))
+    w.clock.advance(86400)
+    held = w.sync("hr_20260303.csv", people(40))
+    assert held.state == "held"
+    return held.run_id
+
+
+def test_discard_marker_discards_a_held_run_and_wins_over_approval(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    run_id = _held(w)
+    calls = len(w.service.calls)
+    w.store.put_document(approval_key(run_id), {"by": "someone"}, if_none_match=True)
+    w.store.put_document(discard_key(run_id), {"by": "hr  ops"}, if_none_match=True)
+    [summary] = asyncio.run(w.engine.resume_waiting())
+    assert summary.run_id == run_id
+    assert summary.state == "discarded"
+    assert summary.failed_reason == "discarded by hr ops"
+    assert len(w.service.calls) == calls  # nothing of the held run was sent
+    assert w.store.get_document(discard_key(run_id)) is None
+    assert w.store.get_document(approval_key(run_id)) is None
+    assert list(asyncio.run(w.engine.resume_waiting())) == []
+
+
+def test_a_marker_that_is_not_json_still_discards(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    run_id = _held(w)
+    path = tmp_path / "state" / "documents" / "discards" / run_id
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")  # an empty blob, as `az storage blob upload --data ''` leaves
+    [summary] = asyncio.run(w.engine.resume_waiting())
+    assert summary.state == "discarded"
+    assert summary.failed_reason == "discarded by discard marker"
+
+
+def test_a_marker_for_a_finished_run_changes_nothing(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    done = w.sync("hr_20260302.csv", people(10))
+    [rec] = w.reconcile()
+    assert rec.state == "done"
+    w.store.put_document(discard_key(done.run_id), {}, if_none_match=True)
+    assert list(asyncio.run(w.engine.resume_waiting())) == []
+    assert w.engine.get_run(done.run_id)["state"] == "done"
