@@ -6,9 +6,11 @@ provisioning logs for every open run; ``connector runs ...`` lists, shows, appro
 discards and retries runs; ``connector report`` rebuilds and opens a run's report;
 ``connector demo`` does all of it against the in-process emulator.
 
-State lives in a local directory (``--state``, default ``./.connector/state``). Auth
-for Graph: ``--token`` or ``--auth default|managed-identity|certificate|secret``; a
-loopback endpoint (the emulator) needs ``--endpoint URL --allow-loopback``.
+State lives in a local directory (``--state``, default ``./.connector/state``), or in the
+deployed app's storage account (``--state-account-url https://<account>.blob.core.windows.net``,
+containers ``state`` and ``reports``, signed in with ``DefaultAzureCredential``, e.g. after
+``az login``). Auth for Graph: ``--token`` or ``--auth default|managed-identity|certificate|
+secret``; a loopback endpoint (the emulator) needs ``--endpoint URL --allow-loopback``.
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ import csv
 import logging
 import shutil
 import sys
+import tempfile
 import time
 import webbrowser
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -45,7 +50,31 @@ ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", help="Sources config (YAML).", exists=True)
 ]
 StateOpt = Annotated[
-    Path, typer.Option("--state", help="State directory (records, run journals, reports).")
+    Path | None,
+    typer.Option(
+        "--state",
+        help=f"State directory (records, run journals, reports). Default: {DEFAULT_STATE}.",
+    ),
+]
+StateAccountOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--state-account-url",
+        envvar="CONNECTOR_STATE_ACCOUNT_URL",
+        help="Use the deployed app's state instead of --state:"
+        " https://<account>.blob.core.windows.net (containers state and reports), signed in"
+        " with DefaultAzureCredential (e.g. `az login`).",
+    ),
+]
+StateConnectionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--state-connection-string",
+        envvar="CONNECTOR_STATE_CONNECTION_STRING",
+        hidden=True,
+        help="Local Azurite only (tests, development): a connection string whose blob"
+        " endpoint is on loopback.",
+    ),
 ]
 AuthOpt = Annotated[
     str, typer.Option("--auth", help="Credential: default, managed-identity, certificate, secret.")
@@ -125,9 +154,121 @@ class _Auth:
         return CredentialTokenProvider(credential, cloud.scope)
 
 
+_BLOB_HOST_SUFFIXES = (
+    ".blob.core.windows.net",
+    ".blob.core.usgovcloudapi.net",
+    ".blob.core.chinacloudapi.cn",
+)
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+STATE_CONTAINER = "state"
+REPORTS_CONTAINER = "reports"
+
+
+@dataclass(frozen=True, slots=True)
+class _StateLocation:
+    """Where a command's state is: a local directory, or the app's storage account."""
+
+    directory: Path | None = None
+    account_url: str | None = None
+    connection_string: str | None = None
+
+    def describe(self) -> str:
+        if self.account_url:
+            return self.account_url
+        if self.connection_string:
+            return "local Azurite"
+        return str(self.directory or DEFAULT_STATE)
+
+
+def _state_location(
+    state: Path | None, account_url: str | None, connection_string: str | None
+) -> _StateLocation:
+    """Check the state options: one of a directory, an account URL or a local Azurite."""
+    given = [
+        name
+        for name, value in (
+            ("--state", state),
+            ("--state-account-url", account_url),
+            ("--state-connection-string", connection_string),
+        )
+        if value
+    ]
+    if len(given) > 1:
+        raise ConfigError(f"{' and '.join(given)} name different state stores; give one")
+    if account_url:
+        return _StateLocation(account_url=_check_account_url(account_url))
+    if connection_string:
+        _check_local_connection_string(connection_string)
+        return _StateLocation(connection_string=connection_string)
+    return _StateLocation(directory=state or DEFAULT_STATE)
+
+
+def _check_account_url(url: str) -> str:
+    """``https://<account>.blob.core.windows.net`` (or a sovereign cloud's), normalised."""
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower()
+    account = host.split(".", 1)[0]
+    if (
+        parts.scheme != "https"
+        or not host.endswith(_BLOB_HOST_SUFFIXES)
+        or not account.isalnum()
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username
+        or parts.port not in (None, 443)
+    ):
+        raise ConfigError(
+            f"--state-account-url {url!r}: give the storage account's blob endpoint,"
+            " https://<account>.blob.core.windows.net (no container, path or SAS token;"
+            " sign-in uses DefaultAzureCredential, e.g. `az login`)"
+        )
+    return f"https://{host}"
+
+
+def _check_local_connection_string(value: str) -> None:
+    """Connection strings carry an account key: accepted only for a loopback Azurite."""
+    fields: dict[str, str] = {}
+    for part in value.split(";"):
+        key, sep, val = part.partition("=")
+        if sep:
+            fields[key.strip().lower()] = val.strip()
+    if fields.get("usedevelopmentstorage", "").lower() == "true":
+        return
+    host = (urlsplit(fields.get("blobendpoint", "")).hostname or "").lower()
+    if host not in _LOOPBACK_HOSTS:
+        raise ConfigError(
+            "--state-connection-string is for a local Azurite only (its BlobEndpoint must"
+            " be on 127.0.0.1 or localhost); for the deployed app's state use"
+            " --state-account-url https://<account>.blob.core.windows.net"
+        )
+
+
+def _state_store(location: _StateLocation, clock: Any) -> Any:
+    """The StateStore of ``location`` (nothing is contacted until the first read)."""
+    if location.account_url or location.connection_string:
+        from connector.state.blob import BlobStateStore
+
+        kw: dict[str, Any] = {
+            "state_container": STATE_CONTAINER,
+            "reports_container": REPORTS_CONTAINER,
+            "clock": clock,
+        }
+        if location.connection_string:
+            return BlobStateStore.from_connection_string(location.connection_string, **kw)
+        from azure.identity import DefaultAzureCredential
+
+        return BlobStateStore.from_account_url(
+            str(location.account_url), DefaultAzureCredential(), **kw
+        )
+    from connector.state.local import LocalStateStore
+
+    return LocalStateStore(location.directory or DEFAULT_STATE, clock=clock)
+
+
 def _engine(
     config_path: Path,
-    state: Path,
+    state: _StateLocation,
     auth: _Auth | None = None,
     endpoint: str | None = None,
     allow_loopback: bool = False,
@@ -135,11 +276,10 @@ def _engine(
     from connector.clock import SystemClock
     from connector.config import load_sources
     from connector.pipeline import Engine, graph_targets
-    from connector.state.local import LocalStateStore
 
     config = load_sources(config_path)
     clock = SystemClock()
-    store = LocalStateStore(state, clock=clock)
+    store = _state_store(state, clock)
     chosen = auth or _Auth("default", None, None, None, None)
     targets = graph_targets(
         config,
@@ -240,7 +380,9 @@ def sync_command(
     extract: Annotated[Path, typer.Argument(help="The extract file (CSV).", exists=True)],
     config: ConfigOpt,
     source: Annotated[str, typer.Option("--source", "-s", help="Source name in the config.")],
-    state: StateOpt = DEFAULT_STATE,
+    state: StateOpt = None,
+    state_account_url: StateAccountOpt = None,
+    state_connection_string: StateConnectionOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only; send nothing.")] = False,
     full_resend: Annotated[
         bool, typer.Option("--full-resend", help="Send every record, changed or not.")
@@ -258,7 +400,7 @@ def sync_command(
     try:
         engine = _engine(
             config,
-            state,
+            _state_location(state, state_account_url, state_connection_string),
             _Auth(auth, token, tenant_id, client_id, certificate),
             endpoint,
             allow_loopback,
@@ -284,7 +426,9 @@ def sync_command(
 
 def reconcile_command(
     config: ConfigOpt,
-    state: StateOpt = DEFAULT_STATE,
+    state: StateOpt = None,
+    state_account_url: StateAccountOpt = None,
+    state_connection_string: StateConnectionOpt = None,
     auth: AuthOpt = "default",
     token: TokenOpt = None,
     tenant_id: TenantOpt = None,
@@ -298,7 +442,7 @@ def reconcile_command(
     try:
         engine = _engine(
             config,
-            state,
+            _state_location(state, state_account_url, state_connection_string),
             _Auth(auth, token, tenant_id, client_id, certificate),
             endpoint,
             allow_loopback,
@@ -345,32 +489,41 @@ def _open_in_browser(location: str, console: Console) -> None:
         console.print(f"no browser available; open {location}", soft_wrap=True)
 
 
-def _offline_engine(config: Path, state: Path) -> Any:
+def _offline_engine(config: Path, state: _StateLocation) -> Any:
     return _engine(config, state)
 
 
 def runs_list(
     config: ConfigOpt,
-    state: StateOpt = DEFAULT_STATE,
+    state: StateOpt = None,
+    state_account_url: StateAccountOpt = None,
+    state_connection_string: StateConnectionOpt = None,
     source: Annotated[str | None, typer.Option("--source", "-s")] = None,
 ) -> None:
     """Every run, oldest first."""
     try:
-        summaries = _offline_engine(config, state).list_runs(source)
+        location = _state_location(state, state_account_url, state_connection_string)
+        summaries = _offline_engine(config, location).list_runs(source)
     except ConnectorError as exc:
         raise _fail(exc) from exc
-    _console().print(_runs_table(summaries) if summaries else "no runs yet")
+    _console().print(
+        _runs_table(summaries) if summaries else f"no runs yet in {location.describe()}"
+    )
 
 
 def runs_show(
     run_id: Annotated[str, typer.Argument()],
     config: ConfigOpt,
-    state: StateOpt = DEFAULT_STATE,
+    state: StateOpt = None,
+    state_account_url: StateAccountOpt = None,
+    state_connection_string: StateConnectionOpt = None,
 ) -> None:
     """A run's journal: counts, batches, timeline, reasons."""
     console = _console()
     try:
-        engine = _offline_engine(config, state)
+        engine = _offline_engine(
+            config, _state_location(state, state_account_url, state_connection_string)
+        )
         doc = engine.get_run(run_id)
         summary = next(s for s in engine.list_runs() if s.run_id == run_id)
     except ConnectorError as exc:
@@ -384,7 +537,9 @@ def runs_show(
 def runs_approve(
     run_id: Annotated[str, typer.Argument()],
     config: ConfigOpt,
-    state: StateOpt = DEFAULT_STATE,
+    state: StateOpt = None,
+    state_account_url: StateAccountOpt = None,
+    state_connection_string: StateConnectionOpt = None,
     by: Annotated[str, typer.Option("--by", help="Who approves (kept in the journal).")] = (
         "operator"
     ),
@@ -400,7 +555,7 @@ def runs_approve(
     try:
         engine = _engine(
             config,
-            state,
+            _state_location(state, state_account_url, state_connection_string),
             _Auth(auth, token, tenant_id, client_id, certificate),
             endpoint,
             allow_loopback,
@@ -416,7 +571,9 @@ def runs_approve(
 def runs_resume(
     run_id: Annotated[str, typer.Argument()],
     config: ConfigOpt,
-    state: StateOpt = DEFAULT_STATE,
+    state: StateOpt = None,
+    state_account_url: StateAccountOpt = None,
+    state_connection_string: StateConnectionOpt = None,
     auth: AuthOpt = "default",
     token: TokenOpt = None,
     tenant_id: TenantOpt = None,
@@ -429,7 +586,7 @@ def runs_resume(
     try:
         engine = _engine(
             config,
-            state,
+            _state_location(state, state_account_url, state_connection_string),
             _Auth(auth, token, tenant_id, client_id, certificate),
             endpoint,
             allow_loopback,
@@ -445,12 +602,16 @@ def runs_resume(
 def runs_discard(
     run_id: Annotated[str, typer.Argument()],
     config: ConfigOpt,
-    state: StateOpt = DEFAULT_STATE,
+    state: StateOpt = None,
+    state_account_url: StateAccountOpt = None,
+    state_connection_string: StateConnectionOpt = None,
     by: Annotated[str, typer.Option("--by")] = "operator",
 ) -> None:
     """Drop a held or waiting run; nothing more of it is sent."""
     try:
-        summary = _offline_engine(config, state).discard(run_id, by=by)
+        summary = _offline_engine(
+            config, _state_location(state, state_account_url, state_connection_string)
+        ).discard(run_id, by=by)
     except ConnectorError as exc:
         raise _fail(exc) from exc
     _print_summary(summary, _console())
@@ -459,7 +620,9 @@ def runs_discard(
 def runs_retry_failed(
     run_id: Annotated[str, typer.Argument()],
     config: ConfigOpt,
-    state: StateOpt = DEFAULT_STATE,
+    state: StateOpt = None,
+    state_account_url: StateAccountOpt = None,
+    state_connection_string: StateConnectionOpt = None,
     auth: AuthOpt = "default",
     token: TokenOpt = None,
     tenant_id: TenantOpt = None,
@@ -472,7 +635,7 @@ def runs_retry_failed(
     try:
         engine = _engine(
             config,
-            state,
+            _state_location(state, state_account_url, state_connection_string),
             _Auth(auth, token, tenant_id, client_id, certificate),
             endpoint,
             allow_loopback,
@@ -487,19 +650,40 @@ def runs_retry_failed(
 def report_command(
     run_id: Annotated[str, typer.Argument()],
     config: ConfigOpt,
-    state: StateOpt = DEFAULT_STATE,
+    state: StateOpt = None,
+    state_account_url: StateAccountOpt = None,
+    state_connection_string: StateConnectionOpt = None,
     open_: Annotated[bool, typer.Option("--open", help="Open report.html in a browser.")] = False,
 ) -> None:
     """Rebuild a run's reports from its journal and print where they are."""
     try:
-        paths = _offline_engine(config, state).report_paths(run_id, refresh=True)
+        engine = _offline_engine(
+            config, _state_location(state, state_account_url, state_connection_string)
+        )
+        paths = engine.report_paths(run_id, refresh=True)
+        local = None
+        if open_ and paths["report.html"].startswith(("https://", "http://")):
+            local = _download_report(engine, run_id)
     except ConnectorError as exc:
         raise _fail(exc) from exc
     console = _console()
     for name, where in paths.items():
         console.print(f"{name}: {where}")
     if open_:
-        _open_in_browser(paths["report.html"], console)
+        if local is not None:
+            console.print(f"downloaded to {local}", soft_wrap=True)
+        _open_in_browser(str(local or paths["report.html"]), console)
+
+
+def _download_report(engine: Any, run_id: str) -> Path:
+    """A copy of a report kept in Blob Storage, in a private temporary folder: a blob URL
+    needs a sign-in the browser does not have, and the report is self-contained."""
+    source = str(engine.get_run(run_id)["source"])
+    body = engine.store.read_artifact(f"{source}/{run_id}/report.html")
+    folder = Path(tempfile.mkdtemp(prefix="connector-report-"))
+    path = folder / f"{run_id}.html"
+    path.write_bytes(body)
+    return path
 
 
 # -- demo -----------------------------------------------------------------------------------
