@@ -10,8 +10,11 @@ Layout (one storage account, containers created if missing)::
     state/                                         the sync engine's state store
     reports/<source>/<run>/                        report.html, report.json, failures.csv
     approvals/<run id>                             an operator approves a held run (optional
-                                                   JSON {"by": "<who>"}); the timer files it
-    approvals/processed/<run id>                   ... here (a copy) before deleting the marker
+                                                   JSON {"by": "<who>"}), or discards it with
+                                                   {"action": "discard", "by": …, "reason": …}
+    approvals/<run id>.discard                     ... also discards it (body optional JSON)
+    approvals/processed/<marker name>              the timer files a handled marker here (a
+                                                   copy) before deleting the marker
 
 Rules that make redelivery (Event Grid is at least once) and re-uploads safe:
 
@@ -33,6 +36,7 @@ import logging
 import posixpath
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -54,7 +58,9 @@ __all__ = [
     "APPROVALS_PROCESSED",
     "ARCHIVE",
     "CONTAINERS",
+    "DISCARD_SUFFIX",
     "INCOMING",
+    "MAX_MARKER_BYTES",
     "QUARANTINE",
     "REPORTS",
     "STATE",
@@ -64,6 +70,7 @@ __all__ = [
     "ApprovalMarker",
     "DropZone",
     "IncomingBlob",
+    "MarkerAction",
     "Placement",
     "QuarantineProblem",
     "archive_blob_name",
@@ -88,8 +95,13 @@ UNKNOWN_SOURCE = "_unknown"
 STATUS_BLOB: tuple[str, str] = (REPORTS, "_connector/status.json")
 #: The timer's record of files in ``incoming`` that failed to ingest (container, blob).
 SWEEP_BLOB: tuple[str, str] = (REPORTS, "_connector/sweep.json")
-#: An approval marker larger than this is not read (its name alone approves the run).
+#: A marker in ``approvals`` larger than this is not read; it is filed as invalid (it may
+#: hold a discard, so its name alone must not approve the run).
 MAX_MARKER_BYTES = 64 * 1024
+#: A blob ``<run id>.discard`` in ``approvals`` discards the run (run ids never hold a dot).
+DISCARD_SUFFIX = ".discard"
+_MAX_BY = 100
+_MAX_REASON = 300
 
 _log = logging.getLogger(__name__)
 
@@ -190,25 +202,87 @@ class QuarantineProblem:
     line: int | None = None
 
 
+class MarkerAction(StrEnum):
+    """What an operator's marker in ``approvals`` asks for."""
+
+    APPROVE = "approve"
+    DISCARD = "discard"
+    INVALID = "invalid"  # unreadable or not understood: nothing is done
+
+
 @dataclass(frozen=True, slots=True)
 class ApprovalMarker:
-    """A blob in ``approvals``: its name is the run id to approve."""
+    """A blob in ``approvals``: ``<run id>`` or ``<run id>.discard``.
 
-    run_id: str
+    ``<run id>`` with no body, or a JSON object body without ``action`` (or with
+    ``"action": "approve"``), approves the run; ``"action": "discard"`` discards it.
+    ``<run id>.discard`` discards it (a body, when present, is a JSON object that may name
+    ``by`` and ``reason``). Anything else (a body that is not a JSON object, an unknown
+    ``action``, a ``.discard`` marker saying ``approve``, a body over
+    :data:`MAX_MARKER_BYTES`) is :attr:`MarkerAction.INVALID`: doing nothing is the
+    cautious reading of a marker that might have meant either.
+    """
+
+    name: str  # the blob name inside ``approvals``
     etag: str
-    data: bytes  # empty when the marker is larger than ``MAX_MARKER_BYTES``
+    data: bytes  # empty when the marker was not read (``complete`` is then False)
+    complete: bool = True
+
+    @property
+    def run_id(self) -> str:
+        if self.name.endswith(DISCARD_SUFFIX):
+            return self.name[: -len(DISCARD_SUFFIX)]
+        return self.name
+
+    def _body(self) -> dict[str, Any] | None:
+        """The JSON object body ({} when empty); None when it is not one (or unread)."""
+        if not self.complete:
+            return None
+        if not self.data.strip():
+            return {}
+        try:
+            doc = orjson.loads(self.data)
+        except orjson.JSONDecodeError:
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    @property
+    def action(self) -> MarkerAction:
+        body = self._body()
+        if body is None:
+            return MarkerAction.INVALID
+        named = self.name.endswith(DISCARD_SUFFIX)
+        raw = body.get("action")
+        if raw is None:
+            return MarkerAction.DISCARD if named else MarkerAction.APPROVE
+        asked = raw.strip().lower() if isinstance(raw, str) else None
+        if asked == MarkerAction.DISCARD:
+            return MarkerAction.DISCARD
+        if asked == MarkerAction.APPROVE and not named:
+            return MarkerAction.APPROVE
+        return MarkerAction.INVALID
+
+    @property
+    def by(self) -> str | None:
+        """``by`` from the JSON body (``{"by": "hr-operations"}``), if any."""
+        return _short_text((self._body() or {}).get("by"), _MAX_BY)
 
     @property
     def approved_by(self) -> str | None:
-        """``by`` from the optional JSON content (``{"by": "hr-operations"}``), if any."""
-        try:
-            doc = orjson.loads(self.data) if self.data.strip() else None
-        except orjson.JSONDecodeError:
-            return None
-        by = doc.get("by") if isinstance(doc, dict) else None
-        if not isinstance(by, str) or not by.strip():
-            return None
-        return " ".join(by.split())[:100]
+        """Kept for callers of the approval-only marker: same as :attr:`by`."""
+        return self.by
+
+    @property
+    def reason(self) -> str | None:
+        """``reason`` from the JSON body of a discard marker, if any."""
+        return _short_text((self._body() or {}).get("reason"), _MAX_REASON)
+
+
+def _short_text(value: Any, limit: int) -> str | None:
+    """One line of at most ``limit`` characters, or None for a missing/blank/non-string."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return " ".join(value.split())[:limit]
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,7 +529,8 @@ class DropZone:
         out: list[ApprovalMarker] = []
         for item in items:
             data = b""
-            if int(item.size or 0) <= MAX_MARKER_BYTES:
+            complete = int(item.size or 0) <= MAX_MARKER_BYTES
+            if complete:
                 try:
                     data = bytes(
                         container.get_blob_client(item.name)
@@ -466,28 +541,33 @@ class DropZone:
                     )
                 except (ResourceModifiedError, ResourceNotFoundError):
                     continue  # replaced or removed meanwhile: the next pass sees it
-            out.append(ApprovalMarker(run_id=str(item.name), etag=str(item.etag), data=data))
+            out.append(
+                ApprovalMarker(
+                    name=str(item.name), etag=str(item.etag), data=data, complete=complete
+                )
+            )
         return out
 
     def file_approval_marker(self, marker: ApprovalMarker, outcome: str) -> Placement:
-        """Copy a handled marker to ``approvals/processed/<run id>``, then delete it.
+        """Copy a handled marker to ``approvals/processed/<marker name>``, then delete it.
 
-        ``outcome`` (a short code such as ``approved``) is kept in the copy's metadata.
-        The delete is conditional on the marker's ETag: a marker replaced meanwhile stays
-        for the next pass.
+        ``outcome`` (a short code such as ``approved`` or ``discarded``) is kept in the
+        copy's metadata, with the action the marker asked for. The delete is conditional on
+        the marker's ETag: a marker replaced meanwhile stays for the next pass.
         """
         meta = {
             "sha256": hashlib.sha256(marker.data).hexdigest(),
             "run_id": quote(marker.run_id, safe=""),
+            "action": quote(str(marker.action), safe=""),
             "outcome": quote(outcome, safe=""),
             "processed_at": self._clock.now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
-        target = APPROVALS_PROCESSED + marker.run_id
+        target = APPROVALS_PROCESSED + marker.name
         final, written = self._put_once(
             APPROVALS, (target, _with_suffix(target, meta["sha256"])), marker.data, meta
         )
         try:
-            self._blob(APPROVALS, marker.run_id).delete_blob(
+            self._blob(APPROVALS, marker.name).delete_blob(
                 etag=marker.etag, match_condition=MatchConditions.IfNotModified
             )
             deleted = True

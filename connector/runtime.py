@@ -37,6 +37,7 @@ from connector.dropzone import (
     ApprovalMarker,
     DropZone,
     IncomingBlob,
+    MarkerAction,
     QuarantineProblem,
     split_incoming_name,
 )
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FUNCTIONS_RETRY",
+    "MARKER_DISCARDABLE_STATES",
     "MAX_PROBLEMS",
     "STALE_FLOOR",
     "SWEEP_BUDGET_SECONDS",
@@ -126,6 +128,12 @@ FUNCTIONS_RETRY = RetryPolicy(
 #: this plus one ``max_retry_after``, however many batches are throttled.
 WAIT_BUDGET_SECONDS = 30.0
 
+#: States a discard marker in ``approvals`` may discard: the run has sent nothing yet. A
+#: run already uploading (or waiting, or blocked, with batches delivered) is left alone:
+#: stopping it half-way is an administrator's call (``connector runs discard``, or a
+#: ``discards/<run id>`` state document), not one for the approvals container.
+MARKER_DISCARDABLE_STATES = frozenset({RunState.RECEIVED, RunState.PLANNED, RunState.HELD})
+
 _APP_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -164,11 +172,18 @@ class DropOutcome:
 
 @dataclass(frozen=True, slots=True)
 class ApprovalOutcome:
-    """What the timer did with one marker in ``approvals``."""
+    """What the timer did with one marker in ``approvals``.
+
+    ``outcome`` for an approval: approved | already_approved | not_held | refused |
+    unknown_run | busy | overridden_by_discard; for a discard: discarded |
+    already_discarded | not_discardable | unknown_run | busy; for a marker that is not
+    understood: invalid_marker. Every outcome but ``busy`` files the marker.
+    """
 
     run_id: str
-    outcome: str  # approved | already_approved | not_held | refused | unknown_run | busy
+    outcome: str
     state: str | None = None
+    action: str = MarkerAction.APPROVE
 
 
 @dataclass(slots=True)
@@ -481,28 +496,59 @@ class Runtime:
         return list(result)
 
     async def process_approvals(self, busy: set[str] | None = None) -> list[ApprovalOutcome]:
-        """Approve the held runs named by markers in ``approvals``, then file the markers.
+        """Approve or discard the runs named by markers in ``approvals``, then file them.
 
-        Idempotent: a marker for a run that is no longer held (approved already, by this
-        pass on another delivery or by the CLI) is filed without doing anything. Who
-        approved (``{"by": …}`` in the marker) goes to the run's journal, not to logs.
+        Discard markers are handled first, and an approval marker for a run that also has
+        a discard marker in this pass is never acted on (``overridden_by_discard``): when
+        an operator asked for both, not sending is the cautious choice. Idempotent: a
+        marker for a run already approved or discarded (by an earlier marker, the CLI or a
+        state document) is filed without doing anything. A marker for a busy source stays
+        for the next pass (and so does an approval waiting on a busy discard). Who
+        approved or discarded (``by``, ``reason``) goes to the run's journal, not to logs.
         """
+        markers = self.zone.approval_markers()
+        discarding = {m.run_id for m in markers if m.action is MarkerAction.DISCARD}
+        # Discards first; otherwise oldest first, as listed (the sort is stable).
+        markers.sort(key=lambda m: m.action is not MarkerAction.DISCARD)
+        busy_discards: set[str] = set()
         out: list[ApprovalOutcome] = []
-        for marker in self.zone.approval_markers():
-            result = await self._approve(marker)
+        for marker in markers:
+            result = await self._handle_marker(marker, discarding, busy_discards)
             out.append(result)
             if result.outcome == "busy":
+                if result.action is MarkerAction.DISCARD:
+                    busy_discards.add(marker.run_id)
                 if busy is not None:
                     busy.add(marker.run_id.rsplit("-", 1)[0])
                 continue  # the marker stays: the next pass tries again
             self.zone.file_approval_marker(marker, result.outcome)
             log.info(
-                "reconcile: approval marker for run %s: %s (state=%s)",
+                "reconcile: %s marker for run %s: %s (state=%s)",
+                result.action,
                 marker.run_id,
                 result.outcome,
                 result.state,
             )
         return out
+
+    async def _handle_marker(
+        self, marker: ApprovalMarker, discarding: set[str], busy_discards: set[str]
+    ) -> ApprovalOutcome:
+        action = marker.action
+        if action is MarkerAction.INVALID:
+            return ApprovalOutcome(marker.run_id, "invalid_marker", action=action)
+        if action is MarkerAction.DISCARD:
+            return self._discard(marker)
+        if marker.run_id in discarding:
+            code = "busy" if marker.run_id in busy_discards else "overridden_by_discard"
+            return ApprovalOutcome(marker.run_id, code, self._run_state(marker.run_id))
+        return await self._approve(marker)
+
+    def _run_state(self, run_id: str) -> str | None:
+        try:
+            return str(self.engine.get_run(run_id).get("state"))
+        except (RunError, ConnectorError):
+            return None
 
     async def _approve(self, marker: ApprovalMarker) -> ApprovalOutcome:
         run_id = marker.run_id
@@ -514,7 +560,7 @@ class Runtime:
         if state != RunState.HELD:
             code = "already_approved" if doc.get("approvedBy") else "not_held"
             return ApprovalOutcome(run_id, code, state)
-        by = marker.approved_by or "approvals container"
+        by = marker.by or "approvals container"
         try:
             summary = await self.engine.approve(run_id, by=by)
         except ConcurrentRunError:
@@ -524,6 +570,35 @@ class Runtime:
             return ApprovalOutcome(run_id, "refused", state)
         self.telemetry.record_run(summary, "resume")
         return ApprovalOutcome(run_id, "approved", summary.state)
+
+    def _discard(self, marker: ApprovalMarker) -> ApprovalOutcome:
+        """Discard the run a discard marker names, if it has sent nothing yet.
+
+        The engine records ``discarded by <by> (reason: <reason>)`` in the run's journal
+        (``discardedReason`` and the timeline) and rewrites its report.
+        """
+        run_id = marker.run_id
+        discard = MarkerAction.DISCARD
+        try:
+            doc = self.engine.get_run(run_id)
+        except (RunError, ConnectorError):
+            return ApprovalOutcome(run_id, "unknown_run", action=discard)
+        state = str(doc.get("state"))
+        if state == RunState.DISCARDED or doc.get("discardedReason"):
+            return ApprovalOutcome(run_id, "already_discarded", state, discard)
+        if state not in MARKER_DISCARDABLE_STATES:
+            return ApprovalOutcome(run_id, "not_discardable", state, discard)
+        by = marker.by or "approvals container"
+        if marker.reason:
+            by = f"{by} (reason: {marker.reason})"
+        try:
+            summary = self.engine.discard(run_id, by=by)
+        except ConcurrentRunError:
+            return ApprovalOutcome(run_id, "busy", state, discard)
+        except RunError as exc:  # its state changed since it was read
+            log.warning("reconcile: run %s cannot be discarded (%s)", run_id, type(exc).__name__)
+            return ApprovalOutcome(run_id, "not_discardable", self._run_state(run_id), discard)
+        return ApprovalOutcome(run_id, "discarded", summary.state, discard)
 
     async def sweep_incoming(self) -> list[DropOutcome]:
         """Ingest files still in ``incoming`` well after their upload, one at a time.

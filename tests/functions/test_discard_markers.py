@@ -1,0 +1,271 @@
+"""Discarding a held run through the ``approvals`` container, end to end on Azurite.
+
+An operator who may only write to ``approvals`` discards a held run with a marker: a blob
+``<run id>`` whose JSON body says ``{"action": "discard"}``, or a blob ``<run id>.discard``.
+The timer discards it through the engine, files the marker like an approval, and a discard
+wins over an approval of the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from connector.dropzone import MAX_MARKER_BYTES, ApprovalMarker, DropZone, MarkerAction
+
+from .test_runtime_pass import _held_run
+
+
+def _marker(name: str, data: bytes, *, complete: bool = True) -> ApprovalMarker:
+    return ApprovalMarker(name=name, etag="0x1", data=data, complete=complete)
+
+
+# -- reading a marker (pure) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "action"),
+    [
+        ("employees-abc", b"", MarkerAction.APPROVE),
+        ("employees-abc", b'{"by": "jdoe"}', MarkerAction.APPROVE),
+        ("employees-abc", b'{"action": "approve"}', MarkerAction.APPROVE),
+        ("employees-abc", b'{"action": "discard", "by": "jdoe"}', MarkerAction.DISCARD),
+        ("employees-abc", b'{"action": " Discard "}', MarkerAction.DISCARD),
+        ("employees-abc.discard", b"", MarkerAction.DISCARD),
+        ("employees-abc.discard", b'{"by": "jdoe", "reason": "wrong file"}', MarkerAction.DISCARD),
+        ("employees-abc.discard", b'{"action": "discard"}', MarkerAction.DISCARD),
+        # not understood: nothing is done (it might have meant either)
+        ("employees-abc", b'{"action": "dicsard"}', MarkerAction.INVALID),
+        ("employees-abc", b'{"action": 1}', MarkerAction.INVALID),
+        ("employees-abc", b"discard", MarkerAction.INVALID),
+        ("employees-abc", b'["discard"]', MarkerAction.INVALID),
+        ("employees-abc.discard", b'{"action": "approve"}', MarkerAction.INVALID),
+        ("employees-abc.discard", b"not json", MarkerAction.INVALID),
+    ],
+)
+def test_a_marker_asks_for_what_its_name_and_body_say(
+    name: str, body: bytes, action: MarkerAction
+) -> None:
+    assert _marker(name, body).action is action
+
+
+def test_a_marker_too_large_to_read_is_invalid_not_an_approval() -> None:
+    unread = _marker("employees-abc", b"", complete=False)
+    assert unread.action is MarkerAction.INVALID
+    assert _marker("employees-abc", b"", complete=True).action is MarkerAction.APPROVE
+
+
+def test_a_discard_marker_names_its_run_who_and_why() -> None:
+    body = b'{"by": "  j  doe ", "reason": "wrong\\nfile ' + b"x" * 400 + b'"}'
+    m = _marker("employees-abc.discard", body)
+    assert m.run_id == "employees-abc"
+    assert m.by == "j doe"
+    assert m.reason is not None
+    assert m.reason.startswith("wrong file x")
+    assert len(m.reason) == 300
+    plain = _marker("employees-abc", b'{"action": "discard", "by": 5, "reason": " "}')
+    assert plain.run_id == "employees-abc"
+    assert plain.by is None
+    assert plain.reason is None
+
+
+# -- the drop zone ------------------------------------------------------------------------------
+
+
+@pytest.mark.azurite
+def test_a_marker_replaced_while_it_was_handled_is_copied_but_not_deleted(
+    blob_service: Any,
+) -> None:
+    zone = DropZone(blob_service)
+    zone.ensure_containers()
+    blob = blob_service.get_blob_client("approvals", "employees-abc.discard")
+    blob.upload_blob(b'{"by": "a"}')
+    blob_service.get_blob_client("approvals", "employees-big").upload_blob(
+        b" " * (MAX_MARKER_BYTES + 1)
+    )
+    markers = {m.name: m for m in zone.approval_markers()}
+    assert set(markers) == {"employees-abc.discard", "employees-big"}
+    assert markers["employees-big"].action is MarkerAction.INVALID
+
+    blob.upload_blob(b'{"by": "b"}', overwrite=True)  # the operator re-uploads meanwhile
+    placed = zone.file_approval_marker(markers["employees-abc.discard"], "discarded")
+    assert placed.blob_name == "processed/employees-abc.discard"
+    assert not placed.incoming_deleted
+    assert blob.download_blob().readall() == b'{"by": "b"}'  # left for the next pass
+    copy = blob_service.get_blob_client("approvals", "processed/employees-abc.discard")
+    meta = copy.get_blob_properties().metadata
+    assert (meta["outcome"], meta["action"], meta["run_id"]) == (
+        "discarded",
+        "discard",
+        "employees-abc",
+    )
+
+
+# -- the timer pass -----------------------------------------------------------------------------
+
+
+def _outcome(w: Any, container_name: str) -> str:
+    blob = w.service.get_blob_client("approvals", container_name)
+    return str(blob.get_blob_properties().metadata["outcome"])
+
+
+def _state(w: Any, run_id: str) -> str:
+    return str(next(r for r in w.runs() if r.run_id == run_id).state)
+
+
+def _pass(w: Any) -> list[tuple[str, str, str]]:
+    """One approvals step of the timer pass, directly (to see every marker's outcome)."""
+    out = asyncio.run(w.runtime.process_approvals())
+    return [(o.run_id, str(o.action), o.outcome) for o in out]
+
+
+@pytest.mark.azurite
+def test_an_operator_discards_a_held_run_with_a_json_marker(
+    make_world: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with make_world() as w:
+        held = _held_run(w, tmp_path)
+        calls = len(w.bulk_calls())
+        marker = orjson.dumps(
+            {"action": "discard", "by": "Jane Operator", "reason": "the extract was cut short"}
+        )
+        w.service.get_blob_client("approvals", held.run_id).upload_blob(marker)
+
+        w.tick(minutes=15)
+        assert _state(w, held.run_id) == "discarded"
+        assert len(w.bulk_calls()) == calls  # nothing of it was sent
+        journal = w.runtime.engine.get_run(held.run_id)
+        assert "Jane Operator" in journal["discardedReason"]
+        assert "the extract was cut short" in journal["discardedReason"]
+        assert "approvedBy" not in journal
+        assert any("Jane Operator" in str(e) for e in journal["timeline"])
+        # filed: a copy first, with the outcome, then the marker is gone
+        assert w.names("approvals") == {f"processed/{held.run_id}"}
+        assert w.read("approvals", f"processed/{held.run_id}") == marker
+        assert _outcome(w, f"processed/{held.run_id}") == "discarded"
+        # who and why are in the journal, never in log lines
+        assert "Jane" not in caplog.text
+        assert "cut short" not in caplog.text
+        assert f"discard marker for run {held.run_id}: discarded" in caplog.text
+
+        # the same marker again (an operator retrying): nothing more happens
+        w.service.get_blob_client("approvals", held.run_id).upload_blob(marker)
+        assert _pass(w) == [(held.run_id, "discard", "already_discarded")]
+        assert _state(w, held.run_id) == "discarded"
+        assert (
+            w.runtime.engine.get_run(held.run_id)["discardedReason"] == (journal["discardedReason"])
+        )
+        assert w.names("approvals") == {f"processed/{held.run_id}"}
+        # and an approval after the discard does not bring the run back
+        w.service.get_blob_client("approvals", held.run_id).upload_blob(b"")
+        assert _pass(w) == [(held.run_id, "approve", "not_held")]
+        w.tick(minutes=15)
+        assert _state(w, held.run_id) == "discarded"
+        assert len(w.bulk_calls()) == calls
+
+
+@pytest.mark.azurite
+def test_a_dot_discard_blob_discards_the_run_and_wins_over_its_approval(
+    make_world: Any, tmp_path: Path
+) -> None:
+    with make_world() as w:
+        held = _held_run(w, tmp_path)
+        calls = len(w.bulk_calls())
+        # the approval is older than the discard: the discard wins all the same
+        w.service.get_blob_client("approvals", held.run_id).upload_blob(b'{"by": "approver"}')
+        w.clock.advance(1)
+        w.service.get_blob_client("approvals", f"{held.run_id}.discard").upload_blob(b"")
+
+        outcomes = _pass(w)
+        assert sorted(outcomes) == [
+            (held.run_id, "approve", "overridden_by_discard"),
+            (held.run_id, "discard", "discarded"),
+        ]
+        assert outcomes[0][1] == "discard"  # handled first
+        assert _state(w, held.run_id) == "discarded"
+        journal = w.runtime.engine.get_run(held.run_id)
+        assert journal["discardedReason"] == "discarded by approvals container"
+        assert "approvedBy" not in journal
+        assert w.names("approvals") == {
+            f"processed/{held.run_id}",
+            f"processed/{held.run_id}.discard",
+        }
+        assert _outcome(w, f"processed/{held.run_id}") == "overridden_by_discard"
+        assert _outcome(w, f"processed/{held.run_id}.discard") == "discarded"
+        w.tick(minutes=15)
+        assert len(w.bulk_calls()) == calls
+        assert _state(w, held.run_id) == "discarded"
+
+
+@pytest.mark.azurite
+def test_a_discard_while_the_source_is_busy_keeps_both_markers_for_the_next_pass(
+    make_world: Any, tmp_path: Path
+) -> None:
+    with make_world() as w:
+        held = _held_run(w, tmp_path)
+        calls = len(w.bulk_calls())
+        w.service.get_blob_client("approvals", held.run_id).upload_blob(b"")
+        w.service.get_blob_client("approvals", f"{held.run_id}.discard").upload_blob(
+            b'{"by": "ops", "reason": "duplicate"}'
+        )
+        with w.runtime.store.lock("employees", owner="another-instance"):
+            w.tick(minutes=15)
+            status = orjson.loads(w.read("reports", "_connector/status.json"))
+        assert w.names("approvals") == {held.run_id, f"{held.run_id}.discard"}
+        assert _state(w, held.run_id) == "held"
+        assert "employees" in status["busy"]
+
+        w.tick(minutes=15)
+        assert _state(w, held.run_id) == "discarded"
+        assert len(w.bulk_calls()) == calls
+        reason = w.runtime.engine.get_run(held.run_id)["discardedReason"]
+        assert reason == "discarded by ops (reason: duplicate)"
+        assert _outcome(w, f"processed/{held.run_id}") == "overridden_by_discard"
+
+
+@pytest.mark.azurite
+def test_a_run_that_already_sent_is_not_discardable_and_an_unknown_run_is_filed(
+    make_world: Any, tmp_path: Path
+) -> None:
+    with make_world() as w:
+        held = _held_run(w, tmp_path)
+        sent = next(r for r in w.runs() if r.run_id != held.run_id)
+        before = _state(w, sent.run_id)
+        assert before in ("uploaded", "reconciling", "done")
+        w.service.get_blob_client("approvals", f"{sent.run_id}.discard").upload_blob(b"")
+        w.service.get_blob_client("approvals", "employees-0000000000.discard").upload_blob(b"")
+
+        assert sorted(_pass(w)) == [
+            ("employees-0000000000", "discard", "unknown_run"),
+            (sent.run_id, "discard", "not_discardable"),
+        ]
+        assert _state(w, sent.run_id) == before
+        assert "discardedReason" not in w.runtime.engine.get_run(sent.run_id)
+        assert _outcome(w, f"processed/{sent.run_id}.discard") == "not_discardable"
+        assert _outcome(w, "processed/employees-0000000000.discard") == "unknown_run"
+        assert w.names("approvals") == {
+            f"processed/{sent.run_id}.discard",
+            "processed/employees-0000000000.discard",
+        }
+
+
+@pytest.mark.azurite
+def test_a_marker_that_is_not_understood_is_filed_and_changes_nothing(
+    make_world: Any, tmp_path: Path
+) -> None:
+    with make_world() as w:
+        held = _held_run(w, tmp_path)
+        calls = len(w.bulk_calls())
+        w.service.get_blob_client("approvals", held.run_id).upload_blob(b"please discard")
+        assert _pass(w) == [(held.run_id, "invalid", "invalid_marker")]
+        assert _state(w, held.run_id) == "held"
+        assert _outcome(w, f"processed/{held.run_id}") == "invalid_marker"
+        w.tick(minutes=15)
+        assert _state(w, held.run_id) == "held"
+        assert len(w.bulk_calls()) == calls
