@@ -4,7 +4,7 @@ Three functions (names shared with ``infra/`` and ``docs/architecture.md``):
 
 - ``ingest_extract``: Event Grid blob trigger on ``incoming/{name}`` (connection
   ``HrDropStorage``): plan → hold/upload → archive, or quarantine with an error file.
-- ``reconcile``: timer (``%RECONCILE_SCHEDULE%``, UTC on Flex Consumption): approvals,
+- ``reconcile``: timer (``%RECONCILE_SCHEDULE%``, UTC on Flex Consumption): approvals and discards,
   waiting runs, reconciliation, job health, files left in ``incoming``, status.
 - ``health``: ``GET /api/health`` (function key): the connector's view of itself.
 
