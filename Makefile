@@ -12,7 +12,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 AZURITE_VERSION := 3.35.0
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: demo test lint typecheck unit venv clean bench browser
+.PHONY: demo test lint typecheck unit venv clean bench browser azurite
 
 venv: $(STAMP)
 
@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet -e '.[cli,dev]'
 	touch $(STAMP)
+
+azurite: $(AZURITE)
 
 $(AZURITE):
 	mkdir -p $(NODE_DIR)
