@@ -46,9 +46,10 @@ import contextlib
 import dataclasses
 import functools
 import gzip
+import io
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -134,9 +135,12 @@ from connector.runs import (
     check_lock,
     discard_key,
     from_iso,
+    later_copy_run_id,
     load_journal,
     lock_lost,
+    loggable,
     make_run_id,
+    records_key,
     resends_key,
     save_journal,
     source_key,
@@ -193,6 +197,19 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+_QUEUE_STATES = frozenset({RunState.PLANNED, RunState.HELD, RunState.UPLOADING, RunState.BLOCKED})
+"""States of a run that has not finished sending: in ``delta`` mode it holds up later runs."""
+
+
+@dataclass(frozen=True, slots=True)
+class _KeptRecord:
+    """One mapped record kept with a run (``records.jsonl.gz``) for planning it again."""
+
+    line: int
+    external_id: str
+    data: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +275,7 @@ class Engine:
         full_resend: bool = False,
         progress: ProgressCallback | None = None,
     ) -> RunSummary:
-        """Take one extract of ``source``: plan it, hold it or upload it.
+        """Take one extract of ``source``: plan it, hold it, queue it or upload it.
 
         ``name`` is the file's name (used for the extract timestamp and reports);
         ``stream`` its bytes (a binary stream or a path). A dry run plans and reports
@@ -276,7 +293,7 @@ class Engine:
                 return self._dry_run(src, name, path, run_id, full_resend=full_resend)
             with self.store.lock(src.name, owner=self.owner) as lock:
                 self._repair(src.name)
-                existing = self._load(src.name, run_id)
+                run_id, existing = self._delivery(src, run_id, name, received)
                 replannable = existing is not None and (
                     existing.state in (RunState.FAILED, RunState.RECEIVED, RunState.PLANNED)
                     and not existing.batches
@@ -291,135 +308,246 @@ class Engine:
                     # crash while planning): delivering the same file again plans it again.
                     journal = existing
                     journal.lock = lock
-                    journal.doc.pop("failedReason", None)
-                    journal.doc.pop("rejected", None)
-                    journal.doc.pop("decision", None)
+                    for key in ("failedReason", "rejected", "decision", "recordsKept"):
+                        journal.doc.pop(key, None)
                     self._transition(journal, RunState.RECEIVED, f"file {name} received again")
                 else:
                     journal = self._receive(src, run_id, name, received, lock)
                 if src.mode == "delta":
-                    # Changes only: an older run's unsent changes are not in this file, so
-                    # that run goes first (and this one queues behind it if it cannot).
-                    await self._finish_older_runs(src, journal, lock)
-                journal = self._plan(src, journal, path, full_resend=full_resend)
+                    # Changes only, applied in extract order: older runs go first (this one
+                    # queues behind any that cannot finish now).
+                    await self._advance(src, lock, None, PassResult(), before=journal)
+                keep = self._has_unfinished_runs(src.name, journal)
+                journal = self._plan(src, journal, path, full_resend=full_resend, keep_records=keep)
                 if journal.state is RunState.PLANNED:
                     journal = await self._decide(src, journal, progress)
                 self._write_reports(journal)
                 return self._summary(journal)
 
-    async def _finish_older_runs(self, src: Source, journal: Journal, lock: SourceLock) -> None:
-        for run_id in self._resumable_ids(src.name):
-            other = self._load(src.name, run_id)
-            if other is None or other.key == journal.key or other.state is not RunState.UPLOADING:
-                continue
-            other.lock = lock
-            other = await self._upload(src, other, None)
-            self._write_reports(other)
-            if other.state is RunState.UPLOADING:
-                return
+    def _delivery(
+        self, src: Source, run_id: str, name: str, received: datetime
+    ) -> tuple[str, Journal | None]:
+        """The run a delivered file belongs to, and its journal if it exists.
+
+        Same bytes and same extract time: a redelivery (no-op). Same bytes but a later
+        extract after a newer extract was applied (day 3 back to day 1's content after
+        day 2 changed it): a new run, ``<run id>-<extract time>``, else day 2's changes
+        would silently stand. Same bytes, later time, nothing applied in between (the
+        file uploaded again): still the same run.
+        """
+        existing = self._load(src.name, run_id)
+        if existing is None:
+            return run_id, None
+        new_at = src.extract_time(name, received)
+        old_at = from_iso(existing.doc.get("extractAt"))
+        last = self._last_applied(src.name)
+        if old_at is None or new_at <= old_at or last is None or last <= old_at:
+            return run_id, existing
+        later = later_copy_run_id(run_id, new_at)
+        log.info("run %s: same content as run %s, later extract", later, run_id)
+        return later, self._load(src.name, later)
+
+    def _has_unfinished_runs(self, source: str, journal: Journal) -> bool:
+        """Whether another run of ``source`` may still change the record index before this
+        one is sent (then its records are kept so it can be planned again)."""
+        return any(j.key != journal.key for j in self._open_runs(source))
 
     async def resume(self, run_id: str, progress: ProgressCallback | None = None) -> RunSummary:
-        """Continue one run where its journal stopped (the redelivery path).
+        """Continue one run where its journal stopped (the redelivery and operator path).
 
         Uploading → sends its unacknowledged batches; held with an approval marker →
         approved and uploaded; planned (a crash after planning) → the stored guard
         decision is applied; blocked (an error retrying cannot fix, since fixed) → tried
-        again. Any other state is returned as is. Raises
+        again. Any other state is returned as is. Runs apply in extract order: a run
+        with an older run of its source still to send queues behind it instead. In
+        ``delta`` mode the whole source moves on in order (older runs first, then this
+        one, then the runs queued behind it). Raises
         :class:`~connector.errors.ConcurrentRunError` when the source is busy.
         """
         src, _ = self._find(run_id)
         with self.store.lock(src.name, owner=self.owner) as lock:
             self._repair(src.name)
             journal = self._require(src.name, run_id)
-            return await self._resume_locked(src, journal, lock, progress, operator=True)
+            if src.mode == "delta":
+                await self._advance(src, lock, progress, PassResult(), operator_run=run_id)
+                return self._summary(self._require(src.name, run_id))
+            journal.lock = lock
+            blocker = self._find_blocker(src, journal)
+            summary = await self._turn(src, journal, progress, blocker, operator=True)
+            return summary if summary is not None else self._summary(journal)
 
     async def resume_waiting(self, progress: ProgressCallback | None = None) -> PassResult:
-        """Continue every run left uploading (oldest first), apply the guard decision of
-        runs interrupted after planning, and release held runs that have an approval
-        marker document (``approvals/<run id>``).
+        """Move every source's runs on, oldest extract first: continue runs left uploading,
+        apply the guard decision of runs interrupted after planning, release held runs
+        that have an approval marker (``approvals/<run id>``), discard runs that have a
+        discard marker (``discards/<run id>``).
 
-        Each source is handled on its own: a source whose lock is held elsewhere is left
-        for the next pass and named in :attr:`PassResult.skipped`; the others go on.
+        In ``delta`` mode runs apply strictly in extract order: the first run that cannot
+        go on (waiting, blocked, held) stops the later ones, which stay queued behind it
+        (a blocked one is listed and named in :attr:`PassResult.blocked`). Each source
+        is handled on its own: a source whose lock is held elsewhere is named in
+        :attr:`PassResult.skipped`, one that failed in :attr:`PassResult.errors`; the
+        others go on.
         """
         out = PassResult()
         for src in self.config.sources:
-            if not self._resumable_ids(src.name):
-                continue
             try:
+                if not self._pass_has_work(src):
+                    continue
                 with self.store.lock(src.name, owner=self.owner) as lock:
                     self._repair(src.name)
-                    for run_id in self._resumable_ids(src.name):
-                        journal = self._load(src.name, run_id)
-                        if journal is None:
-                            continue
-                        summary = await self._resume_locked(src, journal, lock, progress)
-                        out.append(summary)
-                        if summary.waiting_reason is not None:
-                            break  # later runs of this source queue behind this one
+                    await self._advance(src, lock, progress, out)
             except ConcurrentRunError as exc:
                 log.info("source %s: busy, skipped this pass", src.name)
                 out.skipped[src.name] = str(exc)
+            except ConnectorError as exc:
+                log.error("source %s: runs not moved on this pass (%s)", src.name, loggable(exc))
+                out.errors[src.name] = loggable(exc)
         return out
 
-    def _resumable_ids(self, source: str) -> list[str]:
-        """Runs a timer pass may move on, oldest first (by extract time, then receipt):
-        uploading or planned runs, held runs with an approval marker, and unfinished runs
-        with a discard marker (``discards/<run id>``)."""
-        found: list[tuple[str, str, str]] = []
-        discards = {
-            k.rsplit("/", 1)[-1] for k in self.store.list_documents(discard_key(source + "-"))
-        }
+    def _pass_has_work(self, src: Source) -> bool:
+        """Whether a pass must take the source's lock (a held run alone needs nothing)."""
+        for journal in self._open_runs(src.name):
+            if journal.state is not RunState.HELD or self._approval_marker(journal.run_id):
+                return True
+            if self._discard_marker(journal.run_id) is not None:
+                return True
+        return False
+
+    @staticmethod
+    def _order(doc: Mapping[str, Any]) -> tuple[str, str, str]:
+        """Apply order within a source: extract time, then receipt, then run id."""
+        return (str(doc.get("extractAt") or ""), str(doc.get("receivedAt")), str(doc["runId"]))
+
+    def _open_runs(self, source: str) -> list[Journal]:
+        """Runs that still have to be sent, or that hold up later ones (planned, held,
+        uploading, blocked), plus unfinished runs with a discard marker; oldest first."""
+        found: list[Journal] = []
+        discards: set[str] | None = None
         for key in self.store.list_documents(f"runs/{source}/"):
             got = self.store.get_document(key)
             if got is None:
                 continue
-            doc = got[0]
-            state = RunState(doc["state"])
-            run_id = str(doc["runId"])
-            wanted = (
-                state in (RunState.UPLOADING, RunState.PLANNED)
-                or (run_id in discards and state in DISCARDABLE_STATES)
-                or (
-                    state is RunState.HELD
-                    and self.store.get_document(approval_key(run_id)) is not None
-                )
-            )
-            if wanted:
-                found.append((str(doc.get("extractAt") or ""), str(doc.get("receivedAt")), run_id))
-        return [r for _, _, r in sorted(found)]
+            journal = Journal(got[0], got[1])
+            if journal.state not in _QUEUE_STATES:
+                if journal.state not in DISCARDABLE_STATES:
+                    continue
+                if discards is None:
+                    discards = {
+                        k.rsplit("/", 1)[-1]
+                        for k in self.store.list_documents(discard_key(source + "-"))
+                    }
+                if journal.run_id not in discards:
+                    continue
+            found.append(journal)
+        return sorted(found, key=lambda j: self._order(j.doc))
 
-    async def _resume_locked(
+    def _find_blocker(self, src: Source, journal: Journal) -> Journal | None:
+        """An older run of the source this one must wait for, if any.
+
+        ``delta``: any older run not finished sending (planned, held, uploading, blocked):
+        this file holds only changes, the older run's are not in it. ``full``: an older run
+        still uploading or blocked (a newer run that passes the guard supersedes it
+        first, so this is only ever found for a run that cannot supersede).
+        """
+        mine = self._order(journal.doc)
+        states = _QUEUE_STATES if src.mode == "delta" else {RunState.UPLOADING, RunState.BLOCKED}
+        for other in self._open_runs(src.name):
+            if other.key == journal.key or self._order(other.doc) >= mine:
+                continue
+            if other.state in states:
+                return other
+        return None
+
+    async def _advance(
+        self,
+        src: Source,
+        lock: SourceLock,
+        progress: ProgressCallback | None,
+        out: PassResult,
+        *,
+        before: Journal | None = None,
+        operator_run: str | None = None,
+    ) -> Journal | None:
+        """Move the source's open runs on, oldest first; returns the run that stopped the
+        queue (``delta``), if any.
+
+        ``before``: only runs older than this one (the ingest path). ``operator_run``: the
+        run an operator resumes (a blocked one is tried again). In ``delta`` mode the first
+        run left planned, held, uploading or blocked is the blocker: later runs are not
+        sent, they are queued behind it. In ``full`` mode a waiting run stops the pass for
+        the source (the quota or back-pressure applies to the later runs too); held and
+        blocked runs do not hold up newer files, which supersede them once sent.
+        """
+        blocker: Journal | None = None
+        for journal in self._open_runs(src.name):
+            if before is not None and (
+                journal.key == before.key or self._order(journal.doc) >= self._order(before.doc)
+            ):
+                continue
+            journal.lock = lock
+            operator = journal.run_id == operator_run
+            summary = await self._turn(src, journal, progress, blocker, operator=operator)
+            if summary is not None:
+                out.append(summary)
+            state = journal.state
+            if src.mode == "delta":
+                if blocker is None and state in _QUEUE_STATES:
+                    blocker = journal
+                    if state is RunState.BLOCKED:
+                        out.blocked[src.name] = (
+                            f"run {journal.run_id} is blocked; later runs of the source are"
+                            " queued behind it (resume or discard it)"
+                        )
+            elif state is RunState.UPLOADING and journal.doc.get("waiting"):
+                break  # later runs of this source queue behind this one
+        return blocker
+
+    async def _turn(
         self,
         src: Source,
         journal: Journal,
-        lock: SourceLock,
         progress: ProgressCallback | None,
+        blocker: Journal | None,
         *,
         operator: bool = False,
-    ) -> RunSummary:
-        journal.lock = lock
+    ) -> RunSummary | None:
+        """Give one run its turn; ``blocker``: an older run it must wait for (then nothing
+        is sent, the run is queued behind it). None when nothing was done with it."""
         state = journal.state
         if state in DISCARDABLE_STATES:
             discard = self._discard_marker(journal.run_id)
             if discard is not None:
                 # A discard marker wins over an approval marker: the cautious choice.
-                self._discard_locked(src, journal, discard)
+                self._discard_locked(src, journal, f"discarded by {discard}")
                 return self._summary(journal)
         if state is RunState.HELD:
-            marker = self.store.get_document(approval_key(journal.run_id))
-            if marker is None:
-                return self._summary(journal)
-            by = str(marker[0].get("by") or "approval marker")
-            journal = await self._approve_locked(src, journal, by, progress)
+            by = self._approval_marker(journal.run_id)
+            if by is None:
+                return None
+            journal = await self._approve_locked(src, journal, by, progress, blocker=blocker)
         elif state is RunState.PLANNED:
-            journal = await self._decide(src, journal, progress)
-        elif state is RunState.UPLOADING or (state is RunState.BLOCKED and operator):
-            if state is RunState.BLOCKED:
-                journal.doc.pop("blockedReason", None)
-                self._transition(journal, RunState.UPLOADING, "resumed by an operator")
-            journal = await self._upload(src, journal, progress)
+            journal = await self._decide(src, journal, progress, blocker=blocker)
+        elif state is RunState.UPLOADING:
+            if blocker is not None:
+                if not self._queue(journal, blocker):
+                    return None  # still queued behind the same run: nothing new to say
+            elif journal.doc.get("queued"):
+                journal = await self._start(src, journal, progress, "its turn came")
+            else:
+                journal = await self._upload(src, journal, progress)
+        elif state is RunState.BLOCKED:
+            if not operator:
+                # An operator resumes it. Listed when it holds up later runs (delta).
+                return self._summary(journal) if src.mode == "delta" else None
+            journal.doc.pop("blockedReason", None)
+            self._transition(journal, RunState.UPLOADING, "resumed by an operator")
+            if blocker is not None:
+                self._queue(journal, blocker)
+            else:
+                journal = await self._upload(src, journal, progress)
         else:
-            return self._summary(journal)
+            return None
         self._write_reports(journal)
         return self._summary(journal)
 
@@ -427,47 +555,57 @@ class Engine:
         """One reconciliation pass over every uploaded/reconciling run of every source.
 
         Sources are independent: a busy source (lock held) is skipped for this pass and
-        named in :attr:`PassResult.skipped`.
+        named in :attr:`PassResult.skipped`; one that failed (storage, Graph, a broken
+        document) is named in :attr:`PassResult.errors` and the others go on.
         """
         out = PassResult()
         for src in self.config.sources:
-            keys = self.store.list_documents(f"runs/{src.name}/")
-            open_ids = []
-            for key in keys:
-                got = self.store.get_document(key)
-                if got and got[0]["state"] in (RunState.UPLOADED, RunState.RECONCILING):
-                    open_ids.append(got[0]["runId"])
-            if not open_ids:
-                continue
-            target = self.targets(src)
             try:
-                with self.store.lock(src.name, owner=self.owner) as lock:
-                    self._repair(src.name)
-                    job = await target.get_job()
-                    health = check_job_health(as_mapping(job))
-                    if not health.ok:
-                        log.error("source %s: %s", src.name, health.message)
-                    for run_id in open_ids:
-                        journal = self._load(src.name, run_id)
-                        if journal is None or journal.state not in (
-                            RunState.UPLOADED,
-                            RunState.RECONCILING,
-                        ):
-                            continue
-                        journal.lock = lock
-                        journal = await self._reconcile(src, journal, target, health)
-                        self._write_reports(journal)
-                        out.append(self._summary(journal))
-                    if health.ok:
-                        resend = await self._resend_unresolved_references(src, lock)
-                        if resend is not None:
-                            out.append(resend)
+                await self._reconcile_source(src, out)
             except ConcurrentRunError as exc:
                 log.info("source %s: busy, reconciliation skipped this pass", src.name)
                 out.skipped[src.name] = str(exc)
-            finally:
-                await target.aclose()
+            except ConnectorError as exc:
+                log.error(
+                    "source %s: reconciliation failed this pass (%s)", src.name, loggable(exc)
+                )
+                out.errors[src.name] = loggable(exc)
         return out
+
+    async def _reconcile_source(self, src: Source, out: PassResult) -> None:
+        keys = self.store.list_documents(f"runs/{src.name}/")
+        open_ids = []
+        for key in keys:
+            got = self.store.get_document(key)
+            if got and got[0]["state"] in (RunState.UPLOADED, RunState.RECONCILING):
+                open_ids.append(got[0]["runId"])
+        if not open_ids:
+            return
+        target = self.targets(src)
+        try:
+            with self.store.lock(src.name, owner=self.owner) as lock:
+                self._repair(src.name)
+                job = await target.get_job()
+                health = check_job_health(as_mapping(job))
+                if not health.ok:
+                    log.error("source %s: %s", src.name, health.message)
+                for run_id in open_ids:
+                    journal = self._load(src.name, run_id)
+                    if journal is None or journal.state not in (
+                        RunState.UPLOADED,
+                        RunState.RECONCILING,
+                    ):
+                        continue
+                    journal.lock = lock
+                    journal = await self._reconcile(src, journal, target, health)
+                    self._write_reports(journal)
+                    out.append(self._summary(journal))
+                if health.ok:
+                    resend = await self._resend_unresolved_references(src, lock)
+                    if resend is not None:
+                        out.append(resend)
+        finally:
+            await target.aclose()
 
     async def _resend_unresolved_references(
         self, src: Source, lock: SourceLock
@@ -485,10 +623,13 @@ class Engine:
         if self.max_reference_resends == 0 or self._run_with_batches_left(src.name):
             return None
         index = self.store.load_records(src.name)
+        pending = self._records_in_unsent_plans(src.name)
         skipped = [
             ext
             for ext, e in index.entries.items()
-            if e.outcome == StateOutcome.SKIPPED.value and e.error_code == UNRESOLVED_REFERENCE
+            if e.outcome == StateOutcome.SKIPPED.value
+            and e.error_code == UNRESOLVED_REFERENCE
+            and ext not in pending
         ]
         if not skipped:
             return None
@@ -591,6 +732,15 @@ class Engine:
         self._save(parent)
         self._write_reports(parent)
 
+    def _records_in_unsent_plans(self, source: str) -> set[str]:
+        """Records a held or planned run of ``source`` carries (newer data than the last
+        payload a reference re-send would repeat): they are left to that run."""
+        out: set[str] = set()
+        for journal in self._open_runs(source):
+            if journal.state in (RunState.HELD, RunState.PLANNED) or journal.doc.get("queued"):
+                out.update(op.external_id for op in self._plan_or_empty(journal))
+        return out
+
     def _run_with_batches_left(self, source: str) -> bool:
         for key in self.store.list_documents(f"runs/{source}/"):
             got = self.store.get_document(key)
@@ -621,7 +771,13 @@ class Engine:
             return self._summary(journal)
 
     async def _approve_locked(
-        self, src: Source, journal: Journal, by: str, progress: ProgressCallback | None
+        self,
+        src: Source,
+        journal: Journal,
+        by: str,
+        progress: ProgressCallback | None,
+        *,
+        blocker: Journal | None = None,
     ) -> Journal:
         run_id = journal.run_id
         last = self._last_applied(src.name)
@@ -633,31 +789,67 @@ class Engine:
             )
         await self._preflight(src)
         journal.doc["approvedBy"] = by
-        self._supersede_older_open_runs(src, journal)
-        self._transition(journal, RunState.UPLOADING, f"approved by {by}")
-        self._mark_applied(src.name, journal)
         with contextlib.suppress(StateError):
             self.store.delete_document(approval_key(run_id))
-        if self._older_run_uploading(src.name, journal):
-            self._queue(journal)
-            return journal
-        return await self._upload(src, journal, progress)
+        if src.mode == "delta":
+            blocker = blocker or self._find_blocker(src, journal)
+            if blocker is not None:
+                self._event(journal, journal.state, f"approved by {by}")
+                self._queue(journal, blocker)
+                return journal
+        return await self._start(src, journal, progress, f"approved by {by}")
 
-    def discard(self, run_id: str, *, by: str = "operator") -> RunSummary:
+    def discard(
+        self,
+        run_id: str,
+        *,
+        by: str = "operator",
+        reason: str | None = None,
+        allowed_states: Iterable[RunState | str] | None = None,
+    ) -> RunSummary:
         """Drop a run that has not finished sending (received, planned, held, waiting or
-        blocked): nothing more of it is sent; batches it delivered are still reconciled."""
+        blocked): nothing more of it is sent; batches it delivered are still reconciled.
+
+        ``reason`` goes to the journal with ``by``. ``allowed_states`` narrows the states
+        the run may be discarded from (checked under the source's lock, so a run approved
+        and started meanwhile is refused with :class:`~connector.errors.RunError`).
+        """
+        allowed = (
+            DISCARDABLE_STATES
+            if allowed_states is None
+            else frozenset(RunState(s) for s in allowed_states) & DISCARDABLE_STATES
+        )
         src, _ = self._find(run_id)
         with self.store.lock(src.name, owner=self.owner) as lock:
             self._repair(src.name)
             journal = self._require(src.name, run_id)
             journal.lock = lock
-            if journal.state not in DISCARDABLE_STATES:
+            if journal.state not in allowed:
+                names = ", ".join(sorted(s.value for s in allowed))
                 raise RunError(
-                    f"run {run_id} is {journal.state.value}; only a received, planned, held,"
-                    " waiting or blocked run can be discarded"
+                    f"run {run_id} is {journal.state.value}; it can be discarded only when {names}"
                 )
-            self._discard_locked(src, journal, by)
+            text = f"discarded by {by}"
+            if reason:
+                text += f" (reason: {' '.join(reason.split())[:300]})"
+            self._discard_locked(src, journal, text)
             return self._summary(journal)
+
+    def _approval_marker(self, run_id: str) -> str | None:
+        """Who approved ``run_id`` with a marker document, None without a marker.
+
+        A marker may be written by hand (``touch``, an empty blob): content that is not a
+        JSON object still counts as an approval, just without a name.
+        """
+        key = approval_key(run_id)
+        try:
+            got = self.store.get_document(key)
+        except StateError:
+            return "approval marker" if key in self.store.list_documents(key) else None
+        if got is None:
+            return None
+        by = got[0].get("by") if isinstance(got[0], Mapping) else None
+        return " ".join(str(by).split())[:100] if by else "approval marker"
 
     def _discard_marker(self, run_id: str) -> str | None:
         """Who asked to discard ``run_id`` with a marker document, None without a marker.
@@ -672,11 +864,11 @@ class Engine:
             return "discard marker" if key in self.store.list_documents(key) else None
         if got is None:
             return None
-        by = got[0].get("by")
+        by = got[0].get("by") if isinstance(got[0], Mapping) else None
         return " ".join(str(by).split())[:100] if by else "discard marker"
 
-    def _discard_locked(self, src: Source, journal: Journal, by: str) -> None:
-        self._stop_run(src.name, journal, RunState.DISCARDED, f"discarded by {by}")
+    def _discard_locked(self, src: Source, journal: Journal, text: str) -> None:
+        self._stop_run(src.name, journal, RunState.DISCARDED, text)
         for key in (approval_key(journal.run_id), discard_key(journal.run_id)):
             with contextlib.suppress(StateError):
                 self.store.delete_document(key)
@@ -801,9 +993,22 @@ class Engine:
         log.info("run %s: received for source %s", run_id, src.name)
         return journal
 
-    def _plan(self, src: Source, journal: Journal, path: Path, *, full_resend: bool) -> Journal:
+    def _plan(
+        self,
+        src: Source,
+        journal: Journal,
+        path: Path,
+        *,
+        full_resend: bool,
+        keep_records: bool = False,
+    ) -> Journal:
         """Plan the run and record the guard's decision with it (applied by :meth:`_decide`),
-        so a crash between the two can be continued without the extract."""
+        so a crash between the two can be continued without the extract.
+
+        ``keep_records``: other runs of the source may still change the record index
+        before this one is sent; every mapped record is then kept with the run, so it can
+        be planned again against the index as they leave it.
+        """
         extract_at = from_iso(journal.doc["extractAt"])
         last = self._last_applied(src.name)
         if last is not None and extract_at is not None and extract_at < last:
@@ -816,7 +1021,9 @@ class Engine:
             log.warning("run %s: superseded (older extract)", journal.run_id)
             return journal
         try:
-            plan, rows, rejected, index = self._compute_plan(src, path, full_resend=full_resend)
+            plan, rows, rejected, index = self._compute_plan(
+                src, path, full_resend=full_resend, keep=journal if keep_records else None
+            )
         except TooManyRejectedRowsError as exc:
             self._journal_refused_rows(journal, exc)
             journal.doc["failedReason"] = str(exc)
@@ -826,7 +1033,7 @@ class Engine:
         except ConnectorError as exc:
             journal.doc["failedReason"] = str(exc)
             self._transition(journal, RunState.FAILED, str(exc))
-            log.error("run %s: failed to plan: %s", journal.run_id, exc)
+            log.error("run %s: failed to plan: %s", journal.run_id, loggable(exc))
             return journal
         counts = plan.counts()
         counts["rejected"] = len(rejected)
@@ -840,6 +1047,9 @@ class Engine:
             plan, index.active_count(), rows, src.thresholds, rejected_rows=len(rejected)
         )
         journal.doc["decision"] = {"hold": hold.to_dict() if hold is not None else None}
+        journal.doc["planIndexVersion"] = index.version
+        if full_resend:
+            journal.doc["fullResend"] = True
         self._transition(
             journal,
             RunState.PLANNED,
@@ -849,60 +1059,171 @@ class Engine:
         return journal
 
     async def _decide(
-        self, src: Source, journal: Journal, progress: ProgressCallback | None
+        self,
+        src: Source,
+        journal: Journal,
+        progress: ProgressCallback | None,
+        *,
+        blocker: Journal | None = None,
     ) -> Journal:
-        """Apply a planned run's guard decision: hold it, or supersede older runs and upload.
+        """Apply a planned run's guard decision: hold it, queue it, or start it.
 
-        Older runs are superseded only here, once this run is going to be sent: a held
-        newer file must not end runs that passed the guard. In ``delta`` mode an older run
-        still uploading is never superseded (its unsent changes are not in this file):
-        this run queues behind it.
+        ``delta``: a run with an older run still to send is queued behind it, before the
+        guard: it is planned again (and guarded) against the record index once its turn
+        comes. ``full``: held, or started (which supersedes older unsent runs).
         """
         decision = journal.doc.get("decision")
         if not isinstance(decision, Mapping):
             return journal  # planned by an older version: deliver the file again to re-plan
+        if src.mode == "delta":
+            blocker = blocker or self._find_blocker(src, journal)
+            if blocker is not None:
+                self._queue(journal, blocker)
+                return journal
         hold = decision.get("hold")
         if hold:
-            journal.doc["hold"] = hold
-            journal.doc["heldReason"] = hold.get("message")
-            self._transition(journal, RunState.HELD, str(hold.get("message")))
-            log.warning("run %s: held by the mass-change guard (%s)", journal.run_id, hold["code"])
+            self._hold(journal, hold)
             return journal
-        self._supersede_older_open_runs(src, journal)
+        return await self._start(src, journal, progress, None)
+
+    def _hold(self, journal: Journal, hold: Mapping[str, Any]) -> None:
+        journal.doc["hold"] = dict(hold)
+        journal.doc["heldReason"] = hold.get("message")
+        journal.doc.pop("queued", None)
+        journal.doc.pop("queuedBehind", None)
+        self._transition(journal, RunState.HELD, str(hold.get("message")))
+        log.warning("run %s: held by the mass-change guard (%s)", journal.run_id, hold.get("code"))
+
+    async def _start(
+        self, src: Source, journal: Journal, progress: ProgressCallback | None, why: str | None
+    ) -> Journal:
+        """Send a run whose turn has come (guard passed, approved, or queued until now).
+
+        ``full``: older unsent runs are superseded first (this file carries everyone).
+        A run planned while other runs could still change the record index is planned
+        again if the index changed since; the guard is then asked again, unless an
+        operator approved the run.
+        """
+        approved = bool(journal.doc.get("approvedBy"))
+        if src.mode == "full":
+            self._supersede_older_open_runs(src, journal)
+        replanned, hold = self._replan_if_stale(src, journal)
+        if not replanned:
+            decision = journal.doc.get("decision")
+            hold = decision.get("hold") if isinstance(decision, Mapping) else None
+        if hold and not approved:
+            self._hold(journal, hold)
+            return journal
+        journal.doc.pop("queued", None)
+        journal.doc.pop("queuedBehind", None)
         self._mark_applied(src.name, journal)
-        self._transition(
-            journal, RunState.UPLOADING, f"{journal.doc.get('toSend', 0)} records to send"
-        )
-        if self._older_run_uploading(src.name, journal):
-            self._queue(journal)
+        detail = f"{journal.doc.get('toSend', 0)} records to send"
+        if why:
+            detail = f"{why}: {detail}"
+        self._transition(journal, RunState.UPLOADING, detail)
+        blocker = self._find_blocker(src, journal) if src.mode == "full" else None
+        if blocker is not None:
+            self._queue(journal, blocker)
             return journal
         return await self._upload(src, journal, progress)
 
-    def _older_run_uploading(self, source: str, journal: Journal) -> str | None:
-        """The id of an older run of ``source`` that still has batches to send, if any."""
-        mine = (str(journal.doc.get("extractAt") or ""), str(journal.doc.get("receivedAt")))
-        for key in self.store.list_documents(f"runs/{source}/"):
-            if key == journal.key:
-                continue
-            got = self.store.get_document(key)
-            if got is None:
-                continue
-            doc = got[0]
-            if doc["state"] not in (RunState.UPLOADING, RunState.BLOCKED):
-                continue
-            theirs = (str(doc.get("extractAt") or ""), str(doc.get("receivedAt")))
-            if theirs <= mine:
-                return str(doc["runId"])
-        return None
-
-    def _queue(self, journal: Journal) -> None:
-        older = self._older_run_uploading(journal.source, journal)
-        note = f"queued behind run {older}, which has batches left to send"
-        if journal.doc.get("waiting") != note:
+    def _queue(self, journal: Journal, blocker: Journal) -> bool:
+        """Leave ``journal`` queued behind ``blocker`` (state ``uploading``, waiting reason
+        ``queued``); a run that has sent nothing yet is planned again on its turn.
+        Returns whether its note changed."""
+        why = {
+            RunState.HELD: "held by the mass-change guard; approve or discard it",
+            RunState.BLOCKED: "blocked; resume or discard it",
+            RunState.PLANNED: "planned, its guard decision not yet applied",
+        }.get(blocker.state, "it has batches left to send")
+        if blocker.state is RunState.UPLOADING and blocker.doc.get("queued"):
+            why = "itself queued"
+        note = f"queued behind run {blocker.run_id} ({why})"
+        if not journal.batches:
+            journal.doc["queued"] = True
+        journal.doc["queuedBehind"] = blocker.run_id
+        if journal.state is not RunState.UPLOADING:
+            journal.doc["waiting"] = note
+            journal.doc["waitingReason"] = WaitingReason.QUEUED.value
+            self._transition(journal, RunState.UPLOADING, note)
+            return True
+        changed = journal.doc.get("waiting") != note
+        if changed:
             self._event(journal, RunState.UPLOADING, note)
         journal.doc["waiting"] = note
         journal.doc["waitingReason"] = WaitingReason.QUEUED.value
         self._save(journal)
+        return changed
+
+    def _replan_if_stale(
+        self, src: Source, journal: Journal
+    ) -> tuple[bool, Mapping[str, Any] | None]:
+        """Plan a run again from its kept records when the record index changed since it
+        was planned (a run before it sent records meanwhile). Returns whether it did, and
+        the guard's new decision (a hold as a dict, or None)."""
+        if not journal.doc.get("recordsKept") or journal.batches:
+            return False, None
+        index = self.store.load_records(src.name)
+        if index.version == journal.doc.get("planIndexVersion"):
+            return False, None
+        records = self._load_kept_records(journal)
+        full_resend = bool(journal.doc.get("fullResend"))
+        rejected = self._load_rejected(journal)
+        plan = plan_delta(
+            records,
+            index,
+            mode=src.mode,
+            leaver_policy=src.leavers,
+            ignore_attributes=src.ignore_attributes,
+            rejected_ids={r.external_id for r in rejected if r.external_id},
+            full_resend=full_resend,
+            retry_unconfirmed=src.retry_unconfirmed,
+        )
+        if not full_resend:
+            suppress_refused_resends(plan, index, self._load_attempted(src.name))
+        if plan.leavers:
+            payloads = self.store.get_payloads(src.name, plan.leaver_ids)
+            plan = attach_leaver_payloads(plan, payloads, ignore_attributes=src.ignore_attributes)
+        rejected_count = int(journal.doc.get("rejectedCount", len(rejected)))
+        counts = plan.counts()
+        counts["rejected"] = rejected_count
+        journal.doc["planned"] = counts
+        self._store_plan(journal, plan.to_send, index)
+        journal.doc["planIndexVersion"] = index.version
+        hold = check_guard(
+            plan,
+            index.active_count(),
+            int(journal.doc.get("rowsInFile", plan.rows)),
+            src.thresholds,
+            rejected_rows=rejected_count,
+        )
+        hold_doc = hold.to_dict() if hold is not None else None
+        journal.doc["decision"] = {"hold": hold_doc}
+        self._event(
+            journal,
+            journal.state,
+            "planned again against the record index as earlier runs left it:"
+            f" {plan.joiners} joiners, {plan.movers} movers, {len(plan.leavers)} leavers,"
+            f" {plan.unchanged} unchanged",
+        )
+        self._save(journal)
+        log.info("run %s: planned again (%d to send)", journal.run_id, len(plan.to_send))
+        return True, hold_doc
+
+    def _load_kept_records(self, journal: Journal) -> list[_KeptRecord]:
+        try:
+            blob = self.store.read_artifact(records_key(journal.source, journal.run_id))
+        except StateError as exc:
+            raise RunError(
+                f"run {journal.run_id}: its kept records are missing ({exc}); discard the run"
+                " and deliver the extract again"
+            ) from exc
+        return [
+            _KeptRecord(int(line), str(ext), data)
+            for line, ext, data in (
+                orjson.loads(raw) for raw in gzip.decompress(blob).splitlines() if raw
+            )
+        ]
 
     def _journal_refused_rows(self, journal: Journal, exc: TooManyRejectedRowsError) -> None:
         """Keep a refused file's rejected rows (first :data:`MAX_REJECTED_IN_JOURNAL`) and
@@ -930,12 +1251,16 @@ class Engine:
                 journal.doc["rejectedByReason"] = {str(k): int(v) for k, v in by_reason.items()}
 
     def _compute_plan(
-        self, src: Source, path: Path, *, full_resend: bool
+        self, src: Source, path: Path, *, full_resend: bool, keep: Journal | None = None
     ) -> tuple[DeltaPlan, int, list[RejectedRow], RecordIndex]:
+        """Diff the extract against the index; with ``keep``, every mapped record is also
+        written to that run's ``records.jsonl.gz`` as it streams by."""
         index = self.store.load_records(src.name)
         mapped = self.records(src, path)
+        kept = io.BytesIO()
+        sink = gzip.GzipFile(fileobj=kept, mode="wb", compresslevel=5) if keep else None
         plan = plan_delta(
-            mapped,
+            _tee(mapped, sink) if sink is not None else mapped,
             index,
             mode=src.mode,
             leaver_policy=src.leavers,
@@ -944,6 +1269,14 @@ class Engine:
             full_resend=full_resend,
             retry_unconfirmed=src.retry_unconfirmed,
         )
+        if sink is not None and keep is not None:
+            sink.close()
+            self.store.write_artifact(
+                records_key(keep.source, keep.run_id),
+                kept.getvalue(),
+                content_type="application/gzip",
+            )
+            keep.doc["recordsKept"] = True
         if not full_resend:
             suppress_refused_resends(plan, index, self._load_attempted(src.name))
         rejected = [
@@ -1525,17 +1858,14 @@ class Engine:
                 self._index_acks(source, Journal(doc, got[1]))
 
     def _supersede_older_open_runs(self, src: Source, journal: Journal) -> None:
-        """End older runs this one replaces (it is about to be sent).
-
-        Held and planned older runs are superseded in every mode. Older runs still
-        uploading (or blocked) are superseded only in ``full`` mode, where this file
-        carries everyone; in ``delta`` mode their unsent changes are not in this file, so
-        they finish first.
+        """End older runs this one replaces (it is about to be sent; ``full`` mode only,
+        where this file carries everyone). In ``delta`` mode nothing is superseded: an
+        older run's unsent changes are not in a newer file, so runs apply in order.
         """
+        if src.mode != "full":
+            return
         extract_at = from_iso(journal.doc.get("extractAt"))
-        states = {RunState.HELD, RunState.PLANNED}
-        if src.mode == "full":
-            states |= {RunState.UPLOADING, RunState.BLOCKED}
+        states = {RunState.HELD, RunState.PLANNED, RunState.UPLOADING, RunState.BLOCKED}
         for key in self.store.list_documents(f"runs/{src.name}/"):
             if key == journal.key:
                 continue
@@ -1695,6 +2025,10 @@ class Engine:
         return batches_of(self._plan_or_empty(journal))
 
     def _write_reports(self, journal: Journal) -> dict[str, str]:
+        if lock_lost(journal):
+            # The journal may be stale: the new holder of the lock writes the reports.
+            log.warning("run %s: lock lost; reports left to the new holder", journal.run_id)
+            return {}
         data = self.report_input(journal.doc)
 
         def put(name: str, body: bytes, ctype: str) -> str:
@@ -1750,6 +2084,14 @@ class _JournalAllowance:
     def spend(self) -> None:
         doc = self._journal.doc
         doc["isolationCalls"] = int(doc.get("isolationCalls", 0)) + 1
+
+
+def _tee(records: Iterable[Any], sink: gzip.GzipFile) -> Iterator[Any]:
+    """Stream ``records`` on while writing each as ``[line, externalId, data]`` to ``sink``."""
+    for rec in records:
+        sink.write(orjson.dumps([rec.line, rec.external_id, rec.data], default=dict))
+        sink.write(b"\n")
+        yield rec
 
 
 def _counts_text(counts: Mapping[str, int]) -> str:

@@ -12,6 +12,7 @@ moves runs between the states; this module only models and stores them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,9 +48,12 @@ __all__ = [
     "check_lock",
     "discard_key",
     "from_iso",
+    "later_copy_run_id",
     "load_journal",
     "lock_lost",
+    "loggable",
     "make_run_id",
+    "records_key",
     "resends_key",
     "run_key",
     "save_journal",
@@ -166,15 +170,45 @@ class PassResult(list[RunSummary]):
     """
 
     def __init__(
-        self, items: Iterable[RunSummary] = (), skipped: Mapping[str, str] | None = None
+        self,
+        items: Iterable[RunSummary] = (),
+        skipped: Mapping[str, str] | None = None,
+        *,
+        blocked: Mapping[str, str] | None = None,
+        errors: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(items)
         self.skipped: dict[str, str] = dict(skipped or {})
+        self.blocked: dict[str, str] = dict(blocked or {})
+        """Delta sources whose queue is stopped by a blocked run: source → that run and why
+        (later runs of the source stay queued until it is resumed or discarded)."""
+        self.errors: dict[str, str] = dict(errors or {})
+        """Sources this pass could not handle because of an error (source → the error,
+        personal data removed); the other sources were still handled."""
 
 
 def make_run_id(source: str, content_sha256: str) -> str:
     """``<source>-<first 20 hex of the file's SHA-256>``: same file, same run."""
     return f"{source}-{content_sha256[:20]}"
+
+
+def later_copy_run_id(run_id: str, extract_at: datetime) -> str:
+    """The run of a file whose bytes match an earlier run's but whose extract is later
+    (``<run id>-<extract time, UTC, to the second>``): day 3 may legitimately equal day 1
+    after day 2 changed things, and must be applied, not taken for a redelivery."""
+    return f"{run_id}-{extract_at.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+
+
+_EMAILISH = re.compile(r"[^\s@'\"<>(),;:]+@[^\s@'\"<>(),;:]+")
+
+
+def loggable(exc: BaseException, limit: int = 200) -> str:
+    """An error for a log line: its type, its code if any, and its message with anything
+    that looks like an email address or UPN removed (a service's message can echo one)."""
+    code = getattr(exc, "code", None)
+    head = type(exc).__name__ + (f"[{code}]" if code else "")
+    text = " ".join(_EMAILISH.sub("<redacted>", str(exc)).split())
+    return f"{head}: {text[:limit]}" if text else head
 
 
 def to_iso(value: datetime) -> str:
@@ -239,6 +273,12 @@ DISCARDABLE_STATES = frozenset(
     {RunState.RECEIVED, RunState.PLANNED, RunState.HELD, RunState.UPLOADING, RunState.BLOCKED}
 )
 """States a run can be discarded from: it has not finished sending."""
+
+
+def records_key(source: str, run_id: str) -> str:
+    """Artifact with every accepted mapped record of a run (``line, externalId, data``),
+    kept when the run may have to be planned again against a newer record index."""
+    return f"{source}/{run_id}/records.jsonl.gz"
 
 
 def attempted_key(source: str) -> str:
