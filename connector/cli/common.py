@@ -1,0 +1,131 @@
+"""Helpers shared by the CLI command modules: error lines, timestamps, consoles.
+
+Credential failures get one line plus a hint instead of the azure.identity chain report:
+``DefaultAzureCredential`` lists every credential it tried (about twenty lines, with
+troubleshooting links) in its exception *and* logs the same text as a warning, which
+without a logging handler Python prints to stderr. :func:`quiet_credential_logs` mutes
+that warning while a command runs; :func:`fail` prints the short form.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import typer
+from rich.console import Console
+
+from connector.errors import AuthenticationError
+
+__all__ = [
+    "AUTH_HINT",
+    "console",
+    "credential_failure_line",
+    "error_lines",
+    "fail",
+    "iso_utc",
+    "quiet_credential_logs",
+]
+
+AUTH_HINT = (
+    "pass --token TOKEN, or --auth managed-identity|certificate|secret"
+    " (see connector {command} --help)"
+)
+
+_AZURE_IDENTITY_LOGGER = "azure.identity"
+_MAX_REASON = 200
+# Trailing advice azure.identity appends to its first line; the hint replaces it.
+_ADVICE = re.compile(r"\s*(Visit https?://|To mitigate|See the troubleshooting|Please visit).*$")
+
+
+def iso_utc(moment: datetime | None, missing: str = "?") -> str:
+    """``2026-11-26T23:57:07Z``: ISO 8601 in UTC to the second (naive values are taken as UTC)."""
+    if moment is None:
+        return missing
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def console() -> Console:
+    """A rich console for command output: plain text (no colours) and 160 columns off a terminal."""
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+def _azure_cause(exc: BaseException) -> BaseException | None:
+    """The azure.core authentication error behind ``exc``, if any (walks ``__cause__``)."""
+    from azure.core.exceptions import ClientAuthenticationError
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ClientAuthenticationError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _reason(cause: BaseException) -> str:
+    text = str(getattr(cause, "message", None) or cause).strip()
+    if text.startswith("DefaultAzureCredential failed"):
+        return (
+            "DefaultAzureCredential found no signed-in identity"
+            " (no `az login`, no AZURE_* variables, no managed identity)"
+        )
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    first = _ADVICE.sub("", first).rstrip(" .")
+    if len(first) > _MAX_REASON:
+        first = first[: _MAX_REASON - 1].rstrip() + "…"
+    return first or type(cause).__name__
+
+
+def credential_failure_line(exc: BaseException, *, auth: str | None = None) -> str | None:
+    """One line for a failed token fetch (azure.identity), or None for any other error.
+
+    A Graph 401 is an :class:`AuthenticationError` too but has no azure.identity cause: it
+    keeps its own message.
+    """
+    if not isinstance(exc, AuthenticationError):
+        return None
+    cause = _azure_cause(exc)
+    if cause is None:
+        return None
+    how = f" with --auth {auth}" if auth else ""
+    return f"could not get a Graph token{how}: {_reason(cause)}"
+
+
+def error_lines(exc: BaseException, *, command: str, auth: str | None = None) -> list[str]:
+    """The lines :func:`fail` prints: ``error: …`` and, for credential failures, the hint."""
+    short = credential_failure_line(exc, auth=auth)
+    if short is None:
+        return [f"error: {exc}"]
+    return [f"error: {short}", AUTH_HINT.format(command=command)]
+
+
+def fail(exc: BaseException, *, command: str, auth: str | None = None, code: int = 1) -> typer.Exit:
+    """Print ``exc`` to stderr (short form for credential failures); return the Exit to raise."""
+    first, *rest = error_lines(exc, command=command, auth=auth)
+    typer.secho(first, fg="red", err=True)
+    for line in rest:
+        typer.echo(line, err=True)
+    return typer.Exit(code=code)
+
+
+@contextmanager
+def quiet_credential_logs() -> Iterator[None]:
+    """Mute azure.identity's warnings (the credential chain report) for the block's duration.
+
+    The failure still reaches the command as an exception; only the duplicate log copy goes.
+    """
+    logger = logging.getLogger(_AZURE_IDENTITY_LOGGER)
+    previous = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
