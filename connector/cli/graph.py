@@ -14,15 +14,19 @@ import re
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import orjson
 import typer
+from rich import box
+from rich.table import Table
 
+from connector.cli.common import console, fail, iso_utc, quiet_credential_logs
 from connector.errors import ConfigError, ConnectorError
 
-__all__ = ["parse_since", "register"]
+__all__ = ["ActionFilter", "StatusFilter", "parse_since", "register"]
 
 T = TypeVar("T")
 
@@ -69,6 +73,30 @@ LoopbackOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
+class StatusFilter(StrEnum):
+    """``--status`` values: the documented ``provisioningStatusInfo/status`` values."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    SKIPPED = "skipped"
+    WARNING = "warning"
+
+
+class ActionFilter(StrEnum):
+    """``--action`` values: the documented ``provisioningAction`` values.
+
+    Graph's filters are case sensitive (documented); the values sent are the enum's
+    spelling (``stagedDelete``), whatever case the admin typed.
+    """
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    STAGED_DELETE = "stagedDelete"
+    DISABLE = "disable"
+    OTHER = "other"
+
+
 def parse_since(text: str, now: datetime) -> datetime:
     """``2h``/``30m``/``1d``/``90s`` ago, or an ISO 8601 timestamp (UTC when no offset)."""
     match = _SINCE.match(text)
@@ -83,12 +111,13 @@ def parse_since(text: str, now: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+def _run(make: Callable[[], Coroutine[Any, Any, T]], *, command: str, auth: str) -> T:
+    """Run the command's coroutine; a ConnectorError becomes one short error and exit 1."""
     try:
-        return asyncio.run(make())
+        with quiet_credential_logs():
+            return asyncio.run(make())
     except ConnectorError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(code=1) from exc
+        raise fail(exc, command=command, auth=auth) from exc
 
 
 def _client(
@@ -116,65 +145,94 @@ def _client(
     else:
         if auth not in _AUTH_KINDS:
             raise ConfigError(f"--auth {auth!r}: use one of {', '.join(_AUTH_KINDS)}")
-        credential = build_credential(
-            auth,  # type: ignore[arg-type]
-            cloud=target.cloud or Cloud.GLOBAL,
-            client_id=client_id,
-            tenant_id=tenant_id,
-            certificate_path=str(certificate) if certificate else None,
-        )
+        try:
+            credential = build_credential(
+                auth,  # type: ignore[arg-type]
+                cloud=target.cloud or Cloud.GLOBAL,
+                client_id=client_id,
+                tenant_id=tenant_id,
+                certificate_path=str(certificate) if certificate else None,
+            )
+        except (ValueError, OSError) as exc:  # azure.identity: unreadable certificate, bad ids
+            reason = next(iter(str(exc).strip().splitlines()), type(exc).__name__)
+            raise ConfigError(f"--auth {auth}: {reason}") from exc
         tokens = CredentialTokenProvider(credential, target.scope)
     return GraphClient(target, tokens, allow_loopback=allow_loopback)
 
 
 def _status_lines(job: Any) -> list[str]:
+    """``label: value`` lines, values aligned in one column, times as ISO 8601 UTC."""
+    pairs: list[tuple[str, str]] = [("job", str(job.id)), ("status", str(job.code))]
     status = job.status
-    lines = [f"job:     {job.id}", f"status:  {job.code}"]
-    if status is None:
-        return lines
-    if status.quarantine is not None:
-        q = status.quarantine
-        lines.append(f"quarantine: {q.reason or 'unknown reason'} since {q.current_began or '?'}")
-        if q.error is not None:
-            lines.append(f"  error: {q.error.code or ''} {q.error.message or ''}".rstrip())
-    last = status.last_execution
-    if last is not None:
-        lines.append(
-            f"last run: {last.state or '?'} {last.time_began or '?'} → {last.time_ended or '?'}"
-            f" (imported {last.count_imported or 0}, exported {last.count_exported or 0},"
-            f" escrowed {last.count_escrowed or 0})"
-        )
-        if last.error is not None and (last.error.code or last.error.message):
-            lines.append(f"  error: {last.error.code or ''} {last.error.message or ''}".rstrip())
-    if status.troubleshooting_url:
-        lines.append(f"help:    {status.troubleshooting_url}")
-    return lines
+    if status is not None:
+        if status.quarantine is not None:
+            q = status.quarantine
+            since = iso_utc(q.current_began)
+            pairs.append(("quarantine", f"{q.reason or 'unknown reason'} since {since}"))
+            if q.error is not None and (q.error.code or q.error.message):
+                pairs.append(("error", f"{q.error.code or ''} {q.error.message or ''}".strip()))
+        last = status.last_execution
+        if last is not None:
+            pairs.append(
+                (
+                    "last run",
+                    f"{last.state or '?'} {iso_utc(last.time_began)} → {iso_utc(last.time_ended)}",
+                )
+            )
+            pairs.append(
+                (
+                    "",
+                    f"imported {last.count_imported or 0}, exported {last.count_exported or 0},"
+                    f" escrowed {last.count_escrowed or 0}",
+                )
+            )
+            if last.error is not None and (last.error.code or last.error.message):
+                error = f"{last.error.code or ''} {last.error.message or ''}".strip()
+                pairs.append(("last error", error))
+        if status.troubleshooting_url:
+            pairs.append(("help", status.troubleshooting_url))
+    width = max(len(label) for label, _ in pairs) + 2
+    return [(f"{label}:" if label else "").ljust(width) + value for label, value in pairs]
 
 
-def _counts_table(entries: list[Any]) -> list[str]:
+def _counts_table(entries: list[Any]) -> Table:
     """Action × status counts, like CSV2SCIM's cycle statistics."""
     counts = Counter((e.action, e.status) for e in entries)
     actions = sorted({a for a, _ in counts})
-    statuses = ["success", "failure", "skipped", "warning"]
+    statuses = [s.value for s in StatusFilter]
     statuses += sorted({s for _, s in counts} - set(statuses))
-    width = max([len("action"), *(len(a) for a in actions)])
-    head = "action".ljust(width) + "".join(f"{s:>10}" for s in statuses) + f"{'total':>8}"
-    rows = [head, "-" * len(head)]
+    table = Table(box=box.SIMPLE_HEAD, show_footer=True, show_edge=False, pad_edge=False)
+    totals = [sum(counts.get((a, s), 0) for a in actions) for s in statuses]
+    table.add_column("action", footer="total")
+    for status, total in zip(statuses, totals, strict=True):
+        table.add_column(status, justify="right", footer=str(total))
+    table.add_column("total", justify="right", footer=str(sum(totals)))
     for action in actions:
         cells = [counts.get((action, s), 0) for s in statuses]
-        rows.append(action.ljust(width) + "".join(f"{c:>10}" for c in cells) + f"{sum(cells):>8}")
-    totals = [sum(counts.get((a, s), 0) for a in actions) for s in statuses]
-    rows.append("total".ljust(width) + "".join(f"{c:>10}" for c in totals) + f"{sum(totals):>8}")
-    return rows
+        table.add_row(action, *(str(c) for c in cells), str(sum(cells)))
+    return table
 
 
-def _entry_line(entry: Any) -> str:
-    err = entry.error
-    when = entry.activity_date_time.isoformat() if entry.activity_date_time else "?"
-    detail = ""
-    if err is not None and (err.error_code or err.reason):
-        detail = f"  {err.error_code or ''}: {err.reason or ''}"
-    return f"{when}  {entry.external_id or '?':<20} {entry.action:<12} {entry.status:<9}{detail}"
+def _entries_table(entries: list[Any]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("externalId", no_wrap=True)
+    table.add_column("action", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("error")
+    for entry in entries:
+        err = entry.error
+        detail = ""
+        if err is not None and (err.error_code or err.reason):
+            detail = f"{err.error_code or ''}: {err.reason or ''}".strip(": ")
+        table.add_row(
+            iso_utc(entry.activity_date_time),
+            entry.external_id or "?",
+            entry.action,
+            entry.status,
+            detail,
+        )
+    return table
 
 
 def status_command(
@@ -194,7 +252,7 @@ def status_command(
         async with client:
             return await client.get_job()
 
-    job = _run(main)
+    job = _run(main, command="status", auth=auth)
     if as_json:
         typer.echo(job.model_dump_json(by_alias=True, exclude_none=True, indent=2))
         return
@@ -208,12 +266,16 @@ def logs_command(
         str | None, typer.Option("--since", help="Only entries since: 2h, 30m, 1d or ISO time.")
     ] = None,
     status: Annotated[
-        str | None, typer.Option("--status", help="success, failure, skipped or warning.")
+        StatusFilter | None,
+        typer.Option("--status", case_sensitive=False, help="Only entries with this status."),
     ] = None,
     external_id: Annotated[
         str | None, typer.Option("--external-id", help="Only this record (sourceIdentity id).")
     ] = None,
-    action: Annotated[str | None, typer.Option("--action", help="create, update, ...")] = None,
+    action: Annotated[
+        ActionFilter | None,
+        typer.Option("--action", case_sensitive=False, help="Only entries with this action."),
+    ] = None,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Stop after this many entries.")
     ] = None,
@@ -231,9 +293,9 @@ def logs_command(
     def query() -> LogQuery:
         return LogQuery(
             since=parse_since(since, datetime.now(UTC)) if since else None,
-            status=status,
+            status=status.value if status else None,
             external_id=external_id,
-            action=action,
+            action=action.value if action else None,
         )
 
     async def main() -> list[Any]:
@@ -247,7 +309,7 @@ def logs_command(
                     break
         return out
 
-    entries = _run(main)
+    entries = _run(main, command="logs", auth=auth)
     if as_json:
         data = [e.model_dump(mode="json", by_alias=True, exclude_none=True) for e in entries]
         typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
@@ -258,11 +320,10 @@ def logs_command(
             " is processed (check the job is not paused or in quarantine: connector status)"
         )
         return
-    for line in _counts_table(entries):
-        typer.echo(line)
-    typer.echo("")
-    for entry in entries:
-        typer.echo(_entry_line(entry))
+    out = console()
+    out.print(_counts_table(entries))
+    out.print()
+    out.print(_entries_table(entries))
 
 
 def schema_add_command(
@@ -284,8 +345,7 @@ def schema_add_command(
     try:
         names = load_mapping(mapping).custom_attribute_names()
     except ConnectorError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(code=1) from exc
+        raise fail(exc, command="schema add") from exc
     if not names:
         typer.echo(f"{mapping} maps no custom extension attributes; nothing to register")
         return
@@ -295,7 +355,7 @@ def schema_add_command(
         async with client:
             return await client.add_custom_attributes(names, dry_run=dry_run)
 
-    update = _run(main)
+    update = _run(main, command="schema add", auth=auth)
     for name in update.present:
         typer.echo(f"present   {name}")
     verb = "would add" if dry_run else "added    "
