@@ -362,6 +362,10 @@ def _chain(src: Getter, transforms: list[Transform], column: Any = None) -> Gett
     """``src`` then ``transforms``; ``column`` names src's column when src only reads it."""
     if not transforms:
         return src
+    if column is not None:
+        fused = _fused_column_chain(column, transforms, _chain(src, transforms))
+        if fused is not None:
+            return fused
     if len(transforms) == 1 and not transforms[0].accepts_none:
         fn = transforms[0].fn
         if column is not None:
@@ -397,6 +401,61 @@ def _chain(src: Getter, transforms: list[Transform], column: Any = None) -> Gett
         return v
 
     return get
+
+
+def _fused_column_chain(col: Any, transforms: list[Transform], slow: Getter) -> Getter | None:
+    """A column fed through transforms as one closure, or None when they do not allow it.
+
+    Every transform must have an ``on_text`` form and every one but the last must keep a
+    non-empty text non-empty (``keeps_text``): then no value between two steps can be
+    None, empty or a non-text, so the generic loop's checks would never fire and the
+    steps are called back to back. A value that is not a ``str`` (rows are text, but
+    :meth:`Mapping.apply` takes any mapping) goes through ``slow``, the generic chain.
+    """
+    ops: list[Callable[[str], Any]] = []
+    for t in transforms:
+        if t.on_text is None or t.accepts_none:
+            return None
+        ops.append(t.on_text)
+    if not all(t.keeps_text for t in transforms[:-1]):
+        return None
+    last = transforms[-1]
+    # the last output is checked for emptiness unless it cannot be empty
+    check = not (last.keeps_text or last.produces_bool)
+    if len(ops) == 1:
+        (f1,) = ops
+        if not check:
+
+            def get1(values: Values) -> Any:
+                v = values[col]
+                if not v:
+                    return None
+                return f1(v) if v.__class__ is str else slow(values)
+
+            return get1
+    elif len(ops) == 2 and not check:
+        f1, f2 = ops
+
+        def get2(values: Values) -> Any:
+            v = values[col]
+            if not v:
+                return None
+            return f2(f1(v)) if v.__class__ is str else slow(values)
+
+        return get2
+    steps = tuple(ops)
+
+    def get_n(values: Values) -> Any:
+        v: Any = values[col]
+        if not v:
+            return None
+        if v.__class__ is not str:
+            return slow(values)
+        for f in steps:
+            v = f(v)
+        return None if check and (v == "" or v == []) else v
+
+    return get_n
 
 
 _TEXT_TRANSFORMS: Final = frozenset(
