@@ -95,10 +95,10 @@ def test_archive_copies_then_deletes_and_is_idempotent(blob_service: BlobService
     assert incoming is not None
     assert incoming.size == len(CSV)
 
+    day = incoming.received_at  # the blob's own time (WHEN would break across midnight)
     placed = zone.archive(
-        source="employees", blob_name="employees/hr.csv", data=CSV, received_at=WHEN, run_id="r1"
+        source="employees", blob_name="employees/hr.csv", data=CSV, received_at=day, run_id="r1"
     )
-    day = incoming.received_at
     expected = f"employees/{day:%Y}/{day:%m}/{day:%d}/hr.csv"
     assert (placed.blob_name, placed.written, placed.incoming_deleted) == (expected, True, True)
     assert _read(blob_service, ARCHIVE, expected) == CSV
@@ -109,7 +109,7 @@ def test_archive_copies_then_deletes_and_is_idempotent(blob_service: BlobService
 
     # redelivery of the same event: nothing new written, nothing deleted, no error
     again = zone.archive(
-        source="employees", blob_name="employees/hr.csv", data=CSV, received_at=WHEN, run_id="r1"
+        source="employees", blob_name="employees/hr.csv", data=CSV, received_at=day, run_id="r1"
     )
     assert (again.blob_name, again.written, again.incoming_deleted) == (expected, False, False)
     assert _names(blob_service, ARCHIVE) == {expected}
