@@ -207,6 +207,8 @@ class MarkerAction(StrEnum):
 
     APPROVE = "approve"
     DISCARD = "discard"
+    RESUME = "resume"
+    """Resume a blocked run once its cause is fixed (the timer never retries one)."""
     INVALID = "invalid"  # unreadable or not understood: nothing is done
 
 
@@ -215,7 +217,8 @@ class ApprovalMarker:
     """A blob in ``approvals``: ``<run id>`` or ``<run id>.discard``.
 
     ``<run id>`` with no body, or a JSON object body without ``action`` (or with
-    ``"action": "approve"``), approves the run; ``"action": "discard"`` discards it.
+    ``"action": "approve"``), approves the run; ``"action": "discard"`` discards it;
+    ``"action": "resume"`` resumes it when it is blocked.
     ``<run id>.discard`` discards it (a body, when present, is a JSON object that may name
     ``by`` and ``reason``). Anything else (a body that is not a JSON object, an unknown
     ``action``, a ``.discard`` marker saying ``approve``, a body over
@@ -260,6 +263,8 @@ class ApprovalMarker:
             return MarkerAction.DISCARD
         if asked == MarkerAction.APPROVE and not named:
             return MarkerAction.APPROVE
+        if asked == MarkerAction.RESUME and not named:
+            return MarkerAction.RESUME
         return MarkerAction.INVALID
 
     @property

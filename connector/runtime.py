@@ -59,6 +59,7 @@ from connector.pipeline import (
     TargetFactory,
 )
 from connector.reconcile import check_job_health
+from connector.runs import loggable
 from connector.settings import AppSettings, schedule_interval
 from connector.state.blob import BlobStateStore
 from connector.telemetry import Telemetry, configure_telemetry, get_telemetry
@@ -176,7 +177,8 @@ class ApprovalOutcome:
 
     ``outcome`` for an approval: approved | already_approved | not_held | refused |
     unknown_run | busy | overridden_by_discard; for a discard: discarded |
-    already_discarded | not_discardable | unknown_run | busy; for a marker that is not
+    already_discarded | not_discardable | unknown_run | busy; for a resume: resumed |
+    not_blocked | unknown_run | busy | overridden_by_discard; for a marker that is not
     understood: invalid_marker. Every outcome but ``busy`` files the marker.
     """
 
@@ -198,6 +200,10 @@ class PassOutcome:
     busy: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
     first_error: BaseException | None = None
+    failed_steps: set[str] = field(default_factory=set)
+    """Steps that failed (raised, or failed for a source) in this pass."""
+    blocked: dict[str, str] = field(default_factory=dict)
+    """Delta sources whose queue is stopped by a blocked run (source → which run)."""
 
     def line(self) -> str:
         waiting = sum(1 for s in self.resumed if _is_waiting(s))
@@ -256,7 +262,8 @@ def _int_or_none(value: Any) -> int | None:
 
 
 def _brief(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {str(exc)[:300]}"
+    """An error for the status and logs: type, code, message without emails/UPNs."""
+    return loggable(exc, 300)
 
 
 def _parse_time(text: Any) -> datetime | None:
@@ -457,9 +464,9 @@ class Runtime:
         with self._step(out, "approvals"):
             out.approvals = await self.process_approvals(out.busy)
         with self._step(out, "resume"):
-            out.resumed = await self._resume_waiting(out.busy)
+            out.resumed = await self._resume_waiting(out)
         with self._step(out, "reconcile"):
-            out.reconciled = await self._reconcile_open_runs(out.busy)
+            out.reconciled = await self._reconcile_open_runs(out)
         with self._step(out, "jobs"):
             out.jobs = await self.check_jobs()
         with self._step(out, "sweep"):
@@ -476,24 +483,42 @@ class Runtime:
             out.busy.add(getattr(exc, "source", None) or name)
             log.info("reconcile: %s skipped (a source is busy)", name)
         except Exception as exc:  # keep the pass going: the steps are independent
-            log.exception("reconcile: %s failed", name)
+            # No traceback: a service's message can echo a UPN; type, code and a
+            # sanitised message are enough to find the cause (the journal has the rest).
+            log.error("reconcile: %s failed (%s)", name, loggable(exc))
+            out.failed_steps.add(name)
             out.errors.append(f"{name}: {type(exc).__name__}")
             if out.first_error is None:
-                out.first_error = exc
+                # The host logs what the function raises (and its cause): a sanitised
+                # stand-in, never the original with its message.
+                out.first_error = ConnectorError(f"{name} failed: {loggable(exc)}")
 
-    async def _resume_waiting(self, busy: set[str]) -> list[RunSummary]:
+    async def _resume_waiting(self, out: PassOutcome) -> list[RunSummary]:
         result = await self.engine.resume_waiting()  # a busy source is skipped, not raised
-        busy.update(result.skipped)
+        out.busy.update(result.skipped)
+        out.blocked.update(result.blocked)
+        self._source_errors(out, "resume", result.errors)
         for s in result:
             self.telemetry.record_run(s, "resume")
         return list(result)
 
-    async def _reconcile_open_runs(self, busy: set[str]) -> list[RunSummary]:
+    async def _reconcile_open_runs(self, out: PassOutcome) -> list[RunSummary]:
         result = await self.engine.reconcile_open_runs()
-        busy.update(result.skipped)
+        out.busy.update(result.skipped)
+        self._source_errors(out, "reconcile", result.errors)
         for s in result:
             self.telemetry.record_run(s, "reconcile")
         return list(result)
+
+    @staticmethod
+    def _source_errors(out: PassOutcome, step: str, errors: Mapping[str, str]) -> None:
+        """A source that failed in a step fails the step (the other sources went on)."""
+        for source, error in sorted(errors.items()):
+            out.failed_steps.add(step)
+            out.errors.append(f"{step}[{source}]: {error.split(':', 1)[0]}")
+            log.error("reconcile: %s failed for source %s (%s)", step, source, error)
+            if out.first_error is None:
+                out.first_error = ConnectorError(f"{step} failed for source {source}: {error}")
 
     async def process_approvals(self, busy: set[str] | None = None) -> list[ApprovalOutcome]:
         """Approve or discard the runs named by markers in ``approvals``, then file them.
@@ -541,7 +566,11 @@ class Runtime:
             return self._discard(marker)
         if marker.run_id in discarding:
             code = "busy" if marker.run_id in busy_discards else "overridden_by_discard"
-            return ApprovalOutcome(marker.run_id, code, self._run_state(marker.run_id))
+            return ApprovalOutcome(
+                marker.run_id, code, self._run_state(marker.run_id), action=action
+            )
+        if action is MarkerAction.RESUME:
+            return await self._resume(marker)
         return await self._approve(marker)
 
     def _run_state(self, run_id: str) -> str | None:
@@ -571,11 +600,35 @@ class Runtime:
         self.telemetry.record_run(summary, "resume")
         return ApprovalOutcome(run_id, "approved", summary.state)
 
+    async def _resume(self, marker: ApprovalMarker) -> ApprovalOutcome:
+        """Resume a blocked run (the timer never retries one: the cause needs fixing first).
+
+        The engine applies runs in order, so a resumed run of a ``delta`` source may end
+        queued behind an older one, and the runs queued behind it follow it.
+        """
+        run_id = marker.run_id
+        resume = MarkerAction.RESUME
+        try:
+            doc = self.engine.get_run(run_id)
+        except (RunError, ConnectorError):
+            return ApprovalOutcome(run_id, "unknown_run", action=resume)
+        state = str(doc.get("state"))
+        if state != RunState.BLOCKED:
+            return ApprovalOutcome(run_id, "not_blocked", state, resume)
+        try:
+            summary = await self.engine.resume(run_id)
+        except ConcurrentRunError:
+            return ApprovalOutcome(run_id, "busy", state, resume)
+        self.telemetry.record_run(summary, "resume")
+        return ApprovalOutcome(run_id, "resumed", summary.state, resume)
+
     def _discard(self, marker: ApprovalMarker) -> ApprovalOutcome:
         """Discard the run a discard marker names, if it has sent nothing yet.
 
-        The engine records ``discarded by <by> (reason: <reason>)`` in the run's journal
-        (``discardedReason`` and the timeline) and rewrites its report.
+        The state is checked by the engine under the source's lock
+        (:data:`MARKER_DISCARDABLE_STATES`), so a run approved and started meanwhile is
+        not stopped half-way. The engine records ``discarded by <by> (reason: <reason>)``
+        in the run's journal (``discardedReason`` and the timeline) and its report.
         """
         run_id = marker.run_id
         discard = MarkerAction.DISCARD
@@ -586,13 +639,14 @@ class Runtime:
         state = str(doc.get("state"))
         if state == RunState.DISCARDED or doc.get("discardedReason"):
             return ApprovalOutcome(run_id, "already_discarded", state, discard)
-        if state not in MARKER_DISCARDABLE_STATES:
-            return ApprovalOutcome(run_id, "not_discardable", state, discard)
         by = marker.by or "approvals container"
-        if marker.reason:
-            by = f"{by} (reason: {marker.reason})"
         try:
-            summary = self.engine.discard(run_id, by=by)
+            summary = self.engine.discard(
+                run_id,
+                by=by,
+                reason=marker.reason,
+                allowed_states=MARKER_DISCARDABLE_STATES,
+            )
         except ConcurrentRunError:
             return ApprovalOutcome(run_id, "busy", state, discard)
         except RunError as exc:  # its state changed since it was read
@@ -699,7 +753,7 @@ class Runtime:
         return result
 
     def _run_counts(self) -> dict[str, dict[str, int]]:
-        """Open, held and waiting runs per source (for the status the health probe reads)."""
+        """Open, held, waiting and blocked runs per source (for the health probe)."""
         counts: dict[str, dict[str, int]] = {}
         for src in self.config.sources:
             runs = [r for r in self.engine.list_runs(src.name) if r.state in OPEN_STATES]
@@ -707,6 +761,7 @@ class Runtime:
                 "openRuns": len(runs),
                 "held": sum(1 for r in runs if r.state == RunState.HELD),
                 "waiting": sum(1 for r in runs if _is_waiting(r)),
+                "blocked": sum(1 for r in runs if r.state == RunState.BLOCKED),
             }
         return counts
 
@@ -716,10 +771,23 @@ class Runtime:
         except Exception as exc:  # the status is informative; never fail the pass for it
             log.warning("reconcile: run counts unavailable (%s)", type(exc).__name__)
             runs = {}
+        now = self.clock.now().isoformat()
+        last_ok: Any = now
+        if "reconcile" in out.failed_steps:
+            try:
+                previous = self.zone.read_json(*STATUS_BLOB)
+            except Exception:  # unreadable: no success on record
+                previous = None
+            last_ok = (
+                (previous or {}).get("lastSuccessfulReconcileAt")
+                if isinstance(previous, dict)
+                else None
+            )
         self.zone.write_json(
             *STATUS_BLOB,
             {
-                "lastReconcileAt": self.clock.now().isoformat(),
+                "lastReconcileAt": now,
+                "lastSuccessfulReconcileAt": last_ok,
                 "approvals": len(out.approvals),
                 "swept": len(out.swept),
                 "resumed": len(out.resumed),
@@ -728,6 +796,7 @@ class Runtime:
                 "busy": sorted(out.busy),
                 "jobs": out.jobs,
                 "runs": runs,
+                "blocked": out.blocked,
                 "errors": out.errors,
             },
         )
@@ -739,8 +808,9 @@ class Runtime:
 
         Cheap on purpose (a probe may call it often): one storage call and the status
         the last timer pass wrote; no Graph call, no scan of run journals. ``degraded``
-        when storage is unreachable, a job is unhealthy, or the timer has not completed
-        a pass within :attr:`stale_after` (a dead timer means nothing is reconciled).
+        when storage is unreachable, a job is unhealthy, a run is blocked (the timer never
+        retries one), or no pass has reconciled successfully within :attr:`stale_after`
+        (a dead or failing timer means nothing is reconciled).
         """
         reachable = self.zone.probe()
         status: dict[str, Any] | None = None
@@ -763,13 +833,17 @@ class Runtime:
         )
         if unhealthy:
             problems.append("job unhealthy: " + ", ".join(unhealthy))
-        last = _parse_time((status or {}).get("lastReconcileAt"))
+        blocked = sorted(n for n, v in sources.items() if _int_or_none(v.get("blocked")))
+        if blocked:
+            problems.append("blocked runs (fix the cause, then resume them): " + ", ".join(blocked))
+        last = _parse_time((status or {}).get("lastSuccessfulReconcileAt"))
         if reachable and last is None:
-            problems.append("no reconcile pass recorded yet")
+            problems.append("no successful reconcile pass recorded yet")
         elif last is not None and self.clock.now() - last > self.stale_after:
             minutes = int(self.stale_after.total_seconds() // 60)
             problems.append(
-                f"last reconcile pass is older than {minutes} min: is the timer running?"
+                f"last successful reconcile pass is older than {minutes} min:"
+                " is the timer running and succeeding?"
             )
         return {
             "status": "degraded" if problems else "ok",
@@ -777,6 +851,7 @@ class Runtime:
             "config": {"loaded": True, "sources": [s.name for s in self.config.sources]},
             "storage": {"reachable": reachable},
             "lastReconcileAt": (status or {}).get("lastReconcileAt"),
+            "lastSuccessfulReconcileAt": (status or {}).get("lastSuccessfulReconcileAt"),
             "staleAfterMinutes": int(self.stale_after.total_seconds() // 60),
             "sources": sources,
         }

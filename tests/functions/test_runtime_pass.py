@@ -413,7 +413,7 @@ def test_health_is_degraded_when_the_timer_stopped_running(make_world: Any) -> N
     with make_world() as w:
         code, body = w.health()
         assert code == 503  # no pass recorded yet
-        assert body["problems"] == ["no reconcile pass recorded yet"]
+        assert body["problems"] == ["no successful reconcile pass recorded yet"]
 
         w.tick(minutes=15)
         code, body = w.health()
@@ -426,7 +426,7 @@ def test_health_is_degraded_when_the_timer_stopped_running(make_world: Any) -> N
         code, body = w.health()
         assert code == 503
         assert body["status"] == "degraded"
-        assert "is the timer running?" in body["problems"][0]
+        assert "is the timer running and succeeding?" in body["problems"][0]
 
 
 def test_health_staleness_follows_the_schedule(make_world: Any) -> None:
