@@ -21,8 +21,9 @@ import os
 import socket
 import tempfile
 import threading
+import time
 import uuid
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import IO, Any
 
@@ -54,6 +55,15 @@ __all__ = ["LEASE_SECONDS", "BlobStateStore"]
 LEASE_SECONDS = 60
 """Lease length (Blob allows 15-60 s or infinite; infinite would outlive a crash)."""
 
+RENEW_TIMEOUT_SECONDS = 10
+"""Bound on one renewal call (server timeout, connect and read timeouts, no SDK retries:
+the lock retries itself), so a stuck call cannot outlast the lease."""
+
+LOST_AFTER_SECONDS = LEASE_SECONDS * 2 / 3
+"""Without a successful renewal for this long the lock counts as lost: the lease may lapse
+before the next renewal could land (our margin; Blob only says the lease expires after
+its duration without a renewal)."""
+
 log = logging.getLogger(__name__)
 
 _COUNTER_RETRIES = 50
@@ -61,15 +71,54 @@ _SPOOL_BYTES = 8 * 1024 * 1024
 
 
 class _BlobLock:
-    """A held lease; a daemon thread renews it every ``LEASE_SECONDS / 3``."""
+    """A held lease; a daemon thread renews it every ``LEASE_SECONDS / 3``.
 
-    def __init__(self, lease: BlobLeaseClient, source: str, owner: str) -> None:
+    ``lost`` turns true when a renewal kept failing, and also as soon as no renewal has
+    succeeded for :data:`LOST_AFTER_SECONDS` (a renewal stuck in the network must not let
+    the lease lapse while this holder still thinks it owns the source). The age is
+    measured on the real monotonic clock: the lease expires in real time at the service.
+    """
+
+    def __init__(
+        self,
+        lease: BlobLeaseClient,
+        source: str,
+        owner: str,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._lease = lease
         self._source = source
         self._owner = owner
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.lost = False
+        self._monotonic = monotonic
+        self._renewed_at = monotonic()
+        self._lost = False
+
+    @property
+    def lost(self) -> bool:
+        if not self._lost and self._monotonic() - self._renewed_at > LOST_AFTER_SECONDS:
+            self._lost = True
+            log.warning(
+                "lease on source %s: no successful renewal for %.0f s; counted as lost",
+                self._source,
+                LOST_AFTER_SECONDS,
+            )
+        return self._lost
+
+    @lost.setter
+    def lost(self, value: bool) -> None:
+        self._lost = value
+
+    def _renew_once(self) -> None:
+        self._lease.renew(
+            timeout=RENEW_TIMEOUT_SECONDS,
+            connection_timeout=RENEW_TIMEOUT_SECONDS,
+            read_timeout=RENEW_TIMEOUT_SECONDS,
+            retry_total=0,
+        )
+        self._renewed_at = self._monotonic()
 
     @property
     def source(self) -> str:
@@ -80,8 +129,13 @@ class _BlobLock:
         return self._owner
 
     def renew(self) -> None:
+        if self.lost:
+            raise ConcurrentRunError(
+                f"the lease on source {self._source!r} was not renewed in time;"
+                " another run may take over — stop this one"
+            )
         try:
-            self._lease.renew()
+            self._renew_once()
         except AzureError as exc:
             self.lost = True
             raise ConcurrentRunError(
@@ -101,8 +155,10 @@ class _BlobLock:
         checks ``lost`` before each send and journal write."""
         delay = 2.0
         for attempt in range(4):
+            if self.lost:
+                return False  # too late: the lease may have lapsed; never renew it back
             try:
-                self._lease.renew()
+                self._renew_once()
                 return True
             except AzureError as exc:
                 if attempt == 3:
