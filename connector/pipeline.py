@@ -11,7 +11,9 @@ Where things live (every public name below is also importable from here):
 - this module — :class:`Engine`, which moves runs through their states.
 
 One extract of one source becomes one **run**. Its id is the source name plus a hash
-of the file's bytes, so the same file delivered twice finds its run and does nothing.
+of the file's bytes, so the same file delivered twice finds its run and does nothing; a
+file whose bytes equal an older run's but whose extract is later, after a newer extract
+was applied (day 3 back to day 1), is a new run (``<run id>-<extract time>``).
 The run's journal is a JSON document in the state store (``runs/<source>/<run id>``),
 written with ETag-conditional puts while the source's lock is held; the states are
 
@@ -35,8 +37,13 @@ written with ETag-conditional puts while the source's lock is held; the states a
   record index and the reports. Failed records keep their new fingerprint, so they are
   not re-sent until their data changes or an operator runs ``retry-failed``.
 - **Order**: an extract older than the last one applied for its source is
-  ``superseded``; a newer extract also supersedes older runs still held or waiting
-  (their un-sent records are planned again against the newer data).
+  ``superseded``. ``full`` mode: a newer extract that passes the guard supersedes older
+  runs still planned, held, waiting or blocked (it carries everyone). ``delta`` mode:
+  runs apply strictly in extract order; a run that cannot go on (planned, held, waiting,
+  blocked) stops the later ones, which are ``uploading`` with waiting reason ``queued``
+  ("queued behind <run>"). A run planned while other runs could still change the record
+  index keeps its mapped records (``records.jsonl.gz``) and is planned again (and
+  guarded, unless approved) when its turn comes, if the index changed meanwhile.
 """
 
 from __future__ import annotations

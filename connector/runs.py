@@ -1,6 +1,7 @@
 """Runs: their states, the journal document and how it is stored.
 
-One extract of one source becomes one **run** (``<source>-<20 hex of the file's SHA-256>``;
+One extract of one source becomes one **run** (``<source>-<20 hex of the file's SHA-256>``,
+plus ``-<extract time>`` for bytes equal to an older run's file delivered as a later extract;
 automatic and operator re-sends are child runs ``<run>-retryN`` and ``<source>-refsN``).
 Its journal is a JSON document in the state store at ``runs/<source>/<run id>``, written
 with ETag-conditional puts while the source's lock is held. Other documents kept per

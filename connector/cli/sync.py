@@ -365,7 +365,7 @@ def _runs_table(summaries: list[Any], *, with_reports: bool = False) -> Table:
         row = [
             s.run_id,
             s.file_name,
-            s.state + (" (waiting)" if s.waiting else ""),
+            s.state + (" (queued)" if _queued(s) else " (waiting)" if s.waiting else ""),
             *(str(p.get(k, 0)) for k in ("joiners", "movers", "leavers", "unchanged")),
             *(str(o.get(k, 0)) for k in _OUTCOME_KEYS[:5]),
             str(o.get("unconfirmed", 0)),
@@ -453,11 +453,19 @@ def reconcile_command(
         raise _fail(exc) from exc
     for name, why in {**resumed.skipped, **reconciled.skipped}.items():
         console.print(f"[yellow]source {name} skipped this pass:[/yellow] {why}")
+    for name, why in resumed.blocked.items():
+        console.print(f"[red]source {name} is blocked:[/red] {why}")
+    errors = {**resumed.errors, **reconciled.errors}
+    for name, why in errors.items():
+        console.print(f"[red]source {name} failed this pass:[/red] {why}")
     if not resumed and not reconciled:
         console.print("no open runs")
+        if errors:
+            raise typer.Exit(code=EXIT_FAILED)
         return
     console.print(_runs_table([*resumed, *reconciled]))
-    if any(s.job_health for s in reconciled):
+    _print_queue_notes(console, [*resumed, *reconciled])
+    if errors or any(s.job_health for s in reconciled):
         raise typer.Exit(code=EXIT_FAILED)
     _exit_for([*resumed, *reconciled])
 
@@ -466,6 +474,17 @@ EXIT_FAILED = 1
 """A run failed or is blocked (an error retrying cannot fix), or a command failed."""
 EXIT_WAITING = 2
 """A run is waiting (quota, back-pressure, outage): run `connector reconcile` later."""
+
+
+def _queued(s: Any) -> bool:
+    return str(getattr(s, "waiting_reason", None) or "") == "queued"
+
+
+def _print_queue_notes(console: Console, summaries: list[Any]) -> None:
+    """Say which run each queued run waits for (runs of a delta source apply in order)."""
+    for s in summaries:
+        if _queued(s) and s.waiting:
+            console.print(f"[yellow]{s.run_id}:[/yellow] {s.waiting}")
 
 
 def _exit_for(summaries: list[Any]) -> None:
@@ -506,9 +525,9 @@ def runs_list(
         summaries = _offline_engine(config, location).list_runs(source)
     except ConnectorError as exc:
         raise _fail(exc) from exc
-    _console().print(
-        _runs_table(summaries) if summaries else f"no runs yet in {location.describe()}"
-    )
+    console = _console()
+    console.print(_runs_table(summaries) if summaries else f"no runs yet in {location.describe()}")
+    _print_queue_notes(console, summaries)
 
 
 def runs_show(

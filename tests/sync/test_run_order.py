@@ -264,3 +264,32 @@ def _two_sources_yaml() -> str:
         + src.format(name="employees", sp=SP, job=JOB)
         + src.format(name="contractors", sp=SP, job=JOB)
     )
+
+
+def test_runs_list_says_which_run_a_queued_run_waits_for(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from connector.cli.app import build_app
+
+    w = delta_world(tmp_path)
+    w.service.quota = 1
+    a = w.sync("hr_20260302.csv", people(100))
+    w.clock.advance(3600)
+    b = w.sync("hr_20260303.csv", people(100, dept="Ops"))
+    cfg = tmp_path / "sources.yaml"
+    cfg.write_text(_delta_yaml(), encoding="utf-8")
+    (tmp_path / "mapping.yaml").write_text("attributes: {}\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        build_app(),
+        ["runs", "list", "--config", str(cfg), "--state", str(tmp_path / "state")],
+        catch_exceptions=False,
+    )
+    text = " ".join(result.output.split())
+    assert "uploading (queued)" in text
+    assert f"{b.run_id}: queued behind run {a.run_id}" in text
+
+
+def _delta_yaml() -> str:
+    return (
+        _two_sources_yaml().split("  - name: contractors")[0].replace("mode: full", "mode: delta")
+    )
