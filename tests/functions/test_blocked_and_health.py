@@ -202,3 +202,28 @@ def test_a_failing_step_logs_no_email_or_upn(
         assert "resume failed" in text
         assert "jane.doe@contoso.com" not in text
         assert "RuntimeError" in text
+
+
+def test_a_file_equal_to_an_older_one_is_applied_not_archived_as_a_duplicate(
+    make_world: Any, tmp_path: Path
+) -> None:
+    from connector.sample import generate_extract
+
+    with make_world() as w:
+        day1 = tmp_path / "hr_1.csv"
+        generate_extract(day1, 60, seed=5)
+        lines = day1.read_text(encoding="utf-8").splitlines(keepends=True)
+        w.drop_and_deliver("employees/hr_1.csv", day1.read_bytes())
+        w.tick(minutes=15)
+        w.clock.advance(86400)
+        w.drop_and_deliver("employees/hr_2.csv", "".join(lines[:-1]).encode())  # one leaver
+        w.tick(minutes=15)
+        w.clock.advance(86400)
+        calls = len(w.bulk_calls())
+        w.drop_and_deliver("employees/hr_3.csv", day1.read_bytes())  # back: day 1's bytes
+        runs = w.runs()
+        assert len(runs) == 3
+        third = next(r for r in runs if r.file_name == "employees/hr_3.csv")
+        assert third.state in ("uploaded", "reconciling", "done")
+        assert third.planned.get("movers") == 1  # the leaver is enabled again
+        assert len(w.bulk_calls()) == calls + 1
