@@ -130,3 +130,19 @@ def test_no_reports_are_written_from_a_journal_whose_lock_was_lost(tmp_path: Pat
         FakeTarget.send = real_send  # type: ignore[method-assign]
     assert run.waiting_reason is WaitingReason.LOCK_LOST
     assert w.store.list_artifacts(f"employees/{run.run_id}/report") == []
+
+
+def test_loggable_keeps_type_and_code_and_drops_emails_and_upns() -> None:
+    from connector.errors import BadRequestError
+    from connector.runs import loggable
+
+    exc = BadRequestError(
+        "userPrincipalName 'jane.doe@contoso.com' conflicts with <j.roe@fabrikam.onmicrosoft.com>",
+        status=400,
+        code="InvalidRequest",
+    )
+    text = loggable(exc)
+    assert text.startswith("BadRequestError[InvalidRequest]: userPrincipalName")
+    assert "@" not in text
+    assert text.count("<redacted>") == 2
+    assert loggable(RuntimeError("")) == "RuntimeError"
