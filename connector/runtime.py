@@ -217,6 +217,8 @@ class PassOutcome:
             text += " busy=" + ",".join(sorted(self.busy))
         if unhealthy:
             text += " unhealthy_jobs=" + ",".join(unhealthy)
+        if self.blocked:
+            text += " blocked=" + ",".join(sorted(self.blocked))
         if self.errors:
             text += f" errors={len(self.errors)}"
         return text

@@ -63,6 +63,7 @@ def test_a_blocked_run_degrades_health_and_a_resume_marker_unblocks_it(
     with make_world() as w:
         blocked = _blocked_run(w, tmp_path)
         w.tick(minutes=15)
+        assert w.runtime.engine.get_run(blocked.run_id)["state"] == "blocked"
         assert next(r for r in w.runs() if r.run_id == blocked.run_id).state == "blocked"
         code, body = w.health()
         assert code == 503
@@ -227,3 +228,11 @@ def test_a_file_equal_to_an_older_one_is_applied_not_archived_as_a_duplicate(
         assert third.state in ("uploaded", "reconciling", "done")
         assert third.planned.get("movers") == 1  # the leaver is enabled again
         assert len(w.bulk_calls()) == calls + 1
+
+
+def test_the_pass_line_names_sources_blocked_by_a_run() -> None:
+    from connector.runtime import PassOutcome
+
+    out = PassOutcome(blocked={"employees": "run employees-1 is blocked"})
+    assert out.line().endswith("blocked=employees")
+    assert "blocked" not in PassOutcome().line()
