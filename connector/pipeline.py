@@ -1745,6 +1745,55 @@ class Engine:
                     if used is not None and used < sent_at:
                         after = used
                 out.append(SentRecord(ext, sent_at, meta.get("requestId"), op.kind, op.line, after))
+        later = self._later_sends(journal, out)
+        if later:
+            out = [
+                dataclasses.replace(s, before=later[s.external_id]) if s.external_id in later else s
+                for s in out
+            ]
+        return out
+
+    def _later_sends(self, journal: Journal, sent: list[SentRecord]) -> dict[str, datetime]:
+        """For records of this run that a later run sent again: the time of the next send.
+
+        Log entries from that time on describe the newer send, so they belong to the
+        newer run (one reconciliation pass after two syncs must not give day 1 the
+        entries of day 2). The record index names the last run per record: when it is
+        this run for every record (the usual case), no other journal is read.
+        """
+        if not sent:
+            return {}
+        index = self.store.load_records(journal.source)
+        mine = {s.external_id: s.sent_at for s in sent}
+        resent = {
+            ext
+            for ext in mine
+            if (e := index.entries.get(ext)) is not None and e.run_id not in (None, journal.run_id)
+        }
+        if not resent:
+            return {}
+        first = min(mine[ext] for ext in resent)
+        out: dict[str, datetime] = {}
+        for key in self.store.list_documents(f"runs/{journal.source}/"):
+            got = self.store.get_document(key)
+            if got is None or got[0].get("runId") == journal.run_id:
+                continue
+            other = Journal(got[0], got[1])
+            metas = [m for m in other.batches if m.get("sentAt")]
+            if not metas or max(datetime.fromisoformat(m["sentAt"]) for m in metas) <= first:
+                continue
+            batches = self._plan_batches(other)
+            for k, meta in enumerate(other.batches):
+                i = int(meta.get("i", k))
+                if not meta.get("sentAt") or i >= len(batches):
+                    continue
+                at = datetime.fromisoformat(meta["sentAt"])
+                refused = meta.get("rejected") or {}
+                for ext in batches[i].external_ids:
+                    if ext not in resent or ext in refused or at <= mine[ext]:
+                        continue
+                    if ext not in out or at < out[ext]:
+                        out[ext] = at
         return out
 
     async def _reconcile(

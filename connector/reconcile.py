@@ -9,7 +9,9 @@ Job ``status.code`` is one of NotConfigured/NotRun/Active/Paused/Quarantine and 
 quarantine carries a ``reason``.
 
 Our assumptions (not documented): the latest entry for an externalId written after
-the send time (minus a clock-skew margin) describes the outcome of that send; an
+the send time (minus a clock-skew margin) and before the record's next send by a later
+run (minus the same margin) describes the outcome of that send, so the windows of
+successive sends of one record never overlap; an
 entry's skip reason may sit in ``errorInformation`` or in a skipped provisioning
 step's ``details`` (e.g. ``SkipReason: UnableToResolveReferenceAttributeValue``);
 a record with no entry after a deadline (default 2 h) is *unconfirmed*, not failed;
@@ -77,6 +79,9 @@ class SentRecord:
     after: datetime | None = None
     """Time of the log entry an earlier send of this record was matched to: only later
     entries can describe this send (the skew margin could otherwise reach back to it)."""
+    before: datetime | None = None
+    """Send time of the next run that sent this record, if any: entries from that time
+    (minus the skew margin) on describe the newer send and belong to that run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,10 +213,13 @@ def reconcile(
     skew: timedelta = DEFAULT_SKEW,
     deadline: timedelta = DEFAULT_DEADLINE,
 ) -> ReconcileResult:
-    """Match log entries to sent records by externalId; the latest entry after send wins.
+    """Match log entries to sent records by externalId; the latest entry in the send's
+    window wins.
 
-    Entries from another job (when ``job_id`` is given), for unknown externalIds,
-    older than the record's send time minus ``skew``, or not later than the entry an
+    A send's window is ``[sent_at - skew, before - skew)``, ``before`` being the time a
+    later run sent the same record again (open-ended when none did). Entries from
+    another job (when ``job_id`` is given), for unknown externalIds, outside the window,
+    or not later than the entry an
     earlier send of the record was matched to (``SentRecord.after``) are ignored. A
     record with no matching entry is ``unconfirmed`` once ``deadline`` has passed since
     it was sent, else ``pending``. Streams ``entries``; memory is one best entry per record.
@@ -229,6 +237,8 @@ def reconcile(
             continue
         if record.after is not None and entry.activity_at <= record.after:
             continue  # the entry of the previous send, seen within the skew margin
+        if record.before is not None and entry.activity_at >= record.before - skew:
+            continue  # describes a newer run's send of this record
         current = best.get(entry.external_id)
         if current is None or entry.activity_at >= current.activity_at:
             best[entry.external_id] = entry
