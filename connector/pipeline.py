@@ -1892,9 +1892,10 @@ class Engine:
                 entry.outcome = value
                 entry.error_code = o.error_code
                 changed = True
-            if o.outcome is Outcome.FAILED and o.action == ChangeKind.JOINER.value and entry.active:
-                # The create failed: nobody exists in Entra to count in the guard's
-                # population or to disable later as a leaver.
+            if o.outcome is Outcome.FAILED and entry.active and _create_failed(o):
+                # The create failed (a joiner, or any later send — an operator retry, a
+                # re-send — the service tried to create): nobody exists in Entra to count
+                # in the guard's population or to disable later as a leaver.
                 entry.active = False
                 changed = True
         if changed:
@@ -2148,6 +2149,13 @@ def _tee(records: Iterable[Any], sink: gzip.GzipFile) -> Iterator[Any]:
         sink.write(orjson.dumps([rec.line, rec.external_id, rec.data], default=dict))
         sink.write(b"\n")
         yield rec
+
+
+def _create_failed(outcome: RecordOutcome) -> bool:
+    """Whether a failed outcome was a create attempt: the record was sent as a joiner, or
+    the log entry's action is ``create`` (documented: the service logs the action it
+    attempted; assumption: a failed ``create`` means no account exists)."""
+    return outcome.action == ChangeKind.JOINER.value or outcome.provisioning_action == "create"
 
 
 def _counts_text(counts: Mapping[str, int]) -> str:
