@@ -109,6 +109,7 @@ from connector.reconcile import (
     RecordOutcome,
     SentRecord,
     check_job_health,
+    outcome_label,
     reconcile,
 )
 from connector.references import (
@@ -254,7 +255,12 @@ class Engine:
         window: int = DEFAULT_WINDOW,
         isolation_calls: int = DEFAULT_ISOLATION_CALLS,
         max_reference_resends: int = DEFAULT_MAX_REFERENCE_RESENDS,
+        command_flags: str = "",
+        state_name: str | None = None,
     ) -> None:
+        """``command_flags``: the CLI flags that name this config and state (e.g.
+        ``--config sources.yaml --state DIR``), appended to the commands reports print so
+        they can be pasted as they are; ``state_name``: how errors name the state store."""
         if window < 1:
             raise ValueError("window must be at least 1")
         if max_reference_resends < 0:
@@ -268,6 +274,8 @@ class Engine:
         self.window = window
         self.isolation_calls = isolation_calls
         self.max_reference_resends = max_reference_resends
+        self.command_flags = command_flags
+        self.state_name = state_name or repr(store)
 
     # -- public API -------------------------------------------------------------------
 
@@ -297,7 +305,17 @@ class Engine:
         with spooled(stream, name) as (path, sha):
             run_id = make_run_id(src.name, sha)
             if dry_run:
-                return self._dry_run(src, name, path, run_id, full_resend=full_resend)
+                seen, existing = self._delivery(src, run_id, name, received)
+                if existing is not None and (
+                    existing.state not in (RunState.FAILED, RunState.RECEIVED, RunState.PLANNED)
+                    or existing.batches
+                ):
+                    # What a real sync would do: nothing, the file was already received.
+                    summary = self._summary(existing)
+                    summary.duplicate = summary.dry_run = True
+                    summary.batches_total = summary.batches_done = 0
+                    return summary
+                return self._dry_run(src, name, path, seen, full_resend=full_resend)
             with self.store.lock(src.name, owner=self.owner) as lock:
                 self._repair(src.name)
                 run_id, existing = self._delivery(src, run_id, name, received)
@@ -890,6 +908,9 @@ class Engine:
         fallback). Returns the new run; RunError when there is nothing to retry.
         """
         src, _ = self._find(run_id)
+        # A token first (as approve does): without one, a retry run would be created only
+        # to be blocked, and a second attempt would create another (a duplicate re-send).
+        await self._preflight(src)
         with self.store.lock(src.name, owner=self.owner) as lock:
             self._repair(src.name)
             parent = self._require(src.name, run_id)
@@ -1823,6 +1844,11 @@ class Engine:
         for o in outcomes.values():
             counts[o.outcome.value] = counts.get(o.outcome.value, 0) + 1
         journal.doc["outcomes"] = dict(sorted(counts.items()))
+        labels: dict[str, int] = {}
+        for o in outcomes.values():
+            label = outcome_label(o.outcome.value, o.error_code, o.provisioning_action)
+            labels[label] = labels.get(label, 0) + 1
+        journal.doc["outcomeLabels"] = dict(sorted(labels.items()))
         journal.doc["lastReconciledAt"] = to_iso(self.clock.now())
         self._store_outcomes(journal, outcomes.values())
         self._apply_outcomes(src.name, journal.run_id, outcomes.values())
@@ -2003,7 +2029,10 @@ class Engine:
         for src in self.config.sources:
             if run_id.startswith(src.name + "-") and self._load(src.name, run_id) is not None:
                 return src, run_id
-        raise RunError(f"no run {run_id!r} in the state store; see `connector runs list`")
+        raise RunError(
+            f"no run {run_id!r} in the state store {self.state_name}; check the run id and"
+            " the state option, or see `connector runs list`"
+        )
 
     # -- reports ----------------------------------------------------------------------
 
@@ -2024,6 +2053,7 @@ class Engine:
             row = outcomes.get(op.external_id)
             if row is not None:
                 outcome, code, reason = row[1], row[2], row[3]
+                outcome = outcome_label(outcome, code, row[4] if len(row) > 4 else None)
             else:
                 outcome, code, reason = ("pending" if meta else "not sent"), None, None
             records.append(
@@ -2037,7 +2067,7 @@ class Engine:
                     reason=reason,
                 )
             )
-        counts = dict(journal.doc.get("outcomes") or {})
+        counts = dict(journal.doc.get("outcomeLabels") or journal.doc.get("outcomes") or {})
         if not counts:
             for r in records:
                 counts[r.outcome] = counts.get(r.outcome, 0) + 1
@@ -2070,6 +2100,7 @@ class Engine:
             batches_total=int(journal.doc.get("batchesTotal", 0)),
             batches_done=len(journal.batches),
             extract_at=from_iso(journal.doc.get("extractAt")),
+            command_flags=self.command_flags,
         )
 
     def _plan_or_empty(self, journal: Journal) -> list[PlannedOp]:
@@ -2105,6 +2136,7 @@ class Engine:
             state=journal.state.value,
             planned=dict(d.get("planned") or {}),
             outcomes=dict(d.get("outcomes") or {}),
+            outcome_labels=dict(d.get("outcomeLabels") or d.get("outcomes") or {}),
             held_reason=d.get("heldReason") if journal.state is RunState.HELD else None,
             failed_reason=d.get("failedReason")
             or d.get("blockedReason")

@@ -31,6 +31,7 @@ from typing import Any
 __all__ = [
     "DEFAULT_DEADLINE",
     "DEFAULT_SKEW",
+    "MANAGER_UNRESOLVED",
     "JobHealth",
     "LogEntry",
     "Outcome",
@@ -38,11 +39,31 @@ __all__ = [
     "RecordOutcome",
     "SentRecord",
     "check_job_health",
+    "outcome_label",
     "reconcile",
 ]
 
 DEFAULT_DEADLINE = timedelta(hours=2)
 DEFAULT_SKEW = timedelta(minutes=5)
+MANAGER_UNRESOLVED = "manager unresolved"
+_UNRESOLVED_REFERENCE = "UnableToResolveReferenceAttributeValue"
+
+
+def outcome_label(outcome: str, error_code: str | None, provisioning_action: str | None) -> str:
+    """How people see an outcome: a record *skipped* only for its manager reference, whose
+    entry says the user was created or updated, reads ``created (manager unresolved)``.
+
+    The outcome itself stays ``skipped`` (the manager re-send logic keys on it); the label
+    keeps an operator from thinking the account does not exist.
+    """
+    if (
+        outcome == "skipped"
+        and error_code == _UNRESOLVED_REFERENCE
+        and provisioning_action in ("create", "update")
+    ):
+        done = "created" if provisioning_action == "create" else "updated"
+        return f"{done} ({MANAGER_UNRESOLVED})"
+    return outcome
 
 
 class Outcome(StrEnum):

@@ -23,6 +23,7 @@ import orjson
 __all__ = [
     "ACTIONS",
     "OUTCOME_COLUMNS",
+    "PLACEHOLDER_FLAGS",
     "PROBLEM_OUTCOMES",
     "RecordRow",
     "RejectedRow",
@@ -38,7 +39,9 @@ __all__ = [
 ACTIONS = ("joiner", "mover", "leaver", "retry")
 OUTCOME_COLUMNS = (
     "created",
+    "created (manager unresolved)",
     "updated",
+    "updated (manager unresolved)",
     "disabled",
     "skipped",
     "failed",
@@ -46,6 +49,9 @@ OUTCOME_COLUMNS = (
     "pending",
     "not sent",
 )
+PLACEHOLDER_FLAGS = "--config SOURCES.yaml --state-account-url https://ACCOUNT.blob.core.windows.net"
+"""Shown in a report's suggested commands when the flags that wrote it are unknown (a
+report written by the Functions app: its state is in the storage account)."""
 _REASON_LABELS = (
     ("failed", "Failed."),
     ("superseded", "Superseded."),
@@ -53,10 +59,20 @@ _REASON_LABELS = (
     ("uploading", "Waiting."),
 )
 _CORE_PLAN_KEYS = frozenset({"rows", "joiners", "movers", "leavers", "unchanged", "rejected"})
-PROBLEM_OUTCOMES = frozenset({"failed", "skipped", "unconfirmed"})
+PROBLEM_OUTCOMES = frozenset(
+    {
+        "failed",
+        "skipped",
+        "unconfirmed",
+        "created (manager unresolved)",
+        "updated (manager unresolved)",
+    }
+)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _COLOURS = {
     "created": "#2e7d32",
+    "created (manager unresolved)": "#9e9d24",
+    "updated (manager unresolved)": "#00838f",
     "updated": "#1565c0",
     "disabled": "#6a1b9a",
     "skipped": "#ef6c00",
@@ -120,6 +136,9 @@ class ReportInput:
     batches_done: int = 0
     extract_at: datetime | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    command_flags: str = ""
+    """Flags naming the config and state for the commands the report suggests
+    (placeholders when empty: the report was written by the Functions app)."""
 
 
 def neutralise_cell(value: object) -> str:
@@ -293,12 +312,13 @@ def build_report_html(data: ReportInput, *, max_failure_rows: int = 1000) -> str
         f"</dd></div></dl></header>"
     )
     alerts: list[str] = []
+    flags = data.command_flags or PLACEHOLDER_FLAGS
     if data.held_reason:
         alerts.append(
             '<p class="alert"><strong>Held — nothing was sent.</strong> '
             f"{_e(data.held_reason)}<br>Release with <code>connector runs approve "
-            f"{_e(data.run_id)}</code> or drop with <code>connector runs discard "
-            f"{_e(data.run_id)}</code>.</p>"
+            f"{_e(data.run_id)} {_e(flags)}</code> or drop with <code>connector runs discard "
+            f"{_e(data.run_id)} {_e(flags)}</code>.</p>"
         )
     if data.failed_reason:
         label = next(

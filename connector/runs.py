@@ -147,6 +147,9 @@ class RunSummary:
     state: str
     planned: dict[str, int] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=dict)
+    outcome_labels: dict[str, int] = field(default_factory=dict)
+    """``outcomes`` as people read them: a record skipped only for its manager reference
+    counts as ``created (manager unresolved)`` (see :func:`connector.reconcile.outcome_label`)."""
     duplicate: bool = False
     dry_run: bool = False
     held_reason: str | None = None

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import csv
 import logging
+import shlex
 import shutil
 import sys
 import tempfile
@@ -35,7 +36,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from connector.errors import ConfigError, ConnectorError
+from connector.cli.common import fail as _fail_short
+from connector.cli.common import quiet_credential_logs
+from connector.errors import ConfigError, ConnectorError, StateError
 
 __all__ = ["register", "run_demo"]
 
@@ -98,6 +101,37 @@ LoopbackOpt = Annotated[
     bool,
     typer.Option("--allow-loopback", help="Allow a loopback endpoint to receive the token."),
 ]
+VerboseOpt = Annotated[
+    bool,
+    typer.Option(
+        "--verbose", "-v", help="Also print the engine's log lines (to stderr) as they happen."
+    ),
+]
+
+
+@contextmanager
+def _engine_logs(verbose: bool) -> Iterator[None]:
+    """The summary says what happened; the engine's log lines (meant for the Functions
+    host) would repeat it on stderr. They are shown only with ``--verbose``."""
+    logger = logging.getLogger("connector")
+    previous = (logger.level, logger.propagate)
+    handler: logging.Handler | None = None
+    if verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    else:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        with quiet_credential_logs():
+            yield
+    finally:
+        logger.setLevel(previous[0])
+        logger.propagate = previous[1]
+        if handler is not None:
+            logger.removeHandler(handler)
 
 
 def _console() -> Console:
@@ -179,6 +213,35 @@ class _StateLocation:
             return "local Azurite"
         return str(self.directory or DEFAULT_STATE)
 
+    def flags(self) -> list[str]:
+        """The option naming this store, for commands printed to be pasted (a connection
+        string carries a key: its environment variable is printed instead)."""
+        if self.account_url:
+            return ["--state-account-url", self.account_url]
+        if self.connection_string:
+            return ["--state-connection-string", '"$CONNECTOR_STATE_CONNECTION_STRING"']
+        return ["--state", shlex.quote(str(self.directory or DEFAULT_STATE))]
+
+
+def _command_flags(
+    config: Path,
+    location: _StateLocation,
+    *,
+    auth: str = "default",
+    endpoint: str | None = None,
+    allow_loopback: bool = False,
+) -> str:
+    """``--config … --state …`` (and the non-secret target options the command used), so a
+    printed ``connector runs approve ID …`` works as pasted. A ``--token`` is never echoed."""
+    parts = ["--config", shlex.quote(str(config)), *location.flags()]
+    if auth != "default":
+        parts += ["--auth", shlex.quote(auth)]
+    if endpoint:
+        parts += ["--endpoint", shlex.quote(endpoint)]
+    if allow_loopback:
+        parts.append("--allow-loopback")
+    return " ".join(parts)
+
 
 def _state_location(
     state: Path | None, account_url: str | None, connection_string: str | None
@@ -244,26 +307,62 @@ def _check_local_connection_string(value: str) -> None:
         )
 
 
-def _state_store(location: _StateLocation, clock: Any) -> Any:
-    """The StateStore of ``location`` (nothing is contacted until the first read)."""
+def _state_store(location: _StateLocation, clock: Any, *, create: bool = False) -> Any:
+    """The StateStore of ``location``.
+
+    Only ``sync`` may start a new, empty store (``create``): for every other command a
+    store that does not exist is a mistyped or missing ``--state``, and an error rather
+    than an empty store that reads "no runs yet".
+    """
     if location.account_url or location.connection_string:
+        from azure.core.exceptions import AzureError
+        from azure.storage.blob import BlobServiceClient
+
         from connector.state.blob import BlobStateStore
 
-        kw: dict[str, Any] = {
-            "state_container": STATE_CONTAINER,
-            "reports_container": REPORTS_CONTAINER,
-            "clock": clock,
-        }
         if location.connection_string:
-            return BlobStateStore.from_connection_string(location.connection_string, **kw)
-        from azure.identity import DefaultAzureCredential
+            service = BlobServiceClient.from_connection_string(location.connection_string)
+        else:
+            from azure.identity import DefaultAzureCredential
 
-        return BlobStateStore.from_account_url(
-            str(location.account_url), DefaultAzureCredential(), **kw
+            service = BlobServiceClient(
+                str(location.account_url), credential=DefaultAzureCredential()
+            )
+        if not create:
+            try:
+                found = service.get_container_client(STATE_CONTAINER).exists()
+            except AzureError as exc:
+                raise StateError(
+                    f"cannot reach the state store {location.describe()}: {exc}"
+                ) from exc
+            if not found:
+                raise StateError(
+                    f"no state store at {location.describe()} (container {STATE_CONTAINER!r}"
+                    " not found): check the account URL; only `connector sync` starts a new one"
+                )
+        return BlobStateStore(
+            service,
+            state_container=STATE_CONTAINER,
+            reports_container=REPORTS_CONTAINER,
+            clock=clock,
         )
     from connector.state.local import LocalStateStore
 
-    return LocalStateStore(location.directory or DEFAULT_STATE, clock=clock)
+    directory = location.directory or DEFAULT_STATE
+    if not create and not directory.is_dir():
+        raise StateError(
+            f"no state store at {directory} (--state): check the path; only `connector sync`"
+            " starts a new one"
+        )
+    return LocalStateStore(directory, clock=clock)
+
+
+def _store_exists(location: _StateLocation) -> bool:
+    """Whether ``location`` already holds a store (local: the directory; Blob: assumed,
+    the container is checked by the commands that need it)."""
+    if location.directory is not None or not (location.account_url or location.connection_string):
+        return (location.directory or DEFAULT_STATE).is_dir()
+    return True
 
 
 def _engine(
@@ -272,6 +371,8 @@ def _engine(
     auth: _Auth | None = None,
     endpoint: str | None = None,
     allow_loopback: bool = False,
+    *,
+    create: bool = False,
 ) -> Any:
     from connector.clock import SystemClock
     from connector.config import load_sources
@@ -279,7 +380,7 @@ def _engine(
 
     config = load_sources(config_path)
     clock = SystemClock()
-    store = _state_store(state, clock)
+    store = _state_store(state, clock, create=create)
     chosen = auth or _Auth("default", None, None, None, None)
     targets = graph_targets(
         config,
@@ -289,7 +390,14 @@ def _engine(
         allow_loopback=allow_loopback,
         endpoint_for=(lambda src: endpoint) if endpoint else None,
     )
-    return Engine(config, store, targets, clock)
+    flags = _command_flags(
+        config_path,
+        state,
+        auth=chosen.auth if not chosen.token else "default",
+        endpoint=endpoint,
+        allow_loopback=allow_loopback,
+    )
+    return Engine(config, store, targets, clock, command_flags=flags, state_name=state.describe())
 
 
 @contextmanager
@@ -313,38 +421,114 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
 
 _PLAN_KEYS = ("joiners", "movers", "leavers", "retries", "resends", "unchanged", "rejected")
 _OUTCOME_KEYS = ("created", "updated", "disabled", "skipped", "failed", "unconfirmed", "pending")
+_SINGULAR = {
+    "joiners": "joiner",
+    "movers": "mover",
+    "leavers": "leaver",
+    "retries": "retry",
+    "resends": "re-send",
+    "references": "reference",
+    "deactivations": "deactivation",
+}
+_NOT_PLANNED = frozenset({"failed", "discarded", "superseded", "received"})
 
 
-def _print_summary(summary: Any, console: Console) -> None:
+def _count(n: int, plural: str) -> str:
+    """``1 joiner``, ``2 joiners``; ``unchanged``/``rejected`` read the same either way."""
+    return f"{n} {_SINGULAR.get(plural, plural) if n == 1 else plural}"
+
+
+def plan_text(planned: Any) -> str:
+    """A plan in the words the reports use: deactivations (rows whose status turned
+    inactive) are movers, shown as ``13 movers (6 deactivations)``; leavers are records
+    missing from a full extract."""
+    parts = []
+    for key in (*_PLAN_KEYS, "references"):
+        n = int(planned.get(key, 0) or 0)
+        if not n:
+            continue
+        text = _count(n, key)
+        if key == "movers" and planned.get("deactivations"):
+            text += f" ({_count(int(planned['deactivations']), 'deactivations')})"
+        parts.append(text)
+    return ", ".join(parts)
+
+
+def _outcome_text(summary: Any) -> str:
+    counts = getattr(summary, "outcome_labels", None) or summary.outcomes
+    return ", ".join(f"{v} {k}" for k, v in counts.items())
+
+
+def _first_line(text: str, limit: int = 300) -> str:
+    """A stored reason on one line (an error may carry a multi-line credential report)."""
+    line = next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _print_summary(summary: Any, console: Console, flags: str = "") -> None:
+    """What happened to a run; suggested commands carry ``flags`` so they can be pasted."""
+    from rich.markup import escape
+
     planned = summary.planned
-    console.print(f"run [bold]{summary.run_id}[/bold] ({summary.source}, {summary.file_name})")
-    plan = ", ".join(f"{planned.get(k, 0)} {k}" for k in _PLAN_KEYS if planned.get(k))
-    console.print(f"  plan:    {plan or 'nothing to do'}")
+    tail = f" {flags}" if flags else ""
+    console.print(
+        f"run [bold]{escape(summary.run_id)}[/bold] ({escape(summary.source)},"
+        f" {escape(summary.file_name or '-')})"
+    )
+    plan = plan_text(planned)
+    if not plan:
+        plan = "not planned" if summary.state in _NOT_PLANNED else "nothing to do"
+    console.print(f"  plan:    {plan}")
     state = summary.state
     if summary.duplicate:
         state += " (this file was already received: nothing done)"
-    console.print(f"  state:   {state}")
-    if summary.batches_total:
-        console.print(f"  batches: {summary.batches_done}/{summary.batches_total} acknowledged")
+    if summary.dry_run and not summary.duplicate:
+        state = "dry run (nothing sent, nothing stored)"
+    console.print(f"  state:   {escape(state)}")
+    if summary.dry_run and summary.duplicate:
+        console.print(
+            f"  a real sync would do nothing: this file is run {escape(summary.run_id)}"
+            f" ({escape(summary.state)})"
+        )
+    if summary.batches_total and not summary.dry_run:
+        console.print(
+            f"  batches: {summary.batches_done} of {_count(summary.batches_total, 'batches')}"
+            " acknowledged"
+        )
     if summary.outcomes:
-        console.print("  outcome: " + ", ".join(f"{v} {k}" for k, v in summary.outcomes.items()))
+        console.print("  outcome: " + escape(_outcome_text(summary)))
     if summary.held_reason:
-        console.print(f"  [yellow]held:[/yellow] {summary.held_reason}")
-        console.print(
-            f"  release with `connector runs approve {summary.run_id}`"
-            f" or drop with `connector runs discard {summary.run_id}`"
-        )
+        if summary.dry_run:
+            console.print(
+                f"  [yellow]a real sync would hold it:[/yellow] {escape(summary.held_reason)}"
+            )
+        else:
+            console.print(f"  [yellow]held:[/yellow] {escape(summary.held_reason)}")
+            console.print(
+                f"  release with `connector runs approve {summary.run_id}{tail}`", soft_wrap=True
+            )
+            console.print(
+                f"  or drop it with `connector runs discard {summary.run_id}{tail}`",
+                soft_wrap=True,
+            )
     if summary.waiting:
-        reason = f" [{summary.waiting_reason}]" if summary.waiting_reason else ""
-        console.print(
-            f"  [yellow]waiting{reason}:[/yellow] {summary.waiting} (the next call continues)"
-        )
+        reason = f" ({summary.waiting_reason})" if summary.waiting_reason else ""
+        console.print(f"  [yellow]waiting{reason}:[/yellow] {escape(summary.waiting)}")
+        if str(summary.waiting_reason or "") != "queued":
+            console.print(
+                f"  continue with `connector runs resume {summary.run_id}{tail}`"
+                " (or any later `connector reconcile`)",
+                soft_wrap=True,
+            )
     if summary.state == "blocked":
-        console.print(f"  continue once fixed: `connector runs resume {summary.run_id}`")
+        console.print(
+            f"  continue once fixed: `connector runs resume {summary.run_id}{tail}`",
+            soft_wrap=True,
+        )
     if summary.failed_reason:
-        console.print(f"  [red]reason:[/red] {summary.failed_reason}")
+        console.print(f"  [red]reason:[/red] {escape(_first_line(summary.failed_reason))}")
     if summary.job_health:
-        console.print(f"  [red]job:[/red] {summary.job_health}")
+        console.print(f"  [red]job:[/red] {escape(summary.job_health)}")
     if summary.reports and not summary.dry_run:
         console.print(f"  report:  {summary.reports.get('report.html')}", soft_wrap=True)
 
@@ -356,12 +540,20 @@ def _runs_table(summaries: list[Any], *, with_reports: bool = False) -> Table:
     table.add_column("state", no_wrap=True)
     for col in ("join", "move", "leave", "same", "created", "updated", "disabled", "skipped"):
         table.add_column(col, justify="right", min_width=len(col))
-    for col in ("failed", "unconf."):
+    for col in ("failed", "unconf.", "warnings"):
         table.add_column(col, justify="right", min_width=len(col))
     if with_reports:
         table.add_column("report")
     for s in summaries:
-        p, o = s.planned, s.outcomes
+        p = s.planned
+        o = dict(getattr(s, "outcome_labels", None) or s.outcomes)
+        warnings = 0
+        for label in [k for k in o if k.endswith("(manager unresolved)")]:
+            # Written, manager not set yet: counted as created/updated, flagged as a warning.
+            n = o.pop(label)
+            base = label.split(" ", 1)[0]
+            o[base] = o.get(base, 0) + n
+            warnings += n
         row = [
             s.run_id,
             s.file_name,
@@ -369,11 +561,17 @@ def _runs_table(summaries: list[Any], *, with_reports: bool = False) -> Table:
             *(str(p.get(k, 0)) for k in ("joiners", "movers", "leavers", "unchanged")),
             *(str(o.get(k, 0)) for k in _OUTCOME_KEYS[:5]),
             str(o.get("unconfirmed", 0)),
+            str(warnings) if warnings else "0",
         ]
         if with_reports:
             row.append(s.reports.get("report.html", ""))
         table.add_row(*row)
     return table
+
+
+def _auth_fail(exc: BaseException, command: str, auth: str) -> typer.Exit:
+    """An error in one line; a credential failure with the hint to pass --token/--auth."""
+    return _fail_short(exc, command=command, auth=auth)
 
 
 def sync_command(
@@ -394,20 +592,39 @@ def sync_command(
     certificate: CertOpt = None,
     endpoint: EndpointOpt = None,
     allow_loopback: LoopbackOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
-    """Plan an extract against the source's state, then hold it or upload what changed."""
+    """Plan an extract against the source's state, then hold it or upload what changed.
+
+    Syncing the file of a run left waiting (quota, back-pressure, outage) continues it.
+    """
     console = _console()
     try:
-        engine = _engine(
-            config,
-            _state_location(state, state_account_url, state_connection_string),
-            _Auth(auth, token, tenant_id, client_id, certificate),
-            endpoint,
-            allow_loopback,
+        location = _state_location(state, state_account_url, state_connection_string)
+        new_store = not _store_exists(location)
+        if new_store:
+            note = "nothing is stored by a dry run" if dry_run else "every record is sent"
+            typer.secho(
+                f"warning: new empty state at {location.describe()}: this is a first run for"
+                f" source {source!r} ({note}); if you meant an existing state, check --state",
+                fg="yellow",
+                err=True,
+            )
+        engine = (
+            _engine(
+                config,
+                location,
+                _Auth(auth, token, tenant_id, client_id, certificate),
+                endpoint,
+                allow_loopback,
+                create=not dry_run,
+            )
+            if not (dry_run and new_store)
+            else _dry_engine(config, location)
         )
-        with _progress(not dry_run) as progress:
-            summary = _run(
-                lambda: engine.ingest(
+        with _engine_logs(verbose), _progress(not dry_run) as progress:
+            summary = asyncio.run(
+                engine.ingest(
                     source,
                     extract.name,
                     extract,
@@ -416,12 +633,31 @@ def sync_command(
                     progress=progress,
                 )
             )
+            if summary.duplicate and not dry_run and summary.state == "uploading":
+                console.print(
+                    f"this file is run {summary.run_id}, left waiting: continuing it",
+                    soft_wrap=True,
+                )
+                summary = asyncio.run(engine.resume(summary.run_id, progress=progress))
     except ConnectorError as exc:
-        raise _fail(exc) from exc
-    _print_summary(summary, console)
-    if summary.dry_run:
-        console.print(f"  dry run: {summary.batches_total} bulk requests would be sent")
+        raise _auth_fail(exc, "sync", auth) from exc
+    _print_summary(summary, console, engine.command_flags)
+    if summary.dry_run and not summary.duplicate:
+        n = summary.batches_total
+        console.print(
+            f"  dry run: a real sync would send {_count(n, 'bulk requests')}"
+            + (" (held first: nothing is sent until approved)" if summary.held_reason else "")
+        )
     _exit_for([summary])
+
+
+def _dry_engine(config: Path, location: _StateLocation) -> Any:
+    """A dry run against a store that does not exist yet: plan against an empty state in a
+    throw-away directory (a dry run creates nothing where --state points)."""
+    empty = Path(tempfile.mkdtemp(prefix="connector-dry-run-"))
+    engine = _engine(config, _StateLocation(directory=empty), create=True)
+    engine.command_flags = _command_flags(config, location)
+    return engine
 
 
 def reconcile_command(
@@ -436,6 +672,7 @@ def reconcile_command(
     certificate: CertOpt = None,
     endpoint: EndpointOpt = None,
     allow_loopback: LoopbackOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """One pass: continue waiting uploads, release approved runs, read the logs of open runs."""
     console = _console()
@@ -447,23 +684,29 @@ def reconcile_command(
             endpoint,
             allow_loopback,
         )
-        resumed = _run(engine.resume_waiting)
-        reconciled = _run(engine.reconcile_open_runs)
+        with _engine_logs(verbose):
+            resumed = asyncio.run(engine.resume_waiting())
+            reconciled = asyncio.run(engine.reconcile_open_runs())
     except ConnectorError as exc:
-        raise _fail(exc) from exc
+        raise _auth_fail(exc, "reconcile", auth) from exc
     for name, why in {**resumed.skipped, **reconciled.skipped}.items():
         console.print(f"[yellow]source {name} skipped this pass:[/yellow] {why}")
     for name, why in resumed.blocked.items():
         console.print(f"[red]source {name} is blocked:[/red] {why}")
     errors = {**resumed.errors, **reconciled.errors}
     for name, why in errors.items():
-        console.print(f"[red]source {name} failed this pass:[/red] {why}")
+        console.print(f"[red]source {name} failed this pass:[/red] {_first_line(why)}")
     if not resumed and not reconciled:
         console.print("no open runs")
         if errors:
             raise typer.Exit(code=EXIT_FAILED)
         return
-    console.print(_runs_table([*resumed, *reconciled]))
+    if resumed:
+        console.print("step 1 of 2, uploads continued and held runs released:")
+        console.print(_runs_table(list(resumed)))
+    if reconciled:
+        console.print("step 2 of 2, provisioning logs read:")
+        console.print(_runs_table(list(reconciled)))
     _print_queue_notes(console, [*resumed, *reconciled])
     if errors or any(s.job_health for s in reconciled):
         raise typer.Exit(code=EXIT_FAILED)
@@ -547,7 +790,7 @@ def runs_show(
         summary = next(s for s in engine.list_runs() if s.run_id == run_id)
     except ConnectorError as exc:
         raise _fail(exc) from exc
-    _print_summary(summary, console)
+    _print_summary(summary, console, engine.command_flags)
     console.print("  timeline:")
     for ev in doc.get("timeline", []):
         console.print(f"    {ev['at'][:19]}  {ev['state']:<12} {ev.get('detail', '')}")
@@ -569,6 +812,7 @@ def runs_approve(
     certificate: CertOpt = None,
     endpoint: EndpointOpt = None,
     allow_loopback: LoopbackOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Release a held run and upload it now."""
     try:
@@ -579,12 +823,15 @@ def runs_approve(
             endpoint,
             allow_loopback,
         )
-        with _progress(True) as progress:
-            summary = _run(lambda: engine.approve(run_id, by=by, progress=progress))
+        with _engine_logs(verbose), _progress(True) as progress:
+            summary = asyncio.run(engine.approve(run_id, by=by, progress=progress))
     except ConnectorError as exc:
-        raise _fail(exc) from exc
-    _print_summary(summary, _console())
+        raise _auth_fail(exc, "runs approve", auth) from exc
+    _print_summary(summary, _console(), engine.command_flags)
     _exit_for([summary])
+
+
+_RESUMABLE = frozenset({"uploading", "blocked", "held", "planned", "received"})
 
 
 def runs_resume(
@@ -600,8 +847,10 @@ def runs_resume(
     certificate: CertOpt = None,
     endpoint: EndpointOpt = None,
     allow_loopback: LoopbackOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Continue one run: a waiting upload, or a blocked one once its cause is fixed."""
+    console = _console()
     try:
         engine = _engine(
             config,
@@ -610,11 +859,23 @@ def runs_resume(
             endpoint,
             allow_loopback,
         )
-        with _progress(True) as progress:
-            summary = _run(lambda: engine.resume(run_id, progress=progress))
+        current = str(engine.get_run(run_id)["state"])
+        if current not in _RESUMABLE:
+            flags = engine.command_flags
+            after = {
+                "uploaded": f"; its logs are read by `connector reconcile {flags}`",
+                "reconciling": f"; its logs are read by `connector reconcile {flags}`",
+                "failed": f"; see `connector runs show {run_id} {flags}`",
+            }.get(current, "")
+            console.print(f"nothing to resume: run {run_id} is {current}{after}", soft_wrap=True)
+            if current == "failed":
+                raise typer.Exit(code=EXIT_FAILED)
+            return
+        with _engine_logs(verbose), _progress(True) as progress:
+            summary = asyncio.run(engine.resume(run_id, progress=progress))
     except ConnectorError as exc:
-        raise _fail(exc) from exc
-    _print_summary(summary, _console())
+        raise _auth_fail(exc, "runs resume", auth) from exc
+    _print_summary(summary, console, engine.command_flags)
     _exit_for([summary])
 
 
@@ -628,12 +889,14 @@ def runs_discard(
 ) -> None:
     """Drop a held or waiting run; nothing more of it is sent."""
     try:
-        summary = _offline_engine(
+        engine = _offline_engine(
             config, _state_location(state, state_account_url, state_connection_string)
-        ).discard(run_id, by=by)
+        )
+        with _engine_logs(False):
+            summary = engine.discard(run_id, by=by)
     except ConnectorError as exc:
         raise _fail(exc) from exc
-    _print_summary(summary, _console())
+    _print_summary(summary, _console(), engine.command_flags)
 
 
 def runs_retry_failed(
@@ -649,8 +912,12 @@ def runs_retry_failed(
     certificate: CertOpt = None,
     endpoint: EndpointOpt = None,
     allow_loopback: LoopbackOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
-    """Re-send the records of a run whose last outcome is failed (as a new run)."""
+    """Re-send the records of a run whose last outcome is failed (as a new run).
+
+    A Graph token is fetched first: without one no retry run is created.
+    """
     try:
         engine = _engine(
             config,
@@ -659,10 +926,11 @@ def runs_retry_failed(
             endpoint,
             allow_loopback,
         )
-        summary = _run(lambda: engine.retry_failed(run_id))
+        with _engine_logs(verbose):
+            summary = asyncio.run(engine.retry_failed(run_id))
     except ConnectorError as exc:
-        raise _fail(exc) from exc
-    _print_summary(summary, _console())
+        raise _auth_fail(exc, "runs retry-failed", auth) from exc
+    _print_summary(summary, _console(), engine.command_flags)
     _exit_for([summary])
 
 
@@ -835,7 +1103,15 @@ def _run_demo(
             allow_loopback=True,
             endpoint_for=lambda src: emu.endpoint_url,
         )
-        engine = Engine(config, store, targets, clock)
+        flags = _command_flags(config_path, _StateLocation(directory=directory / "state"))
+        engine = Engine(
+            config,
+            store,
+            targets,
+            clock,
+            command_flags=flags,
+            state_name=str(directory / "state"),
+        )
         out.print(f"emulator listening on {emu.base_url} (loopback only)")
 
         def settle() -> None:
@@ -853,16 +1129,23 @@ def _run_demo(
             (day1, f"day 1: first load, {rows} joiners"),
             (
                 day2,
-                f"day 2: churn ({churn['hires']} hires, {churn['movers']} movers,"
-                f" {churn['leavers_removed'] + churn['leavers_inactive']} leavers), plus a"
-                f" duplicate UPN on {clash} and an unknown manager on {orphan}",
+                "day 2: churn ("
+                + plan_text(
+                    {
+                        "joiners": churn["hires"],
+                        "movers": churn["movers"] + churn["leavers_inactive"],
+                        "deactivations": churn["leavers_inactive"],
+                        "leavers": churn["leavers_removed"],
+                    }
+                )
+                + f"), plus a duplicate UPN on {clash} and an unknown manager on {orphan}",
             ),
             (day3, "day 3: a truncated extract (40 % of the rows)"),
         )
         for path, title in steps:
             out.rule(title)
             summary = asyncio.run(engine.ingest("employees", path.name, path))
-            _print_summary(summary, out)
+            _print_summary(summary, out, flags)
             if summary.state in ("uploaded", "reconciling"):
                 settle()
         final = engine.list_runs()
@@ -877,8 +1160,7 @@ def _run_demo(
     held = [s for s in final if s.state == "held"]
     if held:
         out.print(
-            f"inspect the held run: connector runs show {held[0].run_id}"
-            f" --config {config_path} --state {directory / 'state'}",
+            f"inspect the held run: connector runs show {held[0].run_id} {flags}",
             soft_wrap=True,
         )
     out.print(f"done in {time.monotonic() - started:.1f} s, no network used beyond loopback")

@@ -209,7 +209,7 @@ def test_account_url_opens_the_blob_store_with_the_default_credential(
     monkeypatch.setattr(azure.identity, "DefaultAzureCredential", Credential)
     location = cli_sync._state_location(None, "https://Acct.blob.core.windows.net/", None)
     assert location.account_url == "https://acct.blob.core.windows.net"
-    store = cli_sync._state_store(location, SystemClock())
+    store = cli_sync._state_store(location, SystemClock(), create=True)
     assert isinstance(store, BlobStateStore)
     assert repr(store) == "BlobStateStore('https://acct.blob.core.windows.net/state')"
     assert len(made) == 1

@@ -35,7 +35,9 @@ def test_demo_runs_three_extracts_and_leaves_inspectable_state(tmp_path: Path) -
     config, state = demo / "sources.yaml", demo / "state"
     day2 = json.loads(Path(reports[1][1]).with_name("report.json").read_text())
     assert day2["outcomes"]["failed"] == 1
-    assert day2["outcomes"]["skipped"] == 1
+    # the user with an unknown manager was created: shown as such, with the warning
+    assert day2["outcomes"]["created (manager unresolved)"] == 1
+    assert "skipped" not in day2["outcomes"]
     held_id = Path(reports[2][1]).parent.name
 
     listing = invoke("runs", "list", "--config", str(config), "--state", str(state))
@@ -75,20 +77,40 @@ def test_sync_dry_run_then_real_sync_and_reconcile_against_the_emulator(tmp_path
     common = ["--config", str(config), "--state", str(state)]
     dry = invoke("sync", str(extract), "--source", "employees", *common, "--dry-run")
     assert "75 joiners" in dry
-    assert "2 bulk requests would be sent" in dry
-    assert not (state / "documents").exists() or not list((state / "documents").rglob("*"))
+    assert "a real sync would send 2 bulk requests" in dry
+    assert "acknowledged" not in dry
+    assert "runs approve" not in dry
+    assert f"new empty state at {state}" in dry
+    assert not state.exists(), "a dry run creates no state"
+    # operator commands never create a store: a mistyped --state is an error naming it
+    typo = tmp_path / "stat"
+    listed = runner.invoke(
+        build_app(), ["runs", "list", "--config", str(config), "--state", str(typo)]
+    )
+    assert listed.exit_code == 1
+    assert f"no state store at {typo}" in listed.output
+    assert not typo.exists()
     emu_cfg = EmulatorConfig(jobs=[JobConfig(service_principal_id=SP, job_id=JOB)])
     with run_emulator(emu_cfg) as emu:
         net = ["--endpoint", emu.endpoint_url, "--token", emu.token, "--allow-loopback"]
         out = invoke("sync", str(extract), "--source", "employees", *common, *net)
         assert "uploaded" in out
-        assert "2/2 acknowledged" in out
+        assert "batches: 2 of 2 batches acknowledged" in out
         emu.wait_idle()
         rec = invoke("reconcile", *common, *net)
         assert "done" in rec
         assert len(emu.users()) == 75
         dup = invoke("sync", str(extract), "--source", "employees", *common, *net)
         assert "already received" in dup
+        again = invoke("sync", str(extract), "--source", "employees", *common, "--dry-run")
+        assert "a real sync would do nothing" in again
+        run_id = re.search(r"run (employees-\w+)", out)
+        assert run_id is not None
+        done = invoke("runs", "resume", run_id.group(1), *common, *net)
+        assert f"nothing to resume: run {run_id.group(1)} is done" in done
+        missing = runner.invoke(build_app(), ["runs", "show", "employees-nope", *common])
+        assert missing.exit_code == 1
+        assert f"in the state store {state}" in missing.output
 
 
 def test_sync_refuses_a_loopback_endpoint_without_the_flag(tmp_path: Path) -> None:
