@@ -17,6 +17,12 @@ from tests.sync.emuworld import JOB, SP
 runner = CliRunner()
 
 
+def run_id_of(output: str) -> str:
+    found = re.search(r"run (employees-\w+)", output)
+    assert found is not None, output
+    return found.group(1)
+
+
 def invoke(*args: str) -> str:
     result = runner.invoke(build_app(), list(args), catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -99,6 +105,8 @@ def test_sync_dry_run_then_real_sync_and_reconcile_against_the_emulator(tmp_path
         emu.wait_idle()
         rec = invoke("reconcile", *common, *net)
         assert "done" in rec
+        assert "step 2 of 2, provisioning logs read:" in rec
+        assert rec.count(run_id_of(out)) == 1  # listed once, under its step
         assert len(emu.users()) == 75
         dup = invoke("sync", str(extract), "--source", "employees", *common, *net)
         assert "already received" in dup
