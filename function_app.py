@@ -62,7 +62,7 @@ def reconcile(timer: func.TimerRequest) -> None:
     if outcome.first_error is not None:  # the status is written; now let the alert fire
         raise ConnectorError(
             f"reconcile pass finished with failed steps: {', '.join(outcome.errors)}"
-            " (see the logged exceptions)"
+            " (each is logged above as one line with its error type and code)"
         ) from outcome.first_error
 
 
