@@ -491,10 +491,7 @@ def _print_summary(summary: Any, console: Console, flags: str = "") -> None:
             f" ({escape(summary.state)})"
         )
     if summary.batches_total and not summary.dry_run:
-        console.print(
-            f"  batches: {summary.batches_done} of {_count(summary.batches_total, 'batches')}"
-            " acknowledged"
-        )
+        console.print(f"  batches: {summary.batches_done} of {summary.batches_total} acknowledged")
     if summary.outcomes:
         console.print("  outcome: " + escape(_outcome_text(summary)))
     if summary.held_reason:
@@ -534,13 +531,16 @@ def _print_summary(summary: Any, console: Console, flags: str = "") -> None:
 
 
 def _runs_table(summaries: list[Any], *, with_reports: bool = False) -> Table:
-    table = Table(show_lines=False)
+    from rich import box
+
+    # No vertical rules: the table stays within 160 columns when output is piped.
+    table = Table(show_lines=False, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     table.add_column("run", no_wrap=True, min_width=30)
     table.add_column("file", no_wrap=True)
     table.add_column("state", no_wrap=True)
     for col in ("join", "move", "leave", "same", "created", "updated", "disabled", "skipped"):
         table.add_column(col, justify="right", min_width=len(col))
-    for col in ("failed", "unconf.", "warnings"):
+    for col in ("failed", "unconf.", "warn."):
         table.add_column(col, justify="right", min_width=len(col))
     if with_reports:
         table.add_column("report")

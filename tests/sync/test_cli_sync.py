@@ -101,7 +101,7 @@ def test_sync_dry_run_then_real_sync_and_reconcile_against_the_emulator(tmp_path
         net = ["--endpoint", emu.endpoint_url, "--token", emu.token, "--allow-loopback"]
         out = invoke("sync", str(extract), "--source", "employees", *common, *net)
         assert "uploaded" in out
-        assert "batches: 2 of 2 batches acknowledged" in out
+        assert "batches: 2 of 2 acknowledged" in out
         emu.wait_idle()
         rec = invoke("reconcile", *common, *net)
         assert "done" in rec
