@@ -707,9 +707,6 @@ class ExtractReader:
         id_key: str | int = id_name
         if as_list and idx >= 0:
             id_key = names.index(id_name)
-        fast_block = as_list and make is not None and idx >= 0
-        strips = repeat(strip)
-        id_of = itemgetter(id_key)
         with self._opener() as raw:
             text = self._text(raw)
             try:
@@ -728,26 +725,7 @@ class ExtractReader:
                         pending = lines
                         break
                     # the line ending stays on the last field: strip() removes it below
-                    split = list(map(str.split, lines, delims))
-                    if fast_block and list(map(len, split)).count(ncols) == len(split):
-                        # The record stream's case, a block at a time with C-level maps:
-                        # when every row has the header's field count and an id that is
-                        # neither empty nor a duplicate, the rows go to ``make`` with no
-                        # per-row checks; any other block takes the row-by-row loop below.
-                        picked = map(pick, split) if pick else split
-                        block = list(map(list, map(map, strips, picked)))
-                        ids = list(map(id_of, block))
-                        if "" not in ids and not (
-                            dups and any(map(dups.__contains__, map(hash, ids)))
-                        ):
-                            for cells in block:
-                                lineno += 1
-                                out = make(lineno, cells)  # type: ignore[misc]
-                                if out is not None:
-                                    stats.rows_accepted += 1
-                                    yield out
-                            continue
-                    for row in split:
+                    for row in map(str.split, lines, delims):
                         lineno += 1
                         if len(row) != ncols:
                             self._reject_shape(lineno, row, idx)

@@ -1,9 +1,9 @@
-"""The reader's block-at-a-time path (rows as lists, a handler) acts as its row-by-row loop.
+"""Rows as lists (the record stream's case) and rows as dicts: the same rows, the same rejections.
 
-Rows given as lists to a handler (the record stream's case) go through a block path
-when a whole block is clean; rows given as dicts always take the row-by-row loop. For
-any quote-free extract the two must hand the same rows, with the same line numbers, in
-the same order, and record the same rejections in the same order.
+For any quote-free extract, over several 64 KiB blocks, with short rows, blank lines,
+empty and duplicate ids, the reader must hand the same rows with the same line numbers
+in the same order, and record the same rejections in the same order, whichever form
+the values take; a handler that rejects rows itself interleaves with the reader's own.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def read(data: bytes, as_list: bool) -> tuple[list[Any], list[Any], dict[str, An
     rows=st.sampled_from([1, 2, 50, 3_000]),  # 3,000 rows span several 64 KiB blocks
     bad_share=st.sampled_from([0.0, 0.0005, 0.01, 0.2]),
 )
-def test_block_path_hands_the_same_rows_and_rejections(
+def test_lists_and_dicts_hand_the_same_rows_and_rejections(
     seed: int, rows: int, bad_share: float
 ) -> None:
     data = extract(seed, rows, bad_share)
