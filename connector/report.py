@@ -49,7 +49,9 @@ OUTCOME_COLUMNS = (
     "pending",
     "not sent",
 )
-PLACEHOLDER_FLAGS = "--config SOURCES.yaml --state-account-url https://ACCOUNT.blob.core.windows.net"
+PLACEHOLDER_FLAGS = (
+    "--config SOURCES.yaml --state-account-url https://ACCOUNT.blob.core.windows.net"
+)
 """Shown in a report's suggested commands when the flags that wrote it are unknown (a
 report written by the Functions app: its state is in the storage account)."""
 _REASON_LABELS = (
