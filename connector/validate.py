@@ -13,7 +13,9 @@ out of the row check, and their missing columns are reported).
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -80,6 +82,23 @@ def _located(severity: Severity, text: str, fallback: str) -> Problem:
     if m:
         return Problem(severity, m.group("where"), m.group("message"))
     return Problem(severity, fallback, text)
+
+
+def _did_you_mean(name: str, candidates: Sequence[str], *, limit: int = 3) -> list[str]:
+    """Header columns close to ``name``: a case-only difference first, then difflib's matches."""
+    folded = {c.casefold(): c for c in reversed(candidates)}
+    same_case = folded.get(name.casefold())
+    close = difflib.get_close_matches(name.casefold(), list(folded), n=limit, cutoff=0.6)
+    found = [same_case] if same_case is not None else []
+    found += [folded[c] for c in close if folded[c] not in found]
+    return found[:limit]
+
+
+def _suggestion(name: str, header: Sequence[str]) -> str:
+    found = _did_you_mean(name, header)
+    if not found:
+        return ""
+    return " (did you mean " + " or ".join(repr(c) for c in found) + "?)"
 
 
 def _extract_problem(exc: ExtractError, label: str) -> Problem:
@@ -152,7 +171,7 @@ def _check_extract(
             Problem(
                 "error",
                 where,
-                f"column {col!r} is not in the header of {label} ({label}:1){after}",
+                f"column {col!r} is not in the header of {label}{_suggestion(col, header)}{after}",
             )
         )
     if ids & set(missing):

@@ -149,3 +149,28 @@ def test_missing_id_column_skips_the_row_check_and_says_so(tmp_path: Path) -> No
     [id_problem] = [p for p in report.errors if "'WorkerID'" in p.message]
     assert id_problem.where == f"{m}:1"
     assert id_problem.message.endswith("rows are not checked without it")
+
+
+TYPOS = """externalId: EmployeeId
+core:
+  userName: WorkEmial
+  displayName: {template: "{Firstname} {LastName}"}
+  title: Nothing
+"""
+
+
+def test_missing_columns_name_the_header_once_and_suggest_close_ones(tmp_path: Path) -> None:
+    m = tmp_path / "m.yaml"
+    m.write_text(TYPOS, encoding="utf-8")
+    extract = tmp_path / "x.csv"
+    generate_extract(extract, 10, seed=1)
+    report = validate(m, extract)
+    by_where = {p.where: p.message for p in report.errors}
+    assert by_where[f"{m}:3"].startswith(
+        f"column 'WorkEmial' is not in the header of {extract} (did you mean 'WorkEmail'?);"
+    )
+    assert "(did you mean 'FirstName' or " in by_where[f"{m}:4"]  # a case-only difference first
+    assert "did you mean" not in by_where[f"{m}:5"]
+    for message in by_where.values():
+        assert message.count(str(extract)) == 1
+        assert f"{extract}:1" not in message
