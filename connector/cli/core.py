@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import csv
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,9 +20,10 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from connector.errors import ExtractError, MappingError
+from connector.errors import ExtractError, MappingError, RejectedShareExceededError
+from connector.extract import ExtractStats, RejectedRow
 from connector.mapping import load_mapping
-from connector.records import RecordStream, iter_records
+from connector.records import iter_records
 from connector.sample import LAYOUTS, Faults, churn_extract, generate_extract
 from connector.scim import DEFAULT_MAX_REQUEST_BYTES, build_bulk_requests
 from connector.validate import DEFAULT_SAMPLE_ROWS, validate
@@ -36,7 +38,10 @@ class PreviewSummary:
     """What ``preview`` wrote and why some rows are missing from it.
 
     ``warnings`` are the mapping's warnings (as ``validate`` lists them), each with its
-    mapping file line.
+    mapping file line. ``refused`` is set when the file is over the rejected-row cap (a sync
+    would not apply it); the row counts and rejected.csv then cover every row of the file,
+    and ``rejected_not_listed`` counts rejected rows that are in the counts but not in
+    rejected.csv (only when the full list could not be rebuilt).
     """
 
     rows_read: int
@@ -48,6 +53,8 @@ class PreviewSummary:
     out: str
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    refused: bool = False
+    rejected_not_listed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,16 +67,56 @@ class PreviewSummary:
             "bytes": self.bytes,
             "out": self.out,
             "error": self.error,
+            "refused": self.refused,
+            "rejected_not_listed": self.rejected_not_listed,
             "warnings": list(self.warnings),
         }
 
 
-def _write_rejected(stream: RecordStream, out: Path) -> None:
+def _write_rejected(rejected: Iterable[RejectedRow], out: Path) -> None:
     with (out / "rejected.csv").open("w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["line", "externalId", "reason", "message"])
-        for rej in stream.rejected:
+        for rej in rejected:
             writer.writerow([rej.line, rej.external_id, rej.reason_code, rej.message])
+
+
+def _every_rejection(
+    mapping: Any, extract: Path, max_bytes: int, refusal: RejectedShareExceededError
+) -> tuple[list[RejectedRow], ExtractStats, int]:
+    """All rejected rows of a refused file: (rows, stats, rejected rows not listed).
+
+    The cap may refuse a file before its rows are mapped (duplicate ids and bad field counts
+    are found first), so the refusal knows only the reader's rejections. A second pass with
+    the cap lifted (as ``validate`` reads) finds the mapping's rejections too; it runs only
+    for refused files. Should that pass fail, the refusal's own list is used: its first
+    :attr:`~RejectedShareExceededError.MAX_LISTED` rows, the rest counted.
+    """
+    lenient = replace(mapping.extract_profile, max_rejected_share=1.0)
+    try:
+        again = iter_records(
+            extract, mapping, profile=lenient, label=str(extract), max_request_bytes=max_bytes
+        )
+        with again:
+            for _ in again.operations():
+                pass
+    except ExtractError:
+        return list(refusal.rejected), refusal.stats, refusal.rejected_omitted
+    return list(again.rejected), again.stats, 0
+
+
+def _refusal_message(
+    extract: Path, stats: ExtractStats, share: float, out: Path, not_listed: int
+) -> str:
+    rows, bad = stats.rows_read, stats.rows_rejected
+    listed = f"{out / 'rejected.csv'} lists every rejected row"
+    if not_listed:
+        listed = f"{out / 'rejected.csv'} lists the first {bad - not_listed} ({not_listed} more)"
+    return (
+        f"{extract}: file refused: {bad} of {rows} rows rejected ({bad / max(rows, 1):.1%}),"
+        f" over the cap of {share:.1%}; a sync would not apply it. {listed}. Fix the extract"
+        " or raise extract.max_rejected_share in the mapping"
+    )
 
 
 def run_preview(
@@ -83,7 +130,9 @@ def run_preview(
     """Write ``out/bulk-NNNNN.json`` and ``out/rejected.csv``; return the summary.
 
     Raises MappingError/ExtractError when nothing can be produced; a file over the
-    rejected-share cap still gets its files, with ``error`` set in the summary.
+    rejected-share cap still gets its files, with ``refused`` and ``error`` set in the
+    summary, and rejected.csv lists every rejected row of it (not only those found before
+    the cap stopped the read).
     """
     mapping = load_mapping(mapping_path)
     stream = iter_records(extract, mapping, label=str(extract), max_request_bytes=max_bytes)
@@ -93,6 +142,7 @@ def run_preview(
     task = progress.add_task("mapping rows", total=None) if progress is not None else None
     requests = operations = size = 0
     error: str | None = None
+    refusal: RejectedShareExceededError | None = None
 
     def ops() -> Any:
         for n, op in enumerate(stream.operations(), 1):
@@ -107,10 +157,17 @@ def run_preview(
                 operations += len(payload)
                 size += len(payload.body)
                 (out / f"bulk-{requests:05d}.json").write_bytes(payload.body)
-        except ExtractError as exc:  # over the rejected-share cap, found at the end
+        except RejectedShareExceededError as exc:
+            refusal = exc
+        except ExtractError as exc:
             error = str(exc)
-        _write_rejected(stream, out)
-    stats = stream.stats
+        if refusal is None:
+            rejected, stats, not_listed = list(stream.rejected), stream.stats, 0
+    if refusal is not None:
+        rejected, stats, not_listed = _every_rejection(mapping, extract, max_bytes, refusal)
+        share = mapping.extract_profile.max_rejected_share
+        error = _refusal_message(extract, stats, share, out, not_listed)
+    _write_rejected(rejected, out)
     return PreviewSummary(
         rows_read=stats.rows_read,
         rows_accepted=stats.rows_accepted,
@@ -121,6 +178,8 @@ def run_preview(
         out=str(out),
         error=error,
         warnings=list(mapping.warnings),
+        refused=refusal is not None,
+        rejected_not_listed=not_listed,
     )
 
 
@@ -138,6 +197,8 @@ def _print_summary(summary: PreviewSummary, console: Console) -> None:
         table.add_row("operations", str(summary.operations))
         table.add_row("bytes", f"{summary.bytes:,}")
         table.add_row("written to", summary.out)
+        if summary.refused:
+            table.add_row("refused", "yes: over the rejected-row cap")
         console.print(table)
     else:
         for key in ("rows_read", "rows_accepted", "rows_rejected"):
@@ -148,11 +209,47 @@ def _print_summary(summary: PreviewSummary, console: Console) -> None:
         print(f"operations: {summary.operations}")
         print(f"bytes: {summary.bytes}")
         print(f"out: {summary.out}")
+        if summary.refused:
+            print("refused: yes (over the rejected-row cap; a sync would not apply this file)")
 
 
 def _fail(message: str) -> typer.Exit:
     print(message, file=sys.stderr)
     return typer.Exit(1)
+
+
+#: ``sample`` options that only shape a fresh extract: --from keeps the previous file's rows
+#: and layout, and its churn plants no faults (parameter name, flag as typed)
+_FRESH_ONLY = (
+    ("rows", "--rows"),
+    ("layout", "--layout"),
+    ("bad_field_count", "--bad-field-count"),
+    ("duplicate_ids", "--duplicate-ids"),
+    ("bad_dates", "--bad-dates"),
+    ("duplicate_upn", "--duplicate-upn"),
+    ("unresolved_manager", "--unresolved-manager"),
+)
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the option was on the command line (or in the environment), not defaulted."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def _check_sample_options(ctx: typer.Context, *, with_from: bool) -> None:
+    """Refuse option combinations ``sample`` would otherwise ignore without a word."""
+    if with_from:
+        ignored = [flag for name, flag in _FRESH_ONLY if _given(ctx, name)]
+        if ignored:
+            raise typer.BadParameter(
+                f"{', '.join(ignored)} cannot be combined with --from: the next day's extract"
+                " keeps the previous file's rows and layout and plants no faults. Generate a"
+                " fresh extract with those options (without --from), or drop them",
+                param_hint="--from",
+            )
+    elif _given(ctx, "churn"):
+        raise typer.BadParameter("--churn only applies with --from PREV", param_hint="--churn")
 
 
 def register(app: typer.Typer) -> None:
@@ -233,6 +330,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("sample")
     def sample_cmd(
+        ctx: typer.Context,
         out: Annotated[Path, typer.Option("--out", "-o", dir_okay=False, help="CSV to write")],
         rows: Annotated[int, typer.Option(min=1, help="data rows")] = 1000,
         seed: Annotated[int, typer.Option(help="random seed (same seed, same file)")] = 0,
@@ -264,6 +362,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Generate a realistic HR extract, or the next day's extract with --from."""
+        _check_sample_options(ctx, with_from=from_ is not None)
         if layout not in LAYOUTS:
             raise typer.BadParameter(f"choose one of {', '.join(LAYOUTS)}", param_hint="--layout")
         try:

@@ -6,12 +6,15 @@ import csv
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
+import pytest
 import typer
 from typer.testing import CliRunner
 
 from connector.cli import core
+from connector.errors import ExtractError, RejectedShareExceededError
 
 from .helpers import DEFAULT_MAPPING, GOLDEN, HR_EXTRACT, ROOT
 
@@ -19,7 +22,7 @@ runner = CliRunner()
 
 
 def app() -> typer.Typer:
-    a = typer.Typer()
+    a = typer.Typer(rich_markup_mode=None)  # as connector.cli.app builds it
     core.register(a)
     return a
 
@@ -151,3 +154,109 @@ def test_preview_shows_mapping_warnings_on_stderr_and_in_json(tmp_path: Path) ->
     )
     assert orjson.loads(clean.stdout)["warnings"] == []
     assert "warning" not in clean.stderr
+
+
+def _given_faults(tmp_path: Path) -> Path:
+    """40 rows: 2 wrong field counts, 2 ids on 2 rows each, 2 bad dates (over the 5 % cap)."""
+    extract = tmp_path / "refused.csv"
+    res = runner.invoke(
+        app(),
+        ["sample", "--rows", "40", "--seed", "3", "--out", str(extract), "--bad-field-count",
+         "2", "--duplicate-ids", "2", "--bad-dates", "2"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    return extract
+
+
+def _rejected_lines(out: Path) -> list[int]:
+    with (out / "rejected.csv").open(encoding="utf-8") as f:
+        return [int(r["line"]) for r in csv.DictReader(f)]
+
+
+def test_preview_of_a_refused_file_lists_every_rejected_row(tmp_path: Path) -> None:
+    """The cap refuses this file before mapping; rejected.csv still matches validate."""
+    extract = _given_faults(tmp_path)
+    check = runner.invoke(
+        app(), ["validate", "-m", str(DEFAULT_MAPPING), str(extract), "--rows", "0", "--json"]
+    )
+    found = sorted(
+        int(p["where"].rsplit(":", 1)[1])
+        for p in orjson.loads(check.stdout)["problems"]
+        if p["where"].startswith(f"{extract}:")
+    )
+    assert len(found) == 8  # 4 duplicate rows, 2 field counts, 2 bad dates
+    out = tmp_path / "out"
+    res = runner.invoke(
+        app(), ["preview", "-m", str(DEFAULT_MAPPING), str(extract), "-o", str(out), "--json"]
+    )
+    assert res.exit_code == 1
+    summary = orjson.loads(res.stdout)
+    assert summary["refused"] is True
+    assert summary["rows_rejected"] == 8
+    assert summary["rejected_by_reason"] == {
+        "duplicate_external_id": 4, "field_count": 2, "invalid_value": 2,
+    }  # fmt: skip
+    assert summary["rejected_not_listed"] == 0
+    assert sorted(_rejected_lines(out)) == found
+    assert "file refused: 8 of 40 rows rejected" in summary["error"]
+    assert "file refused" in res.stderr
+    text = runner.invoke(
+        app(), ["preview", "-m", str(DEFAULT_MAPPING), str(extract), "-o", str(out)]
+    )
+    assert "rows_rejected: 8" in text.stdout
+    assert "refused: yes" in text.stdout
+
+
+def test_preview_falls_back_to_the_refusal_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the full second pass cannot run, the cap error's own rows and counts are used."""
+    extract = _given_faults(tmp_path)
+    calls: list[int] = []
+    real = core.iter_records
+
+    def second_pass_fails(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) > 1:
+            raise ExtractError("gone", path=str(extract))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core, "iter_records", second_pass_fails)
+    monkeypatch.setattr(RejectedShareExceededError, "MAX_LISTED", 4)
+    summary = core.run_preview(DEFAULT_MAPPING, extract, tmp_path / "out")
+    assert summary.refused
+    assert summary.to_dict()["rows_rejected"] == 6  # what the refusal counted (before mapping)
+    assert summary.rejected_not_listed == 2
+    assert len(_rejected_lines(tmp_path / "out")) == 4
+    assert summary.error is not None
+    assert "lists the first 4 (2 more)" in summary.error
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--rows", "5"],
+        ["--layout", "csv2scim"],
+        ["--bad-field-count", "1"],
+        ["--duplicate-ids", "1"],
+        ["--bad-dates", "1"],
+        ["--duplicate-upn"],
+        ["--unresolved-manager"],
+        ["--rows", "1000"],  # the default, but typed: still not what --from does
+    ],
+)
+def test_sample_from_refuses_options_it_would_ignore(tmp_path: Path, extra: list[str]) -> None:
+    prev, nxt = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert runner.invoke(app(), ["sample", "--rows", "20", "--out", str(prev)]).exit_code == 0
+    res = runner.invoke(app(), ["sample", "--from", str(prev), "--out", str(nxt), *extra])
+    assert res.exit_code == 2, res.output
+    assert f"{extra[0]} cannot be combined with --from" in res.output
+    assert not nxt.exists()
+
+
+def test_sample_churn_needs_from(tmp_path: Path) -> None:
+    out = tmp_path / "a.csv"
+    res = runner.invoke(app(), ["sample", "--out", str(out), "--churn", "0.2"])
+    assert res.exit_code == 2
+    assert "--churn only applies with --from" in res.output
+    assert not out.exists()
