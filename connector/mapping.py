@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -670,7 +671,7 @@ def _multi_setter(attr: str, items: list[_Item]) -> Setter:
         if all(col is not None for _, col, _ in subs0):
             pairs = tuple((key, col) for key, col, _ in subs0 if col is not None)
 
-            def set_plain(values: Values, data: dict[str, Any]) -> None:
+            def set_plain(values: Values, data: dict[str, Any]) -> None:  # inlined by _applier
                 # the usual shape: one work item copied from columns, no condition
                 item: dict[str, Any] = {}
                 for key, col in pairs:
@@ -681,6 +682,7 @@ def _multi_setter(attr: str, items: list[_Item]) -> Setter:
                     item["type"] = typ0
                     data[attr] = [item]
 
+            _PLAIN_ITEMS[set_plain] = (attr, pairs, typ0)
             return set_plain
 
     def set_(values: Values, data: dict[str, Any]) -> None:
@@ -875,6 +877,7 @@ class Mapping:
     _text: str = field(repr=False, default="")
     _skip: frozenset[str] = field(repr=False, default=frozenset())
     _partial: bool = field(repr=False, default=False)
+    _run: _Applier | None = field(repr=False, default=None)
 
     def bind(self, columns: Sequence[str]) -> Callable[[Values, str], dict[str, Any]]:
         """:meth:`apply` for rows given as sequences of values in ``columns`` order.
@@ -892,7 +895,7 @@ class Mapping:
         )
         if bound is None:  # cannot happen: the same text compiled cleanly by name
             raise MappingError(f"{self.source} cannot be bound", problems)
-        return bound.apply
+        return bound._run or bound.apply
 
     def without_columns(self, columns: Iterable[str]) -> Mapping:
         """This mapping with every attribute that reads one of ``columns`` left out.
@@ -971,6 +974,83 @@ def _segments(
     if run and run_path is not None:
         out.append(_copy_setter(run_path, tuple(run)))
     return tuple(out)
+
+
+_Applier = Callable[[Values, str], dict[str, Any]]
+#: the one-item multi-valued setters copied from columns, with what they copy, so
+#: :func:`_applier` can inline them: attribute, (sub-attribute, column) pairs, type
+_PLAIN_ITEMS: weakref.WeakKeyDictionary[Setter, tuple[str, tuple[tuple[str, Any], ...], str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _applier(
+    steps: list[Setter | tuple[tuple[str, ...], str, Any]], namespaces: tuple[str, ...]
+) -> _Applier:
+    """One function per mapping that builds a record, with the plain column copies inlined.
+
+    Saves a Python call per setter and the loop over each setter's pairs on the hot path.
+    The source is made only from this fixed template: every name in it is generated here
+    (``s0``, ``k1``, ``c2``, ...) and every value from the mapping (attribute names, column
+    names or positions, setters) is passed in as an argument of the factory (a closure
+    variable of the function), never written into the text, so a mapping file cannot put
+    code into it.
+    """
+    consts: dict[str, Any] = {"_base": _BASE_SCHEMAS, "_container": _container}
+    lines = ['    data = {"schemas": _base, "externalId": external_id}']
+    run_path: tuple[str, ...] | None = None
+
+    def const(prefix: str, value: Any) -> str:
+        name = f"{prefix}{len(consts)}"
+        consts[name] = value
+        return name
+
+    for step in steps:
+        if not isinstance(step, tuple):
+            run_path = None
+            plain = _PLAIN_ITEMS.get(step)
+            if plain is None:
+                lines.append(f"    {const('s', step)}(values, data)")
+                continue
+            attr, pairs, typ = plain
+            lines.append("    item = {}")
+            for key, col in pairs:
+                lines.append(f"    v = values[{const('c', col)}]")
+                lines.append("    if v:")
+                lines.append(f"        item[{const('k', key)}] = v")
+            lines.append("    if item:")
+            lines.append(f"        item['type'] = {const('t', typ)}")
+            lines.append(f"        data[{const('a', attr)}] = [item]")
+            continue
+        path, key, col = step
+        if path != run_path:  # a new run of copies into one container (cf. _segments)
+            run_path = path
+            if path:
+                lines.append("    d = None")
+                p = const("p", path)
+        k, c = const("k", key), const("c", col)
+        lines.append(f"    v = values[{c}]")
+        lines.append("    if v:")
+        if not path:
+            lines.append(f"        data[{k}] = v")
+            continue
+        lines.append("        if d is None:")
+        lines.append(f"            d = _container(data, {p})")
+        lines.append(f"        d[{k}] = v")
+    if namespaces:
+        ns = const("n", namespaces)
+        lines.append(f'    data["schemas"] = [*_base, *(x for x in {ns} if x in data)]')
+    lines.append("    return data")
+    src = (
+        f"def make({', '.join(consts)}):\n"
+        "  def apply(values, external_id):\n"
+        + "\n".join("  " + line for line in lines)
+        + "\n  return apply\n"
+    )
+    scope: dict[str, Any] = {}
+    exec(compile(src, "<mapping>", "exec"), {}, scope)  # noqa: S102 - fixed template
+    fn: _Applier = scope["make"](**consts)
+    return fn
 
 
 def _copy_setter(path: tuple[str, ...], pairs: tuple[tuple[str, Any], ...]) -> Setter:
@@ -1267,5 +1347,6 @@ def _compile(
         _text=text,
         _skip=skip,
         _partial=partial,
+        _run=_applier(steps, tuple(namespaces)),
     )
     return mapping, ctx.problems, ctx.warnings
