@@ -1,34 +1,64 @@
-"""Helpers shared by the CLI command modules: error lines, timestamps, consoles.
+"""Helpers shared by the CLI command modules: error lines, timestamps, consoles, options.
 
 Credential failures get one line plus a hint instead of the azure.identity chain report:
 ``DefaultAzureCredential`` lists every credential it tried (about twenty lines, with
 troubleshooting links) in its exception *and* logs the same text as a warning, which
 without a logging handler Python prints to stderr. :func:`quiet_credential_logs` mutes
 that warning while a command runs; :func:`fail` prints the short form.
+
+Options several commands share are declared once: as ``Annotated`` aliases, and grouped in
+:class:`OptionGroup` dataclasses that :func:`expand_options` spreads into a command's
+signature (Typer needs one parameter per option; the command body gets the dataclass).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import logging
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar, get_type_hints
 
 import typer
 from rich.console import Console
 
-from connector.errors import AuthenticationError
+from connector.errors import AuthenticationError, ConfigError
 
 __all__ = [
     "AUTH_HINT",
+    "AUTH_KINDS",
+    "CertOpt",
+    "CredentialOptions",
+    "OptionGroup",
+    "TenantOpt",
+    "TokenOpt",
+    "check_auth_kind",
     "console",
     "credential_failure_line",
     "error_lines",
+    "expand_options",
     "fail",
     "iso_utc",
     "quiet_credential_logs",
+]
+
+R = TypeVar("R")
+
+AUTH_KINDS = ("default", "managed-identity", "certificate", "secret")
+"""The ``--auth`` values (azure.identity credentials ``build_credential`` knows)."""
+
+TokenOpt = Annotated[
+    str | None, typer.Option("--token", help="Static bearer token (emulator or Graph Explorer).")
+]
+TenantOpt = Annotated[str | None, typer.Option("--tenant-id", help="Tenant for cert/secret.")]
+CertOpt = Annotated[
+    Path | None, typer.Option("--certificate", help="PEM/PFX certificate for --auth certificate.")
 ]
 
 AUTH_HINT = (
@@ -129,3 +159,80 @@ def quiet_credential_logs() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(previous)
+
+
+def check_auth_kind(auth: str) -> None:
+    """Refuse an ``--auth`` value no credential answers to (before anything is fetched)."""
+    if auth not in AUTH_KINDS:
+        raise ConfigError(f"--auth {auth!r}: use one of {', '.join(AUTH_KINDS)}")
+
+
+class OptionGroup:
+    """Base of the frozen dataclasses whose fields are a set of options several commands
+    share; each field is annotated with its Typer option and has the option's default."""
+
+
+class CredentialOptions(OptionGroup):
+    """An option group naming a credential: ``--token``, or ``--auth`` and its inputs.
+
+    Subclasses declare these as dataclass fields with their own option help.
+    """
+
+    auth: str
+    token: str | None
+    tenant_id: str | None
+    client_id: str | None
+    certificate: Path | None
+
+    def credential(self, cloud: Any) -> Any:
+        """The azure.identity credential ``--auth`` names, for ``cloud``'s authority."""
+        from connector.graph.auth import build_credential
+
+        check_auth_kind(self.auth)
+        return build_credential(
+            self.auth,  # type: ignore[arg-type]
+            cloud=cloud,
+            client_id=self.client_id,
+            tenant_id=self.tenant_id,
+            certificate_path=str(self.certificate) if self.certificate else None,
+        )
+
+
+def expand_options(func: Callable[..., R]) -> Callable[..., R]:
+    """Spread each :class:`OptionGroup` parameter of ``func`` into its fields, for Typer.
+
+    Typer builds a command from one parameter per option. The command Typer sees takes the
+    group's fields in place of the group parameter (same names, annotations, defaults and
+    order, so ``--help`` lists the options where they were), builds the dataclass from
+    them and calls ``func`` with it.
+    """
+    hints = get_type_hints(func, include_extras=True)
+    params: list[inspect.Parameter] = []
+    groups: dict[str, tuple[type[OptionGroup], list[str]]] = {}
+    for name, param in inspect.signature(func).parameters.items():
+        hint = hints.get(name, param.annotation)
+        if not (isinstance(hint, type) and issubclass(hint, OptionGroup)):
+            params.append(param.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hint))
+            continue
+        field_hints = get_type_hints(hint, include_extras=True)
+        fields = dataclasses.fields(hint)  # type: ignore[arg-type]
+        groups[name] = (hint, [f.name for f in fields])
+        params += [
+            inspect.Parameter(
+                f.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default,
+                annotation=field_hints[f.name],
+            )
+            for f in fields
+        ]
+
+    @functools.wraps(func)
+    def command(**kwargs: Any) -> R:
+        for name, (group, fields) in groups.items():
+            kwargs[name] = group(**{field: kwargs.pop(field) for field in fields})
+        return func(**kwargs)
+
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    return command

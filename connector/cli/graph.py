@@ -13,6 +13,7 @@ import asyncio
 import re
 from collections import Counter
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -23,14 +24,23 @@ import typer
 from rich import box
 from rich.table import Table
 
-from connector.cli.common import console, fail, iso_utc, quiet_credential_logs
+from connector.cli.common import (
+    CertOpt,
+    CredentialOptions,
+    TenantOpt,
+    TokenOpt,
+    console,
+    expand_options,
+    fail,
+    iso_utc,
+    quiet_credential_logs,
+)
 from connector.errors import ConfigError, ConnectorError
 
-__all__ = ["ActionFilter", "StatusFilter", "parse_since", "register"]
+__all__ = ["ActionFilter", "GraphAuth", "StatusFilter", "parse_since", "register"]
 
 T = TypeVar("T")
 
-_AUTH_KINDS = ("default", "managed-identity", "certificate", "secret")
 _SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -48,20 +58,12 @@ AuthOpt = Annotated[
         help="Credential: default, managed-identity, certificate or secret.",
     ),
 ]
-TokenOpt = Annotated[
-    str | None,
-    typer.Option("--token", help="Static bearer token (emulator or Graph Explorer)."),
-]
-TenantOpt = Annotated[str | None, typer.Option("--tenant-id", help="Tenant for cert/secret.")]
 ClientOpt = Annotated[
     str | None,
     typer.Option(
         "--client-id",
         help="App (client) id; for managed-identity the user-assigned identity's client id.",
     ),
-]
-CertOpt = Annotated[
-    Path | None, typer.Option("--certificate", help="PEM/PFX certificate for --auth certificate.")
 ]
 LoopbackOpt = Annotated[
     bool,
@@ -120,44 +122,39 @@ def _run(make: Callable[[], Coroutine[Any, Any, T]], *, command: str, auth: str)
         raise fail(exc, command=command, auth=auth) from exc
 
 
-def _client(
-    endpoint: str,
-    auth: str,
-    token: str | None,
-    tenant_id: str | None,
-    client_id: str | None,
-    certificate: Path | None,
-    allow_loopback: bool,
-) -> Any:
-    from connector.graph.auth import (
-        CredentialTokenProvider,
-        StaticTokenProvider,
-        TokenProvider,
-        build_credential,
-    )
-    from connector.graph.client import GraphClient
-    from connector.graph.endpoint import Cloud, ProvisioningEndpoint
+@dataclass(frozen=True, slots=True)
+class GraphAuth(CredentialOptions):
+    """The auth options of every graph command, turned into a Graph client."""
 
-    target = ProvisioningEndpoint.parse(endpoint, allow_loopback=allow_loopback)
-    tokens: TokenProvider
-    if token:
-        tokens = StaticTokenProvider(token)
-    else:
-        if auth not in _AUTH_KINDS:
-            raise ConfigError(f"--auth {auth!r}: use one of {', '.join(_AUTH_KINDS)}")
-        try:
-            credential = build_credential(
-                auth,  # type: ignore[arg-type]
-                cloud=target.cloud or Cloud.GLOBAL,
-                client_id=client_id,
-                tenant_id=tenant_id,
-                certificate_path=str(certificate) if certificate else None,
-            )
-        except (ValueError, OSError) as exc:  # azure.identity: unreadable certificate, bad ids
-            reason = next(iter(str(exc).strip().splitlines()), type(exc).__name__)
-            raise ConfigError(f"--auth {auth}: {reason}") from exc
-        tokens = CredentialTokenProvider(credential, target.scope)
-    return GraphClient(target, tokens, allow_loopback=allow_loopback)
+    auth: AuthOpt = "default"
+    token: TokenOpt = None
+    tenant_id: TenantOpt = None
+    client_id: ClientOpt = None
+    certificate: CertOpt = None
+    allow_loopback: LoopbackOpt = False
+
+    def client(self, endpoint: str) -> Any:
+        """A GraphClient for ``endpoint``: the static token, or a credential's tokens."""
+        from connector.graph.auth import (
+            CredentialTokenProvider,
+            StaticTokenProvider,
+            TokenProvider,
+        )
+        from connector.graph.client import GraphClient
+        from connector.graph.endpoint import Cloud, ProvisioningEndpoint
+
+        target = ProvisioningEndpoint.parse(endpoint, allow_loopback=self.allow_loopback)
+        tokens: TokenProvider
+        if self.token:
+            tokens = StaticTokenProvider(self.token)
+        else:
+            try:
+                credential = self.credential(target.cloud or Cloud.GLOBAL)
+            except (ValueError, OSError) as exc:  # azure.identity: unreadable cert, bad ids
+                reason = next(iter(str(exc).strip().splitlines()), type(exc).__name__)
+                raise ConfigError(f"--auth {self.auth}: {reason}") from exc
+            tokens = CredentialTokenProvider(credential, target.scope)
+        return GraphClient(target, tokens, allow_loopback=self.allow_loopback)
 
 
 def _status_lines(job: Any) -> list[str]:
@@ -235,24 +232,20 @@ def _entries_table(entries: list[Any]) -> Table:
     return table
 
 
+@expand_options
 def status_command(
     endpoint: EndpointOpt,
-    auth: AuthOpt = "default",
-    token: TokenOpt = None,
-    tenant_id: TenantOpt = None,
-    client_id: ClientOpt = None,
-    certificate: CertOpt = None,
-    allow_loopback: LoopbackOpt = False,
+    graph: GraphAuth = GraphAuth(),
     as_json: JsonOpt = False,
 ) -> None:
     """Show the provisioning job's status: state, quarantine, last execution."""
 
     async def main() -> Any:
-        client = _client(endpoint, auth, token, tenant_id, client_id, certificate, allow_loopback)
+        client = graph.client(endpoint)
         async with client:
             return await client.get_job()
 
-    job = _run(main, command="status", auth=auth)
+    job = _run(main, command="status", auth=graph.auth)
     if as_json:
         typer.echo(job.model_dump_json(by_alias=True, exclude_none=True, indent=2))
         return
@@ -260,6 +253,7 @@ def status_command(
         typer.echo(line)
 
 
+@expand_options
 def logs_command(
     endpoint: EndpointOpt,
     since: Annotated[
@@ -279,12 +273,7 @@ def logs_command(
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Stop after this many entries.")
     ] = None,
-    auth: AuthOpt = "default",
-    token: TokenOpt = None,
-    tenant_id: TenantOpt = None,
-    client_id: ClientOpt = None,
-    certificate: CertOpt = None,
-    allow_loopback: LoopbackOpt = False,
+    graph: GraphAuth = GraphAuth(),
     as_json: JsonOpt = False,
 ) -> None:
     """Provisioning log entries of the job: action × status counts, then the entries."""
@@ -300,7 +289,7 @@ def logs_command(
 
     async def main() -> list[Any]:
         q = query()
-        client = _client(endpoint, auth, token, tenant_id, client_id, certificate, allow_loopback)
+        client = graph.client(endpoint)
         out: list[Any] = []
         async with client:
             async for entry in client.iter_provisioning_logs(q):
@@ -309,7 +298,7 @@ def logs_command(
                     break
         return out
 
-    entries = _run(main, command="logs", auth=auth)
+    entries = _run(main, command="logs", auth=graph.auth)
     if as_json:
         data = [e.model_dump(mode="json", by_alias=True, exclude_none=True) for e in entries]
         typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
@@ -326,18 +315,14 @@ def logs_command(
     out.print(_entries_table(entries))
 
 
+@expand_options
 def schema_add_command(
     endpoint: EndpointOpt,
     mapping: Annotated[Path, typer.Option("--mapping", help="Mapping YAML naming the attributes.")],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be added; change nothing.")
     ] = False,
-    auth: AuthOpt = "default",
-    token: TokenOpt = None,
-    tenant_id: TenantOpt = None,
-    client_id: ClientOpt = None,
-    certificate: CertOpt = None,
-    allow_loopback: LoopbackOpt = False,
+    graph: GraphAuth = GraphAuth(),
 ) -> None:
     """Register the mapping's custom extension attributes in the job schema (missing ones only)."""
     from connector.mapping import load_mapping
@@ -351,11 +336,11 @@ def schema_add_command(
         return
 
     async def main() -> Any:
-        client = _client(endpoint, auth, token, tenant_id, client_id, certificate, allow_loopback)
+        client = graph.client(endpoint)
         async with client:
             return await client.add_custom_attributes(names, dry_run=dry_run)
 
-    update = _run(main, command="schema add", auth=auth)
+    update = _run(main, command="schema add", auth=graph.auth)
     for name in update.present:
         typer.echo(f"present   {name}")
     verb = "would add" if dry_run else "added    "

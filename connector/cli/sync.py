@@ -25,29 +25,35 @@ import sys
 import tempfile
 import time
 import webbrowser
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from connector.cli.common import (
+    CertOpt,
+    CredentialOptions,
+    OptionGroup,
+    TenantOpt,
+    TokenOpt,
+    expand_options,
+    quiet_credential_logs,
+)
+from connector.cli.common import console as _console
 from connector.cli.common import fail as _fail_short
-from connector.cli.common import quiet_credential_logs
 from connector.errors import ConfigError, ConnectorError, StateError
 
 __all__ = ["register", "run_demo"]
 
-T = TypeVar("T")
-
 DEFAULT_STATE = Path(".connector") / "state"
 DEFAULT_DEMO_DIR = Path(".connector") / "demo"
 _DEMO_MARKER = ".connector-demo"
-_AUTH_KINDS = ("default", "managed-identity", "certificate", "secret")
 
 ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", help="Sources config (YAML).", exists=True)
@@ -82,14 +88,7 @@ StateConnectionOpt = Annotated[
 AuthOpt = Annotated[
     str, typer.Option("--auth", help="Credential: default, managed-identity, certificate, secret.")
 ]
-TokenOpt = Annotated[
-    str | None, typer.Option("--token", help="Static bearer token (emulator or Graph Explorer).")
-]
-TenantOpt = Annotated[str | None, typer.Option("--tenant-id", help="Tenant for cert/secret.")]
 ClientOpt = Annotated[str | None, typer.Option("--client-id", help="App or identity client id.")]
-CertOpt = Annotated[
-    Path | None, typer.Option("--certificate", help="PEM/PFX certificate for --auth certificate.")
-]
 EndpointOpt = Annotated[
     str | None,
     typer.Option(
@@ -134,58 +133,54 @@ def _engine_logs(verbose: bool) -> Iterator[None]:
             logger.removeHandler(handler)
 
 
-def _console() -> Console:
-    # Piped output (CI logs, `make demo | tee`) gets a readable width instead of 80 columns.
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-
-
 def _fail(exc: BaseException) -> typer.Exit:
     typer.secho(f"error: {exc}", fg="red", err=True)
     return typer.Exit(code=1)
 
 
-def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    try:
-        return asyncio.run(make())
-    except ConnectorError as exc:
-        raise _fail(exc) from exc
+@dataclass(frozen=True, slots=True)
+class StateOptions(OptionGroup):
+    """The options naming a command's state store (checked by :meth:`location`)."""
+
+    state: StateOpt = None
+    state_account_url: StateAccountOpt = None
+    state_connection_string: StateConnectionOpt = None
+
+    def location(self) -> _StateLocation:
+        return _state_location(self.state, self.state_account_url, self.state_connection_string)
 
 
-class _Auth:
-    """The auth options of a command, turned into a token provider per source."""
+@dataclass(frozen=True, slots=True)
+class GraphOptions(CredentialOptions):
+    """The auth and target options of a command that talks to Graph; a token provider per
+    source."""
 
-    def __init__(
-        self,
-        auth: str,
-        token: str | None,
-        tenant_id: str | None,
-        client_id: str | None,
-        certificate: Path | None,
-    ) -> None:
-        self.auth, self.token = auth, token
-        self.tenant_id, self.client_id, self.certificate = tenant_id, client_id, certificate
+    auth: AuthOpt = "default"
+    token: TokenOpt = None
+    tenant_id: TenantOpt = None
+    client_id: ClientOpt = None
+    certificate: CertOpt = None
+    endpoint: EndpointOpt = None
+    allow_loopback: LoopbackOpt = False
 
     def provider(self, src: Any) -> Any:
-        from connector.graph.auth import (
-            CredentialTokenProvider,
-            StaticTokenProvider,
-            build_credential,
-        )
+        from connector.graph.auth import CredentialTokenProvider, StaticTokenProvider
         from connector.pipeline import source_cloud
 
         if self.token:
             return StaticTokenProvider(self.token)
-        if self.auth not in _AUTH_KINDS:
-            raise ConfigError(f"--auth {self.auth!r}: use one of {', '.join(_AUTH_KINDS)}")
         cloud = source_cloud(src)
-        credential = build_credential(
-            self.auth,  # type: ignore[arg-type]
-            cloud=cloud,
-            client_id=self.client_id,
-            tenant_id=self.tenant_id,
-            certificate_path=str(self.certificate) if self.certificate else None,
-        )
-        return CredentialTokenProvider(credential, cloud.scope)
+        return CredentialTokenProvider(self.credential(cloud), cloud.scope)
+
+
+@contextmanager
+def _failing(command: str | None = None, auth: str = "default") -> Iterator[None]:
+    """A ConnectorError in the block becomes one error line and exit 1; a Graph command
+    (``command`` given) prints a credential failure short, with the --token/--auth hint."""
+    try:
+        yield
+    except ConnectorError as exc:
+        raise (_fail(exc) if command is None else _auth_fail(exc, command, auth)) from exc
 
 
 _BLOB_HOST_SUFFIXES = (
@@ -368,9 +363,7 @@ def _store_exists(location: _StateLocation) -> bool:
 def _engine(
     config_path: Path,
     state: _StateLocation,
-    auth: _Auth | None = None,
-    endpoint: str | None = None,
-    allow_loopback: bool = False,
+    graph: GraphOptions | None = None,
     *,
     create: bool = False,
 ) -> Any:
@@ -381,13 +374,14 @@ def _engine(
     config = load_sources(config_path)
     clock = SystemClock()
     store = _state_store(state, clock, create=create)
-    chosen = auth or _Auth("default", None, None, None, None)
+    chosen = graph or GraphOptions()
+    endpoint = chosen.endpoint
     targets = graph_targets(
         config,
         store,
         chosen.provider,
         clock,
-        allow_loopback=allow_loopback,
+        allow_loopback=chosen.allow_loopback,
         endpoint_for=(lambda src: endpoint) if endpoint else None,
     )
     flags = _command_flags(
@@ -395,7 +389,7 @@ def _engine(
         state,
         auth=chosen.auth if not chosen.token else "default",
         endpoint=endpoint,
-        allow_loopback=allow_loopback,
+        allow_loopback=chosen.allow_loopback,
     )
     return Engine(config, store, targets, clock, command_flags=flags, state_name=state.describe())
 
@@ -574,24 +568,17 @@ def _auth_fail(exc: BaseException, command: str, auth: str) -> typer.Exit:
     return _fail_short(exc, command=command, auth=auth)
 
 
+@expand_options
 def sync_command(
     extract: Annotated[Path, typer.Argument(help="The extract file (CSV).", exists=True)],
     config: ConfigOpt,
     source: Annotated[str, typer.Option("--source", "-s", help="Source name in the config.")],
-    state: StateOpt = None,
-    state_account_url: StateAccountOpt = None,
-    state_connection_string: StateConnectionOpt = None,
+    state: StateOptions = StateOptions(),
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only; send nothing.")] = False,
     full_resend: Annotated[
         bool, typer.Option("--full-resend", help="Send every record, changed or not.")
     ] = False,
-    auth: AuthOpt = "default",
-    token: TokenOpt = None,
-    tenant_id: TenantOpt = None,
-    client_id: ClientOpt = None,
-    certificate: CertOpt = None,
-    endpoint: EndpointOpt = None,
-    allow_loopback: LoopbackOpt = False,
+    graph: GraphOptions = GraphOptions(),
     verbose: VerboseOpt = False,
 ) -> None:
     """Plan an extract against the source's state, then hold it or upload what changed.
@@ -599,8 +586,8 @@ def sync_command(
     Syncing the file of a run left waiting (quota, back-pressure, outage) continues it.
     """
     console = _console()
-    try:
-        location = _state_location(state, state_account_url, state_connection_string)
+    with _failing("sync", graph.auth):
+        location = state.location()
         new_store = not _store_exists(location)
         if new_store:
             note = "nothing is stored by a dry run" if dry_run else "every record is sent"
@@ -614,9 +601,7 @@ def sync_command(
             _engine(
                 config,
                 location,
-                _Auth(auth, token, tenant_id, client_id, certificate),
-                endpoint,
-                allow_loopback,
+                graph,
                 create=not dry_run,
             )
             if not (dry_run and new_store)
@@ -639,8 +624,6 @@ def sync_command(
                     soft_wrap=True,
                 )
                 summary = asyncio.run(engine.resume(summary.run_id, progress=progress))
-    except ConnectorError as exc:
-        raise _auth_fail(exc, "sync", auth) from exc
     _print_summary(summary, console, engine.command_flags)
     if summary.dry_run and not summary.duplicate:
         n = summary.batches_total
@@ -660,35 +643,20 @@ def _dry_engine(config: Path, location: _StateLocation) -> Any:
     return engine
 
 
+@expand_options
 def reconcile_command(
     config: ConfigOpt,
-    state: StateOpt = None,
-    state_account_url: StateAccountOpt = None,
-    state_connection_string: StateConnectionOpt = None,
-    auth: AuthOpt = "default",
-    token: TokenOpt = None,
-    tenant_id: TenantOpt = None,
-    client_id: ClientOpt = None,
-    certificate: CertOpt = None,
-    endpoint: EndpointOpt = None,
-    allow_loopback: LoopbackOpt = False,
+    state: StateOptions = StateOptions(),
+    graph: GraphOptions = GraphOptions(),
     verbose: VerboseOpt = False,
 ) -> None:
     """One pass: continue waiting uploads, release approved runs, read the logs of open runs."""
     console = _console()
-    try:
-        engine = _engine(
-            config,
-            _state_location(state, state_account_url, state_connection_string),
-            _Auth(auth, token, tenant_id, client_id, certificate),
-            endpoint,
-            allow_loopback,
-        )
+    with _failing("reconcile", graph.auth):
+        engine = _engine(config, state.location(), graph)
         with _engine_logs(verbose):
             resumed = asyncio.run(engine.resume_waiting())
             reconciled = asyncio.run(engine.reconcile_open_runs())
-    except ConnectorError as exc:
-        raise _auth_fail(exc, "reconcile", auth) from exc
     for name, why in {**resumed.skipped, **reconciled.skipped}.items():
         console.print(f"[yellow]source {name} skipped this pass:[/yellow] {why}")
     for name, why in resumed.blocked.items():
@@ -755,78 +723,55 @@ def _offline_engine(config: Path, state: _StateLocation) -> Any:
     return _engine(config, state)
 
 
+@expand_options
 def runs_list(
     config: ConfigOpt,
-    state: StateOpt = None,
-    state_account_url: StateAccountOpt = None,
-    state_connection_string: StateConnectionOpt = None,
+    state: StateOptions = StateOptions(),
     source: Annotated[str | None, typer.Option("--source", "-s")] = None,
 ) -> None:
     """Every run, oldest first."""
-    try:
-        location = _state_location(state, state_account_url, state_connection_string)
+    with _failing():
+        location = state.location()
         summaries = _offline_engine(config, location).list_runs(source)
-    except ConnectorError as exc:
-        raise _fail(exc) from exc
     console = _console()
     console.print(_runs_table(summaries) if summaries else f"no runs yet in {location.describe()}")
     _print_queue_notes(console, summaries)
 
 
+@expand_options
 def runs_show(
     run_id: Annotated[str, typer.Argument()],
     config: ConfigOpt,
-    state: StateOpt = None,
-    state_account_url: StateAccountOpt = None,
-    state_connection_string: StateConnectionOpt = None,
+    state: StateOptions = StateOptions(),
 ) -> None:
     """A run's journal: counts, batches, timeline, reasons."""
     console = _console()
-    try:
-        engine = _offline_engine(
-            config, _state_location(state, state_account_url, state_connection_string)
-        )
+    with _failing():
+        engine = _offline_engine(config, state.location())
         doc = engine.get_run(run_id)
         summary = next(s for s in engine.list_runs() if s.run_id == run_id)
-    except ConnectorError as exc:
-        raise _fail(exc) from exc
     _print_summary(summary, console, engine.command_flags)
     console.print("  timeline:")
     for ev in doc.get("timeline", []):
         console.print(f"    {ev['at'][:19]}  {ev['state']:<12} {ev.get('detail', '')}")
 
 
+@expand_options
 def runs_approve(
     run_id: Annotated[str, typer.Argument()],
     config: ConfigOpt,
-    state: StateOpt = None,
-    state_account_url: StateAccountOpt = None,
-    state_connection_string: StateConnectionOpt = None,
+    state: StateOptions = StateOptions(),
     by: Annotated[str, typer.Option("--by", help="Who approves (kept in the journal).")] = (
         "operator"
     ),
-    auth: AuthOpt = "default",
-    token: TokenOpt = None,
-    tenant_id: TenantOpt = None,
-    client_id: ClientOpt = None,
-    certificate: CertOpt = None,
-    endpoint: EndpointOpt = None,
-    allow_loopback: LoopbackOpt = False,
+    graph: GraphOptions = GraphOptions(),
     verbose: VerboseOpt = False,
 ) -> None:
     """Release a held run and upload it now."""
-    try:
-        engine = _engine(
-            config,
-            _state_location(state, state_account_url, state_connection_string),
-            _Auth(auth, token, tenant_id, client_id, certificate),
-            endpoint,
-            allow_loopback,
-        )
+    with _failing("runs approve", graph.auth):
+        engine = _engine(config, state.location(), graph)
         with _engine_logs(verbose), _progress(True) as progress:
             summary = asyncio.run(engine.approve(run_id, by=by, progress=progress))
-    except ConnectorError as exc:
-        raise _auth_fail(exc, "runs approve", auth) from exc
     _print_summary(summary, _console(), engine.command_flags)
     _exit_for([summary])
 
@@ -834,31 +779,18 @@ def runs_approve(
 _RESUMABLE = frozenset({"uploading", "blocked", "held", "planned", "received"})
 
 
+@expand_options
 def runs_resume(
     run_id: Annotated[str, typer.Argument()],
     config: ConfigOpt,
-    state: StateOpt = None,
-    state_account_url: StateAccountOpt = None,
-    state_connection_string: StateConnectionOpt = None,
-    auth: AuthOpt = "default",
-    token: TokenOpt = None,
-    tenant_id: TenantOpt = None,
-    client_id: ClientOpt = None,
-    certificate: CertOpt = None,
-    endpoint: EndpointOpt = None,
-    allow_loopback: LoopbackOpt = False,
+    state: StateOptions = StateOptions(),
+    graph: GraphOptions = GraphOptions(),
     verbose: VerboseOpt = False,
 ) -> None:
     """Continue one run: a waiting upload, or a blocked one once its cause is fixed."""
     console = _console()
-    try:
-        engine = _engine(
-            config,
-            _state_location(state, state_account_url, state_connection_string),
-            _Auth(auth, token, tenant_id, client_id, certificate),
-            endpoint,
-            allow_loopback,
-        )
+    with _failing("runs resume", graph.auth):
+        engine = _engine(config, state.location(), graph)
         current = str(engine.get_run(run_id)["state"])
         if current not in _RESUMABLE:
             flags = engine.command_flags
@@ -873,86 +805,59 @@ def runs_resume(
             return
         with _engine_logs(verbose), _progress(True) as progress:
             summary = asyncio.run(engine.resume(run_id, progress=progress))
-    except ConnectorError as exc:
-        raise _auth_fail(exc, "runs resume", auth) from exc
     _print_summary(summary, console, engine.command_flags)
     _exit_for([summary])
 
 
+@expand_options
 def runs_discard(
     run_id: Annotated[str, typer.Argument()],
     config: ConfigOpt,
-    state: StateOpt = None,
-    state_account_url: StateAccountOpt = None,
-    state_connection_string: StateConnectionOpt = None,
+    state: StateOptions = StateOptions(),
     by: Annotated[str, typer.Option("--by")] = "operator",
 ) -> None:
     """Drop a held or waiting run; nothing more of it is sent."""
-    try:
-        engine = _offline_engine(
-            config, _state_location(state, state_account_url, state_connection_string)
-        )
+    with _failing():
+        engine = _offline_engine(config, state.location())
         with _engine_logs(False):
             summary = engine.discard(run_id, by=by)
-    except ConnectorError as exc:
-        raise _fail(exc) from exc
     _print_summary(summary, _console(), engine.command_flags)
 
 
+@expand_options
 def runs_retry_failed(
     run_id: Annotated[str, typer.Argument()],
     config: ConfigOpt,
-    state: StateOpt = None,
-    state_account_url: StateAccountOpt = None,
-    state_connection_string: StateConnectionOpt = None,
-    auth: AuthOpt = "default",
-    token: TokenOpt = None,
-    tenant_id: TenantOpt = None,
-    client_id: ClientOpt = None,
-    certificate: CertOpt = None,
-    endpoint: EndpointOpt = None,
-    allow_loopback: LoopbackOpt = False,
+    state: StateOptions = StateOptions(),
+    graph: GraphOptions = GraphOptions(),
     verbose: VerboseOpt = False,
 ) -> None:
     """Re-send the records of a run whose last outcome is failed (as a new run).
 
     A Graph token is fetched first: without one no retry run is created.
     """
-    try:
-        engine = _engine(
-            config,
-            _state_location(state, state_account_url, state_connection_string),
-            _Auth(auth, token, tenant_id, client_id, certificate),
-            endpoint,
-            allow_loopback,
-        )
+    with _failing("runs retry-failed", graph.auth):
+        engine = _engine(config, state.location(), graph)
         with _engine_logs(verbose):
             summary = asyncio.run(engine.retry_failed(run_id))
-    except ConnectorError as exc:
-        raise _auth_fail(exc, "runs retry-failed", auth) from exc
     _print_summary(summary, _console(), engine.command_flags)
     _exit_for([summary])
 
 
+@expand_options
 def report_command(
     run_id: Annotated[str, typer.Argument()],
     config: ConfigOpt,
-    state: StateOpt = None,
-    state_account_url: StateAccountOpt = None,
-    state_connection_string: StateConnectionOpt = None,
+    state: StateOptions = StateOptions(),
     open_: Annotated[bool, typer.Option("--open", help="Open report.html in a browser.")] = False,
 ) -> None:
     """Rebuild a run's reports from its journal and print where they are."""
-    try:
-        engine = _offline_engine(
-            config, _state_location(state, state_account_url, state_connection_string)
-        )
+    with _failing():
+        engine = _offline_engine(config, state.location())
         paths = engine.report_paths(run_id, refresh=True)
         local = None
         if open_ and paths["report.html"].startswith(("https://", "http://")):
             local = _download_report(engine, run_id)
-    except ConnectorError as exc:
-        raise _fail(exc) from exc
     console = _console()
     for name, where in paths.items():
         console.print(f"{name}: {where}")
@@ -1177,10 +1082,8 @@ def demo_command(
     open_report: Annotated[bool, typer.Option("--open", help="Open day 2's report.")] = False,
 ) -> None:
     """Three extracts end to end against the in-process emulator (no network, no Azure)."""
-    try:
+    with _failing():
         run_demo(directory, rows=rows, open_report=open_report)
-    except ConnectorError as exc:
-        raise _fail(exc) from exc
 
 
 def register(app: typer.Typer) -> None:
