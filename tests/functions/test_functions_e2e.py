@@ -259,6 +259,36 @@ def test_crash_between_batches_then_the_redelivery_resumes(make_world: Any, tmp_
         assert len(w.names("archive")) == 1
 
 
+def test_poison_message_then_the_timer_finishes_the_run(make_world: Any, tmp_path: Path) -> None:
+    """Every delivery fails until the host gives up (poisonBlobThreshold in host.json):
+    the file stays in incoming, and the timer's sweep completes the run, each record
+    applied once, nothing lost."""
+    data = _extract(tmp_path, 160, seed=6)  # 4 batches
+    threshold = 3  # host.json extensions.blobs.poisonBlobThreshold (test_index checks 1..5)
+    with make_world() as w:
+        inner = w.runtime.engine.targets
+        counter = [0]
+        w.runtime.engine.targets = lambda src: CrashAfter(inner(src), 1, counter)
+        w.drop("employees/poison.csv", data)
+        for _ in range(threshold):  # the queue message is retried, then goes to poison
+            counter[0] = 0
+            with pytest.raises(Crash):
+                w.deliver("employees/poison.csv", data)
+        [run] = w.runs()
+        assert run.state == "uploading"
+        assert w.names("incoming") == {"employees/poison.csv"}  # nothing deleted
+        assert w.names("archive") == set()
+
+        w.runtime.engine.targets = inner  # the cause goes away; no more events come
+        w.tick(minutes=15)
+        [done] = w.runs()
+        assert done.run_id == run.run_id  # the same run, resumed: not applied twice
+        assert done.state in ("uploaded", "reconciling", "done")
+        assert len(w.emu.users()) == 160
+        assert w.names("incoming") == set()
+        assert len(w.names("archive")) == 1
+
+
 # -- back-pressure ---------------------------------------------------------------------------
 
 
