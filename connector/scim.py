@@ -135,34 +135,44 @@ def build_bulk_requests(
     if not 1 <= max_operations <= MAX_OPERATIONS_PER_REQUEST:
         raise ValueError(f"max_operations must be 1..{MAX_OPERATIONS_PER_REQUEST}")
     overhead = len(_HEAD) + len(_TAIL)
+    limit = max_bytes - overhead  # bytes left for operations and their separating commas
     chunks: list[bytes] = []
     bulk_ids: list[str] = []
     external_ids: list[str] = []
-    size = overhead - 1  # ``size`` counts a comma per operation; the first has none
+    # Bytes still free, counting a comma before every operation; the first has none, so
+    # the budget starts one over ``limit``. An operation that takes it below zero goes
+    # to the next request.
+    room = limit + 1
 
     def flush() -> BulkPayload:
-        body = _HEAD + b",".join(chunks) + _TAIL
-        return BulkPayload(body=body, bulk_ids=tuple(bulk_ids), external_ids=tuple(external_ids))
+        # head and tail glued to the first and last chunk: the body is copied once
+        last = len(chunks) - 1
+        chunks[0] = _HEAD + chunks[0]
+        chunks[last] = chunks[last] + _TAIL
+        return BulkPayload(
+            body=b",".join(chunks), bulk_ids=tuple(bulk_ids), external_ids=tuple(external_ids)
+        )
 
     dumps = orjson.dumps
     serialized = SerializedOperation
-    limit = max_bytes - overhead  # bytes left for operations and their separating commas
     for op in operations:
-        bulk_id = op.bulk_id
         if op.__class__ is serialized:
             chunk = op.json
         else:  # inlined serialize_operation (one call less per record on the hot path)
-            chunk = dumps({"method": "POST", "bulkId": bulk_id, "path": "/Users", "data": op.data})
+            chunk = dumps(
+                {"method": "POST", "bulkId": op.bulk_id, "path": "/Users", "data": op.data}
+            )
         n = len(chunk)
         if n > limit:
-            raise OperationTooLargeError(bulk_id, overhead + n, max_bytes)
-        if chunks and (len(chunks) >= max_operations or size + n + 1 > max_bytes):
+            raise OperationTooLargeError(op.bulk_id, overhead + n, max_bytes)
+        room -= n + 1
+        # ``room`` cannot go below zero for a request's first operation (n <= limit)
+        if room < 0 or len(chunks) == max_operations:
             yield flush()
             chunks, bulk_ids, external_ids = [], [], []
-            size = overhead - 1  # no comma before the first operation
+            room = limit - n
         chunks.append(chunk)
-        bulk_ids.append(bulk_id)
+        bulk_ids.append(op.bulk_id)
         external_ids.append(op.external_id)
-        size += n + 1
     if chunks:
         yield flush()
