@@ -107,7 +107,7 @@ class RecordStream:
         checked, and the batch builder reuses their bytes. Build them with the same
         ``max_bytes`` as ``max_request_bytes`` here.
         """
-        return self._iterate(None)
+        return _Operations(self)
 
     def close(self) -> None:
         self.reader.close()
@@ -118,8 +118,14 @@ class RecordStream:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _iterate(self, make: Callable[[int, str, dict[str, Any]], _T] | None) -> Iterator[Any]:
-        """``make(line, externalId, data)`` per record; None builds bulk operations inline."""
+    def _iterate(
+        self, make: Callable[[int, str, dict[str, Any]], _T] | None, *, packed: bool = False
+    ) -> Iterator[Any]:
+        """``make(line, externalId, data)`` per record; None builds bulk operations inline.
+
+        ``packed`` (with None) yields ``(bulkId, externalId, json)`` tuples instead, for
+        :func:`connector.scim.build_bulk_requests` alone: no object per record.
+        """
         ext_col = self.mapping.external_id_column
         reject = self.reader.add_rejected
         # Rows come as lists of the columns the mapping reads, and the mapping is bound to
@@ -154,6 +160,8 @@ class RecordStream:
                 )
                 return None
             if make is None:
+                if packed:
+                    return (bulk_id, ext, chunk)
                 return SerializedOperation(bulk_id, ext, data, chunk)
             return make(line, ext, data)
 
@@ -164,6 +172,38 @@ class RecordStream:
             columns=self.mapping.required_columns,
             as_list=True,
         )
+
+
+class _Operations:
+    """What :meth:`RecordStream.operations` returns: an iterator of SerializedOperation.
+
+    :func:`connector.scim.build_bulk_requests` recognises it (``_packed``) and reads the
+    records as ``(bulkId, externalId, json)`` tuples, which is cheaper than an object per
+    record. Either way the stream is read once.
+    """
+
+    __slots__ = ("_it", "_stream")
+
+    def __init__(self, stream: RecordStream) -> None:
+        self._stream = stream
+        self._it: Iterator[SerializedOperation] | None = None
+
+    def _ops(self) -> Iterator[SerializedOperation]:
+        if self._it is None:
+            self._it = self._stream._iterate(None)
+        return self._it
+
+    def __iter__(self) -> Iterator[BulkOperation]:
+        return self._ops()
+
+    def __next__(self) -> BulkOperation:
+        return next(self._ops())
+
+    def _packed(self) -> Iterator[tuple[str, str, bytes]]:
+        if self._it is not None:  # already iterated as objects: go on that way
+            return ((op.bulk_id, op.external_id, op.json) for op in self._it)
+        self._it = iter(())
+        return self._stream._iterate(None, packed=True)
 
 
 def iter_records(

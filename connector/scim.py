@@ -153,6 +153,23 @@ def build_bulk_requests(
             body=b",".join(chunks), bulk_ids=tuple(bulk_ids), external_ids=tuple(external_ids)
         )
 
+    packed = getattr(operations, "_packed", None)
+    if packed is not None:  # the record stream's operations: tuples, no object per record
+        for bulk_id, external_id, chunk in packed():
+            n = len(chunk)
+            if n > limit:
+                raise OperationTooLargeError(bulk_id, overhead + n, max_bytes)
+            room -= n + 1
+            if room < 0 or len(chunks) == max_operations:
+                yield flush()
+                chunks, bulk_ids, external_ids = [], [], []
+                room = limit - n
+            chunks.append(chunk)
+            bulk_ids.append(bulk_id)
+            external_ids.append(external_id)
+        if chunks:
+            yield flush()
+        return
     dumps = orjson.dumps
     serialized = SerializedOperation
     for op in operations:
