@@ -26,6 +26,7 @@ to a thread from async code when it matters.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Collection, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ __all__ = [
     "FINGERPRINT_SIZE",
     "SOURCE_NAME_PATTERN",
     "DocumentConflictError",
+    "HeartbeatLock",
     "Outcome",
     "PayloadUpdates",
     "RecordEntry",
@@ -152,6 +154,45 @@ class SourceLock(Protocol):
     def renew(self) -> None:
         """Extend the lock now (a background heartbeat also renews it while held)."""
         ...
+
+
+class HeartbeatLock:
+    """What both stores' held locks share: who holds it, and the daemon thread that keeps
+    renewing it until released. Subclasses define ``_renew_with_retries(interval)``,
+    returning False once the lock is lost (the thread then stops)."""
+
+    def __init__(self, source: str, owner: str) -> None:
+        self._source = source
+        self._owner = owner
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @property
+    def owner(self) -> str:
+        return self._owner
+
+    def _renew_with_retries(self, interval: float) -> bool:
+        raise NotImplementedError
+
+    def _beat(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            if not self._renew_with_retries(interval):
+                return
+
+    def start(self, interval: float) -> None:
+        self._thread = threading.Thread(
+            target=self._beat, args=(interval,), name=f"lock-{self._source}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
 
 @runtime_checkable

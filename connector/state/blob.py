@@ -43,6 +43,7 @@ from connector.errors import ConcurrentRunError, StateError
 from connector.state._codec import merge_payloads, read_index, read_payloads, write_index
 from connector.state.base import (
     DocumentConflictError,
+    HeartbeatLock,
     PayloadUpdates,
     RecordIndex,
     SourceLock,
@@ -70,7 +71,7 @@ _COUNTER_RETRIES = 50
 _SPOOL_BYTES = 8 * 1024 * 1024
 
 
-class _BlobLock:
+class _BlobLock(HeartbeatLock):
     """A held lease; a daemon thread renews it every ``LEASE_SECONDS / 3``.
 
     ``lost`` turns true when a renewal kept failing, and also as soon as no renewal has
@@ -87,11 +88,8 @@ class _BlobLock:
         *,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(source, owner)
         self._lease = lease
-        self._source = source
-        self._owner = owner
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._monotonic = monotonic
         self._renewed_at = monotonic()
         self._lost = False
@@ -120,14 +118,6 @@ class _BlobLock:
         )
         self._renewed_at = self._monotonic()
 
-    @property
-    def source(self) -> str:
-        return self._source
-
-    @property
-    def owner(self) -> str:
-        return self._owner
-
     def renew(self) -> None:
         if self.lost:
             raise ConcurrentRunError(
@@ -144,12 +134,7 @@ class _BlobLock:
                 " another run may take over — stop this one"
             ) from exc
 
-    def _beat(self) -> None:
-        while not self._stop.wait(LEASE_SECONDS / 3):
-            if not self._renew_with_retries():
-                return
-
-    def _renew_with_retries(self) -> bool:
+    def _renew_with_retries(self, interval: float = LEASE_SECONDS / 3) -> bool:
         """Renew, retrying a failed call with backoff (2, 4, 8 s: well inside the lease's
         remaining two thirds); False and ``lost`` once it kept failing — the engine
         checks ``lost`` before each send and journal write."""
@@ -174,17 +159,6 @@ class _BlobLock:
                 delay *= 2
         self.lost = True
         return False
-
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._beat, name=f"lease-{self._source}", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
 
 class BlobStateStore:
@@ -498,7 +472,7 @@ class BlobStateStore:
             raise StateError(f"cannot lease the lock blob of {source!r}: {exc}") from exc
         held = _BlobLock(lease, source, owner)
         if self._heartbeat:
-            held.start()
+            held.start(LEASE_SECONDS / 3)
         try:
             yield held
         finally:

@@ -25,7 +25,6 @@ import hashlib
 import os
 import socket
 import tempfile
-import threading
 import uuid
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -40,6 +39,7 @@ from connector.errors import ConcurrentRunError, StateError
 from connector.state._codec import merge_payloads, read_index, read_payloads, write_index
 from connector.state.base import (
     DocumentConflictError,
+    HeartbeatLock,
     PayloadUpdates,
     RecordIndex,
     SourceLock,
@@ -84,25 +84,14 @@ def _flocked(guard: Path) -> Iterator[None]:
         os.close(fd)
 
 
-class _LocalLock:
+class _LocalLock(HeartbeatLock):
     """A held lock file; a daemon thread renews it every third of the TTL."""
 
     def __init__(self, store: LocalStateStore, source: str, owner: str, token: str) -> None:
+        super().__init__(source, owner)
         self._store = store
-        self._source = source
-        self._owner = owner
         self.token = token
         self.lost = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def source(self) -> str:
-        return self._source
-
-    @property
-    def owner(self) -> str:
-        return self._owner
 
     def renew(self) -> None:
         if not self._store._renew_lock(self._source, self.token):
@@ -111,11 +100,6 @@ class _LocalLock:
                 f"the lock on source {self._source!r} was taken over after it expired;"
                 " stop this run and let the other one finish"
             )
-
-    def _beat(self, interval: float) -> None:
-        while not self._stop.wait(interval):
-            if not self._renew_with_retries(interval):
-                return
 
     def _renew_with_retries(self, interval: float) -> bool:
         """Renew, retrying an I/O error with backoff within the interval; False (and
@@ -133,17 +117,6 @@ class _LocalLock:
                 delay *= 2
         self.lost = True
         return False
-
-    def start(self, interval: float) -> None:
-        self._thread = threading.Thread(
-            target=self._beat, args=(interval,), name=f"lock-{self._source}", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
 
 class LocalStateStore:
