@@ -22,6 +22,7 @@ import function_app
 from connector import runtime as runtime_module
 from connector.sample import churn_extract, generate_extract
 from connector.settings import APP_SETTING_NAMES
+from tests.sync.fakes import Crash, CrashAfter
 
 from .conftest import extract_bytes as _extract
 
@@ -198,37 +199,6 @@ def test_duplicate_event_and_reupload_are_no_ops(make_world: Any, tmp_path: Path
         assert w.names("archive") == archive  # identical copy not written twice
         assert w.names("incoming") == set()
         assert len(w.runs()) == 1
-
-
-class Crash(Exception):
-    pass
-
-
-class CrashAfter:
-    """The service accepts call ``n``, then the worker dies before recording it."""
-
-    def __init__(self, inner: Any, n: int, counter: list[int]) -> None:
-        self.inner, self.n, self.counter = inner, n, counter
-
-    @property
-    def job_id(self) -> str | None:
-        return self.inner.job_id  # type: ignore[no-any-return]
-
-    async def send(self, payload: Any) -> Any:
-        receipt = await self.inner.send(payload)
-        self.counter[0] += 1
-        if self.counter[0] == self.n:
-            raise Crash("worker killed")
-        return receipt
-
-    def iter_logs(self, since: Any) -> Any:
-        return self.inner.iter_logs(since)
-
-    async def get_job(self) -> Any:
-        return await self.inner.get_job()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 def test_crash_between_batches_then_the_redelivery_resumes(make_world: Any, tmp_path: Path) -> None:

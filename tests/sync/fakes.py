@@ -110,6 +110,34 @@ class Crash(Exception):
     """Simulates the process dying mid-upload."""
 
 
+class CrashAfter:
+    """Wraps a target: the service accepts call ``n``, then the process dies before it
+    records the 202 (``counter`` is shared so a test can count across targets)."""
+
+    def __init__(self, inner: Any, n: int, counter: list[int]) -> None:
+        self.inner, self.n, self.counter = inner, n, counter
+
+    @property
+    def job_id(self) -> str | None:
+        return self.inner.job_id  # type: ignore[no-any-return]
+
+    async def send(self, payload: Any) -> Any:
+        receipt = await self.inner.send(payload)
+        self.counter[0] += 1
+        if self.counter[0] == self.n:
+            raise Crash("killed after the service accepted the batch")
+        return receipt
+
+    def iter_logs(self, since: Any) -> Any:
+        return self.inner.iter_logs(since)
+
+    async def get_job(self) -> Any:
+        return await self.inner.get_job()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 @dataclass
 class FakeService:
     """A provisioning job in memory: applies records, writes log entries like Entra's."""

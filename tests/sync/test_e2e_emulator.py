@@ -12,6 +12,7 @@ from connector.clock import FakeClock
 from connector.sample import churn_extract, generate_extract
 from connector.state.local import LocalStateStore
 from tests.sync.emuworld import actual_directory, emu_world, expected_directory
+from tests.sync.fakes import Crash, CrashAfter
 
 
 def local_store(tmp: Path) -> Callable[[FakeClock], Any]:
@@ -62,37 +63,6 @@ def test_duplicate_delivery_is_a_no_op(tmp_path: Path) -> None:
         assert second.duplicate
         assert second.run_id == first.run_id
         assert len(w.emu.calls()) == calls
-
-
-class Crash(Exception):
-    pass
-
-
-class CrashAfter:
-    """Wraps a target: the service accepts call ``n`` but the process dies before the 202."""
-
-    def __init__(self, inner: Any, n: int, counter: list[int]) -> None:
-        self.inner, self.n, self.counter = inner, n, counter
-
-    @property
-    def job_id(self) -> str | None:
-        return self.inner.job_id  # type: ignore[no-any-return]
-
-    async def send(self, payload: Any) -> Any:
-        receipt = await self.inner.send(payload)
-        self.counter[0] += 1
-        if self.counter[0] == self.n:
-            raise Crash("killed after the service accepted the batch")
-        return receipt
-
-    def iter_logs(self, since: Any) -> Any:
-        return self.inner.iter_logs(since)
-
-    async def get_job(self) -> Any:
-        return await self.inner.get_job()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 def test_crash_between_batches_then_resume(tmp_path: Path) -> None:
