@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -217,10 +218,14 @@ def test_a_file_equal_to_an_older_one_is_applied_not_archived_as_a_duplicate(
         w.drop_and_deliver("employees/hr_1.csv", day1.read_bytes())
         w.tick(minutes=15)
         w.clock.advance(86400)
+        # A blob's extract time is its creation time, which Azurite stamps to the second:
+        # each day's file must be created in a later second to be the newer extract.
+        time.sleep(1.1)
         w.drop_and_deliver("employees/hr_2.csv", "".join(lines[:-1]).encode())  # one leaver
         w.tick(minutes=15)
         w.clock.advance(86400)
         calls = len(w.bulk_calls())
+        time.sleep(1.1)
         w.drop_and_deliver("employees/hr_3.csv", day1.read_bytes())  # back: day 1's bytes
         runs = w.runs()
         assert len(runs) == 3
