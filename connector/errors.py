@@ -7,20 +7,32 @@
     ├── ExtractError                 an HR extract that cannot be read as a whole
     │   └── TooManyRejectedRowsError the file's rejected-row share is over the cap
     │       └── RejectedShareExceededError  the same, listing the rejected rows
+    ├── TransformError               one row's value cannot be mapped (the row is rejected)
+    ├── OperationTooLargeError       one record alone is over the request byte cap
     ├── GraphError                   Microsoft Graph (or the emulator) said no
     │   ├── AuthenticationError      401: token missing, expired or not accepted
     │   ├── PermissionDeniedError    403: the identity lacks an app role
     │   ├── NotFoundError            404: service principal or job does not exist
     │   ├── BadRequestError          400: the payload was refused (not retryable as is)
+    │   │   └── SystemicRefusalError 400 about the payload's shape for the job, not records
     │   ├── ThrottledError           429 after every permitted retry
     │   ├── BucketFullError          500 "bucket full": back-pressure from the job queue
     │   ├── QuotaExhaustedError      the daily call budget is spent
     │   ├── ServiceError             other 5xx after every permitted retry
     │   └── TransportError           timeouts and dropped connections after retries
     ├── StateError                   the state store cannot be read or written
+    │   ├── DocumentConflictError    a conditional write lost: re-read and try again
     │   └── ConcurrentRunError       another run holds the source's lock
     │       └── LockLostError        this run lost the lock it held; it stops
-    └── RunError                     a run cannot move to the state asked for
+    ├── RunError                     a run cannot move to the state asked for
+    └── EmulatorError                the local emulator refuses a request (it answers 400)
+        ├── BulkValidationError      a BulkRequest body breaks a documented rule
+        ├── FilterError              a $filter / $top / $skiptoken it cannot evaluate
+        └── SchemaError              a synchronizationSchema body it cannot use
+
+Arguments a programmer passes wrongly (a negative window, an unknown transform name while
+a mapping is compiled) stay ``ValueError``/``TypeError``: they are bugs or are turned into
+mapping problems with a line number, never shown to a user as such.
 
 Row-level problems (a bad line in an extract) are data, not exceptions: they are
 reported with their line number and the rest of the file goes on.
@@ -37,22 +49,30 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BucketFullError",
+    "BulkValidationError",
     "ConcurrentRunError",
     "ConfigError",
     "ConnectorError",
+    "DocumentConflictError",
+    "EmulatorError",
     "ExtractError",
+    "FilterError",
     "GraphError",
     "LockLostError",
     "MappingError",
     "NotFoundError",
+    "OperationTooLargeError",
     "PermissionDeniedError",
     "QuotaExhaustedError",
     "RejectedShareExceededError",
     "RunError",
+    "SchemaError",
     "ServiceError",
     "StateError",
+    "SystemicRefusalError",
     "ThrottledError",
     "TooManyRejectedRowsError",
+    "TransformError",
     "TransportError",
     "UnsafeEndpointError",
 ]
@@ -204,3 +224,51 @@ class RejectedShareExceededError(TooManyRejectedRowsError):
         self.rejected: tuple[RejectedRow, ...] = tuple(rejected[: self.MAX_LISTED])
         self.stats: ExtractStats = type(stats)(stats.rows_accepted, dict(stats.rejected_by_reason))
         self.rejected_omitted = max(0, self.stats.rows_rejected - len(self.rejected))
+
+
+class TransformError(ConnectorError):
+    """A row's value could not be transformed; ``reason_code`` goes to the rejected row."""
+
+    def __init__(self, message: str, reason_code: str = "transform_failed") -> None:
+        self.reason_code = reason_code
+        super().__init__(message)
+
+
+class OperationTooLargeError(ConnectorError):
+    """One operation alone is bigger than the request byte cap."""
+
+    def __init__(self, bulk_id: str, size: int, cap: int) -> None:
+        self.bulk_id = bulk_id
+        self.size = size
+        self.cap = cap
+        super().__init__(
+            f"operation {bulk_id} serializes to {size} bytes, over the request cap of {cap} bytes;"
+            " shorten its values or raise the cap"
+        )
+
+
+class SystemicRefusalError(BadRequestError):
+    """A 400 that is about the payload's shape for this job, not about single records."""
+
+
+class DocumentConflictError(StateError):
+    """A conditional write lost: the document (or record index) changed since it was read.
+
+    Re-read, re-apply the change and try again; never overwrite blindly.
+    """
+
+
+class EmulatorError(ConnectorError):
+    """The local emulator refuses a request; it answers 400 with this message."""
+
+
+class BulkValidationError(EmulatorError):
+    """The BulkRequest body breaks a documented rule; the message names the rule and place."""
+
+
+class FilterError(EmulatorError):
+    """The $filter cannot be evaluated; the message says which part and why."""
+
+
+class SchemaError(EmulatorError):
+    """A PUT schema body that cannot be used; the message names the offending part."""

@@ -59,7 +59,6 @@ __all__ = [
     "ExtractStats",
     "RejectReason",
     "RejectedRow",
-    "RejectedShareExceededError",
     "Row",
     "read_extract",
 ]

@@ -28,17 +28,16 @@ from typing import Any, Final, Protocol
 
 import yaml
 
-from connector.errors import MappingError
+from connector.errors import MappingError, TransformError
 from connector.extract import ExtractProfile
 from connector.scim import CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA
-from connector.transforms import Transform, TransformError, make_transform
+from connector.transforms import Transform, make_transform
 
 __all__ = [
     "CORE_ATTRIBUTES",
     "ENTERPRISE_ATTRIBUTES",
     "MULTI_VALUED_ATTRIBUTES",
     "Mapping",
-    "TransformError",
     "check_mapping",
     "load_mapping",
 ]

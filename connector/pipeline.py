@@ -86,6 +86,7 @@ from connector.errors import (
     PermissionDeniedError,
     RunError,
     StateError,
+    SystemicRefusalError,
     TooManyRejectedRowsError,
 )
 from connector.plans import (
@@ -170,7 +171,6 @@ from connector.targets import (
     BatchReceipt,
     GraphTarget,
     ProvisioningTarget,
-    SystemicRefusal,
     TargetFactory,
     as_mapping,
     graph_targets,
@@ -1512,7 +1512,7 @@ class Engine:
                 try:
                     check_lock(journal)
                     receipt = await self._send_batch(journal, target, batches[i])
-                except SystemicRefusal as exc:
+                except SystemicRefusalError as exc:
                     await stop_all(_Stop("failed", exc, i))
                     return
                 except (
@@ -1541,8 +1541,8 @@ class Engine:
                         journal.doc.pop("waiting", None)
                         journal.doc.pop("waitingReason", None)
                     self._save(journal)
-                except (SystemicRefusal, ConcurrentRunError) as exc:
-                    kind = "failed" if isinstance(exc, SystemicRefusal) else "waiting"
+                except (SystemicRefusalError, ConcurrentRunError) as exc:
+                    kind = "failed" if isinstance(exc, SystemicRefusalError) else "waiting"
                     await stop_all(_Stop(kind, exc, i))
                     return
                 await release(i)
@@ -1664,7 +1664,7 @@ class Engine:
             journal.doc["refusedInARow"] = streak
             if streak >= 2:
                 code, message = next(iter(receipt.rejected.values()))
-                raise SystemicRefusal(
+                raise SystemicRefusalError(
                     f"two batches in a row were refused whole: {message}", code=code
                 )
         else:

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, NamedTuple, TypeVar
 
 import orjson
 
-from connector.errors import ExtractError
+from connector.errors import ExtractError, TransformError
 from connector.extract import (
     ExtractProfile,
     ExtractReader,
@@ -34,7 +34,6 @@ from connector.scim import (
     make_bulk_id,
     max_operation_bytes,
 )
-from connector.transforms import TransformError
 
 __all__ = ["MappedRecord", "RecordStream", "iter_records"]
 

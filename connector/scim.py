@@ -20,6 +20,8 @@ from typing import Any
 
 import orjson
 
+from connector.errors import OperationTooLargeError
+
 __all__ = [
     "BULK_REQUEST_SCHEMA",
     "CONTENT_TYPE",
@@ -29,7 +31,6 @@ __all__ = [
     "MAX_OPERATIONS_PER_REQUEST",
     "BulkOperation",
     "BulkPayload",
-    "OperationTooLargeError",
     "SerializedOperation",
     "build_bulk_requests",
     "make_bulk_id",
@@ -46,19 +47,6 @@ DEFAULT_MAX_REQUEST_BYTES = 256 * 1024
 
 _HEAD = b'{"schemas":["' + BULK_REQUEST_SCHEMA.encode() + b'"],"Operations":['
 _TAIL = b'],"failOnErrors":null}'
-
-
-class OperationTooLargeError(ValueError):
-    """One operation alone is bigger than the request byte cap."""
-
-    def __init__(self, bulk_id: str, size: int, cap: int) -> None:
-        self.bulk_id = bulk_id
-        self.size = size
-        self.cap = cap
-        super().__init__(
-            f"operation {bulk_id} serializes to {size} bytes, over the request cap of {cap} bytes;"
-            " shorten its values or raise the cap"
-        )
 
 
 @dataclass(slots=True)

@@ -22,6 +22,7 @@ from connector.errors import (
     BadRequestError,
     ConfigError,
     NotFoundError,
+    SystemicRefusalError,
 )
 from connector.graph.auth import TokenProvider
 from connector.graph.client import GraphClient, LogQuery, RetryPolicy, split_payload
@@ -40,7 +41,6 @@ __all__ = [
     "GraphTarget",
     "IsolationAllowance",
     "ProvisioningTarget",
-    "SystemicRefusal",
     "TargetFactory",
     "as_mapping",
     "graph_targets",
@@ -96,10 +96,6 @@ class ProvisioningTarget(Protocol):
 TargetFactory = Callable[[Source], ProvisioningTarget]
 
 
-class SystemicRefusal(BadRequestError):
-    """A 400 that is about the payload's shape for this job, not about single records."""
-
-
 class IsolationAllowance(Protocol):
     """Extra calls a run may still spend isolating 400s (the engine keeps the count)."""
 
@@ -118,7 +114,7 @@ async def isolate_refusal(
 
     The refused batch is split in halves and both are sent: if both are refused too,
     the 400 is not about single records (e.g. an attribute missing from the job's
-    schema) and :class:`SystemicRefusal` is raised instead of bisecting every batch.
+    schema) and :class:`SystemicRefusalError` is raised instead of bisecting every batch.
     Otherwise the refused half is bisected (a refused group's halves: the left is
     sent; if accepted the right holds the bad record and is split unsent — the 400 is
     assumed deterministic). When the allowance is spent, the undecided records are
@@ -152,7 +148,7 @@ async def isolate_refusal(
         lhs, rhs = split_payload(payload, [range(half), range(half, len(payload))])
         l_err, r_err = await send(lhs), await send(rhs)
         if l_err is not None and r_err is not None:
-            raise SystemicRefusal(str(l_err), code=l_err.code, request_id=l_err.request_id)
+            raise SystemicRefusalError(str(l_err), code=l_err.code, request_id=l_err.request_id)
         pending.extend((g, e) for g, e in ((lhs, l_err), (rhs, r_err)) if e is not None)
     while pending:
         group, err = pending.pop()

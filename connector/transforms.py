@@ -20,10 +20,11 @@ from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from connector.errors import TransformError
+
 __all__ = [
     "TRANSFORM_NAMES",
     "Transform",
-    "TransformError",
     "make_transform",
     "strip_diacritics",
 ]
@@ -32,14 +33,6 @@ Value = Any  # str | bool | int | float | list[str] | None
 
 _CACHE_LIMIT: Final = 8192
 _MAX_PATTERN: Final = 500
-
-
-class TransformError(ValueError):
-    """A row's value could not be transformed; ``reason_code`` goes to the rejected row."""
-
-    def __init__(self, message: str, reason_code: str = "transform_failed") -> None:
-        self.reason_code = reason_code
-        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True)

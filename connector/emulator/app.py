@@ -29,9 +29,10 @@ from starlette.routing import BaseRoute, Mount, Route
 from connector.clock import Clock
 from connector.emulator.config import BUCKET_FULL_MESSAGE, EmulatorConfig
 from connector.emulator.model import EmulatorClock, EmulatorState, Fault, JobRuntime, Upload, iso
-from connector.emulator.odata import FilterError, parse_filter
+from connector.emulator.odata import parse_filter
 from connector.emulator.processing import Worker
-from connector.emulator.schema import SchemaError, compile_schema
+from connector.emulator.schema import compile_schema
+from connector.errors import BulkValidationError, FilterError, SchemaError
 from connector.scim import (
     BULK_REQUEST_SCHEMA,
     CONTENT_TYPE,
@@ -68,10 +69,6 @@ RESET_SCOPES = frozenset(
 )
 JOB_STATES = ("Active", "Paused", "Quarantine", "NotRun")
 _LOG_QUERY_OPTIONS = frozenset({"$filter", "$top", "$orderby", "$skiptoken"})
-
-
-class BulkValidationError(ValueError):
-    """The BulkRequest body breaks a documented rule; the message names the rule and place."""
 
 
 # --- responses ----------------------------------------------------------------

@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from connector.errors import FilterError
+
 __all__ = ["STRING_PROPERTIES", "Clause", "FilterError", "parse_filter"]
-
-
-class FilterError(ValueError):
-    """The $filter cannot be evaluated; the message says which part and why."""
 
 
 STRING_PROPERTIES: dict[str, str] = {

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from connector.errors import SchemaError
 from connector.scim import CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA
 
 __all__ = [
@@ -28,7 +29,6 @@ __all__ = [
     "MULTI_VALUED",
     "USER_NAME",
     "CompiledSchema",
-    "SchemaError",
     "attribute_definition",
     "compile_schema",
     "default_schema",
@@ -92,10 +92,6 @@ DEFAULT_MAPPINGS: dict[str, str] = {
     f"{ENTERPRISE_USER_SCHEMA}:division": "employeeOrgData.division",
     MANAGER: "manager",
 }
-
-
-class SchemaError(ValueError):
-    """A PUT schema body that cannot be used; the message names the offending part."""
 
 
 def _multi(family: str, part: str) -> str:

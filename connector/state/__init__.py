@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from connector.state.base import (
-    DocumentConflictError,
     Outcome,
     RecordEntry,
     RecordIndex,
@@ -13,7 +12,6 @@ from connector.state.base import (
 )
 
 __all__ = [
-    "DocumentConflictError",
     "Outcome",
     "RecordEntry",
     "RecordIndex",

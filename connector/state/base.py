@@ -40,7 +40,6 @@ __all__ = [
     "DOCUMENT_KEY_PATTERN",
     "FINGERPRINT_SIZE",
     "SOURCE_NAME_PATTERN",
-    "DocumentConflictError",
     "HeartbeatLock",
     "Outcome",
     "PayloadUpdates",
@@ -64,13 +63,6 @@ SOURCE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 DOCUMENT_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
 """Document keys and artifact paths: ``/``-separated segments, no ``..``, no leading ``/``."""
-
-
-class DocumentConflictError(StateError):
-    """A conditional write lost: the document (or record index) changed since it was read.
-
-    Re-read, re-apply the change and try again; never overwrite blindly.
-    """
 
 
 class Outcome(StrEnum):

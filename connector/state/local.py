@@ -35,10 +35,9 @@ from typing import Any
 import orjson
 
 from connector.clock import Clock, SystemClock
-from connector.errors import ConcurrentRunError, StateError
+from connector.errors import ConcurrentRunError, DocumentConflictError, StateError
 from connector.state._codec import merge_payloads, read_index, read_payloads, write_index
 from connector.state.base import (
-    DocumentConflictError,
     HeartbeatLock,
     PayloadUpdates,
     RecordIndex,

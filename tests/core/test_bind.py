@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.mapping import Mapping, TransformError, load_mapping
+from connector.errors import TransformError
+from connector.mapping import Mapping, load_mapping
 
 from .helpers import CSV2SCIM_MAPPING, DEFAULT_MAPPING
 

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from connector.errors import TransformError
 from connector.mapping import _chain, _column_getter, load_mapping
-from connector.transforms import Transform, TransformError, make_transform
+from connector.transforms import Transform, make_transform
 
 # (name, argument): every transform with an on_text form, plus ones without
 STEPS: list[tuple[str, Any]] = [

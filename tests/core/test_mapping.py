@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.errors import MappingError
-from connector.mapping import Mapping, TransformError, check_mapping, load_mapping
+from connector.errors import MappingError, TransformError
+from connector.mapping import Mapping, check_mapping, load_mapping
 from connector.scim import CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA
 
 from .helpers import CSV2SCIM_MAPPING, DEFAULT_MAPPING

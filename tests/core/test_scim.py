@@ -5,11 +5,11 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from connector.errors import OperationTooLargeError
 from connector.scim import (
     BULK_REQUEST_SCHEMA,
     MAX_OPERATIONS_PER_REQUEST,
     BulkOperation,
-    OperationTooLargeError,
     build_bulk_requests,
     make_bulk_id,
     serialize_operation,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connector.transforms import TRANSFORM_NAMES, TransformError, make_transform, strip_diacritics
+from connector.errors import TransformError
+from connector.transforms import TRANSFORM_NAMES, make_transform, strip_diacritics
 
 PARIS = {"formats": ["%d/%m/%Y"], "timezone": "Europe/Paris"}
 WITH_ZONE = {"formats": ["%Y-%m-%dT%H:%M:%S%z"]}

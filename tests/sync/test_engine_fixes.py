@@ -13,8 +13,13 @@ import httpx
 import pytest
 
 from connector.clock import FakeClock
-from connector.errors import ConcurrentRunError, PermissionDeniedError, RunError
-from connector.extract import ExtractStats, RejectedShareExceededError
+from connector.errors import (
+    ConcurrentRunError,
+    PermissionDeniedError,
+    RejectedShareExceededError,
+    RunError,
+)
+from connector.extract import ExtractStats
 from connector.extract import RejectedRow as ExtractRejectedRow
 from connector.graph.auth import StaticTokenProvider
 from connector.graph.client import RetryPolicy

@@ -13,16 +13,9 @@ import orjson
 import pytest
 
 from connector.clock import FakeClock
-from connector.errors import ConcurrentRunError, StateError
+from connector.errors import ConcurrentRunError, DocumentConflictError, StateError
 from connector.pacing import DailyBudget
-from connector.state import (
-    DocumentConflictError,
-    Outcome,
-    RecordEntry,
-    RecordIndex,
-    StateStore,
-    StoreCallBudget,
-)
+from connector.state import Outcome, RecordEntry, RecordIndex, StateStore, StoreCallBudget
 from connector.state.blob import BlobStateStore
 from connector.state.local import LocalStateStore
 
