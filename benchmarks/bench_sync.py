@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from connector.config import Thresholds
-from connector.delta import attach_leaver_payloads, check_guard, fingerprint, plan_delta
 from connector.scim import (
     CORE_USER_SCHEMA,
     ENTERPRISE_USER_SCHEMA,
@@ -43,6 +42,7 @@ from connector.scim import (
 )
 from connector.state.base import RecordEntry, RecordIndex
 from connector.state.local import LocalStateStore
+from connector.sync.delta import attach_leaver_payloads, check_guard, fingerprint, plan_delta
 
 SOURCE = "employees"
 DEPARTMENTS = ["Finance", "R&D", "Sales", "Support", "Operations", "Legal", "HR", "IT"]

@@ -30,9 +30,10 @@ from connector.config import parse_sources
 from connector.emulator.config import EmulatorConfig, JobConfig
 from connector.emulator.server import run_emulator
 from connector.graph.auth import StaticTokenProvider
-from connector.pipeline import Engine, graph_targets
 from connector.sample import generate_extract
 from connector.state.local import LocalStateStore
+from connector.sync.engine import Engine
+from connector.sync.targets import graph_targets
 
 CEILING = 40 / 5.0
 ROOT = Path(__file__).resolve().parents[1]

@@ -31,11 +31,12 @@ if TYPE_CHECKING:
     from connector.extract import ExtractProfile, RejectedRow, Row, read_extract
     from connector.graph import GraphClient, LogQuery, ProvisioningEndpoint
     from connector.mapping import Mapping, load_mapping
-    from connector.pipeline import Engine, RunSummary
     from connector.records import MappedRecord, RecordStream, iter_records
     from connector.sample import churn_extract, generate_extract
     from connector.scim import BulkOperation, BulkPayload, build_bulk_requests, make_bulk_id
     from connector.state.local import LocalStateStore
+    from connector.sync.engine import Engine
+    from connector.sync.summary import RunSummary
 
 _EXPORTS: dict[str, str] = {
     # extract → mapping → payloads
@@ -62,8 +63,8 @@ _EXPORTS: dict[str, str] = {
     "SourcesConfig": "connector.config",
     "load_sources": "connector.config",
     "LocalStateStore": "connector.state.local",
-    "Engine": "connector.pipeline",
-    "RunSummary": "connector.pipeline",
+    "Engine": "connector.sync.engine",
+    "RunSummary": "connector.sync.summary",
     # errors
     "ConfigError": "connector.errors",
     "ConnectorError": "connector.errors",

@@ -145,7 +145,7 @@ class Thresholds(_Model):
     limit off. Percentages are of the previous active population and do not apply to a
     source's first run (no population yet); absolute limits always do. The leaver limits
     count leavers *plus deactivations* (records last sent active that the file now marks
-    inactive): both disable accounts (see :func:`connector.delta.check_guard`).
+    inactive): both disable accounts (see :func:`connector.sync.delta.check_guard`).
     """
 
     max_leavers: int | None = Field(

@@ -49,19 +49,13 @@ from connector.errors import (
     ThrottledError,
 )
 from connector.graph.client import RetryPolicy
-from connector.pipeline import (
-    OPEN_STATES,
-    BatchReceipt,
-    Engine,
-    ProvisioningTarget,
-    RunState,
-    RunSummary,
-    TargetFactory,
-)
 from connector.reconcile import check_job_health
-from connector.runs import loggable
 from connector.settings import AppSettings, schedule_interval
 from connector.state.blob import BlobStateStore
+from connector.sync.engine import Engine
+from connector.sync.journal import OPEN_STATES, RunState
+from connector.sync.summary import RunSummary, loggable
+from connector.sync.targets import BatchReceipt, ProvisioningTarget, TargetFactory
 from connector.telemetry import Telemetry, configure_telemetry, get_telemetry
 
 if TYPE_CHECKING:
@@ -975,7 +969,7 @@ def _graph_target_factory(
     """Graph targets for the sources: managed identity in Azure, the emulator locally."""
     from connector.graph.auth import CredentialTokenProvider
     from connector.graph.endpoint import Cloud, ProvisioningEndpoint
-    from connector.pipeline import graph_targets, source_cloud
+    from connector.sync.targets import graph_targets, source_cloud
 
     if settings.connector_emulator_url is not None:
         return _emulator_target_factory(settings, config, store, clock)
@@ -1003,7 +997,7 @@ def _emulator_target_factory(
     """Local development: every source's job, at the same ids, on the loopback emulator."""
     from connector.graph.auth import StaticTokenProvider
     from connector.graph.endpoint import ProvisioningEndpoint
-    from connector.pipeline import graph_targets, source_cloud
+    from connector.sync.targets import graph_targets, source_cloud
 
     base = settings.connector_emulator_url
     if base is None:  # pragma: no cover - checked by the caller

@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from opentelemetry.metrics import Counter, Meter
 
-    from connector.pipeline import RunSummary
     from connector.settings import AppSettings
+    from connector.sync.summary import RunSummary
 
 __all__ = [
     "EVENT_LOGGER",
@@ -63,7 +63,7 @@ METRICS: dict[str, str] = {
     "jobs_quarantined": "connector.jobs.quarantined",
     "files_quarantined": "connector.files.quarantined",
 }
-#: Plan counts (``connector.delta.DeltaPlan.counts``) that are records to send.
+#: Plan counts (``connector.sync.delta.DeltaPlan.counts``) that are records to send.
 SENT_ACTIONS: tuple[str, ...] = ("joiners", "movers", "leavers", "retries", "resends")
 _UNITS = {
     "records_planned": "{record}",

@@ -165,7 +165,7 @@ class GraphOptions(CredentialOptions):
 
     def provider(self, src: Any) -> Any:
         from connector.graph.auth import CredentialTokenProvider, StaticTokenProvider
-        from connector.pipeline import source_cloud
+        from connector.sync.targets import source_cloud
 
         if self.token:
             return StaticTokenProvider(self.token)
@@ -369,7 +369,8 @@ def _engine(
 ) -> Any:
     from connector.clock import SystemClock
     from connector.config import load_sources
-    from connector.pipeline import Engine, graph_targets
+    from connector.sync.engine import Engine
+    from connector.sync.targets import graph_targets
 
     config = load_sources(config_path)
     clock = SystemClock()
@@ -950,9 +951,10 @@ def _run_demo(
     from connector.emulator.config import EmulatorConfig, JobConfig
     from connector.emulator.server import run_emulator
     from connector.graph.auth import StaticTokenProvider
-    from connector.pipeline import Engine, graph_targets
     from connector.sample import churn_extract, generate_extract
     from connector.state.local import LocalStateStore
+    from connector.sync.engine import Engine
+    from connector.sync.targets import graph_targets
 
     out = console or _console()
     started = time.monotonic()

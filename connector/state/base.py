@@ -84,7 +84,7 @@ class RecordEntry:
     """What the engine remembers about one externalId of one source.
 
     ``fingerprint`` is the 16-byte hash of the mapped record as last *accepted* by the
-    service (see :func:`connector.delta.fingerprint`); ``active`` whether that record
+    service (see :func:`connector.sync.delta.fingerprint`); ``active`` whether that record
     was sent as active; ``sent_at`` Unix seconds (UTC) of the last send, kept as an
     int rather than a datetime to keep a million entries small.
     """

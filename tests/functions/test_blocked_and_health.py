@@ -14,7 +14,7 @@ import pytest
 
 from connector.dropzone import ApprovalMarker, MarkerAction
 from connector.errors import ConnectorError, PermissionDeniedError, QuotaExhaustedError
-from connector.pipeline import PassResult
+from connector.sync.summary import PassResult
 
 from .test_runtime_pass import _held_run
 

@@ -141,7 +141,8 @@ def test_importing_telemetry_does_not_import_azure_monitor() -> None:
 
 def test_record_run_uses_the_engines_waiting_reason(caplog: pytest.LogCaptureFixture) -> None:
     """The reason code comes from RunSummary.waiting_reason, never from error text."""
-    from connector.pipeline import RunSummary, WaitingReason
+    from connector.sync.journal import WaitingReason
+    from connector.sync.summary import RunSummary
 
     reader = InMemoryMetricReader()
     tel = Telemetry(MeterProvider(metric_readers=[reader]).get_meter("test"))
@@ -167,7 +168,7 @@ def test_record_run_uses_the_engines_waiting_reason(caplog: pytest.LogCaptureFix
 
 
 def test_record_run_reports_each_fact_in_one_phase() -> None:
-    from connector.pipeline import RunSummary
+    from connector.sync.summary import RunSummary
 
     reader = InMemoryMetricReader()
     tel = Telemetry(MeterProvider(metric_readers=[reader]).get_meter("test"))

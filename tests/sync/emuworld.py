@@ -15,8 +15,10 @@ from connector.config import SourcesConfig, parse_sources
 from connector.emulator.config import EmulatorConfig, JobConfig
 from connector.emulator.server import RunningEmulator, run_emulator
 from connector.graph.auth import StaticTokenProvider
-from connector.pipeline import Engine, RunSummary, graph_targets
 from connector.state.base import StateStore
+from connector.sync.engine import Engine
+from connector.sync.summary import RunSummary
+from connector.sync.targets import graph_targets
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPING = ROOT / "samples" / "mappings" / "default.yaml"

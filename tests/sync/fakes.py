@@ -15,8 +15,8 @@ import orjson
 from connector.clock import FakeClock
 from connector.config import Source, SourcesConfig, parse_sources
 from connector.errors import BadRequestError, GraphError, QuotaExhaustedError
-from connector.pipeline import BatchReceipt
 from connector.scim import CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA, BulkPayload
+from connector.sync.targets import BatchReceipt
 
 JOB = "API2AAD.0123456789abcdef0123456789abcdef.11111111-2222-3333-4444-555555555555"
 SP = "00000000-0000-0000-0000-00000000aaaa"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from connector.runs import approval_key, discard_key
+from connector.sync.journal import approval_key, discard_key
 from tests.sync.fakes import people
 from tests.sync.test_pipeline import World
 

@@ -23,9 +23,12 @@ from connector.extract import ExtractStats
 from connector.extract import RejectedRow as ExtractRejectedRow
 from connector.graph.auth import StaticTokenProvider
 from connector.graph.client import RetryPolicy
-from connector.pipeline import Engine, PassResult, WaitingReason, graph_targets
 from connector.reconcile import SentRecord, reconcile
 from connector.state.local import LocalStateStore
+from connector.sync.engine import Engine
+from connector.sync.journal import WaitingReason
+from connector.sync.summary import PassResult
+from connector.sync.targets import graph_targets
 from tests.sync.fakes import Crash, config, people
 from tests.sync.test_pipeline import T0, World
 
@@ -531,7 +534,7 @@ def test_cli_exits_non_zero_for_waiting_failed_or_blocked_runs() -> None:
     import typer
 
     from connector.cli.sync import EXIT_FAILED, EXIT_WAITING, _exit_for
-    from connector.pipeline import RunSummary
+    from connector.sync.summary import RunSummary
 
     def summary(state: str, waiting: str | None = None) -> RunSummary:
         return RunSummary("r", "employees", "f.csv", state, waiting=waiting)

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from connector.errors import RunError
-from connector.pipeline import BatchReceipt, RunState, WaitingReason
-from connector.references import UNRESOLVED_REFERENCE
 from connector.scim import BulkPayload
 from connector.state.base import Outcome
+from connector.sync.journal import RunState, WaitingReason
+from connector.sync.references import UNRESOLVED_REFERENCE
+from connector.sync.targets import BatchReceipt
 from tests.sync.fakes import Crash, FakeTarget, people
 from tests.sync.test_pipeline import World
 
@@ -134,7 +135,7 @@ def test_no_reports_are_written_from_a_journal_whose_lock_was_lost(tmp_path: Pat
 
 def test_loggable_keeps_type_and_code_and_drops_emails_and_upns() -> None:
     from connector.errors import BadRequestError
-    from connector.runs import loggable
+    from connector.sync.summary import loggable
 
     exc = BadRequestError(
         "userPrincipalName 'jane.doe@contoso.com' conflicts with <j.roe@fabrikam.onmicrosoft.com>",

@@ -1,25 +1,24 @@
-"""connector.pipeline keeps re-exporting the names callers import from it."""
+"""The engine's names live in one place each: the old flat modules are gone."""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import inspect
 
 import pytest
 
-import connector.pipeline as pipeline
-
 HOMES = {
-    "connector.runs": [
+    "connector.sync.journal": [
         "MAX_REJECTED_IN_JOURNAL",
         "OPEN_STATES",
-        "PassResult",
         "RunState",
-        "RunSummary",
         "WaitingReason",
         "make_run_id",
         "waiting_reason_of",
     ],
-    "connector.targets": [
+    "connector.sync.summary": ["PassResult", "ProgressCallback", "RunSummary", "loggable"],
+    "connector.sync.targets": [
         "DEFAULT_WINDOW",
         "BatchReceipt",
         "GraphTarget",
@@ -28,19 +27,37 @@ HOMES = {
         "graph_targets",
         "source_cloud",
     ],
-    "connector.readers": ["ExtractRecords", "RecordReader", "read_mapped_records"],
-    "connector.plans": ["NEVER_ACCEPTED"],
+    "connector.sync.readers": ["ExtractRecords", "RecordReader", "read_mapped_records"],
+    "connector.sync.plans": ["NEVER_ACCEPTED"],
+    "connector.sync.engine": ["Engine"],
 }
+
+OLD_MODULES = [
+    "connector.pipeline",
+    "connector.runs",
+    "connector.plans",
+    "connector.targets",
+    "connector.readers",
+    "connector.delta",
+    "connector.references",
+]
 
 
 @pytest.mark.parametrize(("module", "name"), [(m, n) for m, ns in HOMES.items() for n in ns])
-def test_name_is_the_same_object_from_pipeline_and_its_home(module: str, name: str) -> None:
+def test_name_resolves_from_its_home(module: str, name: str) -> None:
     home = importlib.import_module(module)
-    assert name in pipeline.__all__
-    assert getattr(pipeline, name) is getattr(home, name)
+    assert name in home.__all__
+    obj = getattr(home, name)
+    if inspect.isclass(obj) or inspect.isfunction(obj):
+        assert obj.__module__ == module
 
 
-def test_every_exported_name_resolves() -> None:
-    missing = [n for n in pipeline.__all__ if not hasattr(pipeline, n)]
-    assert missing == []
-    assert pipeline.Engine.__module__ == "connector.pipeline"
+@pytest.mark.parametrize("module", OLD_MODULES)
+def test_old_flat_module_is_gone(module: str) -> None:
+    assert importlib.util.find_spec(module) is None
+
+
+def test_engine_is_defined_in_the_sync_package() -> None:
+    from connector.sync.engine import Engine
+
+    assert Engine.__module__ == "connector.sync.engine"

@@ -12,8 +12,9 @@ import pytest
 
 from connector.clock import FakeClock
 from connector.errors import RunError
-from connector.pipeline import Engine, RunSummary
 from connector.state.local import LocalStateStore
+from connector.sync.engine import Engine
+from connector.sync.summary import RunSummary
 from tests.sync.fakes import Crash, FakeService, config, csv_reader, people, write_extract
 
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)

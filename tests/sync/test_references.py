@@ -12,8 +12,11 @@ from typing import Any
 import orjson
 
 from connector.clock import FakeClock
-from connector.pipeline import Engine, RunSummary
-from connector.references import (
+from connector.scim import ENTERPRISE_USER_SCHEMA, BulkPayload
+from connector.state.base import RecordEntry
+from connector.state.local import LocalStateStore
+from connector.sync.engine import Engine
+from connector.sync.references import (
     UNRESOLVED_REFERENCE,
     count_resends,
     manager_of,
@@ -21,9 +24,7 @@ from connector.references import (
     reference_levels,
     select_reference_resends,
 )
-from connector.scim import ENTERPRISE_USER_SCHEMA, BulkPayload
-from connector.state.base import RecordEntry
-from connector.state.local import LocalStateStore
+from connector.sync.summary import RunSummary
 from tests.sync.fakes import FakeService, FakeTarget, config, csv_reader, write_extract
 
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ import pytest
 
 from connector.config import parse_sources
 from connector.errors import PermissionDeniedError
-from connector.pipeline import WaitingReason
+from connector.sync.journal import WaitingReason
 from tests.sync.fakes import JOB, SP, Crash, config, people
 from tests.sync.test_pipeline import World
 

@@ -19,9 +19,10 @@ from connector.clock import FakeClock
 from connector.emulator.config import EmulatorConfig, JobConfig
 from connector.emulator.server import run_emulator
 from connector.errors import AuthenticationError
-from connector.runs import RunSummary, WaitingReason
 from connector.sample import Faults, generate_extract
 from connector.state.local import LocalStateStore
+from connector.sync.journal import WaitingReason
+from connector.sync.summary import RunSummary
 from tests.sync.emuworld import JOB, MAPPING, SP, emu_world
 
 runner = CliRunner()
@@ -133,7 +134,7 @@ def test_runs_table_counts_a_manager_warning_as_created() -> None:
 
 
 def test_engine_log_lines_only_with_verbose(capsys: pytest.CaptureFixture[str]) -> None:
-    log = logging.getLogger("connector.pipeline")
+    log = logging.getLogger("connector.sync.engine")
     with cli_sync._engine_logs(False):
         log.warning("run x: held")
     assert "held" not in capsys.readouterr().err

@@ -2,7 +2,7 @@
 
 A run's plan (``<source>/<run>/plan.jsonl.gz``, one JSON array per record) is written once
 when the run is planned, so a held run can be approved, and an interrupted one resumed,
-without the extract. Records are ordered managers first (:mod:`connector.references`)
+without the extract. Records are ordered managers first (:mod:`connector.sync.references`)
 and batches are rebuilt from the plan deterministically: the same plan always gives the
 same batches, which is what lets a journal name acknowledged batches by index.
 """
@@ -16,16 +16,6 @@ from typing import Any
 
 import orjson
 
-from connector.delta import (
-    Change,
-    ChangeKind,
-    DeltaPlan,
-)
-from connector.references import (
-    manager_of,
-    order_by_level,
-    reference_levels,
-)
 from connector.scim import BulkOperation, BulkPayload, build_bulk_requests, make_bulk_id
 from connector.state.base import (
     FINGERPRINT_SIZE,
@@ -33,6 +23,16 @@ from connector.state.base import (
     RecordIndex,
 )
 from connector.state.base import Outcome as StateOutcome
+from connector.sync.delta import (
+    Change,
+    ChangeKind,
+    DeltaPlan,
+)
+from connector.sync.references import (
+    manager_of,
+    order_by_level,
+    reference_levels,
+)
 
 __all__ = [
     "NEVER_ACCEPTED",

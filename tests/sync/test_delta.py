@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connector.config import Thresholds
-from connector.delta import (
+from connector.state.base import Outcome, RecordEntry, RecordIndex
+from connector.sync.delta import (
     ChangeKind,
     attach_leaver_payloads,
     check_guard,
@@ -20,7 +21,6 @@ from connector.delta import (
     plan_delta,
     strip_ignored,
 )
-from connector.state.base import Outcome, RecordEntry, RecordIndex
 
 ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 

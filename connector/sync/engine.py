@@ -3,11 +3,11 @@
 Where things live (every public name below is also importable from here):
 
 - :mod:`connector.runs` — run states, :class:`RunSummary`, the journal document and its keys;
-- :mod:`connector.plans` — the stored plan: record order (managers first), batches;
-- :mod:`connector.targets` — :class:`ProvisioningTarget`, :class:`GraphTarget`,
+- :mod:`connector.sync.plans` — the stored plan: record order (managers first), batches;
+- :mod:`connector.sync.targets` — :class:`ProvisioningTarget`, :class:`GraphTarget`,
   :func:`graph_targets`, isolation of 400s;
-- :mod:`connector.readers` — reading and mapping an extract (:func:`read_mapped_records`);
-- :mod:`connector.references` — manager-chain levels and re-sends of skipped references;
+- :mod:`connector.sync.readers` — reading and mapping an extract (:func:`read_mapped_records`);
+- :mod:`connector.sync.references` — manager-chain levels and re-sends of skipped references;
 - this module — :class:`Engine`, which moves runs through their states.
 
 One extract of one source becomes one **run**. Its id is the source name plus a hash
@@ -20,7 +20,7 @@ written with ETag-conditional puts while the source's lock is held; the states a
     received → planned → [held] → uploading → uploaded → reconciling → done
                                            ↘ failed / superseded / discarded
 
-- **Plan**: the delta (:mod:`connector.delta`) is stored as an artifact
+- **Plan**: the delta (:mod:`connector.sync.delta`) is stored as an artifact
   (``<source>/<run>/plan.jsonl.gz``) so a held run can be approved, and an interrupted
   one resumed, without the extract. Batches are rebuilt from it deterministically.
 - **Upload**: up to ``window`` bulk requests in flight (a manager's request acknowledged
@@ -66,14 +66,6 @@ import orjson
 
 from connector.clock import Clock
 from connector.config import Source, SourcesConfig
-from connector.delta import (
-    Change,
-    ChangeKind,
-    DeltaPlan,
-    attach_leaver_payloads,
-    check_guard,
-    plan_delta,
-)
 from connector.errors import (
     AuthenticationError,
     BadRequestError,
@@ -89,22 +81,6 @@ from connector.errors import (
     SystemicRefusalError,
     TooManyRejectedRowsError,
 )
-from connector.plans import (
-    NEVER_ACCEPTED,
-    PlannedOp,
-    batches_of,
-    decode_plan,
-    encode_plan,
-    leveled_batches,
-    order_plan,
-    suppress_refused_resends,
-)
-from connector.readers import (
-    ExtractRecords,
-    RecordReader,
-    read_mapped_records,
-    spooled,
-)
 from connector.reconcile import (
     Outcome,
     RecordOutcome,
@@ -113,13 +89,6 @@ from connector.reconcile import (
     outcome_label,
     reconcile,
 )
-from connector.references import (
-    DEFAULT_MAX_REFERENCE_RESENDS,
-    UNRESOLVED_REFERENCE,
-    ResendCandidate,
-    count_resends,
-    select_reference_resends,
-)
 from connector.report import (
     RecordRow,
     RejectedRow,
@@ -127,16 +96,28 @@ from connector.report import (
     TimelineEvent,
     write_reports,
 )
-from connector.runs import (
+from connector.scim import BulkPayload
+from connector.state.base import Outcome as StateOutcome
+from connector.state.base import (
+    RecordEntry,
+    RecordIndex,
+    SourceLock,
+    StateStore,
+)
+from connector.sync.delta import (
+    Change,
+    ChangeKind,
+    DeltaPlan,
+    attach_leaver_payloads,
+    check_guard,
+    plan_delta,
+)
+from connector.sync.journal import (
     DISCARDABLE_STATES,
     MAX_REJECTED_IN_JOURNAL,
-    OPEN_STATES,
     REFERENCES_KIND,
     Journal,
-    PassResult,
-    ProgressCallback,
     RunState,
-    RunSummary,
     WaitingReason,
     acked_indices,
     approval_key,
@@ -147,7 +128,6 @@ from connector.runs import (
     later_copy_run_id,
     load_journal,
     lock_lost,
-    loggable,
     make_run_id,
     records_key,
     resends_key,
@@ -157,52 +137,40 @@ from connector.runs import (
     waiting_reason_from_doc,
     waiting_reason_of,
 )
-from connector.scim import BulkPayload
-from connector.state.base import Outcome as StateOutcome
-from connector.state.base import (
-    RecordEntry,
-    RecordIndex,
-    SourceLock,
-    StateStore,
+from connector.sync.plans import (
+    NEVER_ACCEPTED,
+    PlannedOp,
+    batches_of,
+    decode_plan,
+    encode_plan,
+    leveled_batches,
+    order_plan,
+    suppress_refused_resends,
 )
-from connector.targets import (
+from connector.sync.readers import (
+    RecordReader,
+    read_mapped_records,
+    spooled,
+)
+from connector.sync.references import (
+    DEFAULT_MAX_REFERENCE_RESENDS,
+    UNRESOLVED_REFERENCE,
+    ResendCandidate,
+    count_resends,
+    select_reference_resends,
+)
+from connector.sync.summary import PassResult, ProgressCallback, RunSummary, loggable
+from connector.sync.targets import (
     DEFAULT_ISOLATION_CALLS,
     DEFAULT_WINDOW,
     BatchReceipt,
-    GraphTarget,
     ProvisioningTarget,
     TargetFactory,
     as_mapping,
-    graph_targets,
     isolate_refusal,
-    source_cloud,
 )
 
-__all__ = [
-    "DEFAULT_ISOLATION_CALLS",
-    "DEFAULT_WINDOW",
-    "MAX_REJECTED_IN_JOURNAL",
-    "NEVER_ACCEPTED",
-    "OPEN_STATES",
-    "REFERENCES_KIND",
-    "BatchReceipt",
-    "Engine",
-    "ExtractRecords",
-    "GraphTarget",
-    "PassResult",
-    "ProgressCallback",
-    "ProvisioningTarget",
-    "RecordReader",
-    "RunState",
-    "RunSummary",
-    "TargetFactory",
-    "WaitingReason",
-    "graph_targets",
-    "make_run_id",
-    "read_mapped_records",
-    "source_cloud",
-    "waiting_reason_of",
-]
+__all__ = ["Engine"]
 
 log = logging.getLogger(__name__)
 
@@ -642,7 +610,7 @@ class Engine:
         payload, so it is journaled, reconciled and reported like any other run.
         Bounded: at most ``max_reference_resends`` automatic re-sends per record with
         the same data, none when the manager is unknown to the source, failed or not yet
-        confirmed (see :func:`connector.references.select_reference_resends`), and none
+        confirmed (see :func:`connector.sync.references.select_reference_resends`), and none
         while a run of the source still has batches to send (its data is newer).
         """
         if self.max_reference_resends == 0 or self._run_with_batches_left(src.name):
@@ -1652,7 +1620,7 @@ class Engine:
         refusal: BadRequestError,
     ) -> BatchReceipt:
         """Find the records a 400 is about within the run's ``isolation_calls`` allowance
-        (see :func:`connector.targets.isolate_refusal`), counted in the journal."""
+        (see :func:`connector.sync.targets.isolate_refusal`), counted in the journal."""
         return await isolate_refusal(target, payload, refusal, _JournalAllowance(self, journal))
 
     def _note_whole_refusal(

@@ -13,9 +13,8 @@ moves runs between the states; this module only models and stores them.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -38,10 +37,7 @@ __all__ = [
     "OPEN_STATES",
     "REFERENCES_KIND",
     "Journal",
-    "PassResult",
-    "ProgressCallback",
     "RunState",
-    "RunSummary",
     "WaitingReason",
     "acked_indices",
     "approval_key",
@@ -52,7 +48,6 @@ __all__ = [
     "later_copy_run_id",
     "load_journal",
     "lock_lost",
-    "loggable",
     "make_run_id",
     "records_key",
     "resends_key",
@@ -134,63 +129,6 @@ def waiting_reason_of(exc: BaseException) -> WaitingReason:
     return WaitingReason.TRANSIENT
 
 
-ProgressCallback = Callable[[int, int], None]
-
-
-@dataclass(slots=True)
-class RunSummary:
-    """What a caller (CLI, Functions) needs to know about a run after a call."""
-
-    run_id: str
-    source: str
-    file_name: str
-    state: str
-    planned: dict[str, int] = field(default_factory=dict)
-    outcomes: dict[str, int] = field(default_factory=dict)
-    outcome_labels: dict[str, int] = field(default_factory=dict)
-    """``outcomes`` as people read them: a record skipped only for its manager reference
-    counts as ``created (manager unresolved)`` (see :func:`connector.reconcile.outcome_label`)."""
-    duplicate: bool = False
-    dry_run: bool = False
-    held_reason: str | None = None
-    failed_reason: str | None = None
-    waiting: str | None = None
-    """The note of the error that left the run waiting (text for people)."""
-    waiting_reason: WaitingReason | None = None
-    """Why the run is waiting, for programs (None unless ``uploading`` and waiting)."""
-    job_health: str | None = None
-    batches_total: int = 0
-    batches_done: int = 0
-    reports: dict[str, str] = field(default_factory=dict)
-    received_at: str | None = None
-
-
-class PassResult(list[RunSummary]):
-    """The runs a pass over every source touched, plus the sources it skipped.
-
-    ``skipped`` maps a source name to why it was not handled in this pass (its lock is
-    held by another run: that run, or the next pass, picks the work up). A plain list
-    otherwise, so callers iterating the summaries keep working.
-    """
-
-    def __init__(
-        self,
-        items: Iterable[RunSummary] = (),
-        skipped: Mapping[str, str] | None = None,
-        *,
-        blocked: Mapping[str, str] | None = None,
-        errors: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(items)
-        self.skipped: dict[str, str] = dict(skipped or {})
-        self.blocked: dict[str, str] = dict(blocked or {})
-        """Delta sources whose queue is stopped by a blocked run: source → that run and why
-        (later runs of the source stay queued until it is resumed or discarded)."""
-        self.errors: dict[str, str] = dict(errors or {})
-        """Sources this pass could not handle because of an error (source → the error,
-        personal data removed); the other sources were still handled."""
-
-
 def make_run_id(source: str, content_sha256: str) -> str:
     """``<source>-<first 20 hex of the file's SHA-256>``: same file, same run."""
     return f"{source}-{content_sha256[:20]}"
@@ -201,18 +139,6 @@ def later_copy_run_id(run_id: str, extract_at: datetime) -> str:
     (``<run id>-<extract time, UTC, to the second>``): day 3 may legitimately equal day 1
     after day 2 changed things, and must be applied, not taken for a redelivery."""
     return f"{run_id}-{extract_at.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}"
-
-
-_EMAILISH = re.compile(r"[^\s@'\"<>(),;:]+@[^\s@'\"<>(),;:]+")
-
-
-def loggable(exc: BaseException, limit: int = 200) -> str:
-    """An error for a log line: its type, its code if any, and its message with anything
-    that looks like an email address or UPN removed (a service's message can echo one)."""
-    code = getattr(exc, "code", None)
-    head = type(exc).__name__ + (f"[{code}]" if code else "")
-    text = " ".join(_EMAILISH.sub("<redacted>", str(exc)).split())
-    return f"{head}: {text[:limit]}" if text else head
 
 
 def to_iso(value: datetime) -> str:

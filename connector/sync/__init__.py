@@ -1,0 +1,1 @@
+"""The sync engine and its stages: a run moves from a delivered file to a report."""
