@@ -32,8 +32,8 @@ from connector.emulator.server import run_emulator
 from connector.graph.auth import StaticTokenProvider
 from connector.sample import generate_extract
 from connector.state.local import LocalStateStore
-from connector.sync.engine import Engine
 from connector.sync.targets import graph_targets
+from connector.sync.wiring import build_engine
 
 CEILING = 40 / 5.0
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,7 +84,7 @@ def run_once(
             endpoint_for=lambda src: emu.endpoint_url,
             max_in_flight=max(window, 1),
         )
-        engine = Engine(config, store, targets, clock, window=window)
+        engine = build_engine(config, store, targets, clock, window=window)
         marks: list[float] = []
 
         def progress(done: int, total: int) -> None:

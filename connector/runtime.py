@@ -52,10 +52,10 @@ from connector.graph.client import RetryPolicy
 from connector.reconcile import check_job_health
 from connector.settings import AppSettings, schedule_interval
 from connector.state.blob import BlobStateStore
-from connector.sync.engine import Engine
 from connector.sync.journal import OPEN_STATES, RunState
 from connector.sync.summary import RunSummary, loggable
 from connector.sync.targets import BatchReceipt, ProvisioningTarget, TargetFactory
+from connector.sync.wiring import build_engine
 from connector.telemetry import Telemetry, configure_telemetry, get_telemetry
 
 if TYPE_CHECKING:
@@ -304,7 +304,9 @@ class Runtime:
         self.targets: TargetFactory = targets or _graph_target_factory(
             settings, self.config, self.store, self.clock
         )
-        self.engine = Engine(self.config, self.store, self.targets, self.clock, owner=_owner())
+        self.engine = build_engine(
+            self.config, self.store, self.targets, self.clock, owner=_owner()
+        )
         self.stale_after = stale_after(settings.reconcile_schedule)
 
     # -- ingest ---------------------------------------------------------------------
@@ -336,7 +338,11 @@ class Runtime:
 
         try:
             summary = await self.engine.ingest(
-                source.name, blob_name, io.BytesIO(data), incoming.received_at
+                source.name,
+                blob_name,
+                io.BytesIO(data),
+                incoming.received_at,
+                resume_waiting=True,
             )
         except ConcurrentRunError:
             # Another file of this source is being applied. Do not hold the invocation:
@@ -344,23 +350,19 @@ class Runtime:
             return DropOutcome(
                 blob_name, "deferred", source.name, detail="source busy; the timer will take it"
             )
-        if summary.duplicate and summary.state == RunState.UPLOADING:
-            # A redelivery after a crash mid-upload: continue this run where it stopped.
-            try:
-                resumed = await self.engine.resume(summary.run_id)
-            except ConcurrentRunError:
-                return DropOutcome(
-                    blob_name,
-                    "deferred",
-                    source.name,
-                    summary.run_id,
-                    summary.state,
-                    detail="source busy; the timer continues the run",
-                    duplicate=True,
-                )
-            self.telemetry.record_run(resumed, "resume")
-            resumed.duplicate = True
-            summary = resumed
+        if summary.resumed is False:
+            return DropOutcome(
+                blob_name,
+                "deferred",
+                source.name,
+                summary.run_id,
+                summary.state,
+                detail="source busy; the timer continues the run",
+                duplicate=True,
+            )
+        if summary.resumed:
+            self.telemetry.record_run(summary, "resume")
+            summary.duplicate = True
         elif not summary.duplicate:
             self.telemetry.record_run(summary, "ingest")
 
@@ -400,15 +402,11 @@ class Runtime:
         and rules, never values); the first :data:`MAX_PROBLEMS` go in the error file.
         """
         try:
-            doc = self.engine.get_run(run_id)
+            journal = self.engine.get_run(run_id)
         except RunError:
             return []
-        rows = doc.get("rejected") or []
-        return [
-            QuarantineProblem(str(r.get("reason") or "rejected"), _int_or_none(r.get("line")))
-            for r in rows[:MAX_PROBLEMS]
-            if isinstance(r, Mapping)
-        ]
+        rows = journal.rejected or []
+        return [QuarantineProblem(r.reason or "rejected", r.line) for r in rows[:MAX_PROBLEMS]]
 
     def _quarantine(
         self,
@@ -571,19 +569,19 @@ class Runtime:
 
     def _run_state(self, run_id: str) -> str | None:
         try:
-            return str(self.engine.get_run(run_id).get("state"))
+            return self.engine.get_run(run_id).state.value
         except (RunError, ConnectorError):
             return None
 
     async def _approve(self, marker: ApprovalMarker) -> ApprovalOutcome:
         run_id = marker.run_id
         try:
-            doc = self.engine.get_run(run_id)
+            journal = self.engine.get_run(run_id)
         except (RunError, ConnectorError):
             return ApprovalOutcome(run_id, "unknown_run")
-        state = str(doc.get("state"))
+        state = journal.state.value
         if state != RunState.HELD:
-            code = "already_approved" if doc.get("approvedBy") else "not_held"
+            code = "already_approved" if journal.approved_by else "not_held"
             return ApprovalOutcome(run_id, code, state)
         by = marker.by or "approvals container"
         try:
@@ -605,10 +603,10 @@ class Runtime:
         run_id = marker.run_id
         resume = MarkerAction.RESUME
         try:
-            doc = self.engine.get_run(run_id)
+            journal = self.engine.get_run(run_id)
         except (RunError, ConnectorError):
             return ApprovalOutcome(run_id, "unknown_run", action=resume)
-        state = str(doc.get("state"))
+        state = journal.state.value
         if state != RunState.BLOCKED:
             return ApprovalOutcome(run_id, "not_blocked", state, resume)
         try:
@@ -629,11 +627,11 @@ class Runtime:
         run_id = marker.run_id
         discard = MarkerAction.DISCARD
         try:
-            doc = self.engine.get_run(run_id)
+            journal = self.engine.get_run(run_id)
         except (RunError, ConnectorError):
             return ApprovalOutcome(run_id, "unknown_run", action=discard)
-        state = str(doc.get("state"))
-        if state == RunState.DISCARDED or doc.get("discardedReason"):
+        state = journal.state.value
+        if state == RunState.DISCARDED or journal.discarded_reason:
             return ApprovalOutcome(run_id, "already_discarded", state, discard)
         by = marker.by or "approvals container"
         try:

@@ -369,8 +369,8 @@ def _engine(
 ) -> Any:
     from connector.clock import SystemClock
     from connector.config import load_sources
-    from connector.sync.engine import Engine
     from connector.sync.targets import graph_targets
+    from connector.sync.wiring import build_engine
 
     config = load_sources(config_path)
     clock = SystemClock()
@@ -392,7 +392,9 @@ def _engine(
         endpoint=endpoint,
         allow_loopback=chosen.allow_loopback,
     )
-    return Engine(config, store, targets, clock, command_flags=flags, state_name=state.describe())
+    return build_engine(
+        config, store, targets, clock, command_flags=flags, state_name=state.describe()
+    )
 
 
 @contextmanager
@@ -617,14 +619,14 @@ def sync_command(
                     dry_run=dry_run,
                     full_resend=full_resend,
                     progress=progress,
+                    resume_waiting=not dry_run,
                 )
             )
-            if summary.duplicate and not dry_run and summary.state == "uploading":
+            if summary.resumed:
                 console.print(
                     f"this file is run {summary.run_id}, left waiting: continuing it",
                     soft_wrap=True,
                 )
-                summary = asyncio.run(engine.resume(summary.run_id, progress=progress))
     _print_summary(summary, console, engine.command_flags)
     if summary.dry_run and not summary.duplicate:
         n = summary.batches_total
@@ -749,12 +751,13 @@ def runs_show(
     console = _console()
     with _failing():
         engine = _offline_engine(config, state.location())
-        doc = engine.get_run(run_id)
+        journal = engine.get_run(run_id)
         summary = next(s for s in engine.list_runs() if s.run_id == run_id)
     _print_summary(summary, console, engine.command_flags)
     console.print("  timeline:")
-    for ev in doc.get("timeline", []):
-        console.print(f"    {ev['at'][:19]}  {ev['state']:<12} {ev.get('detail', '')}")
+    for ev in journal.timeline:
+        at = ev.to_doc()["at"][:19]
+        console.print(f"    {at}  {ev.state.value:<12} {ev.detail}")
 
 
 @expand_options
@@ -792,7 +795,7 @@ def runs_resume(
     console = _console()
     with _failing("runs resume", graph.auth):
         engine = _engine(config, state.location(), graph)
-        current = str(engine.get_run(run_id)["state"])
+        current = engine.get_run(run_id).state.value
         if current not in _RESUMABLE:
             flags = engine.command_flags
             after = {
@@ -871,7 +874,7 @@ def report_command(
 def _download_report(engine: Any, run_id: str) -> Path:
     """A copy of a report kept in Blob Storage, in a private temporary folder: a blob URL
     needs a sign-in the browser does not have, and the report is self-contained."""
-    source = str(engine.get_run(run_id)["source"])
+    source = engine.get_run(run_id).source
     body = engine.store.read_artifact(f"{source}/{run_id}/report.html")
     folder = Path(tempfile.mkdtemp(prefix="connector-report-"))
     path = folder / f"{run_id}.html"
@@ -953,8 +956,8 @@ def _run_demo(
     from connector.graph.auth import StaticTokenProvider
     from connector.sample import churn_extract, generate_extract
     from connector.state.local import LocalStateStore
-    from connector.sync.engine import Engine
     from connector.sync.targets import graph_targets
+    from connector.sync.wiring import build_engine
 
     out = console or _console()
     started = time.monotonic()
@@ -1011,7 +1014,7 @@ def _run_demo(
             endpoint_for=lambda src: emu.endpoint_url,
         )
         flags = _command_flags(config_path, _StateLocation(directory=directory / "state"))
-        engine = Engine(
+        engine = build_engine(
             config,
             store,
             targets,

@@ -1,61 +1,53 @@
-"""Runs: their states, the journal document and how it is stored.
+"""A run's journal: its state, what happened to it, and the moves it may make.
 
 One extract of one source becomes one **run** (``<source>-<20 hex of the file's SHA-256>``,
 plus ``-<extract time>`` for bytes equal to an older run's file delivered as a later extract;
 automatic and operator re-sends are child runs ``<run>-retryN`` and ``<source>-refsN``).
-Its journal is a JSON document in the state store at ``runs/<source>/<run id>``, written
-with ETag-conditional puts while the source's lock is held. Other documents kept per
-source: ``sources/<source>`` (last applied extract), ``approvals/<run id>`` (approval
-markers), ``attempted/<source>`` (refused fingerprints), ``reference-resends/<source>``
-(automatic re-sends for manager references). The engine (:mod:`connector.pipeline`)
-moves runs between the states; this module only models and stores them.
+:class:`Journal` is its record with named fields; :data:`TRANSITIONS` is the table of the
+state moves the engine makes, and every method that changes the state checks it (a move
+the table does not list raises :class:`~connector.errors.RunError`: a bug, never data).
+
+Pure: no I/O. :mod:`connector.sync.run_store` stores a journal as a JSON document with
+the same camelCase keys the engine has always written (:meth:`Journal.from_doc` and
+:meth:`Journal.to_doc`), so journals of runs started before keep loading.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connector.errors import (
     BucketFullError,
     ConcurrentRunError,
-    LockLostError,
     QuotaExhaustedError,
+    RunError,
     ThrottledError,
 )
-from connector.state.base import (
-    SourceLock,
-    StateStore,
-)
+
+if TYPE_CHECKING:
+    from connector.state.base import SourceLock
 
 __all__ = [
     "DISCARDABLE_STATES",
     "MAX_REJECTED_IN_JOURNAL",
     "OPEN_STATES",
+    "QUEUE_STATES",
     "REFERENCES_KIND",
+    "TRANSITIONS",
+    "AckedBatch",
     "Journal",
+    "JournalEvent",
+    "RefusedRow",
     "RunState",
     "WaitingReason",
-    "acked_indices",
-    "approval_key",
-    "attempted_key",
-    "check_lock",
-    "discard_key",
     "from_iso",
     "later_copy_run_id",
-    "load_journal",
-    "lock_lost",
     "make_run_id",
-    "records_key",
-    "resends_key",
-    "run_key",
-    "save_journal",
-    "source_key",
     "to_iso",
-    "waiting_reason_from_doc",
     "waiting_reason_of",
 ]
 
@@ -78,6 +70,35 @@ class RunState(StrEnum):
     DISCARDED = "discarded"
 
 
+_S = RunState
+
+TRANSITIONS: Mapping[RunState, frozenset[RunState]] = {
+    # delivered again after stopping before sending anything: planned again
+    _S.RECEIVED: frozenset({_S.RECEIVED, _S.PLANNED, _S.FAILED, _S.SUPERSEDED, _S.DISCARDED}),
+    _S.PLANNED: frozenset({_S.RECEIVED, _S.HELD, _S.UPLOADING, _S.SUPERSEDED, _S.DISCARDED}),
+    _S.HELD: frozenset({_S.UPLOADING, _S.SUPERSEDED, _S.DISCARDED}),
+    # uploading → uploading: a queued run whose turn came; → held: planned again and held
+    _S.UPLOADING: frozenset(
+        {
+            _S.UPLOADING,
+            _S.HELD,
+            _S.UPLOADED,
+            _S.FAILED,
+            _S.BLOCKED,
+            _S.SUPERSEDED,
+            _S.DISCARDED,
+        }
+    ),
+    _S.BLOCKED: frozenset({_S.UPLOADING, _S.UPLOADED, _S.SUPERSEDED, _S.DISCARDED}),
+    _S.UPLOADED: frozenset({_S.RECONCILING}),
+    _S.RECONCILING: frozenset({_S.DONE}),
+    _S.FAILED: frozenset({_S.RECEIVED}),
+    _S.DONE: frozenset(),
+    _S.SUPERSEDED: frozenset(),
+    _S.DISCARDED: frozenset(),
+}
+"""Allowed moves: state → the states it may go to (every move the engine makes)."""
+
 OPEN_STATES = frozenset(
     {
         RunState.RECEIVED,
@@ -90,6 +111,13 @@ OPEN_STATES = frozenset(
     }
 )
 
+DISCARDABLE_STATES = frozenset(
+    {RunState.RECEIVED, RunState.PLANNED, RunState.HELD, RunState.UPLOADING, RunState.BLOCKED}
+)
+"""States a run can be discarded from: it has not finished sending."""
+
+QUEUE_STATES = frozenset({RunState.PLANNED, RunState.HELD, RunState.UPLOADING, RunState.BLOCKED})
+"""States of a run that has not finished sending: in ``delta`` mode it holds up later runs."""
 
 REFERENCES_KIND = "references"
 """Journal ``kind`` (and plan action) of an automatic re-send for manager references."""
@@ -129,6 +157,23 @@ def waiting_reason_of(exc: BaseException) -> WaitingReason:
     return WaitingReason.TRANSIENT
 
 
+def _reason_from_stored(value: object, note: object) -> WaitingReason | None:
+    if value:
+        try:
+            return WaitingReason(str(value))
+        except ValueError:
+            return WaitingReason.TRANSIENT
+    if not note:
+        return None
+    # Journals written before the reason was stored: the note starts with the error type.
+    kind = str(note).split(":", 1)[0]
+    return {
+        "QuotaExhaustedError": WaitingReason.QUOTA,
+        "BucketFullError": WaitingReason.BUCKET_FULL,
+        "ThrottledError": WaitingReason.THROTTLED,
+    }.get(kind, WaitingReason.TRANSIENT)
+
+
 def make_run_id(source: str, content_sha256: str) -> str:
     """``<source>-<first 20 hex of the file's SHA-256>``: same file, same run."""
     return f"{source}-{content_sha256[:20]}"
@@ -149,126 +194,433 @@ def from_iso(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-# -- the journal ----------------------------------------------------------------------------
+# -- parts of a journal ---------------------------------------------------------------------
 
 
 @dataclass(slots=True)
-class Journal:
-    """A run's journal document and the etag it was read at."""
+class JournalEvent:
+    """One line of a run's timeline."""
 
-    doc: dict[str, Any]
-    etag: str | None = None
-    lock: SourceLock | None = None
-    """The source lock held while this journal is being changed (checked before writes)."""
+    at: datetime
+    state: RunState
+    detail: str = ""
 
-    @property
-    def run_id(self) -> str:
-        return str(self.doc["runId"])
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> JournalEvent:
+        return cls(datetime.fromisoformat(doc["at"]), RunState(doc["state"]), doc.get("detail", ""))
 
-    @property
-    def source(self) -> str:
-        return str(self.doc["source"])
-
-    @property
-    def state(self) -> RunState:
-        return RunState(self.doc["state"])
-
-    @property
-    def key(self) -> str:
-        return run_key(self.source, self.run_id)
-
-    @property
-    def batches(self) -> list[dict[str, Any]]:
-        return self.doc.setdefault("batches", [])  # type: ignore[no-any-return]
+    def to_doc(self) -> dict[str, str]:
+        return {"at": to_iso(self.at), "state": self.state.value, "detail": self.detail}
 
 
-def run_key(source: str, run_id: str) -> str:
-    return f"runs/{source}/{run_id}"
+@dataclass(slots=True)
+class AckedBatch:
+    """A batch the service acknowledged (202): which one, when, and what it refused."""
 
+    index: int
+    """Its position in the plan's batches (acknowledgements arrive out of order)."""
+    size: int | None
+    sent_at: datetime
+    request_id: str | None
+    rejected: dict[str, tuple[str | None, str]] = field(default_factory=dict)
+    """Records the service refused (400) in it: external id → (error code, message)."""
 
-def source_key(source: str) -> str:
-    return f"sources/{source}"
-
-
-def approval_key(run_id: str) -> str:
-    return f"approvals/{run_id}"
-
-
-def discard_key(run_id: str) -> str:
-    """A discard marker: the next pass discards the run (``{"by": …}`` optional)."""
-    return f"discards/{run_id}"
-
-
-DISCARDABLE_STATES = frozenset(
-    {RunState.RECEIVED, RunState.PLANNED, RunState.HELD, RunState.UPLOADING, RunState.BLOCKED}
-)
-"""States a run can be discarded from: it has not finished sending."""
-
-
-def records_key(source: str, run_id: str) -> str:
-    """Artifact with every accepted mapped record of a run (``line, externalId, data``),
-    kept when the run may have to be planned again against a newer record index."""
-    return f"{source}/{run_id}/records.jsonl.gz"
-
-
-def attempted_key(source: str) -> str:
-    return f"attempted/{source}"
-
-
-def resends_key(source: str) -> str:
-    """Automatic re-sends per record for unresolved manager references."""
-    return f"reference-resends/{source}"
-
-
-def acked_indices(journal: Journal) -> set[int]:
-    """Batch indices acknowledged so far (journals before the window kept them in order)."""
-    return {int(b.get("i", k)) for k, b in enumerate(journal.batches)}
-
-
-def lock_lost(journal: Journal) -> bool:
-    return bool(journal.lock is not None and getattr(journal.lock, "lost", False))
-
-
-def check_lock(journal: Journal) -> None:
-    if lock_lost(journal):
-        raise LockLostError(
-            f"run {journal.run_id}: the lock on source {journal.source!r} was lost (renewal"
-            " failed or another run took it over); stopping without writing — the holder"
-            " continues from the journal"
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any], position: int) -> AckedBatch:
+        # Journals written before the window kept acknowledgements in order, without "i".
+        return cls(
+            index=int(doc.get("i", position)),
+            size=int(doc["n"]) if doc.get("n") is not None else None,
+            sent_at=datetime.fromisoformat(doc["sentAt"]),
+            request_id=doc.get("requestId"),
+            rejected={k: (v[0], str(v[1])) for k, v in (doc.get("rejected") or {}).items()},
         )
 
-
-def waiting_reason_from_doc(doc: Mapping[str, Any]) -> WaitingReason | None:
-    value = doc.get("waitingReason")
-    if value:
-        try:
-            return WaitingReason(value)
-        except ValueError:
-            return WaitingReason.TRANSIENT
-    note = doc.get("waiting")
-    if not note:
-        return None
-    # Journals written before the reason was stored: the note starts with the error type.
-    kind = str(note).split(":", 1)[0]
-    return {
-        "QuotaExhaustedError": WaitingReason.QUOTA,
-        "BucketFullError": WaitingReason.BUCKET_FULL,
-        "ThrottledError": WaitingReason.THROTTLED,
-    }.get(kind, WaitingReason.TRANSIENT)
+    def to_doc(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"i": self.index}
+        if self.size is not None:
+            out["n"] = self.size
+        out["sentAt"] = to_iso(self.sent_at)
+        out["requestId"] = self.request_id
+        if self.rejected:
+            out["rejected"] = {k: list(v) for k, v in self.rejected.items()}
+        return out
 
 
-def load_journal(store: StateStore, source: str, run_id: str) -> Journal | None:
-    """The run's journal and its etag, None when the run does not exist."""
-    got = store.get_document(run_key(source, run_id))
-    return None if got is None else Journal(got[0], got[1])
+@dataclass(slots=True)
+class RefusedRow:
+    """A rejected row of a file refused at the rejected-row cap, kept on its run."""
+
+    line: int
+    external_id: str | None
+    reason: str
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"line": self.line, "externalId": self.external_id, "reason": self.reason}
 
 
-def save_journal(store: StateStore, journal: Journal, now: datetime) -> None:
-    """Write the journal (small: counters and batch metadata, never per-record data),
-    only while the source's lock is still ours; the new etag is kept on ``journal``."""
-    check_lock(journal)
-    journal.doc["updatedAt"] = to_iso(now)
-    if journal.etag is None:
-        journal.etag = store.put_document(journal.key, journal.doc, if_none_match=True)
-    else:
-        journal.etag = store.put_document(journal.key, journal.doc, if_match=journal.etag)
+# -- the journal ----------------------------------------------------------------------------
+
+_OPTIONAL: dict[str, str] = {
+    # field name → document key, for values written only when set
+    "parent_run_id": "parentRunId",
+    "parent_run_ids": "parentRunIds",
+    "not_resent": "notResent",
+    "planned": "planned",
+    "rows_in_file": "rowsInFile",
+    "rejected_count": "rejectedCount",
+    "rejected_omitted": "rejectedOmitted",
+    "rejected_by_reason": "rejectedByReason",
+    "full_resend": "fullResend",
+    "records_kept": "recordsKept",
+    "hold": "hold",
+    "held_reason": "heldReason",
+    "queued": "queued",
+    "queued_behind": "queuedBehind",
+    "waiting": "waiting",
+    "waits": "waits",
+    "approved_by": "approvedBy",
+    "failed_reason": "failedReason",
+    "blocked_reason": "blockedReason",
+    "superseded_reason": "supersededReason",
+    "discarded_reason": "discardedReason",
+    "batches_total": "batchesTotal",
+    "to_send": "toSend",
+    "reference_levels": "referenceLevels",
+    "isolation_calls": "isolationCalls",
+    "refused_in_a_row": "refusedInARow",
+    "outcomes": "outcomes",
+    "outcome_labels": "outcomeLabels",
+    "job_health": "jobHealth",
+    "reference_resends": "referenceResends",
+}
+_TIMES = {"first_sent_at": "firstSentAt", "last_reconciled_at": "lastReconciledAt"}
+_KNOWN = {
+    "runId",
+    "source",
+    "file",
+    "kind",
+    "receivedAt",
+    "extractAt",
+    "state",
+    "timeline",
+    "batches",
+    "indexed",
+    "rejected",
+    "decision",
+    "planIndexVersion",
+    "waitingReason",
+    "updatedAt",
+    *_OPTIONAL.values(),
+    *_TIMES.values(),
+}
+
+
+@dataclass(slots=True, eq=False)
+class Journal:
+    """A run's record. Fields change only through the methods below (state moves are
+    checked against :data:`TRANSITIONS`) or, for counters and artifacts' bookkeeping,
+    directly by the stage that owns them."""
+
+    run_id: str
+    source: str
+    state: RunState
+    file: str | None = None
+    kind: str = "extract"
+    received_at: datetime | None = None
+    extract_at: datetime | None = None
+    timeline: list[JournalEvent] = field(default_factory=list)
+    batches: list[AckedBatch] = field(default_factory=list)
+    indexed: int = 0
+    """Acknowledged batches folded into the record index so far."""
+    parent_run_id: str | None = None
+    parent_run_ids: list[str] | None = None
+    not_resent: dict[str, int] | None = None
+    planned: dict[str, int] | None = None
+    rows_in_file: int | None = None
+    rejected_count: int | None = None
+    rejected: list[RefusedRow] | None = None
+    rejected_omitted: int | None = None
+    rejected_by_reason: dict[str, int] | None = None
+    decided: bool = False
+    """Whether the guard's decision was recorded with the plan (``decision``)."""
+    decision_hold: dict[str, Any] | None = None
+    """The guard's hold (its JSON form), None when the plan passed."""
+    plan_index_version: str | None = None
+    full_resend: bool = False
+    records_kept: bool = False
+    hold: dict[str, Any] | None = None
+    held_reason: str | None = None
+    queued: bool = False
+    """Queued behind an older run before sending anything (planned again on its turn)."""
+    queued_behind: str | None = None
+    waiting: str | None = None
+    waiting_reason: WaitingReason | None = None
+    waits: int = 0
+    approved_by: str | None = None
+    failed_reason: str | None = None
+    blocked_reason: str | None = None
+    superseded_reason: str | None = None
+    discarded_reason: str | None = None
+    first_sent_at: datetime | None = None
+    batches_total: int | None = None
+    to_send: int | None = None
+    reference_levels: int | None = None
+    isolation_calls: int = 0
+    refused_in_a_row: int | None = None
+    outcomes: dict[str, int] | None = None
+    outcome_labels: dict[str, int] | None = None
+    last_reconciled_at: datetime | None = None
+    job_health: str | None = None
+    reference_resends: dict[str, int] | None = None
+    updated_at: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Keys this version does not know (written by a newer one): kept as they are."""
+    etag: str | None = None
+    """The stored document's etag when read (not part of the document)."""
+    lock: SourceLock | None = None
+    """The source lock held while this journal is changed (not part of the document)."""
+
+    # -- reading ------------------------------------------------------------------------
+
+    @property
+    def acked_indices(self) -> set[int]:
+        """Batch indices acknowledged so far."""
+        return {b.index for b in self.batches}
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the run stopped short (failed, blocked, superseded or discarded)."""
+        return (
+            self.failed_reason
+            or self.blocked_reason
+            or self.superseded_reason
+            or self.discarded_reason
+        )
+
+    @property
+    def held_reason_now(self) -> str | None:
+        """The hold's reason while the run is held."""
+        return self.held_reason if self.state is RunState.HELD else None
+
+    @property
+    def waiting_now(self) -> bool:
+        """Left ``uploading`` with a waiting note for a later call to continue."""
+        return self.state is RunState.UPLOADING and bool(self.waiting)
+
+    @property
+    def order(self) -> tuple[str, str, str]:
+        """Apply order within a source: extract time, then receipt, then run id."""
+        return (
+            to_iso(self.extract_at) if self.extract_at else "",
+            to_iso(self.received_at) if self.received_at else "None",
+            self.run_id,
+        )
+
+    # -- state moves ----------------------------------------------------------------------
+
+    def event(self, at: datetime, detail: str, state: RunState | None = None) -> None:
+        """Add a timeline line without a state move."""
+        self.timeline.append(JournalEvent(at, state or self.state, detail))
+
+    def move(self, state: RunState, at: datetime, detail: str = "") -> None:
+        """Move to ``state`` (checked); leaving ``uploading`` drops the waiting note."""
+        if state not in TRANSITIONS[self.state]:
+            raise RunError(f"run {self.run_id}: cannot go from {self.state.value} to {state.value}")
+        self.state = state
+        if state is not RunState.UPLOADING:
+            self.clear_wait()
+        self.event(at, detail, state)
+
+    def receive_again(self, at: datetime, detail: str) -> None:
+        """A run that stopped before sending anything is planned again from its file."""
+        self.failed_reason = None
+        self.rejected = None
+        self.decided, self.decision_hold = False, None
+        self.records_kept = False
+        self.move(RunState.RECEIVED, at, detail)
+
+    def record_plan(
+        self, hold: dict[str, Any] | None, index_version: str | None, *, full_resend: bool
+    ) -> None:
+        """Keep the guard's decision with the plan (applied later, even after a crash)."""
+        self.decided, self.decision_hold = True, hold
+        self.plan_index_version = index_version
+        if full_resend:
+            self.full_resend = True
+
+    def hold_for(self, hold: dict[str, Any], at: datetime) -> None:
+        """Held by the mass-change guard until an operator approves or discards it."""
+        self.hold = dict(hold)
+        self.held_reason = hold.get("message")
+        self.queued, self.queued_behind = False, None
+        self.move(RunState.HELD, at, str(hold.get("message")))
+
+    def approve(self, by: str) -> None:
+        if self.state is not RunState.HELD:
+            raise RunError(f"run {self.run_id} is {self.state.value}, not held")
+        self.approved_by = by
+
+    def start(self, at: datetime, detail: str) -> None:
+        """Its turn came: sending starts (no longer queued)."""
+        self.queued, self.queued_behind = False, None
+        self.move(RunState.UPLOADING, at, detail)
+
+    def queue_behind(self, blocker: Journal, at: datetime) -> bool:
+        """Leave the run ``uploading`` with waiting reason ``queued`` behind ``blocker``;
+        a run that has sent nothing yet is planned again on its turn. Returns whether the
+        note changed (the caller saves the journal either way)."""
+        why = {
+            RunState.HELD: "held by the mass-change guard; approve or discard it",
+            RunState.BLOCKED: "blocked; resume or discard it",
+            RunState.PLANNED: "planned, its guard decision not yet applied",
+        }.get(blocker.state, "it has batches left to send")
+        if blocker.state is RunState.UPLOADING and blocker.queued:
+            why = "itself queued"
+        note = f"queued behind run {blocker.run_id} ({why})"
+        if not self.batches:
+            self.queued = True
+        self.queued_behind = blocker.run_id
+        if self.state is not RunState.UPLOADING:
+            self.waiting, self.waiting_reason = note, WaitingReason.QUEUED
+            self.move(RunState.UPLOADING, at, note)
+            return True
+        changed = self.waiting != note
+        if changed:
+            self.event(at, note, RunState.UPLOADING)
+        self.waiting, self.waiting_reason = note, WaitingReason.QUEUED
+        return changed
+
+    def wait(self, reason: WaitingReason, note: str, at: datetime, detail: str) -> None:
+        """Left ``uploading`` for a later call; one timeline line per new reason."""
+        if self.state is not RunState.UPLOADING:
+            raise RunError(f"run {self.run_id} is {self.state.value}, not uploading")
+        self.waits += 1
+        if self.waiting != note:
+            self.event(at, detail, RunState.UPLOADING)
+        self.waiting, self.waiting_reason = note, reason
+
+    def lost_lock(self, note: str) -> None:
+        """This process lost the source's lock: noted in memory only, never written."""
+        self.waiting, self.waiting_reason = note, WaitingReason.LOCK_LOST
+
+    def clear_wait(self) -> None:
+        self.waiting, self.waiting_reason = None, None
+
+    def fail(self, reason: str, at: datetime) -> None:
+        self.failed_reason = reason
+        self.move(RunState.FAILED, at, reason)
+
+    def block(self, reason: str, at: datetime) -> None:
+        self.blocked_reason = reason
+        self.move(RunState.BLOCKED, at, reason)
+
+    def unblock(self, at: datetime) -> None:
+        """An operator resumes a blocked run once its cause is fixed."""
+        self.blocked_reason = None
+        self.move(RunState.UPLOADING, at, "resumed by an operator")
+
+    def supersede(self, reason: str, at: datetime) -> None:
+        self.superseded_reason = reason
+        self.move(RunState.SUPERSEDED, at, reason)
+
+    def stop(self, state: RunState, reason: str, at: datetime) -> None:
+        """End an unfinished run (superseded or discarded). Batches it already delivered
+        are still reconciled: such a run goes to ``uploaded`` instead, reason kept."""
+        if state is RunState.SUPERSEDED:
+            self.superseded_reason = reason
+        else:
+            self.discarded_reason = reason
+        if not self.batches:
+            self.move(state, at, reason)
+            return
+        if self.first_sent_at is None:
+            self.first_sent_at = min(b.sent_at for b in self.batches)
+        done, total = len(self.batches), self.batches_total or 0
+        self.move(
+            RunState.UPLOADED,
+            at,
+            f"{reason}; the {done} of {total} batches already delivered are reconciled",
+        )
+
+    def uploaded(self, at: datetime, detail: str) -> None:
+        if self.first_sent_at is None:
+            self.first_sent_at = min((b.sent_at for b in self.batches), default=at)
+        self.move(RunState.UPLOADED, at, detail)
+
+    # -- the stored document --------------------------------------------------------------
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Journal:
+        """Read a stored journal document (today's or an older version's)."""
+        decision = doc.get("decision")
+        rejected = doc.get("rejected")
+        journal = cls(
+            run_id=str(doc["runId"]),
+            source=str(doc["source"]),
+            state=RunState(doc["state"]),
+            file=doc.get("file"),
+            kind=str(doc.get("kind") or "extract"),
+            received_at=from_iso(doc.get("receivedAt")),
+            extract_at=from_iso(doc.get("extractAt")),
+            timeline=[JournalEvent.from_doc(e) for e in doc.get("timeline") or []],
+            batches=[AckedBatch.from_doc(b, k) for k, b in enumerate(doc.get("batches") or [])],
+            indexed=int(doc.get("indexed", 0)),
+            rejected=None
+            if rejected is None
+            else [
+                RefusedRow(int(r["line"]), r.get("externalId"), str(r["reason"])) for r in rejected
+            ],
+            decided=isinstance(decision, Mapping),
+            decision_hold=dict(decision["hold"])
+            if isinstance(decision, Mapping) and decision.get("hold")
+            else None,
+            plan_index_version=doc.get("planIndexVersion"),
+            waiting_reason=_reason_from_stored(doc.get("waitingReason"), doc.get("waiting")),
+            updated_at=from_iso(doc.get("updatedAt")),
+            extra={k: v for k, v in doc.items() if k not in _KNOWN},
+        )
+        for name, key in _OPTIONAL.items():
+            if doc.get(key) is not None:
+                setattr(journal, name, doc[key])
+        for name, key in _TIMES.items():
+            setattr(journal, name, from_iso(doc.get(key)))
+        return journal
+
+    def to_doc(self) -> dict[str, Any]:
+        """The stored document (the same keys as ever; unset values are left out)."""
+        doc: dict[str, Any] = {
+            "runId": self.run_id,
+            "source": self.source,
+            "file": self.file,
+            "kind": self.kind,
+            "receivedAt": to_iso(self.received_at) if self.received_at else None,
+            "extractAt": to_iso(self.extract_at) if self.extract_at else None,
+            "state": self.state.value,
+            "timeline": [e.to_doc() for e in self.timeline],
+            "batches": [b.to_doc() for b in self.batches],
+            "indexed": self.indexed,
+        }
+        for name, key in _OPTIONAL.items():
+            value = getattr(self, name)
+            if value is not None and value is not False and not (key == "waits" and value == 0):
+                doc[key] = value
+        if self.isolation_calls == 0:
+            doc.pop("isolationCalls", None)
+        for name, key in _TIMES.items():
+            value = getattr(self, name)
+            if value is not None:
+                doc[key] = to_iso(value)
+        if self.last_reconciled_at is not None:
+            doc["jobHealth"] = self.job_health  # written with every reconciliation
+        if self.rejected is not None:
+            doc["rejected"] = [r.to_doc() for r in self.rejected]
+        if self.decided:
+            doc["decision"] = {"hold": self.decision_hold}
+            doc["planIndexVersion"] = self.plan_index_version
+        if self.waiting is not None and self.waiting_reason is not None:
+            doc["waitingReason"] = self.waiting_reason.value
+        if self.updated_at is not None:
+            doc["updatedAt"] = to_iso(self.updated_at)
+        doc.update(self.extra)
+        return doc

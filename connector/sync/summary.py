@@ -44,6 +44,9 @@ class RunSummary:
     batches_done: int = 0
     reports: dict[str, str] = field(default_factory=dict)
     received_at: str | None = None
+    resumed: bool | None = None
+    """A redelivered file whose run was waiting: True when that run was resumed, False when
+    its source was busy (the next pass continues it); None otherwise."""
 
 
 class PassResult(list[RunSummary]):

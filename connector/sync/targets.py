@@ -4,7 +4,6 @@
 request, read its provisioning logs, read the job); :class:`GraphTarget` implements it on
 the Graph client (or the local emulator through it) and :func:`graph_targets` builds one
 per source with shared pacing, the daily budget and the retry policy.
-:func:`isolate_refusal` finds the records a 400 is about within an allowance of calls.
 """
 
 from __future__ import annotations
@@ -19,13 +18,11 @@ import httpx
 from connector.clock import Clock
 from connector.config import Source, SourcesConfig
 from connector.errors import (
-    BadRequestError,
     ConfigError,
     NotFoundError,
-    SystemicRefusalError,
 )
 from connector.graph.auth import TokenProvider
-from connector.graph.client import GraphClient, LogQuery, RetryPolicy, split_payload
+from connector.graph.client import GraphClient, LogQuery, RetryPolicy
 from connector.graph.endpoint import Cloud, ProvisioningEndpoint
 from connector.pacing import DailyBudget, SlidingWindowLimiter
 from connector.scim import BulkPayload
@@ -39,12 +36,10 @@ __all__ = [
     "DEFAULT_WINDOW",
     "BatchReceipt",
     "GraphTarget",
-    "IsolationAllowance",
     "ProvisioningTarget",
     "TargetFactory",
     "as_mapping",
     "graph_targets",
-    "isolate_refusal",
     "source_cloud",
 ]
 
@@ -94,84 +89,6 @@ class ProvisioningTarget(Protocol):
 
 
 TargetFactory = Callable[[Source], ProvisioningTarget]
-
-
-class IsolationAllowance(Protocol):
-    """Extra calls a run may still spend isolating 400s (the engine keeps the count)."""
-
-    def left(self) -> int: ...
-
-    def spend(self) -> None: ...
-
-
-async def isolate_refusal(
-    target: ProvisioningTarget,
-    payload: BulkPayload,
-    refusal: BadRequestError,
-    allowance: IsolationAllowance,
-) -> BatchReceipt:
-    """Find the records a 400 is about, within the run's allowance of extra calls.
-
-    The refused batch is split in halves and both are sent: if both are refused too,
-    the 400 is not about single records (e.g. an attribute missing from the job's
-    schema) and :class:`SystemicRefusalError` is raised instead of bisecting every batch.
-    Otherwise the refused half is bisected (a refused group's halves: the left is
-    sent; if accepted the right holds the bad record and is split unsent — the 400 is
-    assumed deterministic). When the allowance is spent, the undecided records are
-    reported refused as a group.
-    """
-    rejected: dict[str, tuple[str | None, str]] = {}
-    request_ids: list[str] = []
-    left = allowance.left
-
-    def reject(group: BulkPayload, err: BadRequestError) -> None:
-        for ext in group.external_ids:
-            rejected[ext] = (err.code or "BadRequest", str(err))
-
-    async def send(group: BulkPayload) -> BadRequestError | None:
-        allowance.spend()
-        try:
-            receipt = await target.send(group)
-        except BadRequestError as err:
-            return err
-        if receipt.request_id:
-            request_ids.append(receipt.request_id)
-        for ext, why in receipt.rejected.items():
-            rejected[ext] = why
-        return None
-
-    pending: list[tuple[BulkPayload, BadRequestError]] = []
-    if len(payload) == 1 or left() < 2:
-        reject(payload, refusal)
-    else:
-        half = len(payload) // 2
-        lhs, rhs = split_payload(payload, [range(half), range(half, len(payload))])
-        l_err, r_err = await send(lhs), await send(rhs)
-        if l_err is not None and r_err is not None:
-            raise SystemicRefusalError(str(l_err), code=l_err.code, request_id=l_err.request_id)
-        pending.extend((g, e) for g, e in ((lhs, l_err), (rhs, r_err)) if e is not None)
-    while pending:
-        group, err = pending.pop()
-        if len(group) == 1 or left() <= 0:
-            reject(group, err)
-            continue
-        half = len(group) // 2
-        lhs, rhs = split_payload(group, [range(half), range(half, len(group))])
-        l_err = await send(lhs)
-        if l_err is None:
-            pending.append((rhs, err))
-            continue
-        pending.append((lhs, l_err))
-        if left() <= 0:
-            reject(rhs, err)
-            continue
-        r_err = await send(rhs)
-        if r_err is not None:
-            pending.append((rhs, r_err))
-    return BatchReceipt(
-        request_id=request_ids[0] if request_ids else refusal.request_id,
-        rejected=rejected,
-    )
 
 
 def as_mapping(value: Any) -> Mapping[str, Any] | None:

@@ -64,7 +64,7 @@ def test_a_blocked_run_degrades_health_and_a_resume_marker_unblocks_it(
     with make_world() as w:
         blocked = _blocked_run(w, tmp_path)
         w.tick(minutes=15)
-        assert w.runtime.engine.get_run(blocked.run_id)["state"] == "blocked"
+        assert w.runtime.engine.get_run(blocked.run_id).state == "blocked"
         assert next(r for r in w.runs() if r.run_id == blocked.run_id).state == "blocked"
         code, body = w.health()
         assert code == 503
@@ -150,7 +150,7 @@ def test_a_discard_marker_does_not_stop_a_run_approved_meanwhile(
     with make_world() as w:
         held = _held_run(w, tmp_path)
         engine = w.runtime.engine
-        stale = dict(engine.get_run(held.run_id))  # what the marker handler reads first…
+        stale = engine.get_run(held.run_id)  # what the marker handler reads first…
         real = engine.targets
         spent = QuotaExhaustedError("daily call budget spent (test)")
         engine.targets = lambda src: _Refusing(real(src), spent)
@@ -166,10 +166,10 @@ def test_a_discard_marker_does_not_stop_a_run_approved_meanwhile(
         out = w.runtime._discard(marker)
         engine.get_run = real_get
         assert out.outcome == "not_discardable"
-        assert engine.get_run(held.run_id)["state"] == "uploading"
-        assert "discardedReason" not in engine.get_run(held.run_id)
+        assert engine.get_run(held.run_id).state == "uploading"
+        assert "discardedReason" not in engine.get_run(held.run_id).to_doc()
         w.tick(minutes=15)  # the timer continues the approved run
-        assert engine.get_run(held.run_id)["state"] in ("uploaded", "reconciling", "done")
+        assert engine.get_run(held.run_id).state in ("uploaded", "reconciling", "done")
 
 
 def test_a_discard_marker_records_who_and_why(make_world: Any, tmp_path: Path) -> None:
@@ -179,7 +179,7 @@ def test_a_discard_marker_records_who_and_why(make_world: Any, tmp_path: Path) -
             b'{"by": "ops", "reason": "wrong file"}'
         )
         w.tick(minutes=15)
-        doc = w.runtime.engine.get_run(held.run_id)
+        doc = w.runtime.engine.get_run(held.run_id).to_doc()
         assert doc["state"] == "discarded"
         assert doc["discardedReason"] == "discarded by ops (reason: wrong file)"
 

@@ -140,7 +140,7 @@ def test_an_operator_discards_a_held_run_with_a_json_marker(
         w.tick(minutes=15)
         assert _state(w, held.run_id) == "discarded"
         assert len(w.bulk_calls()) == calls  # nothing of it was sent
-        journal = w.runtime.engine.get_run(held.run_id)
+        journal = w.runtime.engine.get_run(held.run_id).to_doc()
         assert "Jane Operator" in journal["discardedReason"]
         assert "the extract was cut short" in journal["discardedReason"]
         assert "approvedBy" not in journal
@@ -159,7 +159,8 @@ def test_an_operator_discards_a_held_run_with_a_json_marker(
         assert _pass(w) == [(held.run_id, "discard", "already_discarded")]
         assert _state(w, held.run_id) == "discarded"
         assert (
-            w.runtime.engine.get_run(held.run_id)["discardedReason"] == (journal["discardedReason"])
+            w.runtime.engine.get_run(held.run_id).to_doc()["discardedReason"]
+            == (journal["discardedReason"])
         )
         assert w.names("approvals") == {f"processed/{held.run_id}"}
         # and an approval after the discard does not bring the run back
@@ -189,7 +190,7 @@ def test_a_dot_discard_blob_discards_the_run_and_wins_over_its_approval(
         ]
         assert outcomes[0][1] == "discard"  # handled first
         assert _state(w, held.run_id) == "discarded"
-        journal = w.runtime.engine.get_run(held.run_id)
+        journal = w.runtime.engine.get_run(held.run_id).to_doc()
         assert journal["discardedReason"] == "discarded by approvals container"
         assert "approvedBy" not in journal
         assert w.names("approvals") == {
@@ -224,7 +225,7 @@ def test_a_discard_while_the_source_is_busy_keeps_both_markers_for_the_next_pass
         w.tick(minutes=15)
         assert _state(w, held.run_id) == "discarded"
         assert len(w.bulk_calls()) == calls
-        reason = w.runtime.engine.get_run(held.run_id)["discardedReason"]
+        reason = w.runtime.engine.get_run(held.run_id).to_doc()["discardedReason"]
         assert reason == "discarded by ops (reason: duplicate)"
         assert _outcome(w, f"processed/{held.run_id}") == "overridden_by_discard"
 
@@ -246,7 +247,7 @@ def test_a_run_that_already_sent_is_not_discardable_and_an_unknown_run_is_filed(
             (sent.run_id, "discard", "not_discardable"),
         ]
         assert _state(w, sent.run_id) == before
-        assert "discardedReason" not in w.runtime.engine.get_run(sent.run_id)
+        assert "discardedReason" not in w.runtime.engine.get_run(sent.run_id).to_doc()
         assert _outcome(w, f"processed/{sent.run_id}.discard") == "not_discardable"
         assert _outcome(w, "processed/employees-0000000000.discard") == "unknown_run"
         assert w.names("approvals") == {

@@ -363,7 +363,7 @@ def test_an_operator_approves_a_held_run_with_a_blob_in_approvals(
         released = next(r for r in w.runs() if r.run_id == held.run_id)
         assert released.state in ("uploaded", "reconciling", "done")
         assert len(w.bulk_calls()) > calls
-        journal = w.runtime.engine.get_run(held.run_id)
+        journal = w.runtime.engine.get_run(held.run_id).to_doc()
         assert journal["approvedBy"] == "Jane Operator"
         assert any("Jane Operator" in str(e) for e in journal["timeline"])
         # the marker is filed (a copy first), never just deleted
@@ -402,7 +402,7 @@ def test_an_approval_while_the_source_is_busy_stays_for_the_next_pass(
         assert next(r for r in w.runs() if r.run_id == held.run_id).state == "held"
         w.tick(minutes=15)
         assert next(r for r in w.runs() if r.run_id == held.run_id).state != "held"
-        journal = w.runtime.engine.get_run(held.run_id)
+        journal = w.runtime.engine.get_run(held.run_id).to_doc()
         assert journal["approvedBy"] == "approvals container"
 
 

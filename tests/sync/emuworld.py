@@ -19,6 +19,7 @@ from connector.state.base import StateStore
 from connector.sync.engine import Engine
 from connector.sync.summary import RunSummary
 from connector.sync.targets import graph_targets
+from connector.sync.wiring import build_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPING = ROOT / "samples" / "mappings" / "default.yaml"
@@ -64,7 +65,7 @@ class EmuWorld:
             allow_loopback=True,
             endpoint_for=lambda src: self.emu.endpoint_url,
         )
-        return Engine(self.config, self.store, targets, self.clock)
+        return build_engine(self.config, self.store, targets, self.clock)
 
     def sync(self, path: Path, **kw: Any) -> RunSummary:
         out = asyncio.run(self.engine.ingest("employees", path.name, path, **kw))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from connector.sync.journal import approval_key, discard_key
+from connector.sync.run_store import approval_key, discard_key
 from tests.sync.fakes import people
 from tests.sync.test_pipeline import World
 
@@ -52,4 +52,4 @@ def test_a_marker_for_a_finished_run_changes_nothing(tmp_path: Path) -> None:
     assert rec.state == "done"
     w.store.put_document(discard_key(done.run_id), {}, if_none_match=True)
     assert list(asyncio.run(w.engine.resume_waiting())) == []
-    assert w.engine.get_run(done.run_id)["state"] == "done"
+    assert w.engine.get_run(done.run_id).state == "done"

@@ -88,6 +88,6 @@ def test_a_manager_hired_after_their_reports_is_set_by_an_automatic_resend(
         users = w.emu.users()
         assert managers_in_directory(users) == expected_managers(day2)
         assert not [ext for ext, u in users.items() if u["pendingManager"]]
-        parent = w.engine.get_run(first.run_id)
+        parent = w.engine.get_run(first.run_id).to_doc()
         assert parent["referenceResends"] == {"employees-refs1": len(reports)}
         assert w.reconcile() == []  # nothing left to re-send

@@ -25,10 +25,10 @@ from connector.graph.auth import StaticTokenProvider
 from connector.graph.client import RetryPolicy
 from connector.reconcile import SentRecord, reconcile
 from connector.state.local import LocalStateStore
-from connector.sync.engine import Engine
 from connector.sync.journal import WaitingReason
 from connector.sync.summary import PassResult
 from connector.sync.targets import graph_targets
+from connector.sync.wiring import build_engine
 from tests.sync.fakes import Crash, config, people
 from tests.sync.test_pipeline import T0, World
 
@@ -53,7 +53,7 @@ def test_delta_mode_finishes_the_waiting_run_before_planning_the_newer_file(
     w.clock.advance(86400)
     b = w.sync("hr_20260303.csv", people(10, dept="Ops", start=200))
     assert b.state == "uploaded"
-    old = w.engine.get_run(a.run_id)
+    old = w.engine.get_run(a.run_id).to_doc()
     assert old["state"] == "uploaded"
     assert "supersededReason" not in old
     assert set(w.service.users) == {f"E{i:04}" for i in range(1, 101)} | {
@@ -69,7 +69,7 @@ def test_delta_mode_newer_file_queues_behind_a_run_still_waiting(tmp_path: Path)
     b = w.sync("hr_20260303.csv", people(5, dept="Ops"))  # changes records A still owes
     assert b.state == "uploading"
     assert b.waiting_reason is WaitingReason.QUEUED
-    assert w.engine.get_run(a.run_id)["state"] == "uploading"
+    assert w.engine.get_run(a.run_id).state == "uploading"
     w.service.quota = None
     w.clock.advance(86400)
     out = asyncio.run(w.engine.resume_waiting())
@@ -90,7 +90,7 @@ def test_full_mode_held_newer_file_does_not_end_the_waiting_run(tmp_path: Path) 
     w.clock.advance(3600)
     b = w.sync("hr_20260303.csv", people(10, dept="Ops"))  # 90 leavers: held
     assert b.state == "held"
-    assert w.engine.get_run(a.run_id)["state"] == "uploading"
+    assert w.engine.get_run(a.run_id).state == "uploading"
     w.engine.discard(b.run_id)
     w.service.quota = None
     [done] = asyncio.run(w.engine.resume_waiting())
@@ -104,17 +104,17 @@ def test_full_mode_held_newer_file_does_not_end_the_waiting_run(tmp_path: Path) 
 
 def test_crash_after_planning_is_continued_by_resume_waiting(tmp_path: Path) -> None:
     w = World(tmp_path)
-    real = w.engine._decide
+    real = w.engine.turns.decide
 
     async def crash(*a: Any, **k: Any) -> Any:
         raise Crash("killed after planning")
 
-    w.engine._decide = crash  # type: ignore[method-assign]
+    w.engine.turns.decide = crash  # type: ignore[method-assign]
     with pytest.raises(Crash):
         w.sync("hr_20260302.csv", people(60))
     [run] = w.engine.list_runs()
     assert run.state == "planned"
-    w.engine._decide = real  # type: ignore[method-assign]
+    w.engine.turns.decide = real  # type: ignore[method-assign]
     [out] = asyncio.run(w.engine.resume_waiting())
     assert out.state == "uploaded"
     assert len(w.service.users) == 60
@@ -187,7 +187,7 @@ def test_isolation_allowance_is_per_run_not_per_batch(tmp_path: Path) -> None:
     w.service.refuse = lambda data: "bad" if data["externalId"] in bad else None
     run = w.sync("hr_20260302.csv", people(500))
     assert len(w.service.calls) <= 10 + 10 + 1
-    assert w.engine.get_run(run.run_id)["isolationCalls"] <= 10 + 1
+    assert w.engine.get_run(run.run_id).to_doc()["isolationCalls"] <= 10 + 1
 
 
 # -- 5: errors retrying cannot fix block the run -------------------------------------------
@@ -228,7 +228,7 @@ def test_approve_checks_a_token_can_be_obtained(tmp_path: Path) -> None:
     w.engine.targets = target
     with pytest.raises(AuthenticationError):
         asyncio.run(w.engine.approve(held.run_id))
-    assert w.engine.get_run(held.run_id)["state"] == "held"
+    assert w.engine.get_run(held.run_id).state == "held"
 
 
 # -- 6: a lost lock stops the run ----------------------------------------------------------
@@ -287,7 +287,7 @@ def test_lost_lock_stops_sending_and_writing(tmp_path: Path) -> None:
     run = w.sync("hr_20260302.csv", people(250))  # 5 batches
     assert run.waiting_reason is WaitingReason.LOCK_LOST
     assert len(w.service.calls) == 2
-    doc = w.engine.get_run(run.run_id)
+    doc = w.engine.get_run(run.run_id).to_doc()
     assert len(doc["batches"]) == 1  # the second ack was not written: the lock was gone
 
 
@@ -299,7 +299,7 @@ def test_journal_holds_counters_and_batch_metadata_only(tmp_path: Path) -> None:
     rows = people(300)
     rows[7] = (rows[7][0], "", *rows[7][2:])  # one rejected row
     run = w.sync("hr_20260302.csv", rows)
-    doc = w.engine.get_run(run.run_id)
+    doc = w.engine.get_run(run.run_id).to_doc()
     text = json.dumps(doc)
     assert "lines" not in doc
     assert "E0001" not in text
@@ -469,7 +469,7 @@ def test_file_refused_at_the_rejected_row_cap_journals_its_rows(tmp_path: Path) 
     w.engine.records = refuse
     run = w.sync("hr_20260302.csv", people(3))
     assert run.state == "failed"
-    doc = w.engine.get_run(run.run_id)
+    doc = w.engine.get_run(run.run_id).to_doc()
     assert len(doc["rejected"]) == 1000
     assert doc["rejected"][0] == {
         "line": 2,
@@ -498,7 +498,7 @@ def test_graph_targets_retry_policy_bounds_the_waiting(tmp_path: Path) -> None:
         transport=httpx.MockTransport(handler),
         retry=short,
     )
-    engine = Engine(cfg, store, targets, clock, window=1)
+    engine = build_engine(cfg, store, targets, clock, window=1)
     from tests.sync.fakes import write_extract
 
     path = write_extract(tmp_path / "hr_20260302.csv", people(60))
@@ -519,7 +519,7 @@ def test_reader_errors_name_the_dropped_file_not_a_spool_file(tmp_path: Path) ->
 
     w = World(tmp_path)
     data = b"\xff\xfe\x00garbage without a header\n"
-    w.engine = Engine(sources_config(), w.store, w.service.target, w.clock)
+    w.engine = build_engine(sources_config(), w.store, w.service.target, w.clock)
     run = asyncio.run(w.engine.ingest("employees", "incoming/hr_20260302.csv", io.BytesIO(data)))
     assert run.state == "failed"
     assert run.failed_reason is not None

@@ -75,7 +75,7 @@ def test_a_crash_after_a_later_batch_was_acknowledged_resends_only_the_others(
     with pytest.raises(Crash):
         w.sync("hr_20260303.csv", people(150, dept="Ops"))  # 150 movers: 3 batches
     [run] = [r for r in w.engine.list_runs() if r.file_name == "hr_20260303.csv"]
-    doc = w.engine.get_run(run.run_id)
+    doc = w.engine.get_run(run.run_id).to_doc()
     assert [b["i"] for b in doc["batches"]] == [1]  # only batch 1 was acknowledged
     w.service.target = real  # type: ignore[method-assign]
     w.engine = w.new_engine(window=1)
@@ -85,7 +85,7 @@ def test_a_crash_after_a_later_batch_was_acknowledged_resends_only_the_others(
     again = w.service.calls[before:]
     assert [c[0] for c in again] == ["E0001", "E0101"]  # batches 0 and 2, once each
     assert not any("E0051" in c for c in again)  # the acknowledged batch is not re-sent
-    assert sorted(b["i"] for b in w.engine.get_run(run.run_id)["batches"]) == [0, 1, 2]
+    assert sorted(b["i"] for b in w.engine.get_run(run.run_id).to_doc()["batches"]) == [0, 1, 2]
     assert {u["department"] for u in w.service.users.values()} == {"Ops"}
 
 
@@ -98,10 +98,10 @@ def test_discard_records_the_reason_and_honours_allowed_states(tmp_path: Path) -
     assert waiting.state == "uploading"
     with pytest.raises(RunError, match="held"):
         w.engine.discard(waiting.run_id, by="ops", allowed_states={RunState.HELD})
-    assert w.engine.get_run(waiting.run_id)["state"] == "uploading"
+    assert w.engine.get_run(waiting.run_id).state == "uploading"
     out = w.engine.discard(waiting.run_id, by="ops", reason="wrong\nfile")
     assert out.state == "uploaded"  # its delivered batch is still reconciled
-    doc = w.engine.get_run(waiting.run_id)
+    doc = w.engine.get_run(waiting.run_id).to_doc()
     assert doc["discardedReason"] == "discarded by ops (reason: wrong file)"
 
 

@@ -15,6 +15,7 @@ from connector.errors import RunError
 from connector.state.local import LocalStateStore
 from connector.sync.engine import Engine
 from connector.sync.summary import RunSummary
+from connector.sync.wiring import build_engine
 from tests.sync.fakes import Crash, FakeService, config, csv_reader, people, write_extract
 
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
@@ -30,7 +31,7 @@ class World:
         self.engine = self.new_engine()
 
     def new_engine(self, **kw: Any) -> Engine:
-        return Engine(
+        return build_engine(
             self.config, self.store, self.service.target, self.clock, records=csv_reader, **kw
         )
 
@@ -161,7 +162,7 @@ def test_held_run_released_by_approval_marker_or_discarded(tmp_path: Path) -> No
     w.store.put_document(f"approvals/{held.run_id}", {"by": "alice"})
     [out] = asyncio.run(w.engine.resume_waiting())
     assert out.state == "uploaded"
-    assert w.engine.get_run(held.run_id)["approvedBy"] == "alice"
+    assert w.engine.get_run(held.run_id).to_doc()["approvedBy"] == "alice"
     w.clock.advance(86400)
     held2 = w.sync("hr_20260304.csv", [])
     assert held2.state == "held"
@@ -266,7 +267,7 @@ def test_newer_file_supersedes_a_waiting_run_and_its_sent_batches_are_reconciled
     # the first 50 were delivered by the old run, then changed: movers; the rest joiners
     assert newer.planned["movers"] == 50
     assert newer.planned["joiners"] == 70
-    old = w.engine.get_run(waiting.run_id)
+    old = w.engine.get_run(waiting.run_id).to_doc()
     assert old["state"] == "uploaded"
     assert "superseded by newer extract" in old["supersededReason"]
     runs = {r.run_id: r for r in w.reconcile()}
@@ -309,7 +310,7 @@ def test_waiting_reason_is_not_repeated_in_the_timeline(tmp_path: Path) -> None:
     run = w.sync("hr_20260302.csv", people(120))
     for _ in range(3):
         asyncio.run(w.engine.resume_waiting())
-    doc = w.engine.get_run(run.run_id)
+    doc = w.engine.get_run(run.run_id).to_doc()
     assert doc["waits"] == 4
     assert sum(1 for e in doc["timeline"] if e["detail"].startswith("waiting")) == 1
     page = w.store.read_artifact(f"employees/{run.run_id}/report.html").decode()

@@ -15,7 +15,6 @@ from connector.clock import FakeClock
 from connector.scim import ENTERPRISE_USER_SCHEMA, BulkPayload
 from connector.state.base import RecordEntry
 from connector.state.local import LocalStateStore
-from connector.sync.engine import Engine
 from connector.sync.references import (
     UNRESOLVED_REFERENCE,
     count_resends,
@@ -25,6 +24,7 @@ from connector.sync.references import (
     select_reference_resends,
 )
 from connector.sync.summary import RunSummary
+from connector.sync.wiring import build_engine
 from tests.sync.fakes import FakeService, FakeTarget, config, csv_reader, write_extract
 
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
@@ -200,7 +200,7 @@ class World:
         self.store = LocalStateStore(tmp / "state", clock=self.clock, heartbeat=False)
         # tiny populations: growth by hires must not trip the mass-change guard
         cfg = config(max_changes="null", max_changes_percent="null")
-        self.engine = Engine(
+        self.engine = build_engine(
             cfg, self.store, self.service.target, self.clock, records=csv_reader, **engine
         )
 
@@ -251,7 +251,7 @@ def test_managers_are_sent_and_acknowledged_before_their_reports(tmp_path: Path)
     assert rec.outcomes == {"created": 151}
     expected = {r[0]: r[4] for r in rows if r[4]}
     assert w.service.managers == expected
-    doc = w.engine.get_run(run.run_id)
+    doc = w.engine.get_run(run.run_id).to_doc()
     assert doc["referenceLevels"] == 3
 
 
@@ -264,7 +264,7 @@ def test_a_one_level_plan_keeps_the_window_full(tmp_path: Path) -> None:
     run = w.sync("hr_20260303.csv", hires)
     assert run.batches_total == 4
     assert w.service.max_in_flight == 4  # every request in flight at once: no barrier
-    assert "referenceLevels" not in w.engine.get_run(run.run_id)
+    assert "referenceLevels" not in w.engine.get_run(run.run_id).to_doc()
 
 
 def test_skipped_reference_is_resent_once_the_manager_is_created(tmp_path: Path) -> None:
@@ -285,11 +285,11 @@ def test_skipped_reference_is_resent_once_the_manager_is_created(tmp_path: Path)
     assert refs.state == "uploaded"
     assert refs.planned == {"references": 1}
     assert w.service.calls[-1] == ["B"]  # only B: C's manager is unknown to the source
-    doc = w.engine.get_run("employees-refs1")
+    doc = w.engine.get_run("employees-refs1").to_doc()
     assert doc["kind"] == "references"
     assert doc["parentRunIds"] == [first.run_id]
     assert doc["notResent"] == {"manager unknown to this source": 1}
-    parent = w.engine.get_run(first.run_id)
+    parent = w.engine.get_run(first.run_id).to_doc()
     assert parent["referenceResends"] == {"employees-refs1": 1}
     assert "re-sent in run employees-refs1" in parent["timeline"][-1]["detail"]
 

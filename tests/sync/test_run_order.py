@@ -41,7 +41,7 @@ def test_redelivery_of_a_queued_run_does_not_overtake_the_older_run(tmp_path: Pa
     assert again.state == "uploading"
     resumed = asyncio.run(w.engine.resume(b.run_id))
     # A went first, then B (planned again against what A left)
-    assert w.engine.get_run(a.run_id)["state"] == "uploaded"
+    assert w.engine.get_run(a.run_id).state == "uploaded"
     assert resumed.state == "uploaded"
     assert depts(w, range(1, 101)) == {"Ops"}
     asyncio.run(w.engine.resume_waiting())
@@ -62,7 +62,7 @@ def test_a_queued_run_resumed_while_the_older_one_still_waits_stays_queued(
     assert out.waiting_reason is WaitingReason.QUEUED
     assert out.batches_done == 0
     assert len(w.service.calls) == calls
-    assert w.engine.get_run(a.run_id)["state"] == "uploading"
+    assert w.engine.get_run(a.run_id).state == "uploading"
 
 
 def test_a_blocked_older_run_is_not_overtaken_by_the_timer(tmp_path: Path) -> None:
@@ -72,7 +72,7 @@ def test_a_blocked_older_run_is_not_overtaken_by_the_timer(tmp_path: Path) -> No
     w.service.quota = None
     w.service.error = PermissionDeniedError("403", status=403)
     asyncio.run(w.engine.resume_waiting())
-    assert w.engine.get_run(a.run_id)["state"] == "blocked"
+    assert w.engine.get_run(a.run_id).state == "blocked"
     w.service.error = None
     w.clock.advance(3600)
     b = w.sync("hr_20260303.csv", people(100, dept="Ops"))
@@ -84,13 +84,13 @@ def test_a_blocked_older_run_is_not_overtaken_by_the_timer(tmp_path: Path) -> No
     assert [(s.run_id, s.state) for s in out] == [(a.run_id, "blocked")]
     assert a.run_id in out.blocked["employees"]
     assert len(w.service.calls) == calls
-    queued = w.engine.get_run(b.run_id)
+    queued = w.engine.get_run(b.run_id).to_doc()
     assert queued["state"] == "uploading"
     assert f"queued behind run {a.run_id}" in queued["waiting"]
     assert "blocked" in queued["waiting"]
     asyncio.run(w.engine.resume(a.run_id))  # an operator unblocks A; B follows it
-    assert w.engine.get_run(a.run_id)["state"] == "uploaded"
-    assert w.engine.get_run(b.run_id)["state"] == "uploaded"
+    assert w.engine.get_run(a.run_id).state == "uploaded"
+    assert w.engine.get_run(b.run_id).state == "uploaded"
     assert depts(w, range(51, 101)) == {"Ops"}
 
 
@@ -107,7 +107,7 @@ def test_a_queued_delta_run_is_planned_again_against_the_index(tmp_path: Path) -
     w.service.quota = None
     asyncio.run(w.engine.resume_waiting())
     assert depts(w, range(1, 102)) == {"Sales"}
-    doc = w.engine.get_run(b.run_id)
+    doc = w.engine.get_run(b.run_id).to_doc()
     assert doc["state"] == "uploaded"
     assert doc["planned"]["movers"] == 100  # what A left, not what the index had at receipt
     assert any("planned again" in e["detail"] for e in doc["timeline"])
@@ -146,15 +146,15 @@ def test_same_bytes_uploaded_again_with_nothing_applied_between_is_a_no_op(
 
 def test_a_planned_delta_run_is_applied_not_superseded(tmp_path: Path) -> None:
     w = delta_world(tmp_path)
-    real = w.engine._decide
+    real = w.engine.turns.decide
 
     async def crash(*a: object, **k: object) -> object:
         raise Crash("killed after planning")
 
-    w.engine._decide = crash  # type: ignore[method-assign]
+    w.engine.turns.decide = crash  # type: ignore[method-assign]
     with pytest.raises(Crash):
         w.sync("hr_20260302.csv", people(60))  # A: 60 joiners, planned, then a crash
-    w.engine._decide = real  # type: ignore[method-assign]
+    w.engine.turns.decide = real  # type: ignore[method-assign]
     w.clock.advance(600)
     w.sync("hr_20260303.csv", people(5, dept="Ops", start=100))  # B: 5 other joiners
     asyncio.run(w.engine.resume_waiting())
@@ -183,9 +183,9 @@ def test_a_held_delta_run_holds_up_newer_runs_until_approved(tmp_path: Path) -> 
     asyncio.run(w.engine.resume_waiting())  # no approval yet: nothing moves
     assert len(w.service.calls) == calls
     asyncio.run(w.engine.approve(held.run_id))
-    assert w.engine.get_run(held.run_id)["state"] == "uploaded"
+    assert w.engine.get_run(held.run_id).state == "uploaded"
     asyncio.run(w.engine.resume_waiting())
-    assert w.engine.get_run(b.run_id)["state"] == "uploaded"
+    assert w.engine.get_run(b.run_id).state == "uploaded"
     assert w.service.users["E0002"]["department"] == "Legal"  # the newer change stands
     assert w.service.users["E0003"]["department"] == "Ops"
 
@@ -203,7 +203,7 @@ def test_a_held_full_run_approved_after_a_waiting_run_is_planned_again(tmp_path:
     assert b.state == "held"
     w.service.quota = None
     asyncio.run(w.engine.resume_waiting())  # A finishes: E0051..E0100 now Ops
-    assert w.engine.get_run(a.run_id)["state"] == "uploaded"
+    assert w.engine.get_run(a.run_id).state == "uploaded"
     out = asyncio.run(w.engine.approve(b.run_id))
     assert out.state == "uploaded"
     # B's plan was made before A sent E0001..E0040's second half; re-planned, it is exact
@@ -211,7 +211,7 @@ def test_a_held_full_run_approved_after_a_waiting_run_is_planned_again(tmp_path:
     assert not any(w.service.users[f"E{i:04}"]["enabled"] for i in range(41, 101))
     # leavers are disabled with the record A last sent, not the one before it
     assert depts(w, range(41, 101)) == {"Ops"}
-    doc = w.engine.get_run(b.run_id)
+    doc = w.engine.get_run(b.run_id).to_doc()
     assert doc["planned"]["leavers"] == 60
 
 
@@ -226,7 +226,7 @@ def test_an_empty_approval_marker_approves_and_does_not_break_the_pass(tmp_path:
     p.write_bytes(b"")  # `touch`, as an operator would
     out = asyncio.run(w.engine.resume_waiting())
     assert [(s.run_id, s.state) for s in out] == [(b.run_id, "uploaded")]
-    assert w.engine.get_run(b.run_id)["approvedBy"] == "approval marker"
+    assert w.engine.get_run(b.run_id).to_doc()["approvedBy"] == "approval marker"
 
 
 def test_an_error_in_one_source_does_not_stop_the_others(tmp_path: Path) -> None:

@@ -1,0 +1,393 @@
+"""Every document and artifact of a run, and where each is stored.
+
+The engine reaches the state store only through :class:`RunStore`. Per source:
+
+==============================================  ============================================
+``runs/<source>/<run id>``                      the run's journal (ETag-conditional puts
+                                                while the source's lock is held)
+``sources/<source>``                            the last extract applied
+``approvals/<run id>``, ``discards/<run id>``   operator markers (may be written by hand)
+``attempted/<source>``                          fingerprints the service refused (400)
+``reference-resends/<source>``                  automatic re-sends for manager references
+``<source>/<run id>/plan.jsonl.gz``             the stored plan (records in send order)
+``<source>/<run id>/batches.json.gz``           which records went into which batch,
+                                                written once with the plan
+``<source>/<run id>/records.jsonl.gz``          mapped records kept to plan the run again
+``<source>/<run id>/rejected.json.gz``          rejected rows of the file
+``<source>/<run id>/outcomes.json.gz``          each record's reconciled outcome
+``<source>/<run id>/report.*``, ``failures.csv``  the reports
+==============================================  ============================================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from connector.clock import Clock
+from connector.errors import LockLostError, RunError, StateError
+from connector.report import RejectedRow
+from connector.state.base import RecordIndex, SourceLock, StateStore
+from connector.sync.journal import Journal, from_iso, to_iso
+from connector.sync.plans import PlannedOp, batches_of, decode_plan, encode_plan
+
+__all__ = [
+    "REPORT_NAMES",
+    "KeptRecord",
+    "OutcomeRow",
+    "RunStore",
+    "approval_key",
+    "check_lock",
+    "discard_key",
+    "lock_lost",
+    "run_key",
+]
+
+REPORT_NAMES = ("report.html", "report.json", "failures.csv")
+
+
+def run_key(source: str, run_id: str) -> str:
+    return f"runs/{source}/{run_id}"
+
+
+def approval_key(run_id: str) -> str:
+    return f"approvals/{run_id}"
+
+
+def discard_key(run_id: str) -> str:
+    """A discard marker: the next pass discards the run (``{"by": …}`` optional)."""
+    return f"discards/{run_id}"
+
+
+def _source_key(source: str) -> str:
+    return f"sources/{source}"
+
+
+def _attempted_key(source: str) -> str:
+    return f"attempted/{source}"
+
+
+def _resends_key(source: str) -> str:
+    return f"reference-resends/{source}"
+
+
+def _artifact(journal: Journal, name: str) -> str:
+    return f"{journal.source}/{journal.run_id}/{name}"
+
+
+def lock_lost(journal: Journal) -> bool:
+    return bool(journal.lock is not None and getattr(journal.lock, "lost", False))
+
+
+def check_lock(journal: Journal) -> None:
+    if lock_lost(journal):
+        raise LockLostError(
+            f"run {journal.run_id}: the lock on source {journal.source!r} was lost (renewal"
+            " failed or another run took it over); stopping without writing — the holder"
+            " continues from the journal"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class KeptRecord:
+    """One mapped record kept with a run (``records.jsonl.gz``) for planning it again."""
+
+    line: int
+    external_id: str
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRow:
+    """A record's reconciled outcome as stored with its run (``outcomes.json.gz``)."""
+
+    external_id: str
+    outcome: str
+    error_code: str | None
+    reason: str | None
+    provisioning_action: str | None = None
+    activity_at: datetime | None = None
+    log_id: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> OutcomeRow:
+        # Rows stored before the action, time and log id were kept are shorter.
+        return cls(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4] if len(row) > 4 else None,
+            from_iso(row[5]) if len(row) > 5 else None,
+            row[6] if len(row) > 6 else None,
+        )
+
+    def to_row(self) -> list[Any]:
+        at = to_iso(self.activity_at) if self.activity_at is not None else None
+        return [
+            self.external_id,
+            self.outcome,
+            self.error_code,
+            self.reason,
+            self.provisioning_action,
+            at,
+            self.log_id,
+        ]
+
+
+class RunStore:
+    """A source's runs in the state store: journals, markers, plans and reports."""
+
+    def __init__(self, store: StateStore, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    def __repr__(self) -> str:
+        return repr(self.store)
+
+    def lock(self, source: str, owner: str) -> AbstractContextManager[SourceLock]:
+        return self.store.lock(source, owner=owner)
+
+    # -- journals -------------------------------------------------------------------------
+
+    def load(self, source: str, run_id: str) -> Journal | None:
+        """The run's journal (with its etag), None when the run does not exist."""
+        got = self.store.get_document(run_key(source, run_id))
+        return None if got is None else _journal(got)
+
+    def require(self, source: str, run_id: str) -> Journal:
+        journal = self.load(source, run_id)
+        if journal is None:
+            raise RunError(f"no run {run_id} for source {source}; see `connector runs list`")
+        return journal
+
+    def create(self, journal: Journal) -> None:
+        """Write a new run's journal (refused if one exists)."""
+        journal.etag = self.store.put_document(
+            run_key(journal.source, journal.run_id), journal.to_doc(), if_none_match=True
+        )
+
+    def save(self, journal: Journal) -> None:
+        """Write the journal (small: counters and batch metadata, never per-record data),
+        only while the source's lock is still ours; the new etag is kept on ``journal``."""
+        check_lock(journal)
+        journal.updated_at = self.clock.now()
+        key = run_key(journal.source, journal.run_id)
+        if journal.etag is None:
+            journal.etag = self.store.put_document(key, journal.to_doc(), if_none_match=True)
+        else:
+            journal.etag = self.store.put_document(key, journal.to_doc(), if_match=journal.etag)
+
+    def runs(self, source: str) -> Iterator[Journal]:
+        """Every run of ``source`` (in key order)."""
+        for key in self.store.list_documents(f"runs/{source}/"):
+            got = self.store.get_document(key)
+            if got is not None:
+                yield _journal(got)
+
+    def count_runs(self, source: str, run_id_prefix: str) -> int:
+        """Runs of ``source`` whose id starts with ``run_id_prefix`` (child run numbers)."""
+        return len(self.store.list_documents(run_key(source, run_id_prefix)))
+
+    # -- source documents -------------------------------------------------------------------
+
+    def last_applied(self, source: str) -> datetime | None:
+        got = self.store.get_document(_source_key(source))
+        return from_iso(got[0].get("lastAppliedExtractAt")) if got else None
+
+    def mark_applied(self, source: str, journal: Journal) -> None:
+        got = self.store.get_document(_source_key(source))
+        doc = dict(got[0]) if got else {"source": source}
+        new = journal.extract_at
+        old = from_iso(doc.get("lastAppliedExtractAt"))
+        if new is not None and (old is None or new >= old):
+            doc["lastAppliedExtractAt"] = to_iso(new)
+            doc["lastAppliedRunId"] = journal.run_id
+        self._put(_source_key(source), doc, got[1] if got else None)
+
+    def attempted(self, source: str) -> tuple[dict[str, str], str | None]:
+        """Fingerprints the service refused, per record, and the document's etag."""
+        got = self.store.get_document(_attempted_key(source))
+        return (dict(got[0].get("fingerprints") or {}), got[1]) if got else ({}, None)
+
+    def save_attempted(self, source: str, fingerprints: dict[str, str], etag: str | None) -> None:
+        self._put(_attempted_key(source), {"source": source, "fingerprints": fingerprints}, etag)
+
+    def reference_resends(self, source: str) -> tuple[dict[str, tuple[str, int]], str | None]:
+        """Automatic re-sends per record (fingerprint, count) and the document's etag."""
+        got = self.store.get_document(_resends_key(source))
+        records = (got[0] if got else {}).get("records") or {}
+        resent = {ext: (str(v[0]), int(v[1])) for ext, v in records.items()}
+        return resent, (got[1] if got else None)
+
+    def save_reference_resends(
+        self, source: str, counts: Mapping[str, tuple[str, int]], etag: str | None
+    ) -> None:
+        body = {"source": source, "records": {ext: list(v) for ext, v in counts.items()}}
+        self._put(_resends_key(source), body, etag)
+
+    def _put(self, key: str, doc: Mapping[str, Any], etag: str | None) -> None:
+        """Create the document (``etag`` None) or replace the version read at ``etag``."""
+        if etag is None:
+            self.store.put_document(key, doc, if_none_match=True)
+        else:
+            self.store.put_document(key, doc, if_match=etag)
+
+    # -- operator markers -------------------------------------------------------------------
+
+    def approval_marker(self, run_id: str) -> str | None:
+        """Who approved ``run_id`` with a marker document, None without a marker.
+
+        A marker may be written by hand (``touch``, an empty blob): content that is not a
+        JSON object still counts as an approval, just without a name.
+        """
+        return self._marker(approval_key(run_id), "approval marker")
+
+    def discard_marker(self, run_id: str) -> str | None:
+        """Who asked to discard ``run_id`` with a marker document, None without a marker
+        (content that is not a JSON object still counts, just without a name)."""
+        return self._marker(discard_key(run_id), "discard marker")
+
+    def discard_markers(self, source: str) -> set[str]:
+        """Run ids of ``source`` that have a discard marker."""
+        return {k.rsplit("/", 1)[-1] for k in self.store.list_documents(discard_key(source + "-"))}
+
+    def delete_markers(self, run_id: str, *, discard: bool = True) -> None:
+        keys = [approval_key(run_id)] + ([discard_key(run_id)] if discard else [])
+        for key in keys:
+            with contextlib.suppress(StateError):
+                self.store.delete_document(key)
+
+    def _marker(self, key: str, anonymous: str) -> str | None:
+        try:
+            got = self.store.get_document(key)
+        except StateError:
+            return anonymous if key in self.store.list_documents(key) else None
+        if got is None:
+            return None
+        by = got[0].get("by") if isinstance(got[0], Mapping) else None
+        return " ".join(str(by).split())[:100] if by else anonymous
+
+    # -- the record index -------------------------------------------------------------------
+
+    def load_records(self, source: str) -> RecordIndex:
+        return self.store.load_records(source)
+
+    def save_records(
+        self, index: RecordIndex, payloads: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> None:
+        if payloads is None:
+            self.store.save_records(index)
+        else:
+            self.store.save_records(index, payloads=payloads)
+
+    def payloads(self, source: str, external_ids: Collection[str]) -> dict[str, Any]:
+        return self.store.get_payloads(source, external_ids)
+
+    # -- the plan and its batches -----------------------------------------------------------
+
+    def write_plan(self, journal: Journal, ops: list[PlannedOp]) -> int:
+        """Store the plan and which records go into which batch; returns the batches."""
+        members = [list(p.external_ids) for p in batches_of(ops)]
+        self._write_gz(journal, "plan.jsonl.gz", encode_plan(ops), compressed=True)
+        self._write_gz(journal, "batches.json.gz", orjson.dumps(members))
+        return len(members)
+
+    def load_plan(self, journal: Journal) -> list[PlannedOp]:
+        try:
+            blob = self.store.read_artifact(_artifact(journal, "plan.jsonl.gz"))
+        except StateError as exc:
+            raise RunError(
+                f"run {journal.run_id}: its stored plan is missing ({exc}); discard the run and"
+                " deliver the extract again"
+            ) from exc
+        return decode_plan(blob)
+
+    def plan_or_empty(self, journal: Journal) -> list[PlannedOp]:
+        try:
+            return self.load_plan(journal)
+        except RunError:
+            return []
+
+    def batch_members(self, journal: Journal) -> list[list[str]]:
+        """The external ids of each of the run's batches, in plan order (runs stored
+        before the membership was kept: worked out from the plan)."""
+        try:
+            blob = self.store.read_artifact(_artifact(journal, "batches.json.gz"))
+        except StateError:
+            return [list(p.external_ids) for p in batches_of(self.plan_or_empty(journal))]
+        members: list[list[str]] = orjson.loads(gzip.decompress(blob))
+        return members
+
+    # -- other artifacts --------------------------------------------------------------------
+
+    def write_kept_records(self, journal: Journal, blob: bytes) -> None:
+        self._write_gz(journal, "records.jsonl.gz", blob, compressed=True)
+
+    def load_kept_records(self, journal: Journal) -> list[KeptRecord]:
+        try:
+            blob = self.store.read_artifact(_artifact(journal, "records.jsonl.gz"))
+        except StateError as exc:
+            raise RunError(
+                f"run {journal.run_id}: its kept records are missing ({exc}); discard the run"
+                " and deliver the extract again"
+            ) from exc
+        return [
+            KeptRecord(int(line), str(ext), data)
+            for line, ext, data in (
+                orjson.loads(raw) for raw in gzip.decompress(blob).splitlines() if raw
+            )
+        ]
+
+    def write_rejected(self, journal: Journal, rejected: Iterable[RejectedRow]) -> None:
+        """Rejected rows live next to the plan, not in the journal (rewritten per batch)."""
+        rows = [[r.line, r.reason, r.external_id] for r in rejected]
+        if rows:
+            self._write_gz(journal, "rejected.json.gz", orjson.dumps(rows))
+
+    def load_rejected(self, journal: Journal) -> list[RejectedRow]:
+        if journal.rejected:
+            return [RejectedRow(r.line, r.reason, r.external_id) for r in journal.rejected]
+        if not journal.rejected_count:
+            return []
+        try:
+            blob = self.store.read_artifact(_artifact(journal, "rejected.json.gz"))
+        except StateError:
+            return []
+        return [RejectedRow(int(a), str(b), c) for a, b, c in orjson.loads(gzip.decompress(blob))]
+
+    def write_outcomes(self, journal: Journal, rows: Iterable[OutcomeRow]) -> None:
+        self._write_gz(journal, "outcomes.json.gz", orjson.dumps([r.to_row() for r in rows]))
+
+    def load_outcomes(self, source: str, run_id: str) -> dict[str, OutcomeRow]:
+        try:
+            blob = self.store.read_artifact(f"{source}/{run_id}/outcomes.json.gz")
+        except StateError:
+            return {}
+        rows = (OutcomeRow.from_row(row) for row in orjson.loads(gzip.decompress(blob)))
+        return {row.external_id: row for row in rows}
+
+    def write_report(self, journal: Journal, name: str, body: bytes, content_type: str) -> str:
+        return self.store.write_artifact(_artifact(journal, name), body, content_type=content_type)
+
+    def report_locations(self, source: str, run_id: str) -> dict[str, str]:
+        return {n: self.store.artifact_location(f"{source}/{run_id}/{n}") for n in REPORT_NAMES}
+
+    def _write_gz(
+        self, journal: Journal, name: str, data: bytes, *, compressed: bool = False
+    ) -> None:
+        body = data if compressed else gzip.compress(data, compresslevel=5)
+        self.store.write_artifact(_artifact(journal, name), body, content_type="application/gzip")
+
+
+def _journal(got: tuple[dict[str, Any], str]) -> Journal:
+    journal = Journal.from_doc(got[0])
+    journal.etag = got[1]
+    return journal

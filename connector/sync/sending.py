@@ -1,0 +1,276 @@
+"""Sending a run: its unacknowledged batches through the window, and what follows.
+
+Each acknowledgement is journaled as it arrives (with its batch index), so after a crash
+only the batches that were in flight are sent again. What stopped the window
+(:class:`~connector.sync.upload.Stop`) is applied to the run here: failed, blocked or
+left waiting. Acknowledged batches are folded into the record index idempotently
+(``indexed``), so a crash between the two is repaired on the next call
+(:meth:`Sender.index_acks`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from connector.config import Source
+from connector.errors import (
+    BadRequestError,
+    ConcurrentRunError,
+    LockLostError,
+    SystemicRefusalError,
+)
+from connector.scim import BulkPayload
+from connector.state.base import Outcome as StateOutcome
+from connector.state.base import RecordEntry
+from connector.sync.context import SyncContext
+from connector.sync.journal import AckedBatch, Journal, waiting_reason_of
+from connector.sync.plans import NEVER_ACCEPTED, PlannedOp, leveled_batches
+from connector.sync.run_store import check_lock, lock_lost
+from connector.sync.summary import ProgressCallback
+from connector.sync.targets import BatchReceipt, ProvisioningTarget
+from connector.sync.upload import Stop, StopKind, isolate_refusal, send_window
+
+__all__ = ["Sender"]
+
+log = logging.getLogger(__name__)
+
+
+class _JournalAllowance:
+    """The isolation allowance of one run, counted in its journal (``isolationCalls``)."""
+
+    def __init__(self, limit: int, journal: Journal) -> None:
+        self._limit = limit
+        self._journal = journal
+
+    def left(self) -> int:
+        return self._limit - self._journal.isolation_calls
+
+    def spend(self) -> None:
+        self._journal.isolation_calls += 1
+
+
+class Sender:
+    """Sends runs whose turn has come and records what the service said."""
+
+    def __init__(self, ctx: SyncContext) -> None:
+        self.ctx = ctx
+        self.runs = ctx.runs
+
+    async def upload(
+        self, src: Source, journal: Journal, progress: ProgressCallback | None
+    ) -> Journal:
+        """Send the run's unacknowledged batches, up to ``window`` at once.
+
+        A spent budget, back-pressure or an outage stops new sends; batches in flight
+        finish; every batch not acknowledged is left for the next call.
+        """
+        ops = self.runs.load_plan(journal)
+        leveled = leveled_batches(ops)
+        batches = [b for b, _ in leveled]
+        total = len(batches)
+        journal.batches_total = total
+        acked = journal.acked_indices
+        pending = [i for i in range(total) if i not in acked]
+        if progress is not None:
+            progress(len(acked), total)
+        stop: Stop | None = None
+        if pending:
+            target = self.ctx.targets(src)
+            try:
+                stop = await self._send(journal, target, batches, pending, leveled, progress)
+            finally:
+                await target.aclose()
+        if stop is not None:
+            self._stopped(src.name, journal, ops, stop)
+            return journal
+        self.index_acks(src.name, journal, ops)
+        journal.uploaded(
+            self.ctx.clock.now(), f"{total} batch{'es' if total != 1 else ''} acknowledged"
+        )
+        self.runs.save(journal)
+        log.info("run %s: uploaded %d batches", journal.run_id, total)
+        return journal
+
+    async def _send(
+        self,
+        journal: Journal,
+        target: ProvisioningTarget,
+        batches: list[BulkPayload],
+        pending: list[int],
+        leveled: list[tuple[BulkPayload, tuple[int, int]]],
+        progress: ProgressCallback | None,
+    ) -> Stop | None:
+        allowance = _JournalAllowance(self.ctx.options.isolation_calls, journal)
+
+        async def send(payload: BulkPayload) -> BatchReceipt:
+            check_lock(journal)
+            try:
+                return await target.send(payload)
+            except BadRequestError as exc:
+                return await isolate_refusal(target, payload, exc, allowance)
+
+        def on_ack(i: int, receipt: BatchReceipt, stopping: StopKind | None) -> None:
+            journal.batches.append(
+                AckedBatch(
+                    index=i,
+                    size=len(batches[i]),
+                    sent_at=self.ctx.clock.now(),
+                    request_id=receipt.request_id,
+                    rejected=dict(receipt.rejected),
+                )
+            )
+            _note_whole_refusal(journal, batches[i], receipt)
+            if stopping is None or stopping == "waiting":
+                journal.clear_wait()
+            self.runs.save(journal)
+            if progress is not None:
+                progress(len(journal.batches), len(batches))
+
+        stop = await send_window(
+            batches,
+            [lv for _, lv in leveled],
+            pending,
+            send=send,
+            on_ack=on_ack,
+            width=self.ctx.options.window,
+        )
+        return stop
+
+    def _stopped(self, source: str, journal: Journal, ops: list[PlannedOp], stop: Stop) -> None:
+        total = journal.batches_total or 0
+        done = len(journal.batches)
+        exc = stop.error
+        now = self.ctx.clock.now()
+        if isinstance(exc, LockLostError) or (
+            isinstance(exc, ConcurrentRunError) and lock_lost(journal)
+        ):
+            # Not ours any more: write nothing; the new holder continues from the journal.
+            journal.lost_lock(f"{type(exc).__name__}: {exc}")
+            log.warning(
+                "run %s: lost the source lock; stopped after %d/%d", journal.run_id, done, total
+            )
+            return
+        if stop.kind == "failed":
+            reason = (
+                f"the service refused batch {stop.batch + 1}/{total} (400) in a way that is not"
+                f" about single records: {exc}. The payload is invalid for this job: fix the"
+                " mapping or the job schema (e.g. `connector schema add`), then deliver the"
+                " extract again"
+            )
+            journal.failed_reason = reason
+            self.index_acks(source, journal, ops)
+            journal.fail(reason, now)
+            self.runs.save(journal)
+            log.error("run %s: failed: systemic 400 at batch %d", journal.run_id, stop.batch + 1)
+            return
+        if stop.kind == "blocked":
+            reason = (
+                f"{type(exc).__name__}: {exc}. Retrying cannot fix this; fix the identity,"
+                " permission or endpoint, then resume the run with"
+                f" `connector runs resume {journal.run_id}`"
+            )
+            journal.blocked_reason = reason
+            self.index_acks(source, journal, ops)
+            journal.block(reason, now)
+            self.runs.save(journal)
+            log.error(
+                "run %s: blocked (%s) after %d/%d batches",
+                journal.run_id,
+                type(exc).__name__,
+                done,
+                total,
+            )
+            return
+        note = f"{type(exc).__name__}: {exc}"
+        detail = f"waiting after {done}/{total} batches: {note}"
+        journal.wait(waiting_reason_of(exc), note, now, detail)
+        self.runs.save(journal)
+        self.index_acks(source, journal, ops)
+        log.warning(
+            "run %s: paused after %d/%d batches (%s)",
+            journal.run_id,
+            done,
+            total,
+            type(exc).__name__,
+        )
+
+    def index_acks(self, source: str, journal: Journal, ops: list[PlannedOp] | None = None) -> None:
+        """Fold acknowledged batches into the record index (idempotent, resumable).
+
+        Accepted records get the planned fingerprint and payload. Records the service
+        refused (400) keep their last *accepted* fingerprint, payload and active flag;
+        the fingerprint of what was refused is kept apart (``attempted/<source>``) so an
+        unchanged refused record is not sent again until its data changes or an operator
+        retries it.
+        """
+        done, acked = journal.indexed, len(journal.batches)
+        if done >= acked:
+            return
+        by_id = {op.external_id: op for op in (ops or self.runs.load_plan(journal))}
+        members = self.runs.batch_members(journal)
+        index = self.runs.load_records(source)
+        attempted, etag = self.runs.attempted(source)
+        attempted_before = dict(attempted)
+        payloads: dict[str, Mapping[str, Any]] = {}
+        for batch in journal.batches[done:acked]:
+            sent_at = int(batch.sent_at.timestamp())
+            for ext in members[batch.index]:
+                op = by_id[ext]
+                if ext in batch.rejected:
+                    index.entries[ext] = _refused_entry(
+                        index.entries.get(ext), batch, ext, sent_at, journal.run_id
+                    )
+                    attempted[ext] = op.fingerprint.hex()
+                    continue
+                index.entries[ext] = RecordEntry(
+                    fingerprint=op.fingerprint,
+                    active=op.active,
+                    outcome=StateOutcome.SENT.value,
+                    sent_at=sent_at,
+                    run_id=journal.run_id,
+                )
+                attempted.pop(ext, None)
+                payloads[ext] = op.data
+        self.runs.save_records(index, payloads)
+        if attempted != attempted_before:
+            self.runs.save_attempted(source, attempted, etag)
+        journal.indexed = acked
+        self.runs.save(journal)
+
+    def repair(self, source: str) -> None:
+        """Fold acknowledged-but-unindexed batches of any run into the index (crash repair)."""
+        for journal in self.runs.runs(source):
+            if len(journal.batches) > journal.indexed:
+                log.info(
+                    "run %s: recording acknowledged batches after an interruption",
+                    f"runs/{source}/{journal.run_id}",
+                )
+                self.index_acks(source, journal)
+
+
+def _refused_entry(
+    old: RecordEntry | None, batch: AckedBatch, ext: str, sent_at: int, run_id: str
+) -> RecordEntry:
+    return RecordEntry(
+        fingerprint=old.fingerprint if old is not None else NEVER_ACCEPTED,
+        active=old.active if old is not None else False,
+        outcome=StateOutcome.FAILED.value,
+        error_code=batch.rejected[ext][0] or "BadRequest",
+        sent_at=sent_at,
+        run_id=run_id,
+    )
+
+
+def _note_whole_refusal(journal: Journal, payload: BulkPayload, receipt: BatchReceipt) -> None:
+    """Two batches in a row refused record by record is systemic, not bad data."""
+    if receipt.rejected and len(receipt.rejected) >= len(payload):
+        journal.refused_in_a_row = (journal.refused_in_a_row or 0) + 1
+        if journal.refused_in_a_row >= 2:
+            code, message = next(iter(receipt.rejected.values()))
+            raise SystemicRefusalError(
+                f"two batches in a row were refused whole: {message}", code=code
+            )
+    else:
+        journal.refused_in_a_row = 0

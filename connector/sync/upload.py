@@ -1,0 +1,237 @@
+"""The send window and the isolation of 400s: sending a run's batches to its target.
+
+:func:`send_window` sends the batches a run still has to send, ``window`` at a time,
+managers before their reports, and hands each acknowledgement to the caller as it
+arrives (the engine journals it at once, so a crash re-sends at most the batches in
+flight). It returns why it stopped, if it did (:class:`Stop`); it never changes the
+run's state: the engine applies the result. :func:`isolate_refusal` finds the records a
+400 is about within the run's allowance of extra calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from connector.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConcurrentRunError,
+    ConfigError,
+    GraphError,
+    NotFoundError,
+    PermissionDeniedError,
+    SystemicRefusalError,
+)
+from connector.graph.client import split_payload
+from connector.scim import BulkPayload
+from connector.sync.targets import BatchReceipt, ProvisioningTarget
+
+__all__ = [
+    "IsolationAllowance",
+    "Stop",
+    "StopKind",
+    "isolate_refusal",
+    "send_window",
+]
+
+StopKind = Literal["failed", "blocked", "waiting"]
+
+_RANK: dict[StopKind, int] = {"failed": 0, "blocked": 1, "waiting": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Why the window stopped: ``failed`` (a systemic 400), ``blocked`` (an error retrying
+    cannot fix) or ``waiting`` (quota, back-pressure, an outage, the lock lost)."""
+
+    kind: StopKind
+    error: BaseException
+    batch: int
+
+
+def stop_for(exc: BaseException, batch: int) -> Stop | None:
+    """The stop an error of one send means, None for an error the window does not own."""
+    if isinstance(exc, SystemicRefusalError):
+        return Stop("failed", exc, batch)
+    if isinstance(exc, AuthenticationError | PermissionDeniedError | NotFoundError | ConfigError):
+        return Stop("blocked", exc, batch)
+    if isinstance(exc, GraphError | ConcurrentRunError):
+        return Stop("waiting", exc, batch)
+    return None
+
+
+OnAck = Callable[[int, BatchReceipt, StopKind | None], None]
+"""Called with a batch's index, its receipt and the kind of the first stop so far (None
+while the window runs) as the batch is acknowledged; it may raise
+:class:`SystemicRefusalError` (refusals are systemic) or :class:`ConcurrentRunError`
+(the lock was lost while journaling) to stop the window."""
+
+
+class _Window:
+    """The state of one window: batches in flight, the stops, a condition to wait on."""
+
+    def __init__(self, levels: Sequence[tuple[int, int]], pending: Sequence[int]) -> None:
+        self.levels = levels
+        self.queue = iter(pending)
+        self.stops: list[Stop] = []
+        self.in_flight: set[int] = set()
+        self.acked = asyncio.Condition()
+
+    def may_send(self, i: int) -> bool:
+        """A batch holding level *n* records waits for every earlier batch in flight that
+        holds records below level *n* (a report must not overtake its manager)."""
+        top = self.levels[i][1]
+        return bool(self.stops) or all(self.levels[j][0] >= top for j in self.in_flight if j < i)
+
+    async def wait_turn(self, i: int) -> bool:
+        """Wait until batch ``i`` may go; False when the window stopped meanwhile."""
+        self.in_flight.add(i)
+        if not self.may_send(i):
+            async with self.acked:
+                await self.acked.wait_for(functools.partial(self.may_send, i))
+        return not self.stops
+
+    async def release(self, i: int) -> None:
+        async with self.acked:
+            self.in_flight.discard(i)
+            self.acked.notify_all()
+
+    async def stop(self, stop: Stop) -> None:
+        self.stops.append(stop)
+        async with self.acked:
+            self.acked.notify_all()
+
+    def worst(self) -> Stop | None:
+        """The most serious reason wins: a failed run over a blocked one over waiting."""
+        return min(self.stops, key=lambda s: _RANK[s.kind]) if self.stops else None
+
+
+async def send_window(
+    batches: Sequence[BulkPayload],
+    levels: Sequence[tuple[int, int]],
+    pending: Sequence[int],
+    *,
+    send: Callable[[BulkPayload], Awaitable[BatchReceipt]],
+    on_ack: OnAck,
+    width: int,
+) -> Stop | None:
+    """Send ``pending`` batches, ``width`` at a time, managers before their reports.
+
+    ``levels`` gives each batch's lowest and highest manager-chain level. A batch holding
+    level *n* records is sent only once every earlier batch holding records below level
+    *n* was acknowledged: the service resolves a manager only against users it has
+    processed. Batches hold whole levels in order, so a plan with one level (the usual
+    daily delta) never waits, and a first load waits once per level boundary. A stop
+    ends new sends; batches in flight finish.
+    """
+    window = _Window(levels, pending)
+
+    async def worker() -> None:
+        while not window.stops:
+            i = next(window.queue, None)
+            if i is None or not await window.wait_turn(i):
+                return
+            try:
+                receipt = await send(batches[i])
+                on_ack(i, receipt, window.stops[0].kind if window.stops else None)
+            except Exception as exc:
+                stop = stop_for(exc, i)
+                if stop is None:
+                    raise
+                await window.stop(stop)
+                return
+            await window.release(i)
+
+    tasks = [asyncio.create_task(worker()) for _ in range(max(1, min(width, len(pending))))]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        # An unexpected error (or cancellation) ends the run's call: stop the others and
+        # let it propagate as is; unacknowledged batches stay for the next call.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    return window.worst()
+
+
+class IsolationAllowance(Protocol):
+    """Extra calls a run may still spend isolating 400s (the engine keeps the count)."""
+
+    def left(self) -> int: ...
+
+    def spend(self) -> None: ...
+
+
+async def isolate_refusal(
+    target: ProvisioningTarget,
+    payload: BulkPayload,
+    refusal: BadRequestError,
+    allowance: IsolationAllowance,
+) -> BatchReceipt:
+    """Find the records a 400 is about, within the run's allowance of extra calls.
+
+    The refused batch is split in halves and both are sent: if both are refused too,
+    the 400 is not about single records (e.g. an attribute missing from the job's
+    schema) and :class:`SystemicRefusalError` is raised instead of bisecting every batch.
+    Otherwise the refused half is bisected (a refused group's halves: the left is
+    sent; if accepted the right holds the bad record and is split unsent — the 400 is
+    assumed deterministic). When the allowance is spent, the undecided records are
+    reported refused as a group.
+    """
+    rejected: dict[str, tuple[str | None, str]] = {}
+    request_ids: list[str] = []
+    left = allowance.left
+
+    def reject(group: BulkPayload, err: BadRequestError) -> None:
+        for ext in group.external_ids:
+            rejected[ext] = (err.code or "BadRequest", str(err))
+
+    async def send(group: BulkPayload) -> BadRequestError | None:
+        allowance.spend()
+        try:
+            receipt = await target.send(group)
+        except BadRequestError as err:
+            return err
+        if receipt.request_id:
+            request_ids.append(receipt.request_id)
+        for ext, why in receipt.rejected.items():
+            rejected[ext] = why
+        return None
+
+    pending: list[tuple[BulkPayload, BadRequestError]] = []
+    if len(payload) == 1 or left() < 2:
+        reject(payload, refusal)
+    else:
+        half = len(payload) // 2
+        lhs, rhs = split_payload(payload, [range(half), range(half, len(payload))])
+        l_err, r_err = await send(lhs), await send(rhs)
+        if l_err is not None and r_err is not None:
+            raise SystemicRefusalError(str(l_err), code=l_err.code, request_id=l_err.request_id)
+        pending.extend((g, e) for g, e in ((lhs, l_err), (rhs, r_err)) if e is not None)
+    while pending:
+        group, err = pending.pop()
+        if len(group) == 1 or left() <= 0:
+            reject(group, err)
+            continue
+        half = len(group) // 2
+        lhs, rhs = split_payload(group, [range(half), range(half, len(group))])
+        l_err = await send(lhs)
+        if l_err is None:
+            pending.append((rhs, err))
+            continue
+        pending.append((lhs, l_err))
+        if left() <= 0:
+            reject(rhs, err)
+            continue
+        r_err = await send(rhs)
+        if r_err is not None:
+            pending.append((rhs, r_err))
+    return BatchReceipt(
+        request_id=request_ids[0] if request_ids else refusal.request_id,
+        rejected=rejected,
+    )
