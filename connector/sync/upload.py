@@ -36,6 +36,7 @@ __all__ = [
     "StopKind",
     "isolate_refusal",
     "send_window",
+    "stop_for",
 ]
 
 StopKind = Literal["failed", "blocked", "waiting"]

@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from connector.clock import FakeClock
+from connector.reconcile import SentRecord, reconcile
 from connector.sample import churn_extract, generate_extract
 from connector.state.local import LocalStateStore
 from tests.sync.emuworld import emu_world
+from tests.sync.fakes import config, people
+from tests.sync.world import T0, World
 
 
 def local_store(tmp: Path) -> Callable[[FakeClock], Any]:
@@ -79,3 +82,35 @@ def test_entries_from_the_next_send_on_belong_to_the_next_run() -> None:
         [SentRecord("x1", at(60), action="update", after=at(2))], entries, now=at(120), skew=skew
     )
     assert second.outcomes["x1"].log_id == "b"
+
+
+def test_sent_record_after_bound_excludes_the_previous_entry() -> None:
+    sent_at = T0 + timedelta(minutes=9)
+    old_entry = {
+        "id": "log-1",
+        "activityDateTime": (T0 + timedelta(minutes=6)).isoformat(),
+        "sourceIdentity": {"id": "E1"},
+        "provisioningAction": "create",
+        "provisioningStatusInfo": {"status": "success"},
+    }
+    rec = SentRecord("E1", sent_at, action="mover", after=T0 + timedelta(minutes=6))
+    out = reconcile([rec], [old_entry], now=sent_at + timedelta(minutes=1))
+    assert out.outcomes["E1"].outcome.value == "pending"
+    plain = SentRecord("E1", sent_at, action="mover")
+    out = reconcile([plain], [old_entry], now=sent_at + timedelta(minutes=1))
+    assert out.outcomes["E1"].outcome.value == "created"  # what the bound prevents
+
+
+def test_engine_does_not_match_the_previous_runs_log_entry(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    w.sync("hr_20260302.csv", people(3))
+    w.reconcile(timedelta(minutes=7))  # entries at +6 min: run 1 done
+    w.clock.advance(120)  # 9 min after the first send
+    w.service.silent.add("E0002")
+    day2 = people(3)
+    day2[1] = (day2[1][0], day2[1][1], "Renamed", *day2[1][3:])
+    w.config = config(max_changes_percent=1000)
+    w.engine = w.new_engine()
+    run2 = w.sync("hr_20260302b.csv", day2)
+    runs = {r.run_id: r for r in w.reconcile(timedelta(minutes=1))}
+    assert runs[run2.run_id].outcomes == {"pending": 1}

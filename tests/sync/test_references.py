@@ -13,7 +13,7 @@ import orjson
 
 from connector.clock import FakeClock
 from connector.scim import ENTERPRISE_USER_SCHEMA, BulkPayload
-from connector.state.base import RecordEntry
+from connector.state.base import Outcome, RecordEntry
 from connector.state.local import LocalStateStore
 from connector.sync.references import (
     UNRESOLVED_REFERENCE,
@@ -25,7 +25,15 @@ from connector.sync.references import (
 )
 from connector.sync.summary import RunSummary
 from connector.sync.wiring import build_engine
-from tests.sync.fakes import FakeService, FakeTarget, config, csv_reader, write_extract
+from tests.sync.fakes import (
+    FakeService,
+    FakeTarget,
+    config,
+    csv_reader,
+    people,
+    write_extract,
+)
+from tests.sync.world import World as PipelineWorld
 
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 FP = b"\x01" * 16
@@ -337,3 +345,25 @@ def test_no_resend_when_the_manager_failed_or_resends_are_off(tmp_path: Path) ->
     off.clock.advance(86400)
     off.sync("hr_20260303.csv", [person("B", "LATE"), person("LATE")])
     assert [s.run_id.startswith("employees-refs") for s in off.reconcile()] == [False]
+
+
+def test_reference_resends_leave_records_a_held_run_carries(tmp_path: Path) -> None:
+    w = PipelineWorld(tmp_path)
+    w.sync("hr_20260302.csv", people(10))  # E0001 manages everyone
+    w.clock.advance(86400)
+    day2 = people(5)
+    day2[4] = (*day2[4][:3], "Ops", *day2[4][4:])  # E0005 moves; E0006..E0010 leave
+    held = w.sync("hr_20260303.csv", day2)
+    assert held.state == "held"
+    # E0005 was skipped for an unresolved manager by an earlier run
+    index = w.store.load_records("employees")
+    entry = index.entries["E0005"]
+    entry.outcome = Outcome.SKIPPED.value
+    entry.error_code = UNRESOLVED_REFERENCE
+    entry.run_id = "employees-earlier"
+    w.store.save_records(index)
+    calls = len(w.service.calls)
+    w.reconcile()  # E0001 confirmed: E0005 could be re-sent — but the held run has it
+    assert [r.run_id for r in w.engine.list_runs() if "-refs" in r.run_id] == []
+    assert len(w.service.calls) == calls
+    assert w.service.users["E0005"]["department"] == "Sales"

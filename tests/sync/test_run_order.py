@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from connector.config import parse_sources
-from connector.errors import PermissionDeniedError
+from connector.errors import (
+    PermissionDeniedError,
+)
 from connector.sync.journal import WaitingReason
 from tests.sync.fakes import JOB, SP, Crash, config, people
-from tests.sync.test_pipeline import World
+from tests.sync.world import World
 
 
 def delta_world(tmp: Path) -> World:
@@ -293,3 +295,60 @@ def _delta_yaml() -> str:
     return (
         _two_sources_yaml().split("  - name: contractors")[0].replace("mode: full", "mode: delta")
     )
+
+
+def test_delta_mode_finishes_the_waiting_run_before_planning_the_newer_file(
+    tmp_path: Path,
+) -> None:
+    w = delta_world(tmp_path)
+    w.service.quota = 1
+    a = w.sync("hr_20260302.csv", people(100))  # 2 batches, 1 sent
+    assert a.state == "uploading"
+    w.service.quota = None
+    w.clock.advance(86400)
+    b = w.sync("hr_20260303.csv", people(10, dept="Ops", start=200))
+    assert b.state == "uploaded"
+    old = w.engine.get_run(a.run_id).to_doc()
+    assert old["state"] == "uploaded"
+    assert "supersededReason" not in old
+    assert set(w.service.users) == {f"E{i:04}" for i in range(1, 101)} | {
+        f"E{i:04}" for i in range(200, 210)
+    }
+
+
+def test_delta_mode_newer_file_queues_behind_a_run_still_waiting(tmp_path: Path) -> None:
+    w = delta_world(tmp_path)
+    w.service.quota = 1
+    a = w.sync("hr_20260302.csv", people(100))
+    w.clock.advance(3600)
+    b = w.sync("hr_20260303.csv", people(5, dept="Ops"))  # changes records A still owes
+    assert b.state == "uploading"
+    assert b.waiting_reason is WaitingReason.QUEUED
+    assert w.engine.get_run(a.run_id).state == "uploading"
+    w.service.quota = None
+    w.clock.advance(86400)
+    out = asyncio.run(w.engine.resume_waiting())
+    assert [s.run_id for s in out] == [a.run_id, b.run_id]
+    assert all(s.state == "uploaded" for s in out)
+    assert len(w.service.users) == 100
+    # the newer data was applied last
+    assert all(w.service.users[f"E{i:04}"]["department"] == "Ops" for i in range(1, 6))
+
+
+def test_full_mode_held_newer_file_does_not_end_the_waiting_run(tmp_path: Path) -> None:
+    w = World(tmp_path, max_changes_percent=1000)
+    w.sync("hr_20260301.csv", people(100))
+    w.clock.advance(86400)
+    w.service.quota = len(w.service.calls) + 1
+    a = w.sync("hr_20260302.csv", people(100, dept="Ops"))  # 2 batches of movers, 1 sent
+    assert a.state == "uploading"
+    w.clock.advance(3600)
+    b = w.sync("hr_20260303.csv", people(10, dept="Ops"))  # 90 leavers: held
+    assert b.state == "held"
+    assert w.engine.get_run(a.run_id).state == "uploading"
+    w.engine.discard(b.run_id)
+    w.service.quota = None
+    [done] = asyncio.run(w.engine.resume_waiting())
+    assert done.run_id == a.run_id
+    assert done.state == "uploaded"
+    assert all(u["department"] == "Ops" for u in w.service.users.values())

@@ -4,44 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from connector.clock import FakeClock
 from connector.errors import RunError
-from connector.state.local import LocalStateStore
-from connector.sync.engine import Engine
-from connector.sync.summary import RunSummary
-from connector.sync.wiring import build_engine
-from tests.sync.fakes import Crash, FakeService, config, csv_reader, people, write_extract
-
-T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
-
-
-class World:
-    def __init__(self, tmp: Path, **thresholds: object) -> None:
-        self.tmp = tmp
-        self.clock = FakeClock(T0)
-        self.service = FakeService(self.clock)
-        self.store = LocalStateStore(tmp / "state", clock=self.clock, heartbeat=False)
-        self.config = config(**thresholds)
-        self.engine = self.new_engine()
-
-    def new_engine(self, **kw: Any) -> Engine:
-        return build_engine(
-            self.config, self.store, self.service.target, self.clock, records=csv_reader, **kw
-        )
-
-    def sync(self, name: str, rows: list[tuple[str, ...]], **kw: object) -> RunSummary:
-        path = write_extract(self.tmp / name, rows)
-        return asyncio.run(self.engine.ingest("employees", name, path, **kw))  # type: ignore[arg-type]
-
-    def reconcile(self, after: timedelta = timedelta(minutes=15)) -> list[RunSummary]:
-        self.clock.advance(after.total_seconds())
-        return asyncio.run(self.engine.reconcile_open_runs())
+from tests.sync.fakes import Crash, people
+from tests.sync.world import World
 
 
 def test_joiners_then_movers_and_leavers_then_reconciled(tmp_path: Path) -> None:

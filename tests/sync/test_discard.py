@@ -5,9 +5,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
+from connector.errors import (
+    RunError,
+)
+from connector.sync.journal import RunState
 from connector.sync.run_store import approval_key, discard_key
 from tests.sync.fakes import people
-from tests.sync.test_pipeline import World
+from tests.sync.world import World
 
 
 def _held(w: World) -> str:
@@ -53,3 +59,19 @@ def test_a_marker_for_a_finished_run_changes_nothing(tmp_path: Path) -> None:
     w.store.put_document(discard_key(done.run_id), {}, if_none_match=True)
     assert list(asyncio.run(w.engine.resume_waiting())) == []
     assert w.engine.get_run(done.run_id).state == "done"
+
+
+def test_discard_records_the_reason_and_honours_allowed_states(tmp_path: Path) -> None:
+    w = World(tmp_path, max_changes_percent=1000, max_changes=100000)
+    w.sync("hr_20260302.csv", people(100))
+    w.clock.advance(86400)
+    w.service.quota = len(w.service.calls) + 1
+    waiting = w.sync("hr_20260303.csv", people(100, dept="Ops"))
+    assert waiting.state == "uploading"
+    with pytest.raises(RunError, match="held"):
+        w.engine.discard(waiting.run_id, by="ops", allowed_states={RunState.HELD})
+    assert w.engine.get_run(waiting.run_id).state == "uploading"
+    out = w.engine.discard(waiting.run_id, by="ops", reason="wrong\nfile")
+    assert out.state == "uploaded"  # its delivered batch is still reconciled
+    doc = w.engine.get_run(waiting.run_id).to_doc()
+    assert doc["discardedReason"] == "discarded by ops (reason: wrong file)"
