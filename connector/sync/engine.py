@@ -33,7 +33,6 @@ from connector.sync.journal import (
     DISCARDABLE_STATES,
     Journal,
     RunState,
-    later_copy_run_id,
     make_run_id,
 )
 from connector.sync.ordering import RunOrder
@@ -173,7 +172,7 @@ class Engine:
     def _dry_run(
         self, src: Source, name: str, path: Path, run_id: str, received: datetime, full: bool
     ) -> RunSummary:
-        seen, existing = self._delivery(src, run_id, name, received)
+        seen, existing = self.order.delivery(src, run_id, name, received)
         if existing is not None and (existing.state not in _REPLANNABLE or existing.batches):
             # What a real sync would do: nothing, the file was already received.
             summary = self.reporter.summary(existing)
@@ -194,7 +193,7 @@ class Engine:
     ) -> RunSummary:
         with self.runs.lock(src.name, self.owner) as lock:
             self.sender.repair(src.name)
-            run_id, existing = self._delivery(src, run_id, name, received)
+            run_id, existing = self.order.delivery(src, run_id, name, received)
             if existing is not None and (existing.state not in _REPLANNABLE or existing.batches):
                 log.info("run %s: file already received; nothing to do", run_id)
                 summary = self.reporter.summary(existing)
@@ -237,29 +236,6 @@ class Engine:
         self.runs.create(journal)
         log.info("run %s: received for source %s", run_id, src.name)
         return journal
-
-    def _delivery(
-        self, src: Source, run_id: str, name: str, received: datetime
-    ) -> tuple[str, Journal | None]:
-        """The run a delivered file belongs to, and its journal if it exists.
-
-        Same bytes and same extract time: a redelivery (no-op). Same bytes but a later
-        extract after a newer extract was applied (day 3 back to day 1's content after
-        day 2 changed it): a new run, ``<run id>-<extract time>``, else day 2's changes
-        would silently stand. Same bytes, later time, nothing applied in between (the
-        file uploaded again): still the same run.
-        """
-        existing = self.runs.load(src.name, run_id)
-        if existing is None:
-            return run_id, None
-        new_at = src.extract_time(name, received)
-        old_at = existing.extract_at
-        last = self.runs.last_applied(src.name)
-        if old_at is None or new_at <= old_at or last is None or last <= old_at:
-            return run_id, existing
-        later = later_copy_run_id(run_id, new_at)
-        log.info("run %s: same content as run %s, later extract", later, run_id)
-        return later, self.runs.load(src.name, later)
 
     # -- moving runs on -----------------------------------------------------------------------
 

@@ -3,16 +3,28 @@
 ``full`` mode: a newer extract that passes the guard supersedes older runs still
 planned, held, waiting or blocked (it carries everyone). ``delta`` mode: runs apply
 strictly in extract order; a run that cannot go on stops the later ones, which queue
-behind it. Reads the runs; the only writes are superseding older runs.
+behind it. Only reads runs (the caller supersedes what :meth:`RunOrder.older_to_supersede`
+names).
 """
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
+
 from connector.config import Source
-from connector.sync.journal import DISCARDABLE_STATES, QUEUE_STATES, Journal, RunState
+from connector.sync.journal import (
+    DISCARDABLE_STATES,
+    QUEUE_STATES,
+    Journal,
+    RunState,
+    later_copy_run_id,
+)
 from connector.sync.run_store import RunStore
 
 __all__ = ["RunOrder"]
+
+log = logging.getLogger(__name__)
 
 
 class RunOrder:
@@ -36,6 +48,29 @@ class RunOrder:
                     continue
             found.append(journal)
         return sorted(found, key=lambda j: j.order)
+
+    def delivery(
+        self, src: Source, run_id: str, name: str, received: datetime
+    ) -> tuple[str, Journal | None]:
+        """The run a delivered file belongs to, and its journal if it exists.
+
+        Same bytes and same extract time: a redelivery (no-op). Same bytes but a later
+        extract after a newer extract was applied (day 3 back to day 1's content after
+        day 2 changed it): a new run, ``<run id>-<extract time>``, else day 2's changes
+        would silently stand. Same bytes, later time, nothing applied in between (the
+        file uploaded again): still the same run.
+        """
+        existing = self.runs.load(src.name, run_id)
+        if existing is None:
+            return run_id, None
+        new_at = src.extract_time(name, received)
+        old_at = existing.extract_at
+        last = self.runs.last_applied(src.name)
+        if old_at is None or new_at <= old_at or last is None or last <= old_at:
+            return run_id, existing
+        later = later_copy_run_id(run_id, new_at)
+        log.info("run %s: same content as run %s, later extract", later, run_id)
+        return later, self.runs.load(src.name, later)
 
     def has_unfinished_runs(self, source: str, journal: Journal) -> bool:
         """Whether another run of ``source`` may still change the record index before this
