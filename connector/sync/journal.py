@@ -617,6 +617,7 @@ class Journal:
             doc["rejected"] = [r.to_doc() for r in self.rejected]
         if self.decided:
             doc["decision"] = {"hold": self.decision_hold}
+        if self.decided or self.plan_index_version is not None:
             doc["planIndexVersion"] = self.plan_index_version
         if self.waiting is not None and self.waiting_reason is not None:
             doc["waitingReason"] = self.waiting_reason.value

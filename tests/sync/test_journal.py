@@ -193,3 +193,14 @@ def test_fail_block_and_unblock() -> None:
     journal.receive_again(AT, "file received again")
     assert journal.state is RunState.RECEIVED
     assert journal.failed_reason is None
+
+
+def test_a_run_received_again_keeps_the_index_version_it_was_planned_at() -> None:
+    doc = _fixture("queued")
+    journal = Journal.from_doc({**doc, "state": "planned", "queued": None, "waiting": None})
+    journal.receive_again(AT, "file received again")
+    out = journal.to_doc()
+    assert "decision" not in out
+    assert "recordsKept" not in out
+    assert out["planIndexVersion"] == doc["planIndexVersion"]
+    assert Journal.from_doc(out).to_doc() == out
