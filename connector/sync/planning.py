@@ -27,6 +27,7 @@ from connector.sync.context import SyncContext
 from connector.sync.delta import (
     Change,
     DeltaPlan,
+    MappedRecordLike,
     attach_leaver_payloads,
     check_guard,
     plan_delta,
@@ -273,7 +274,7 @@ def _rejected_row(r: object) -> RejectedRow:
     )
 
 
-def _tee(records: Iterable[Any], sink: gzip.GzipFile) -> Iterator[Any]:
+def _tee(records: Iterable[MappedRecordLike], sink: gzip.GzipFile) -> Iterator[MappedRecordLike]:
     """Stream ``records`` on while writing each as ``[line, externalId, data]`` to ``sink``."""
     for rec in records:
         sink.write(orjson.dumps([rec.line, rec.external_id, rec.data], default=dict))
