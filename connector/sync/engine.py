@@ -25,7 +25,6 @@ from connector.clock import Clock
 from connector.config import Source, SourcesConfig
 from connector.errors import ConcurrentRunError, ConnectorError, RunError
 from connector.reconcile import check_job_health
-from connector.report import ReportInput
 from connector.state.base import SourceLock, StateStore
 from connector.sync.child_runs import ChildRuns
 from connector.sync.context import SyncContext, SyncOptions
@@ -442,10 +441,6 @@ class Engine:
         if refresh:
             return self.reporter.write(journal)
         return self.runs.report_locations(src.name, run_id)
-
-    def report_input(self, journal: Journal) -> ReportInput:
-        """A report's data for a run (its journal, stored plan and outcomes)."""
-        return self.reporter.report_input(journal)
 
     def _find(self, run_id: str) -> Source:
         for src in self.config.sources:
