@@ -163,8 +163,8 @@ from connector.state.base import (
     RecordEntry,
     RecordIndex,
     SourceLock,
-    StateStore,
 )
+from connector.state.store import StateStore
 from connector.targets import (
     DEFAULT_ISOLATION_CALLS,
     DEFAULT_WINDOW,

@@ -27,10 +27,8 @@ from connector.errors import (
     QuotaExhaustedError,
     ThrottledError,
 )
-from connector.state.base import (
-    SourceLock,
-    StateStore,
-)
+from connector.state.base import SourceLock
+from connector.state.store import StateStore
 
 __all__ = [
     "DISCARDABLE_STATES",

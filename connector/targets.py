@@ -29,10 +29,7 @@ from connector.graph.client import GraphClient, LogQuery, RetryPolicy, split_pay
 from connector.graph.endpoint import Cloud, ProvisioningEndpoint
 from connector.pacing import DailyBudget, SlidingWindowLimiter
 from connector.scim import BulkPayload
-from connector.state.base import (
-    StateStore,
-    StoreCallBudget,
-)
+from connector.state.store import StateStore, StoreCallBudget
 
 __all__ = [
     "DEFAULT_ISOLATION_CALLS",

@@ -16,7 +16,7 @@ from connector.emulator.config import EmulatorConfig, JobConfig
 from connector.emulator.server import RunningEmulator, run_emulator
 from connector.graph.auth import StaticTokenProvider
 from connector.pipeline import Engine, RunSummary, graph_targets
-from connector.state.base import StateStore
+from connector.state.store import StateStore
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPING = ROOT / "samples" / "mappings" / "default.yaml"

@@ -1,4 +1,4 @@
-"""The Blob lock counts itself lost before its lease can lapse (review item 8)."""
+"""The Blob lock counts itself lost before its lease can lapse, and bounds each renewal."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from azure.core.exceptions import ServiceRequestError
 
 from connector.errors import ConcurrentRunError
-from connector.state.blob import LEASE_SECONDS, LOST_AFTER_SECONDS, RENEW_TIMEOUT_SECONDS, _BlobLock
+from connector.state.blob import LEASE_SECONDS, LOST_AFTER_SECONDS, RENEW_TIMEOUT_SECONDS, BlobLock
 
 
 class FakeLease:
@@ -32,7 +32,7 @@ class Ticker:
 
 def test_each_renewal_is_bounded_and_not_retried_by_the_sdk() -> None:
     lease = FakeLease()
-    lock = _BlobLock(lease, "employees", "me", monotonic=Ticker())  # type: ignore[arg-type]
+    lock = BlobLock(lease, "employees", "me", monotonic=Ticker())  # type: ignore[arg-type]
     lock.renew()
     [kw] = lease.calls
     assert kw["timeout"] == RENEW_TIMEOUT_SECONDS
@@ -45,7 +45,7 @@ def test_each_renewal_is_bounded_and_not_retried_by_the_sdk() -> None:
 def test_no_successful_renewal_for_two_thirds_of_the_lease_is_a_lost_lock() -> None:
     clock = Ticker()
     lease = FakeLease()
-    lock = _BlobLock(lease, "employees", "me", monotonic=clock)  # type: ignore[arg-type]
+    lock = BlobLock(lease, "employees", "me", monotonic=clock)  # type: ignore[arg-type]
     assert pytest.approx(LEASE_SECONDS * 2 / 3) == LOST_AFTER_SECONDS
     clock.now += LOST_AFTER_SECONDS - 1
     assert lock.lost is False
@@ -62,7 +62,7 @@ def test_no_successful_renewal_for_two_thirds_of_the_lease_is_a_lost_lock() -> N
 def test_the_heartbeat_stops_renewing_once_the_lock_is_lost() -> None:
     clock = Ticker()
     lease = FakeLease()
-    lock = _BlobLock(lease, "employees", "me", monotonic=clock)  # type: ignore[arg-type]
+    lock = BlobLock(lease, "employees", "me", monotonic=clock)  # type: ignore[arg-type]
     assert lock._renew_with_retries() is True
     clock.now += LOST_AFTER_SECONDS + 1
     assert lock._renew_with_retries() is False
@@ -73,7 +73,7 @@ def test_the_heartbeat_stops_renewing_once_the_lock_is_lost() -> None:
 def test_a_failing_renewal_marks_the_lock_lost() -> None:
     lease = FakeLease()
     lease.fail = True
-    lock = _BlobLock(lease, "employees", "me", monotonic=Ticker())  # type: ignore[arg-type]
+    lock = BlobLock(lease, "employees", "me", monotonic=Ticker())  # type: ignore[arg-type]
     with pytest.raises(ConcurrentRunError):
         lock.renew()
     assert lock.lost is True
