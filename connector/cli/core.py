@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import csv
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -27,6 +27,10 @@ from connector.records import iter_records
 from connector.sample import LAYOUTS, Faults, churn_extract, generate_extract
 from connector.scim import DEFAULT_MAX_REQUEST_BYTES, build_bulk_requests
 from connector.validate import DEFAULT_SAMPLE_ROWS, validate
+
+if TYPE_CHECKING:
+    from connector.mapping import Mapping
+    from connector.scim import BulkOperation
 
 __all__ = ["PreviewSummary", "register", "run_preview"]
 
@@ -82,7 +86,7 @@ def _write_rejected(rejected: Iterable[RejectedRow], out: Path) -> None:
 
 
 def _every_rejection(
-    mapping: Any, extract: Path, max_bytes: int, refusal: RejectedShareExceededError
+    mapping: Mapping, extract: Path, max_bytes: int, refusal: RejectedShareExceededError
 ) -> tuple[list[RejectedRow], ExtractStats, int]:
     """All rejected rows of a refused file: (rows, stats, rejected rows not listed).
 
@@ -144,7 +148,7 @@ def run_preview(
     error: str | None = None
     refusal: RejectedShareExceededError | None = None
 
-    def ops() -> Any:
+    def ops() -> Iterator[BulkOperation]:
         for n, op in enumerate(stream.operations(), 1):
             if progress is not None and task is not None and n % _PROGRESS_EVERY == 0:
                 progress.update(task, completed=n)
