@@ -1,33 +1,21 @@
-"""The admin CLI against the deployed app's state on Blob Storage (Azurite stands in)."""
+"""The admin commands against the deployed app's state on Blob Storage (Azurite stands in)."""
 
 from __future__ import annotations
 
 import webbrowser
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
-from typer.testing import CliRunner
 
-from connector.cli import sync as cli_sync
-from connector.cli.app import build_app
-from connector.clock import SystemClock
 from connector.emulator.config import EmulatorConfig, JobConfig
 from connector.emulator.server import RunningEmulator, run_emulator
 from connector.sample import generate_extract
 from connector.state.blob import BlobStateStore
-from tests.sync.emuworld import JOB, MAPPING, SP
-
-runner = CliRunner()
-
-
-def invoke(*args: str, code: int = 0) -> str:
-    result = runner.invoke(build_app(), list(args), catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result.output
+from tests.cli.helpers import DATED_FILES, invoke, write_config
+from tests.sync.emuworld import JOB, SP
 
 
 @pytest.fixture
@@ -52,14 +40,7 @@ def azure_state(azurite: str) -> Iterator[str]:
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "sources.yaml"
-    path.write_text(
-        "sources:\n  - name: employees\n    match: employees/\n"
-        f"    mapping: {MAPPING}\n    service_principal_id: {SP}\n    job_id: {JOB}\n"
-        "    extract_timestamp: {pattern: '_(?P<ts>\\d{8})\\.csv$', format: '%Y%m%d'}\n",
-        encoding="utf-8",
-    )
-    return path
+    return write_config(tmp_path / "sources.yaml", extra=DATED_FILES)
 
 
 @pytest.fixture
@@ -150,67 +131,3 @@ def test_a_discard_marker_blob_is_honoured_by_the_next_pass(
     assert doc[0]["discardedReason"] == "discarded by discard marker"
     assert not marker.exists()
     service.close()
-
-
-def test_state_options_name_one_store(config: Path, tmp_path: Path) -> None:
-    both = invoke(
-        "runs",
-        "list",
-        "--config",
-        str(config),
-        "--state",
-        str(tmp_path),
-        "--state-account-url",
-        "https://acct.blob.core.windows.net",
-        code=1,
-    )
-    assert "give one" in both
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "http://acct.blob.core.windows.net",
-        "https://acct.blob.core.windows.net/state",
-        "https://acct.blob.core.windows.net/?sv=2024&sig=x",
-        "https://example.com",
-        "https://acct.file.core.windows.net",
-    ],
-)
-def test_account_url_must_be_a_blob_endpoint(config: Path, url: str) -> None:
-    out = invoke("runs", "list", "--config", str(config), "--state-account-url", url, code=1)
-    assert "https://<account>.blob.core.windows.net" in out
-
-
-def test_connection_strings_are_for_a_local_azurite_only(config: Path) -> None:
-    real = (
-        "DefaultEndpointsProtocol=https;AccountName=prod;AccountKey=c2VjcmV0;"
-        "EndpointSuffix=core.windows.net"
-    )
-    out = invoke("runs", "list", "--config", str(config), "--state-connection-string", real, code=1)
-    assert "local Azurite only" in out
-    assert "c2VjcmV0" not in out  # the key is never echoed
-
-
-def test_account_url_opens_the_blob_store_with_the_default_credential(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import azure.identity
-
-    made: list[Any] = []
-
-    class Credential:
-        def __init__(self) -> None:
-            made.append(self)
-
-        def get_token(self, *scopes: str, **kw: Any) -> Any:  # pragma: no cover - not called
-            raise AssertionError("no request is made while opening the store")
-
-    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", Credential)
-    location = cli_sync._state_location(None, "https://Acct.blob.core.windows.net/", None)
-    assert location.account_url == "https://acct.blob.core.windows.net"
-    store = cli_sync._state_store(location, SystemClock(), create=True)
-    assert isinstance(store, BlobStateStore)
-    assert repr(store) == "BlobStateStore('https://acct.blob.core.windows.net/state')"
-    assert len(made) == 1
-    store.close()

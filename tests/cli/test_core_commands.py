@@ -15,8 +15,7 @@ from typer.testing import CliRunner
 
 from connector.cli import core
 from connector.errors import ExtractError, RejectedShareExceededError
-
-from .helpers import DEFAULT_MAPPING, GOLDEN, HR_EXTRACT, ROOT
+from tests.core.helpers import DEFAULT_MAPPING, GOLDEN, HR_EXTRACT, ROOT
 
 runner = CliRunner()
 

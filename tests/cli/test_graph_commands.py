@@ -25,8 +25,7 @@ from connector.graph.auth import StaticTokenProvider
 from connector.graph.client import GraphClient
 from connector.graph.endpoint import ProvisioningEndpoint
 from connector.graph.models import SynchronizationJob
-
-from .helpers import JOB, SP, payloads
+from tests.graph.helpers import JOB, SP, payloads
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPING = ROOT / "samples" / "mappings" / "default.yaml"
