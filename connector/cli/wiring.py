@@ -24,7 +24,7 @@ from connector.errors import StateError
 if TYPE_CHECKING:
     from connector.clock import Clock
     from connector.pipeline import Engine
-    from connector.state.base import StateStore
+    from connector.state.store import StateStore
 
 __all__ = ["command_engine", "dry_run_engine", "open_state_store", "store_exists"]
 
