@@ -277,7 +277,7 @@ def logs_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Provisioning log entries of the job: action × status counts, then the entries."""
-    from connector.graph.client import LogQuery
+    from connector.graph.logs import LogQuery
 
     def query() -> LogQuery:
         return LogQuery(
