@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 import httpx
@@ -60,6 +60,14 @@ PERMISSIONS = {
     "schema-write": "Synchronization.ReadWrite.All (or Application.ReadWrite.OwnedBy)",
 }
 """The application permission each kind of call needs, named in a 403's message."""
+
+
+class _ErrorFields(TypedDict):
+    """What every GraphError of an HTTP answer carries, for Microsoft support."""
+
+    status: int
+    request_id: str | None
+    code: str | None
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
@@ -134,11 +142,7 @@ def error_for(
             " the client never follows redirects with a token"
         )
     message, code = error_details(response)
-    fields: dict[str, Any] = {
-        "status": status,
-        "request_id": response.headers.get("request-id"),
-        "code": code,
-    }
+    fields = _ErrorFields(status=status, request_id=response.headers.get("request-id"), code=code)
     if status == 401:
         return AuthenticationError(
             f"Graph refused the token twice (401 {code or ''}: {message}); check the"
@@ -174,7 +178,7 @@ def error_for(
 def _throttled(
     response: httpx.Response,
     message: str,
-    fields: dict[str, Any],
+    fields: _ErrorFields,
     attempts: int,
     now: datetime | None,
     max_retry_after: float,
