@@ -1832,7 +1832,7 @@ class Engine:
             entries = []
         result = reconcile(
             sent,
-            (as_mapping(e) or {} for e in entries),
+            entries,
             now=self.clock.now(),
             job_id=target.job_id,
             skew=cfg.skew,

@@ -38,8 +38,9 @@ from connector.cli.common import (
 from connector.errors import ConfigError, ConnectorError
 
 if TYPE_CHECKING:
-    from connector.graph.client import GraphClient, SchemaUpdate
+    from connector.graph.client import GraphClient
     from connector.graph.models import ProvisioningObjectSummary, SynchronizationJob
+    from connector.graph.schema import SchemaUpdate
 
 __all__ = ["ActionFilter", "GraphAuth", "StatusFilter", "parse_since", "register"]
 
@@ -281,7 +282,7 @@ def logs_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Provisioning log entries of the job: action × status counts, then the entries."""
-    from connector.graph.client import LogQuery
+    from connector.graph.logs import LogQuery
 
     def query() -> LogQuery:
         return LogQuery(

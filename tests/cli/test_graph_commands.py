@@ -83,7 +83,8 @@ def test_logs_table_and_entries(emu: RunningEmulator) -> None:
 
     async def send() -> None:
         async with client:
-            await client.upload(payloads(12, prefix="L"))
+            for payload in payloads(12, prefix="L"):
+                await client.post_bulk(payload)
 
     asyncio.run(send())
     emu.wait_idle()
