@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from connector.dropzone import ApprovalMarker, MarkerAction
 from connector.errors import ConnectorError, PermissionDeniedError, QuotaExhaustedError
+from connector.functions.approvals import Approvals
+from connector.functions.dropzone import ApprovalMarker, MarkerAction
 from connector.pipeline import PassResult
 
 from .test_runtime_pass import _held_run
@@ -163,7 +164,7 @@ def test_a_discard_marker_does_not_stop_a_run_approved_meanwhile(
             name=f"{held.run_id}.discard", etag="0x1", data=b'{"reason": "wrong"}'
         )
         assert marker.action is MarkerAction.DISCARD
-        out = w.runtime._discard(marker)
+        out = Approvals(w.runtime.zone, engine, w.runtime.telemetry).discard(marker)
         engine.get_run = real_get
         assert out.outcome == "not_discardable"
         assert engine.get_run(held.run_id)["state"] == "uploading"
@@ -236,7 +237,7 @@ def test_a_file_equal_to_an_older_one_is_applied_not_archived_as_a_duplicate(
 
 
 def test_the_pass_line_names_sources_blocked_by_a_run() -> None:
-    from connector.runtime import PassOutcome
+    from connector.functions.outcomes import PassOutcome
 
     out = PassOutcome(blocked={"employees": "run employees-1 is blocked"})
     assert out.line().endswith("blocked=employees")

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
-from connector.dropzone import MAX_MARKER_BYTES, ApprovalMarker, DropZone, MarkerAction
+from connector.functions.dropzone import MAX_MARKER_BYTES, ApprovalMarker, DropZone, MarkerAction
 
 from .test_runtime_pass import _held_run
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 import function_app
-from connector.dropzone import CONTAINERS, INCOMING
-from connector.settings import DEFAULT_RECONCILE_SCHEDULE, TRIGGER_CONNECTION
+from connector.functions.dropzone import CONTAINERS, INCOMING
+from connector.functions.settings import DEFAULT_RECONCILE_SCHEDULE, TRIGGER_CONNECTION
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -110,7 +110,7 @@ def test_importing_the_app_stays_light(module: str) -> None:
 
 
 def test_function_app_is_only_the_adapter() -> None:
-    """Decorators and one-line outcomes; the hosted connector lives in connector/runtime.py."""
+    """Decorators and one-line outcomes; the hosted connector lives in connector/functions/."""
     import ast
 
     source = (ROOT / "function_app.py").read_text(encoding="utf-8")
@@ -121,13 +121,13 @@ def test_function_app_is_only_the_adapter() -> None:
     assert len(source.splitlines()) <= 120
 
 
-def test_runtime_uses_no_private_engine_names() -> None:
+def test_the_hosted_connector_uses_no_private_engine_names() -> None:
     import ast
 
-    tree = ast.parse((ROOT / "connector" / "runtime.py").read_text(encoding="utf-8"))
     private = [
-        alias.name
-        for node in ast.walk(tree)
+        f"{path.name}: {alias.name}"
+        for path in sorted((ROOT / "connector" / "functions").glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("connector")
         for alias in node.names
         if alias.name.startswith("_")

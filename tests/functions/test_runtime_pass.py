@@ -19,8 +19,8 @@ import pytest
 from azure.functions.blob import InputStream
 
 import function_app
-from connector import runtime as runtime_module
-from connector.dropzone import SWEEP_BLOB
+from connector.functions import sweep, wiring
+from connector.functions.dropzone import SWEEP_BLOB
 
 from .conftest import extract_bytes
 
@@ -135,11 +135,10 @@ def test_total_retry_waiting_in_one_invocation_is_bounded(make_world: Any, tmp_p
     """
     data = extract_bytes(tmp_path, 800, seed=25)  # 16 batches
     limit = {"rate_limit_calls": 1, "rate_limit_window_seconds": 20}
-    policy = runtime_module.FUNCTIONS_RETRY
+    policy = wiring.FUNCTIONS_RETRY
     with make_world(emulator=limit) as w:
-        bound = (
-            runtime_module.WAIT_BUDGET_SECONDS
-            + w.runtime.engine.window * policy.max_retry_after * (policy.max_attempts - 1)
+        bound = wiring.WAIT_BUDGET_SECONDS + w.runtime.engine.window * policy.max_retry_after * (
+            policy.max_attempts - 1
         )
         w.drop_and_deliver("employees/hr.csv", data)
         [run] = w.runs()
@@ -268,7 +267,7 @@ def test_sweep_runs_after_resume_and_reconcile(make_world: Any) -> None:
 def test_a_failing_file_does_not_block_the_sweep_and_is_retried_later(
     make_world: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runtime_module, "SWEEP_MAX_FILES", 1)
+    monkeypatch.setattr(sweep, "SWEEP_MAX_FILES", 1)
     with make_world() as w:
         w.drop("employees/a_broken.csv", extract_bytes(tmp_path, 10, seed=27))
         w.clock.advance(60)
@@ -322,7 +321,7 @@ def test_sweep_downloads_one_file_at_a_time_within_its_time_budget(
 
         async def slow_ingest(name: str, data: bytes) -> Any:
             assert downloads[-1] == name  # downloaded only when its turn came
-            w.clock.advance(runtime_module.SWEEP_BUDGET_SECONDS / 2)  # a slow file
+            w.clock.advance(sweep.SWEEP_BUDGET_SECONDS / 2)  # a slow file
             return await real_ingest(name, data)
 
         w.runtime.zone.read_incoming = read_incoming  # type: ignore[method-assign]
