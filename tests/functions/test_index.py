@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import subprocess
 import sys
@@ -143,3 +144,9 @@ def test_drop_zone_containers_are_the_ones_the_infra_creates() -> None:
         sys.path.remove(str(ROOT / "tests" / "infra"))
     assert set(CONTAINERS) == set(infra_contract.DATA_CONTAINERS)
     assert "approvals" in CONTAINERS
+
+
+def test_functions_are_synchronous_so_the_host_runs_them_on_its_thread_pool() -> None:
+    for fn in (function_app.ingest_extract, function_app.reconcile, function_app.health):
+        user = fn._function.get_user_function()  # type: ignore[attr-defined]
+        assert not inspect.iscoroutinefunction(user), user.__name__

@@ -1,9 +1,9 @@
-"""Discarding a held run through the ``approvals`` container, end to end on Azurite.
+"""Markers in the ``approvals`` container, end to end on Azurite.
 
-An operator who may only write to ``approvals`` discards a held run with a marker: a blob
-``<run id>`` whose JSON body says ``{"action": "discard"}``, or a blob ``<run id>.discard``.
-The timer discards it through the engine, files the marker like an approval, and a discard
-wins over an approval of the same run.
+An operator who may only write to ``approvals`` approves a held run (a blob named
+``<run id>``), discards one (``{"action": "discard"}`` or ``<run id>.discard``) or
+resumes a blocked one (``{"action": "resume"}``). The timer acts through the engine
+and files each marker with its outcome; a discard wins over an approval of the same run.
 """
 
 from __future__ import annotations
@@ -16,16 +16,150 @@ from typing import Any
 import orjson
 import pytest
 
-from connector.functions.dropzone import MAX_MARKER_BYTES, ApprovalMarker, DropZone, MarkerAction
+from connector.errors import QuotaExhaustedError
+from connector.functions.approvals import Approvals
+from connector.functions.dropzone import (
+    MAX_MARKER_BYTES,
+    ApprovalMarker,
+    DropZone,
+    MarkerAction,
+)
 
-from .test_runtime_pass import _held_run
+from .runs import Refusing, held_run
+
+# -- approving a held run ------------------------------------------------------------------------
+
+
+@pytest.mark.azurite
+def test_an_operator_approves_a_held_run_with_a_blob_in_approvals(
+    make_world: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    with make_world() as w:
+        held = held_run(w, tmp_path)
+        calls = len(w.bulk_calls())
+        marker = b'{"by": "Jane Operator"}'
+        w.service.get_blob_client("approvals", held.run_id).upload_blob(marker)
+
+        w.tick(minutes=15)
+        released = next(r for r in w.runs() if r.run_id == held.run_id)
+        assert released.state in ("uploaded", "reconciling", "done")
+        assert len(w.bulk_calls()) > calls
+        journal = w.runtime.engine.get_run(held.run_id)
+        assert journal["approvedBy"] == "Jane Operator"
+        assert any("Jane Operator" in str(e) for e in journal["timeline"])
+        # the marker is filed (a copy first), never just deleted
+        assert w.names("approvals") == {f"processed/{held.run_id}"}
+        assert w.read("approvals", f"processed/{held.run_id}") == marker
+        props = w.service.get_blob_client("approvals", f"processed/{held.run_id}")
+        assert props.get_blob_properties().metadata["outcome"] == "approved"
+        assert "Jane" not in caplog.text  # who approved is in the journal, not in logs
+
+        # the same marker again (an operator retrying): nothing more happens
+        w.service.get_blob_client("approvals", held.run_id).upload_blob(marker)
+        sent = len(w.bulk_calls())
+        w.tick(minutes=15)
+        assert len(w.bulk_calls()) == sent
+        assert w.names("approvals") == {f"processed/{held.run_id}"}
+
+
+@pytest.mark.azurite
+def test_an_approval_for_an_unknown_run_is_filed_not_retried_forever(make_world: Any) -> None:
+    with make_world() as w:
+        w.service.get_blob_client("approvals", "employees-0000000000").upload_blob(b"")
+        w.tick(minutes=15)
+        assert w.names("approvals") == {"processed/employees-0000000000"}
+        blob = w.service.get_blob_client("approvals", "processed/employees-0000000000")
+        assert blob.get_blob_properties().metadata["outcome"] == "unknown_run"
+
+
+@pytest.mark.azurite
+def test_an_approval_while_the_source_is_busy_stays_for_the_next_pass(
+    make_world: Any, tmp_path: Path
+) -> None:
+    with make_world() as w:
+        held = held_run(w, tmp_path)
+        w.service.get_blob_client("approvals", held.run_id).upload_blob(b"")
+        with w.runtime.store.lock("employees", owner="another-instance"):
+            w.tick(minutes=15)
+        assert w.names("approvals") == {held.run_id}
+        assert next(r for r in w.runs() if r.run_id == held.run_id).state == "held"
+        w.tick(minutes=15)
+        assert next(r for r in w.runs() if r.run_id == held.run_id).state != "held"
+        journal = w.runtime.engine.get_run(held.run_id)
+        assert journal["approvedBy"] == "approvals container"
+
+
+# -- resuming a blocked run ----------------------------------------------------------------------
+
+
+@pytest.mark.azurite
+def test_a_resume_marker_for_a_run_that_is_not_blocked_does_nothing(
+    make_world: Any, tmp_path: Path
+) -> None:
+    with make_world() as w:
+        held = held_run(w, tmp_path)
+        calls = len(w.bulk_calls())
+        w.service.get_blob_client("approvals", held.run_id).upload_blob(b'{"action": "resume"}')
+        w.tick(minutes=15)
+        assert next(r for r in w.runs() if r.run_id == held.run_id).state == "held"
+        assert len(w.bulk_calls()) == calls
+        props = w.service.get_blob_client(
+            "approvals", f"processed/{held.run_id}"
+        ).get_blob_properties()
+        assert props.metadata["outcome"] == "not_blocked"
+
+
+# -- discarding a run ----------------------------------------------------------------------------
+
+
+@pytest.mark.azurite
+def test_a_discard_marker_does_not_stop_a_run_approved_meanwhile(
+    make_world: Any, tmp_path: Path
+) -> None:
+    with make_world() as w:
+        held = held_run(w, tmp_path)
+        engine = w.runtime.engine
+        stale = dict(engine.get_run(held.run_id))  # what the marker handler reads first…
+        real = engine.targets
+        spent = QuotaExhaustedError("daily call budget spent (test)")
+        engine.targets = lambda src: Refusing(real(src), spent)
+        approved = asyncio.run(engine.approve(held.run_id, by="cli"))  # …approved in between
+        engine.targets = real
+        assert approved.state == "uploading"  # and waiting for the quota
+        real_get = engine.get_run
+        engine.get_run = lambda run_id: stale if run_id == held.run_id else real_get(run_id)
+        marker = ApprovalMarker(
+            name=f"{held.run_id}.discard", etag="0x1", data=b'{"reason": "wrong"}'
+        )
+        assert marker.action is MarkerAction.DISCARD
+        out = Approvals(w.runtime.zone, engine, w.runtime.telemetry).discard(marker)
+        engine.get_run = real_get
+        assert out.outcome == "not_discardable"
+        assert engine.get_run(held.run_id)["state"] == "uploading"
+        assert "discardedReason" not in engine.get_run(held.run_id)
+        w.tick(minutes=15)  # the timer continues the approved run
+        assert engine.get_run(held.run_id)["state"] in ("uploaded", "reconciling", "done")
+
+
+@pytest.mark.azurite
+def test_a_discard_marker_records_who_and_why(make_world: Any, tmp_path: Path) -> None:
+    with make_world() as w:
+        held = held_run(w, tmp_path)
+        w.service.get_blob_client("approvals", f"{held.run_id}.discard").upload_blob(
+            b'{"by": "ops", "reason": "wrong file"}'
+        )
+        w.tick(minutes=15)
+        doc = w.runtime.engine.get_run(held.run_id)
+        assert doc["state"] == "discarded"
+        assert doc["discardedReason"] == "discarded by ops (reason: wrong file)"
+
+
+# -- discard markers (reading, filing, the timer pass) -------------------------------------------
 
 
 def _marker(name: str, data: bytes, *, complete: bool = True) -> ApprovalMarker:
     return ApprovalMarker(name=name, etag="0x1", data=data, complete=complete)
-
-
-# -- reading a marker (pure) ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -74,9 +208,6 @@ def test_a_discard_marker_names_its_run_who_and_why() -> None:
     assert plain.reason is None
 
 
-# -- the drop zone ------------------------------------------------------------------------------
-
-
 @pytest.mark.azurite
 def test_a_marker_replaced_while_it_was_handled_is_copied_but_not_deleted(
     blob_service: Any,
@@ -106,9 +237,6 @@ def test_a_marker_replaced_while_it_was_handled_is_copied_but_not_deleted(
     )
 
 
-# -- the timer pass -----------------------------------------------------------------------------
-
-
 def _outcome(w: Any, container_name: str) -> str:
     blob = w.service.get_blob_client("approvals", container_name)
     return str(blob.get_blob_properties().metadata["outcome"])
@@ -130,7 +258,7 @@ def test_an_operator_discards_a_held_run_with_a_json_marker(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     with make_world() as w:
-        held = _held_run(w, tmp_path)
+        held = held_run(w, tmp_path)
         calls = len(w.bulk_calls())
         marker = orjson.dumps(
             {"action": "discard", "by": "Jane Operator", "reason": "the extract was cut short"}
@@ -175,7 +303,7 @@ def test_a_dot_discard_blob_discards_the_run_and_wins_over_its_approval(
     make_world: Any, tmp_path: Path
 ) -> None:
     with make_world() as w:
-        held = _held_run(w, tmp_path)
+        held = held_run(w, tmp_path)
         calls = len(w.bulk_calls())
         # the approval is older than the discard: the discard wins all the same
         w.service.get_blob_client("approvals", held.run_id).upload_blob(b'{"by": "approver"}')
@@ -208,7 +336,7 @@ def test_a_discard_while_the_source_is_busy_keeps_both_markers_for_the_next_pass
     make_world: Any, tmp_path: Path
 ) -> None:
     with make_world() as w:
-        held = _held_run(w, tmp_path)
+        held = held_run(w, tmp_path)
         calls = len(w.bulk_calls())
         w.service.get_blob_client("approvals", held.run_id).upload_blob(b"")
         w.service.get_blob_client("approvals", f"{held.run_id}.discard").upload_blob(
@@ -234,7 +362,7 @@ def test_a_run_that_already_sent_is_not_discardable_and_an_unknown_run_is_filed(
     make_world: Any, tmp_path: Path
 ) -> None:
     with make_world() as w:
-        held = _held_run(w, tmp_path)
+        held = held_run(w, tmp_path)
         sent = next(r for r in w.runs() if r.run_id != held.run_id)
         before = _state(w, sent.run_id)
         assert before in ("uploaded", "reconciling", "done")
@@ -260,7 +388,7 @@ def test_a_marker_that_is_not_understood_is_filed_and_changes_nothing(
     make_world: Any, tmp_path: Path
 ) -> None:
     with make_world() as w:
-        held = _held_run(w, tmp_path)
+        held = held_run(w, tmp_path)
         calls = len(w.bulk_calls())
         w.service.get_blob_client("approvals", held.run_id).upload_blob(b"please discard")
         assert _pass(w) == [(held.run_id, "invalid", "invalid_marker")]
