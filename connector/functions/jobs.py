@@ -8,13 +8,18 @@ from typing import Any
 
 from connector.config import SourcesConfig
 from connector.functions.telemetry import Telemetry
-from connector.functions.values import brief
 from connector.pipeline import TargetFactory
 from connector.reconcile import check_job_health
+from connector.runs import loggable
 
 __all__ = ["check_jobs"]
 
 log = logging.getLogger("connector.functions")
+
+
+def _brief(exc: BaseException) -> str:
+    """An error for the status and logs: type, code, message without emails/UPNs."""
+    return loggable(exc, 300)
 
 
 def _as_mapping(value: Any) -> Mapping[str, Any] | None:
@@ -53,7 +58,7 @@ async def check_jobs(
             elif not health.ok:
                 log.warning("source %s: %s", src.name, health.message)
         except Exception as exc:  # one unreachable job must not hide the others
-            result[src.name] = {"ok": False, "code": "Unreachable", "message": brief(exc)}
+            result[src.name] = {"ok": False, "code": "Unreachable", "message": _brief(exc)}
             log.warning("source %s: job status unavailable (%s)", src.name, type(exc).__name__)
         finally:
             await target.aclose()

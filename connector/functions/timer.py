@@ -96,7 +96,7 @@ class TimerPass:
             }
         return counts
 
-    def _last_success(self, out: PassOutcome, now: str) -> Any:
+    def _last_success(self, out: PassOutcome, now: str) -> object:
         """When reconciliation last succeeded: now, unless this pass's reconcile failed."""
         if "reconcile" not in out.failed_steps:
             return now

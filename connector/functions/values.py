@@ -9,9 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from connector.runs import loggable
-
-__all__ = ["as_int", "as_time", "brief"]
+__all__ = ["as_int", "as_time"]
 
 
 def as_int(value: Any) -> int | None:
@@ -30,8 +28,3 @@ def as_time(text: Any) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError:
         return None
-
-
-def brief(exc: BaseException) -> str:
-    """An error for the status and logs: type, code, message without emails/UPNs."""
-    return loggable(exc, 300)
