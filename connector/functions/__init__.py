@@ -10,5 +10,6 @@ one per worker process. Each module has one reason to change:
 - ``approvals``, ``sweep``, ``jobs``: the pass's steps that are more than an engine call;
 - ``health``: the ``/api/health`` document;
 - ``outcomes``: what an invocation did, as one log line;
+- ``markers``: what an operator's marker in ``approvals`` asks for (pure);
 - ``dropzone``, ``settings``, ``telemetry``: the storage layout, app settings, events.
 """

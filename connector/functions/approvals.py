@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 
 from connector.errors import ConcurrentRunError, ConnectorError, RunError
-from connector.functions.dropzone import ApprovalMarker, DropZone, MarkerAction
+from connector.functions.dropzone import DropZone
+from connector.functions.markers import ApprovalMarker, MarkerAction
 from connector.functions.outcomes import ApprovalOutcome
 from connector.functions.telemetry import Telemetry
 from connector.pipeline import Engine, RunState

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector.functions.dropzone import MarkerAction
+from connector.functions.markers import MarkerAction
 from connector.pipeline import RunState, RunSummary
 
 __all__ = ["ApprovalOutcome", "DropOutcome", "PassOutcome", "is_waiting", "summary_detail"]
