@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from opentelemetry.metrics import Counter, Meter
 
+    from connector.functions.settings import AppSettings
     from connector.pipeline import RunSummary
-    from connector.settings import AppSettings
 
 __all__ = [
     "EVENT_LOGGER",

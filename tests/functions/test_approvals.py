@@ -1,9 +1,9 @@
-"""Discarding a held run through the ``approvals`` container, end to end on Azurite.
+"""Markers in the ``approvals`` container, end to end on Azurite.
 
-An operator who may only write to ``approvals`` discards a held run with a marker: a blob
-``<run id>`` whose JSON body says ``{"action": "discard"}``, or a blob ``<run id>.discard``.
-The timer discards it through the engine, files the marker like an approval, and a discard
-wins over an approval of the same run.
+An operator who may only write to ``approvals`` approves a held run (a blob named
+``<run id>``), discards one (``{"action": "discard"}`` or ``<run id>.discard``) or
+resumes a blocked one (``{"action": "resume"}``). The timer acts through the engine
+and files each marker with its outcome; a discard wins over an approval of the same run.
 """
 
 from __future__ import annotations
@@ -16,65 +16,142 @@ from typing import Any
 import orjson
 import pytest
 
-from connector.dropzone import MAX_MARKER_BYTES, ApprovalMarker, DropZone, MarkerAction
+from connector.errors import QuotaExhaustedError
+from connector.functions.approvals import Approvals
+from connector.functions.dropzone import DropZone
+from connector.functions.markers import MAX_MARKER_BYTES, ApprovalMarker, MarkerAction
 
-from .test_runtime_pass import _held_run
+from .runs import Refusing, held_run
 
-
-def _marker(name: str, data: bytes, *, complete: bool = True) -> ApprovalMarker:
-    return ApprovalMarker(name=name, etag="0x1", data=data, complete=complete)
-
-
-# -- reading a marker (pure) ------------------------------------------------------------------
+# -- approving a held run ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("name", "body", "action"),
-    [
-        ("employees-abc", b"", MarkerAction.APPROVE),
-        ("employees-abc", b'{"by": "jdoe"}', MarkerAction.APPROVE),
-        ("employees-abc", b'{"action": "approve"}', MarkerAction.APPROVE),
-        ("employees-abc", b'{"action": "discard", "by": "jdoe"}', MarkerAction.DISCARD),
-        ("employees-abc", b'{"action": " Discard "}', MarkerAction.DISCARD),
-        ("employees-abc.discard", b"", MarkerAction.DISCARD),
-        ("employees-abc.discard", b'{"by": "jdoe", "reason": "wrong file"}', MarkerAction.DISCARD),
-        ("employees-abc.discard", b'{"action": "discard"}', MarkerAction.DISCARD),
-        # not understood: nothing is done (it might have meant either)
-        ("employees-abc", b'{"action": "dicsard"}', MarkerAction.INVALID),
-        ("employees-abc", b'{"action": 1}', MarkerAction.INVALID),
-        ("employees-abc", b"discard", MarkerAction.INVALID),
-        ("employees-abc", b'["discard"]', MarkerAction.INVALID),
-        ("employees-abc.discard", b'{"action": "approve"}', MarkerAction.INVALID),
-        ("employees-abc.discard", b"not json", MarkerAction.INVALID),
-    ],
-)
-def test_a_marker_asks_for_what_its_name_and_body_say(
-    name: str, body: bytes, action: MarkerAction
+@pytest.mark.azurite
+def test_an_operator_approves_a_held_run_with_a_blob_in_approvals(
+    make_world: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    assert _marker(name, body).action is action
+    caplog.set_level(logging.INFO)
+    with make_world() as w:
+        held = held_run(w, tmp_path)
+        calls = len(w.bulk_calls())
+        marker = b'{"by": "Jane Operator"}'
+        w.service.get_blob_client("approvals", held.run_id).upload_blob(marker)
+
+        w.tick(minutes=15)
+        released = next(r for r in w.runs() if r.run_id == held.run_id)
+        assert released.state in ("uploaded", "reconciling", "done")
+        assert len(w.bulk_calls()) > calls
+        journal = w.runtime.engine.get_run(held.run_id)
+        assert journal["approvedBy"] == "Jane Operator"
+        assert any("Jane Operator" in str(e) for e in journal["timeline"])
+        # the marker is filed (a copy first), never just deleted
+        assert w.names("approvals") == {f"processed/{held.run_id}"}
+        assert w.read("approvals", f"processed/{held.run_id}") == marker
+        props = w.service.get_blob_client("approvals", f"processed/{held.run_id}")
+        assert props.get_blob_properties().metadata["outcome"] == "approved"
+        assert "Jane" not in caplog.text  # who approved is in the journal, not in logs
+
+        # the same marker again (an operator retrying): nothing more happens
+        w.service.get_blob_client("approvals", held.run_id).upload_blob(marker)
+        sent = len(w.bulk_calls())
+        w.tick(minutes=15)
+        assert len(w.bulk_calls()) == sent
+        assert w.names("approvals") == {f"processed/{held.run_id}"}
 
 
-def test_a_marker_too_large_to_read_is_invalid_not_an_approval() -> None:
-    unread = _marker("employees-abc", b"", complete=False)
-    assert unread.action is MarkerAction.INVALID
-    assert _marker("employees-abc", b"", complete=True).action is MarkerAction.APPROVE
+@pytest.mark.azurite
+def test_an_approval_for_an_unknown_run_is_filed_not_retried_forever(make_world: Any) -> None:
+    with make_world() as w:
+        w.service.get_blob_client("approvals", "employees-0000000000").upload_blob(b"")
+        w.tick(minutes=15)
+        assert w.names("approvals") == {"processed/employees-0000000000"}
+        blob = w.service.get_blob_client("approvals", "processed/employees-0000000000")
+        assert blob.get_blob_properties().metadata["outcome"] == "unknown_run"
 
 
-def test_a_discard_marker_names_its_run_who_and_why() -> None:
-    body = b'{"by": "  j  doe ", "reason": "wrong\\nfile ' + b"x" * 400 + b'"}'
-    m = _marker("employees-abc.discard", body)
-    assert m.run_id == "employees-abc"
-    assert m.by == "j doe"
-    assert m.reason is not None
-    assert m.reason.startswith("wrong file x")
-    assert len(m.reason) == 300
-    plain = _marker("employees-abc", b'{"action": "discard", "by": 5, "reason": " "}')
-    assert plain.run_id == "employees-abc"
-    assert plain.by is None
-    assert plain.reason is None
+@pytest.mark.azurite
+def test_an_approval_while_the_source_is_busy_stays_for_the_next_pass(
+    make_world: Any, tmp_path: Path
+) -> None:
+    with make_world() as w:
+        held = held_run(w, tmp_path)
+        w.service.get_blob_client("approvals", held.run_id).upload_blob(b"")
+        with w.runtime.store.lock("employees", owner="another-instance"):
+            w.tick(minutes=15)
+        assert w.names("approvals") == {held.run_id}
+        assert next(r for r in w.runs() if r.run_id == held.run_id).state == "held"
+        w.tick(minutes=15)
+        assert next(r for r in w.runs() if r.run_id == held.run_id).state != "held"
+        journal = w.runtime.engine.get_run(held.run_id)
+        assert journal["approvedBy"] == "approvals container"
 
 
-# -- the drop zone ------------------------------------------------------------------------------
+# -- resuming a blocked run ----------------------------------------------------------------------
+
+
+@pytest.mark.azurite
+def test_a_resume_marker_for_a_run_that_is_not_blocked_does_nothing(
+    make_world: Any, tmp_path: Path
+) -> None:
+    with make_world() as w:
+        held = held_run(w, tmp_path)
+        calls = len(w.bulk_calls())
+        w.service.get_blob_client("approvals", held.run_id).upload_blob(b'{"action": "resume"}')
+        w.tick(minutes=15)
+        assert next(r for r in w.runs() if r.run_id == held.run_id).state == "held"
+        assert len(w.bulk_calls()) == calls
+        props = w.service.get_blob_client(
+            "approvals", f"processed/{held.run_id}"
+        ).get_blob_properties()
+        assert props.metadata["outcome"] == "not_blocked"
+
+
+# -- discarding a run ----------------------------------------------------------------------------
+
+
+@pytest.mark.azurite
+def test_a_discard_marker_does_not_stop_a_run_approved_meanwhile(
+    make_world: Any, tmp_path: Path
+) -> None:
+    with make_world() as w:
+        held = held_run(w, tmp_path)
+        engine = w.runtime.engine
+        stale = dict(engine.get_run(held.run_id))  # what the marker handler reads first…
+        real = engine.targets
+        spent = QuotaExhaustedError("daily call budget spent (test)")
+        engine.targets = lambda src: Refusing(real(src), spent)
+        approved = asyncio.run(engine.approve(held.run_id, by="cli"))  # …approved in between
+        engine.targets = real
+        assert approved.state == "uploading"  # and waiting for the quota
+        real_get = engine.get_run
+        engine.get_run = lambda run_id: stale if run_id == held.run_id else real_get(run_id)
+        marker = ApprovalMarker(
+            name=f"{held.run_id}.discard", etag="0x1", data=b'{"reason": "wrong"}'
+        )
+        assert marker.action is MarkerAction.DISCARD
+        out = Approvals(w.runtime.zone, engine, w.runtime.telemetry).discard(marker)
+        engine.get_run = real_get
+        assert out.outcome == "not_discardable"
+        assert engine.get_run(held.run_id)["state"] == "uploading"
+        assert "discardedReason" not in engine.get_run(held.run_id)
+        w.tick(minutes=15)  # the timer continues the approved run
+        assert engine.get_run(held.run_id)["state"] in ("uploaded", "reconciling", "done")
+
+
+@pytest.mark.azurite
+def test_a_discard_marker_records_who_and_why(make_world: Any, tmp_path: Path) -> None:
+    with make_world() as w:
+        held = held_run(w, tmp_path)
+        w.service.get_blob_client("approvals", f"{held.run_id}.discard").upload_blob(
+            b'{"by": "ops", "reason": "wrong file"}'
+        )
+        w.tick(minutes=15)
+        doc = w.runtime.engine.get_run(held.run_id)
+        assert doc["state"] == "discarded"
+        assert doc["discardedReason"] == "discarded by ops (reason: wrong file)"
+
+
+# -- discard markers (filing, the timer pass) ---------------------------------------------------
 
 
 @pytest.mark.azurite
@@ -106,9 +183,6 @@ def test_a_marker_replaced_while_it_was_handled_is_copied_but_not_deleted(
     )
 
 
-# -- the timer pass -----------------------------------------------------------------------------
-
-
 def _outcome(w: Any, container_name: str) -> str:
     blob = w.service.get_blob_client("approvals", container_name)
     return str(blob.get_blob_properties().metadata["outcome"])
@@ -130,7 +204,7 @@ def test_an_operator_discards_a_held_run_with_a_json_marker(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     with make_world() as w:
-        held = _held_run(w, tmp_path)
+        held = held_run(w, tmp_path)
         calls = len(w.bulk_calls())
         marker = orjson.dumps(
             {"action": "discard", "by": "Jane Operator", "reason": "the extract was cut short"}
@@ -175,7 +249,7 @@ def test_a_dot_discard_blob_discards_the_run_and_wins_over_its_approval(
     make_world: Any, tmp_path: Path
 ) -> None:
     with make_world() as w:
-        held = _held_run(w, tmp_path)
+        held = held_run(w, tmp_path)
         calls = len(w.bulk_calls())
         # the approval is older than the discard: the discard wins all the same
         w.service.get_blob_client("approvals", held.run_id).upload_blob(b'{"by": "approver"}')
@@ -208,7 +282,7 @@ def test_a_discard_while_the_source_is_busy_keeps_both_markers_for_the_next_pass
     make_world: Any, tmp_path: Path
 ) -> None:
     with make_world() as w:
-        held = _held_run(w, tmp_path)
+        held = held_run(w, tmp_path)
         calls = len(w.bulk_calls())
         w.service.get_blob_client("approvals", held.run_id).upload_blob(b"")
         w.service.get_blob_client("approvals", f"{held.run_id}.discard").upload_blob(
@@ -234,7 +308,7 @@ def test_a_run_that_already_sent_is_not_discardable_and_an_unknown_run_is_filed(
     make_world: Any, tmp_path: Path
 ) -> None:
     with make_world() as w:
-        held = _held_run(w, tmp_path)
+        held = held_run(w, tmp_path)
         sent = next(r for r in w.runs() if r.run_id != held.run_id)
         before = _state(w, sent.run_id)
         assert before in ("uploaded", "reconciling", "done")
@@ -260,7 +334,7 @@ def test_a_marker_that_is_not_understood_is_filed_and_changes_nothing(
     make_world: Any, tmp_path: Path
 ) -> None:
     with make_world() as w:
-        held = _held_run(w, tmp_path)
+        held = held_run(w, tmp_path)
         calls = len(w.bulk_calls())
         w.service.get_blob_client("approvals", held.run_id).upload_blob(b"please discard")
         assert _pass(w) == [(held.run_id, "invalid", "invalid_marker")]
