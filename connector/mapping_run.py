@@ -260,28 +260,17 @@ def _required_but_empty(target: str) -> TransformError:
     )
 
 
+def _prefixed(target: str, exc: TransformError) -> TransformError:
+    return TransformError(f"{target}: {exc}", exc.reason_code)
+
+
 def _setter(step: Assign, key: ColumnKey) -> Setter:
-    """The closure that sets one single-valued attribute on a record."""
+    """The closure that sets a single-valued attribute with ``when`` or ``send_null``."""
     target, required, send_null = step.target, step.required, step.expr.send_null
     get = getter(step.expr, key)
     when = condition(step.expr.when, key) if step.expr.when is not None else None
     finalize = _finalizer(target, step.kind, step.expr)
     head, last = step.path[:-1], step.path[-1]
-    if not head and when is None and not send_null:
-        # the common case (top-level attribute, no condition), kept to one short call
-
-        def set_top(values: Values, data: dict[str, Any]) -> None:
-            try:
-                v = get(values)
-            except TransformError as exc:
-                raise TransformError(f"{target}: {exc}", exc.reason_code) from None
-            if v is None:
-                if required:
-                    raise _required_but_empty(target)
-                return
-            data[last] = v if finalize is None else finalize(v)
-
-        return set_top
 
     def set_(values: Values, data: dict[str, Any]) -> None:
         if when is not None and not when(values):
@@ -289,7 +278,7 @@ def _setter(step: Assign, key: ColumnKey) -> Setter:
         try:
             v = get(values)
         except TransformError as exc:
-            raise TransformError(f"{target}: {exc}", exc.reason_code) from None
+            raise _prefixed(target, exc) from None
         if v is None:
             if required:
                 raise _required_but_empty(target)
@@ -370,7 +359,13 @@ class _Source:
     """The lines of the generated function and the factory arguments they name."""
 
     def __init__(self) -> None:
-        self.args: dict[str, Any] = {"_base": BASE_SCHEMAS, "_container": _container}
+        self.args: dict[str, Any] = {
+            "_base": BASE_SCHEMAS,
+            "_container": _container,
+            "_TransformError": TransformError,
+            "_prefixed": _prefixed,
+            "_required_but_empty": _required_but_empty,
+        }
         self.lines = ['    data = {"schemas": _base, "externalId": external_id}']
         self.run_path: tuple[str, ...] | None = None  # the container of the copies at hand
         self.run_name = ""
@@ -384,6 +379,26 @@ class _Source:
     def call(self, setter: Setter) -> None:
         self.run_path = None
         self.lines.append(f"    {self.arg('s', setter)}(values, data)")
+
+    def assign(self, step: Assign, get: Getter, finalize: Callable[[Any], Any] | None) -> None:
+        """An attribute set from its value with no condition, written out (no setter call)."""
+        self.run_path = None
+        t = self.arg("t", step.target)
+        self.lines.append("    try:")
+        self.lines.append(f"        v = {self.arg('g', get)}(values)")
+        self.lines.append("    except _TransformError as exc:")
+        self.lines.append(f"        raise _prefixed({t}, exc) from None")
+        indent = "    "
+        if step.required:
+            self.lines.append("    if v is None:")
+            self.lines.append(f"        raise _required_but_empty({t})")
+        else:
+            self.lines.append("    if v is not None:")
+            indent = "        "
+        value = "v" if finalize is None else f"{self.arg('f', finalize)}(v)"
+        head, last = step.path[:-1], step.path[-1]
+        container = f"_container(data, {self.arg('p', head)})" if head else "data"
+        self.lines.append(f"{indent}{container}[{self.arg('k', last)}] = {value}")
 
     def plain_item(self, attr: str, pairs: list[tuple[str, Any]], typ: str) -> None:
         """One item copied from columns, set when any of them is non-empty."""
@@ -443,6 +458,9 @@ def build(plan: Plan, key: ColumnKey) -> Applier:
     for step in plan.steps:
         if isinstance(step, Copy):
             src.copy(step.path, step.key, key(step.column))
+        elif isinstance(step, Assign) and step.expr.when is None and not step.expr.send_null:
+            finalize = _finalizer(step.target, step.kind, step.expr)
+            src.assign(step, getter(step.expr, key), finalize)
         elif isinstance(step, Assign):
             src.call(_setter(step, key))
         elif len(step.items) == 1 and step.items[0].plain:

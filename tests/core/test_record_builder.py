@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from connector.errors import TransformError
 from connector.mapping import load_mapping
 from connector.scim import CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA
 
@@ -96,3 +99,26 @@ def test_column_and_attribute_names_are_data_not_code() -> None:
     assert out["name"] == {"familyName": "x", "givenName": "x"}
     assert out["addresses"] == [{"locality": "x", "postalCode": "x", "type": "wo'rk"}]
     assert out["active"] is True
+
+
+@pytest.mark.parametrize("when", ["", ", when: {column: Id, not_empty: true}"])
+@pytest.mark.parametrize(
+    ("block", "target"),
+    [("core:\n  title", "title"), ("extensions:\n  urn:x:hr:1.0:User:\n    Hire", "urn:x:hr")],
+)
+def test_a_failing_transform_names_its_attribute_in_both_row_forms(
+    when: str, block: str, target: str
+) -> None:
+    m = load_mapping(
+        f"version: 1\nexternalId: Id\n{block}: {{column: Hire, transforms: [date]{when}}}\n"
+    )
+    by_position = m.bind(["Id", "Hire"])
+    runs = [
+        lambda: m.apply({"Id": "1", "Hire": "soon"}, "1"),
+        lambda: by_position(["1", "soon"], "1"),
+    ]
+    for run in runs:
+        with pytest.raises(TransformError, match="not a valid date") as info:
+            run()
+        assert str(info.value).startswith(f"{target}")
+        assert info.value.reason_code == "invalid_value"
