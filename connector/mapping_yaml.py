@@ -29,6 +29,7 @@ class YamlValue:
 
 
 def read_tree(text: str, label: str) -> YamlValue:
+    """Parse ``text``; every problem is collected with its line before MappingError."""
     loader = yaml.SafeLoader(text)
     try:
         root = loader.get_single_node()
@@ -73,18 +74,7 @@ def read_tree(text: str, label: str) -> YamlValue:
         if isinstance(node, yaml.SequenceNode):
             return YamlValue([walk(n) for n in node.value], line)
         assert isinstance(node, yaml.ScalarNode)
-        if node.tag == "tag:yaml.org,2002:bool" and node.value.lower() not in _YAML12_BOOL:
-            return YamlValue(
-                node.value, line
-            )  # YAML 1.2 booleans only: 'yes', 'No', 'on' stay text
-        try:
-            value = constructor.construct_object(node)
-        except yaml.YAMLError as exc:
-            problems.append(f"{label}:{line}: {getattr(exc, 'problem', None) or exc}")
-            return YamlValue(None, line)
-        if not isinstance(value, str | bool | int | float) and value is not None:
-            value = value.isoformat() if hasattr(value, "isoformat") else str(value)
-        return YamlValue(value, line)
+        return _scalar(node, constructor, problems, label)
 
     tree = walk(root)
     constructor.dispose()
@@ -93,7 +83,25 @@ def read_tree(text: str, label: str) -> YamlValue:
     return tree
 
 
+def _scalar(
+    node: yaml.ScalarNode, constructor: yaml.SafeLoader, problems: list[str], label: str
+) -> YamlValue:
+    """A scalar as text, a YAML 1.2 boolean, a number or null; dates become ISO text."""
+    line = node.start_mark.line + 1
+    if node.tag == "tag:yaml.org,2002:bool" and node.value.lower() not in _YAML12_BOOL:
+        return YamlValue(node.value, line)  # YAML 1.2 booleans only: 'yes', 'No', 'on' stay text
+    try:
+        value = constructor.construct_object(node)
+    except yaml.YAMLError as exc:
+        problems.append(f"{label}:{line}: {getattr(exc, 'problem', None) or exc}")
+        return YamlValue(None, line)
+    if not isinstance(value, str | bool | int | float) and value is not None:
+        value = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return YamlValue(value, line)
+
+
 def plain(y: YamlValue) -> Any:
+    """The value without line numbers (a transform's or a test's argument)."""
     if isinstance(y.v, dict):
         return {k: plain(v) for k, v in y.v.items()}
     if isinstance(y.v, list):
@@ -102,6 +110,7 @@ def plain(y: YamlValue) -> Any:
 
 
 def read_source(path_or_text: str | Path) -> tuple[str, str]:
+    """``(text, label)`` from a file path, or from YAML text (text has a newline)."""
     if isinstance(path_or_text, Path) or "\n" not in path_or_text:
         path = Path(path_or_text)
         try:
