@@ -2,12 +2,14 @@
 
 :func:`build` is the one executor. Given how a column is read (its name for rows as
 dicts, its position for rows as lists bound to a layout) it makes one function per
-mapping that builds the record: plain column copies and one-item multi-valued
-attributes copied from columns are written out in it, every other attribute is a
-specialised closure it calls. A column fed through transforms becomes one closure
-when the transforms allow it (:func:`_fused_column_chain`).
+mapping that builds the record. Plain column copies, one-item multi-valued attributes
+copied from columns and attributes without ``when``/``send_null`` are written out in
+it (the last ones call their value's closure); conditional and ``send_null``
+attributes and other multi-valued ones are setter closures it calls. A column fed
+through transforms becomes one closure when the transforms allow it
+(:func:`_fused_column_chain`).
 
-The function's source comes only from the fixed template in :func:`_generate`: every
+The function's source comes only from the fixed template in :class:`_Source`: every
 name in it is generated (``s0``, ``k1``, ``c2``, ...) and every value from the mapping
 (attribute names, column names or positions, closures) is an argument of the factory
 that returns it, never text in the source, so a mapping file cannot put code into it.
