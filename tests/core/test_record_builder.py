@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from connector import mapping_run
 from connector.errors import TransformError
 from connector.mapping import load_mapping
 from connector.scim import CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA
@@ -122,3 +123,21 @@ def test_a_failing_transform_names_its_attribute_in_both_row_forms(
             run()
         assert str(info.value).startswith(f"{target}")
         assert info.value.reason_code == "invalid_value"
+
+
+def test_the_generated_source_holds_no_text_from_the_mapping_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sources: list[str] = []
+
+    def spy(source: str, *args: Any) -> Any:
+        sources.append(source)
+        return compile(source, *args)
+
+    monkeypatch.setattr(mapping_run, "compile", spy, raising=False)
+    m = load_mapping(MAPPING)
+    m.bind(list(reversed(m.required_columns)))
+    assert len(sources) == 2  # by name (load) and by position (bind)
+    names = [*m.required_columns, *m.targets, "wo'rk", "familyName", "HireDate", CUSTOM]
+    for source in sources:
+        assert not [n for n in names if n in source]
