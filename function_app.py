@@ -8,7 +8,7 @@ Three functions (names shared with ``infra/`` and ``docs/architecture.md``):
   waiting runs, reconciliation, job health, files left in ``incoming``, status.
 - ``health``: ``GET /api/health`` (function key): the connector's view of itself.
 
-The logic lives in :mod:`connector.runtime`. The functions are plain ``def``: the host
+The logic lives in :mod:`connector.functions.runtime`. The functions are plain ``def``: the host
 runs them on its thread pool, and each runs the engine in its own event loop
 (``asyncio.run``), so a long plan never stalls the worker's loop or ``/api/health``.
 Only ``azure.functions`` is imported here at load time, so the host indexes the app fast;
@@ -27,7 +27,7 @@ __all__ = ["TRIGGER_CONNECTION", "app", "health", "ingest_extract", "reconcile"]
 
 log = logging.getLogger("connector.functions")
 
-TRIGGER_CONNECTION = "HrDropStorage"  # == connector.settings.TRIGGER_CONNECTION
+TRIGGER_CONNECTION = "HrDropStorage"  # == connector.functions.settings.TRIGGER_CONNECTION
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -41,7 +41,7 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 )
 def ingest_extract(blob: func.InputStream) -> None:
     """A file landed in ``incoming``: plan it, hold or upload it, then archive it."""
-    from connector.runtime import get_runtime
+    from connector.functions.runtime import get_runtime
 
     runtime = get_runtime()
     outcome = asyncio.run(runtime.ingest(blob.name or "", blob.read()))
@@ -53,7 +53,7 @@ def ingest_extract(blob: func.InputStream) -> None:
 def reconcile(timer: func.TimerRequest) -> None:
     """Approvals, waiting runs, reconciliation, job health, stray files, status."""
     from connector.errors import ConnectorError
-    from connector.runtime import get_runtime
+    from connector.functions.runtime import get_runtime
 
     if timer.past_due:
         log.info("reconcile: running late (past due)")
@@ -72,7 +72,7 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     """The connector's view of itself; 200 when healthy, 503 otherwise."""
     import orjson
 
-    from connector.runtime import get_runtime
+    from connector.functions.runtime import get_runtime
 
     try:
         body = get_runtime().health()

@@ -29,10 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGET_SECONDS = 1.5
 
 INDEX = "import function_app; function_app.app.get_functions()"
-# What the first invocation imports on top: connector.runtime (the hosted connector) and,
-# through it, settings, storage, identity, Graph and the engine.
+# What the first invocation imports on top: connector.functions.runtime (the hosted
+# connector) and, through it, settings, storage, identity, Graph and the engine.
 FIRST_CALL = (
-    INDEX + "; import connector.runtime, connector.graph.auth, azure.identity, azure.storage.blob"
+    INDEX
+    + "; import connector.functions.runtime, connector.graph.auth, azure.identity,"
+    + " azure.storage.blob"
 )
 FIRST_CALL_WITH_TELEMETRY = FIRST_CALL + "; import azure.monitor.opentelemetry"
 

@@ -6,9 +6,12 @@ read → map → serialize with the bundled ``samples/mappings/csv2scim.yaml`` a
 every ``bulk-NNNNN.json`` to a temporary directory. It reports rows/s (wall and CPU)
 and peak RSS, and on a 50,000-row slice compares the per-row speed with building the
 same payloads through ``scim2-models`` (``User[EnterpriseUser]`` per row).
+``--layout default`` runs the default layout with ``samples/mappings/default.yaml``
+instead (no scim2-models comparison: its baseline is written for CSV2SCIM columns).
 
     python benchmarks/bench_core.py            # 100k and 1M rows
     python benchmarks/bench_core.py --rows 100000   # one size only
+    python benchmarks/bench_core.py --layout default --rows 100000
 """
 
 from __future__ import annotations
@@ -34,7 +37,11 @@ from connector.records import iter_records  # noqa: E402
 from connector.sample import generate_extract  # noqa: E402
 from connector.scim import build_bulk_requests  # noqa: E402
 
-MAPPING = ROOT / "samples" / "mappings" / "csv2scim.yaml"
+MAPPINGS = {
+    "csv2scim": ROOT / "samples" / "mappings" / "csv2scim.yaml",
+    "default": ROOT / "samples" / "mappings" / "default.yaml",
+}
+MAPPING = MAPPINGS["csv2scim"]  # set from --layout
 SLICE = 50_000
 
 
@@ -215,13 +222,27 @@ def child(extract: Path, mode: str, out_base: str | None) -> None:
 
 def _spawn(extract: Path, mode: str, out_base: str) -> dict[str, Any]:
     proc = subprocess.run(
-        [sys.executable, __file__, "--child", mode, str(extract), "--out-base", out_base],
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            mode,
+            str(extract),
+            "--out-base",
+            out_base,
+            "--layout",
+            _layout(extract),
+        ],
         capture_output=True,
         text=True,
         check=True,
     )
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
+
+
+def _layout(extract: Path) -> str:
+    return extract.stem.split("-")[1]
 
 
 def _cpu_model() -> str:
@@ -243,8 +264,11 @@ def main() -> None:
         help="where the temporary payload directory goes (default: tmpfs when present,"
         " so the figures measure the engine rather than the disk's file-creation cost)",
     )
+    parser.add_argument("--layout", choices=sorted(MAPPINGS), default="csv2scim")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "EXTRACT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global MAPPING
+    MAPPING = MAPPINGS[args.layout]
     if args.child:
         child(Path(args.child[1]), args.child[0], args.out_base)
         return
@@ -256,12 +280,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-core-") as tmp:
         results: dict[int, dict[str, Any]] = {}
         for rows in sizes:
-            extract = Path(tmp) / f"extract-{rows}.csv"
+            extract = Path(tmp) / f"extract-{args.layout}-{rows}.csv"
             t0 = time.perf_counter()
-            generate_extract(extract, rows, seed=1, layout="csv2scim")
+            generate_extract(extract, rows, seed=1, layout=args.layout)
             gen_s = time.perf_counter() - t0
             mb = extract.stat().st_size / 1e6
-            print(f"generated {rows:,} rows x 24 columns ({mb:.0f} MB) in {gen_s:.1f} s")
+            print(f"generated {rows:,} {args.layout} rows ({mb:.0f} MB) in {gen_s:.1f} s")
             r = _spawn(extract, "pipeline", args.out_base)
             results[rows] = r
             print(
@@ -269,7 +293,7 @@ def main() -> None:
                 f" {r['rows'] / r['cpu_s']:>9,.0f} rows/s cpu, peak RSS {r['peak_rss_mb']:.0f} MB,"
                 f" {r['requests']:,} requests, {r['bytes'] / 1e6:,.0f} MB of payloads"
             )
-        smallest = Path(tmp) / f"extract-{min(sizes)}.csv"
+        smallest = Path(tmp) / f"extract-{args.layout}-{min(sizes)}.csv"
         st = _spawn(smallest, "stages", args.out_base)["stages"]
         print(f"  where the CPU time goes ({min(sizes):,} rows, cumulative stages):")
         prev = 0.0
@@ -277,14 +301,15 @@ def main() -> None:
             per_row = (secs - prev) / min(sizes) * 1e6
             print(f"    {name:<30} {secs:6.3f} s  (+{per_row:.2f} us/row)")
             prev = secs
-        ours = _spawn(smallest, "slice", args.out_base)
-        base = _spawn(smallest, "baseline", args.out_base)
-        ours_rate = ours["rows"] / ours["cpu_s"]
-        base_rate = base["rows"] / base["cpu_s"]
-        print(
-            f"  {SLICE:,}-row slice: ours {ours_rate:,.0f} rows/s cpu, scim2-models per row"
-            f" {base_rate:,.0f} rows/s cpu -> {ours_rate / base_rate:.1f}x"
-        )
+        if args.layout == "csv2scim":
+            ours = _spawn(smallest, "slice", args.out_base)
+            base = _spawn(smallest, "baseline", args.out_base)
+            ours_rate = ours["rows"] / ours["cpu_s"]
+            base_rate = base["rows"] / base["cpu_s"]
+            print(
+                f"  {SLICE:,}-row slice: ours {ours_rate:,.0f} rows/s cpu, scim2-models per row"
+                f" {base_rate:,.0f} rows/s cpu -> {ours_rate / base_rate:.1f}x"
+            )
         if len(results) > 1:
             lo, hi = min(results), max(results)
             grow = results[hi]["peak_rss_mb"] - results[lo]["peak_rss_mb"]

@@ -15,6 +15,10 @@ Figures printed:
   than once (queued twice because a 202 was lost with a dropped connection);
 - the same upload done the CSV2SCIM way (sequential, no pacing, no retry) as baseline.
 
+The connector side is ``GraphClient.post_bulk`` (pacing, budget, retries) driven by the
+plain bounded-concurrency loop below (``--in-flight`` calls at once): the benchmark's
+driver, measuring the client. ``bench_sync_upload.py`` measures the engine's own window.
+
 Run: ``.venv/bin/python benchmarks/bench_graph.py [--records 20000] [--latency-ms 300]``
 """
 
@@ -32,6 +36,7 @@ import httpx
 
 from connector.emulator.config import EmulatorConfig
 from connector.emulator.server import RunningEmulator, run_emulator
+from connector.errors import ConnectorError
 from connector.graph.auth import StaticTokenProvider
 from connector.graph.client import GraphClient, RetryPolicy
 from connector.graph.endpoint import ProvisioningEndpoint
@@ -119,19 +124,47 @@ async def paced_upload(
     )
     start = time.perf_counter()
     async with client:
-        result = await client.upload(items)
+        accepted, stopped = await send_all(client, items, in_flight)
     elapsed = time.perf_counter() - start
-    m = result.metrics
+    m = client.metrics
     return {
         "elapsed": elapsed,
         "calls": m.calls,
         "useful_calls": len(items),
         "retries": m.retries,
         "throttles": m.throttles,
-        "records_accepted": result.records_accepted,
+        "records_accepted": accepted,
         "records_resent_by_client": m.records_resent,
-        "stopped": result.stopped,
+        "stopped": stopped,
     }
+
+
+async def send_all(
+    client: GraphClient, items: list[BulkPayload], in_flight: int
+) -> tuple[int, str | None]:
+    """Post every payload, ``in_flight`` at a time; the first error stops new sends.
+
+    Returns the records accepted and the error that stopped the loop (None: all sent).
+    """
+    cursor = iter(items)
+    accepted = 0
+    stopped: list[str] = []
+
+    async def worker() -> None:
+        nonlocal accepted
+        while not stopped:
+            payload = next(cursor, None)
+            if payload is None:
+                return
+            try:
+                delivery = await client.post_bulk(payload)
+            except ConnectorError as exc:
+                stopped.append(f"{type(exc).__name__}: {exc}")
+                return
+            accepted += len(delivery.bulk_ids)
+
+    await asyncio.gather(*(worker() for _ in range(min(in_flight, len(items)))))
+    return accepted, stopped[0] if stopped else None
 
 
 async def csv2scim_upload(emu: RunningEmulator, items: list[BulkPayload]) -> dict[str, Any]:
@@ -201,7 +234,7 @@ def main() -> None:
     parser.add_argument("--faults", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--margin", type=float, default=0.1, help="limiter safety margin (s)")
-    parser.add_argument("--in-flight", type=int, default=10)
+    parser.add_argument("--in-flight", type=int, default=10, help="post_bulk calls at once")
     parser.add_argument("--skip-baseline", action="store_true")
     args = parser.parse_args()
     items = make_payloads(args.records)

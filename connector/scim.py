@@ -14,7 +14,7 @@ traced back to a line of the extract.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,7 @@ __all__ = [
     "make_bulk_id",
     "max_operation_bytes",
     "serialize_operation",
+    "split_payload",
 ]
 
 CORE_USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -181,3 +182,28 @@ def build_bulk_requests(
         external_ids.append(op.external_id)
     if chunks:
         yield flush()
+
+
+def split_payload(payload: BulkPayload, parts: Sequence[Sequence[int]]) -> list[BulkPayload]:
+    """Rebuild sub-requests holding the given operation indexes of ``payload``.
+
+    The body is parsed with orjson and each sub-body keeps the root's other members
+    (``schemas``, ``failOnErrors``) so a part is exactly the original request, smaller:
+    this is how a refused request is bisected to find the records a 400 is about.
+    """
+    root = orjson.loads(payload.body)
+    ops = root.get("Operations")
+    if not isinstance(ops, list) or len(ops) != len(payload.bulk_ids):
+        raise ValueError("payload body does not match its bulk_ids; cannot split it")
+    out = []
+    for indexes in parts:
+        sub = dict(root)
+        sub["Operations"] = [ops[i] for i in indexes]
+        out.append(
+            BulkPayload(
+                body=orjson.dumps(sub),
+                bulk_ids=tuple(payload.bulk_ids[i] for i in indexes),
+                external_ids=tuple(payload.external_ids[i] for i in indexes),
+            )
+        )
+    return out

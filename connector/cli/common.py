@@ -23,12 +23,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_type_hints
 
 import typer
 from rich.console import Console
 
 from connector.errors import AuthenticationError, ConfigError
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+    from connector.graph.endpoint import Cloud
 
 __all__ = [
     "AUTH_HINT",
@@ -184,7 +189,7 @@ class CredentialOptions(OptionGroup):
     client_id: str | None
     certificate: Path | None
 
-    def credential(self, cloud: Any) -> Any:
+    def credential(self, cloud: Cloud) -> TokenCredential:
         """The azure.identity credential ``--auth`` names, for ``cloud``'s authority."""
         from connector.graph.auth import build_credential
 

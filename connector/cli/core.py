@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import csv
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -27,6 +27,10 @@ from connector.records import iter_records
 from connector.sample import LAYOUTS, Faults, churn_extract, generate_extract
 from connector.scim import DEFAULT_MAX_REQUEST_BYTES, build_bulk_requests
 from connector.validate import DEFAULT_SAMPLE_ROWS, validate
+
+if TYPE_CHECKING:
+    from connector.mapping import Mapping
+    from connector.scim import BulkOperation
 
 __all__ = ["PreviewSummary", "register", "run_preview"]
 
@@ -82,7 +86,7 @@ def _write_rejected(rejected: Iterable[RejectedRow], out: Path) -> None:
 
 
 def _every_rejection(
-    mapping: Any, extract: Path, max_bytes: int, refusal: RejectedShareExceededError
+    mapping: Mapping, extract: Path, max_bytes: int, refusal: RejectedShareExceededError
 ) -> tuple[list[RejectedRow], ExtractStats, int]:
     """All rejected rows of a refused file: (rows, stats, rejected rows not listed).
 
@@ -144,7 +148,7 @@ def run_preview(
     error: str | None = None
     refusal: RejectedShareExceededError | None = None
 
-    def ops() -> Any:
+    def ops() -> Iterator[BulkOperation]:
         for n, op in enumerate(stream.operations(), 1):
             if progress is not None and task is not None and n % _PROGRESS_EVERY == 0:
                 progress.update(task, completed=n)
@@ -252,145 +256,151 @@ def _check_sample_options(ctx: typer.Context, *, with_from: bool) -> None:
         raise typer.BadParameter("--churn only applies with --from PREV", param_hint="--churn")
 
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+def validate_command(
+    mapping: Annotated[
+        Path,
+        typer.Option("--mapping", "-m", exists=True, dir_okay=False, help="mapping YAML"),
+    ],
+    extract: Annotated[
+        Path | None,
+        typer.Argument(exists=True, dir_okay=False, help="HR extract (CSV) to check"),
+    ] = None,
+    rows: Annotated[
+        int, typer.Option(min=0, help="rows to check; 0 = every row")
+    ] = DEFAULT_SAMPLE_ROWS,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """List every problem of a mapping (and an extract); exit 0 clean, 1 problems."""
+    report = validate(mapping, extract, sample_rows=rows or None)
+    if as_json:
+        sys.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write("\n")
+    else:
+        for problem in report.problems:
+            print(problem)
+        checked = f", {report.rows_checked} rows checked" if extract is not None else ""
+        print(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s){checked}")
+    raise typer.Exit(0 if report.ok else 1)
 
-    @app.command("validate")
-    def validate_cmd(
-        mapping: Annotated[
-            Path,
-            typer.Option("--mapping", "-m", exists=True, dir_okay=False, help="mapping YAML"),
-        ],
-        extract: Annotated[
-            Path | None,
-            typer.Argument(exists=True, dir_okay=False, help="HR extract (CSV) to check"),
-        ] = None,
-        rows: Annotated[
-            int, typer.Option(min=0, help="rows to check; 0 = every row")
-        ] = DEFAULT_SAMPLE_ROWS,
-        as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
-    ) -> None:
-        """List every problem of a mapping (and an extract); exit 0 clean, 1 problems."""
-        report = validate(mapping, extract, sample_rows=rows or None)
-        if as_json:
-            sys.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
-            sys.stdout.write("\n")
-        else:
-            for problem in report.problems:
-                print(problem)
-            checked = f", {report.rows_checked} rows checked" if extract is not None else ""
-            print(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s){checked}")
-        raise typer.Exit(0 if report.ok else 1)
 
-    @app.command("preview")
-    def preview_cmd(
-        extract: Annotated[
-            Path, typer.Argument(exists=True, dir_okay=False, help="HR extract (CSV)")
-        ],
-        mapping: Annotated[
-            Path,
-            typer.Option("--mapping", "-m", exists=True, dir_okay=False, help="mapping YAML"),
-        ],
-        out: Annotated[
-            Path, typer.Option("--out", "-o", file_okay=False, help="directory for the payloads")
-        ],
-        max_bytes: Annotated[
-            int, typer.Option(min=1024, help="byte cap per BulkRequest")
-        ] = DEFAULT_MAX_REQUEST_BYTES,
-        as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
-    ) -> None:
-        """Write the exact BulkRequest payloads and rejected.csv; print a summary."""
-        console = Console()
-        show_progress = sys.stdout.isatty() and not as_json
-        try:
-            if show_progress:
-                with Progress(
-                    SpinnerColumn(),
-                    TextColumn("{task.description}: {task.completed:,} rows"),
-                    TimeElapsedColumn(),
-                    console=console,
-                    transient=True,
-                ) as progress:
-                    summary = run_preview(
-                        mapping, extract, out, max_bytes=max_bytes, progress=progress
-                    )
-            else:
-                summary = run_preview(mapping, extract, out, max_bytes=max_bytes)
-        except (MappingError, ExtractError) as exc:
-            raise _fail(str(exc)) from None
-        for warning in summary.warnings:  # also in --json; stderr keeps stdout parseable
-            print(f"warning: {warning}", file=sys.stderr)
-        if as_json:
-            sys.stdout.write(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode())
-            sys.stdout.write("\n")
-        else:
-            _print_summary(summary, console)
-        if summary.error:
-            raise _fail(summary.error)
+def _preview(
+    mapping: Path, extract: Path, out: Path, max_bytes: int, console: Console, *, progress: bool
+) -> PreviewSummary:
+    """:func:`run_preview`, with a row counter on a terminal."""
+    if not progress:
+        return run_preview(mapping, extract, out, max_bytes=max_bytes)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}: {task.completed:,} rows"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        return run_preview(mapping, extract, out, max_bytes=max_bytes, progress=bar)
 
-    @app.command("sample")
-    def sample_cmd(
-        ctx: typer.Context,
-        out: Annotated[Path, typer.Option("--out", "-o", dir_okay=False, help="CSV to write")],
-        rows: Annotated[int, typer.Option(min=1, help="data rows")] = 1000,
-        seed: Annotated[int, typer.Option(help="random seed (same seed, same file)")] = 0,
-        layout: Annotated[
-            str, typer.Option(help="column layout: " + " | ".join(LAYOUTS))
-        ] = "default",
-        from_: Annotated[
-            Path | None,
-            typer.Option(
-                "--from", exists=True, dir_okay=False, help="previous extract: write the next day"
-            ),
-        ] = None,
-        churn: Annotated[
-            float, typer.Option(min=0.0, max=1.0, help="share of rows changed with --from")
-        ] = 0.01,
-        bad_field_count: Annotated[
-            int, typer.Option(min=0, help="rows with a wrong field count")
-        ] = 0,
-        duplicate_ids: Annotated[int, typer.Option(min=0, help="rows repeating another id")] = 0,
-        bad_dates: Annotated[int, typer.Option(min=0, help="rows with an invalid hire date")] = 0,
-        duplicate_upn: Annotated[
-            bool, typer.Option(help="one worker gets another worker's user name")
-        ] = False,
-        unresolved_manager: Annotated[
-            bool, typer.Option(help="one row's manager id exists nowhere")
-        ] = False,
-        as_of: Annotated[
-            str | None, typer.Option(help="anchor date YYYY-MM-DD for hire/leave dates")
-        ] = None,
-    ) -> None:
-        """Generate a realistic HR extract, or the next day's extract with --from."""
-        _check_sample_options(ctx, with_from=from_ is not None)
-        if layout not in LAYOUTS:
-            raise typer.BadParameter(f"choose one of {', '.join(LAYOUTS)}", param_hint="--layout")
-        try:
-            anchor = date.fromisoformat(as_of) if as_of else None
-        except ValueError:
-            raise typer.BadParameter("use YYYY-MM-DD", param_hint="--as-of") from None
-        if from_ is not None:
-            try:
-                counts = churn_extract(from_, out, churn, seed, as_of=anchor)
-            except ValueError as exc:
-                raise _fail(str(exc)) from None
-            print(
-                f"wrote {out}: "
-                + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items())
-            )
-            return
-        faults = Faults(
-            bad_field_count=bad_field_count,
-            duplicate_ids=duplicate_ids,
-            bad_dates=bad_dates,
-            duplicate_upn=duplicate_upn,
-            unresolved_manager=unresolved_manager,
+
+def preview_command(
+    extract: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="HR extract (CSV)")],
+    mapping: Annotated[
+        Path,
+        typer.Option("--mapping", "-m", exists=True, dir_okay=False, help="mapping YAML"),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", file_okay=False, help="directory for the payloads")
+    ],
+    max_bytes: Annotated[
+        int, typer.Option(min=1024, help="byte cap per BulkRequest")
+    ] = DEFAULT_MAX_REQUEST_BYTES,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Write the exact BulkRequest payloads and rejected.csv; print a summary."""
+    console = Console()
+    try:
+        summary = _preview(
+            mapping, extract, out, max_bytes, console, progress=sys.stdout.isatty() and not as_json
         )
+    except (MappingError, ExtractError) as exc:
+        raise _fail(str(exc)) from None
+    for warning in summary.warnings:  # also in --json; stderr keeps stdout parseable
+        print(f"warning: {warning}", file=sys.stderr)
+    if as_json:
+        sys.stdout.write(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write("\n")
+    else:
+        _print_summary(summary, console)
+    if summary.error:
+        raise _fail(summary.error)
+
+
+def sample_command(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", "-o", dir_okay=False, help="CSV to write")],
+    rows: Annotated[int, typer.Option(min=1, help="data rows")] = 1000,
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same file)")] = 0,
+    layout: Annotated[str, typer.Option(help="column layout: " + " | ".join(LAYOUTS))] = "default",
+    from_: Annotated[
+        Path | None,
+        typer.Option(
+            "--from", exists=True, dir_okay=False, help="previous extract: write the next day"
+        ),
+    ] = None,
+    churn: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="share of rows changed with --from")
+    ] = 0.01,
+    bad_field_count: Annotated[int, typer.Option(min=0, help="rows with a wrong field count")] = 0,
+    duplicate_ids: Annotated[int, typer.Option(min=0, help="rows repeating another id")] = 0,
+    bad_dates: Annotated[int, typer.Option(min=0, help="rows with an invalid hire date")] = 0,
+    duplicate_upn: Annotated[
+        bool, typer.Option(help="one worker gets another worker's user name")
+    ] = False,
+    unresolved_manager: Annotated[
+        bool, typer.Option(help="one row's manager id exists nowhere")
+    ] = False,
+    as_of: Annotated[
+        str | None, typer.Option(help="anchor date YYYY-MM-DD for hire/leave dates")
+    ] = None,
+) -> None:
+    """Generate a realistic HR extract, or the next day's extract with --from."""
+    _check_sample_options(ctx, with_from=from_ is not None)
+    if layout not in LAYOUTS:
+        raise typer.BadParameter(f"choose one of {', '.join(LAYOUTS)}", param_hint="--layout")
+    try:
+        anchor = date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        raise typer.BadParameter("use YYYY-MM-DD", param_hint="--as-of") from None
+    if from_ is not None:
         try:
-            kwargs: dict[str, Any] = {"faults": faults}
-            if anchor is not None:
-                kwargs["as_of"] = anchor
-            n = generate_extract(out, rows, seed, layout, **kwargs)  # type: ignore[arg-type]
+            counts = churn_extract(from_, out, churn, seed, as_of=anchor)
         except ValueError as exc:
             raise _fail(str(exc)) from None
-        print(f"wrote {out}: {n} rows ({layout} layout, seed {seed})")
+        print(f"wrote {out}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items()))
+        return
+    faults = Faults(
+        bad_field_count=bad_field_count,
+        duplicate_ids=duplicate_ids,
+        bad_dates=bad_dates,
+        duplicate_upn=duplicate_upn,
+        unresolved_manager=unresolved_manager,
+    )
+    _write_fresh_sample(out, rows, seed, layout, faults, anchor)
+
+
+def _write_fresh_sample(
+    out: Path, rows: int, seed: int, layout: str, faults: Faults, anchor: date | None
+) -> None:
+    """``sample`` without --from: a new extract with the faults asked for."""
+    try:
+        kwargs: dict[str, Any] = {"faults": faults}
+        if anchor is not None:
+            kwargs["as_of"] = anchor
+        n = generate_extract(out, rows, seed, layout, **kwargs)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    print(f"wrote {out}: {n} rows ({layout} layout, seed {seed})")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    app.command("validate")(validate_command)
+    app.command("preview")(preview_command)
+    app.command("sample")(sample_command)

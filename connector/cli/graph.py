@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import orjson
 import typer
@@ -36,6 +36,11 @@ from connector.cli.common import (
     quiet_credential_logs,
 )
 from connector.errors import ConfigError, ConnectorError
+
+if TYPE_CHECKING:
+    from connector.graph.client import GraphClient
+    from connector.graph.models import ProvisioningObjectSummary, SynchronizationJob
+    from connector.graph.schema import SchemaUpdate
 
 __all__ = ["ActionFilter", "GraphAuth", "StatusFilter", "parse_since", "register"]
 
@@ -133,7 +138,7 @@ class GraphAuth(CredentialOptions):
     certificate: CertOpt = None
     allow_loopback: LoopbackOpt = False
 
-    def client(self, endpoint: str) -> Any:
+    def client(self, endpoint: str) -> GraphClient:
         """A GraphClient for ``endpoint``: the static token, or a credential's tokens."""
         from connector.graph.auth import (
             CredentialTokenProvider,
@@ -157,7 +162,7 @@ class GraphAuth(CredentialOptions):
         return GraphClient(target, tokens, allow_loopback=self.allow_loopback)
 
 
-def _status_lines(job: Any) -> list[str]:
+def _status_lines(job: SynchronizationJob) -> list[str]:
     """``label: value`` lines, values aligned in one column, times as ISO 8601 UTC."""
     pairs: list[tuple[str, str]] = [("job", str(job.id)), ("status", str(job.code))]
     status = job.status
@@ -192,7 +197,7 @@ def _status_lines(job: Any) -> list[str]:
     return [(f"{label}:" if label else "").ljust(width) + value for label, value in pairs]
 
 
-def _counts_table(entries: list[Any]) -> Table:
+def _counts_table(entries: list[ProvisioningObjectSummary]) -> Table:
     """Action × status counts, like CSV2SCIM's cycle statistics."""
     counts = Counter((e.action, e.status) for e in entries)
     actions = sorted({a for a, _ in counts})
@@ -210,7 +215,7 @@ def _counts_table(entries: list[Any]) -> Table:
     return table
 
 
-def _entries_table(entries: list[Any]) -> Table:
+def _entries_table(entries: list[ProvisioningObjectSummary]) -> Table:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     table.add_column("time (UTC)", no_wrap=True)
     table.add_column("externalId", no_wrap=True)
@@ -240,7 +245,7 @@ def status_command(
 ) -> None:
     """Show the provisioning job's status: state, quarantine, last execution."""
 
-    async def main() -> Any:
+    async def main() -> SynchronizationJob:
         client = graph.client(endpoint)
         async with client:
             return await client.get_job()
@@ -277,7 +282,7 @@ def logs_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Provisioning log entries of the job: action × status counts, then the entries."""
-    from connector.graph.client import LogQuery
+    from connector.graph.logs import LogQuery
 
     def query() -> LogQuery:
         return LogQuery(
@@ -287,10 +292,10 @@ def logs_command(
             action=action.value if action else None,
         )
 
-    async def main() -> list[Any]:
+    async def main() -> list[ProvisioningObjectSummary]:
         q = query()
         client = graph.client(endpoint)
-        out: list[Any] = []
+        out: list[ProvisioningObjectSummary] = []
         async with client:
             async for entry in client.iter_provisioning_logs(q):
                 out.append(entry)
@@ -335,7 +340,7 @@ def schema_add_command(
         typer.echo(f"{mapping} maps no custom extension attributes; nothing to register")
         return
 
-    async def main() -> Any:
+    async def main() -> SchemaUpdate:
         client = graph.client(endpoint)
         async with client:
             return await client.add_custom_attributes(names, dry_run=dry_run)

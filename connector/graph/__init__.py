@@ -9,41 +9,29 @@ from connector.graph.auth import (
     build_credential,
     check_token_destination,
 )
-from connector.graph.client import (
-    BatchOutcome,
-    BatchStatus,
-    DeferReason,
-    Delivery,
-    GraphClient,
-    LogQuery,
-    RejectedRecord,
-    RetryPolicy,
-    SchemaUpdate,
-    UploadMetrics,
-    UploadResult,
-)
+from connector.graph.client import CallMetrics, Delivery, GraphClient, RetryPolicy
 from connector.graph.endpoint import Cloud, ProvisioningEndpoint
+from connector.graph.logs import LogQuery, log_entry
 from connector.graph.models import ProvisioningObjectSummary, SynchronizationJob
+from connector.graph.responses import error_for
+from connector.graph.schema import SchemaUpdate
 
 __all__ = [
-    "BatchOutcome",
-    "BatchStatus",
+    "CallMetrics",
     "Cloud",
     "CredentialTokenProvider",
-    "DeferReason",
     "Delivery",
     "GraphClient",
     "LogQuery",
     "ProvisioningEndpoint",
     "ProvisioningObjectSummary",
-    "RejectedRecord",
     "RetryPolicy",
     "SchemaUpdate",
     "StaticTokenProvider",
     "SynchronizationJob",
     "TokenProvider",
-    "UploadMetrics",
-    "UploadResult",
     "build_credential",
     "check_token_destination",
+    "error_for",
+    "log_entry",
 ]

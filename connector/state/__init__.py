@@ -1,21 +1,9 @@
-"""State stores: what the sync engine remembers between runs (see :mod:`.base`)."""
+"""State stores: what the sync engine remembers between runs, and where.
 
-from __future__ import annotations
-
-from connector.state.base import (
-    Outcome,
-    RecordEntry,
-    RecordIndex,
-    SourceLock,
-    StateStore,
-    StoreCallBudget,
-)
-
-__all__ = [
-    "Outcome",
-    "RecordEntry",
-    "RecordIndex",
-    "SourceLock",
-    "StateStore",
-    "StoreCallBudget",
-]
+- :mod:`connector.state.base`: record types, the held lock, safe key rules;
+- :mod:`connector.state.store`: ``StateStore`` (every rule, once) and ``StoreCallBudget``;
+- :mod:`connector.state.backend`: the ``StorageBackend`` seam it stands on;
+- :mod:`connector.state.local` / :mod:`connector.state.blob`: a directory and Azure Blob
+  Storage as backends, with ``LocalStateStore`` / ``BlobStateStore`` to build a store;
+- :mod:`connector.state._codec`: the streamed record index and payload file formats.
+"""

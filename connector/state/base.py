@@ -1,38 +1,19 @@
-"""The ``StateStore`` seam: what the sync engine remembers between runs, and where.
+"""What the sync engine and the state store share: record types, the held lock, key rules.
 
-One protocol, two implementations (:mod:`connector.state.local` on a directory,
-:mod:`connector.state.blob` on Azure Blob Storage), held to the same test suite.
-
-What a store keeps, per source (sources never share records):
-
-- a **record index**: externalId → :class:`RecordEntry` (fingerprint of the mapped
-  record, active flag, last outcome, when and by which run it was last sent). The
-  index is small per record so a million of them fit in memory comfortably;
-- the **last payload sent** per record, kept *out* of the index in a compressed file
-  of one line per record. Only the payloads a run needs (leavers to disable, failed
-  records to re-send) are read back, with :meth:`StateStore.get_payloads`; a save
-  streams the old file and merges the new payloads in;
-- the index and the payload file are committed together, atomically, behind a small
-  manifest whose version is checked on save (optimistic concurrency).
-
-Besides records: JSON **documents** with ETag-style optimistic concurrency (run
-journals), an exclusive per-source **lock**, report **artifacts**, and the **call
-counts** behind the Graph client's daily budget (:class:`StoreCallBudget`).
-
-All methods are synchronous: they are short I/O calls, and the engine can hand them
-to a thread from async code when it matters.
+The store itself is :class:`connector.state.store.StateStore`; these are the values it
+takes and returns (a source's :class:`RecordIndex` of :class:`RecordEntry`), the
+:class:`SourceLock` a run holds, and the rules that keep source names and document keys
+safe as path segments and blob names.
 """
 
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Collection, Iterable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from connector.errors import StateError
 
@@ -40,14 +21,11 @@ __all__ = [
     "DOCUMENT_KEY_PATTERN",
     "FINGERPRINT_SIZE",
     "SOURCE_NAME_PATTERN",
-    "HeartbeatLock",
     "Outcome",
     "PayloadUpdates",
     "RecordEntry",
     "RecordIndex",
     "SourceLock",
-    "StateStore",
-    "StoreCallBudget",
     "check_document_key",
     "check_source_name",
 ]
@@ -107,8 +85,8 @@ class RecordIndex:
     """A source's record index as loaded from a store.
 
     ``version`` identifies the committed state it was read from (``None`` when the
-    source has never been saved); :meth:`StateStore.save_records` refuses to commit over
-    a different version. Mutate ``entries`` in place, then save.
+    source has never been saved); ``StateStore.save_records`` refuses to commit over a
+    different version. Mutate ``entries`` in place, then save.
     """
 
     source: str
@@ -146,176 +124,6 @@ class SourceLock(Protocol):
     def renew(self) -> None:
         """Extend the lock now (a background heartbeat also renews it while held)."""
         ...
-
-
-class HeartbeatLock:
-    """What both stores' held locks share: who holds it, and the daemon thread that keeps
-    renewing it until released. Subclasses define ``_renew_with_retries(interval)``,
-    returning False once the lock is lost (the thread then stops)."""
-
-    def __init__(self, source: str, owner: str) -> None:
-        self._source = source
-        self._owner = owner
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def source(self) -> str:
-        return self._source
-
-    @property
-    def owner(self) -> str:
-        return self._owner
-
-    def _renew_with_retries(self, interval: float) -> bool:
-        raise NotImplementedError
-
-    def _beat(self, interval: float) -> None:
-        while not self._stop.wait(interval):
-            if not self._renew_with_retries(interval):
-                return
-
-    def start(self, interval: float) -> None:
-        self._thread = threading.Thread(
-            target=self._beat, args=(interval,), name=f"lock-{self._source}", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-
-@runtime_checkable
-class StateStore(Protocol):
-    """Where the sync engine keeps everything that must outlive a run."""
-
-    # -- records -----------------------------------------------------------------------
-
-    def load_records(self, source: str) -> RecordIndex:
-        """The source's record index (empty, ``version=None``, if never saved)."""
-        ...
-
-    def save_records(
-        self,
-        index: RecordIndex,
-        *,
-        payloads: PayloadUpdates | None = None,
-        drop: Collection[str] = (),
-    ) -> str:
-        """Commit ``index`` and merge ``payloads`` (externalId → last payload sent, or a
-        stream of such pairs, consumed before the index is written) into the stored
-        payloads; ``drop`` removes payloads (of records removed from the index).
-
-        Atomic: readers see the old state or the new one, never a mix. Raises
-        :class:`DocumentConflictError` if the stored version is no longer
-        ``index.version``. Returns the new version and sets ``index.version`` to it.
-        """
-        ...
-
-    def get_payloads(self, source: str, external_ids: Collection[str]) -> dict[str, Any]:
-        """The last payload sent for each of ``external_ids`` that has one (streams the
-        payload file once; memory is proportional to what is asked for)."""
-        ...
-
-    # -- documents ---------------------------------------------------------------------
-
-    def get_document(self, key: str) -> tuple[dict[str, Any], str] | None:
-        """``(document, etag)``, or None if there is no document at ``key``."""
-        ...
-
-    def put_document(
-        self,
-        key: str,
-        document: Mapping[str, Any],
-        *,
-        if_match: str | None = None,
-        if_none_match: bool = False,
-    ) -> str:
-        """Write a JSON document atomically; returns its new etag.
-
-        ``if_match``: only if the current etag is this one. ``if_none_match``: only if
-        no document exists (create). Otherwise unconditional. A failed condition raises
-        :class:`DocumentConflictError`.
-        """
-        ...
-
-    def delete_document(self, key: str, *, if_match: str | None = None) -> bool:
-        """Delete; False if it did not exist. A failed ``if_match`` raises a conflict."""
-        ...
-
-    def list_documents(self, prefix: str = "") -> list[str]:
-        """Keys starting with ``prefix`` (plain string prefix), sorted."""
-        ...
-
-    # -- lock --------------------------------------------------------------------------
-
-    def lock(self, source: str, *, owner: str | None = None) -> AbstractContextManager[SourceLock]:
-        """Exclusive lock on ``source`` for the duration of a ``with`` block.
-
-        Raises :class:`connector.errors.ConcurrentRunError` at once if another holder
-        has it (no waiting: the other run will pick up any work left).
-        """
-        ...
-
-    # -- artifacts (reports) -----------------------------------------------------------
-
-    def write_artifact(self, path: str, data: bytes, *, content_type: str | None = None) -> str:
-        """Write a report file at ``path`` (e.g. ``employees/<run>/report.html``);
-        returns where it is (a file path, or the blob URL)."""
-        ...
-
-    def read_artifact(self, path: str) -> bytes:
-        """Read an artifact back; :class:`StateError` if missing."""
-        ...
-
-    def list_artifacts(self, prefix: str = "") -> list[str]:
-        """Artifact paths starting with ``prefix``, sorted."""
-        ...
-
-    def artifact_location(self, path: str) -> str:
-        """Where ``path`` is or would be (file path or blob URL), without I/O."""
-        ...
-
-    # -- call counts -------------------------------------------------------------------
-
-    def load_call_counts(self) -> dict[str, int]:
-        """Calls made per hourly bucket key (``YYYY-MM-DDTHH``), as stored."""
-        ...
-
-    def add_call_counts(
-        self, delta: Mapping[str, int], *, prune: Collection[str] = ()
-    ) -> dict[str, int]:
-        """Atomically add ``delta`` to the stored counts (concurrent runs never lose a
-        call) and remove the ``prune`` keys; returns the counts now stored."""
-        ...
-
-
-class StoreCallBudget:
-    """The Graph client's ``CallBudgetStore`` (:mod:`connector.pacing`) on a state store.
-
-    The budget loads counts, adds to them and saves the whole mapping. Saving it
-    verbatim would lose calls made by a concurrent run in between, so this adapter
-    saves the *difference* from what it last loaded or saved, applied atomically with
-    :meth:`StateStore.add_call_counts`; buckets the budget pruned are pruned too.
-    """
-
-    def __init__(self, store: StateStore) -> None:
-        self._store = store
-        self._base: dict[str, int] = {}
-
-    async def load(self) -> Mapping[str, int]:
-        self._base = self._store.load_call_counts()
-        return dict(self._base)
-
-    async def save(self, counts: Mapping[str, int]) -> None:
-        delta = {k: v - self._base.get(k, 0) for k, v in counts.items()}
-        delta = {k: v for k, v in delta.items() if v}
-        prune = [k for k in self._base if k not in counts]
-        self._store.add_call_counts(delta, prune=prune)
-        # The budget keeps its own counts; the next save sends what it adds after this.
-        self._base = {k: int(v) for k, v in counts.items()}
 
 
 def check_source_name(source: str) -> str:

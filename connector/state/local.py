@@ -1,20 +1,14 @@
-"""``LocalStateStore``: the state store on a local directory (CLI and demo default).
+"""The state store on a local directory (CLI and demo default).
 
-Layout under the root directory::
+Layout under the root directory: the store's names (:mod:`connector.state.store`) as
+paths, report artifacts under ``reports/``, and a lock as a small JSON file
+``locks/<source>.lock`` saying who holds it until when.
 
-    records/<source>/manifest.json            which index + payload files are current
-    records/<source>/index-<gen>.jsonl.gz     the record index
-    records/<source>/payloads-<gen>.jsonl.gz  last payload sent per record
-    documents/<key>                           JSON documents (run journals, markers)
-    counters/calls.json                       daily call counts (hourly buckets)
-    locks/<source>.lock                       per-source run lock
-    reports/<path>                            report artifacts
-
-Every write goes to a temporary file in the same folder and is renamed into place, so
-a crash leaves the old file or the new one. Read-compare-write sequences (conditional
-document writes, the manifest commit, the call counter, the lock) are serialised
-between processes with ``flock`` on a guard file. A directory store is for one machine:
-``flock`` is not reliable on network file systems — use the Blob store there.
+Every write goes to a temporary file in the same folder and is renamed into place, so a
+crash leaves the old file or the new one. Read-compare-write sequences (conditional
+writes, the lock) are serialised between processes with ``flock`` on a guard file. A
+directory store is for one machine: ``flock`` is not reliable on network file systems —
+use the Blob store there.
 """
 
 from __future__ import annotations
@@ -26,27 +20,19 @@ import os
 import socket
 import tempfile
 import uuid
-from collections.abc import Collection, Iterator, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
 from connector.clock import Clock, SystemClock
 from connector.errors import ConcurrentRunError, DocumentConflictError, StateError
-from connector.state._codec import merge_payloads, read_index, read_payloads, write_index
-from connector.state.base import (
-    HeartbeatLock,
-    PayloadUpdates,
-    RecordIndex,
-    SourceLock,
-    check_document_key,
-    check_source_name,
-)
+from connector.state.backend import HeldLock
+from connector.state.store import StateStore
 
-__all__ = ["DEFAULT_LOCK_TTL", "LocalStateStore"]
+__all__ = ["DEFAULT_LOCK_TTL", "LocalBackend", "LocalStateStore", "state_guard"]
 
 DEFAULT_LOCK_TTL = timedelta(minutes=5)
 """A lock not renewed for this long is stale and may be taken over (holder crashed)."""
@@ -83,17 +69,28 @@ def _flocked(guard: Path) -> Iterator[None]:
         os.close(fd)
 
 
-class _LocalLock(HeartbeatLock):
-    """A held lock file; a daemon thread renews it every third of the TTL."""
+def state_guard(name: str) -> str:
+    """The guard file serialising writes to ``name``: one per source under ``records/``
+    (manifest commits of different sources never wait for each other), one per top
+    folder otherwise (``documents/.guard``, ``counters/.guard``, ``locks/.guard``)."""
+    parts = name.split("/")
+    depth = 2 if parts[0] == "records" and len(parts) > 2 else 1
+    return "/".join([*parts[:depth], ".guard"])
 
-    def __init__(self, store: LocalStateStore, source: str, owner: str, token: str) -> None:
+
+class _LocalLock(HeldLock):
+    """A held lock file; the heartbeat rewrites it with a later expiry."""
+
+    def __init__(
+        self, backend: LocalBackend, name: str, source: str, owner: str, token: str
+    ) -> None:
         super().__init__(source, owner)
-        self._store = store
+        self._backend = backend
+        self._name = name
         self.token = token
-        self.lost = False
 
     def renew(self) -> None:
-        if not self._store._renew_lock(self._source, self.token):
+        if not self._backend._renew_lock(self._name, self.token):
             self.lost = True
             raise ConcurrentRunError(
                 f"the lock on source {self._source!r} was taken over after it expired;"
@@ -117,227 +114,148 @@ class _LocalLock(HeartbeatLock):
         self.lost = True
         return False
 
+    def release(self) -> None:
+        self._backend._release_lock(self._name, self.token)
 
-class LocalStateStore:
-    """State on a local directory. See the module docstring for the layout."""
+
+class LocalBackend:
+    """Names as files under ``root``; see the module docstring for the guarantees."""
 
     def __init__(
         self,
-        root: str | Path,
+        root: Path,
         *,
         clock: Clock | None = None,
         lock_ttl: timedelta = DEFAULT_LOCK_TTL,
-        heartbeat: bool = True,
         heartbeat_interval: float | None = None,
+        guard: Callable[[str], str] | None = state_guard,
     ) -> None:
-        """``heartbeat``: renew held locks from a background thread every
-        ``heartbeat_interval`` real seconds (default: a third of ``lock_ttl``)."""
-        self.root = Path(root)
+        """``guard``: the guard file of a name, or None for a folder that only takes
+        unconditional writes (report artifacts: no guard files among the reports)."""
+        self.root = root
         self._clock: Clock = clock or SystemClock()
         self._lock_ttl = lock_ttl
-        self._heartbeat = heartbeat
         self._heartbeat_interval = heartbeat_interval or lock_ttl.total_seconds() / 3
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StateError(f"cannot create state directory {self.root}: {exc}") from exc
+        self._guard = guard
 
-    def __repr__(self) -> str:
-        return f"LocalStateStore({str(self.root)!r})"
+    @property
+    def heartbeat_interval(self) -> float:
+        return self._heartbeat_interval
 
-    # -- records -----------------------------------------------------------------------
+    def _path(self, name: str) -> Path:
+        return self.root / name
 
-    def _records_dir(self, source: str) -> Path:
-        return self.root / "records" / check_source_name(source)
+    def describe(self, name: str) -> str:
+        return str(self._path(name))
 
-    def _manifest(self, source: str) -> dict[str, Any] | None:
-        path = self._records_dir(source) / "manifest.json"
+    def location(self, name: str) -> str:
+        return str(self._path(name))
+
+    def _guarded(self, name: str) -> contextlib.AbstractContextManager[None]:
+        if self._guard is None:
+            return contextlib.nullcontext()
+        return _flocked(self.root / self._guard(name))
+
+    # -- bytes -------------------------------------------------------------------------
+
+    def get(self, name: str) -> tuple[bytes, str] | None:
+        path = self._path(name)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise StateError(f"cannot read {path}: {exc}") from exc
-        try:
-            manifest = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise StateError(f"{path} is corrupt: {exc}") from exc
-        if not isinstance(manifest, dict):
-            raise StateError(f"{path} is corrupt: not an object")
-        return manifest
+        return data, _etag(data)
 
-    def load_records(self, source: str) -> RecordIndex:
-        folder = self._records_dir(source)
-        for _ in range(5):
-            manifest = self._manifest(source)
-            if manifest is None:
-                return RecordIndex(source=source)
-            path = folder / str(manifest["index"])
-            try:
-                with path.open("rb") as fh:
-                    entries = read_index(fh, str(path))
-            except FileNotFoundError:
-                continue  # a concurrent save replaced it; read the new manifest
-            return RecordIndex(source=source, entries=entries, version=str(manifest["version"]))
-        raise StateError(f"records of source {source!r} keep changing while being read; retry")
-
-    def save_records(
+    def put(
         self,
-        index: RecordIndex,
+        name: str,
+        data: bytes,
         *,
-        payloads: PayloadUpdates | None = None,
-        drop: Collection[str] = (),
-    ) -> str:
-        source = index.source
-        folder = self._records_dir(source)
-        folder.mkdir(parents=True, exist_ok=True)
-        gen = uuid.uuid4().hex
-        index_name = f"index-{gen}.jsonl.gz"
-        payload_name = f"payloads-{gen}.jsonl.gz"
-        old = self._manifest(source)
-        if (None if old is None else str(old["version"])) != index.version:
-            raise self._records_conflict(source)
-        drop_set = drop if isinstance(drop, set | frozenset) else set(drop)
-        new_files = [folder / index_name, folder / payload_name]
-        try:
-            src = None if old is None else folder / str(old["payloads"])
-            with contextlib.ExitStack() as stack:
-                src_fh = stack.enter_context(src.open("rb")) if src is not None else None
-                out = stack.enter_context((folder / payload_name).open("wb"))
-                merge_payloads(src_fh, out, payloads or {}, drop_set, str(src))
-                out.flush()
-                os.fsync(out.fileno())
-            with (folder / index_name).open("wb") as fh:
-                count = write_index(fh, source, index.entries)
-                fh.flush()
-                os.fsync(fh.fileno())
-            manifest = {
-                "version": gen,
-                "index": index_name,
-                "payloads": payload_name,
-                "records": count,
-                "saved_at": self._clock.now().isoformat(),
-            }
-            with _flocked(folder / ".guard"):
-                current = self._manifest(source)
-                if (None if current is None else str(current["version"])) != index.version:
-                    raise self._records_conflict(source)
-                _atomic_write(folder / "manifest.json", orjson.dumps(manifest))
-        except BaseException:
-            for f in new_files:
-                with contextlib.suppress(OSError):
-                    f.unlink()
-            raise
-        if old is not None:
-            for name in (old["index"], old["payloads"]):
-                with contextlib.suppress(OSError):
-                    (folder / str(name)).unlink()
-        index.version = gen
-        return gen
-
-    @staticmethod
-    def _records_conflict(source: str) -> DocumentConflictError:
-        return DocumentConflictError(
-            f"records of source {source!r} were saved by another run since they were loaded;"
-            " reload and plan again"
-        )
-
-    def get_payloads(self, source: str, external_ids: Collection[str]) -> dict[str, Any]:
-        if not external_ids:
-            return {}
-        folder = self._records_dir(source)
-        for _ in range(5):
-            manifest = self._manifest(source)
-            if manifest is None:
-                return {}
-            path = folder / str(manifest["payloads"])
-            try:
-                with path.open("rb") as fh:
-                    return read_payloads(fh, external_ids, str(path))
-            except FileNotFoundError:
-                continue
-        raise StateError(f"payloads of source {source!r} keep changing while being read; retry")
-
-    # -- documents ---------------------------------------------------------------------
-
-    def _doc_path(self, key: str) -> Path:
-        return self.root / "documents" / check_document_key(key)
-
-    def get_document(self, key: str) -> tuple[dict[str, Any], str] | None:
-        path = self._doc_path(key)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StateError(f"cannot read document {key!r} at {path}: {exc}") from exc
-        try:
-            doc = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise StateError(f"document {key!r} at {path} is not valid JSON: {exc}") from exc
-        if not isinstance(doc, dict):
-            raise StateError(f"document {key!r} at {path} is not a JSON object")
-        return doc, _etag(data)
-
-    def put_document(
-        self,
-        key: str,
-        document: Mapping[str, Any],
-        *,
+        content_type: str | None = None,
         if_match: str | None = None,
         if_none_match: bool = False,
     ) -> str:
-        path = self._doc_path(key)
-        data = orjson.dumps(document, option=orjson.OPT_INDENT_2)
-        with _flocked(self.root / "documents" / ".guard"):
+        path = self._path(name)
+        if self._guard is None and (if_match is not None or if_none_match):
+            raise ValueError(f"conditional write to {path} in an unguarded folder")
+        with self._guarded(name):
             exists = path.exists()
             if if_none_match and exists:
-                raise DocumentConflictError(f"document {key!r} already exists")
+                raise DocumentConflictError(f"{path} already exists")
             if if_match is not None:
                 current = path.read_bytes() if exists else None
                 if current is None or _etag(current) != if_match:
                     raise DocumentConflictError(
-                        f"document {key!r} changed since it was read; re-read and retry"
+                        f"{path} changed since it was read; re-read and retry"
                     )
             _atomic_write(path, data)
         return _etag(data)
 
-    def delete_document(self, key: str, *, if_match: str | None = None) -> bool:
-        path = self._doc_path(key)
-        with _flocked(self.root / "documents" / ".guard"):
+    def delete(self, name: str, *, if_match: str | None = None) -> bool:
+        path = self._path(name)
+        with self._guarded(name):
             try:
                 current = path.read_bytes()
             except FileNotFoundError:
                 if if_match is not None:
-                    raise DocumentConflictError(f"document {key!r} no longer exists") from None
+                    raise DocumentConflictError(f"{path} no longer exists") from None
                 return False
             if if_match is not None and _etag(current) != if_match:
-                raise DocumentConflictError(f"document {key!r} changed since it was read")
+                raise DocumentConflictError(f"{path} changed since it was read")
             path.unlink()
         return True
 
-    def list_documents(self, prefix: str = "") -> list[str]:
-        return self._list(self.root / "documents", prefix)
+    def delete_quietly(self, name: str) -> None:
+        with contextlib.suppress(OSError):
+            self._path(name).unlink()
 
-    @staticmethod
-    def _list(base: Path, prefix: str) -> list[str]:
+    def list(self, prefix: str) -> list[str]:
+        """Walks only the folder ``prefix`` names (the whole root if it names none or an
+        odd one); dot files (temporary and guard files) are the backend's own and never
+        listed."""
+        segments = prefix.split("/")[:-1]
+        plain = all(seg not in ("", ".", "..") for seg in segments)
+        base = self.root.joinpath(*segments) if plain else self.root
         if not base.is_dir():
             return []
         out: list[str] = []
         for dirpath, _dirs, files in os.walk(base):
-            rel_dir = Path(dirpath).relative_to(base).as_posix()
-            for name in files:
-                if name.startswith("."):
-                    continue  # temp and guard files
-                key = name if rel_dir == "." else f"{rel_dir}/{name}"
-                if key.startswith(prefix):
-                    out.append(key)
+            rel_dir = Path(dirpath).relative_to(self.root).as_posix()
+            for file in files:
+                if file.startswith("."):
+                    continue
+                name = file if rel_dir == "." else f"{rel_dir}/{file}"
+                if name.startswith(prefix):
+                    out.append(name)
         return sorted(out)
+
+    @contextlib.contextmanager
+    def reader(self, name: str) -> Iterator[IO[bytes] | None]:
+        try:
+            fh = self._path(name).open("rb")
+        except FileNotFoundError:
+            yield None
+            return
+        with fh:
+            yield fh
+
+    @contextlib.contextmanager
+    def writer(self, name: str) -> Iterator[IO[bytes]]:
+        """Writes in place: large objects get fresh names and become visible only when
+        a manifest names them, so no rename is needed."""
+        path = self._path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
 
     # -- lock --------------------------------------------------------------------------
 
-    def _lock_path(self, source: str) -> Path:
-        return self.root / "locks" / f"{check_source_name(source)}.lock"
+    def _lock_path(self, name: str) -> Path:
+        return self._path(name + ".lock")
 
     def _read_lock(self, path: Path) -> dict[str, Any] | None:
         try:
@@ -368,8 +286,8 @@ class LocalStateStore:
             return True
         return expires <= self._clock.now()
 
-    def _acquire(self, source: str, owner: str) -> str:
-        path = self._lock_path(source)
+    def acquire_lock(self, name: str, *, source: str, owner: str) -> HeldLock:
+        path = self._lock_path(name)
         token = uuid.uuid4().hex
         with _flocked(path.parent / ".guard"):
             held = self._read_lock(path)
@@ -387,10 +305,10 @@ class LocalStateStore:
                 raise ConcurrentRunError(f"source {source!r} was locked just now") from None
             with os.fdopen(fd, "wb") as fh:
                 fh.write(self._lock_record(owner, token))
-        return token
+        return _LocalLock(self, name, source, owner, token)
 
-    def _renew_lock(self, source: str, token: str) -> bool:
-        path = self._lock_path(source)
+    def _renew_lock(self, name: str, token: str) -> bool:
+        path = self._lock_path(name)
         with _flocked(path.parent / ".guard"):
             held = self._read_lock(path)
             if not held or held.get("token") != token:
@@ -398,76 +316,41 @@ class LocalStateStore:
             _atomic_write(path, self._lock_record(str(held.get("owner", "")), token))
         return True
 
-    def _release(self, source: str, token: str) -> None:
-        path = self._lock_path(source)
+    def _release_lock(self, name: str, token: str) -> None:
+        path = self._lock_path(name)
         with _flocked(path.parent / ".guard"):
             held = self._read_lock(path)
             if held and held.get("token") == token:
                 path.unlink()
 
-    @contextlib.contextmanager
-    def _locked(self, source: str, owner: str) -> Iterator[SourceLock]:
-        token = self._acquire(source, owner)
-        held = _LocalLock(self, source, owner, token)
-        if self._heartbeat:
-            held.start(self._heartbeat_interval)
+
+class LocalStateStore(StateStore):
+    """The state store on a directory: state at ``root``, reports at ``root/reports``."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        clock: Clock | None = None,
+        lock_ttl: timedelta = DEFAULT_LOCK_TTL,
+        heartbeat: bool = True,
+        heartbeat_interval: float | None = None,
+    ) -> None:
+        """``heartbeat``: renew held locks from a background thread every
+        ``heartbeat_interval`` real seconds (default: a third of ``lock_ttl``)."""
+        self.root = Path(root)
+        clock = clock or SystemClock()
         try:
-            yield held
-        finally:
-            held.stop()
-            self._release(source, token)
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(f"cannot create state directory {self.root}: {exc}") from exc
+        state = LocalBackend(
+            self.root, clock=clock, lock_ttl=lock_ttl, heartbeat_interval=heartbeat_interval
+        )
+        reports = LocalBackend(self.root / "reports", clock=clock, guard=None)
+        super().__init__(
+            state, reports, clock=clock, heartbeat=heartbeat, record_version="generation"
+        )
 
-    def lock(self, source: str, *, owner: str | None = None) -> AbstractContextManager[SourceLock]:
-        return self._locked(source, owner or f"{socket.gethostname()}:{os.getpid()}")
-
-    # -- artifacts ---------------------------------------------------------------------
-
-    def _artifact_path(self, path: str) -> Path:
-        return self.root / "reports" / check_document_key(path)
-
-    def write_artifact(self, path: str, data: bytes, *, content_type: str | None = None) -> str:
-        target = self._artifact_path(path)
-        _atomic_write(target, data)
-        return str(target)
-
-    def read_artifact(self, path: str) -> bytes:
-        target = self._artifact_path(path)
-        try:
-            return target.read_bytes()
-        except FileNotFoundError:
-            raise StateError(f"no report file {path!r} (looked at {target})") from None
-
-    def list_artifacts(self, prefix: str = "") -> list[str]:
-        return self._list(self.root / "reports", prefix)
-
-    def artifact_location(self, path: str) -> str:
-        return str(self._artifact_path(path))
-
-    # -- call counts -------------------------------------------------------------------
-
-    def _counts_path(self) -> Path:
-        return self.root / "counters" / "calls.json"
-
-    def _read_counts(self) -> dict[str, int]:
-        try:
-            raw = orjson.loads(self._counts_path().read_bytes())
-        except FileNotFoundError:
-            return {}
-        except (OSError, orjson.JSONDecodeError) as exc:
-            raise StateError(f"call counter {self._counts_path()} is unreadable: {exc}") from exc
-        return {str(k): int(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
-
-    def load_call_counts(self) -> dict[str, int]:
-        return self._read_counts()
-
-    def add_call_counts(
-        self, delta: Mapping[str, int], *, prune: Collection[str] = ()
-    ) -> dict[str, int]:
-        with _flocked(self.root / "counters" / ".guard"):
-            counts = self._read_counts()
-            for key, calls in delta.items():
-                counts[key] = counts.get(key, 0) + int(calls)
-            for key in prune:
-                counts.pop(key, None)
-            _atomic_write(self._counts_path(), orjson.dumps(counts, option=orjson.OPT_SORT_KEYS))
-        return counts
+    def __repr__(self) -> str:
+        return f"LocalStateStore({str(self.root)!r})"

@@ -25,7 +25,8 @@ from connector.clock import Clock
 from connector.config import Source, SourcesConfig
 from connector.errors import ConcurrentRunError, ConnectorError, RunError
 from connector.reconcile import check_job_health
-from connector.state.base import SourceLock, StateStore
+from connector.state.base import SourceLock
+from connector.state.store import StateStore
 from connector.sync.child_runs import ChildRuns
 from connector.sync.context import SyncContext, SyncOptions
 from connector.sync.journal import (

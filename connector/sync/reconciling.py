@@ -27,7 +27,7 @@ from connector.sync.context import SyncContext
 from connector.sync.delta import ChangeKind
 from connector.sync.journal import Journal, RunState
 from connector.sync.run_store import OutcomeRow
-from connector.sync.targets import ProvisioningTarget, as_mapping
+from connector.sync.targets import ProvisioningTarget
 
 __all__ = ["Reconciler"]
 
@@ -58,7 +58,7 @@ class Reconciler:
             entries = []
         result = reconcile(
             sent,
-            (as_mapping(e) or {} for e in entries),
+            entries,
             now=now(),
             job_id=target.job_id,
             skew=cfg.skew,

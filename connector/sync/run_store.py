@@ -34,7 +34,8 @@ import orjson
 from connector.clock import Clock
 from connector.errors import LockLostError, RunError, StateError
 from connector.report import RejectedRow
-from connector.state.base import RecordIndex, SourceLock, StateStore
+from connector.state.base import RecordIndex, SourceLock
+from connector.state.store import StateStore
 from connector.sync.journal import Journal, from_iso, to_iso
 from connector.sync.plans import PlannedOp, batches_of, decode_plan, encode_plan
 

@@ -22,14 +22,14 @@ from connector.errors import (
     NotFoundError,
 )
 from connector.graph.auth import TokenProvider
-from connector.graph.client import GraphClient, LogQuery, RetryPolicy
+from connector.graph.client import GraphClient, RetryPolicy
 from connector.graph.endpoint import Cloud, ProvisioningEndpoint
+from connector.graph.logs import LogQuery, log_entry
+from connector.graph.models import SynchronizationJob
 from connector.pacing import DailyBudget, SlidingWindowLimiter
+from connector.reconcile import LogEntry
 from connector.scim import BulkPayload
-from connector.state.base import (
-    StateStore,
-    StoreCallBudget,
-)
+from connector.state.store import StateStore, StoreCallBudget
 
 __all__ = [
     "DEFAULT_ISOLATION_CALLS",
@@ -76,13 +76,13 @@ class ProvisioningTarget(Protocol):
 
     async def send(self, payload: BulkPayload) -> BatchReceipt: ...
 
-    def iter_logs(self, since: datetime) -> AsyncIterator[Any]:
+    def iter_logs(self, since: datetime) -> AsyncIterator[LogEntry]:
         """Provisioning-log entries of the job with ``activityDateTime`` ≥ ``since``,
-        every page (Graph dicts or :class:`~connector.graph.models.ProvisioningObjectSummary`)."""
+        every page, as the entries reconciliation matches."""
         ...
 
-    async def get_job(self) -> Any:
-        """The synchronization job (dict or model), None if not found."""
+    async def get_job(self) -> SynchronizationJob | None:
+        """The synchronization job's status, None if not found."""
         ...
 
     async def aclose(self) -> None: ...
@@ -132,10 +132,13 @@ class GraphTarget:
         if self._tokens is not None:
             await self._tokens.get_token()
 
-    def iter_logs(self, since: datetime) -> AsyncIterator[Any]:
-        return self.client.iter_provisioning_logs(LogQuery(since=since))
+    async def iter_logs(self, since: datetime) -> AsyncIterator[LogEntry]:
+        async for summary in self.client.iter_provisioning_logs(LogQuery(since=since)):
+            entry = log_entry(summary)
+            if entry is not None:
+                yield entry
 
-    async def get_job(self) -> Any:
+    async def get_job(self) -> SynchronizationJob | None:
         try:
             return await self.client.get_job()
         except NotFoundError:

@@ -26,8 +26,7 @@ from connector.errors import (
     PermissionDeniedError,
     SystemicRefusalError,
 )
-from connector.graph.client import split_payload
-from connector.scim import BulkPayload
+from connector.scim import BulkPayload, split_payload
 from connector.sync.targets import BatchReceipt, ProvisioningTarget
 
 __all__ = [

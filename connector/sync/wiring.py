@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from connector.clock import Clock
 from connector.config import SourcesConfig
-from connector.state.base import StateStore
+from connector.state.store import StateStore
 from connector.sync.context import SyncContext, SyncOptions
 from connector.sync.engine import Engine
 from connector.sync.readers import RecordReader, read_mapped_records

@@ -1,5 +1,5 @@
 // Action group and alert rules. The connector writes one structured log line per event
-// (connector/telemetry.py; docs/deploy.md, "Alerts"): with Azure Monitor OpenTelemetry on,
+// (connector/functions/telemetry.py; docs/deploy.md, "Alerts"): with Azure Monitor OpenTelemetry on,
 // the trace's customDimensions carry "connector.event" = <event>; through the host's own
 // log pipe the message reads "connector <event> key=value ...". The rules match either.
 

@@ -161,7 +161,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
           value: 'ClientId=${identityClientId};Authorization=AAD'
         }
-        // Connector settings (connector/settings.py).
+        // Connector settings (connector/functions/settings.py).
         {
           name: 'GRAPH_CLIENT_ID'
           value: identityClientId

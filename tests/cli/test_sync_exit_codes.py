@@ -8,20 +8,20 @@ import pytest
 def test_cli_exits_non_zero_for_waiting_failed_or_blocked_runs() -> None:
     import typer
 
-    from connector.cli.sync import EXIT_FAILED, EXIT_WAITING, _exit_for
+    from connector.cli.exits import EXIT_FAILED, EXIT_WAITING, exit_for
     from connector.sync.summary import RunSummary
 
     def summary(state: str, waiting: str | None = None) -> RunSummary:
         return RunSummary("r", "employees", "f.csv", state, waiting=waiting)
 
-    _exit_for([summary("uploaded"), summary("held")])
+    exit_for([summary("uploaded"), summary("held")])
     for state, waiting, code in (
         ("uploading", "QuotaExhaustedError: spent", EXIT_WAITING),
         ("failed", None, EXIT_FAILED),
         ("blocked", None, EXIT_FAILED),
     ):
         with pytest.raises(typer.Exit) as info:
-            _exit_for([summary("uploaded"), summary(state, waiting)])
+            exit_for([summary("uploaded"), summary(state, waiting)])
         assert info.value.exit_code == code
 
 
@@ -30,7 +30,8 @@ def test_open_without_a_browser_says_where_the_report_is(
 ) -> None:
     import webbrowser
 
-    from connector.cli.sync import _console, _open_in_browser
+    from connector.cli.common import console as _console
+    from connector.cli.render import open_in_browser as _open_in_browser
 
     opened: list[str] = []
 

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from connector import mapping_run
 from connector.errors import TransformError
-from connector.mapping import _chain, _column_getter, load_mapping
+from connector.mapping import load_mapping
 from connector.transforms import Transform, make_transform
 
 # (name, argument): every transform with an on_text form, plus ones without
@@ -53,8 +54,8 @@ def outcome(get: Any, values: Any) -> tuple[str, Any]:
 
 
 def reference_and_compiled(steps: list[Transform]) -> tuple[Any, Any]:
-    src = _column_getter("c")
-    return _chain(src, steps), _chain(src, steps, "c")
+    src = mapping_run.column_getter("c")
+    return mapping_run.chain(src, steps), mapping_run.chain(src, steps, "c")
 
 
 @pytest.mark.parametrize("first", STEPS, ids=lambda s: s[0])

@@ -30,7 +30,7 @@ EXPECTED = {
         "BULK_REQUEST_SCHEMA", "CONTENT_TYPE", "CORE_USER_SCHEMA", "DEFAULT_MAX_REQUEST_BYTES",
         "ENTERPRISE_USER_SCHEMA", "MAX_OPERATIONS_PER_REQUEST", "BulkOperation", "BulkPayload",
         "SerializedOperation", "build_bulk_requests", "make_bulk_id",
-        "max_operation_bytes", "serialize_operation",
+        "max_operation_bytes", "serialize_operation", "split_payload",
     },
     "connector.cli.core": {"PreviewSummary", "register", "run_preview"},
 }  # fmt: skip

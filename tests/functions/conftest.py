@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from connector.clock import FakeClock
     from connector.emulator.server import RunningEmulator
-    from connector.runtime import Runtime
+    from connector.functions.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # function_app.py lives at the repository root
@@ -228,12 +228,12 @@ def make_world(
     blob_service: BlobServiceClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Callable[..., contextlib.AbstractContextManager[World]]]:
-    from connector import runtime as runtime_module
-    from connector import telemetry
     from connector.clock import FakeClock
     from connector.emulator.config import EmulatorConfig, JobConfig
     from connector.emulator.server import run_emulator
-    from connector.settings import APP_SETTING_NAMES, load_settings
+    from connector.functions import runtime as runtime_module
+    from connector.functions import telemetry
+    from connector.functions.settings import APP_SETTING_NAMES, load_settings
 
     @contextlib.contextmanager
     def make(

@@ -10,7 +10,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from connector.clock import FakeClock
-from connector.dropzone import (
+from connector.functions.dropzone import (
     ARCHIVE,
     CONTAINERS,
     INCOMING,

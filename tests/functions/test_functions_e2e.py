@@ -19,9 +19,9 @@ from azure.functions.blob import InputStream
 from azure.functions.timer import TimerRequest
 
 import function_app
-from connector import runtime as runtime_module
+from connector.functions import runtime as runtime_module
+from connector.functions.settings import APP_SETTING_NAMES
 from connector.sample import churn_extract, generate_extract
-from connector.settings import APP_SETTING_NAMES
 from tests.sync.fakes import Crash, CrashAfter
 
 from .conftest import extract_bytes as _extract

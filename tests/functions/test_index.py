@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import subprocess
 import sys
@@ -12,8 +13,8 @@ from typing import Any
 import pytest
 
 import function_app
-from connector.dropzone import CONTAINERS, INCOMING
-from connector.settings import DEFAULT_RECONCILE_SCHEDULE, TRIGGER_CONNECTION
+from connector.functions.dropzone import CONTAINERS, INCOMING
+from connector.functions.settings import DEFAULT_RECONCILE_SCHEDULE, TRIGGER_CONNECTION
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -110,7 +111,7 @@ def test_importing_the_app_stays_light(module: str) -> None:
 
 
 def test_function_app_is_only_the_adapter() -> None:
-    """Decorators and one-line outcomes; the hosted connector lives in connector/runtime.py."""
+    """Decorators and one-line outcomes; the hosted connector lives in connector/functions/."""
     import ast
 
     source = (ROOT / "function_app.py").read_text(encoding="utf-8")
@@ -121,13 +122,13 @@ def test_function_app_is_only_the_adapter() -> None:
     assert len(source.splitlines()) <= 120
 
 
-def test_runtime_uses_no_private_engine_names() -> None:
+def test_the_hosted_connector_uses_no_private_engine_names() -> None:
     import ast
 
-    tree = ast.parse((ROOT / "connector" / "runtime.py").read_text(encoding="utf-8"))
     private = [
-        alias.name
-        for node in ast.walk(tree)
+        f"{path.name}: {alias.name}"
+        for path in sorted((ROOT / "connector" / "functions").glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("connector")
         for alias in node.names
         if alias.name.startswith("_")
@@ -143,3 +144,9 @@ def test_drop_zone_containers_are_the_ones_the_infra_creates() -> None:
         sys.path.remove(str(ROOT / "tests" / "infra"))
     assert set(CONTAINERS) == set(infra_contract.DATA_CONTAINERS)
     assert "approvals" in CONTAINERS
+
+
+def test_functions_are_synchronous_so_the_host_runs_them_on_its_thread_pool() -> None:
+    for fn in (function_app.ingest_extract, function_app.reconcile, function_app.health):
+        user = fn._function.get_user_function()  # type: ignore[attr-defined]
+        assert not inspect.iscoroutinefunction(user), user.__name__

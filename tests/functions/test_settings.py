@@ -8,7 +8,7 @@ import pytest
 from pydantic import Field
 
 from connector.errors import ConfigError, UnsafeEndpointError
-from connector.settings import (
+from connector.functions.settings import (
     APP_SETTING_NAMES,
     AZURE_SETTING_NAMES,
     DEFAULT_RECONCILE_SCHEDULE,
@@ -284,7 +284,7 @@ def test_schedule_interval_is_none_when_it_cannot_tell(schedule: str) -> None:
 
 
 def test_stale_after_follows_the_schedule_with_a_floor_and_a_fallback() -> None:
-    from connector.runtime import stale_after
+    from connector.functions.health import stale_after
 
     assert stale_after("0 */15 * * * *") == timedelta(minutes=45)
     assert stale_after("0 */5 * * * *") == timedelta(minutes=35)  # 5 min + 30 min timeout

@@ -1,6 +1,6 @@
 """Code == README settings table == Bicep app settings.
 
-``APP_SETTING_NAMES`` (what ``connector/settings.py`` reads) must be exactly the settings
+``APP_SETTING_NAMES`` (what ``connector/functions/settings.py`` reads) must be exactly the settings
 documented in the README's settings table, and the Bicep must set every one of them
 except the local-only ones, and none of those. The table's text lives in
 ``docs/functions.md`` (between the ``readme:settings`` markers) and is pasted into the
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from pycep import BicepParser
 
-from connector.settings import (
+from connector.functions.settings import (
     APP_SETTING_NAMES,
     AZURE_SETTING_NAMES,
     LOCAL_ONLY_SETTING_NAMES,

@@ -10,9 +10,14 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from connector import telemetry
-from connector.settings import APP_SETTING_NAMES, load_settings
-from connector.telemetry import EVENT_LOGGER, Telemetry, configure_telemetry, get_telemetry
+from connector.functions import telemetry
+from connector.functions.settings import APP_SETTING_NAMES, load_settings
+from connector.functions.telemetry import (
+    EVENT_LOGGER,
+    Telemetry,
+    configure_telemetry,
+    get_telemetry,
+)
 
 UAMI = "8f2d3c4b-1a2b-4c3d-9e8f-0a1b2c3d4e5f"
 
@@ -131,7 +136,7 @@ def test_importing_telemetry_does_not_import_azure_monitor() -> None:
     import sys
 
     code = (
-        "import sys, connector.telemetry, connector.settings;"
+        "import sys, connector.functions.telemetry, connector.functions.settings;"
         "bad=[m for m in sys.modules if m.startswith(('azure.monitor','opentelemetry'))];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import orjson
 
 from connector.clock import FakeClock
+from connector.errors import BadRequestError, ConnectorError
 from connector.graph.auth import StaticTokenProvider, TokenProvider
-from connector.graph.client import GraphClient, RetryPolicy
+from connector.graph.client import Delivery, GraphClient, RetryPolicy
 from connector.graph.endpoint import ProvisioningEndpoint
 from connector.pacing import DailyBudget, SlidingWindowLimiter
 from connector.scim import (
@@ -90,3 +93,76 @@ def make_client(
         **kw,
     )
     return client, clock
+
+
+@dataclass
+class Sent:
+    """What :func:`send_all` did with each payload, in input order."""
+
+    items: list[BulkPayload]
+    results: list[Delivery | BadRequestError | None]
+    error: ConnectorError | None = None
+
+    @property
+    def delivered(self) -> list[Delivery]:
+        return [r for r in self.results if isinstance(r, Delivery)]
+
+    @property
+    def refused(self) -> list[tuple[BulkPayload, BadRequestError]]:
+        return [
+            (p, r)
+            for p, r in zip(self.items, self.results, strict=True)
+            if isinstance(r, BadRequestError)
+        ]
+
+    @property
+    def unsent(self) -> list[BulkPayload]:
+        """Payloads not accepted nor refused: stopped by ``error`` (the next run's share)."""
+        return [p for p, r in zip(self.items, self.results, strict=True) if r is None]
+
+    @property
+    def records_accepted(self) -> int:
+        return sum(len(d.bulk_ids) for d in self.delivered)
+
+    @property
+    def records_unsent(self) -> int:
+        return sum(len(p) for p in self.unsent)
+
+
+async def send_all(
+    client: GraphClient,
+    items: list[BulkPayload],
+    *,
+    in_flight: int = 10,
+    wait_on_bucket_full: bool = False,
+) -> Sent:
+    """Post every payload, ``in_flight`` at a time, stopping new sends at the first error
+    other than a 400 (a test driver of ``post_bulk``; the engine's window is the product's)."""
+    sent = Sent(items, [None] * len(items))
+    cursor = iter(range(len(items)))
+
+    async def worker() -> None:
+        while sent.error is None:
+            index = next(cursor, None)
+            if index is None:
+                return
+            try:
+                sent.results[index] = await client.post_bulk(
+                    items[index], wait_on_bucket_full=wait_on_bucket_full
+                )
+            except BadRequestError as exc:
+                sent.results[index] = exc
+            except ConnectorError as exc:
+                if sent.error is None:
+                    sent.error = exc
+
+    await asyncio.gather(*(worker() for _ in range(min(in_flight, len(items)))))
+    return sent
+
+
+def run_send_all(client: GraphClient, items: list[BulkPayload], **kw: Any) -> Sent:
+    async def main() -> Sent:
+        async with client:
+            return await send_all(client, items, **kw)
+
+    return asyncio.run(main())

@@ -154,13 +154,13 @@ def test_redirect_is_never_followed_with_the_token() -> None:
 
     client, _ = make_client(handler)
 
-    async def main():  # type: ignore[no-untyped-def]
+    async def main() -> None:
         async with client:
-            return await client.upload(payloads(50))
+            await client.post_bulk(payloads(50)[0])
 
-    result = asyncio.run(main())
-    assert isinstance(result.error, UnsafeEndpointError)
-    assert "redirect" in str(result.error)
+    with pytest.raises(UnsafeEndpointError, match="redirect") as caught:
+        asyncio.run(main())
+    assert "redirect" in str(caught.value)
     assert [r.url.host for r in requests] == ["graph.microsoft.com"]
 
 

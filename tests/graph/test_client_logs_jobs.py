@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from connector.errors import ConfigError, GraphError
-from connector.graph.client import LogQuery, odata_datetime, odata_string
+from connector.graph.logs import LogQuery, odata_datetime, odata_string
 from connector.graph.models import JobStatusCode, ProvisioningObjectSummary, ProvisioningStatus
 
 from .helpers import JOB, make_client

@@ -18,21 +18,20 @@ import pytest
 from connector.clock import FakeClock
 from connector.emulator.config import EmulatorConfig
 from connector.emulator.server import RunningEmulator, run_emulator
-from connector.errors import AuthenticationError, PermissionDeniedError
-from connector.graph.auth import StaticTokenProvider, TokenProvider
-from connector.graph.client import (
-    BatchStatus,
-    DeferReason,
-    GraphClient,
-    LogQuery,
-    RetryPolicy,
-    UploadResult,
+from connector.errors import (
+    AuthenticationError,
+    BucketFullError,
+    PermissionDeniedError,
+    QuotaExhaustedError,
 )
+from connector.graph.auth import StaticTokenProvider, TokenProvider
+from connector.graph.client import GraphClient, RetryPolicy
 from connector.graph.endpoint import ProvisioningEndpoint
+from connector.graph.logs import LogQuery
 from connector.pacing import DailyBudget, InMemoryCallBudgetStore, SlidingWindowLimiter
-from connector.scim import BulkOperation, BulkPayload, build_bulk_requests
+from connector.scim import BulkOperation, BulkPayload, build_bulk_requests, split_payload
 
-from .helpers import operations, payloads
+from .helpers import Sent, operations, payloads, send_all
 
 
 @contextlib.contextmanager
@@ -65,10 +64,12 @@ def client_for(
     )
 
 
-def upload(client: GraphClient, items: list[BulkPayload], **kw: Any) -> UploadResult:
-    async def main() -> UploadResult:
+def upload(client: GraphClient, items: list[BulkPayload], *, in_flight: int = 8) -> Sent:
+    """Post every payload, ``in_flight`` at a time (as many as the client's connections)."""
+
+    async def main() -> Sent:
         async with client:
-            return await client.upload(items, **kw)
+            return await send_all(client, items, in_flight=in_flight)
 
     return asyncio.run(main())
 
@@ -124,14 +125,15 @@ def max_in_window(times: list[float], window: float) -> int:
 def test_happy_path_delivers_every_record() -> None:
     with emulator() as (emu, clock):
         items = payloads(230)
-        result = upload(client_for(emu, clock), items)
-        assert result.stopped is None
-        assert [o.status for o in result.outcomes] == [BatchStatus.ACCEPTED] * 5
-        assert all(o.accepted[0].request_id for o in result.outcomes)
+        client = client_for(emu, clock)
+        result = upload(client, items)
+        assert result.error is None
+        assert len(result.delivered) == 5
+        assert all(d.request_id for d in result.delivered)
         emu.wait_idle()
         users = emu.users()
         assert set(users) == {b for p in items for b in p.external_ids}
-        assert result.metrics.calls == 5
+        assert client.metrics.calls == 5
 
 
 def test_pacing_never_exceeds_the_window_seen_by_the_emulator() -> None:
@@ -147,7 +149,7 @@ def test_pacing_never_exceeds_the_window_seen_by_the_emulator() -> None:
             allow_loopback=True,
             max_in_flight=16,
         )
-        result = upload(client, items)
+        result = upload(client, items, in_flight=16)
         assert result.records_accepted == 260
         calls = emu.calls()
         assert [c.status for c in calls] == [202] * 130  # never throttled
@@ -163,30 +165,30 @@ def test_429_with_and_without_retry_after(retry_after: bool) -> None:
         client = client_for(emu, clock, max_in_flight=4)
         # Our limiter thinks 40/5 s is fine; the service allows 3: it must throttle us.
         items = payloads(8 * 10, per_batch=10)
-        result = upload(client, items)
+        result = upload(client, items, in_flight=4)
         assert result.records_accepted == 80
-        assert result.metrics.throttles > 0
+        assert client.metrics.throttles > 0
         statuses = [c.status for c in emu.calls()]
         assert statuses.count(202) == 8
-        assert statuses.count(429) == result.metrics.throttles
+        assert statuses.count(429) == client.metrics.throttles
 
 
 def test_bucket_full_defers_then_resumes() -> None:
     with emulator(bucket_size=120) as (emu, clock):
         emu.set_job_state("Paused")
         items = payloads(300)
-        result = upload(client_for(emu, clock, max_in_flight=1), items)
-        assert result.stopped is DeferReason.BUCKET_FULL
+        result = upload(client_for(emu, clock, max_in_flight=1), items, in_flight=1)
+        assert isinstance(result.error, BucketFullError)
         assert result.records_accepted == 100
-        assert result.batches_remaining == 4
-        assert "bucket" in (result.outcomes[2].error or "")
+        assert len(result.unsent) == 4
+        assert "bucket" in str(result.error)
         emu.set_job_state("Active")
         emu.wait_idle()
-        # The next runs send what was deferred, as far as the queue's room allows.
-        rest = result.remaining
+        # The next runs send what was not accepted, as far as the queue's room allows.
+        rest = result.unsent
         for chunk in (rest[:2], rest[2:]):
             again = upload(client_for(emu, clock), chunk)
-            assert again.stopped is None
+            assert again.error is None
             emu.wait_idle()
         assert set(emu.users()) == {b for p in items for b in p.external_ids}
 
@@ -197,18 +199,19 @@ def test_dropped_connections_and_5xx_are_retried_without_loss() -> None:
         clock,
     ):
         items = payloads(1000)
-        result = upload(client_for(emu, clock), items)
-        assert result.stopped is None
+        client = client_for(emu, clock)
+        result = upload(client, items)
+        assert result.error is None
         assert result.records_accepted == 1000
-        assert result.metrics.transport_errors > 0
-        assert result.metrics.server_errors > 0
+        assert client.metrics.transport_errors > 0
+        assert client.metrics.server_errors > 0
         emu.wait_idle()
         assert set(emu.users()) == {b for p in items for b in p.external_ids}
         dropped_after = [c for c in emu.calls() if c.status == 0 and c.operations]
         queued = sum(c.operations for c in emu.calls() if c.status in (0, 202))
         # Every record accepted once, plus the ones whose 202 never reached us.
         assert queued == 1000 + sum(c.operations for c in dropped_after)
-        assert result.metrics.records_resent >= sum(c.operations for c in dropped_after)
+        assert client.metrics.records_resent >= sum(c.operations for c in dropped_after)
 
 
 def test_quota_exhaustion_on_our_budget_then_resume_next_day() -> None:
@@ -216,14 +219,14 @@ def test_quota_exhaustion_on_our_budget_then_resume_next_day() -> None:
         store = InMemoryCallBudgetStore()
         items = payloads(400)
         first = upload(client_for(emu, clock, budget=DailyBudget(5, store, clock=clock)), items)
-        assert first.stopped is DeferReason.QUOTA
+        assert isinstance(first.error, QuotaExhaustedError)
         assert first.records_accepted == 250
-        assert first.batches_remaining == 3
+        assert len(first.unsent) == 3
         clock.advance(25 * 3600)  # hourly buckets: a rolling day is counted up to 25 h
         second = upload(
-            client_for(emu, clock, budget=DailyBudget(5, store, clock=clock)), first.remaining
+            client_for(emu, clock, budget=DailyBudget(5, store, clock=clock)), first.unsent
         )
-        assert second.stopped is None
+        assert second.error is None
         emu.wait_idle()
         assert set(emu.users()) == {b for p in items for b in p.external_ids}
         assert sum(c.operations for c in emu.calls() if c.status == 202) == 400
@@ -231,11 +234,12 @@ def test_quota_exhaustion_on_our_budget_then_resume_next_day() -> None:
 
 def test_quota_exhaustion_reported_by_the_service_defers() -> None:
     with emulator(daily_quota=2) as (emu, clock):
-        result = upload(client_for(emu, clock, max_in_flight=1), payloads(200))
-        assert result.stopped is DeferReason.QUOTA
+        client = client_for(emu, clock, max_in_flight=1)
+        result = upload(client, payloads(200), in_flight=1)
+        assert isinstance(result.error, QuotaExhaustedError)
         assert result.records_accepted == 100
-        assert result.records_deferred == 100
-        assert result.metrics.calls == 3  # the long Retry-After is not waited for
+        assert result.records_unsent == 100
+        assert client.metrics.calls == 3  # the long Retry-After is not waited for
 
 
 def test_401_refreshes_the_token_once() -> None:
@@ -258,10 +262,11 @@ def test_401_refreshes_the_token_once() -> None:
         assert result.records_accepted == 100
         assert tokens.refreshes == 1
     with emulator(expired_tokens=["old"], tokens=["new"]) as (emu, clock):
-        result = upload(client_for(emu, clock, tokens=StaticTokenProvider("old")), payloads(50))
+        client = client_for(emu, clock, tokens=StaticTokenProvider("old"))
+        result = upload(client, payloads(50))
         assert isinstance(result.error, AuthenticationError)
-        assert result.metrics.calls == 2  # the first try and one after the refresh
-        assert result.metrics.token_refreshes == 1
+        assert client.metrics.calls == 2  # the first try and one after the refresh
+        assert client.metrics.token_refreshes == 1
 
 
 def test_403_names_the_permission() -> None:
@@ -269,7 +274,7 @@ def test_403_names_the_permission() -> None:
         result = upload(client_for(emu, clock, tokens=StaticTokenProvider("weak")), payloads(50))
         assert isinstance(result.error, PermissionDeniedError)
         assert "SynchronizationData-User.Upload" in str(result.error)
-        assert result.records_deferred == 50
+        assert result.records_unsent == 50
 
 
 def _with_bad(bad: set[int], count: int = 100) -> list[BulkPayload]:
@@ -284,15 +289,28 @@ def _with_bad(bad: set[int], count: int = 100) -> list[BulkPayload]:
     return list(build_bulk_requests(out))
 
 
-def test_400_isolation_finds_exactly_the_bad_records_with_bounded_calls() -> None:
+def test_400_is_about_the_records_that_carry_the_fault() -> None:
+    """The service refuses a request for its bad records only, deterministically: the
+    requests without them are accepted, and the refused ones split record by record
+    refuse exactly the bad records (what the engine's bisection relies on)."""
     bad = {7, 64, 65}
     with emulator() as (emu, clock):
         items = _with_bad(bad)
-        result = upload(client_for(emu, clock), items)
-        assert {r.external_id for r in result.rejected} == {f"E{i:05d}" for i in bad}
-        assert all("urn:contoso:hr:1.0:User" in r.message for r in result.rejected)
-        assert result.records_accepted == 97
-        assert result.metrics.isolation_calls <= 2 * 6 * len(bad)  # 2·k·log2(50)
+        client = client_for(emu, clock)
+        first = upload(client, items)
+        assert first.error is None
+        assert [p.bulk_ids for p, _ in first.refused] == [items[0].bulk_ids, items[1].bulk_ids]
+        assert all("urn:contoso:hr:1.0:User" in str(e) for _, e in first.refused)
+        singles = [
+            part
+            for p, _ in first.refused
+            for part in split_payload(p, [[i] for i in range(len(p))])
+        ]
+        again = upload(client_for(emu, clock), singles)
+        assert {p.external_ids[0] for p, _ in again.refused} == {f"E{i:05d}" for i in bad}
+        assert all("urn:contoso:hr:1.0:User" in str(e) for _, e in again.refused)
+        assert first.records_accepted + again.records_accepted == 97
+        assert client.metrics.calls == len(items)
         emu.wait_idle()
         assert set(emu.users()) == {f"E{i:05d}" for i in range(100) if i not in bad}
         accepted_ops = sum(c.operations for c in emu.calls() if c.status == 202)
@@ -306,7 +324,7 @@ def test_logs_page_to_the_end_and_filter() -> None:
 
         async def main() -> tuple[list[Any], list[Any], Any]:
             async with client:
-                await client.upload(items)
+                await send_all(client, items)
                 await asyncio.to_thread(emu.wait_idle)
                 everything = await client.provisioning_logs(LogQuery(top=9))
                 one = await client.provisioning_logs(LogQuery(external_id="E00042"))
@@ -329,7 +347,7 @@ def test_unknown_enum_values_from_the_service_are_kept() -> None:
 
         async def main() -> list[Any]:
             async with client:
-                await client.upload(payloads(3))
+                await send_all(client, payloads(3))
                 await asyncio.to_thread(emu.wait_idle)
 
                 async def mutate() -> None:

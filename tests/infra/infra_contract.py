@@ -55,7 +55,7 @@ NEVER_EXPIRE_PREFIXES = frozenset(
 DEFAULT_RETENTION_DAYS = 90
 DEFAULT_QUARANTINE_RETENTION_DAYS = 30
 
-# -- app settings (connector/settings.py reads the connector ones) ------------------------
+# -- app settings (connector/functions/settings.py reads the connector ones) ------------
 HOST_STORAGE_SETTINGS = (
     "AzureWebJobsStorage__credential",
     "AzureWebJobsStorage__clientId",
@@ -205,7 +205,7 @@ GRAPH_APP_ROLES = (
 EVENT_TYPE = "Microsoft.Storage.BlobCreated"
 SUBJECT_PREFIX = f"/blobServices/default/containers/{INCOMING_CONTAINER}/"
 
-# -- alerts (connector/telemetry.py writes these events) ------------------------------------
+# -- alerts (connector/functions/telemetry.py writes these events) ----------------------
 #: customDimensions key that carries the event name (OpenTelemetry log attributes).
 ALERT_EVENT_PROPERTY = "connector.event"
 #: Event names the log alerts match, by alert.

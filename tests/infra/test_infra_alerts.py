@@ -1,5 +1,5 @@
 """Alert rules exist for failed records, held runs, job quarantine and function failures,
-and they match the log lines connector/telemetry.py really writes."""
+and they match the log lines connector/functions/telemetry.py really writes."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def test_alert_queries_match_what_the_telemetry_module_logs(
     method: str, kwargs: dict[str, object], event: str
 ) -> None:
     """The app's event line carries the property and the message prefix the rule filters on."""
-    from connector.telemetry import Telemetry
+    from connector.functions.telemetry import Telemetry
 
     records: list[logging.LogRecord] = []
 

@@ -125,17 +125,19 @@ def test_connector_settings_come_from_parameters_with_documented_defaults() -> N
 
 
 def test_defaults_match_the_connector_settings_module() -> None:
-    settings = importlib.import_module("connector.settings")
+    settings = importlib.import_module("connector.functions.settings")
     assert settings.DEFAULT_RECONCILE_SCHEDULE == DEFAULT_RECONCILE_SCHEDULE
     assert settings.DEFAULT_DAILY_CALL_BUDGET == DEFAULT_DAILY_CALL_BUDGET
     assert settings.TRIGGER_CONNECTION == TRIGGER_CONNECTION
 
 
 def test_bicep_sets_every_setting_the_deployed_code_reads() -> None:
-    settings = importlib.import_module("connector.settings")
+    settings = importlib.import_module("connector.functions.settings")
     names = getattr(settings, "AZURE_SETTING_NAMES", None)
     if names is None:
-        pytest.fail("connector.settings.AZURE_SETTING_NAMES is gone; update this cross-check")
+        pytest.fail(
+            "connector.functions.settings.AZURE_SETTING_NAMES is gone; update this cross-check"
+        )
     assert set(names) <= BICEP_APP_SETTINGS
 
 

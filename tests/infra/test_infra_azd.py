@@ -73,7 +73,7 @@ def test_funcignore_ships_the_app_and_nothing_else() -> None:
         "function_app.py",
         "host.json",
         "requirements.txt",
-        "connector/settings.py",
+        "connector/functions/settings.py",
         "samples/mappings/default.yaml",
     ):
         assert not _ignored(shipped, patterns), shipped

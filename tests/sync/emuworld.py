@@ -15,7 +15,7 @@ from connector.config import SourcesConfig, parse_sources
 from connector.emulator.config import EmulatorConfig, JobConfig
 from connector.emulator.server import RunningEmulator, run_emulator
 from connector.graph.auth import StaticTokenProvider
-from connector.state.base import StateStore
+from connector.state.store import StateStore
 from connector.sync.engine import Engine
 from connector.sync.summary import RunSummary
 from connector.sync.targets import graph_targets

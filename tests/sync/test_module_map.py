@@ -40,6 +40,10 @@ OLD_MODULES = [
     "connector.readers",
     "connector.delta",
     "connector.references",
+    "connector.runtime",
+    "connector.dropzone",
+    "connector.settings",
+    "connector.telemetry",
 ]
 
 

@@ -13,8 +13,9 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from connector.cli import sync as cli_sync
+from connector.cli import render
 from connector.cli.app import build_app
+from connector.cli.options import StateLocation, command_flags
 from connector.clock import FakeClock
 from connector.emulator.config import EmulatorConfig, JobConfig
 from connector.emulator.server import run_emulator
@@ -35,7 +36,7 @@ def local_store(tmp: Path) -> Callable[[FakeClock], Any]:
 def printed(summary: RunSummary, flags: str = "") -> str:
     console = Console(width=400, highlight=False, record=True)
     with console.capture() as cap:
-        cli_sync._print_summary(summary, console, flags)
+        render.print_summary(summary, console, flags)
     return cap.get()
 
 
@@ -68,11 +69,11 @@ def test_retry_failed_checks_a_token_before_creating_a_run(tmp_path: Path) -> No
 
 
 def test_plan_lines_count_deactivations_among_movers_with_plurals() -> None:
-    text = cli_sync.plan_text(
+    text = render.plan_text(
         {"joiners": 6, "movers": 13, "deactivations": 6, "leavers": 2, "retries": 1}
     )
     assert text == "6 joiners, 13 movers (6 deactivations), 2 leavers, 1 retry"
-    assert cli_sync.plan_text({"joiners": 1, "movers": 1, "deactivations": 1}) == (
+    assert render.plan_text({"joiners": 1, "movers": 1, "deactivations": 1}) == (
         "1 joiner, 1 mover (1 deactivation)"
     )
 
@@ -125,7 +126,7 @@ def test_runs_table_counts_a_manager_warning_as_created() -> None:
     )
     console = Console(width=400, highlight=False)
     with console.capture() as cap:
-        console.print(cli_sync._runs_table([s]))
+        console.print(render.runs_table([s]))
     row = next(line for line in cap.get().splitlines() if "employees-abc" in line)
     cells = row.split()
     # created, updated, disabled, skipped, failed, unconfirmed, warn.
@@ -135,10 +136,10 @@ def test_runs_table_counts_a_manager_warning_as_created() -> None:
 
 def test_engine_log_lines_only_with_verbose(capsys: pytest.CaptureFixture[str]) -> None:
     log = logging.getLogger("connector.sync.engine")
-    with cli_sync._engine_logs(False):
+    with render.engine_logs(False):
         log.warning("run x: held")
     assert "held" not in capsys.readouterr().err
-    with cli_sync._engine_logs(True):
+    with render.engine_logs(True):
         log.warning("run x: held")
     assert capsys.readouterr().err.count("run x: held") == 1
 
@@ -184,8 +185,8 @@ def test_report_hints_carry_the_flags_that_name_config_and_state(tmp_path: Path)
 
     from connector.report import PLACEHOLDER_FLAGS, ReportInput, build_report_html
 
-    blob = cli_sync._StateLocation(account_url="https://a.blob.core.windows.net")
-    flags = cli_sync._command_flags(tmp_path / "s.yaml", blob)
+    blob = StateLocation(account_url="https://a.blob.core.windows.net")
+    flags = command_flags(tmp_path / "s.yaml", blob)
     assert flags == f"--config {tmp_path / 's.yaml'} --state-account-url {blob.account_url}"
 
     def page(command_flags: str) -> str:

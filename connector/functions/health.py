@@ -1,0 +1,91 @@
+"""The ``/api/health`` document: config, storage, last reconciliation, per-source status.
+
+Cheap on purpose (a probe may call it often): one storage call and the status the last
+timer pass wrote; no Graph call, no scan of run journals.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from connector.clock import Clock
+from connector.config import SourcesConfig
+from connector.functions.dropzone import STATUS_BLOB, DropZone
+from connector.functions.settings import schedule_interval
+from connector.functions.values import as_int, as_time
+
+__all__ = ["STALE_FLOOR", "health_document", "stale_after"]
+
+#: Health turns ``degraded`` when the last timer pass is older than three schedule
+#: intervals, but never sooner than one interval plus the function timeout (a pass may
+#: legitimately run that long). Unreadable schedules use this bound alone.
+STALE_FLOOR = timedelta(minutes=30)
+_STALE_INTERVALS = 3
+_STALE_FALLBACK = timedelta(hours=1)
+
+
+def stale_after(schedule: str) -> timedelta:
+    """Age of the last timer pass beyond which the timer is considered dead."""
+    interval = schedule_interval(schedule)
+    if interval is None:
+        return _STALE_FALLBACK
+    return max(interval * _STALE_INTERVALS, interval + STALE_FLOOR)
+
+
+def _read_status(zone: DropZone) -> tuple[bool, dict[str, Any] | None]:
+    """Whether storage answers, and the status the last timer pass wrote."""
+    reachable = zone.probe()
+    status: dict[str, Any] | None = None
+    if reachable:
+        try:
+            status = zone.read_json(*STATUS_BLOB)
+        except Exception:  # a corrupt status blob must not break the probe
+            status = None
+    return reachable, status
+
+
+def health_document(
+    zone: DropZone, config: SourcesConfig, clock: Clock, stale: timedelta
+) -> dict[str, Any]:
+    """The connector's view of itself.
+
+    ``degraded`` when storage is unreachable, a job is unhealthy, a run is blocked (the
+    timer never retries one), or no pass has reconciled successfully within ``stale``
+    (a dead or failing timer means nothing is reconciled).
+    """
+    reachable, status = _read_status(zone)
+    jobs = (status or {}).get("jobs") or {}
+    runs = (status or {}).get("runs") or {}
+    sources = {
+        src.name: {"job": jobs.get(src.name), **(runs.get(src.name) or {})}
+        for src in config.sources
+    }
+    problems: list[str] = []
+    if not reachable:
+        problems.append("storage unreachable")
+    unhealthy = sorted(n for n, v in sources.items() if not (v.get("job") or {}).get("ok", True))
+    if unhealthy:
+        problems.append("job unhealthy: " + ", ".join(unhealthy))
+    blocked = sorted(n for n, v in sources.items() if as_int(v.get("blocked")))
+    if blocked:
+        problems.append("blocked runs (fix the cause, then resume them): " + ", ".join(blocked))
+    last = as_time((status or {}).get("lastSuccessfulReconcileAt"))
+    if reachable and last is None:
+        problems.append("no successful reconcile pass recorded yet")
+    elif last is not None and clock.now() - last > stale:
+        minutes = int(stale.total_seconds() // 60)
+        problems.append(
+            f"last successful reconcile pass is older than {minutes} min:"
+            " is the timer running and succeeding?"
+        )
+    return {
+        "status": "degraded" if problems else "ok",
+        "problems": problems,
+        "config": {"loaded": True, "sources": [s.name for s in config.sources]},
+        "storage": {"reachable": reachable},
+        "lastReconcileAt": (status or {}).get("lastReconcileAt"),
+        "lastSuccessfulReconcileAt": (status or {}).get("lastSuccessfulReconcileAt"),
+        "staleAfterMinutes": int(stale.total_seconds() // 60),
+        "sources": sources,
+    }

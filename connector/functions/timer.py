@@ -1,0 +1,167 @@
+"""The timer pass: approvals, waiting runs, reconciliation, job health, sweep, status.
+
+Each step is guarded on its own: a busy source (another instance ingesting) is skipped
+and reported, and an unexpected failure in one step is recorded without stopping the
+others. The status for ``/api/health`` is always written, last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
+
+from connector.clock import Clock
+from connector.config import SourcesConfig
+from connector.errors import ConcurrentRunError, ConnectorError
+from connector.functions.dropzone import STATUS_BLOB, DropZone
+from connector.functions.outcomes import ApprovalOutcome, DropOutcome, PassOutcome, is_waiting
+from connector.functions.telemetry import Telemetry
+from connector.sync.engine import Engine
+from connector.sync.journal import OPEN_STATES, RunState
+from connector.sync.summary import RunSummary, loggable
+
+__all__ = ["PassHost", "TimerPass"]
+
+log = logging.getLogger("connector.functions")
+
+
+class PassHost(Protocol):
+    """What a pass runs against: the process's runtime (its steps can be replaced)."""
+
+    engine: Engine
+    telemetry: Telemetry
+    zone: DropZone
+    clock: Clock
+    config: SourcesConfig
+
+    async def process_approvals(self, busy: set[str] | None = None) -> list[ApprovalOutcome]: ...
+
+    async def check_jobs(self) -> dict[str, dict[str, Any]]: ...
+
+    async def sweep_incoming(self) -> list[DropOutcome]: ...
+
+
+class TimerPass:
+    """One timer pass over every source."""
+
+    def __init__(self, host: PassHost) -> None:
+        self.host = host
+
+    async def run(self) -> PassOutcome:
+        """Run the steps in order; the outcome says which failed and why, briefly."""
+        host = self.host
+        out = PassOutcome()
+        with _step(out, "approvals"):
+            out.approvals = await host.process_approvals(out.busy)
+        with _step(out, "resume"):
+            out.resumed = await self._resume_waiting(out)
+        with _step(out, "reconcile"):
+            out.reconciled = await self._reconcile_open_runs(out)
+        with _step(out, "jobs"):
+            out.jobs = await host.check_jobs()
+        with _step(out, "sweep"):
+            out.swept = await host.sweep_incoming()
+        with _step(out, "status"):
+            self._write_status(out)
+        return out
+
+    async def _resume_waiting(self, out: PassOutcome) -> list[RunSummary]:
+        result = await self.host.engine.resume_waiting()  # a busy source is skipped
+        out.busy.update(result.skipped)
+        out.blocked.update(result.blocked)
+        _source_errors(out, "resume", result.errors)
+        for s in result:
+            self.host.telemetry.record_run(s, "resume")
+        return list(result)
+
+    async def _reconcile_open_runs(self, out: PassOutcome) -> list[RunSummary]:
+        result = await self.host.engine.reconcile_open_runs()
+        out.busy.update(result.skipped)
+        _source_errors(out, "reconcile", result.errors)
+        for s in result:
+            self.host.telemetry.record_run(s, "reconcile")
+        return list(result)
+
+    def _run_counts(self) -> dict[str, dict[str, int]]:
+        """Open, held, waiting and blocked runs per source (for the health probe)."""
+        counts: dict[str, dict[str, int]] = {}
+        for src in self.host.config.sources:
+            runs = [r for r in self.host.engine.list_runs(src.name) if r.state in OPEN_STATES]
+            counts[src.name] = {
+                "openRuns": len(runs),
+                "held": sum(1 for r in runs if r.state == RunState.HELD),
+                "waiting": sum(1 for r in runs if is_waiting(r)),
+                "blocked": sum(1 for r in runs if r.state == RunState.BLOCKED),
+            }
+        return counts
+
+    def _last_success(self, out: PassOutcome, now: str) -> object:
+        """When reconciliation last succeeded: now, unless this pass's reconcile failed."""
+        if "reconcile" not in out.failed_steps:
+            return now
+        try:
+            previous = self.host.zone.read_json(*STATUS_BLOB)
+        except Exception:  # unreadable: no success on record
+            previous = None
+        return (
+            (previous or {}).get("lastSuccessfulReconcileAt")
+            if isinstance(previous, dict)
+            else None
+        )
+
+    def _write_status(self, out: PassOutcome) -> None:
+        try:
+            runs: dict[str, dict[str, int]] = self._run_counts()
+        except Exception as exc:  # the status is informative; never fail the pass for it
+            log.warning("reconcile: run counts unavailable (%s)", type(exc).__name__)
+            runs = {}
+        now = self.host.clock.now().isoformat()
+        self.host.zone.write_json(
+            *STATUS_BLOB,
+            {
+                "lastReconcileAt": now,
+                "lastSuccessfulReconcileAt": self._last_success(out, now),
+                "approvals": len(out.approvals),
+                "swept": len(out.swept),
+                "resumed": len(out.resumed),
+                "stillWaiting": sum(1 for s in out.resumed if is_waiting(s)),
+                "reconciled": len(out.reconciled),
+                "busy": sorted(out.busy),
+                "jobs": out.jobs,
+                "runs": runs,
+                "blocked": out.blocked,
+                "errors": out.errors,
+            },
+        )
+
+
+@contextlib.contextmanager
+def _step(out: PassOutcome, name: str) -> Iterator[None]:
+    """Run one step; a busy source or a failure is recorded, and the pass goes on."""
+    try:
+        yield
+    except ConcurrentRunError as exc:  # a lock held elsewhere is not a failure
+        out.busy.add(getattr(exc, "source", None) or name)
+        log.info("reconcile: %s skipped (a source is busy)", name)
+    except Exception as exc:  # keep the pass going: the steps are independent
+        # No traceback: a service's message can echo a UPN; type, code and a
+        # sanitised message are enough to find the cause (the journal has the rest).
+        log.error("reconcile: %s failed (%s)", name, loggable(exc))
+        out.failed_steps.add(name)
+        out.errors.append(f"{name}: {type(exc).__name__}")
+        if out.first_error is None:
+            # The host logs what the function raises (and its cause): a sanitised
+            # stand-in, never the original with its message.
+            out.first_error = ConnectorError(f"{name} failed: {loggable(exc)}")
+
+
+def _source_errors(out: PassOutcome, step: str, errors: Mapping[str, str]) -> None:
+    """A source that failed in a step fails the step (the other sources went on)."""
+    for source, error in sorted(errors.items()):
+        out.failed_steps.add(step)
+        out.errors.append(f"{step}[{source}]: {error.split(':', 1)[0]}")
+        log.error("reconcile: %s failed for source %s (%s)", step, source, error)
+        if out.first_error is None:
+            out.first_error = ConnectorError(f"{step} failed for source {source}: {error}")

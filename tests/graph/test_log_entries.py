@@ -1,0 +1,104 @@
+"""Provisioning-log entries become reconciliation's LogEntry in one typed step.
+
+``log_entry`` must read exactly what ``LogEntry.from_graph`` reads from Graph's JSON: each
+case compares it with the dict path it replaces (model → Graph-shaped dict → LogEntry).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from connector.graph.logs import log_entry
+from connector.graph.models import ProvisioningObjectSummary
+from connector.reconcile import LogEntry
+
+
+def raw(**fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "id": "act-1",
+        "activityDateTime": "2026-01-01T10:00:00.1234567Z",
+        "jobId": "job-1",
+        "cycleId": "cycle-1",
+        "changeId": "change-1",
+        "provisioningAction": "Create",
+        "provisioningStatusInfo": {"status": "Success", "errorInformation": None},
+        "sourceIdentity": {"id": "E00001", "displayName": "x"},
+    }
+    base.update(fields)
+    return {k: v for k, v in base.items() if v is not ...}
+
+
+CASES = {
+    "success": raw(),
+    "no source identity": raw(sourceIdentity=...),
+    "empty source id": raw(sourceIdentity={"id": ""}),
+    "no time": raw(activityDateTime=...),
+    "naive time": raw(activityDateTime="2026-01-01T10:00:00"),
+    "offset time": raw(activityDateTime="2026-01-01T12:00:00+02:00"),
+    "no action": raw(provisioningAction=...),
+    "legacy action only": raw(provisioningAction=..., action="Update"),
+    "failure with error": raw(
+        provisioningStatusInfo={
+            "status": "failure",
+            "errorInformation": {"errorCode": "AttrInvalid", "reason": "bad title"},
+        }
+    ),
+    "skipped, reason on a step": raw(
+        provisioningStatusInfo={"status": "skipped"},
+        provisioningSteps=[
+            {"name": "a", "status": "success", "description": "fine"},
+            {
+                "name": "b",
+                "status": "Skipped",
+                "description": "not in scope",
+                "details": {"SkipReason": "NotEffectivelyEntitled"},
+            },
+        ],
+    ),
+    "warning, step without details": raw(
+        provisioningStatusInfo={"status": "warning"},
+        provisioningSteps=[{"name": "b", "status": "warning", "description": "careful"}],
+    ),
+    "failure, step error code": raw(
+        provisioningStatusInfo={"status": "failure", "errorInformation": {"reason": "why"}},
+        provisioningSteps=[{"status": "failure", "details": {"ErrorCode": "E42"}}],
+    ),
+    "legacy statusInfo": raw(
+        provisioningStatusInfo=...,
+        statusInfo={"status": "Failure", "errorInformation": {"errorCode": "Old"}},
+    ),
+    "no status at all": raw(provisioningStatusInfo=...),
+    "empty status": raw(provisioningStatusInfo={"status": ""}),
+    "unknown future values": raw(
+        provisioningAction="someFutureAction",
+        provisioningStatusInfo={"status": "unknownFutureValue"},
+    ),
+    "empty ids": raw(jobId="", cycleId=None, changeId=...),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_log_entry_reads_what_from_graph_reads(case: str) -> None:
+    summary = ProvisioningObjectSummary.model_validate(CASES[case])
+    expected = LogEntry.from_graph(summary.model_dump(by_alias=True, mode="json"))
+    assert log_entry(summary) == expected
+
+
+def test_log_entry_fields() -> None:
+    entry = log_entry(ProvisioningObjectSummary.model_validate(CASES["skipped, reason on a step"]))
+    assert entry == LogEntry(
+        id="act-1",
+        activity_at=datetime(2026, 1, 1, 10, 0, 0, 123456, tzinfo=UTC),
+        external_id="E00001",
+        provisioning_action="create",
+        status="skipped",
+        error_code="NotEffectivelyEntitled",
+        reason="not in scope",
+        job_id="job-1",
+        cycle_id="cycle-1",
+        change_id="change-1",
+    )
+    assert log_entry(ProvisioningObjectSummary.model_validate(CASES["no source identity"])) is None

@@ -1,0 +1,25 @@
+"""Report artifacts: written, read back, listed, located."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.errors import StateError
+from connector.state.store import StateStore
+
+
+def test_artifacts(store: StateStore) -> None:
+    where = store.write_artifact(
+        "employees/r1/report.html", b"<html></html>", content_type="text/html"
+    )
+    assert "employees/r1/report.html" in where
+    assert store.artifact_location("employees/r1/report.html") == where
+    store.write_artifact("employees/r1/failures.csv", b"externalId\n")
+    store.write_artifact("contractors/r2/report.json", b"{}")
+    assert store.read_artifact("employees/r1/report.html") == b"<html></html>"
+    assert store.list_artifacts("employees/") == [
+        "employees/r1/failures.csv",
+        "employees/r1/report.html",
+    ]
+    with pytest.raises(StateError, match="no report file"):
+        store.read_artifact("employees/r9/report.html")

@@ -1,0 +1,167 @@
+"""The per-source run lock: exclusive, released on failure, renewed, taken over once stale."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from connector.clock import FakeClock
+from connector.errors import ConcurrentRunError
+from connector.state.local import LocalStateStore
+from connector.state.store import StateStore
+
+
+def test_lock_is_exclusive_per_source(store: StateStore) -> None:
+    with store.lock("employees", owner="run-a") as held:
+        assert held.source == "employees"
+        assert held.owner == "run-a"
+        with pytest.raises(ConcurrentRunError, match="employees"), store.lock("employees"):
+            pass
+        with store.lock("contractors"):
+            pass
+        held.renew()
+    with store.lock("employees", owner="run-b"):
+        pass
+
+
+def test_lock_released_when_the_run_fails(store: StateStore) -> None:
+    with pytest.raises(RuntimeError), store.lock("employees"):
+        raise RuntimeError("run crashed")
+    with store.lock("employees"):
+        pass
+
+
+def test_lock_excludes_other_threads(store: StateStore) -> None:
+    outcomes: list[str] = []
+    barrier = threading.Barrier(4)
+    refused = threading.Semaphore(0)
+    release = threading.Event()
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            with store.lock("employees"):
+                outcomes.append("held")
+                release.wait(30)
+        except ConcurrentRunError:
+            outcomes.append("refused")
+            refused.release()
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for _ in range(3):  # the winner holds the lock until all three others were refused
+        assert refused.acquire(timeout=30)
+    release.set()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["held", "refused", "refused", "refused"]
+
+
+def test_local_stale_lock_is_taken_over(tmp_path: Path) -> None:
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    a = LocalStateStore(tmp_path, clock=clock, lock_ttl=timedelta(minutes=5), heartbeat=False)
+    b = LocalStateStore(tmp_path, clock=clock, lock_ttl=timedelta(minutes=5), heartbeat=False)
+    with a.lock("employees", owner="crashed") as held_a:
+        clock.advance(299)
+        with pytest.raises(ConcurrentRunError, match="crashed"), b.lock("employees"):
+            pass
+        clock.advance(2)  # past the TTL: the holder stopped renewing
+        with b.lock("employees", owner="next"):
+            with pytest.raises(ConcurrentRunError, match="taken over"):
+                held_a.renew()
+            assert (tmp_path / "locks" / "employees.lock").exists()
+        assert not (tmp_path / "locks" / "employees.lock").exists()
+    # a's exit must not remove someone else's lock file (there is none now either)
+    with b.lock("employees"):
+        pass
+
+
+def test_local_renew_keeps_the_lock_alive(tmp_path: Path) -> None:
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    a = LocalStateStore(tmp_path, clock=clock, lock_ttl=timedelta(minutes=5), heartbeat=False)
+    with a.lock("employees") as held:
+        for _ in range(3):
+            clock.advance(200)
+            held.renew()
+        with pytest.raises(ConcurrentRunError), a.lock("employees"):
+            pass
+
+
+def test_local_heartbeat_renews_a_held_lock(tmp_path: Path) -> None:
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    a = LocalStateStore(
+        tmp_path, clock=clock, lock_ttl=timedelta(minutes=5), heartbeat_interval=0.01
+    )
+    b = LocalStateStore(tmp_path, clock=clock, lock_ttl=timedelta(minutes=5), heartbeat=False)
+    path = tmp_path / "locks" / "employees.lock"
+
+    def expires() -> str:
+        return str(orjson.loads(path.read_bytes())["expires_at"])
+
+    with a.lock("employees"):
+        first = expires()
+        clock.advance(240)
+        renewed = threading.Event()
+        for _ in range(3000):  # the heartbeat thread rewrites the lock file
+            if expires() != first:
+                renewed.set()
+                break
+            renewed.wait(0.01)
+        assert renewed.is_set()
+        clock.advance(240)  # 8 minutes after acquiring: still held thanks to the heartbeat
+        with pytest.raises(ConcurrentRunError), b.lock("employees"):
+            pass
+
+
+def test_local_garbage_lock_file_counts_as_stale(tmp_path: Path) -> None:
+    store = LocalStateStore(tmp_path, heartbeat=False)
+    (tmp_path / "locks").mkdir(exist_ok=True)
+    (tmp_path / "locks" / "employees.lock").write_bytes(b"\x00half")
+    with store.lock("employees"):
+        pass
+
+
+def test_local_heartbeat_retries_a_failed_renewal_before_giving_up(tmp_path: Path) -> None:
+    store = LocalStateStore(tmp_path, lock_ttl=timedelta(minutes=5), heartbeat=False)
+    with store.lock("employees") as held:
+        real = store.backend._renew_lock  # type: ignore[attr-defined]
+        failures = {"left": 2}
+
+        def flaky(name: str, token: str) -> bool:
+            if failures["left"] > 0:
+                failures["left"] -= 1
+                raise OSError("disk hiccup")
+            return real(name, token)
+
+        store.backend._renew_lock = flaky  # type: ignore[attr-defined]
+        assert held._renew_with_retries(0.01)  # type: ignore[attr-defined]
+        assert not held.lost
+        assert failures["left"] == 0
+
+
+def test_local_heartbeat_marks_the_lock_lost_when_renewal_keeps_failing(tmp_path: Path) -> None:
+    store = LocalStateStore(tmp_path, lock_ttl=timedelta(minutes=5), heartbeat=False)
+    with store.lock("employees") as held:
+
+        def broken(name: str, token: str) -> bool:
+            raise OSError("disk gone")
+
+        store.backend._renew_lock = broken  # type: ignore[attr-defined]
+        assert not held._renew_with_retries(0.01)  # type: ignore[attr-defined]
+        assert held.lost
+
+
+def test_local_lock_taken_over_is_lost_at_once(tmp_path: Path) -> None:
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    a = LocalStateStore(tmp_path, clock=clock, lock_ttl=timedelta(minutes=5), heartbeat=False)
+    b = LocalStateStore(tmp_path, clock=clock, lock_ttl=timedelta(minutes=5), heartbeat=False)
+    with a.lock("employees") as held:
+        clock.advance(301)
+        with b.lock("employees", owner="next"):
+            assert not held._renew_with_retries(0.01)  # type: ignore[attr-defined]
+            assert held.lost
