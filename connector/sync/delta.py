@@ -422,14 +422,23 @@ def check_guard(
     included) + leavers; retries and re-sends asked for by an operator are not. The
     row-count check applies in ``full`` mode only.
     """
-    out: list[GuardViolation] = []
-    pop = previous_population
     leavers = 0
     if plan.mode == "full" and plan.leaver_policy == "disable":
         leavers = len(plan.leavers) + len(plan.leavers_without_payload)
+    pop = previous_population
+    out = _leaver_violations(plan, leavers, pop, thresholds)
+    out += _change_violations(plan, leavers, pop, thresholds)
+    out += _row_violations(plan, pop, rows_in_file, rejected_rows, thresholds)
+    return HoldReason(tuple(out)) if out else None
+
+
+def _leaver_violations(
+    plan: DeltaPlan, leavers: int, pop: int, thresholds: GuardThresholds
+) -> list[GuardViolation]:
+    """Accounts the plan would disable (leavers + deactivations) over the limits."""
+    out: list[GuardViolation] = []
     deactivations = plan.deactivations
     disabling = leavers + deactivations
-    changes = plan.joiners + plan.movers + leavers
     if deactivations:
         what = (
             f"{leavers} leavers and {deactivations} deactivations would disable"
@@ -437,7 +446,6 @@ def check_guard(
         )
     else:
         what = f"{leavers} leavers would be disabled"
-
     if thresholds.max_leavers is not None and disabling > thresholds.max_leavers:
         out.append(
             GuardViolation(
@@ -459,7 +467,16 @@ def check_guard(
                 f" limit of {pct:g} %",
             )
         )
+    return out
 
+
+def _change_violations(
+    plan: DeltaPlan, leavers: int, pop: int, thresholds: GuardThresholds
+) -> list[GuardViolation]:
+    """Records the plan would change (joiners + movers + leavers) over the limits."""
+    out: list[GuardViolation] = []
+    deactivations = plan.deactivations
+    changes = plan.joiners + plan.movers + leavers
     detail = f"{plan.joiners} joiners, {plan.movers} movers"
     if deactivations:
         detail += f" (of which {deactivations} deactivations)"
@@ -485,7 +502,14 @@ def check_guard(
                 f" active records, more than the limit of {cpct:g} %",
             )
         )
+    return out
 
+
+def _row_violations(
+    plan: DeltaPlan, pop: int, rows_in_file: int, rejected_rows: int, thresholds: GuardThresholds
+) -> list[GuardViolation]:
+    """A file much shorter than the population (full mode), or too many rejected rows."""
+    out: list[GuardViolation] = []
     ratio = thresholds.min_row_ratio
     if plan.mode == "full" and ratio is not None and pop > 0 and rows_in_file < ratio * pop:
         out.append(
@@ -498,7 +522,6 @@ def check_guard(
                 " extract?",
             )
         )
-
     share = thresholds.max_rejected_share
     if share is not None and rows_in_file > 0 and rejected_rows > share * rows_in_file:
         out.append(
@@ -510,4 +533,4 @@ def check_guard(
                 f" ({_pct(rejected_rows, rows_in_file)}), more than the limit of {share:.1%}",
             )
         )
-    return HoldReason(tuple(out)) if out else None
+    return out
