@@ -30,6 +30,7 @@ __all__ = [
     "SynchronizationError",
     "SynchronizationJob",
     "SynchronizationQuarantine",
+    "SynchronizationSchedule",
     "SynchronizationStatus",
     "SynchronizationTaskExecution",
 ]
@@ -185,7 +186,7 @@ class SynchronizationTaskExecution(_GraphModel):
     count_escrowed: int | None = None
     count_escrowed_raw: int | None = None
     count_exported: int | None = None
-    count_exports_expected: int | None = None
+    count_exports: int | None = None
     count_imported: int | None = None
     count_imported_deltas: int | None = None
     count_imported_reference_deltas: int | None = None
@@ -208,10 +209,18 @@ class SynchronizationStatus(_GraphModel):
     troubleshooting_url: str | None = None
 
 
+class SynchronizationSchedule(_GraphModel):
+    """``schedule``: ``state`` is ``Active``, ``Disabled`` or ``Paused`` (documented)."""
+
+    expiration: datetime | None = None
+    interval: str | None = None
+    state: str | None = None
+
+
 class SynchronizationJob(_GraphModel):
     id: str
     template_id: str | None = None
-    schedule: Any = None
+    schedule: SynchronizationSchedule | None = None
     status: SynchronizationStatus | None = None
     synchronization_job_settings: Any = None
 
