@@ -16,7 +16,12 @@ from typing import Any
 
 from connector.clock import Clock, SystemClock
 from connector.emulator.config import EmulatorConfig, JobConfig, JobState
-from connector.emulator.schema import CompiledSchema, compile_schema, default_schema
+from connector.emulator.schema import (
+    ON_PREMISES_TEMPLATE,
+    CompiledSchema,
+    compile_schema,
+    default_schema,
+)
 
 __all__ = [
     "CallRecord",
@@ -31,6 +36,19 @@ __all__ = [
 ]
 
 SERVICE_PRINCIPAL_NAME = "API-driven provisioning to Microsoft Entra ID"
+AGENT_INACTIVE_CODE = "HybridIdentityServiceNoActiveAgents"
+EXECUTION_COUNTS = (
+    "countEntitled",
+    "countEntitledForProvisioning",
+    "countEscrowed",
+    "countEscrowedRaw",
+    "countExported",
+    "countExports",
+    "countImported",
+    "countImportedDeltas",
+    "countImportedReferenceDeltas",
+)
+"""The count fields of a synchronizationTaskExecution, as its resource page lists them."""
 
 
 def iso(value: datetime) -> str:
@@ -274,7 +292,14 @@ class Upload:
 
 @dataclass(slots=True)
 class JobRuntime:
-    """A job's live state: status, bucket, schema, last cycle's counters."""
+    """A job's live state: status, bucket, schema, last cycle's counters.
+
+    ``failed_operations`` are records that failed: they keep their place in the bucket
+    until the job is restarted (documented: "Failed payloads remain in the queue, which can
+    eventually fill the bucket"; fix: "restart the provisioning job"). ``processed`` holds
+    the externalIds this job has provisioned: an on-premises AD job resolves manager
+    references only against them.
+    """
 
     config: JobConfig
     state: JobState
@@ -282,10 +307,17 @@ class JobRuntime:
     verified_domains: frozenset[str]
     queue: deque[Upload] = field(default_factory=deque)
     queued_operations: int = 0
+    failed_operations: int = 0
+    ignored_operations: int = 0
     quarantine: dict[str, Any] | None = None
     last_execution: dict[str, Any] | None = None
     last_successful_execution: dict[str, Any] | None = None
+    last_execution_with_exports: dict[str, Any] | None = None
+    successive_failures: int = 0
     cycles: int = 0
+    agent_active: bool = True
+    agent_inactive_since: datetime | None = None
+    processed: set[str] = field(default_factory=set)
 
     @property
     def id(self) -> str:
@@ -296,22 +328,77 @@ class JobRuntime:
         return self.config.service_principal_id
 
     @property
+    def on_premises(self) -> bool:
+        """An API-driven provisioning job to on-premises AD (``API2AD.`` job id)."""
+        return self.id.startswith(ON_PREMISES_TEMPLATE + ".")
+
+    @property
     def runnable(self) -> bool:
-        return self.state == "Active"
+        return self.state == "Active" and self.agent_active
+
+    def bucket_full(self, incoming: int, size: int | None) -> bool:
+        """Would ``incoming`` more operations overflow the bucket (queued + failed)?"""
+        if size is None:
+            return False
+        return self.queued_operations + self.failed_operations + incoming > size
+
+    def restart(self) -> int:
+        """The documented restart: a job that is not running loses its queued uploads
+        ("purges the data uploaded prior to the restart, clears any escrows"); failed
+        operations (escrows) are cleared either way; quarantine is cleared. Returns the
+        number of queued operations purged."""
+        purged = 0
+        if self.state != "Active":
+            purged = self.queued_operations
+            self.queue.clear()
+            self.queued_operations = 0
+        self.failed_operations = 0
+        self.successive_failures = 0
+        self.state = "Active"
+        self.quarantine = None
+        return purged
+
+    def set_agent(self, active: bool, now: datetime) -> None:
+        """Turn the (on-premises) provisioning agent on or off."""
+        self.agent_active = active
+        self.agent_inactive_since = None if active else (self.agent_inactive_since or now)
+
+    def _agent_execution(self) -> dict[str, Any]:
+        """lastExecution while the agent is inactive: a failed cycle naming the agent
+        (error code from Entra cloud sync's error reference; its use here is assumed)."""
+        when = iso(self.agent_inactive_since) if self.agent_inactive_since else None
+        counts = dict.fromkeys(EXECUTION_COUNTS, 0)
+        return {
+            "activityIdentifier": None,
+            **counts,
+            "error": {
+                "code": AGENT_INACTIVE_CODE,
+                "message": "We're unable to find an active agent for the domain you're trying"
+                " to sync. Restart the provisioning agent so its status is active.",
+                "tenantActionable": True,
+            },
+            "state": "Failed",
+            "timeBegan": when,
+            "timeEnded": when,
+        }
 
     def to_json(self) -> dict[str, Any]:
         quarantine = self.quarantine
+        last = self.last_execution
+        failures = self.successive_failures
+        if self.on_premises and not self.agent_active:
+            last, failures = self._agent_execution(), max(1, failures)
         return {
             "id": self.id,
             "templateId": self.id.split(".")[0],
             "schedule": {"expiration": None, "interval": "PT40M", "state": _schedule(self.state)},
             "status": {
                 "code": self.state,
-                "countSuccessiveCompleteFailures": 0,
+                "countSuccessiveCompleteFailures": failures,
                 "escrowsPruned": False,
-                "lastExecution": self.last_execution,
+                "lastExecution": last,
                 "lastSuccessfulExecution": self.last_successful_execution,
-                "lastSuccessfulExecutionWithExports": self.last_successful_execution,
+                "lastSuccessfulExecutionWithExports": self.last_execution_with_exports,
                 "progress": [],
                 "quarantine": quarantine,
                 "steadyStateFirstAchievedTime": "0001-01-01T00:00:00Z",
@@ -378,6 +465,7 @@ class EmulatorState:
                 schema=compile_schema(default_schema(job.job_id)),
                 verified_domains=frozenset(d.lower() for d in domains),
             )
+            self.jobs[job.job_id].set_agent(job.agent_active, self.clock.now())
         self._seq = 0
         self._objects = 0
         # uuid4 per log entry costs an os.urandom call each; a per-run random prefix

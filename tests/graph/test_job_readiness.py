@@ -5,8 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import pytest
 
+from connector.clock import FakeClock
+from connector.emulator import EmulatorConfig, JobConfig, on_premises_job, run_emulator
+from connector.graph.auth import StaticTokenProvider
+from connector.graph.client import GraphClient
+from connector.graph.endpoint import ProvisioningEndpoint
 from connector.graph.jobs import NotReady, PassReadiness, Ready, readiness
 from connector.graph.models import SynchronizationJob
 
@@ -118,3 +124,33 @@ def test_pass_readiness_fetches_once() -> None:
 
     asyncio.run(main())
     assert calls == 1
+
+
+def test_readiness_of_the_emulators_jobs_over_loopback() -> None:
+    entra = JobConfig()
+    ad = on_premises_job(service_principal_id=entra.service_principal_id, agent_active=False)
+    clock = FakeClock()
+    with run_emulator(EmulatorConfig(jobs=[entra, ad]), clock=clock) as emu:
+
+        async def probe(job_id: str) -> Ready | NotReady:
+            url = emu.endpoint_url.replace(emu.job_id, job_id)
+            endpoint = ProvisioningEndpoint.parse(url, allow_loopback=True)
+            client = GraphClient(
+                endpoint, StaticTokenProvider(emu.token), clock=clock, allow_loopback=True
+            )
+            async with client:
+                return await PassReadiness(client.get_job).get()
+
+        def state(code: str) -> None:
+            url = f"{emu.base_url}/_emulator/jobs/{emu.job_id}/state"
+            assert httpx.post(url, json={"code": code}).status_code == 200
+
+        assert asyncio.run(probe(emu.job_id)) == Ready("Active")
+        for code in ("Paused", "Quarantine", "NotRun", "NotConfigured"):
+            state(code)
+            result = asyncio.run(probe(emu.job_id))
+            assert isinstance(result, NotReady), code
+            assert result.code == code
+        agent = asyncio.run(probe(ad.job_id))
+        assert isinstance(agent, NotReady)
+        assert "agent" in agent.reason
