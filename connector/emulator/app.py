@@ -685,15 +685,23 @@ async def emu_jobs(request: Request) -> Response:
     )
 
 
-async def emu_job_state(request: Request) -> Response:
-    state = _state(request)
-    job = state.jobs.get(request.path_params["job"])
+async def _job_and_body(request: Request) -> tuple[JobRuntime, dict[str, Any]] | Response:
+    """The introspected job and the JSON body of a request to change it (or the error)."""
+    job = _state(request).jobs.get(request.path_params["job"])
     if job is None:
         return _json({"error": "no such job"}, 404)
     try:
-        body = await _body_json(request)
+        return job, await _body_json(request)
     except ValueError as exc:
         return _json({"error": str(exc)}, 400)
+
+
+async def emu_job_state(request: Request) -> Response:
+    state = _state(request)
+    found = await _job_and_body(request)
+    if isinstance(found, Response):
+        return found
+    job, body = found
     code = body.get("code")
     if code not in JOB_STATES:
         return _json({"error": f"code must be one of {', '.join(JOB_STATES)}"}, 400)
@@ -723,18 +731,14 @@ async def emu_job_state(request: Request) -> Response:
 
 async def emu_job_agent(request: Request) -> Response:
     """Turn an on-premises job's provisioning agent on or off: ``{"active": false}``."""
-    state = _state(request)
-    job = state.jobs.get(request.path_params["job"])
-    if job is None:
-        return _json({"error": "no such job"}, 404)
-    try:
-        body = await _body_json(request)
-    except ValueError as exc:
-        return _json({"error": str(exc)}, 400)
+    found = await _job_and_body(request)
+    if isinstance(found, Response):
+        return found
+    job, body = found
     active = body.get("active")
     if not isinstance(active, bool) or not job.on_premises:
         return _json({"error": 'send {"active": true|false} for an API2AD job'}, 400)
-    job.set_agent(active, state.clock.now())
+    job.set_agent(active, _state(request).clock.now())
     _worker(request).wake()
     return _json(job.to_json())
 

@@ -25,6 +25,8 @@ from connector.graph.auth import StaticTokenProvider
 from connector.graph.client import GraphClient
 from connector.graph.endpoint import ProvisioningEndpoint
 from connector.graph.models import SynchronizationJob
+from tests.emulator.helpers import bulk, record
+from tests.emulator.helpers import post as emu_post
 from tests.graph.helpers import JOB, SP, payloads
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,6 +115,7 @@ def test_logs_table_and_entries(emu: RunningEmulator) -> None:
 def test_schema_add_dry_run_then_idempotent(emu: RunningEmulator) -> None:
     code, out = cli("schema", "add", *common(emu), "--mapping", str(MAPPING), "--dry-run")
     assert code == 0, out
+    assert "directory 'API' (the synchronization rule's sourceDirectoryName)" in out
     assert f"would add {NS}:HireDate" in out
     assert "schema not changed" in out
     code, out = cli("schema", "add", *common(emu), "--mapping", str(MAPPING))
@@ -267,3 +270,70 @@ def test_status_lines_align_and_use_iso_seconds() -> None:
     assert "imported 3, exported 2, escrowed 1" in text
     assert ".877" not in text
     assert "+00:00" not in text
+
+
+def test_schema_add_into_a_named_directory_that_does_not_exist(emu: RunningEmulator) -> None:
+    code, out = cli(
+        "schema", "add", *common(emu), "--mapping", str(MAPPING), "--directory", "Nowhere"
+    )
+    assert code == 1
+    assert "--directory 'Nowhere'" in out
+
+
+def _queued(emu: RunningEmulator) -> int:
+    async def count() -> int:
+        return emu.state.jobs[emu.job_id].queued_operations
+
+    return emu.call(count())
+
+
+def test_job_restart_without_yes_and_without_a_terminal_is_a_usage_error(
+    emu: RunningEmulator,
+) -> None:
+    code, out = cli("job", "restart", *common(emu))
+    assert code == 2
+    assert "--yes" in out
+
+
+def test_job_restart_asks_and_no_keeps_the_queue(
+    emu: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu.set_job_state("Paused")
+    _upload_one(emu)
+    monkeypatch.setattr(graph_cli, "_interactive", lambda: True)
+    result = CliRunner().invoke(_app(), ["job", "restart", *common(emu)], input="n\n")
+    assert result.exit_code == 1
+    assert "purges every upload" in result.output
+    assert _queued(emu) == 1
+    emu.set_job_state("Active")
+    emu.wait_idle(5)
+
+
+def test_job_restart_with_yes_purges_a_paused_jobs_queue(emu: RunningEmulator) -> None:
+    emu.set_job_state("Paused")
+    _upload_one(emu)
+    assert _queued(emu) == 1
+    code, out = cli("job", "restart", *common(emu), "--yes")
+    assert code == 0, out
+    assert "40 minutes" in out
+    assert _queued(emu) == 0
+    code, out = cli("status", *common(emu))
+    assert re.search(r"status: +Active", out)
+
+
+def test_job_start_resumes_a_paused_job(emu: RunningEmulator) -> None:
+    emu.set_job_state("Paused")
+    code, out = cli("job", "start", *common(emu))
+    assert code == 0, out
+    assert emu.state.jobs[emu.job_id].state == "Active"
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer(rich_markup_mode=None)
+    app.command("noop")(lambda: None)
+    graph_cli.register(app)
+    return app
+
+
+def _upload_one(emu: RunningEmulator) -> None:
+    assert emu_post(emu, bulk(record("Q1"))).status_code == 202
