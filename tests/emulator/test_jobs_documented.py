@@ -3,14 +3,20 @@ bucket until restart, job status shape, and the on-premises AD job (API2AD)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
+from typer.testing import CliRunner
 
+from connector.cli.app import build_app
 from connector.emulator import RunningEmulator, on_premises_job
 from connector.emulator.config import JobConfig
 
 from .helpers import auth, bulk, job_url, logs_for, post, record, upload
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # synchronizationStatus / synchronizationTaskExecution / synchronizationQuarantine
 # properties as their v1.0 resource pages list them.
@@ -228,3 +234,30 @@ def test_ad_job_writes_account_disabled(make_emulator: Any) -> None:
     changed = {p["displayName"]: p["newValue"] for p in entries[0]["modifiedProperties"]}
     assert changed["accountDisabled"] == "True"
     assert "accountEnabled" not in changed
+
+
+def test_on_premises_sample_mapping_validates_and_provisions_into_the_ad_job(
+    make_emulator: Any, tmp_path: Path
+) -> None:
+    mapping = ROOT / "samples" / "mappings" / "on-premises-ad.yaml"
+    extract = ROOT / "samples" / "hr-extract.csv"
+    runner = CliRunner()
+    checked = runner.invoke(build_app(), ["validate", "--mapping", str(mapping), str(extract)])
+    assert checked.exit_code == 0, checked.output
+    built = runner.invoke(
+        build_app(), ["preview", "--mapping", str(mapping), "--out", str(tmp_path), str(extract)]
+    )
+    assert built.exit_code == 0, built.output
+    emu, ad = _with_ad_job(make_emulator)
+    url = job_url(emu, "/bulkUpload", job_id=ad)
+    sent: set[str] = set()
+    for payload in sorted(tmp_path.glob("*.json")):
+        body = orjson.loads(payload.read_bytes())
+        sent |= {op["data"]["externalId"] for op in body["Operations"]}
+        assert post(emu, body, url=url).status_code == 202
+    emu.wait_idle(10)
+    assert sent
+    assert set(emu.users()) == sent
+    ad_entries = [e for e in emu.logs() if e["jobId"] == ad]
+    names = {p["displayName"] for e in ad_entries for p in e["modifiedProperties"]}
+    assert "accountDisabled" in names
