@@ -165,7 +165,15 @@ class GraphAuth(CredentialOptions):
 
 def _status_lines(job: SynchronizationJob) -> list[str]:
     """``label: value`` lines, values aligned in one column, times as ISO 8601 UTC."""
+    from connector.graph.jobs import Ready, readiness
+
     pairs: list[tuple[str, str]] = [("job", str(job.id)), ("status", str(job.code))]
+    ready = readiness(job)
+    if isinstance(ready, Ready):
+        pairs.append(("uploads", "processed" + (f" ({ready.note})" if ready.note else "")))
+    else:
+        pairs.append(("uploads", f"not processed: {ready.reason}"))
+        pairs.append(("", f"to fix: {ready.remedy}"))
     status = job.status
     if status is not None:
         if status.quarantine is not None:

@@ -62,6 +62,7 @@ def test_status(emu: RunningEmulator) -> None:
     lines = out.splitlines()
     assert re.fullmatch(rf"job: +{re.escape(emu.job_id)}", lines[0])
     assert re.fullmatch(r"status: +Active", lines[1])
+    assert re.fullmatch(r"uploads: +processed", lines[2])
     # every value starts in the same column, continuation lines included
     columns = {len(line) - len(line.split(maxsplit=1)[-1]) for line in lines if ":" in line[:12]}
     assert len(columns) == 1, out
@@ -259,7 +260,19 @@ def test_status_lines_align_and_use_iso_seconds() -> None:
     )
     lines = graph_cli._status_lines(job)
     labels = [line.split(":", 1)[0] for line in lines if not line.startswith(" ")]
-    assert labels == ["job", "status", "quarantine", "error", "last run", "last error", "help"]
+    assert labels == [
+        "job",
+        "status",
+        "uploads",
+        "quarantine",
+        "error",
+        "last run",
+        "last error",
+        "help",
+    ]
+    uploads = next(line for line in lines if line.startswith("uploads:"))
+    assert "not processed: the provisioning job is in quarantine" in uploads
+    assert any("to fix: " in line and "restart" in line for line in lines)
     values = {line.index(v) for line, v in zip(lines, [JOB, "Quarantine"], strict=False)}
     assert len(values) == 1
     column = values.pop()
@@ -337,3 +350,14 @@ def _app() -> typer.Typer:
 
 def _upload_one(emu: RunningEmulator) -> None:
     assert emu_post(emu, bulk(record("Q1"))).status_code == 202
+
+
+def test_status_says_a_paused_job_will_not_process_uploads(emu: RunningEmulator) -> None:
+    emu.set_job_state("Paused")
+    try:
+        code, out = cli("status", *common(emu))
+    finally:
+        emu.set_job_state("Active")
+    assert code == 0, out
+    assert re.search(r"uploads: +not processed: the provisioning job is paused", out)
+    assert "to fix: start provisioning" in out
