@@ -145,7 +145,7 @@ def _authenticate(request: Request, *, upload: bool = False) -> Response | None:
             "InvalidAuthenticationToken",
             "Access token has expired or is not yet valid.",
         )
-    if token in cfg.tokens:
+    if token in cfg.tokens or token in cfg.tokens_without_job_roles:
         return None
     if token in cfg.tokens_without_upload_role:
         if upload:
@@ -506,9 +506,23 @@ def _job_call(
         found = _job_or_404(request)
         if isinstance(found, Response):
             return found
+        if _bearer(request) in _state(request).config.tokens_without_job_roles:
+            return graph_error(
+                request,
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation: the application needs"
+                " Synchronization.Read.All / Synchronization.ReadWrite.All (or"
+                " Application.ReadWrite.OwnedBy).",
+            )
         return await handler(request, found)
 
     return endpoint
+
+
+def _bearer(request: Request) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 async def get_job(request: Request, job: JobRuntime) -> Response:

@@ -100,6 +100,11 @@ class EmulatorConfig(BaseModel):
         default_factory=list,
         description="Accepted tokens lacking SynchronizationData-User.Upload: bulkUpload -> 403.",
     )
+    tokens_without_job_roles: list[str] = Field(
+        default_factory=list,
+        description="Accepted tokens lacking Synchronization.Read(Write).All: the job and"
+        " schema APIs answer 403.",
+    )
     expired_tokens: list[str] = Field(
         default_factory=list, description="Tokens answered 401 'expired or not yet valid'."
     )

@@ -361,3 +361,14 @@ def test_status_says_a_paused_job_will_not_process_uploads(emu: RunningEmulator)
     assert code == 0, out
     assert re.search(r"uploads: +not processed: the provisioning job is paused", out)
     assert "to fix: start provisioning" in out
+
+
+def test_status_403_names_the_failed_request_and_its_permission() -> None:
+    config = EmulatorConfig(tokens=["full"], tokens_without_job_roles=["no-job-roles"])
+    with run_emulator(config) as emu:
+        code, out = cli(
+            "status", "--endpoint", emu.endpoint_url, "--token", "no-job-roles", "--allow-loopback"
+        )
+    assert code == 1
+    assert f"GET /v1.0/servicePrincipals/{emu.service_principal_id}" in out
+    assert "Synchronization.Read.All" in out
