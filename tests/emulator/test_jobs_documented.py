@@ -11,7 +11,7 @@ import orjson
 from typer.testing import CliRunner
 
 from connector.cli.app import build_app
-from connector.emulator import RunningEmulator, on_premises_job
+from connector.emulator import RunningEmulator, load_config, on_premises_job
 from connector.emulator.config import JobConfig
 
 from .helpers import auth, bulk, job_url, logs_for, post, record, upload
@@ -261,3 +261,19 @@ def test_on_premises_sample_mapping_validates_and_provisions_into_the_ad_job(
     ad_entries = [e for e in emu.logs() if e["jobId"] == ad]
     names = {p["displayName"] for e in ad_entries for p in e["modifiedProperties"]}
     assert "accountDisabled" in names
+
+
+def test_the_documented_config_file_adds_an_ad_job(tmp_path: Path) -> None:
+    path = tmp_path / "emulator.yaml"
+    path.write_text(
+        "jobs:\n"
+        "  - {}\n"
+        "  - job_id: API2AD.b12381d28eaf43bcb392923d3a30fc6e.77e28e0f-0000-4000-8000-000000000001\n"
+        "    display_name: API-driven provisioning to on-premises Active Directory\n"
+        "    agent_active: false\n",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    ad = config.jobs[1]
+    assert ad.job_id.startswith("API2AD.")
+    assert ad.agent_active is False
