@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from connector.emulator.config import EmulatorConfig
 from connector.emulator.server import RunningEmulator, run_emulator
 from connector.errors import ConfigError
 from connector.graph.auth import StaticTokenProvider
-from connector.graph.client import GraphClient
+from connector.graph.client import DEFAULT_RESET_SCOPE, GraphClient
 from connector.graph.endpoint import ProvisioningEndpoint
 from connector.graph.models import SynchronizationJob
 from tests.emulator.helpers import bulk, record
@@ -372,3 +373,8 @@ def test_status_403_names_the_failed_request_and_its_permission() -> None:
     assert code == 1
     assert f"GET /v1.0/servicePrincipals/{emu.service_principal_id}" in out
     assert "Synchronization.Read.All" in out
+
+
+def test_job_restart_default_reset_scope_is_the_clients() -> None:
+    default = inspect.signature(graph_cli.job_restart_command).parameters["reset_scope"].default
+    assert default == DEFAULT_RESET_SCOPE
