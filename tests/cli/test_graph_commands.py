@@ -378,3 +378,12 @@ def test_status_403_names_the_failed_request_and_its_permission() -> None:
 def test_job_restart_default_reset_scope_is_the_clients() -> None:
     default = inspect.signature(graph_cli.job_restart_command).parameters["reset_scope"].default
     assert default == DEFAULT_RESET_SCOPE
+
+
+def test_status_lines_of_the_documented_paused_job_example() -> None:
+    example = ROOT / "tests" / "emulator" / "fixtures" / "synchronization_job_paused_example.json"
+    job = SynchronizationJob.model_validate(json.loads(example.read_text()))
+    lines = graph_cli._status_lines(job)
+    assert any(re.fullmatch(r"status: +Paused", line) for line in lines)
+    assert any("not processed: the provisioning job is paused" in line for line in lines)
+    assert any("quarantine: unknown reason since" in line for line in lines)

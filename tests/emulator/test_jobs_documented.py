@@ -13,10 +13,13 @@ from typer.testing import CliRunner
 from connector.cli.app import build_app
 from connector.emulator import RunningEmulator, load_config, on_premises_job
 from connector.emulator.config import JobConfig
+from connector.graph.jobs import NotReady, readiness
+from connector.graph.models import SynchronizationJob
 
 from .helpers import auth, bulk, job_url, logs_for, post, record, upload
 
 ROOT = Path(__file__).resolve().parents[2]
+PAUSED_JOB_EXAMPLE = Path(__file__).parent / "fixtures" / "synchronization_job_paused_example.json"
 
 # synchronizationStatus / synchronizationTaskExecution / synchronizationQuarantine
 # properties as their v1.0 resource pages list them.
@@ -277,3 +280,36 @@ def test_the_documented_config_file_adds_an_ad_job(tmp_path: Path) -> None:
     ad = config.jobs[1]
     assert ad.job_id.startswith("API2AD.")
     assert ad.agent_active is False
+
+
+def _shape(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    return None
+
+
+def test_emulator_job_has_the_shape_of_the_documented_get_job_example(
+    emu: RunningEmulator,
+) -> None:
+    example = orjson.loads(PAUSED_JOB_EXAMPLE.read_bytes())
+    httpx.post(
+        f"{emu.base_url}/_emulator/jobs/{emu.job_id}/state",
+        json={"code": "Quarantine", "reason": "EncounteredBaseEscrowThreshold"},
+    )
+    httpx.post(job_url(emu, "/pause"), headers=auth(emu))
+    emulated = _job(emu)
+    assert set(emulated) == set(example)
+    assert _shape(emulated["schedule"]) == _shape(example["schedule"])
+    assert set(emulated["status"]) == set(example["status"]) == STATUS_FIELDS
+    assert emulated["status"]["code"] == example["status"]["code"] == "Paused"
+
+
+def test_the_documented_example_with_blank_quarantine_times_is_read_as_paused() -> None:
+    example = orjson.loads(PAUSED_JOB_EXAMPLE.read_bytes())
+    job = SynchronizationJob.model_validate(example)
+    assert job.status is not None
+    assert job.status.quarantine is not None
+    assert job.status.quarantine.current_began is None
+    result = readiness(job)
+    assert isinstance(result, NotReady)
+    assert result.code == "Paused"
