@@ -530,8 +530,7 @@ async def get_job(request: Request, job: JobRuntime) -> Response:
 
 
 async def start_job(request: Request, job: JobRuntime) -> Response:
-    job.state = "Active"
-    job.quarantine = None
+    job.start()
     _worker(request).wake()
     return Response(status_code=204)
 
@@ -720,6 +719,7 @@ async def emu_job_state(request: Request) -> Response:
     if code not in JOB_STATES:
         return _json({"error": f"code must be one of {', '.join(JOB_STATES)}"}, 400)
     job.state = code
+    job.started = False
     if code == "Quarantine":
         reason = body.get("reason", "QuarantinedOnDemand")
         if reason not in QUARANTINE_REASONS:

@@ -315,6 +315,7 @@ class JobRuntime:
     last_execution_with_exports: dict[str, Any] | None = None
     successive_failures: int = 0
     cycles: int = 0
+    started: bool = False
     agent_active: bool = True
     agent_inactive_since: datetime | None = None
     processed: set[str] = field(default_factory=set)
@@ -334,7 +335,27 @@ class JobRuntime:
 
     @property
     def runnable(self) -> bool:
-        return self.state == "Active" and self.agent_active
+        return self.scheduled and self.agent_active
+
+    @property
+    def scheduled(self) -> bool:
+        """Running periodically: Active, or NotRun once started (its first cycle pending)."""
+        return self.state == "Active" or (self.state == "NotRun" and self.started)
+
+    def start(self) -> None:
+        """The documented start: resumes a paused job, clears quarantine. A job that has not
+        completed a cycle stays ``NotRun`` ("configured, and possibly started, but hasn't
+        completed its first run") until its first cycle ends."""
+        self.quarantine = None
+        if self.state == "NotRun":
+            self.started = True
+        else:
+            self.state = "Active"
+
+    def cycle_completed(self) -> None:
+        """After a cycle: a started NotRun job is now Active."""
+        if self.state == "NotRun" and self.started:
+            self.state = "Active"
 
     def bucket_full(self, incoming: int, size: int | None) -> bool:
         """Would ``incoming`` more operations overflow the bucket (queued + failed)?"""
@@ -382,6 +403,14 @@ class JobRuntime:
             "timeEnded": when,
         }
 
+    def _schedule(self) -> str:
+        """``schedule.state``: Active while scheduled, Paused when paused, else Disabled
+        (Microsoft's paused-job example shows ``Disabled``; which one a paused API-driven
+        job shows is assumed)."""
+        if self.scheduled:
+            return "Active"
+        return "Paused" if self.state == "Paused" else "Disabled"
+
     def to_json(self) -> dict[str, Any]:
         quarantine = self.quarantine
         last = self.last_execution
@@ -391,7 +420,7 @@ class JobRuntime:
         return {
             "id": self.id,
             "templateId": self.id.split(".")[0],
-            "schedule": {"expiration": None, "interval": "PT40M", "state": _schedule(self.state)},
+            "schedule": {"expiration": None, "interval": "PT40M", "state": self._schedule()},
             "status": {
                 "code": self.state,
                 "countSuccessiveCompleteFailures": failures,
@@ -410,10 +439,6 @@ class JobRuntime:
                 {"name": "QuarantineTooManyDeletesThreshold", "value": "500"}
             ],
         }
-
-
-def _schedule(state: str) -> str:
-    return {"Active": "Active", "Paused": "Paused"}.get(state, "Disabled")
 
 
 @dataclass(frozen=True, slots=True)

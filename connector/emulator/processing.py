@@ -358,6 +358,7 @@ async def run_cycle(state: EmulatorState, job: JobRuntime) -> int:
             job.last_execution_with_exports = execution
     job.successive_failures = job.successive_failures + 1 if done and not exported else 0
     job.cycles += 1
+    job.cycle_completed()
     log.debug("job %s cycle %s processed %d operations", job.id, cycle_id, done)
     return done
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from connector.cli.app import build_app
 from connector.emulator import RunningEmulator, load_config, on_premises_job
 from connector.emulator.config import JobConfig
-from connector.graph.jobs import NotReady, readiness
+from connector.graph.jobs import NotReady, Ready, readiness
 from connector.graph.models import SynchronizationJob
 
 from .helpers import auth, bulk, job_url, logs_for, post, record, upload
@@ -313,3 +313,32 @@ def test_the_documented_example_with_blank_quarantine_times_is_read_as_paused() 
     result = readiness(job)
     assert isinstance(result, NotReady)
     assert result.code == "Paused"
+
+
+def test_a_started_not_run_job_processes_and_becomes_active_after_its_first_cycle(
+    emu: RunningEmulator,
+) -> None:
+    httpx.post(f"{emu.base_url}/_emulator/jobs/{emu.job_id}/state", json={"code": "NotRun"})
+    assert post(emu, bulk(record("1"))).status_code == 202
+    emu.wait_idle(5)
+    assert emu.users() == {}
+    assert _job(emu)["schedule"]["state"] == "Disabled"
+    assert httpx.post(job_url(emu, "/start"), headers=auth(emu)).status_code == 204
+    emu.wait_idle(5)
+    assert set(emu.users()) == {"1"}
+    job = _job(emu)
+    assert job["status"]["code"] == "Active"
+    assert job["schedule"]["state"] == "Active"
+
+
+def test_a_started_not_run_job_without_work_stays_not_run_and_is_ready(
+    emu: RunningEmulator,
+) -> None:
+    httpx.post(f"{emu.base_url}/_emulator/jobs/{emu.job_id}/state", json={"code": "NotRun"})
+    httpx.post(job_url(emu, "/start"), headers=auth(emu))
+    job = _job(emu)
+    assert job["status"]["code"] == "NotRun"
+    assert job["schedule"]["state"] == "Active"
+    result = readiness(SynchronizationJob.model_validate(job))
+    assert isinstance(result, Ready)
+    assert result.code == "NotRun"
