@@ -167,7 +167,7 @@ class ThrottledError(GraphError):
 
 
 class BucketFullError(GraphError):
-    """500 "bucket full": the job's ingestion queue is full; resume later, minutes from now."""
+    """500 "bucket full": the job's queue is full (failed payloads stay until a restart)."""
 
 
 class QuotaExhaustedError(GraphError):

@@ -21,6 +21,7 @@ $GraphAppRoles = @(
     'SynchronizationData-User.Upload'
     'ProvisioningLog.Read.All'
     'AuditLog.Read.All'
+    'Directory.Read.All'
     'Synchronization.Read.All'
 )
 

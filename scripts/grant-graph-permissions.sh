@@ -17,6 +17,7 @@ GRAPH_APP_ROLES=(
   "SynchronizationData-User.Upload"
   "ProvisioningLog.Read.All"
   "AuditLog.Read.All"
+  "Directory.Read.All"
   "Synchronization.Read.All"
 )
 

@@ -1,4 +1,4 @@
-"""CLI commands: graph (``connector status``, ``connector logs``, ``connector schema add``).
+"""CLI commands: graph (``connector status``, ``logs``, ``schema add``, ``job start|restart``).
 
 Every command takes the provisioning endpoint exactly as the Entra portal shows it and
 an auth choice: ``--auth default|managed-identity|certificate|secret`` (azure.identity
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -164,7 +165,15 @@ class GraphAuth(CredentialOptions):
 
 def _status_lines(job: SynchronizationJob) -> list[str]:
     """``label: value`` lines, values aligned in one column, times as ISO 8601 UTC."""
+    from connector.graph.jobs import Ready, readiness
+
     pairs: list[tuple[str, str]] = [("job", str(job.id)), ("status", str(job.code))]
+    ready = readiness(job)
+    if isinstance(ready, Ready):
+        pairs.append(("uploads", "processed" + (f" ({ready.note})" if ready.note else "")))
+    else:
+        pairs.append(("uploads", f"not processed: {ready.reason}"))
+        pairs.append(("", f"to fix: {ready.remedy}"))
     status = job.status
     if status is not None:
         if status.quarantine is not None:
@@ -327,9 +336,21 @@ def schema_add_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be added; change nothing.")
     ] = False,
+    directory: Annotated[
+        str | None,
+        typer.Option(
+            "--directory",
+            help="Schema directory to register in (default: the synchronization rule's"
+            " source directory, else the first that is not Microsoft Entra ID).",
+        ),
+    ] = None,
     graph: GraphAuth = GraphAuth(),
 ) -> None:
-    """Register the mapping's custom extension attributes in the job schema (missing ones only)."""
+    """Register the mapping's custom extension attributes in the job schema (missing ones only).
+
+    Only attributes the job's attribute mappings map are applied by the service (Graph
+    bulkUpload Example 2); map each new attribute in the portal afterwards.
+    """
     from connector.mapping import load_mapping
 
     try:
@@ -343,9 +364,10 @@ def schema_add_command(
     async def main() -> SchemaUpdate:
         client = graph.client(endpoint)
         async with client:
-            return await client.add_custom_attributes(names, dry_run=dry_run)
+            return await client.add_custom_attributes(names, dry_run=dry_run, directory=directory)
 
     update = _run(main, command="schema add", auth=graph.auth)
+    typer.echo(f"directory {update.directory!r} ({update.chosen_by})")
     for name in update.present:
         typer.echo(f"present   {name}")
     verb = "would add" if dry_run else "added    "
@@ -355,6 +377,83 @@ def schema_add_command(
         typer.echo("the schema already has every attribute; nothing written")
     elif dry_run:
         typer.echo("dry run: schema not changed")
+    else:
+        typer.echo(
+            "map each added attribute to a target attribute (Entra portal → Provisioning →"
+            " Mappings): the service applies custom attributes only when they are mapped"
+        )
+
+
+YesOpt = Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation (for scripts).")]
+ResetScopeOpt = Annotated[
+    str,
+    typer.Option(
+        "--reset-scope",
+        help="restart criteria.resetScope (comma-separated; documented values only).",
+    ),
+]
+RESTART_WARNING = (
+    "Restarting the provisioning job clears failed payloads, escrows and quarantine; if the"
+    " job is not running it also purges every upload it has not processed yet."
+)
+
+
+def _interactive() -> bool:
+    """Whether a person can answer a prompt (stdin is a terminal)."""
+    return sys.stdin.isatty()
+
+
+def _confirmed(yes: bool, question: str) -> bool:
+    """``--yes``, or the person's answer; without a terminal and without ``--yes``, exit 2."""
+    if yes:
+        return True
+    if not _interactive():
+        typer.secho(
+            "error: this purges queued data; pass --yes to confirm (no terminal to ask)",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return typer.confirm(question, default=False)
+
+
+@expand_options
+def job_restart_command(
+    endpoint: EndpointOpt,
+    yes: YesOpt = False,
+    reset_scope: ResetScopeOpt = "Watermark, Escrows, QuarantineState",
+    graph: GraphAuth = GraphAuth(),
+) -> None:
+    """Restart the provisioning job (Graph "restart"): the documented remedy for a bucket
+    full of failed payloads and for quarantine."""
+    typer.echo(RESTART_WARNING, err=True)
+    if not _confirmed(yes, "Restart the provisioning job?"):
+        typer.echo("not restarted")
+        raise typer.Exit(1)
+
+    async def main() -> None:
+        client = graph.client(endpoint)
+        async with client:
+            await client.restart_job(confirm=True, reset_scope=reset_scope)
+
+    _run(main, command="job restart", auth=graph.auth)
+    typer.echo(
+        "restarted; wait about 40 minutes before sending again (Microsoft's guidance after a"
+        " restart), then check: connector status"
+    )
+
+
+@expand_options
+def job_start_command(endpoint: EndpointOpt, graph: GraphAuth = GraphAuth()) -> None:
+    """Start (resume) the provisioning job; a paused job goes on where it stopped."""
+
+    async def main() -> None:
+        client = graph.client(endpoint)
+        async with client:
+            await client.start_job()
+
+    _run(main, command="job start", auth=graph.auth)
+    typer.echo("started")
 
 
 def register(app: typer.Typer) -> None:
@@ -366,3 +465,9 @@ def register(app: typer.Typer) -> None:
     )
     schema.command("add")(schema_add_command)
     app.add_typer(schema)
+    job = typer.Typer(
+        name="job", help="The provisioning job: start, restart.", no_args_is_help=True
+    )
+    job.command("restart")(job_restart_command)
+    job.command("start")(job_start_command)
+    app.add_typer(job)

@@ -7,7 +7,13 @@ in a background thread. See docs/emulator.md for behaviours and assumptions.
 from __future__ import annotations
 
 from connector.emulator.app import create_app, validate_bulk_request
-from connector.emulator.config import BUCKET_FULL_MESSAGE, EmulatorConfig, JobConfig, load_config
+from connector.emulator.config import (
+    BUCKET_FULL_MESSAGE,
+    EmulatorConfig,
+    JobConfig,
+    load_config,
+    on_premises_job,
+)
 from connector.emulator.model import EmulatorClock, EmulatorState
 from connector.emulator.server import RunningEmulator, run_emulator
 
@@ -20,6 +26,7 @@ __all__ = [
     "RunningEmulator",
     "create_app",
     "load_config",
+    "on_premises_job",
     "run_emulator",
     "validate_bulk_request",
 ]

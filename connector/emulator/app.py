@@ -67,7 +67,7 @@ RESET_SCOPES = frozenset(
         "ForceDeletes",
     }
 )
-JOB_STATES = ("Active", "Paused", "Quarantine", "NotRun")
+JOB_STATES = ("Active", "Paused", "Quarantine", "NotRun", "NotConfigured")
 _LOG_QUERY_OPTIONS = frozenset({"$filter", "$top", "$orderby", "$skiptoken"})
 
 
@@ -145,7 +145,7 @@ def _authenticate(request: Request, *, upload: bool = False) -> Response | None:
             "InvalidAuthenticationToken",
             "Access token has expired or is not yet valid.",
         )
-    if token in cfg.tokens:
+    if token in cfg.tokens or token in cfg.tokens_without_job_roles:
         return None
     if token in cfg.tokens_without_upload_role:
         if upload:
@@ -208,41 +208,64 @@ def validate_bulk_request(body: Any) -> list[dict[str, Any]]:
             f"Operations has {len(ops)} operations; the maximum per request is"
             f" {MAX_OPERATIONS_PER_REQUEST}"
         )
-    seen: set[str] = set()
     for i, op in enumerate(ops):
         where = f"Operations[{i}]"
         if not isinstance(op, dict):
             raise BulkValidationError(f"{where} must be an object")
         method = op.get("method")
+        if method == "DELETE":
+            continue  # accepted and ignored: see ignored_operation
         if method != "POST":
-            extra = "; to remove access send active:false" if method == "DELETE" else ""
-            raise BulkValidationError(f"{where}.method must be 'POST', got {method!r}{extra}")
-        if op.get("path") != "/Users":
-            raise BulkValidationError(f"{where}.path must be '/Users', got {op.get('path')!r}")
-        bulk_id = op.get("bulkId")
-        if not isinstance(bulk_id, str) or not bulk_id:
-            raise BulkValidationError(f"{where}.bulkId must be a non-empty string")
-        if bulk_id in seen:
-            raise BulkValidationError(f"{where}.bulkId '{bulk_id}' is used twice in this request")
-        seen.add(bulk_id)
-        data = op.get("data")
-        if not isinstance(data, dict):
-            raise BulkValidationError(f"{where}.data must be an object (the SCIM user)")
-        data_schemas = data.get("schemas")
-        if not isinstance(data_schemas, list):
-            raise BulkValidationError(f"{where}.data.schemas must be an array")
-        for required in (CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA):
-            if required not in data_schemas:
-                raise BulkValidationError(f"{where}.data.schemas must include '{required}'")
-        ext = data.get("externalId")
-        if not isinstance(ext, str) or not ext.strip():
-            raise BulkValidationError(f"{where}.data.externalId must be a non-empty string")
-        for key in data:
-            if key.startswith("urn:") and key not in data_schemas:
-                raise BulkValidationError(
-                    f"{where}.data uses the namespace '{key}' but data.schemas does not list it"
-                )
+            raise BulkValidationError(f"{where}.method must be 'POST', got {method!r}")
+        _validate_post(op, where)
     return ops
+
+
+def ignored_operation(op: dict[str, Any]) -> bool:
+    """A DELETE operation: accepted in the request, then neither processed nor logged.
+
+    Microsoft (Q&A 2028268, 2024-09-03): the inbound API "can disable a user but it cannot
+    delete them"; a DELETE "doesn't do anything. It's not even logged". The bulkUpload
+    resource page: "method key must be set to POST".
+    """
+    return op.get("method") == "DELETE"
+
+
+def _validate_post(op: dict[str, Any], where: str) -> None:
+    """One POST operation's documented shape. bulkIds may repeat: Microsoft's Graph Explorer
+    tutorial sends the same bulkId for both of its operations and gets 202."""
+    if op.get("path") != "/Users":
+        raise BulkValidationError(f"{where}.path must be '/Users', got {op.get('path')!r}")
+    bulk_id = op.get("bulkId")
+    if not isinstance(bulk_id, str) or not bulk_id:
+        raise BulkValidationError(f"{where}.bulkId must be a non-empty string")
+    data = op.get("data")
+    if not isinstance(data, dict):
+        raise BulkValidationError(f"{where}.data must be an object (the SCIM user)")
+    data_schemas = data.get("schemas")
+    if not isinstance(data_schemas, list):
+        raise BulkValidationError(f"{where}.data.schemas must be an array")
+    for required in (CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA):
+        if required not in data_schemas:
+            raise BulkValidationError(f"{where}.data.schemas must include '{required}'")
+    ext = data.get("externalId")
+    if not _identifier(ext):
+        raise BulkValidationError(
+            f"{where}.data.externalId must be a non-empty string (or an integer)"
+        )
+    for key in data:
+        if key.startswith("urn:") and key not in data_schemas:
+            raise BulkValidationError(
+                f"{where}.data uses the namespace '{key}' but data.schemas does not list it"
+            )
+
+
+def _identifier(value: Any) -> bool:
+    """externalId is a string in every Microsoft example; an integer is accepted too (its
+    decimal text is the id: assumed, undocumented), so the emulator is never stricter."""
+    if isinstance(value, str):
+        return bool(value.strip())
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 async def bulk_upload(request: Request) -> Response:
@@ -299,13 +322,15 @@ async def bulk_upload(request: Request) -> Response:
     except BulkValidationError as exc:
         state.record_call(400, 0)
         return graph_error(request, 400, "BadRequest", f"Invalid BulkRequest: {exc}")
-    size = state.config.bucket_size
-    if size is not None and job.queued_operations + len(ops) > size:
+    posts = [op for op in ops if not ignored_operation(op)]
+    job.ignored_operations += len(ops) - len(posts)
+    if job.bucket_full(len(posts), state.config.bucket_size):
         state.record_call(500, 0)
         return graph_error(request, 500, "InternalServerError", BUCKET_FULL_MESSAGE)
     request_id, client_request_id = _request_ids(request)
-    job.queue.append(Upload(ops, request_id, state.clock.now()))
-    job.queued_operations += len(ops)
+    if posts:
+        job.queue.append(Upload(posts, request_id, state.clock.now()))
+        job.queued_operations += len(posts)
     _worker(request).wake()
     if fault == Fault.DROP_AFTER:
         state.record_call(0, len(ops))
@@ -481,9 +506,23 @@ def _job_call(
         found = _job_or_404(request)
         if isinstance(found, Response):
             return found
+        if _bearer(request) in _state(request).config.tokens_without_job_roles:
+            return graph_error(
+                request,
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation: the application needs"
+                " Synchronization.Read.All / Synchronization.ReadWrite.All (or"
+                " Application.ReadWrite.OwnedBy).",
+            )
         return await handler(request, found)
 
     return endpoint
+
+
+def _bearer(request: Request) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 async def get_job(request: Request, job: JobRuntime) -> Response:
@@ -491,8 +530,7 @@ async def get_job(request: Request, job: JobRuntime) -> Response:
 
 
 async def start_job(request: Request, job: JobRuntime) -> Response:
-    job.state = "Active"
-    job.quarantine = None
+    job.start()
     _worker(request).wake()
     return Response(status_code=204)
 
@@ -521,13 +559,7 @@ async def restart_job(request: Request, job: JobRuntime) -> Response:
                     f"resetScope value(s) {', '.join(bad)} are unknown;"
                     f" use {', '.join(sorted(RESET_SCOPES))}",
                 )
-    if job.state != "Active":
-        purged = job.queued_operations
-        job.queue.clear()
-        job.queued_operations = 0
-        log.info("job %s restarted while not running: %d queued operations purged", job.id, purged)
-    job.state = "Active"
-    job.quarantine = None
+    job.restart()
     _worker(request).wake()
     return Response(status_code=204)
 
@@ -620,7 +652,12 @@ async def emu_queue(request: Request) -> Response:
         {
             "queuedOperations": state.queued_operations,
             "jobs": {
-                j.id: {"queuedOperations": j.queued_operations, "queuedUploads": len(j.queue)}
+                j.id: {
+                    "queuedOperations": j.queued_operations,
+                    "queuedUploads": len(j.queue),
+                    "failedOperations": j.failed_operations,
+                    "ignoredOperations": j.ignored_operations,
+                }
                 for j in state.jobs.values()
             },
         }
@@ -661,19 +698,28 @@ async def emu_jobs(request: Request) -> Response:
     )
 
 
-async def emu_job_state(request: Request) -> Response:
-    state = _state(request)
-    job = state.jobs.get(request.path_params["job"])
+async def _job_and_body(request: Request) -> tuple[JobRuntime, dict[str, Any]] | Response:
+    """The introspected job and the JSON body of a request to change it (or the error)."""
+    job = _state(request).jobs.get(request.path_params["job"])
     if job is None:
         return _json({"error": "no such job"}, 404)
     try:
-        body = await _body_json(request)
+        return job, await _body_json(request)
     except ValueError as exc:
         return _json({"error": str(exc)}, 400)
+
+
+async def emu_job_state(request: Request) -> Response:
+    state = _state(request)
+    found = await _job_and_body(request)
+    if isinstance(found, Response):
+        return found
+    job, body = found
     code = body.get("code")
     if code not in JOB_STATES:
         return _json({"error": f"code must be one of {', '.join(JOB_STATES)}"}, 400)
     job.state = code
+    job.started = False
     if code == "Quarantine":
         reason = body.get("reason", "QuarantinedOnDemand")
         if reason not in QUARANTINE_REASONS:
@@ -693,6 +739,20 @@ async def emu_job_state(request: Request) -> Response:
         }
     else:
         job.quarantine = None
+    _worker(request).wake()
+    return _json(job.to_json())
+
+
+async def emu_job_agent(request: Request) -> Response:
+    """Turn an on-premises job's provisioning agent on or off: ``{"active": false}``."""
+    found = await _job_and_body(request)
+    if isinstance(found, Response):
+        return found
+    job, body = found
+    active = body.get("active")
+    if not isinstance(active, bool) or not job.on_premises:
+        return _json({"error": 'send {"active": true|false} for an API2AD job'}, 400)
+    job.set_agent(active, _state(request).clock.now())
     _worker(request).wake()
     return _json(job.to_json())
 
@@ -750,6 +810,7 @@ def _introspection_routes() -> list[BaseRoute]:
         ("/reset", emu_reset, ["POST"]),
         ("/jobs", emu_jobs, ["GET"]),
         ("/jobs/{job}/state", emu_job_state, ["POST"]),
+        ("/jobs/{job}/agent", emu_job_agent, ["POST"]),
         ("/time", emu_time, ["GET", "POST"]),
         ("/calls", emu_calls, ["GET"]),
     ]

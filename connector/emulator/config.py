@@ -26,6 +26,7 @@ __all__ = [
     "JobConfig",
     "load_config",
     "make_job_id",
+    "on_premises_job",
 ]
 
 DEFAULT_DAILY_QUOTA = 2000
@@ -40,7 +41,7 @@ BUCKET_FULL_MESSAGE = (
 )
 """Verbatim from Microsoft's known-issues page for inbound provisioning."""
 
-JobState = Literal["Active", "Paused", "Quarantine", "NotRun"]
+JobState = Literal["Active", "Paused", "Quarantine", "NotRun", "NotConfigured"]
 
 
 def make_job_id(template: str = "API2AAD") -> str:
@@ -60,6 +61,11 @@ class JobConfig(BaseModel):
     verified_domains: list[str] | None = Field(
         default=None, description="Overrides EmulatorConfig.verified_domains for this job."
     )
+    agent_active: bool = Field(
+        default=True,
+        description="On-premises AD jobs (API2AD.…): whether the provisioning agent is active;"
+        " while it is not, uploads queue and nothing is processed.",
+    )
 
     @field_validator("job_id")
     @classmethod
@@ -67,6 +73,18 @@ class JobConfig(BaseModel):
         if not value or "/" in value or " " in value:
             raise ValueError(f"job id {value!r} must be non-empty without '/' or spaces")
         return value
+
+
+def on_premises_job(**fields: object) -> JobConfig:
+    """A job of the gallery app "API-driven provisioning to on-premises Active Directory":
+    job id ``API2AD.<32 hex>.<guid>`` (the shape in Microsoft's Logic Apps sample; the
+    template id itself is not documented)."""
+    values: dict[str, object] = {
+        "job_id": make_job_id("API2AD"),
+        "display_name": "API-driven provisioning to on-premises Active Directory",
+    }
+    values.update(fields)
+    return JobConfig.model_validate(values)
 
 
 class EmulatorConfig(BaseModel):
@@ -81,6 +99,11 @@ class EmulatorConfig(BaseModel):
     tokens_without_upload_role: list[str] = Field(
         default_factory=list,
         description="Accepted tokens lacking SynchronizationData-User.Upload: bulkUpload -> 403.",
+    )
+    tokens_without_job_roles: list[str] = Field(
+        default_factory=list,
+        description="Accepted tokens lacking Synchronization.Read(Write).All: the job and"
+        " schema APIs answer 403.",
     )
     expired_tokens: list[str] = Field(
         default_factory=list, description="Tokens answered 401 'expired or not yet valid'."

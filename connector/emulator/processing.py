@@ -57,7 +57,7 @@ def process_operation(
     ext = str(data[EXTERNAL_ID])
     schema = job.schema
     flat, _ignored = flatten_record(data)
-    values = {k: v for k, v in flat.items() if k in schema.known}
+    values = {k: v for k, v in flat.items() if schema.applies(k)}
     active = values.pop(ACTIVE, _ABSENT)
     values.pop(EXTERNAL_ID, None)
     manager_ref = values.pop(MANAGER, _ABSENT)
@@ -165,7 +165,7 @@ def process_operation(
                 manager_ext, pending = None, None
         else:
             ref = str(manager_ref)
-            mgr = state.users.get(ref)
+            mgr = _manager(state, job, ref)
             if mgr is None:
                 skipped = ("manager",)
                 pending = ref
@@ -187,7 +187,7 @@ def process_operation(
         )
         modified: list[tuple[str, Any, Any]] = [("employeeId", None, ext)]
         modified += [(k, None, v) for k, v in attrs.items()]
-        modified.append(("accountEnabled", None, enabled))
+        modified.append(_enabled_change(job, None, enabled))
         if isinstance(manager_ext, str):
             user.manager = manager_ext
             modified.append(("manager", None, manager_object))
@@ -218,7 +218,7 @@ def process_operation(
         state.upn_index[str(new_upn).lower()] = ext
     action = "update"
     if isinstance(active, bool) and active != user.account_enabled:
-        modified.append(("accountEnabled", user.account_enabled, active))
+        modified.append(_enabled_change(job, user.account_enabled, active))
         user.account_enabled = active
         if not active:
             action = "disable"
@@ -243,6 +243,26 @@ def process_operation(
             user,
         )
     return entry(action, "success", None, modified, user)
+
+
+def _manager(state: EmulatorState, job: JobRuntime, ref: str) -> DirectoryUser | None:
+    """The manager a reference resolves to. A job to on-premises AD resolves only against
+    users it has processed itself (Microsoft Q&A 5830481: the service "does not resolve
+    reference attributes like manager by querying AD directly ... only ... objects that
+    have already been processed")."""
+    if job.on_premises and ref not in job.processed:
+        return None
+    return state.users.get(ref)
+
+
+def _enabled_change(job: JobRuntime, old: bool | None, new: bool) -> tuple[str, Any, Any]:
+    """The modified property for ``active``: Entra's ``accountEnabled``; on-premises AD's
+    ``accountDisabled`` holds the inverse (Entra FAQ: "If you are provisioning to
+    on-premises Active Directory, then map that source attribute to the accountDisabled
+    attribute")."""
+    if job.on_premises:
+        return ("accountDisabled", None if old is None else not old, not new)
+    return ("accountEnabled", old, new)
 
 
 def _skip_error(pending: Any) -> ErrorInfo:
@@ -306,6 +326,8 @@ async def run_cycle(state: EmulatorState, job: JobRuntime) -> int:
             result = process_operation(state, job, op["data"], cycle_id)
             state.logs.append(result)
             counts["failure" if result.status == "failure" else result.action] += 1
+            if result.status != "failure":
+                job.processed.add(result.source_id)
         done += len(upload.operations)
         await asyncio.sleep(0)
     if state.config.auto_resolve_references:
@@ -329,9 +351,14 @@ async def run_cycle(state: EmulatorState, job: JobRuntime) -> int:
         "timeEnded": iso(ended),
     }
     job.last_execution = execution
+    job.failed_operations += counts["failure"]
     if not counts["failure"]:
         job.last_successful_execution = execution
+        if exported:
+            job.last_execution_with_exports = execution
+    job.successive_failures = job.successive_failures + 1 if done and not exported else 0
     job.cycles += 1
+    job.cycle_completed()
     log.debug("job %s cycle %s processed %d operations", job.id, cycle_id, done)
     return done
 

@@ -22,11 +22,14 @@ from connector.scim import CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA
 
 __all__ = [
     "ACTIVE",
+    "AD_MAPPINGS",
     "CORE_SIMPLE",
     "DEFAULT_MAPPINGS",
+    "ENTRA_DIRECTORY_NAMES",
     "EXTERNAL_ID",
     "MANAGER",
     "MULTI_VALUED",
+    "ON_PREMISES_TEMPLATE",
     "USER_NAME",
     "CompiledSchema",
     "attribute_definition",
@@ -94,6 +97,39 @@ DEFAULT_MAPPINGS: dict[str, str] = {
 }
 
 
+AD_MAPPINGS: dict[str, str] = {
+    "externalId": "employeeID",
+    "userName": "userPrincipalName",
+    "active": "accountDisabled",
+    "displayName": "displayName",
+    "name.givenName": "givenName",
+    "name.familyName": "sn",
+    "title": "title",
+    'emails[type eq "work"].value': "mail",
+    'phoneNumbers[type eq "work"].value': "telephoneNumber",
+    'addresses[type eq "work"].streetAddress': "streetAddress",
+    'addresses[type eq "work"].locality': "l",
+    'addresses[type eq "work"].region': "st",
+    'addresses[type eq "work"].postalCode': "postalCode",
+    'addresses[type eq "work"].country': "c",
+    f"{ENTERPRISE_USER_SCHEMA}:employeeNumber": "employeeNumber",
+    f"{ENTERPRISE_USER_SCHEMA}:department": "department",
+    f"{ENTERPRISE_USER_SCHEMA}:organization": "company",
+    MANAGER: "manager",
+}
+"""Mappings of an API-driven job to on-premises AD. Documented: active -> accountDisabled
+(Entra FAQ) and, as a recommendation, ExternalId -> employeeID, givenName/familyName ->
+givenName/sn, manager -> manager (Oracle HCM tutorial, worksheet 4). The rest, and the
+shipped default expressions (e.g. the inversion of active), are assumed."""
+
+ON_PREMISES_TEMPLATE = "API2AD"
+AD_DIRECTORY = "Active Directory"
+ENTRA_DIRECTORY = "Azure Active Directory"
+ENTRA_DIRECTORY_NAMES = frozenset({"azure active directory", "microsoft entra id"})
+"""Names of the Entra directory in a job schema: Microsoft's web client skips both when it
+looks for the API source directory."""
+
+
 def _multi(family: str, part: str) -> str:
     return f'{family}[type eq "work"].{part}'
 
@@ -128,14 +164,19 @@ def attribute_definition(
 
 
 def default_schema(job_id: str) -> dict[str, Any]:
-    """The synchronizationSchema a fresh API-driven job to Entra ID starts with."""
+    """The synchronizationSchema a fresh API-driven job starts with: to Entra ID, or to
+    on-premises AD for an ``API2AD.`` job id."""
+    on_premises = job_id.startswith(ON_PREMISES_TEMPLATE + ".")
+    table = AD_MAPPINGS if on_premises else DEFAULT_MAPPINGS
+    template = ON_PREMISES_TEMPLATE if on_premises else "API2AAD"
+    target = AD_DIRECTORY if on_premises else ENTRA_DIRECTORY
     source_attrs = [
         attribute_definition(
             n, type_="Boolean" if n == ACTIVE else "String", anchor=n == EXTERNAL_ID
         )
         for n in _default_source_attributes()
     ]
-    target_names = sorted(set(DEFAULT_MAPPINGS.values()))
+    target_names = sorted(set(table.values()))
     target_attrs = [attribute_definition(n) for n in target_names]
     mappings = [
         {
@@ -152,11 +193,11 @@ def default_schema(job_id: str) -> dict[str, Any]:
             "defaultValue": "",
             "exportMissingReferences": False,
         }
-        for src, tgt in DEFAULT_MAPPINGS.items()
+        for src, tgt in table.items()
     ]
     return {
         "id": job_id.split(".")[0],
-        "version": "Date:2026-01-01T00:00:00Z;RuleId:API2AAD;",
+        "version": f"Date:2026-01-01T00:00:00Z;RuleId:{template};",
         "directories": [
             {
                 "id": str(uuid.uuid5(uuid.NAMESPACE_URL, job_id + "/source")),
@@ -165,16 +206,16 @@ def default_schema(job_id: str) -> dict[str, Any]:
             },
             {
                 "id": str(uuid.uuid5(uuid.NAMESPACE_URL, job_id + "/target")),
-                "name": "Azure Active Directory",
+                "name": target,
                 "objects": [{"name": "User", "attributes": target_attrs, "metadata": []}],
             },
         ],
         "synchronizationRules": [
             {
-                "id": "API2AAD",
-                "name": "API2AAD",
+                "id": template,
+                "name": template,
                 "sourceDirectoryName": "API",
-                "targetDirectoryName": "Azure Active Directory",
+                "targetDirectoryName": target,
                 "objectMappings": [
                     {
                         "enabled": True,
@@ -203,6 +244,18 @@ class CompiledSchema:
     def target_of(self, source: str) -> str:
         return self.targets.get(source, source)
 
+    def applies(self, source: str) -> bool:
+        """Is a sent attribute applied? It must be in the source schema; a custom
+        (registered) attribute must also be mapped: Graph bulkUpload Example 2, "If you
+        include the two custom attributes ... in your provisioning job attribute mapping,
+        it is processed". Unmapped core attributes are kept under their source name
+        (assumed; lets tests see them)."""
+        if source not in self.known:
+            return False
+        if source.rsplit(":", 1)[0] in self.namespaces:
+            return source in self.targets
+        return True
+
 
 def _get(obj: Mapping[str, Any], key: str) -> Any:
     """Graph JSON is camelCase; PowerShell objects serialize PascalCase. Accept both."""
@@ -218,19 +271,21 @@ def compile_schema(raw: Any) -> CompiledSchema:
     directories = _get(raw, "directories")
     if not isinstance(directories, list) or not directories:
         raise SchemaError("directories must be a non-empty array (the source directory first)")
-    source = directories[0]
+    index = _source_index(raw, directories)
+    source = directories[index]
+    where = f"directories[{index}]"
     objects = _get(source, "objects") if isinstance(source, dict) else None
     if not isinstance(objects, list) or not objects or not isinstance(objects[0], dict):
-        raise SchemaError("directories[0].objects must be a non-empty array of objects")
+        raise SchemaError(f"{where}.objects must be a non-empty array of objects")
     attributes = _get(objects[0], "attributes")
     if not isinstance(attributes, list):
-        raise SchemaError("directories[0].objects[0].attributes must be an array")
+        raise SchemaError(f"{where}.objects[0].attributes must be an array")
     known: set[str] = set()
     flow_nulls: set[str] = set()
     for i, attr in enumerate(attributes):
         name = _get(attr, "name") if isinstance(attr, dict) else None
         if not isinstance(name, str) or not name:
-            raise SchemaError(f"directories[0].objects[0].attributes[{i}].name is missing")
+            raise SchemaError(f"{where}.objects[0].attributes[{i}].name is missing")
         known.add(name)
         if _get(attr, "flowNullValues") is True:
             flow_nulls.add(name)
@@ -257,6 +312,18 @@ def compile_schema(raw: Any) -> CompiledSchema:
         targets=targets,
         namespaces=namespaces,
     )
+
+
+def _source_index(raw: Mapping[str, Any], directories: list[Any]) -> int:
+    """The API source directory: the one the first synchronization rule names as
+    ``sourceDirectoryName``, else ``directories[0]`` (where CSV2SCIM registers attributes)."""
+    rules = _get(raw, "synchronizationRules")
+    rule = rules[0] if isinstance(rules, list) and rules and isinstance(rules[0], dict) else {}
+    name = _get(rule, "sourceDirectoryName")
+    for i, directory in enumerate(directories):
+        if isinstance(directory, dict) and name and _get(directory, "name") == name:
+            return i
+    return 0
 
 
 def flatten_record(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:

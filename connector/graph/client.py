@@ -46,7 +46,12 @@ from connector.graph.endpoint import ProvisioningEndpoint
 from connector.graph.logs import LogQuery
 from connector.graph.models import ProvisioningObjectSummary, SynchronizationJob
 from connector.graph.responses import error_for, json_object
-from connector.graph.schema import SchemaUpdate, custom_attribute_definition, schema_attributes
+from connector.graph.schema import (
+    SchemaUpdate,
+    custom_attribute_definition,
+    schema_attributes,
+    source_directory,
+)
 from connector.pacing import DailyBudget, RateLimiter, SlidingWindowLimiter
 from connector.scim import CONTENT_TYPE, BulkPayload
 
@@ -458,12 +463,14 @@ class GraphClient:
         )
 
     async def add_custom_attributes(
-        self, names: Iterable[str], *, dry_run: bool = False
+        self, names: Iterable[str], *, dry_run: bool = False, directory: str | None = None
     ) -> SchemaUpdate:
         """Register custom SCIM attributes: read the schema, add only missing ones, PUT it back.
 
         Names are ``<urn namespace>:<attribute>`` from the mapping; they are validated, so
-        a name with quotes (CSV2SCIM's header bug) is refused rather than registered.
+        a name with quotes (CSV2SCIM's header bug) is refused rather than registered. The
+        directory is chosen by :func:`~connector.graph.schema.source_directory` (``directory``
+        names it explicitly); the result says which and why.
         """
         wanted: list[str] = []
         for name in names:
@@ -471,12 +478,13 @@ class GraphClient:
             if name not in wanted:
                 wanted.append(name)
         schema = await self.get_schema()
-        attributes = schema_attributes(schema)
+        choice = source_directory(schema, directory)
+        attributes = schema_attributes(schema, choice)
         existing = {str(a.get("name", "")).lower() for a in attributes if isinstance(a, dict)}
         added = tuple(n for n in wanted if n.lower() not in existing)
         present = tuple(n for n in wanted if n.lower() in existing)
-        if not added or dry_run:
-            return SchemaUpdate(added=added, present=present, written=False)
-        attributes.extend(custom_attribute_definition(n) for n in added)
-        await self.put_schema(schema)
-        return SchemaUpdate(added=added, present=present, written=True)
+        written = bool(added) and not dry_run
+        if written:
+            attributes.extend(custom_attribute_definition(n) for n in added)
+            await self.put_schema(schema)
+        return SchemaUpdate(added, present, written, choice.name, choice.reason)

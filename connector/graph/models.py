@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "SynchronizationError",
     "SynchronizationJob",
     "SynchronizationQuarantine",
+    "SynchronizationSchedule",
     "SynchronizationStatus",
     "SynchronizationTaskExecution",
 ]
@@ -163,6 +164,16 @@ class ProvisioningObjectSummary(_GraphModel):
         return info.error_information if info else None
 
 
+def _blank_is_none(value: Any) -> Any:
+    """Graph's own job example sends ``""`` for unset quarantine times (Get
+    synchronizationJob, v1.0 example: ``"currentBegan": ""``): read it as no value."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+JobDateTime = Annotated[datetime | None, BeforeValidator(_blank_is_none)]
+"""A date-time of the job status that may be null, absent or an empty string."""
+
+
 class SynchronizationError(_GraphModel):
     code: str | None = None
     message: str | None = None
@@ -170,10 +181,10 @@ class SynchronizationError(_GraphModel):
 
 
 class SynchronizationQuarantine(_GraphModel):
-    current_began: datetime | None = None
-    next_attempt: datetime | None = None
+    current_began: JobDateTime = None
+    next_attempt: JobDateTime = None
     reason: str | None = None
-    series_began: datetime | None = None
+    series_began: JobDateTime = None
     series_count: int | None = None
     error: SynchronizationError | None = None
 
@@ -185,14 +196,14 @@ class SynchronizationTaskExecution(_GraphModel):
     count_escrowed: int | None = None
     count_escrowed_raw: int | None = None
     count_exported: int | None = None
-    count_exports_expected: int | None = None
+    count_exports: int | None = None
     count_imported: int | None = None
     count_imported_deltas: int | None = None
     count_imported_reference_deltas: int | None = None
     error: SynchronizationError | None = None
     state: str | None = None
-    time_began: datetime | None = None
-    time_ended: datetime | None = None
+    time_began: JobDateTime = None
+    time_ended: JobDateTime = None
 
 
 class SynchronizationStatus(_GraphModel):
@@ -203,15 +214,23 @@ class SynchronizationStatus(_GraphModel):
     last_successful_execution: SynchronizationTaskExecution | None = None
     last_successful_execution_with_exports: SynchronizationTaskExecution | None = None
     quarantine: SynchronizationQuarantine | None = None
-    steady_state_first_achieved_time: datetime | None = None
-    steady_state_last_achieved_time: datetime | None = None
+    steady_state_first_achieved_time: JobDateTime = None
+    steady_state_last_achieved_time: JobDateTime = None
     troubleshooting_url: str | None = None
+
+
+class SynchronizationSchedule(_GraphModel):
+    """``schedule``: ``state`` is ``Active``, ``Disabled`` or ``Paused`` (documented)."""
+
+    expiration: JobDateTime = None
+    interval: str | None = None
+    state: str | None = None
 
 
 class SynchronizationJob(_GraphModel):
     id: str
     template_id: str | None = None
-    schedule: Any = None
+    schedule: SynchronizationSchedule | None = None
     status: SynchronizationStatus | None = None
     synchronization_job_settings: Any = None
 

@@ -37,6 +37,7 @@ from connector.graph.endpoint import ProvisioningEndpoint
 
 __all__ = [
     "BUCKET_FULL_MESSAGE",
+    "BUCKET_FULL_REMEDY",
     "PERMISSIONS",
     "error_details",
     "error_for",
@@ -53,13 +54,29 @@ _BUCKET_FULL = re.compile(r"bucket\b.*\bfull", re.IGNORECASE | re.DOTALL)
 
 PERMISSIONS = {
     "upload": "SynchronizationData-User.Upload (or SynchronizationData-User.Upload.OwnedBy)",
-    "logs": "ProvisioningLog.Read.All (some tenants need AuditLog.Read.All as well)",
+    "logs": "AuditLog.Read.All and Directory.Read.All (Microsoft's setup guide names"
+    " ProvisioningLog.Read.All instead; grant both sets)",
     "job-read": "Synchronization.Read.All (or Application.ReadWrite.OwnedBy)",
     "job-write": "Synchronization.ReadWrite.All (or Application.ReadWrite.OwnedBy)",
     "schema-read": "Synchronization.Read.All (or Application.ReadWrite.OwnedBy)",
     "schema-write": "Synchronization.ReadWrite.All (or Application.ReadWrite.OwnedBy)",
 }
-"""The application permission each kind of call needs, named in a 403's message."""
+"""The application permission each kind of call needs, named in a 403's message.
+
+From the permissions tables of the Graph API pages: bulkUpload (least privileged
+``SynchronizationData-User.Upload.OwnedBy``), "List provisioningObjectSummary" ("AuditLog.Read.All
+and Directory.Read.All"), get/start/pause/restart job and get/update schema
+(``Application.ReadWrite.OwnedBy``; ``Synchronization.Read.All`` / ``.ReadWrite.All``).
+"""
+
+BUCKET_FULL_REMEDY = (
+    "failed payloads stay in the job's queue until the job is restarted: fix the mapping or"
+    " data errors shown in the provisioning logs, restart the job (connector job restart),"
+    " wait about 40 minutes, then send again; if the job is paused or in quarantine, start it"
+)
+"""Microsoft's known issues for API-driven provisioning: "Failed payloads remain in the
+queue, which can eventually fill the bucket" -> "fix mapping or data issues, restart the
+provisioning job, and resend the requests"; "Wait about 40 minutes, then resend"."""
 
 
 class _ErrorFields(TypedDict):
@@ -151,9 +168,9 @@ def error_for(
         )
     if status == 403:
         return PermissionDeniedError(
-            f"403 from Graph ({message}): the identity lacks the application permission"
-            f" {PERMISSIONS.get(kind, kind)}; grant it with admin consent"
-            " (see docs/graph-client.md)",
+            f"403 from Graph on {method} {path} ({message}): the identity lacks the"
+            f" application permission {PERMISSIONS.get(kind, kind)}; grant it with admin"
+            " consent (see docs/deploy.md)",
             **fields,
         )
     if status == 404:
@@ -164,8 +181,7 @@ def error_for(
         return _throttled(response, message, fields, attempts, now, max_retry_after)
     if is_bucket_full(status, message):
         return BucketFullError(
-            f"the job's ingestion queue is full ({message}); resume later (minutes), and"
-            " check that the provisioning job is running and not in quarantine",
+            f"the job's ingestion queue is full ({message}); {BUCKET_FULL_REMEDY}",
             **fields,
         )
     if status >= 500:

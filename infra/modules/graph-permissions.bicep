@@ -16,13 +16,18 @@ param principalId string
 var graphAppId = '00000003-0000-0000-c000-000000000000'
 
 // SynchronizationData-User.Upload: POST .../bulkUpload.
-// ProvisioningLog.Read.All and AuditLog.Read.All: GET /auditLogs/provisioning (Microsoft's
-// pages disagree on which one the call needs, so both are granted).
+// AuditLog.Read.All and Directory.Read.All: GET /auditLogs/provisioning. Graph's
+// "List provisioningObjectSummary" page: least privileged "AuditLog.Read.All and
+// Directory.Read.All" (higher: "Not available").
+// ProvisioningLog.Read.All: the same call per Microsoft's inbound provisioning setup guide
+// ("grant-access": "ProvisioningLog.Read.All and SynchronizationData-User.Upload"); the two
+// pages disagree, so both sets are granted (docs/deploy.md, "Microsoft Graph permissions").
 // Synchronization.Read.All: read the provisioning job's status (quarantine, schedule).
 var appRoleNames = [
   'SynchronizationData-User.Upload'
   'ProvisioningLog.Read.All'
   'AuditLog.Read.All'
+  'Directory.Read.All'
   'Synchronization.Read.All'
 ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import os
@@ -22,9 +23,11 @@ from connector.emulator.config import EmulatorConfig
 from connector.emulator.server import RunningEmulator, run_emulator
 from connector.errors import ConfigError
 from connector.graph.auth import StaticTokenProvider
-from connector.graph.client import GraphClient
+from connector.graph.client import DEFAULT_RESET_SCOPE, GraphClient
 from connector.graph.endpoint import ProvisioningEndpoint
 from connector.graph.models import SynchronizationJob
+from tests.emulator.helpers import bulk, record
+from tests.emulator.helpers import post as emu_post
 from tests.graph.helpers import JOB, SP, payloads
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +63,7 @@ def test_status(emu: RunningEmulator) -> None:
     lines = out.splitlines()
     assert re.fullmatch(rf"job: +{re.escape(emu.job_id)}", lines[0])
     assert re.fullmatch(r"status: +Active", lines[1])
+    assert re.fullmatch(r"uploads: +processed", lines[2])
     # every value starts in the same column, continuation lines included
     columns = {len(line) - len(line.split(maxsplit=1)[-1]) for line in lines if ":" in line[:12]}
     assert len(columns) == 1, out
@@ -113,6 +117,7 @@ def test_logs_table_and_entries(emu: RunningEmulator) -> None:
 def test_schema_add_dry_run_then_idempotent(emu: RunningEmulator) -> None:
     code, out = cli("schema", "add", *common(emu), "--mapping", str(MAPPING), "--dry-run")
     assert code == 0, out
+    assert "directory 'API' (the synchronization rule's sourceDirectoryName)" in out
     assert f"would add {NS}:HireDate" in out
     assert "schema not changed" in out
     code, out = cli("schema", "add", *common(emu), "--mapping", str(MAPPING))
@@ -256,7 +261,19 @@ def test_status_lines_align_and_use_iso_seconds() -> None:
     )
     lines = graph_cli._status_lines(job)
     labels = [line.split(":", 1)[0] for line in lines if not line.startswith(" ")]
-    assert labels == ["job", "status", "quarantine", "error", "last run", "last error", "help"]
+    assert labels == [
+        "job",
+        "status",
+        "uploads",
+        "quarantine",
+        "error",
+        "last run",
+        "last error",
+        "help",
+    ]
+    uploads = next(line for line in lines if line.startswith("uploads:"))
+    assert "not processed: the provisioning job is in quarantine" in uploads
+    assert any("to fix: " in line and "restart" in line for line in lines)
     values = {line.index(v) for line, v in zip(lines, [JOB, "Quarantine"], strict=False)}
     assert len(values) == 1
     column = values.pop()
@@ -267,3 +284,106 @@ def test_status_lines_align_and_use_iso_seconds() -> None:
     assert "imported 3, exported 2, escrowed 1" in text
     assert ".877" not in text
     assert "+00:00" not in text
+
+
+def test_schema_add_into_a_named_directory_that_does_not_exist(emu: RunningEmulator) -> None:
+    code, out = cli(
+        "schema", "add", *common(emu), "--mapping", str(MAPPING), "--directory", "Nowhere"
+    )
+    assert code == 1
+    assert "--directory 'Nowhere'" in out
+
+
+def _queued(emu: RunningEmulator) -> int:
+    async def count() -> int:
+        return emu.state.jobs[emu.job_id].queued_operations
+
+    return emu.call(count())
+
+
+def test_job_restart_without_yes_and_without_a_terminal_is_a_usage_error(
+    emu: RunningEmulator,
+) -> None:
+    code, out = cli("job", "restart", *common(emu))
+    assert code == 2
+    assert "--yes" in out
+
+
+def test_job_restart_asks_and_no_keeps_the_queue(
+    emu: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu.set_job_state("Paused")
+    _upload_one(emu)
+    monkeypatch.setattr(graph_cli, "_interactive", lambda: True)
+    result = CliRunner().invoke(_app(), ["job", "restart", *common(emu)], input="n\n")
+    assert result.exit_code == 1
+    assert "purges every upload" in result.output
+    assert _queued(emu) == 1
+    emu.set_job_state("Active")
+    emu.wait_idle(5)
+
+
+def test_job_restart_with_yes_purges_a_paused_jobs_queue(emu: RunningEmulator) -> None:
+    emu.set_job_state("Paused")
+    _upload_one(emu)
+    assert _queued(emu) == 1
+    code, out = cli("job", "restart", *common(emu), "--yes")
+    assert code == 0, out
+    assert "40 minutes" in out
+    assert _queued(emu) == 0
+    code, out = cli("status", *common(emu))
+    assert re.search(r"status: +Active", out)
+
+
+def test_job_start_resumes_a_paused_job(emu: RunningEmulator) -> None:
+    emu.set_job_state("Paused")
+    code, out = cli("job", "start", *common(emu))
+    assert code == 0, out
+    assert emu.state.jobs[emu.job_id].state == "Active"
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer(rich_markup_mode=None)
+    app.command("noop")(lambda: None)
+    graph_cli.register(app)
+    return app
+
+
+def _upload_one(emu: RunningEmulator) -> None:
+    assert emu_post(emu, bulk(record("Q1"))).status_code == 202
+
+
+def test_status_says_a_paused_job_will_not_process_uploads(emu: RunningEmulator) -> None:
+    emu.set_job_state("Paused")
+    try:
+        code, out = cli("status", *common(emu))
+    finally:
+        emu.set_job_state("Active")
+    assert code == 0, out
+    assert re.search(r"uploads: +not processed: the provisioning job is paused", out)
+    assert "to fix: start provisioning" in out
+
+
+def test_status_403_names_the_failed_request_and_its_permission() -> None:
+    config = EmulatorConfig(tokens=["full"], tokens_without_job_roles=["no-job-roles"])
+    with run_emulator(config) as emu:
+        code, out = cli(
+            "status", "--endpoint", emu.endpoint_url, "--token", "no-job-roles", "--allow-loopback"
+        )
+    assert code == 1
+    assert f"GET /v1.0/servicePrincipals/{emu.service_principal_id}" in out
+    assert "Synchronization.Read.All" in out
+
+
+def test_job_restart_default_reset_scope_is_the_clients() -> None:
+    default = inspect.signature(graph_cli.job_restart_command).parameters["reset_scope"].default
+    assert default == DEFAULT_RESET_SCOPE
+
+
+def test_status_lines_of_the_documented_paused_job_example() -> None:
+    example = ROOT / "tests" / "emulator" / "fixtures" / "synchronization_job_paused_example.json"
+    job = SynchronizationJob.model_validate(json.loads(example.read_text()))
+    lines = graph_cli._status_lines(job)
+    assert any(re.fullmatch(r"status: +Paused", line) for line in lines)
+    assert any("not processed: the provisioning job is paused" in line for line in lines)
+    assert any("quarantine: unknown reason since" in line for line in lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import copy
 from typing import Any
 
 import httpx
@@ -101,12 +102,34 @@ def logs_for(emu: RunningEmulator, ext: str) -> list[dict[str, Any]]:
     return value
 
 
-def job_url(emu: RunningEmulator, suffix: str = "") -> str:
+def job_url(emu: RunningEmulator, suffix: str = "", *, job_id: str | None = None) -> str:
+    """A job's URL: the default job, or ``job_id`` (a job of the same service principal)."""
     return (
         f"{emu.graph_url}/servicePrincipals/{emu.service_principal_id}"
-        f"/synchronization/jobs/{emu.job_id}{suffix}"
+        f"/synchronization/jobs/{job_id or emu.job_id}{suffix}"
     )
 
 
 def auth(emu: RunningEmulator) -> dict[str, str]:
     return {"Authorization": f"Bearer {emu.token}"}
+
+
+def register_custom_attributes(
+    emu: RunningEmulator, targets: dict[str, str | None], *, job_id: str | None = None
+) -> None:
+    """Add custom source attributes to the job schema (CSV2SCIM's shape); each with a
+    target name also gets an attribute mapping (the way the portal's mapping editor adds
+    one), each with None stays unmapped."""
+    url = job_url(emu, "/schema", job_id=job_id)
+    schema = httpx.get(url, headers=auth(emu)).json()
+    attrs = schema["directories"][0]["objects"][0]["attributes"]
+    mappings = schema["synchronizationRules"][0]["objectMappings"][0]["attributeMappings"]
+    template = copy.deepcopy(attrs[1])
+    for name, target in targets.items():
+        attrs.append({**template, "name": name, "type": "String", "required": False})
+        if target is not None:
+            mapping = copy.deepcopy(mappings[-1])
+            mapping["source"].update(expression=f"[{name}]", name=name)
+            mapping["targetAttributeName"] = target
+            mappings.append(mapping)
+    assert httpx.put(url, json=schema, headers=auth(emu)).status_code == 204

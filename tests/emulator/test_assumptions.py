@@ -70,7 +70,15 @@ def test_throttling_is_answered_before_the_content_type_check(make_emulator: Any
     assert post(emu, bulk(record("2")), hdrs=wrong).status_code == 400
 
 
-@pytest.mark.parametrize("value", [1830, 18.5, True, None, ["1"], {"id": "1"}, "   "])
+def test_integer_external_id_is_accepted_as_its_decimal_text(emu: RunningEmulator) -> None:
+    rec = record("1830")
+    rec["externalId"] = 1830
+    assert post(emu, bulk(rec)).status_code == 202
+    emu.wait_idle(10)
+    assert "1830" in emu.users()
+
+
+@pytest.mark.parametrize("value", [18.5, True, None, ["1"], {"id": "1"}, "   "])
 def test_external_id_must_be_a_non_empty_string(emu: RunningEmulator, value: object) -> None:
     rec = record("1")
     rec["externalId"] = value

@@ -3,7 +3,6 @@ work-only multi-values, null handling and schema-unknown attributes."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import httpx
@@ -11,7 +10,7 @@ import httpx
 from connector.emulator import RunningEmulator
 from connector.scim import ENTERPRISE_USER_SCHEMA
 
-from .helpers import auth, job_url, logs_for, record, upload
+from .helpers import auth, job_url, logs_for, record, register_custom_attributes, upload
 
 
 def _status(entry: dict[str, Any]) -> str:
@@ -224,18 +223,29 @@ def test_attributes_unknown_to_the_schema_are_ignored(emu: RunningEmulator) -> N
     assert _status(logs_for(emu, "1")[0]) == "success"
 
 
-def test_registered_custom_attribute_flows(emu: RunningEmulator) -> None:
-    schema = httpx.get(job_url(emu, "/schema"), headers=auth(emu)).json()
-    attrs = schema["directories"][0]["objects"][0]["attributes"]
-    template = copy.deepcopy(attrs[-1])
-    template.update(name="urn:contoso:employee:HireDate", type="String", flowNullValues=False)
-    attrs.append(template)
-    assert httpx.put(job_url(emu, "/schema"), json=schema, headers=auth(emu)).status_code == 204
+def test_registered_and_mapped_custom_attribute_flows(emu: RunningEmulator) -> None:
+    # Graph bulkUpload Example 2: processed "if you include [them] in your provisioning
+    # job attribute mapping".
+    register_custom_attributes(emu, {"urn:contoso:employee:HireDate": "employeeHireDate"})
     rec = record("1", **{"urn:contoso:employee": {"HireDate": "2021-05-01T00:00:00-05:00"}})
     rec["schemas"].append("urn:contoso:employee")
     upload(emu, rec)
     attrs_after = emu.users()["1"]["attributes"]
-    assert attrs_after["urn:contoso:employee:HireDate"] == "2021-05-01T00:00:00-05:00"
+    assert attrs_after["employeeHireDate"] == "2021-05-01T00:00:00-05:00"
+
+
+def test_registered_but_unmapped_custom_attribute_is_not_applied(emu: RunningEmulator) -> None:
+    register_custom_attributes(
+        emu,
+        {"urn:contoso:employee:HireDate": None, "urn:contoso:employee:JobCode": "jobCode"},
+    )
+    rec = record("1", **{"urn:contoso:employee": {"HireDate": "2021-05-01", "JobCode": "X1"}})
+    rec["schemas"].append("urn:contoso:employee")
+    upload(emu, rec)
+    attrs = emu.users()["1"]["attributes"]
+    assert attrs["jobCode"] == "X1"
+    assert not any("HireDate" in key for key in attrs)
+    assert _status(logs_for(emu, "1")[0]) == "success"
 
 
 def test_enterprise_attributes_map_to_entra_names(emu: RunningEmulator) -> None:

@@ -85,7 +85,26 @@ def test_403_names_the_permission_of_the_call_kind() -> None:
     upload = error_for(answer(403, graph_body("Forbidden")), kind="upload")
     logs = error_for(answer(403, graph_body("Forbidden")), kind="logs")
     assert "SynchronizationData-User.Upload" in str(upload)
+    assert "AuditLog.Read.All and Directory.Read.All" in str(logs)
     assert "ProvisioningLog.Read.All" in str(logs)
+
+
+def test_403_names_the_request_that_failed() -> None:
+    request = httpx.Request("GET", ENDPOINT.job_url)
+    error = error_for(
+        httpx.Response(403, json=graph_body("Forbidden"), request=request), kind="job-read"
+    )
+    assert f"GET /beta/servicePrincipals/{ENDPOINT.service_principal_id}" in str(error)
+    assert "Synchronization.Read.All" in str(error)
+
+
+def test_bucket_full_names_the_documented_remedy() -> None:
+    error = error_for(answer(500, graph_body(BUCKET_FULL_MESSAGE)))
+    assert isinstance(error, BucketFullError)
+    text = str(error)
+    assert "fix the mapping" in text
+    assert "connector job restart" in text
+    assert "40 minutes" in text
 
 
 def test_404_names_the_service_principal_and_job() -> None:

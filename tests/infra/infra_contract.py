@@ -198,6 +198,7 @@ GRAPH_APP_ROLES = (
     "SynchronizationData-User.Upload",
     "ProvisioningLog.Read.All",
     "AuditLog.Read.All",
+    "Directory.Read.All",
     "Synchronization.Read.All",
 )
 
