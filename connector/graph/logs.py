@@ -11,12 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from connector.graph.models import ProvisioningObjectSummary, ProvisioningStep
-from connector.reconcile import LogEntry
+from connector.graph.models import ProvisioningObjectSummary
+from connector.reconcile import LogEntry, entry_reason
 
-__all__ = ["LogQuery", "log_entry", "odata_datetime", "odata_string"]
+__all__ = [
+    "FALLBACK_PAGE_SIZE",
+    "LOG_PAGE_SIZE",
+    "SINCE_MARGIN",
+    "LogQuery",
+    "log_entry",
+    "odata_datetime",
+    "odata_string",
+]
 
 
 def odata_string(value: str) -> str:
@@ -34,13 +42,25 @@ def odata_datetime(moment: datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+LOG_PAGE_SIZE = 999
+"""``$top`` the client asks for. Not documented for provisioning logs (assumption): 999 is
+what third-party clients send and at most the emulator's clamp (1,000); if the service
+answers a first page with 400, the read is retried once with :data:`FALLBACK_PAGE_SIZE`."""
+FALLBACK_PAGE_SIZE = 100
+"""``$top=100``: what Microsoft's own web client sends to the (beta) endpoint."""
+SINCE_MARGIN = timedelta(seconds=1)
+"""``since`` is sent as ``activityDateTime gt since - 1 s``: ``ge`` is not documented."""
+
+
 @dataclass(frozen=True, slots=True)
 class LogQuery:
     """A provisioning-logs query. ``job_id`` None means the client's own job.
 
-    Filters use the current property names (``jobId``, ``provisioningStatusInfo/status``),
-    not the deprecated ``statusInfo/status`` of older doc examples; Microsoft notes the
-    filters are case sensitive.
+    Only documented operators are sent (v1.0 list page: ``eq``, ``contains``, ``gt``,
+    ``lt``): ``since`` becomes ``gt`` one second earlier (never ``ge``). Filtering on
+    ``provisioningStatusInfo/status`` is documented on beta only, so on v1.0 ``status``
+    is applied to the entries after they are read (:meth:`keeps`). Property names are
+    the current ones (``jobId``), values case sensitive as documented.
     """
 
     job_id: str | None = None
@@ -51,20 +71,23 @@ class LogQuery:
     external_id: str | None = None
     cycle_id: str | None = None
     change_id: str | None = None
-    top: int | None = None
+    top: int | None = LOG_PAGE_SIZE
     order_by: str | None = "activityDateTime desc"
 
-    def filter_expression(self, default_job_id: str | None = None) -> str | None:
+    def filter_expression(
+        self, default_job_id: str | None = None, version: str = "v1.0"
+    ) -> str | None:
         clauses: list[str] = []
         job = self.job_id or default_job_id
         if job:
             clauses.append(f"jobId eq {odata_string(job)}")
         if self.since is not None:
-            clauses.append(f"activityDateTime ge {odata_datetime(self.since)}")
+            clauses.append(f"activityDateTime gt {odata_datetime(self.since - SINCE_MARGIN)}")
         if self.until is not None:
             clauses.append(f"activityDateTime lt {odata_datetime(self.until)}")
+        status = self.status if version == "beta" else None
         for prop, value in (
-            ("provisioningStatusInfo/status", self.status),
+            ("provisioningStatusInfo/status", status),
             ("provisioningAction", self.action),
             ("sourceIdentity/id", self.external_id),
             ("cycleId", self.cycle_id),
@@ -74,9 +97,9 @@ class LogQuery:
                 clauses.append(f"{prop} eq {odata_string(value)}")
         return " and ".join(clauses) or None
 
-    def params(self, default_job_id: str | None = None) -> dict[str, str]:
+    def params(self, default_job_id: str | None = None, version: str = "v1.0") -> dict[str, str]:
         params: dict[str, str] = {}
-        expression = self.filter_expression(default_job_id)
+        expression = self.filter_expression(default_job_id, version)
         if expression:
             params["$filter"] = expression
         if self.top is not None:
@@ -86,6 +109,21 @@ class LogQuery:
         if self.order_by:
             params["$orderby"] = self.order_by
         return params
+
+    def keeps(self, summary: ProvisioningObjectSummary) -> bool:
+        """Whether an entry the service returned matches what was not filtered server-side.
+
+        The status is compared case-insensitively (the documented example mixes cases);
+        ``since`` drops what the one-second margin let in.
+        """
+        if self.status is not None and summary.status.lower() != self.status.lower():
+            return False
+        when = summary.activity_date_time
+        if self.since is not None and when is not None:
+            aware = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+            if aware < self.since:
+                return False
+        return True
 
 
 def log_entry(summary: ProvisioningObjectSummary) -> LogEntry | None:
@@ -101,9 +139,11 @@ def log_entry(summary: ProvisioningObjectSummary) -> LogEntry | None:
         return None
     activity_at = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
     status, code, reason = _status(summary)
-    if status in ("skipped", "failure", "warning") and code is None:
-        code, step_reason = _reason_from_steps(summary.provisioning_steps, status)
-        reason = reason or step_reason
+    steps = [
+        {"status": st.status, "details": st.details, "description": st.description}
+        for st in summary.provisioning_steps
+    ]
+    code, reason = entry_reason(status, code, reason, steps)
     return LogEntry(
         id=summary.id or "",
         activity_at=activity_at,
@@ -133,19 +173,6 @@ def _status(summary: ProvisioningObjectSummary) -> tuple[str, str | None, str | 
         code = _opt_str(error_raw.get("errorCode"))
         reason = _opt_str(error_raw.get("reason"))
     return str(status or "unknownFutureValue").lower(), code, reason
-
-
-def _reason_from_steps(steps: list[ProvisioningStep], status: str) -> tuple[str | None, str | None]:
-    """Skip/failure details the service puts on a provisioning step rather than the summary."""
-    for step in steps:
-        if str(step.status or "").lower() != status:
-            continue
-        details = step.details or {}
-        code = None
-        if isinstance(details, Mapping):
-            code = _opt_str(details.get("SkipReason") or details.get("ErrorCode"))
-        return code, _opt_str(step.description)
-    return None, None
 
 
 def _mapping(value: object) -> Mapping[str, object]:
