@@ -9,10 +9,11 @@ reconciliation matches, in one typed step (it reads exactly what
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from connector.errors import StateError
 from connector.graph.models import ProvisioningObjectSummary
 from connector.reconcile import LogEntry, entry_reason
 
@@ -20,6 +21,7 @@ __all__ = [
     "FALLBACK_PAGE_SIZE",
     "LOG_PAGE_SIZE",
     "SINCE_MARGIN",
+    "LogCursor",
     "LogQuery",
     "log_entry",
     "odata_datetime",
@@ -124,6 +126,77 @@ class LogQuery:
             if aware < self.since:
                 return False
         return True
+
+
+@dataclass(frozen=True, slots=True)
+class LogCursor:
+    """How far one job's provisioning logs were read, for incremental reads (pure).
+
+    Entries appear minutes after the activity they describe, so a later read may bring an
+    entry *older* than the newest one already seen. A pass therefore reads from
+    ``newest - skew`` (:meth:`since`) and drops what it has seen (:meth:`is_new`); the
+    cursor remembers the ids of the entries inside that margin (the "boundary"), nothing
+    older. ``to_json``/``from_json`` keep it in a state store between passes.
+    """
+
+    newest: datetime | None = None
+    boundary: tuple[tuple[str, datetime], ...] = ()
+    """(entry id, activityDateTime) of the entries within the skew margin of ``newest``."""
+    _ids: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_ids", frozenset(i for i, _ in self.boundary))
+
+    def since(self, skew: timedelta) -> datetime | None:
+        """The ``since`` of the next query: None reads from the start."""
+        return None if self.newest is None else self.newest - skew
+
+    def is_new(self, entry_id: str) -> bool:
+        return entry_id not in self._ids
+
+    def advanced(self, entries: Iterable[tuple[str, datetime]], skew: timedelta) -> LogCursor:
+        """The cursor after a pass saw ``entries`` (id, activityDateTime), in any order."""
+        kept = dict(self.boundary)
+        newest = self.newest
+        for entry_id, when in entries:
+            kept[entry_id] = when
+            newest = when if newest is None or when > newest else newest
+        if newest is None:
+            return self
+        floor = newest - skew
+        boundary = tuple(sorted((i, w) for i, w in kept.items() if w >= floor))
+        return LogCursor(newest, boundary)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "newest": None if self.newest is None else odata_datetime(self.newest),
+            "boundary": [[i, odata_datetime(w)] for i, w in self.boundary],
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, object]) -> LogCursor:
+        """Read what ``to_json`` wrote; StateError names what is wrong."""
+        newest = raw.get("newest")
+        pairs = raw.get("boundary") or []
+        if newest is not None and not isinstance(newest, str):
+            raise StateError("log cursor: 'newest' must be an ISO date-time or null")
+        if not isinstance(pairs, list) or not all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)
+            for p in pairs
+        ):
+            raise StateError("log cursor: 'boundary' must be a list of [id, date-time] pairs")
+        return cls(
+            None if newest is None else _aware(newest),
+            tuple((str(i), _aware(str(w))) for i, w in pairs),
+        )
+
+
+def _aware(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise StateError(f"log cursor: {text!r} is not an ISO date-time") from exc
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def log_entry(summary: ProvisioningObjectSummary) -> LogEntry | None:
