@@ -190,3 +190,40 @@ def test_other_outcomes_are_unchanged_by_step_scanning() -> None:
     sent = SentRecord(external_id="E00001", sent_at=plain.activity_at)
     assert classify(failed, sent).outcome is Outcome.FAILED
     assert classify(plain, sent).outcome is Outcome.CREATED
+
+
+def test_the_documented_examples_typos_are_tolerated() -> None:
+    """v1.0 list Example 1 writes ``initiatingType`` and ``"Import"``/``"Export"`` step types."""
+    example = raw(
+        provisioningAction="Update",
+        initiatedBy={
+            "id": "",
+            "displayName": "Azure AD Provisioning Service",
+            "initiatingType": "System",
+        },
+        provisioningSteps=[
+            {"name": "EntryImport", "provisioningStepType": "Import", "status": "Success"},
+            {
+                "name": "EntryExportUpdate",
+                "provisioningStepType": "Export",
+                "status": "success",
+                "details": {"ReportableIdentifier": "E00001"},
+            },
+        ],
+    )
+    summary = ProvisioningObjectSummary.model_validate(example)
+    assert summary.initiator_type == "system"
+    assert [s.step_type for s in summary.provisioning_steps] == ["import", "export"]
+    entry = log_entry(summary)
+    assert entry is not None
+    assert (entry.provisioning_action, entry.status, entry.error_code) == (
+        "update",
+        "success",
+        None,
+    )
+    documented = ProvisioningObjectSummary.model_validate(
+        raw(initiatedBy={"initiatorType": "application"}, provisioningSteps=[{}])
+    )
+    assert documented.initiator_type == "application"
+    assert documented.provisioning_steps[0].step_type == "unknownfuturevalue"
+    assert ProvisioningObjectSummary.model_validate(raw()).initiator_type is None
