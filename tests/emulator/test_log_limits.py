@@ -51,13 +51,9 @@ def test_no_limits_turns_the_log_limit_off() -> None:
     assert build_config(None, no_limits=True).logs_rate_limit_calls is None
 
 
-def test_a_paced_client_reads_every_page_without_a_429(make_emulator: Any) -> None:
-    clock = FakeClock()
-    emu = make_emulator(clock=clock, logs_max_top=10)
-    for start in range(0, 120, 40):
-        upload(emu, *(record(f"{i:04d}") for i in range(start, start + 40)))
-    endpoint = ProvisioningEndpoint.parse(emu.endpoint_url, allow_loopback=True)
-    client = GraphClient(
+def _client(emu: RunningEmulator, clock: FakeClock, url: str | None = None) -> GraphClient:
+    endpoint = ProvisioningEndpoint.parse(url or emu.endpoint_url, allow_loopback=True)
+    return GraphClient(
         endpoint,
         StaticTokenProvider(emu.token),
         clock=clock,
@@ -67,12 +63,37 @@ def test_a_paced_client_reads_every_page_without_a_429(make_emulator: Any) -> No
         rng=random.Random(1),
     )
 
-    async def main() -> int:
-        async with client:
-            return len(await client.provisioning_logs(LogQuery()))
 
+def _read(client: GraphClient, query: LogQuery) -> list[str]:
+    async def main() -> list[str]:
+        async with client:
+            return [str(e.external_id) for e in await client.provisioning_logs(query)]
+
+    return asyncio.run(main())
+
+
+def test_the_clients_queries_are_accepted_on_v1_and_beta(make_emulator: Any) -> None:
+    clock = FakeClock()
+    emu = make_emulator(clock=clock)
+    upload(emu, record("old"))
+    clock.advance(60)
+    since = clock.now()
+    upload(emu, record("ok"), record("bad", upn="x@fabrikam.com"))
+    query = LogQuery(since=since, status="failure")
+    assert _read(_client(emu, clock), query) == ["bad"]  # v1.0: status filtered locally
+    beta = emu.endpoint_url.replace("/v1.0/", "/beta/")
+    assert _read(_client(emu, clock, beta), query) == ["bad"]  # beta: sent to the service
+    assert sorted(_read(_client(emu, clock), LogQuery(since=since))) == ["bad", "ok"]
+
+
+def test_a_paced_client_reads_every_page_without_a_429(make_emulator: Any) -> None:
+    clock = FakeClock()
+    emu = make_emulator(clock=clock, logs_max_top=10)
+    for start in range(0, 120, 40):
+        upload(emu, *(record(f"{i:04d}") for i in range(start, start + 40)))
+    client = _client(emu, clock)
     began = clock.monotonic()
-    assert asyncio.run(main()) == 120
+    assert len(_read(client, LogQuery())) == 120
     assert client.metrics.log_calls == 12  # $top=999 clamped to 10 per page
     assert client.metrics.throttles == 0
     assert clock.monotonic() - began >= 20  # 12 reads at 5 per 10 s
