@@ -8,22 +8,23 @@ other; ``provisioningStatusInfo.status`` is success/failure/skipped/warning with
 Job ``status.code`` is one of NotConfigured/NotRun/Active/Paused/Quarantine and a
 quarantine carries a ``reason``.
 
+Documented that an unresolved reference sits inside the steps: entra-docs' Log
+Analytics queries match ``UnableToResolveReferenceAttributeValue`` inside
+ProvisioningSteps; Microsoft Q&A 5830481 shows it as a step detail (PropertyName
+manager, SkipReason …). ``details`` is an object in the examples and "a JSON string" in
+the detailsInfo text: both are read.
+
 Our assumptions (not documented): the latest entry for an externalId written after
 the send time (minus a clock-skew margin) and before the record's next send by a later
 run (minus the same margin) describes the outcome of that send, so the windows of
-successive sends of one record never overlap; an
-entry's skip reason may sit in ``errorInformation`` or in a provisioning step's
-``details``/``description``. An unresolved reference (``SkipReason:
-UnableToResolveReferenceAttributeValue``) is looked for in **every** step whatever the
-entry's status: entra-docs' Log Analytics queries match it inside ProvisioningSteps and
-Microsoft Q&A 5830481 shows it as a step detail (PropertyName manager, SkipReason …);
-the overall status of such an entry is not documented, so a ``success`` entry carrying
-it is classified *skipped* with that code like a ``warning`` one (the reference re-send
-keys on it). ``details`` is an object in the examples and "a JSON string" in the
-detailsInfo text: both are read;
-a record with no entry after a deadline (default 2 h) is *unconfirmed*, not failed;
-a ``warning`` entry that carries an error code (an attribute such as the manager was
-skipped) is classified *skipped* with that code, so an operator sees it.
+successive sends of one record never overlap; an entry's skip reason may sit in
+``errorInformation`` or in a provisioning step's ``details``/``description``; an
+unresolved reference is looked for in **every** step whatever the entry's status (the
+overall status of such an entry is not documented), and an entry carrying it is
+classified *skipped* with that code unless it failed (the reference re-send keys on
+it); a ``warning`` entry that carries an error code is classified *skipped* with that
+code, so an operator sees it; a record with no entry after a deadline (default 2 h) is
+*unconfirmed*, not failed.
 """
 
 from __future__ import annotations
