@@ -14,11 +14,22 @@ Our choices, where the documentation is silent:
   which never under-counts a rolling day.
 - The daily count lives outside the process (the sync engine keeps it with its state)
   behind :class:`CallBudgetStore`, so it is counted across runs and restarts.
+
+Provisioning-log reads have their own, separate limit (Graph throttling limits,
+"Identity and access reports service limits": "Five requests per 10 seconds" per app per
+tenant, covering ``auditLogRoot`` and ``provisioningObjectSummary``). :func:`report_limiter`
+hands out one :class:`ReservingLimiter` per process and Graph origin, shared by every
+log read of the process (CLI, reconcile passes, health), whatever job it reads. Our
+choice: a process runs as one identity, so "per origin" is "per app per tenant" or
+stricter (a process talking to two tenants on one host shares one window: cautious).
+Clients on an injected clock (tests) share a limiter per clock instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import weakref
 from collections import deque
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -31,17 +42,23 @@ __all__ = [
     "DEFAULT_MAX_CALLS",
     "DEFAULT_WINDOW_SECONDS",
     "GOVERNANCE_DAILY_CALLS",
+    "REPORT_MAX_CALLS",
+    "REPORT_WINDOW_SECONDS",
     "CallBudgetStore",
     "DailyBudget",
     "InMemoryCallBudgetStore",
     "RateLimiter",
+    "ReservingLimiter",
     "SlidingWindowLimiter",
+    "report_limiter",
 ]
 
 DEFAULT_MAX_CALLS = 40
 DEFAULT_WINDOW_SECONDS = 5.0
 DEFAULT_DAILY_CALLS = 2_000
 GOVERNANCE_DAILY_CALLS = 6_000
+REPORT_MAX_CALLS = 5
+REPORT_WINDOW_SECONDS = 10.0
 
 _BUCKET_FORMAT = "%Y-%m-%dT%H"
 
@@ -227,3 +244,76 @@ class DailyBudget:
             del counts[key]
         await self.store.save(dict(counts))
         self._unsaved = 0
+
+
+class ReservingLimiter(SlidingWindowLimiter):
+    """At most ``max_calls`` in any ``window`` seconds, by reserving a send time per caller.
+
+    Unlike :class:`SlidingWindowLimiter` it waits without an asyncio lock (a thread lock
+    guards only the reservation, never an ``await``), so one instance can be shared by
+    every event loop and thread of a process: the report limiter is process-wide.
+    """
+
+    def __init__(
+        self,
+        max_calls: int = REPORT_MAX_CALLS,
+        window: float = REPORT_WINDOW_SECONDS,
+        *,
+        margin: float = 0.1,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(max_calls, window, margin=margin, clock=clock)
+        self._thread_lock = threading.Lock()
+        self.acquired = 0
+
+    def pause(self, seconds: float) -> None:
+        """No slot starts before ``seconds`` from now (a ``Retry-After``)."""
+        with self._thread_lock:
+            super().pause(seconds)
+
+    def reserve(self) -> float:
+        """Reserve the next free send time; returns how long to wait for it (pure bookkeeping)."""
+        with self._thread_lock:
+            now = self._clock.monotonic()
+            while self._sent and now - self._sent[0] >= self.span:
+                self._sent.popleft()
+            slot = max(now, self._paused_until)
+            if len(self._sent) >= self.max_calls:
+                slot = max(slot, self._sent[-self.max_calls] + self.span)
+            self._sent.append(slot)
+            self.acquired += 1
+            wait = slot - now
+            self.waited += wait
+            return wait
+
+    async def acquire(self) -> None:
+        wait = self.reserve()
+        if wait > 0:
+            await self._clock.sleep(wait)
+
+
+_REPORT_LOCK = threading.Lock()
+_REPORT_SYSTEM: dict[str, ReservingLimiter] = {}
+_REPORT_BY_CLOCK: weakref.WeakKeyDictionary[object, dict[str, ReservingLimiter]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def report_limiter(origin: str, clock: Clock | None = None) -> ReservingLimiter:
+    """The process-wide limiter for report (provisioning-log) reads against ``origin``.
+
+    Every caller with the real clock and the same origin (``https://graph.microsoft.com``)
+    gets the same limiter: 5 reads per 10 s plus the usual margin. A caller with an
+    injected clock gets the limiter of that clock (tests keep their own time).
+    """
+    key = origin.lower().rstrip("/")
+    with _REPORT_LOCK:
+        if clock is None or isinstance(clock, SystemClock):
+            table = _REPORT_SYSTEM
+        else:
+            table = _REPORT_BY_CLOCK.setdefault(clock, {})
+        limiter = table.get(key)
+        if limiter is None:
+            limiter = ReservingLimiter(clock=clock)
+            table[key] = limiter
+        return limiter

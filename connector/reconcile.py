@@ -8,15 +8,23 @@ other; ``provisioningStatusInfo.status`` is success/failure/skipped/warning with
 Job ``status.code`` is one of NotConfigured/NotRun/Active/Paused/Quarantine and a
 quarantine carries a ``reason``.
 
+Documented that an unresolved reference sits inside the steps: entra-docs' Log
+Analytics queries match ``UnableToResolveReferenceAttributeValue`` inside
+ProvisioningSteps; Microsoft Q&A 5830481 shows it as a step detail (PropertyName
+manager, SkipReason …). ``details`` is an object in the examples and "a JSON string" in
+the detailsInfo text: both are read.
+
 Our assumptions (not documented): the latest entry for an externalId written after
 the send time (minus a clock-skew margin) and before the record's next send by a later
 run (minus the same margin) describes the outcome of that send, so the windows of
-successive sends of one record never overlap; an
-entry's skip reason may sit in ``errorInformation`` or in a skipped provisioning
-step's ``details`` (e.g. ``SkipReason: UnableToResolveReferenceAttributeValue``);
-a record with no entry after a deadline (default 2 h) is *unconfirmed*, not failed;
-a ``warning`` entry that carries an error code (an attribute such as the manager was
-skipped) is classified *skipped* with that code, so an operator sees it.
+successive sends of one record never overlap; an entry's skip reason may sit in
+``errorInformation`` or in a provisioning step's ``details``/``description``; an
+unresolved reference is looked for in **every** step whatever the entry's status (the
+overall status of such an entry is not documented), and an entry carrying it is
+classified *skipped* with that code unless it failed (the reference re-send keys on
+it); a ``warning`` entry that carries an error code is classified *skipped* with that
+code, so an operator sees it; a record with no entry after a deadline (default 2 h) is
+*unconfirmed*, not failed.
 """
 
 from __future__ import annotations
@@ -28,10 +36,13 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 __all__ = [
     "DEFAULT_DEADLINE",
     "DEFAULT_SKEW",
     "MANAGER_UNRESOLVED",
+    "REFERENCE_SKIP_REASONS",
     "JobHealth",
     "LogEntry",
     "Outcome",
@@ -39,14 +50,18 @@ __all__ = [
     "RecordOutcome",
     "SentRecord",
     "check_job_health",
+    "entry_reason",
     "outcome_label",
     "reconcile",
+    "unresolved_reference",
 ]
 
 DEFAULT_DEADLINE = timedelta(hours=2)
 DEFAULT_SKEW = timedelta(minutes=5)
 MANAGER_UNRESOLVED = "manager unresolved"
 _UNRESOLVED_REFERENCE = "UnableToResolveReferenceAttributeValue"
+REFERENCE_SKIP_REASONS = frozenset({_UNRESOLVED_REFERENCE})
+"""Skip reasons saying a reference attribute (the manager) was not written."""
 
 
 def outcome_label(outcome: str, error_code: str | None, provisioning_action: str | None) -> str:
@@ -134,9 +149,7 @@ class LogEntry:
         error = info.get("errorInformation") or {}
         code = _opt_str(error.get("errorCode"))
         reason = _opt_str(error.get("reason"))
-        if status in ("skipped", "failure", "warning") and code is None:
-            code, step_reason = _reason_from_steps(raw.get("provisioningSteps") or [], status)
-            reason = reason or step_reason
+        code, reason = entry_reason(status, code, reason, raw.get("provisioningSteps") or [])
         return cls(
             id=str(raw.get("id") or ""),
             activity_at=activity_at,
@@ -203,9 +216,14 @@ def classify(entry: LogEntry, sent: SentRecord) -> RecordOutcome:
     """Turn the deciding log entry for ``sent`` into an outcome."""
     if entry.status == "failure":
         outcome = Outcome.FAILED
-    elif entry.status == "skipped" or (entry.status == "warning" and entry.error_code):
-        # A warning with an error code is a partial apply (e.g. the user was written but
-        # its manager reference could not be resolved): report it as skipped, with why.
+    elif (
+        entry.status == "skipped"
+        or (entry.status == "warning" and entry.error_code)
+        or entry.error_code in REFERENCE_SKIP_REASONS
+    ):
+        # A warning with an error code, or any entry whose steps say a reference was not
+        # resolved, is a partial apply (the user was written, its manager was not):
+        # report it as skipped, with why.
         outcome = Outcome.SKIPPED
     else:  # success, warning, or a future value: the service processed the record
         outcome = _SUCCESS_ACTIONS.get(entry.provisioning_action, Outcome.UPDATED)
@@ -337,14 +355,59 @@ def _opt_str(value: object) -> str | None:
     return str(value)
 
 
+def entry_reason(
+    status: str, code: str | None, reason: str | None, steps: Iterable[Any]
+) -> tuple[str | None, str | None]:
+    """The error code and reason of an entry: ``errorInformation`` first, then the steps.
+
+    For a skipped/failure/warning entry without a code, the first step with that status
+    gives it (``SkipReason``/``ErrorCode`` detail, description). Whatever the status, an
+    unresolved reference found in any step replaces a missing code (or a success).
+    """
+    step_list = [s for s in steps if isinstance(s, Mapping)]
+    if status in ("skipped", "failure", "warning") and code is None:
+        code, step_reason = _reason_from_steps(step_list, status)
+        reason = reason or step_reason
+    if status != "failure" and code not in REFERENCE_SKIP_REASONS:
+        found = unresolved_reference(step_list)
+        if found is not None and (code is None or status == "success"):
+            return found
+    return code, reason
+
+
+def unresolved_reference(steps: Iterable[Mapping[str, Any]]) -> tuple[str, str | None] | None:
+    """(SkipReason, step description) when any step reports an unresolved reference."""
+    for step in steps:
+        details = _details(step.get("details"))
+        description = _opt_str(step.get("description"))
+        texts = [str(v) for v in details.values()] + [description or ""]
+        for known in REFERENCE_SKIP_REASONS:
+            if any(known.lower() in t.lower() for t in texts):
+                return known, description
+    return None
+
+
+def _details(value: Any) -> Mapping[str, Any]:
+    """A step's details as a mapping: an object, a JSON string, or key/value pairs."""
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return {"text": value}
+    if isinstance(value, Mapping):
+        return value
+    if isinstance(value, list):
+        pairs = [v for v in value if isinstance(v, Mapping)]
+        return {str(p.get("key", i)): p.get("value") for i, p in enumerate(pairs)}
+    return {}
+
+
 def _reason_from_steps(steps: Iterable[Any], status: str) -> tuple[str | None, str | None]:
     """Skip/failure details the service puts on a provisioning step rather than the summary."""
     for step in steps:
         if not isinstance(step, Mapping) or str(step.get("status") or "").lower() != status:
             continue
-        details = step.get("details") or {}
-        code = None
-        if isinstance(details, Mapping):
-            code = _opt_str(details.get("SkipReason") or details.get("ErrorCode"))
+        details = _details(step.get("details"))
+        code = _opt_str(details.get("SkipReason") or details.get("ErrorCode"))
         return code, _opt_str(step.get("description"))
     return None, None

@@ -44,7 +44,7 @@ def build_config(
     if quota is not None:
         updates["daily_quota"] = quota or None
     if no_limits:
-        updates.update(daily_quota=None, rate_limit_calls=None)
+        updates.update(daily_quota=None, rate_limit_calls=None, logs_rate_limit_calls=None)
     if fault_rate is not None:
         updates["fault_rate"] = fault_rate
     if seed is not None:
@@ -149,7 +149,11 @@ def register(app: typer.Typer) -> None:
             int | None, typer.Option(help="Daily call quota (default 2000; 0 disables).")
         ] = None,
         no_limits: Annotated[
-            bool, typer.Option("--no-limits", help="Disable the 40/5 s window and the quota.")
+            bool,
+            typer.Option(
+                "--no-limits",
+                help="Disable the 40/5 s window, the quota and the 5/10 s log-read limit.",
+            ),
         ] = False,
         fault_rate: Annotated[
             float | None, typer.Option(help="Share of bulkUpload calls answered 500/503.")

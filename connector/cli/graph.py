@@ -275,7 +275,11 @@ def logs_command(
     ] = None,
     status: Annotated[
         StatusFilter | None,
-        typer.Option("--status", case_sensitive=False, help="Only entries with this status."),
+        typer.Option(
+            "--status",
+            case_sensitive=False,
+            help="Only entries with this status (filtered by the client on v1.0).",
+        ),
     ] = None,
     external_id: Annotated[
         str | None, typer.Option("--external-id", help="Only this record (sourceIdentity id).")

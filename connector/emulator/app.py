@@ -398,6 +398,16 @@ async def provisioning_logs(request: Request) -> Response:
     if denied is not None:
         return denied
     state = _state(request)
+    retry = state.check_logs_limit()
+    if retry is not None:
+        return graph_error(
+            request,
+            429,
+            "TooManyRequests",
+            f"Too many requests: at most {state.config.logs_rate_limit_calls} provisioning-log"
+            f" reads in any {state.config.logs_rate_limit_window_seconds:g}-second window.",
+            {"Retry-After": str(max(1, math.ceil(retry)))},
+        )
     params = request.query_params
     unknown = [k for k in params if k.startswith("$") and k not in _LOG_QUERY_OPTIONS]
     if unknown:
@@ -423,9 +433,9 @@ async def provisioning_logs(request: Request) -> Response:
             order = _parse_orderby(params.get("$orderby"))
             top = _parse_top(params.get("$top"), state.config)
             key = None
-        clauses = parse_filter(filter_text) if filter_text.strip() else []
+        clauses = parse_filter(filter_text, _version(request)) if filter_text.strip() else []
     except FilterError as exc:
-        return graph_error(request, 400, "BadRequest", f"Invalid query: {exc}")
+        return graph_error(request, 400, "BadRequest", f"Invalid filter clause: {exc}")
     rows = [e for e in state.visible_logs() if all(c.matches(e.value) for c in clauses)]
     desc = order == "desc"
     rows.sort(key=lambda e: (e.activity, e.seq), reverse=desc)

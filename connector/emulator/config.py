@@ -115,6 +115,13 @@ class EmulatorConfig(BaseModel):
     log_delay_seconds: float = Field(default=0.0, ge=0)
     logs_page_size: int = Field(default=100, ge=1, description="Page size without $top.")
     logs_max_top: int = Field(default=1000, ge=1, description="$top above this is clamped.")
+    logs_rate_limit_calls: int | None = Field(
+        default=5,
+        ge=1,
+        description="Reads of /auditLogs/provisioning allowed per window (Graph throttling"
+        " limits, identity and access reports: 'Five requests per 10 seconds'); None = off.",
+    )
+    logs_rate_limit_window_seconds: float = Field(default=10.0, gt=0)
 
     daily_quota: int | None = Field(default=DEFAULT_DAILY_QUOTA, ge=1)
     quota_window: Literal["rolling", "utc_day"] = "rolling"

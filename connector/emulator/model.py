@@ -49,6 +49,9 @@ EXECUTION_COUNTS = (
     "countImportedReferenceDeltas",
 )
 """The count fields of a synchronizationTaskExecution, as its resource page lists them."""
+SOURCE_SYSTEM_NAME = "API"
+"""``sourceSystem.displayName`` of API-driven entries: not documented (assumption)."""
+UNRESOLVED = "UnableToResolveReferenceAttributeValue"
 
 
 def iso(value: datetime) -> str:
@@ -151,12 +154,14 @@ class LogEntry:
     duration_ms: int
     skipped_attributes: tuple[str, ...] = ()
     matched: bool = True
+    pending_reference: str | None = None
 
     def value(self, name: str) -> Any:
         """A field by the flat name the $filter parser uses."""
         return _LOG_FIELDS[name](self)
 
     def to_json(self) -> dict[str, Any]:
+        """The v1.0 ``provisioningObjectSummary`` shape (resource page and list Example 2)."""
         err = None
         if self.error is not None:
             err = {
@@ -174,10 +179,12 @@ class LogEntry:
             "cycleId": self.cycle_id,
             "changeId": self.change_id,
             "durationInMilliseconds": self.duration_ms,
+            # initiator resource: initiatorType is user/application/system (the list
+            # page's Example 1 misspells it "initiatingType"; the resource is authoritative).
             "initiatedBy": {
                 "id": "",
                 "displayName": "Azure AD Provisioning Service",
-                "initiatingType": "system",
+                "initiatorType": "system",
             },
             "provisioningAction": self.action,
             "provisioningStatusInfo": {"status": self.status, "errorInformation": err},
@@ -202,56 +209,90 @@ class LogEntry:
                 "identityType": "User",
                 "details": {},
             },
-            "sourceSystem": {"id": None, "displayName": "API", "details": {}},
-            "targetSystem": {"id": None, "displayName": "Microsoft Entra ID", "details": {}},
+            "sourceSystem": {"id": None, "displayName": SOURCE_SYSTEM_NAME, "details": {}},
+            "targetSystem": {
+                "id": None,
+                "displayName": target_system_name(self.job_id),
+                "details": {
+                    "ApplicationId": None,
+                    "ServicePrincipalId": self.service_principal_id,
+                    "ServicePrincipalDisplayName": SERVICE_PRINCIPAL_NAME,
+                },
+            },
         }
 
     def _steps(self) -> list[dict[str, Any]]:
-        verb = {"create": "Add", "disable": "Update", "update": "Update"}.get(self.action, "None")
+        """Steps named as in Microsoft's examples: ``EntryImport``/``EntryImportAdd``,
+        ``EntrySynchronizationAdd`` (matching, create only, as in list Example 2; updates
+        have import and export only, as in Example 1), ``EntryExportAdd``/``EntryExportUpdate``;
+        ``EntrySynchronizationSkipped`` (monitoring docs) for a record that changes nothing.
+        An unresolved manager is a detail of the export step (SkipReason), the entry
+        otherwise a success (entra-docs log-analytics queries; Q&A 5830481).
+        """
+        create = self.action == "create"
         steps: list[dict[str, Any]] = [
-            {
-                "name": "EntryImport",
-                "provisioningStepType": "import",
-                "status": "success",
-                "description": f"Received User '{self.source_id}' from API",
-                "details": {},
-            },
-            {
-                "name": "EntryImportByMatching" if self.matched else "EntryImportObjectNotFound",
-                "provisioningStepType": "matching",
-                "status": "success",
-                "description": (
-                    f"Matched on employeeId = '{self.source_id}'"
-                    if self.matched
-                    else f"No user with employeeId '{self.source_id}' was found"
-                ),
-                "details": {},
-            },
+            _step(
+                "EntryImportAdd" if create else "EntryImport",
+                "import",
+                "success",
+                f"Received User '{self.source_id}' change of type"
+                f" ({'Add' if create else 'Update'}) from {SOURCE_SYSTEM_NAME}",
+            )
         ]
-        if self.skipped_attributes:
+        if create:
             steps.append(
-                {
-                    "name": "EntryReferenceResolutionFailed",
-                    "provisioningStepType": "referenceResolution",
-                    "status": "warning",
-                    "description": "Skipped attribute(s): " + ", ".join(self.skipped_attributes),
-                    "details": {"SkipReason": "UnableToResolveReferenceAttributeValue"},
-                }
+                _step(
+                    "EntrySynchronizationAdd",
+                    "matching",
+                    "success",
+                    f"User '{self.source_id}' will be created in {target_system_name(self.job_id)}"
+                    " (no matching User was found)",
+                )
+            )
+        if self.status == "skipped":
+            reason = self.error.reason if self.error else "Nothing to change"
+            steps.append(_step("EntrySynchronizationSkipped", "matching", "skipped", reason))
+            return steps
+        details: dict[str, Any] = {"ReportableIdentifier": self.source_id}
+        description = (
+            self.error.reason
+            if self.error and self.status == "failure"
+            else f"User '{self.source_id}' was {'created' if create else 'updated'}"
+        )
+        if self.skipped_attributes and self.status != "failure":
+            details.update(PropertyName=", ".join(self.skipped_attributes), SkipReason=UNRESOLVED)
+            description = (
+                f"We were unable to assign {self.pending_reference or '(unknown)'} as the"
+                f" manager of {self.source_id}. Ensure the manager is in scope for"
+                " provisioning, then send this record again."
             )
         steps.append(
-            {
-                "name": f"EntryExport{verb}",
-                "provisioningStepType": "export",
-                "status": "failure"
-                if self.status == "failure"
-                else ("skipped" if self.status == "skipped" else "success"),
-                "description": self.error.reason
-                if self.error
-                else f"Determined action: {self.action}",
-                "details": {},
-            }
+            _step(
+                "EntryExportAdd" if create else "EntryExportUpdate",
+                "export",
+                "failure" if self.status == "failure" else "success",
+                description,
+                details,
+            )
         )
         return steps
+
+
+def _step(
+    name: str, kind: str, status: str, description: str, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "provisioningStepType": kind,
+        "status": status,
+        "description": description,
+        "details": details or {},
+    }
+
+
+def target_system_name(job_id: str) -> str:
+    """``targetSystem.displayName``: no API-driven example exists (assumption by job type)."""
+    return "Active Directory" if job_id.upper().startswith("API2AD.") else "Microsoft Entra ID"
 
 
 def _text(value: Any) -> str | None:
@@ -272,11 +313,12 @@ _LOG_FIELDS: dict[str, Any] = {
     "status": lambda e: e.status,
     "sourceId": lambda e: e.source_id,
     "sourceDisplayName": lambda e: e.source_display,
+    "identityType": lambda e: "User",
     "targetId": lambda e: e.target_id,
     "targetDisplayName": lambda e: e.target_display,
     "servicePrincipalId": lambda e: e.service_principal_id,
-    "sourceSystemName": lambda e: "API",
-    "targetSystemName": lambda e: "Microsoft Entra ID",
+    "sourceSystemName": lambda e: SOURCE_SYSTEM_NAME,
+    "targetSystemName": lambda e: target_system_name(e.job_id),
     "activityDateTime": lambda e: e.activity,
 }
 
@@ -477,6 +519,7 @@ class EmulatorState:
         self.logs: list[LogEntry] = []
         self.calls: list[CallRecord] = []
         self.rate_window: deque[float] = deque()
+        self.logs_window: deque[float] = deque()
         self.quota_window: deque[datetime] = deque()
         self.rng = random.Random(cfg.seed)
         self.jobs: dict[str, JobRuntime] = {}
@@ -583,6 +626,26 @@ class EmulatorState:
         self.calls.append(CallRecord(self.clock.now(), self.clock.monotonic(), status, operations))
 
     # --- logs ----------------------------------------------------------------
+    def check_logs_limit(self) -> float | None:
+        """``None`` when a log read may go on (it is counted), else seconds to Retry-After.
+
+        Graph throttling limits, "Identity and access reports service limits": "Five
+        requests per 10 seconds" per app per tenant, for auditLogRoot and
+        provisioningObjectSummary. Throttled reads are not counted (assumption).
+        """
+        cfg = self.config
+        if cfg.logs_rate_limit_calls is None:
+            return None
+        mono = self.clock.monotonic()
+        window = cfg.logs_rate_limit_window_seconds
+        lw = self.logs_window
+        while lw and lw[0] <= mono - window:
+            lw.popleft()
+        if len(lw) >= cfg.logs_rate_limit_calls:
+            return max(lw[len(lw) - cfg.logs_rate_limit_calls] + window - mono, 0.001)
+        lw.append(mono)
+        return None
+
     def visible_logs(self) -> list[LogEntry]:
         """Entries whose log delay has passed (they are written ``log_delay`` after processing)."""
         cutoff = self.clock.now() - timedelta(seconds=self.config.log_delay_seconds)

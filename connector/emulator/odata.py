@@ -1,10 +1,20 @@
-"""The ``$filter`` subset the provisioning-logs endpoint understands.
+"""The ``$filter`` subset the provisioning-logs endpoint understands, per Graph version.
 
-Documented (provisioningObjectSummary list page): ``eq``, ``contains``, ``gt``, ``lt``
-on the listed properties, "The filters are all case sensitive" (values). Microsoft's
-own examples write ``jobid`` and ``statusInfo/status`` (deprecated), so property names
-are matched case-insensitively and the deprecated alias is accepted (assumption).
-Anything else (``or``, parentheses, unknown properties) is a 400, never ignored.
+Documented (v1.0 ``List provisioningObjectSummary``): "supports the ``$filter`` (``eq``,
+``contains``, ``gt``, ``lt``) … OData query parameters … The filters are all case
+sensitive" (values); the v1.0 resource page: ``activityDateTime`` "Supports $filter (eq,
+gt, lt)", the id/identity/system properties "Supports $filter (eq, contains)". The v1.0
+``provisioningStatusInfo`` page documents **no** filter on ``status``; the beta page does
+("Supports $filter (eq, contains)"), as does the deprecated beta ``statusInfo``.
+
+So on ``/v1.0`` only those operators and properties are accepted; ``ge``/``le``/``ne``,
+a status filter and anything else is a 400 ``BadRequest`` "Invalid filter clause" (the
+reporting service's answer to a bad filter, seen on signIns: assumed to be the same here).
+On ``/beta`` the emulator is never stricter than Microsoft's own beta samples (Graph
+Explorer tutorial, Postman collection, web client): ``activityDateTime ge …``,
+``provisioningStatusInfo/status`` and ``statusInfo/status`` are accepted there.
+Property names are matched case-insensitively (the tutorial writes ``jobid``:
+assumption). ``or`` and parentheses are a 400, never ignored.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ from typing import Any
 
 from connector.errors import FilterError
 
-__all__ = ["STRING_PROPERTIES", "Clause", "FilterError", "parse_filter"]
+__all__ = ["BETA_ONLY_PROPERTIES", "STRING_PROPERTIES", "Clause", "FilterError", "parse_filter"]
 
 
 STRING_PROPERTIES: dict[str, str] = {
@@ -31,15 +41,22 @@ STRING_PROPERTIES: dict[str, str] = {
     "statusinfo/status": "status",
     "sourceidentity/id": "sourceId",
     "sourceidentity/displayname": "sourceDisplayName",
+    "sourceidentity/identitytype": "identityType",
     "targetidentity/id": "targetId",
     "targetidentity/displayname": "targetDisplayName",
+    "targetidentity/identitytype": "identityType",
     "serviceprincipal/id": "servicePrincipalId",
     "sourcesystem/displayname": "sourceSystemName",
     "targetsystem/displayname": "targetSystemName",
 }
+BETA_ONLY_PROPERTIES = frozenset({"provisioningstatusinfo/status", "statusinfo/status"})
+"""Filterable on beta only (v1.0 provisioningStatusInfo documents no $filter on status)."""
 DATETIME_PROPERTY = "activitydatetime"
-_STRING_OPS = ("eq", "ne")
-_DATETIME_OPS = ("eq", "ne", "gt", "ge", "lt", "le")
+_STRING_OPS = ("eq",)
+_DATETIME_OPS: dict[str, tuple[str, ...]] = {
+    "v1.0": ("eq", "gt", "lt"),
+    "beta": ("eq", "gt", "lt", "ge"),  # ge: Microsoft's beta samples (not in the docs)
+}
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -66,18 +83,14 @@ class Clause:
         if self.op == "contains":
             return isinstance(actual, str) and str(self.value) in actual
         if actual is None:
-            return self.op == "ne"
+            return False
         if self.op == "eq":
             return bool(actual == self.value)
-        if self.op == "ne":
-            return bool(actual != self.value)
         if self.op == "gt":
             return bool(actual > self.value)
         if self.op == "ge":
             return bool(actual >= self.value)
-        if self.op == "lt":
-            return bool(actual < self.value)
-        return bool(actual <= self.value)
+        return bool(actual < self.value)
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -115,8 +128,11 @@ def _string_literal(kind: str, raw: str, prop: str) -> str:
     return raw[1:-1].replace("''", "'")
 
 
-def parse_filter(text: str) -> list[Clause]:
-    """Parse ``a eq 'x' and b ge 2026-01-01T00:00:00Z and contains(c,'y')`` into clauses."""
+def parse_filter(text: str, version: str = "v1.0") -> list[Clause]:
+    """Parse ``a eq 'x' and b gt 2026-01-01T00:00:00Z and contains(c,'y')`` into clauses.
+
+    ``version`` (``v1.0`` or ``beta``) decides which operators and properties are allowed.
+    """
     tokens = _tokens(text)
     if not tokens:
         raise FilterError("$filter is empty")
@@ -124,9 +140,9 @@ def parse_filter(text: str) -> list[Clause]:
     i = 0
     while True:
         if i < len(tokens) and tokens[i] == ("word", "contains"):
-            clause, i = _parse_contains(tokens, i)
+            clause, i = _parse_contains(tokens, i, version)
         else:
-            clause, i = _parse_comparison(tokens, i)
+            clause, i = _parse_comparison(tokens, i, version)
         clauses.append(clause)
         if i == len(tokens):
             return clauses
@@ -139,20 +155,28 @@ def parse_filter(text: str) -> list[Clause]:
         raise FilterError(f"expected 'and' after a comparison, got {word!r}")
 
 
-def _property(raw: str) -> tuple[str, bool]:
+def _property(raw: str, version: str) -> tuple[str, bool]:
     key = raw.lower()
     if key == DATETIME_PROPERTY:
         return "activityDateTime", True
     field = STRING_PROPERTIES.get(key)
+    if field is not None and key in BETA_ONLY_PROPERTIES and version != "beta":
+        raise FilterError(
+            f"property {raw!r} cannot be filtered on v1.0 (documented on beta only);"
+            " filter the entries after reading them"
+        )
     if field is None:
+        allowed = {k for k in STRING_PROPERTIES if k != "statusinfo/status"}
+        if version != "beta":
+            allowed -= BETA_ONLY_PROPERTIES
         raise FilterError(
             f"property {raw!r} cannot be filtered here; supported: activityDateTime, "
-            + ", ".join(sorted({k for k in STRING_PROPERTIES if k != "statusinfo/status"}))
+            + ", ".join(sorted(allowed))
         )
     return field, False
 
 
-def _parse_comparison(tokens: list[tuple[str, str]], i: int) -> tuple[Clause, int]:
+def _parse_comparison(tokens: list[tuple[str, str]], i: int, version: str) -> tuple[Clause, int]:
     if i + 2 >= len(tokens):
         raise FilterError(
             "incomplete comparison at the end of $filter (expected: property op value)"
@@ -166,9 +190,9 @@ def _parse_comparison(tokens: list[tuple[str, str]], i: int) -> tuple[Clause, in
         raise FilterError(
             f"expected a property name, got {prop_raw!r} (parentheses are not supported)"
         )
-    field, is_dt = _property(prop_raw)
+    field, is_dt = _property(prop_raw, version)
     op = op_raw.lower() if k2 == "word" else ""
-    allowed = _DATETIME_OPS if is_dt else _STRING_OPS
+    allowed = _DATETIME_OPS.get(version, _DATETIME_OPS["v1.0"]) if is_dt else _STRING_OPS
     if op not in allowed:
         raise FilterError(
             f"operator {op_raw!r} is not supported for {prop_raw}; use {', '.join(allowed)}"
@@ -183,12 +207,12 @@ def _parse_comparison(tokens: list[tuple[str, str]], i: int) -> tuple[Clause, in
     return Clause(field, op, value), i + 3
 
 
-def _parse_contains(tokens: list[tuple[str, str]], i: int) -> tuple[Clause, int]:
+def _parse_contains(tokens: list[tuple[str, str]], i: int, version: str) -> tuple[Clause, int]:
     shape = [k for k, _ in tokens[i : i + 6]]
     if shape != ["word", "lparen", "word", "comma", "str", "rparen"]:
         raise FilterError("contains must be written contains(property,'text')")
     prop_raw = tokens[i + 2][1]
-    field, is_dt = _property(prop_raw)
+    field, is_dt = _property(prop_raw, version)
     if is_dt:
         raise FilterError("contains cannot be used on activityDateTime")
     return Clause(field, "contains", _string_literal("str", tokens[i + 4][1], prop_raw)), i + 6

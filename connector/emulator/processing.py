@@ -38,7 +38,6 @@ UPN_ATTRIBUTE = "userPrincipalName"
 UPN_CONFLICT_CODE = "AzureActiveDirectoryConflictEntryPrimaryAttributes"
 INVALID_UPN_CODE = "AzureActiveDirectoryInvalidUserPrincipalName"
 MISSING_UPN_CODE = "AzureActiveDirectoryRequiredAttributeMissing"
-UNRESOLVED_REFERENCE = "UnableToResolveReferenceAttributeValue"
 REDUNDANT = "RedundantExport"
 _ABSENT: Any = object()
 
@@ -83,6 +82,7 @@ def process_operation(
         modified: list[tuple[str, Any, Any]],
         target: DirectoryUser | None,
         skipped: tuple[str, ...] = (),
+        reference: str | None = None,
     ) -> LogEntry:
         attrs = target.attributes if target else wanted
         seq, entry_id, change_id = state.new_entry_ids()
@@ -106,6 +106,7 @@ def process_operation(
             duration_ms=max(1, int((time.perf_counter() - started) * 1000)),
             skipped_attributes=skipped,
             matched=matched,
+            pending_reference=reference,
         )
 
     planned_action = "create" if user is None else "update"
@@ -195,10 +196,8 @@ def process_operation(
             user.pending_manager = pending
         state.users[ext] = user
         state.upn_index[str(attrs[UPN_ATTRIBUTE]).lower()] = ext
-        status = "warning" if skipped else "success"
-        return entry(
-            "create", status, _skip_error(pending) if skipped else None, modified, user, skipped
-        )
+        # An unresolved manager is a step detail; the entry itself is a success.
+        return entry("create", "success", None, modified, user, skipped, _ref(pending))
 
     modified = []
     old_upn = user.attributes.get(UPN_ATTRIBUTE)
@@ -231,7 +230,7 @@ def process_operation(
     if modified:
         user.modified = now
     if skipped:
-        return entry(action, "warning", _skip_error(pending), modified, user, skipped)
+        return entry(action, "success", None, modified, user, skipped, _ref(pending))
     if not modified:
         return entry(
             "other",
@@ -265,13 +264,8 @@ def _enabled_change(job: JobRuntime, old: bool | None, new: bool) -> tuple[str, 
     return ("accountEnabled", old, new)
 
 
-def _skip_error(pending: Any) -> ErrorInfo:
-    return ErrorInfo(
-        UNRESOLVED_REFERENCE,
-        f"The manager reference '{pending}' could not be resolved: no user with that"
-        " externalId has been provisioned yet. The attribute was skipped.",
-        recommended_action="Send the manager's record first, then this record again.",
-    )
+def _ref(pending: Any) -> str | None:
+    return pending if isinstance(pending, str) else None
 
 
 def _resolve_pending(state: EmulatorState, job: JobRuntime, cycle_id: str) -> int:

@@ -32,6 +32,7 @@ import orjson
 
 from connector.clock import Clock, SystemClock
 from connector.errors import (
+    BadRequestError,
     BucketFullError,
     ConfigError,
     GraphError,
@@ -43,7 +44,7 @@ from connector.errors import (
 )
 from connector.graph.auth import TokenProvider, check_token_destination
 from connector.graph.endpoint import ProvisioningEndpoint
-from connector.graph.logs import LogQuery
+from connector.graph.logs import FALLBACK_PAGE_SIZE, LogQuery
 from connector.graph.models import ProvisioningObjectSummary, SynchronizationJob
 from connector.graph.responses import error_for, json_object
 from connector.graph.schema import (
@@ -52,7 +53,7 @@ from connector.graph.schema import (
     schema_attributes,
     source_directory,
 )
-from connector.pacing import DailyBudget, RateLimiter, SlidingWindowLimiter
+from connector.pacing import DailyBudget, RateLimiter, SlidingWindowLimiter, report_limiter
 from connector.scim import CONTENT_TYPE, BulkPayload
 
 __all__ = ["DEFAULT_RESET_SCOPE", "CallMetrics", "Delivery", "GraphClient", "RetryPolicy"]
@@ -111,6 +112,8 @@ class CallMetrics:
     """Records in calls retried after a dropped connection or 5xx: the service may have
     queued them already, so they may arrive twice (harmless: bulkUpload upserts)."""
     waited_seconds: float = 0.0
+    log_calls: int = 0
+    """Provisioning-log reads sent (each one takes a slot of the report limiter)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +129,8 @@ class _Call:
     content_type: str | None = None
     paced: bool = False
     """bulkUpload calls take a slot of the rate limiter and of the daily budget."""
+    report: bool = False
+    """Provisioning-log reads take a slot of the (process-wide) report limiter."""
     records: int = 0
 
 
@@ -163,6 +168,7 @@ class GraphClient:
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock | None = None,
         limiter: RateLimiter | None = None,
+        reports: RateLimiter | None = None,
         budget: DailyBudget | None = None,
         retry: RetryPolicy | None = None,
         allow_loopback: bool = False,
@@ -181,6 +187,8 @@ class GraphClient:
         self._tokens = tokens
         self._clock: Clock = clock or SystemClock()
         self.limiter: RateLimiter = limiter or SlidingWindowLimiter(clock=self._clock)
+        self.reports: RateLimiter = reports or report_limiter(endpoint.origin, clock)
+        """Report (log) reads: 5 per 10 s, shared by the process (``report_limiter``)."""
         self.budget = budget
         self.retry = retry or RetryPolicy()
         self._allow_loopback = allow_loopback
@@ -257,6 +265,9 @@ class GraphClient:
 
         Returns the answer, the token it carried and its ``client-request-id``.
         """
+        if call.report:
+            await self.reports.acquire()
+            self.metrics.log_calls += 1
         if call.paced:
             await self.limiter.acquire()
             if self.budget is not None and not await self.budget.try_acquire():
@@ -314,6 +325,8 @@ class GraphClient:
                 wait = self.retry.backoff(attempt, self._rng)
             if call.paced:
                 self.limiter.pause(wait)
+            if call.report:
+                self.reports.pause(wait)
             self.metrics.retries += 1
             self.metrics.waited_seconds += wait
             await self._clock.sleep(wait)
@@ -377,23 +390,44 @@ class GraphClient:
     async def iter_provisioning_logs(
         self, query: LogQuery | None = None
     ) -> AsyncIterator[ProvisioningObjectSummary]:
-        """Every entry matching ``query``, following ``@odata.nextLink`` to the end."""
+        """Every entry matching ``query``, following ``@odata.nextLink`` to the end.
+
+        Each page read waits for the report limiter (5 reads per 10 s, documented) and
+        honours ``429 Retry-After``. What v1.0 cannot filter (status) is filtered here.
+        If the first page is refused (400) with the large ``$top``, it is asked again once
+        with ``$top=100`` (the page size is not documented).
+        """
         query = query or LogQuery()
         url: str | None = self.endpoint.logs_url
-        params: Mapping[str, str] | None = query.params(self.endpoint.job_id)
+        params: Mapping[str, str] | None = query.params(
+            self.endpoint.job_id, self.endpoint.api_version
+        )
         while url is not None:
-            answer = await self._send_handling_retries(
-                _Call("GET", url, kind="logs", params=params)
-            )
-            page = json_object(answer.response)
+            page = await self._log_page(url, params)
             for raw in page.get("value") or []:
-                yield ProvisioningObjectSummary.model_validate(raw)
+                summary = ProvisioningObjectSummary.model_validate(raw)
+                if query.keeps(summary):
+                    yield summary
             next_link = page.get("@odata.nextLink")
             if next_link is not None and not isinstance(next_link, str):
                 raise GraphError("the logs page's @odata.nextLink is not a URL")
             if next_link:
                 check_token_destination(next_link, allow_loopback=self._allow_loopback)
             url, params = next_link or None, None
+
+    async def _log_page(self, url: str, params: Mapping[str, str] | None) -> dict[str, Any]:
+        call = _Call("GET", url, kind="logs", params=params, report=True)
+        try:
+            answer = await self._send_handling_retries(call)
+        except BadRequestError:
+            top = (params or {}).get("$top")
+            if top is None or int(top) <= FALLBACK_PAGE_SIZE:
+                raise
+            smaller = {**(params or {}), "$top": str(FALLBACK_PAGE_SIZE)}
+            answer = await self._send_handling_retries(
+                _Call("GET", url, kind="logs", params=smaller, report=True)
+            )
+        return json_object(answer.response)
 
     async def provisioning_logs(
         self, query: LogQuery | None = None

@@ -9,14 +9,24 @@ reconciliation matches, in one typed step (it reads exactly what
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
-from connector.graph.models import ProvisioningObjectSummary, ProvisioningStep
-from connector.reconcile import LogEntry
+from connector.errors import StateError
+from connector.graph.models import ProvisioningObjectSummary
+from connector.reconcile import LogEntry, entry_reason
 
-__all__ = ["LogQuery", "log_entry", "odata_datetime", "odata_string"]
+__all__ = [
+    "FALLBACK_PAGE_SIZE",
+    "LOG_PAGE_SIZE",
+    "SINCE_MARGIN",
+    "LogCursor",
+    "LogQuery",
+    "log_entry",
+    "odata_datetime",
+    "odata_string",
+]
 
 
 def odata_string(value: str) -> str:
@@ -34,13 +44,25 @@ def odata_datetime(moment: datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+LOG_PAGE_SIZE = 999
+"""``$top`` the client asks for. Not documented for provisioning logs (assumption): 999 is
+what third-party clients send and at most the emulator's clamp (1,000); if the service
+answers a first page with 400, the read is retried once with :data:`FALLBACK_PAGE_SIZE`."""
+FALLBACK_PAGE_SIZE = 100
+"""``$top=100``: what Microsoft's own web client sends to the (beta) endpoint."""
+SINCE_MARGIN = timedelta(seconds=1)
+"""``since`` is sent as ``activityDateTime gt since - 1 s``: ``ge`` is not documented."""
+
+
 @dataclass(frozen=True, slots=True)
 class LogQuery:
     """A provisioning-logs query. ``job_id`` None means the client's own job.
 
-    Filters use the current property names (``jobId``, ``provisioningStatusInfo/status``),
-    not the deprecated ``statusInfo/status`` of older doc examples; Microsoft notes the
-    filters are case sensitive.
+    Only documented operators are sent (v1.0 list page: ``eq``, ``contains``, ``gt``,
+    ``lt``): ``since`` becomes ``gt`` one second earlier (never ``ge``). Filtering on
+    ``provisioningStatusInfo/status`` is documented on beta only, so on v1.0 ``status``
+    is applied to the entries after they are read (:meth:`keeps`). Property names are
+    the current ones (``jobId``), values case sensitive as documented.
     """
 
     job_id: str | None = None
@@ -51,20 +73,23 @@ class LogQuery:
     external_id: str | None = None
     cycle_id: str | None = None
     change_id: str | None = None
-    top: int | None = None
+    top: int | None = LOG_PAGE_SIZE
     order_by: str | None = "activityDateTime desc"
 
-    def filter_expression(self, default_job_id: str | None = None) -> str | None:
+    def filter_expression(
+        self, default_job_id: str | None = None, version: str = "v1.0"
+    ) -> str | None:
         clauses: list[str] = []
         job = self.job_id or default_job_id
         if job:
             clauses.append(f"jobId eq {odata_string(job)}")
         if self.since is not None:
-            clauses.append(f"activityDateTime ge {odata_datetime(self.since)}")
+            clauses.append(f"activityDateTime gt {odata_datetime(self.since - SINCE_MARGIN)}")
         if self.until is not None:
             clauses.append(f"activityDateTime lt {odata_datetime(self.until)}")
+        status = self.status if version == "beta" else None
         for prop, value in (
-            ("provisioningStatusInfo/status", self.status),
+            ("provisioningStatusInfo/status", status),
             ("provisioningAction", self.action),
             ("sourceIdentity/id", self.external_id),
             ("cycleId", self.cycle_id),
@@ -74,9 +99,9 @@ class LogQuery:
                 clauses.append(f"{prop} eq {odata_string(value)}")
         return " and ".join(clauses) or None
 
-    def params(self, default_job_id: str | None = None) -> dict[str, str]:
+    def params(self, default_job_id: str | None = None, version: str = "v1.0") -> dict[str, str]:
         params: dict[str, str] = {}
-        expression = self.filter_expression(default_job_id)
+        expression = self.filter_expression(default_job_id, version)
         if expression:
             params["$filter"] = expression
         if self.top is not None:
@@ -86,6 +111,92 @@ class LogQuery:
         if self.order_by:
             params["$orderby"] = self.order_by
         return params
+
+    def keeps(self, summary: ProvisioningObjectSummary) -> bool:
+        """Whether an entry the service returned matches what was not filtered server-side.
+
+        The status is compared case-insensitively (the documented example mixes cases);
+        ``since`` drops what the one-second margin let in.
+        """
+        if self.status is not None and summary.status.lower() != self.status.lower():
+            return False
+        when = summary.activity_date_time
+        if self.since is not None and when is not None:
+            aware = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+            if aware < self.since:
+                return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class LogCursor:
+    """How far one job's provisioning logs were read, for incremental reads (pure).
+
+    Entries appear minutes after the activity they describe, so a later read may bring an
+    entry *older* than the newest one already seen. A pass therefore reads from
+    ``newest - skew`` (:meth:`since`) and drops what it has seen (:meth:`is_new`); the
+    cursor remembers the ids of the entries inside that margin (the "boundary"), nothing
+    older. ``to_json``/``from_json`` keep it in a state store between passes.
+    """
+
+    newest: datetime | None = None
+    boundary: tuple[tuple[str, datetime], ...] = ()
+    """(entry id, activityDateTime) of the entries within the skew margin of ``newest``."""
+    _ids: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_ids", frozenset(i for i, _ in self.boundary))
+
+    def since(self, skew: timedelta) -> datetime | None:
+        """The ``since`` of the next query: None reads from the start."""
+        return None if self.newest is None else self.newest - skew
+
+    def is_new(self, entry_id: str) -> bool:
+        return entry_id not in self._ids
+
+    def advanced(self, entries: Iterable[tuple[str, datetime]], skew: timedelta) -> LogCursor:
+        """The cursor after a pass saw ``entries`` (id, activityDateTime), in any order."""
+        kept = dict(self.boundary)
+        newest = self.newest
+        for entry_id, when in entries:
+            kept[entry_id] = when
+            newest = when if newest is None or when > newest else newest
+        if newest is None:
+            return self
+        floor = newest - skew
+        boundary = tuple(sorted((i, w) for i, w in kept.items() if w >= floor))
+        return LogCursor(newest, boundary)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "newest": None if self.newest is None else odata_datetime(self.newest),
+            "boundary": [[i, odata_datetime(w)] for i, w in self.boundary],
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, object]) -> LogCursor:
+        """Read what ``to_json`` wrote; StateError names what is wrong."""
+        newest = raw.get("newest")
+        pairs = raw.get("boundary") or []
+        if newest is not None and not isinstance(newest, str):
+            raise StateError("log cursor: 'newest' must be an ISO date-time or null")
+        if not isinstance(pairs, list) or not all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)
+            for p in pairs
+        ):
+            raise StateError("log cursor: 'boundary' must be a list of [id, date-time] pairs")
+        return cls(
+            None if newest is None else _aware(newest),
+            tuple((str(i), _aware(str(w))) for i, w in pairs),
+        )
+
+
+def _aware(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise StateError(f"log cursor: {text!r} is not an ISO date-time") from exc
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def log_entry(summary: ProvisioningObjectSummary) -> LogEntry | None:
@@ -101,9 +212,11 @@ def log_entry(summary: ProvisioningObjectSummary) -> LogEntry | None:
         return None
     activity_at = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
     status, code, reason = _status(summary)
-    if status in ("skipped", "failure", "warning") and code is None:
-        code, step_reason = _reason_from_steps(summary.provisioning_steps, status)
-        reason = reason or step_reason
+    steps = [
+        {"status": st.status, "details": st.details, "description": st.description}
+        for st in summary.provisioning_steps
+    ]
+    code, reason = entry_reason(status, code, reason, steps)
     return LogEntry(
         id=summary.id or "",
         activity_at=activity_at,
@@ -133,19 +246,6 @@ def _status(summary: ProvisioningObjectSummary) -> tuple[str, str | None, str | 
         code = _opt_str(error_raw.get("errorCode"))
         reason = _opt_str(error_raw.get("reason"))
     return str(status or "unknownFutureValue").lower(), code, reason
-
-
-def _reason_from_steps(steps: list[ProvisioningStep], status: str) -> tuple[str | None, str | None]:
-    """Skip/failure details the service puts on a provisioning step rather than the summary."""
-    for step in steps:
-        if str(step.status or "").lower() != status:
-            continue
-        details = step.details or {}
-        code = None
-        if isinstance(details, Mapping):
-            code = _opt_str(details.get("SkipReason") or details.get("ErrorCode"))
-        return code, _opt_str(step.description)
-    return None, None
 
 
 def _mapping(value: object) -> Mapping[str, object]:

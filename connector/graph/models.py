@@ -108,6 +108,13 @@ class ProvisioningStep(_GraphModel):
     description: str | None = None
     details: Any = None
 
+    @property
+    def step_type(self) -> str:
+        """``provisioningStepType`` in lower case: the v1.0 list examples write both
+        ``"Import"`` and ``"import"`` (documented values: import, scoping, matching,
+        processing, referenceResolution, export, unknownFutureValue)."""
+        return (self.provisioning_step_type or ProvisioningStatus.UNKNOWN_FUTURE_VALUE).lower()
+
 
 class ModifiedProperty(_GraphModel):
     display_name: str | None = None
@@ -139,6 +146,16 @@ class ProvisioningObjectSummary(_GraphModel):
     @property
     def external_id(self) -> str | None:
         return self.source_identity.id if self.source_identity else None
+
+    @property
+    def initiator_type(self) -> str | None:
+        """``initiatedBy.initiatorType`` (``user``, ``application``, ``system``…), lower case.
+
+        The v1.0 list page's Example 1 spells the key ``initiatingType``; both are read.
+        """
+        raw = self.initiated_by if isinstance(self.initiated_by, dict) else {}
+        value = raw.get("initiatorType") or raw.get("initiatingType")
+        return str(value).lower() if value else None
 
     @property
     def action(self) -> str:

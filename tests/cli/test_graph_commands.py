@@ -148,7 +148,7 @@ def test_logs_sends_documented_spelling(monkeypatch: pytest.MonkeyPatch) -> None
     seen: list[str | None] = []
 
     async def no_entries(self: GraphClient, query: Any) -> AsyncIterator[Any]:
-        seen.append(query.filter_expression("job"))
+        seen.append(query.filter_expression("job", "beta"))
         for entry in ():
             yield entry
 

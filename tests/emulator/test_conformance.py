@@ -54,9 +54,9 @@ def test_graph_example_1_is_accepted_and_applied(emu: RunningEmulator) -> None:
     assert babs["employeeHireDate"] == "2021-05-01T00:00:00-05:00"
     # The manager is later in the same request: skipped now, with the documented reason.
     entry = logs_for(emu, "701984")[0]
-    assert entry["provisioningStatusInfo"]["errorInformation"]["errorCode"] == (
-        "UnableToResolveReferenceAttributeValue"
-    )
+    assert entry["provisioningStatusInfo"]["status"] == "success"
+    export = entry["provisioningSteps"][-1]
+    assert export["details"]["SkipReason"] == "UnableToResolveReferenceAttributeValue"
     assert users["701984"]["pendingManager"] == "89607"
 
 
@@ -85,7 +85,7 @@ def test_emitted_entries_have_exactly_the_documented_fields(emu: RunningEmulator
     entries = get_logs(emu).json()["value"]
     assert len(entries) == 4
     outcomes = {(e["provisioningAction"], e["provisioningStatusInfo"]["status"]) for e in entries}
-    assert outcomes == {("create", "warning"), ("create", "success"), ("disable", "success")}
+    assert outcomes == {("create", "success"), ("disable", "success")}
     for entry in entries:
         shape = _shape(entry)
         if entry["provisioningStatusInfo"]["errorInformation"] is None:

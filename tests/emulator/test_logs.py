@@ -1,4 +1,5 @@
-"""Provisioning logs: delay, every supported filter, quoting, ordering, $top and paging."""
+"""Provisioning logs: delay, every supported filter per version, quoting, ordering, $top
+and paging. Reads that would pass the documented 5 per 10 s are spaced with ``_paced``."""
 
 from __future__ import annotations
 
@@ -20,6 +21,18 @@ def _values(response: Any) -> list[dict[str, Any]]:
 
 def _ids(entries: list[dict[str, Any]]) -> list[str]:
     return [e["sourceIdentity"]["id"] for e in entries]
+
+
+def _paced(
+    emu: RunningEmulator, params: dict[str, str] | None = None, *, url: str | None = None
+) -> Any:
+    """A log read two seconds after the previous one, as a paced client sends them."""
+    emu.advance(2)
+    return get_logs(emu, params, url=url)
+
+
+def _beta(emu: RunningEmulator, text: str) -> Any:
+    return _paced(emu, {"$filter": text}, url=emu.base_url + "/beta/auditLogs/provisioning")
 
 
 def test_entries_appear_only_after_the_log_delay(make_emulator: Any) -> None:
@@ -53,7 +66,7 @@ def test_filters_by_each_documented_field(emu: RunningEmulator) -> None:
     first = next(e for e in every if e["provisioningAction"] == "create")
 
     def query(text: str) -> list[str]:
-        return sorted(_ids(_values(get_logs(emu, {"$filter": text}))))
+        return sorted(_ids(_values(_paced(emu, {"$filter": text}))))
 
     assert query(f"jobId eq '{emu.job_id}'") == ["1", "1", "2"]
     assert query(f"jobid eq '{emu.job_id}'") == ["1", "1", "2"]  # Microsoft's own spelling
@@ -62,16 +75,33 @@ def test_filters_by_each_documented_field(emu: RunningEmulator) -> None:
     assert query(f"changeId eq '{first['changeId']}'") == [first["sourceIdentity"]["id"]]
     assert query(f"id eq '{first['id']}'") == [first["sourceIdentity"]["id"]]
     assert query("sourceIdentity/id eq '1'") == ["1", "1"]
+    assert query("sourceIdentity/identityType eq 'User'") == ["1", "1", "2"]
+    assert query("targetSystem/displayName eq 'Microsoft Entra ID'") == ["1", "1", "2"]
     assert query("provisioningAction eq 'update'") == ["1"]
-    assert query("provisioningStatusInfo/status eq 'failure'") == ["2"]
-    assert query("statusInfo/status eq 'failure'") == ["2"]  # deprecated alias in docs
-    assert query("provisioningStatusInfo/status ne 'failure'") == ["1", "1"]
-    assert query(f"cycleId ne '{first['cycleId']}'") == ["1"]
     assert query("contains(sourceIdentity/id,'2')") == ["2"]
     assert query(
-        f"jobId eq '{emu.job_id}' and provisioningStatusInfo/status eq 'success'"
-        " and provisioningAction eq 'create'"
-    ) == ["1"]
+        f"jobId eq '{emu.job_id}' and provisioningAction eq 'create' and contains(jobId,'API2AAD.')"
+    ) == ["1", "2"]
+
+
+def test_status_filters_work_on_beta_only(emu: RunningEmulator) -> None:
+    upload(emu, record("1"), record("2", upn="x@fabrikam.com"))
+
+    def beta(text: str) -> list[str]:
+        return sorted(_ids(_values(_beta(emu, text))))
+
+    # beta provisioningStatusInfo: "Supports $filter (eq, contains)"; the deprecated
+    # statusInfo/status is what Microsoft's Graph Explorer tutorial sends.
+    assert beta("provisioningStatusInfo/status eq 'failure'") == ["2"]
+    assert beta("statusInfo/status eq 'failure'") == ["2"]
+    assert beta(f"jobid eq '{emu.job_id}' and provisioningStatusInfo/status eq 'success'") == ["1"]
+    for text in ("provisioningStatusInfo/status eq 'failure'", "statusInfo/status eq 'failure'"):
+        response = _paced(emu, {"$filter": text})  # v1.0 documents no status filter
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["code"] == "BadRequest"
+        assert error["message"].startswith("Invalid filter clause")
+        assert {"request-id", "date"} <= set(error["innerError"])
 
 
 def test_activity_date_time_comparisons(emu: RunningEmulator) -> None:
@@ -83,15 +113,37 @@ def test_activity_date_time_comparisons(emu: RunningEmulator) -> None:
     exact = t1.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
     def query(text: str) -> list[str]:
-        return sorted(_ids(_values(get_logs(emu, {"$filter": text}))))
+        return sorted(_ids(_values(_paced(emu, {"$filter": text}))))
 
-    assert query(f"activityDateTime ge {stamp}") == ["2"]
     assert query(f"activityDateTime gt {stamp}") == ["2"]
     assert query(f"activityDateTime lt {stamp}") == ["1"]
-    assert query(f"activityDateTime le {stamp}") == ["1"]
-    assert query(f"activityDateTime ge {exact}") == ["1", "2"]
     assert query(f"activityDateTime gt {exact}") == ["2"]
-    assert query(f"activityDateTime le {exact}") == ["1"]
+    assert query(f"activityDateTime eq {exact}") == ["1"]
+    # ge is not documented: v1.0 refuses it, beta accepts it (Microsoft's beta samples).
+    assert sorted(_ids(_values(_beta(emu, f"activityDateTime ge {exact}")))) == ["1", "2"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "activityDateTime ge 2026-01-01T00:00:00Z",
+        "activityDateTime le 2026-01-01T00:00:00Z",
+        "activityDateTime ne 2026-01-01T00:00:00Z",
+        "jobId ne 'a'",
+        "durationInMilliseconds gt 5",
+    ],
+)
+def test_undocumented_operators_are_400_on_v1(emu: RunningEmulator, text: str) -> None:
+    response = get_logs(emu, {"$filter": text})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["message"].startswith("Invalid filter clause")
+
+
+@pytest.mark.parametrize(
+    "text", ["activityDateTime le 2026-01-01T00:00:00Z", "provisioningAction ne 'create'"]
+)
+def test_beta_is_not_more_lenient_than_its_samples(emu: RunningEmulator, text: str) -> None:
+    assert _beta(emu, text).status_code == 400
 
 
 def test_string_quoting_with_doubled_quotes(emu: RunningEmulator) -> None:
@@ -111,7 +163,7 @@ def test_string_quoting_with_doubled_quotes(emu: RunningEmulator) -> None:
         ("jobId gt 'a'", "operator 'gt' is not supported"),
         ("jobId eq a", "must be a quoted string"),
         ("jobId eq 'unterminated", "cannot read $filter"),
-        ("activityDateTime ge yesterday", "not an ISO 8601 date-time"),
+        ("activityDateTime gt yesterday", "not an ISO 8601 date-time"),
         ("jobId eq", "incomplete comparison"),
         ("jobId eq 'a' and", "incomplete comparison"),
         ("jobId eq 'a' jobId eq 'b'", "expected 'and'"),
@@ -151,7 +203,7 @@ def _seed_many(emu: RunningEmulator, count: int) -> None:
 
 def _walk(emu: RunningEmulator, params: dict[str, str]) -> list[list[str]]:
     pages = []
-    response = get_logs(emu, params)
+    response = _paced(emu, params)
     while True:
         body = response.json()
         pages.append(_ids(body["value"]))
@@ -160,7 +212,7 @@ def _walk(emu: RunningEmulator, params: dict[str, str]) -> list[list[str]]:
             return pages
         assert "$skiptoken=" in link
         assert link.startswith(emu.graph_url + "/auditLogs/provisioning?")
-        response = get_logs(emu, url=link)
+        response = _paced(emu, url=link)
         assert response.status_code == 200
 
 
@@ -193,7 +245,7 @@ def test_paging_keeps_the_filter_and_is_stable_when_new_entries_arrive(
     emu: RunningEmulator,
 ) -> None:
     _seed_many(emu, 60)
-    first = get_logs(emu, {"$top": "20", "$filter": "provisioningAction eq 'create'"}).json()
+    first = _paced(emu, {"$top": "20", "$filter": "provisioningAction eq 'create'"}).json()
     upload(emu, record("new"))  # newer than everything: does not shift older pages
     rest = _walk(emu, {"$skiptoken": first["@odata.nextLink"].split("$skiptoken=")[1]})
     seen = _ids(first["value"]) + [i for p in rest for i in p]
@@ -211,7 +263,34 @@ def test_entry_fields_are_the_documented_ones(emu: RunningEmulator) -> None:
     assert entry["sourceIdentity"]["identityType"] == "User"
     assert isinstance(entry["durationInMilliseconds"], int)
     assert [s["name"] for s in entry["provisioningSteps"]] == [
-        "EntryImport",
-        "EntryImportObjectNotFound",
+        "EntryImportAdd",
+        "EntrySynchronizationAdd",
         "EntryExportAdd",
     ]
+    assert [s["provisioningStepType"] for s in entry["provisioningSteps"]] == [
+        "import",
+        "matching",
+        "export",
+    ]
+    assert entry["initiatedBy"] == {
+        "id": "",
+        "displayName": "Azure AD Provisioning Service",
+        "initiatorType": "system",
+    }
+    assert entry["targetSystem"]["displayName"] == "Microsoft Entra ID"
+    assert set(entry["targetSystem"]["details"]) == {
+        "ApplicationId",
+        "ServicePrincipalId",
+        "ServicePrincipalDisplayName",
+    }
+
+
+def test_update_and_no_change_entries_use_documented_step_names(emu: RunningEmulator) -> None:
+    upload(emu, record("1"))
+    upload(emu, record("1", title="Boss"))
+    upload(emu, record("1", title="Boss"))
+    entries = _values(_paced(emu, {"$orderby": "activityDateTime asc"}))
+    names = [[s["name"] for s in e["provisioningSteps"]] for e in entries]
+    assert names[1] == ["EntryImport", "EntryExportUpdate"]  # list Example 1
+    assert names[2] == ["EntryImport", "EntrySynchronizationSkipped"]
+    assert entries[1]["provisioningSteps"][1]["details"] == {"ReportableIdentifier": "1"}

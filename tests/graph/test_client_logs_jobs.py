@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from connector.errors import ConfigError, GraphError
-from connector.graph.logs import LogQuery, odata_datetime, odata_string
+from connector.graph.logs import LOG_PAGE_SIZE, LogQuery, odata_datetime, odata_string
 from connector.graph.models import JobStatusCode, ProvisioningObjectSummary, ProvisioningStatus
 
 from .helpers import JOB, make_client
@@ -44,24 +44,43 @@ def test_odata_quoting() -> None:
         odata_datetime(datetime(2026, 1, 1))
 
 
-def test_log_query_filter() -> None:
+def test_log_query_filter_sends_only_documented_operators() -> None:
     query = LogQuery(
         since=datetime(2026, 1, 1, tzinfo=UTC),
         status="failure",
         external_id="E'1 and 1 eq 1",
         top=50,
     )
-    params = query.params(JOB)
+    params = query.params(JOB)  # v1.0: gt one second earlier, no status clause
     assert params["$filter"] == (
-        f"jobId eq '{JOB}' and activityDateTime ge 2026-01-01T00:00:00Z"
-        " and provisioningStatusInfo/status eq 'failure'"
+        f"jobId eq '{JOB}' and activityDateTime gt 2025-12-31T23:59:59Z"
         " and sourceIdentity/id eq 'E''1 and 1 eq 1'"
     )
+    assert " ge " not in params["$filter"]
+    beta = query.params(JOB, "beta")["$filter"]
+    assert "provisioningStatusInfo/status eq 'failure'" in beta  # documented on beta
     assert params["$top"] == "50"
     assert params["$orderby"] == "activityDateTime desc"
-    assert LogQuery(job_id="other", order_by=None).params(JOB) == {"$filter": "jobId eq 'other'"}
+    assert LogQuery(job_id="other", order_by=None, top=None).params(JOB) == {
+        "$filter": "jobId eq 'other'"
+    }
+    assert LogQuery().params()["$top"] == str(LOG_PAGE_SIZE)
     with pytest.raises(ValueError, match="top"):
         LogQuery(top=0).params()
+
+
+def test_log_query_keeps_what_the_server_could_not_filter() -> None:
+    since = datetime(2026, 1, 1, 10, 0, 0, tzinfo=UTC)
+    query = LogQuery(since=since, status="Failure")
+
+    def summary(when: str, status: str) -> ProvisioningObjectSummary:
+        raw = entry(1, activityDateTime=when)
+        raw["provisioningStatusInfo"] = {"status": status}
+        return ProvisioningObjectSummary.model_validate(raw)
+
+    assert query.keeps(summary("2026-01-01T10:00:00Z", "failure"))  # case-insensitive
+    assert not query.keeps(summary("2026-01-01T10:00:00Z", "success"))
+    assert not query.keeps(summary("2026-01-01T09:59:59.500Z", "failure"))  # the margin
 
 
 def test_logs_follow_next_link_to_the_end_and_tolerate_unknown_values() -> None:
@@ -86,7 +105,7 @@ def test_logs_follow_next_link_to_the_end_and_tolerate_unknown_values() -> None:
 
     async def main() -> list[ProvisioningObjectSummary]:
         async with client:
-            return await client.provisioning_logs(LogQuery(status="success", top=2))
+            return await client.provisioning_logs(LogQuery(top=2))
 
     entries = asyncio.run(main())
     assert [e.external_id for e in entries] == [f"E{i:05d}" for i in range(6)]
@@ -94,7 +113,7 @@ def test_logs_follow_next_link_to_the_end_and_tolerate_unknown_values() -> None:
     assert entries[2].status == ProvisioningStatus.UNKNOWN_FUTURE_VALUE
     assert entries[3].model_extra == {"brandNewProperty": {"nested": True}}
     first = parse_qs(urlsplit(str(seen[0])).query)
-    assert first["$filter"] == [f"jobId eq '{JOB}' and provisioningStatusInfo/status eq 'success'"]
+    assert first["$filter"] == [f"jobId eq '{JOB}'"]
     assert len(seen) == 3
     assert "$filter" not in str(seen[1])  # the nextLink is followed as given
 

@@ -13,7 +13,7 @@ import pytest
 
 from connector.graph.logs import log_entry
 from connector.graph.models import ProvisioningObjectSummary
-from connector.reconcile import LogEntry
+from connector.reconcile import LogEntry, Outcome, SentRecord, classify, outcome_label
 
 
 def raw(**fields: Any) -> dict[str, Any]:
@@ -77,6 +77,56 @@ CASES = {
         provisioningStatusInfo={"status": "unknownFutureValue"},
     ),
     "empty ids": raw(jobId="", cycleId=None, changeId=...),
+    "success, unresolved manager in an export step": raw(
+        provisioningStatusInfo={"status": "success", "errorInformation": None},
+        provisioningSteps=[
+            {"name": "EntryImportAdd", "provisioningStepType": "Import", "status": "success"},
+            {
+                "name": "EntryExportAdd",
+                "provisioningStepType": "export",
+                "status": "success",
+                "description": "We were unable to assign M1 as the manager of E00001.",
+                "details": {
+                    "PropertyName": "manager",
+                    "SkipReason": "UnableToResolveReferenceAttributeValue",
+                },
+            },
+        ],
+    ),
+    "warning, unresolved manager in details as a JSON string": raw(
+        provisioningStatusInfo={"status": "warning"},
+        provisioningSteps=[
+            {"status": "success", "description": "imported"},
+            {
+                "status": "Warning",
+                "description": "manager skipped",
+                "details": '{"SkipReason": "UnableToResolveReferenceAttributeValue"}',
+            },
+        ],
+    ),
+    "skipped, unresolved manager as key/value pairs": raw(
+        provisioningStatusInfo={"status": "skipped"},
+        provisioningSteps=[
+            {
+                "status": "success",
+                "description": "assign manager",
+                "details": [
+                    {"key": "PropertyName", "value": "manager"},
+                    {"key": "SkipReason", "value": "UnableToResolveReferenceAttributeValue"},
+                ],
+            }
+        ],
+    ),
+    "failure keeps its own code despite a reference step": raw(
+        provisioningStatusInfo={
+            "status": "failure",
+            "errorInformation": {"errorCode": "Conflict", "reason": "UPN in use"},
+        },
+        provisioningSteps=[{"details": {"SkipReason": "UnableToResolveReferenceAttributeValue"}}],
+    ),
+    "success with an unrelated step detail": raw(
+        provisioningSteps=[{"status": "success", "details": {"ReportableIdentifier": "E00001"}}],
+    ),
 }
 
 
@@ -102,3 +152,78 @@ def test_log_entry_fields() -> None:
         change_id="change-1",
     )
     assert log_entry(ProvisioningObjectSummary.model_validate(CASES["no source identity"])) is None
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "success, unresolved manager in an export step",
+        "warning, unresolved manager in details as a JSON string",
+    ],
+)
+def test_unresolved_manager_is_found_in_any_step_whatever_the_status(case: str) -> None:
+    entry = log_entry(ProvisioningObjectSummary.model_validate(CASES[case]))
+    assert entry is not None
+    assert entry.error_code == "UnableToResolveReferenceAttributeValue"
+    sent = SentRecord(external_id="E00001", sent_at=entry.activity_at, action="joiner")
+    outcome = classify(entry, sent)
+    assert outcome.outcome is Outcome.SKIPPED  # the engine's reference re-send keys on this
+    assert outcome.error_code == "UnableToResolveReferenceAttributeValue"
+    assert outcome_label(outcome.outcome, outcome.error_code, "create") == (
+        "created (manager unresolved)"
+    )
+
+
+def test_other_outcomes_are_unchanged_by_step_scanning() -> None:
+    failed = log_entry(
+        ProvisioningObjectSummary.model_validate(
+            CASES["failure keeps its own code despite a reference step"]
+        )
+    )
+    plain = log_entry(
+        ProvisioningObjectSummary.model_validate(CASES["success with an unrelated step detail"])
+    )
+    assert failed is not None
+    assert plain is not None
+    assert failed.error_code == "Conflict"
+    assert plain.error_code is None
+    sent = SentRecord(external_id="E00001", sent_at=plain.activity_at)
+    assert classify(failed, sent).outcome is Outcome.FAILED
+    assert classify(plain, sent).outcome is Outcome.CREATED
+
+
+def test_the_documented_examples_typos_are_tolerated() -> None:
+    """v1.0 list Example 1 writes ``initiatingType`` and ``"Import"``/``"Export"`` step types."""
+    example = raw(
+        provisioningAction="Update",
+        initiatedBy={
+            "id": "",
+            "displayName": "Azure AD Provisioning Service",
+            "initiatingType": "System",
+        },
+        provisioningSteps=[
+            {"name": "EntryImport", "provisioningStepType": "Import", "status": "Success"},
+            {
+                "name": "EntryExportUpdate",
+                "provisioningStepType": "Export",
+                "status": "success",
+                "details": {"ReportableIdentifier": "E00001"},
+            },
+        ],
+    )
+    summary = ProvisioningObjectSummary.model_validate(example)
+    assert summary.initiator_type == "system"
+    assert [s.step_type for s in summary.provisioning_steps] == ["import", "export"]
+    entry = log_entry(summary)
+    assert entry is not None
+    assert (entry.provisioning_action, entry.status, entry.error_code) == (
+        "update",
+        "success",
+        None,
+    )
+    documented = ProvisioningObjectSummary.model_validate(
+        raw(initiatedBy={"initiatorType": "application"}, provisioningSteps=[{}])
+    )
+    assert documented.initiator_type == "application"
+    assert documented.provisioning_steps[0].step_type == "unknownfuturevalue"
+    assert ProvisioningObjectSummary.model_validate(raw()).initiator_type is None
