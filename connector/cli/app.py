@@ -1,7 +1,8 @@
 """Assembles the Typer app from the command modules.
 
 Each module exposes ``register(app)``; keep commands grouped by domain:
-``core`` (validate, preview, sample), ``migrate`` (import-psd1), ``emulator``, ``graph`` (status, logs, schema),
+``core`` (validate, preview, sample), ``migrate`` (import-psd1),
+``emulator``, ``graph`` (status, logs, schema),
 ``sync`` (sync, reconcile, runs, report, demo).
 
 Help is rendered by Click's plain formatter (``rich_markup_mode=None``, which sub-groups

@@ -154,6 +154,8 @@ class _Parser:
             value = self.value(depth + 1)
             entries.append(Entry(key, value, tok.line))
             end = self.peek()
+            if end.kind == "eof":
+                raise self.error(f"the @{{ opened on line {opening.line} is never closed", end)
             if end.kind not in ("newline", ";", "}"):
                 raise self.error(f"expected a new line, ; or }} after the value of {key!r}")
 
@@ -233,7 +235,7 @@ class _Parser:
             if tok.kind == ")":
                 self.take()
                 return Array(tuple(items), opening.line)
-            if tok.kind == "eof":
+            if tok.kind in ("eof", "}"):
                 raise self.error(f"the @( opened on line {opening.line} is never closed", tok)
             value = self.value(depth + 1)
             items.extend(value.items if isinstance(value, Array) else [value])  # @() unrolls

@@ -263,7 +263,11 @@ class _Parser:
             )
         if kind == "[":
             raise self.fail("type casts and static calls ([...]) are not translated", tok)
-        raise self.fail(f"{_show(tok)} is not one of the translated shapes", tok)
+        raise self.fail(
+            f"{_show(tok)} is not one of the translated shapes (commands, pipelines and"
+            " other PowerShell have no equivalent)",
+            tok,
+        )
 
     def expandable(self, tok: Token, depth: int) -> Expr:
         parts: list[Expr] = []
