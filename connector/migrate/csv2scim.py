@@ -38,7 +38,7 @@ from connector.migrate.psd1 import (
     read_psd1,
 )
 from connector.migrate.scriptblock import parse_expression
-from connector.migrate.values import expression_value, literal_text
+from connector.migrate.values import constant_of, expression_value
 from connector.migrate.yaml_out import Block, Hole, Item, emit, scalar
 from connector.scim import ENTERPRISE_USER_SCHEMA
 
@@ -224,9 +224,9 @@ class _Translator:
             else:
                 known = ", ".join(kind)
                 self.hole(inner, sub, f"{name} has no sub-attribute {sub.key!r}; known: {known}")
-        self.place(block, entry.key, name, inner)
+        self.place(block, name, inner)
 
-    def place(self, block: Block, key: str, name: str, inner: Block) -> None:
+    def place(self, block: Block, name: str, inner: Block) -> None:
         """Put a nested block in place; one of holes only stays as its comments."""
         if inner.has_items():
             block.entries.append(Item(name, inner))
@@ -284,7 +284,7 @@ class _Translator:
         text: Any = None
         if isinstance(value, ScriptBlock):
             try:
-                text = literal_text(parse_expression(value.tokens, self.label, value.line))
+                text = constant_of(parse_expression(value.tokens, self.label, value.line))
             except UntranslatableError:  # not a constant: reported below
                 text = None
         elif isinstance(value, Literal) and not isinstance(value.value, str):

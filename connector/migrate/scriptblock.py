@@ -127,7 +127,8 @@ class _Parser:
     def whole(self, depth: int) -> Expr:
         while self.kind() in ("newline", ";"):
             self.i += 1
-        if self.kind() == "word" and (self.peek() or self.tokens[0]).text.lower() == "return":
+        first = self.peek()
+        if first is not None and first.kind == "word" and first.text.lower() == "return":
             self.i += 1
         if self.kind() == "eof":
             raise self.fail("the scriptblock is empty")

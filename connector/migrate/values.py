@@ -15,7 +15,7 @@ from typing import Any, Final
 from connector.errors import UntranslatableError
 from connector.migrate.scriptblock import Cmp, Col, Concat, Expr, Lit, Logic, Method, Not
 
-__all__ = ["expression_value", "literal_text"]
+__all__ = ["constant_of", "expression_value"]
 
 _CASE_METHODS: Final = {
     "tolower": "lower",
@@ -29,7 +29,7 @@ _CASE_METHODS: Final = {
 _Test = tuple[str, tuple[str, ...], bool, bool]
 
 
-def literal_text(expr: Expr) -> str | bool | int | float | None:
+def constant_of(expr: Expr) -> str | bool | int | float | None:
     """The constant a literal expression stands for; None when it is not a literal."""
     return _number(expr.value) if isinstance(expr, Lit) else None
 
@@ -80,7 +80,7 @@ class _Values:
             raise self.fail("+ after a number or boolean adds, it does not join text")
         pieces: list[str] = []
         columns = 0
-        for part in expr.parts:
+        for part in _flat(expr):
             if isinstance(part, Col):
                 pieces.append("{" + self.column(part.name) + "}")
                 columns += 1
@@ -95,7 +95,12 @@ class _Values:
         template = "".join(pieces)
         if columns == 0:
             return {"const": template.replace("{{", "{").replace("}}", "}")}
-        if columns == 1 and len(expr.parts) == 1:
+        if (
+            columns == 1
+            and template.startswith("{")
+            and template.endswith("}")
+            and (template.count("{") == 1)
+        ):
             return template[1:-1]
         return {"template": template}
 
@@ -162,6 +167,14 @@ class _Values:
         if expr.op == "and" and lneg and rneg:
             return lcol, _union(lvals, rvals), True, lcase
         raise self.fail("only -or of -eq tests and -and of -ne tests on one column are translated")
+
+
+def _flat(expr: Concat) -> list[Expr]:
+    """The parts of a concatenation, nested ones (parentheses, strings) spread out."""
+    parts: list[Expr] = []
+    for part in expr.parts:
+        parts.extend(_flat(part) if isinstance(part, Concat) else [part])
+    return parts
 
 
 def _text(value: Any) -> str:

@@ -223,3 +223,21 @@ def test_psd1_text_lands_in_the_yaml_only_quoted_or_in_comments() -> None:
     assert "#   nick Name: x = 'Y'" in result.yaml
     user = mapping.apply({"Id": "1", "a: b\n#c": "T", 'q"z': "D"}, "1")
     assert (user["title"], user["displayName"]) == ("T", "D -- #")
+
+
+@pytest.mark.parametrize(
+    ("scriptblock", "expected"),
+    [
+        ("{ ($_.A + '-') + $_.B }", "x-y"),
+        ('{ "$($_.A)" }', "x"),
+        ("{ $_.A + '' }", "x"),
+        ('{ "{$($_.A)}" }', "{x}"),
+        ("{ $_.A + 1 }", "x1"),
+        ("{ $_.A + $null + $true }", "xTrue"),
+    ],
+)
+def test_concatenations_map_a_row_as_powershell_joins_text(scriptblock: str, expected: str) -> None:
+    result = translate_psd1(f"@{{ externalId = 'Id'; title = {scriptblock} }}", "m.psd1")
+    assert result.complete
+    user = load_mapping(result.yaml).apply({"Id": "1", "A": "x", "B": "y"}, "1")
+    assert user["title"] == expected
