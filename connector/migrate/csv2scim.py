@@ -1,10 +1,12 @@
 """CSV2SCIM ``AttributeMapping.psd1`` → this connector's mapping YAML.
 
-CSV2SCIM's rules (its README and ``Samples/AttributeMapping.psd1``): a key is a SCIM
-attribute; a **string** value names a CSV column; a **scriptblock** is evaluated over the
-row ``$_``; a **hashtable** is a complex attribute (``name``, ``manager``); an **array of
-hashtables** is a multi-valued attribute; a ``urn:`` key holds a schema extension (the
-enterprise URN, or a custom namespace).
+CSV2SCIM's rules (its README, ``Samples/AttributeMapping.psd1`` and its
+``Resolve-PropertyMappingValue``): a key is a SCIM attribute; a **scriptblock** is run
+with the row as ``$_``; a **hashtable** is a complex attribute (``name``, ``manager``); an
+**array** is a multi-valued attribute, each item resolved alike; any other value (a
+string, but also ``$true`` or a number) is a **property name**: the row's column of that
+name. A ``urn:`` key holds a schema extension (the enterprise URN, or a custom
+namespace).
 
 Each entry becomes the equivalent mapping value. Comparisons keep PowerShell's
 case-insensitive ``-eq`` (``[lower, {equals: ...}]``, as ``samples/mappings/csv2scim.yaml``
@@ -130,7 +132,12 @@ class _Translator:
                 raise self.untranslatable(
                     value.line, "$null: leave the attribute out (or use send_null in the YAML)"
                 )
-            return {"const": value.value}
+            shown = _powershell_text(value.value)
+            raise self.untranslatable(
+                value.line,
+                f"a plain {shown} names a column in CSV2SCIM (it reads the column {shown!r});"
+                f" write {{ {_powershell_source(value.value)} }} for a constant",
+            )
         if isinstance(value, ScriptBlock):
             expr = parse_expression(value.tokens, self.label, value.line)
             return expression_value(expr, self.label, value.line)
@@ -287,12 +294,12 @@ class _Translator:
                 text = constant_of(parse_expression(value.tokens, self.label, value.line))
             except UntranslatableError:  # not a constant: reported below
                 text = None
-        elif isinstance(value, Literal) and not isinstance(value.value, str):
-            text = value.value
         want = bool if key == "primary" else str
         if not isinstance(text, want) or text == "":
             what = "{ $true } or { $false }" if key == "primary" else "{ 'work' }"
-            extra = " (a plain string names a column)" if isinstance(value, Literal) else ""
+            extra = (
+                " (a plain value names a column in CSV2SCIM)" if isinstance(value, Literal) else ""
+            )
             self.hole(block, entry, f"{key} must be a constant, written {what}{extra}")
             return
         block.entries.append(Item(key, text))
@@ -333,12 +340,27 @@ class _Translator:
         lines.append("")
 
 
+def _powershell_text(value: bool | int | float) -> str:
+    """A non-text literal as PowerShell turns it into a property name."""
+    if value is True or value is False:
+        return "True" if value else "False"
+    return str(value)
+
+
+def _powershell_source(value: bool | int | float) -> str:
+    if value is True or value is False:
+        return "$true" if value else "$false"
+    return str(value)
+
+
 def _source(value: Value, text: str) -> str:
     """The source text of a value, for the placeholder comment."""
     if isinstance(value, ScriptBlock):
         return value.source
     if isinstance(value, Literal):
-        return repr(value.value) if isinstance(value.value, str) else str(value.value)
+        if value.value is None or isinstance(value.value, str):
+            return "$null" if value.value is None else repr(value.value)
+        return _powershell_source(value.value)
     if isinstance(value, Expandable):
         return text[value.token.start : value.token.end]
     return "@{ ... }" if isinstance(value, Hashtable) else "@( ... )"

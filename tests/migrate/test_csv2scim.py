@@ -191,9 +191,9 @@ def test_each_untranslatable_value_names_its_reason(psd1_value: str, reason: str
     assert reason in result.untranslated[0].reason
 
 
-def test_constants_numbers_and_the_enterprise_attribute_outside_its_urn() -> None:
+def test_constants_in_scriptblocks_and_the_enterprise_attribute_outside_its_urn() -> None:
     text = (
-        "@{ externalId = 'Id'; active = $true; userName = { 'u' + 1 }; title = { 42 }\n"
+        "@{ externalId = 'Id'; active = { $true }; userName = { 'u' + 1 }; title = { 42 }\n"
         "department = 'Dept'; schemas = @('x') }"
     )
     result = translate_psd1(text, "m.psd1")
@@ -206,6 +206,34 @@ def test_constants_numbers_and_the_enterprise_attribute_outside_its_urn() -> Non
     assert [n.split(": ", 1)[1][:30] for n in result.notes] == [
         "department is an enterprise at",
         "schemas is left out: the conne",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (
+            "$true",
+            "a plain True names a column in CSV2SCIM (it reads the column 'True'); write { $true }",
+        ),
+        ("7", "a plain 7 names a column in CSV2SCIM (it reads the column '7'); write { 7 }"),
+    ],
+)
+def test_a_plain_non_text_value_is_a_column_name_in_csv2scim_so_it_is_not_guessed(
+    value: str, reason: str
+) -> None:
+    result = translate_psd1(f"@{{ externalId = 'Id'; active = {value} }}", "m.psd1")
+    assert [u.reason for u in result.untranslated] == [reason + " for a constant"]
+    assert f"#   active = {value}" in result.yaml
+
+
+def test_type_and_primary_must_be_scriptblock_constants() -> None:
+    text = "@{ externalId = 'Id'; emails = @( @{ value = 'E'; type = 'work'; primary = $true } ) }"
+    result = translate_psd1(text, "m.psd1")
+    assert [u.reason for u in result.untranslated] == [
+        "type must be a constant, written { 'work' } (a plain value names a column in CSV2SCIM)",
+        "primary must be a constant, written { $true } or { $false } (a plain value names a"
+        " column in CSV2SCIM)",
     ]
 
 
