@@ -170,8 +170,8 @@ class _Translator:
             elif key in _ENTERPRISE:
                 self.note(
                     entry.line,
-                    f"{entry.key} is an enterprise attribute; CSV2SCIM sent it outside the"
-                    " enterprise extension, where Entra does not read it: moved to enterprise",
+                    f"{entry.key} is an enterprise attribute; CSV2SCIM sent it as a core"
+                    " attribute, which SCIM does not define: moved under enterprise",
                 )
                 self.attribute(self.enterprise, entry, _ENTERPRISE[key], ENTERPRISE_ATTRIBUTES)
             elif key in _MULTI:
