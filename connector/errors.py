@@ -3,6 +3,8 @@
     ConnectorError
     ├── ConfigError                  bad settings, sources config or endpoint URL
     │   ├── MappingError             mapping file invalid (carries every problem found)
+    │   ├── Psd1Error                a CSV2SCIM .psd1 mapping that cannot be read as a data file
+    │   │   └── UntranslatableError  one psd1 entry has no equivalent in the mapping language
     │   └── UnsafeEndpointError      a token would leave for a host that is not Graph
     ├── ExtractError                 an HR extract that cannot be read as a whole
     │   └── TooManyRejectedRowsError the file's rejected-row share is over the cap
@@ -63,6 +65,7 @@ __all__ = [
     "NotFoundError",
     "OperationTooLargeError",
     "PermissionDeniedError",
+    "Psd1Error",
     "QuotaExhaustedError",
     "RejectedShareExceededError",
     "RunError",
@@ -75,6 +78,7 @@ __all__ = [
     "TransformError",
     "TransportError",
     "UnsafeEndpointError",
+    "UntranslatableError",
 ]
 
 
@@ -94,6 +98,24 @@ class MappingError(ConfigError):
         if self.problems:
             message = message + "\n" + "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(message)
+
+
+class Psd1Error(ConfigError):
+    """A PowerShell data file (CSV2SCIM's AttributeMapping.psd1) cannot be read or parsed.
+
+    The message starts with ``file:line:`` so an editor can jump to the spot.
+    """
+
+    def __init__(self, message: str, *, path: str, line: int | None = None) -> None:
+        self.path = path
+        self.line = line
+        self.detail = message
+        where = path if line is None else f"{path}:{line}"
+        super().__init__(f"{where}: {message}")
+
+
+class UntranslatableError(Psd1Error):
+    """One psd1 entry has no equivalent in the mapping language; it is left as a placeholder."""
 
 
 class UnsafeEndpointError(ConfigError):

@@ -1,7 +1,8 @@
 """Assembles the Typer app from the command modules.
 
 Each module exposes ``register(app)``; keep commands grouped by domain:
-``core`` (validate, preview, sample), ``emulator``, ``graph`` (status, logs, schema),
+``core`` (validate, preview, sample), ``migrate`` (import-psd1),
+``emulator``, ``graph`` (status, logs, schema),
 ``sync`` (sync, reconcile, runs, report, demo).
 
 Help is rendered by Click's plain formatter (``rich_markup_mode=None``, which sub-groups
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import typer
 
-from connector.cli import core, emulator, graph, sync
+from connector.cli import core, emulator, graph, migrate, sync
 
 __all__ = ["build_app"]
 
@@ -29,6 +30,6 @@ def build_app() -> typer.Typer:
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
     )
-    for module in (core, emulator, graph, sync):
+    for module in (core, migrate, emulator, graph, sync):
         module.register(app)
     return app
