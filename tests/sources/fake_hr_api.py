@@ -175,7 +175,7 @@ def running_api() -> Iterator[ApiState]:
     state = ApiState()
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state))
     state.base = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield state
