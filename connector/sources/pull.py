@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -11,15 +12,31 @@ import httpx
 from connector.config import Source
 from connector.errors import ConfigError
 from connector.sources.rest import pull_rest, rest_columns
+from connector.sources.schedule import parse_schedule
 from connector.sources.snapshot import Snapshot, Watermark
 from connector.sources.sql import TokenSource, pull_sql, sql_columns
 
-__all__ = ["is_pulled", "pull_snapshot", "source_columns"]
+__all__ = ["due_sources", "is_pulled", "pull_snapshot", "source_columns"]
 
 
 def is_pulled(source: Source) -> bool:
     """True for sources the connector pulls (``sql``, ``rest``) rather than receives."""
     return source.kind in ("sql", "rest")
+
+
+def due_sources(
+    sources: Iterable[Source], last_pulls: Mapping[str, datetime | None], now: datetime
+) -> list[Source]:
+    """The pulled sources whose ``schedule`` has a moment after their last pull (by name
+    in ``last_pulls``; absent or None means never) and at or before ``now`` (UTC).
+    Sources without a schedule are pulled only on demand (CLI)."""
+    return [
+        s
+        for s in sources
+        if is_pulled(s)
+        and s.schedule is not None
+        and parse_schedule(s.schedule).is_due(last_pulls.get(s.name), now)
+    ]
 
 
 def pull_snapshot(

@@ -60,6 +60,10 @@ AZURE_POSTGRES_SCOPE: Final = "https://ossrdbms-aad.database.windows.net/.defaul
 SQL_COPT_SS_ACCESS_TOKEN: Final = 1256
 
 
+#: SQLSTATE classes whose messages quote row values: data exception, integrity violation
+_DATA_ERROR_CLASSES: Final = frozenset({"22", "23"})
+
+
 class TokenSource(Protocol):
     """The part of ``azure.core.credentials.TokenCredential`` this module uses."""
 
@@ -202,12 +206,25 @@ def _mark_of(value: object) -> Watermark | None:
 
 
 def _db_error(name: str, exc: sa_exc.DBAPIError | sa_exc.OperationalError) -> SourceError:
-    """A driver error as a SourceError: the class and the first line of the driver's message
-    (which names hosts, roles and columns, not row values)."""
-    text = str(getattr(exc, "orig", exc)).strip().splitlines()
+    """A driver error as a SourceError naming the source.
+
+    The driver's first message line names hosts, roles, tables and columns and is kept;
+    data errors (SQLSTATE classes 22 and 23: a cast or constraint failing on a row) quote
+    the offending value, so for them only the SQLSTATE is shown.
+    """
+    orig = getattr(exc, "orig", exc)
+    state = getattr(orig, "sqlstate", None)
+    if isinstance(state, str) and state[:2] in _DATA_ERROR_CLASSES:
+        return SourceError(
+            name,
+            f"database error SQLSTATE {state}: a value in the result could not be read or"
+            " converted (the value is not shown); check the query's casts",
+        )
+    text = str(orig).strip().splitlines()
     first = text[0] if text else type(exc).__name__
     low = first.lower()
-    if "password" in low or "authentication" in low or "login failed" in low:
+    auth_state = isinstance(state, str) and state.startswith("28")
+    if auth_state or "password" in low or "authentication" in low or "login failed" in low:
         return SourceAuthError(name, f"the database refused the credentials: {first}")
     return SourceError(name, f"database error: {first}")
 

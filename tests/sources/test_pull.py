@@ -65,3 +65,27 @@ def test_a_file_source_is_not_pulled() -> None:
     assert not is_pulled(src)
     with pytest.raises(ConfigError, match="is a file source; it is not pulled"):
         pull_snapshot(src, settings={})
+
+
+def test_due_sources_picks_pulled_sources_whose_schedule_has_come() -> None:
+    from datetime import datetime
+
+    from connector.config import parse_sources
+    from connector.sources.pull import due_sources
+    from tests.sources.helpers import ENDPOINT
+
+    def src(name: str, extra: str) -> str:
+        return f"  - name: {name}\n    mapping: m.yaml\n    endpoint: {ENDPOINT}\n{extra}"
+
+    sql = "    kind: sql\n    sql: {url: 'sqlite:///x.db', table: t}\n"
+    config = parse_sources(
+        "sources:\n"
+        + src("files", "    match: a/\n")
+        + src("nightly", sql + "    schedule: '0 0 2 * * *'\n")
+        + src("hourly", sql + "    schedule: '0 0 * * * *'\n")
+        + src("manual", sql)
+    )
+    now = datetime(2026, 3, 2, 2, 30)
+    last = {"nightly": datetime(2026, 3, 2, 2, 0, 5), "hourly": datetime(2026, 3, 2, 1, 0, 1)}
+    assert [s.name for s in due_sources(config.sources, last, now)] == ["hourly"]
+    assert [s.name for s in due_sources(config.sources, {}, now)] == ["nightly", "hourly"]

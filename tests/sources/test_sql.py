@@ -282,3 +282,10 @@ def test_a_failing_credential_is_an_auth_error_naming_the_scope() -> None:
     hook = token_hook("az", "postgresql", AZURE_POSTGRES_SCOPE, Broken())
     with pytest.raises(SourceAuthError, match=r"'az'.*ossrdbms-aad.*RuntimeError"):
         hook(None, None, [], {})
+
+
+def test_a_data_error_shows_the_sqlstate_and_never_the_value(postgres: PgServer) -> None:
+    cfg = _pg(postgres, query='SELECT "FirstName"::int AS n FROM staging.employees')
+    with pytest.raises(SourceError, match=r"'hr-sql': database error SQLSTATE 22P02") as info:
+        pull_sql("hr-sql", cfg, settings=SETTINGS)
+    assert "Ada" not in str(info.value)
