@@ -11,8 +11,6 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import make_url
-from sqlalchemy.exc import ArgumentError
 
 from connector.graph.endpoint import is_loopback_host
 from connector.sources.jsonpath import parse_path
@@ -91,6 +89,11 @@ class SqlSettings(_Model):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
+        # SQLAlchemy is imported here, not at module level: loading a sources config
+        # (every Functions invocation) should not pay for it unless a sql source exists.
+        from sqlalchemy import make_url
+        from sqlalchemy.exc import ArgumentError
+
         try:
             url = make_url(value)
         except ArgumentError:
@@ -112,6 +115,8 @@ class SqlSettings(_Model):
             raise ValueError("auth: password needs password_setting (the app setting's name)")
         if self.auth != "password" and self.password_setting is not None:
             raise ValueError("password_setting is used only with auth: password")
+        from sqlalchemy import make_url
+
         backend = make_url(self.url).get_backend_name()
         if self.auth == "entra" and backend not in ("postgresql", "mssql"):
             raise ValueError("auth: entra works with postgresql or mssql URLs")
