@@ -159,6 +159,11 @@ def _connected(
 
 
 def _select(cfg: SqlSettings, last: Watermark | None) -> sa.Executable:
+    """The statement to stream. A query without a watermark runs exactly as written (SQL
+    Server refuses an ORDER BY inside a subquery); with one it is wrapped to filter and
+    order by the watermark column."""
+    if cfg.query is not None and cfg.watermark is None:
+        return sa.text(cfg.query)
     if cfg.table is not None:
         schema, _, table = cfg.table.rpartition(".")
         tbl = sa.table(table, schema=schema or None)
@@ -304,8 +309,13 @@ def sql_columns(
     settings: Mapping[str, str],
     credential: TokenSource | None = None,
 ) -> list[str]:
-    """The source's column names, reading no rows (for ``connector validate --source``)."""
+    """The source's column names (for ``connector validate --source``): the statement is
+    opened with a server-side cursor and closed before any row is fetched."""
     with _connected(name, cfg, settings, credential) as conn:
-        probe = _select(cfg, None).subquery("probe")  # type: ignore[attr-defined]
-        result = conn.execute(sa.select(sa.text("*")).select_from(probe).limit(0))
-        return list(map(str, result.keys()))
+        result = conn.execution_options(stream_results=True, yield_per=1).execute(
+            _select(cfg, None)
+        )
+        try:
+            return list(map(str, result.keys()))
+        finally:
+            result.close()
