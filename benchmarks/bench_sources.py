@@ -6,6 +6,9 @@ pull (the floor), the streamed pull (:func:`connector.sources.sql.pull_sql`, ser
 cursor into the snapshot CSV), and the naive baseline measured in the same run
 (``fetchall()`` into a list, then the same CSV), which is what streaming avoids.
 
+The REST reader is measured the same way against an in-process API
+(``httpx.MockTransport``) serving nested records in offset pages of 1,000.
+
 Databases: SQLite (a file) and PostgreSQL (a throwaway server started like the tests do;
 needs Debian's ``postgresql``, installed by ``make postgres``). Ten text/number/date
 columns per row, about 150 bytes of CSV.
@@ -35,7 +38,7 @@ from connector.sources.sql import pull_sql
 import sqlalchemy as sa
 mode, url, table, out = sys.argv[1:5]
 auth = {"auth": "password", "password_setting": "PGPASS"} if "postgresql" in url else {}
-cfg = SqlSettings(url=url, table=table, **auth)
+cfg = SqlSettings(url=url, table=table, **auth) if mode == "streamed" else None
 settings = {"PGPASS": os.environ.get("PGPASS", "")}
 start = time.perf_counter()
 rows = 0
@@ -59,6 +62,25 @@ elif mode == "naive":
         for r in data:
             w.writerow(["" if v is None else str(v) for v in r])
     os.unlink(os.path.join(out, "naive.csv"))
+elif mode == "rest":
+    import httpx, orjson
+    from connector.sources.models import RestSettings
+    from connector.sources.rest import pull_rest
+    n = int(table)
+
+    def page(request):
+        off = int(request.url.params["offset"])
+        items = [{"id": f"E{i:07d}", "name": {"given": f"First{i}", "family": f"Last{i}"},
+                  "job": {"title": "Senior Engineer", "dept": f"Dept{i % 40}"},
+                  "active": i % 7 != 0, "fte": 1.0, "emails": [{"value": f"e{i}@example.com"}]}
+                 for i in range(off, min(off + 1000, n))]
+        return httpx.Response(200, content=orjson.dumps({"data": items}))
+
+    rcfg = RestSettings(url="https://hr.example.com/workers", records="$.data[*]",
+                        paging={"type": "offset", "limit": 1000}, max_pages=10_000)
+    snap = pull_rest("bench", rcfg, settings={}, transport=httpx.MockTransport(page), directory=out)
+    rows = snap.rows
+    snap.discard()
 seconds = time.perf_counter() - start
 print(json.dumps({"rows": rows, "seconds": seconds,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -139,6 +161,15 @@ def main() -> None:
         for n in args.sizes:
             url = _sqlite(Path(tmp) / f"people{n}.db", n)
             _report("SQLite", n, url, "people", tmp, {})
+        for n in args.sizes:
+            floor = _child("floor", "sqlite://", "x", tmp, {})
+            rest = _child("rest", "sqlite://", str(n), tmp, {})
+            assert rest["rows"] == n
+            for label, r in (("imports only", floor), ("rest pull, pages of 1,000", rest)):
+                print(
+                    f"| REST (in-process API) | {n:,} | {label} | {r['peak_mb']:.0f} MB |"
+                    f" {r['seconds']:.2f} s |"
+                )
         if args.no_postgres:
             return
         from tests.sources.pg import SUPERUSER_PASSWORD, running_postgres
