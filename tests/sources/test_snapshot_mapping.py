@@ -72,3 +72,20 @@ def test_write_snapshot_hashes_exactly_the_bytes_it_wrote(tmp_path: Path) -> Non
     snap = write_snapshot("s", ["a", "b"], [["1", "x\ny"], ["2", ""]], directory=tmp_path)
     assert snap.path.read_bytes() == b'a,b\n1,"x\ny"\n2,\n'
     assert hashlib.sha256(snap.path.read_bytes()).hexdigest() == snap.sha256
+
+
+def test_a_pull_lacking_a_mapped_column_is_refused_naming_the_source(tmp_path: Path) -> None:
+    import pytest
+
+    from connector.errors import ExtractError
+
+    url = _staging_table(tmp_path, drop="WorkEmail")
+    snap = pull_sql("hr-sql", SqlSettings(url=url, table="employees"), settings={})
+    try:
+        with (
+            pytest.raises(ExtractError, match=r"^hr-sql pull, line 1: .*lacks columns.*WorkEmail"),
+            iter_records(snap.path, load_mapping(MAPPING), label="hr-sql pull") as stream,
+        ):
+            list(stream)
+    finally:
+        snap.discard()
