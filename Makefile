@@ -12,7 +12,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 AZURITE_VERSION := 3.35.0
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: demo test lint typecheck unit venv clean bench browser azurite
+.PHONY: demo test lint typecheck unit venv clean bench browser azurite postgres
 
 venv: $(STAMP)
 
@@ -48,7 +48,11 @@ typecheck: $(STAMP)
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "chromium missing: run 'sudo apt-get install chromium' (the report screenshot test will fail until then)"; }
 
-unit: $(STAMP) $(AZURITE) $(CHECKOV) browser
+# The sql-source tests start a throwaway PostgreSQL server from Debian's server binaries.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) || echo "postgresql missing: run 'sudo apt-get install postgresql' (the sql-source tests will fail until then)"; }
+
+unit: $(STAMP) $(AZURITE) $(CHECKOV) browser postgres
 	AZURITE_BIN=$(abspath $(AZURITE)) CHECKOV_BIN=$(abspath $(CHECKOV)) $(PY) -m pytest -q
 
 test: lint typecheck unit

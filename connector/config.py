@@ -45,14 +45,18 @@ from pydantic import (
 
 from connector.errors import ConfigError
 from connector.graph.endpoint import Cloud, cloud_for_host
+from connector.sources.models import RestSettings, SqlSettings
+from connector.sources.schedule import parse_schedule
 
 __all__ = [
     "SCHEMA_PATH",
     "ExtractTimestamp",
     "MatchRule",
     "Reconciliation",
+    "RestSettings",
     "Source",
     "SourcesConfig",
+    "SqlSettings",
     "Thresholds",
     "load_sources",
     "parse_duration",
@@ -253,13 +257,51 @@ class ExtractTimestamp(_Model):
         return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
+_KIND_RULES: dict[str, Any] = {
+    "allOf": [
+        {
+            "if": {"properties": {"kind": {"enum": ["file"]}}},
+            "then": {"required": ["match"]},
+        },
+        {
+            "if": {"properties": {"kind": {"enum": ["sql"]}}, "required": ["kind"]},
+            "then": {"required": ["sql"]},
+        },
+        {
+            "if": {"properties": {"kind": {"enum": ["rest"]}}, "required": ["kind"]},
+            "then": {"required": ["rest"]},
+        },
+    ]
+}
+"""What the model validators check, said in the JSON Schema for editors: a file source
+(also when ``kind`` is absent) needs ``match``; a sql or rest source its block."""
+
+
 class Source(_Model):
-    """One source of HR records: its files, its mapping, its target and its rules."""
+    """One source of HR records: its files (or database / API), its mapping, its target and
+    its rules. ``kind: file`` (the default) reads dropped files picked by ``match``;
+    ``sql`` and ``rest`` are pulled on ``schedule`` (see ``connector/sources/``)."""
+
+    model_config = ConfigDict(json_schema_extra=_KIND_RULES)
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+    kind: Literal["file", "sql", "rest"] = Field(
+        "file", description="file: dropped extracts; sql: a database; rest: a paged JSON API."
+    )
     match: Annotated[
-        MatchRule, BeforeValidator(_match_shorthand), WithJsonSchema(_MATCH_SCHEMA)
-    ] = Field(description="A path prefix (e.g. 'employees/'), a glob, or {prefix, glob}.")
+        MatchRule | None, BeforeValidator(_match_shorthand), WithJsonSchema(_MATCH_SCHEMA)
+    ] = Field(
+        None,
+        description="kind file (required): a path prefix (e.g. 'employees/'), a glob, or"
+        " {prefix, glob}.",
+    )
+    sql: SqlSettings | None = Field(None, description="kind sql: the database and query.")
+    rest: RestSettings | None = Field(None, description="kind rest: the API and its paging.")
+    schedule: str | None = Field(
+        None,
+        description="kind sql/rest: when the Functions timer pulls, NCRONTAB"
+        " '{second} {minute} {hour} {day} {month} {day-of-week}' (UTC).",
+    )
     mapping: str | dict[str, Any] = Field(
         description="Mapping file path (relative to this config file) or an inline mapping."
     )
@@ -304,6 +346,36 @@ class Source(_Model):
             if host_cloud is not None:
                 return {**data, "cloud": host_cloud.value}
         return data
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_schedule(value)
+        return value
+
+    @model_validator(mode="after")
+    def _kind(self) -> Source:
+        blocks = {"sql": self.sql, "rest": self.rest}
+        for key, block in blocks.items():
+            if block is not None and key != self.kind:
+                raise ValueError(f"a {key}: block needs kind: {key} (kind is {self.kind})")
+        if self.kind == "file":
+            if self.match is None:
+                raise ValueError("a file source needs match (which dropped files are its own)")
+            if self.schedule is not None:
+                raise ValueError("schedule is for sql and rest sources (files arrive by drop)")
+            return self
+        if blocks[self.kind] is None:
+            raise ValueError(f"kind {self.kind} needs a {self.kind}: block")
+        if self.match is not None:
+            raise ValueError(f"match is for file sources; a {self.kind} source is pulled")
+        if self.sql is not None and self.sql.watermark is not None and self.mode != "delta":
+            raise ValueError(
+                "sql.watermark reads only changed rows, so it needs mode: delta (a full"
+                " source must read every row, or absent people would count as leavers)"
+            )
+        return self
 
     @field_validator("ignore_attributes")
     @classmethod
@@ -393,6 +465,8 @@ class SourcesConfig(_Model):
             seen[key] = i
         rules: dict[tuple[str | None, str | None], str] = {}
         for src in self.sources:
+            if src.match is None:
+                continue
             key2 = (src.match.prefix, src.match.glob)
             if key2 in rules:
                 raise ValueError(
@@ -413,7 +487,7 @@ class SourcesConfig(_Model):
     def source_for(self, path: str) -> Source | None:
         """The source a dropped file belongs to, None if none. A file matched by two
         sources is a :class:`ConfigError` (it would be applied twice)."""
-        hits = [s for s in self.sources if s.match.matches(path)]
+        hits = [s for s in self.sources if s.match is not None and s.match.matches(path)]
         if len(hits) > 1:
             names = ", ".join(s.name for s in hits)
             raise ConfigError(

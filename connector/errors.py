@@ -27,6 +27,10 @@
     │   └── ConcurrentRunError       another run holds the source's lock
     │       └── LockLostError        this run lost the lock it held; it stops
     ├── RunError                     a run cannot move to the state asked for
+    ├── SourceError                  a sql/rest source cannot be pulled (names the source)
+    │   ├── SourceAuthError          the database or API refused the credentials
+    │   └── EmptySnapshotError       the pull returned no rows: nothing is applied
+    ├── UnconvertibleValueError      a pulled value has no text form (bytes, NaN); names the column
     └── EmulatorError                the local emulator refuses a request (it answers 400)
         ├── BulkValidationError      a BulkRequest body breaks a documented rule
         ├── FilterError              a $filter / $top / $skiptoken it cannot evaluate
@@ -56,6 +60,7 @@ __all__ = [
     "ConfigError",
     "ConnectorError",
     "DocumentConflictError",
+    "EmptySnapshotError",
     "EmulatorError",
     "ExtractError",
     "FilterError",
@@ -71,12 +76,15 @@ __all__ = [
     "RunError",
     "SchemaError",
     "ServiceError",
+    "SourceAuthError",
+    "SourceError",
     "StateError",
     "SystemicRefusalError",
     "ThrottledError",
     "TooManyRejectedRowsError",
     "TransformError",
     "TransportError",
+    "UnconvertibleValueError",
     "UnsafeEndpointError",
     "UntranslatableError",
 ]
@@ -294,3 +302,37 @@ class FilterError(EmulatorError):
 
 class SchemaError(EmulatorError):
     """A PUT schema body that cannot be used; the message names the offending part."""
+
+
+class SourceError(ConnectorError):
+    """A ``sql`` or ``rest`` source could not be pulled; nothing from it is applied.
+
+    The message names the source and what failed (host, status, column), never a
+    secret or a field value. ``source`` is the source's name.
+    """
+
+    def __init__(self, source: str, message: str) -> None:
+        self.source = source
+        super().__init__(f"source {source!r}: {message}")
+
+
+class SourceAuthError(SourceError):
+    """The database or HR API refused the credentials (wrong secret, expired, no access)."""
+
+
+class EmptySnapshotError(SourceError):
+    """A pull returned no rows; refused so an empty answer never reads as "everyone left"."""
+
+
+class UnconvertibleValueError(ConnectorError):
+    """A database or API value has no faithful text form (binary, NaN, infinity).
+
+    Names the column, never the value; the reader wraps it in a :class:`SourceError`.
+    """
+
+    def __init__(self, column: str, kind: str) -> None:
+        self.column = column
+        super().__init__(
+            f"column {column!r} holds {kind} values, which have no text form; leave the column"
+            " out of the query or convert it there (e.g. to hex or base64)"
+        )

@@ -217,7 +217,15 @@ def test_json_schema_forbids_unknown_keys() -> None:
     schema = sources_json_schema()
     assert schema["additionalProperties"] is False
     assert schema["$defs"]["Source"]["additionalProperties"] is False
-    assert set(schema["$defs"]["Source"]["required"]) == {"name", "match", "mapping"}
+    assert set(schema["$defs"]["Source"]["required"]) == {"name", "mapping"}
+
+
+def test_json_schema_requires_the_block_of_each_kind() -> None:
+    rules = sources_json_schema()["$defs"]["Source"]["allOf"]
+    required = {
+        tuple(r["if"]["properties"]["kind"].get("enum", [])): r["then"]["required"] for r in rules
+    }
+    assert required == {("file",): ["match"], ("sql",): ["sql"], ("rest",): ["rest"]}
 
 
 def test_json_schema_accepts_the_shorthands() -> None:
