@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final, NamedTuple, TypeVar
 
 from connector.errors import ExtractError, RejectedShareExceededError
+from connector.extract_header import duplicate_positions, header_hint
 
 __all__ = [
     "DEFAULT_MAX_FIELD_BYTES",
@@ -283,8 +284,8 @@ class ExtractReader:
         self.header, self.delimiter = self._read_header()
         if self.id_column is not None and self.id_column not in self.header:
             raise ExtractError(
-                f"id column {self.id_column!r} is not in the header; columns are: "
-                + ", ".join(self.header),
+                f"id column {self.id_column!r} is not among the {len(self.header)} columns of"
+                " the header" + header_hint(self.header, self.id_column),
                 path=self.label,
                 line=1,
             )
@@ -370,11 +371,13 @@ class ExtractReader:
         empty = [str(i + 1) for i, h in enumerate(header) if not h]
         if empty:
             problems.append("empty column name at position " + ", ".join(empty))
-        dupes = sorted(h for h, n in Counter(header).items() if h and n > 1)
-        if dupes:
-            problems.append("duplicate column names: " + ", ".join(dupes))
+        problems += duplicate_positions(header)
         if problems:
-            raise ExtractError("bad header: " + "; ".join(problems), path=self.label, line=1)
+            raise ExtractError(
+                "bad header: " + "; ".join(problems) + header_hint(header),
+                path=self.label,
+                line=1,
+            )
         return header, delimiter
 
     # -- passes ----------------------------------------------------------------------------

@@ -6,7 +6,6 @@ Exit codes: 0 success, 1 the input has problems (or could not be processed),
 
 from __future__ import annotations
 
-import csv
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -20,6 +19,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from connector.csv_out import write_csv
 from connector.errors import ExtractError, MappingError, RejectedShareExceededError
 from connector.extract import ExtractStats, RejectedRow
 from connector.mapping import load_mapping
@@ -78,11 +78,10 @@ class PreviewSummary:
 
 
 def _write_rejected(rejected: Iterable[RejectedRow], out: Path) -> None:
+    """rejected.csv, through the one CSV writer (formula-like cells neutralised)."""
+    rows = ((rej.line, rej.external_id, rej.reason_code, rej.message) for rej in rejected)
     with (out / "rejected.csv").open("w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["line", "externalId", "reason", "message"])
-        for rej in rejected:
-            writer.writerow([rej.line, rej.external_id, rej.reason_code, rej.message])
+        write_csv(f, ["line", "externalId", "reason", "message"], rows)
 
 
 def _every_rejection(

@@ -100,7 +100,7 @@ def test_header_is_cleaned() -> None:
 @pytest.mark.parametrize(
     ("header", "fragment"),
     [
-        ("Id,Name,Id\n", "duplicate column names: Id"),
+        ("Id,Name,Id\n", "the same column name at positions 1, 3"),
         ("Id,,Name\n", "empty column name at position 2"),
     ],
 )
@@ -117,7 +117,7 @@ def test_empty_file_is_an_error() -> None:
 
 
 def test_missing_id_column_is_an_error() -> None:
-    with pytest.raises(ExtractError, match="id column 'WorkerID' is not in the header"):
+    with pytest.raises(ExtractError, match="id column 'WorkerID' is not among the 2 columns"):
         read_extract(stream("Id,Name\n"), id_column="WorkerID")
 
 
