@@ -61,6 +61,7 @@ __all__ = [
     "RejectReason",
     "RejectedRow",
     "Row",
+    "encoding_problem",
     "read_extract",
 ]
 
@@ -106,16 +107,34 @@ class ExtractProfile:
 
     def __post_init__(self) -> None:
         if self.encoding is not None:
-            try:
-                codecs.lookup(self.encoding)
-            except LookupError:
-                raise ValueError(f"unknown encoding {self.encoding!r}") from None
+            problem = encoding_problem(self.encoding)
+            if problem is not None:
+                raise ValueError(problem)
         if self.delimiter is not None and (len(self.delimiter) != 1 or self.delimiter in '"\r\n'):
             raise ValueError("delimiter must be one character other than a quote or newline")
         if self.max_field_bytes < 1:
             raise ValueError("max_field_bytes must be at least 1")
         if not 0.0 <= self.max_rejected_share <= 1.0:
             raise ValueError("max_rejected_share must be between 0 and 1")
+
+
+def encoding_problem(name: str) -> str | None:
+    """Why ``name`` cannot decode an extract, or None when it can.
+
+    Python also knows codecs that are not text encodings (rot13, base64, hex,
+    zlib_codec): they pass a lookup but fail on the first decode, so they are refused here.
+    """
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return f"unknown encoding {name!r} (e.g. utf-8, cp1252, latin-1)"
+    try:
+        b"a".decode(name, "ignore")  # empty bytes would skip the codec check
+    except LookupError:
+        return f"{name!r} is not a text encoding (e.g. utf-8, cp1252, latin-1)"
+    except ValueError:  # a text codec with no use for this byte: still a text encoding
+        pass
+    return None
 
 
 class Row(NamedTuple):

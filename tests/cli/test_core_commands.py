@@ -259,3 +259,24 @@ def test_sample_churn_needs_from(tmp_path: Path) -> None:
     assert res.exit_code == 2
     assert "--churn only applies with --from" in res.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize("codec", ["rot13", "base64", "hex", "zlib_codec"])
+def test_a_non_text_encoding_is_one_line_naming_key_and_file(tmp_path: Path, codec: str) -> None:
+    """validate exits 1 (the mapping has problems); preview 2 (its --mapping is unusable)."""
+    m = tmp_path / "m.yaml"
+    text = DEFAULT_MAPPING.read_text(encoding="utf-8")
+    m.write_text(text.replace("encoding: utf-8", f"encoding: {codec}"), encoding="utf-8")
+    line = text[: text.index("encoding: utf-8")].count("\n") + 1
+    checked = runner.invoke(app(), ["validate", "--mapping", str(m), str(HR_EXTRACT)])
+    assert checked.exit_code == 1, checked.output
+    assert f"{m}:{line}: error: extract.encoding: {codec!r} is not a text encoding" in (
+        checked.output
+    )
+    shown = runner.invoke(app(), ["preview", "-m", str(m), str(HR_EXTRACT), "-o", str(tmp_path)])
+    assert shown.exit_code == 2, shown.output
+    assert shown.stderr.splitlines() == [
+        f"error: {m}:{line}: extract.encoding: {codec!r} is not a text encoding"
+        " (e.g. utf-8, cp1252, latin-1)"
+    ]
+    assert "Traceback" not in shown.output + checked.output

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from connector.errors import ExtractError, TooManyRejectedRowsError
-from connector.extract import ExtractProfile, ExtractReader, RejectReason, read_extract
+from connector.extract import (
+    ExtractProfile,
+    ExtractReader,
+    RejectReason,
+    encoding_problem,
+    read_extract,
+)
 
 from .helpers import stream
 
@@ -371,3 +377,17 @@ def test_one_column_file_skips_blank_lines(newline: str) -> None:
     assert [(r.line, r.reason_code) for r in reader.rejected] == [
         (5, RejectReason.EMPTY_EXTERNAL_ID)
     ]
+
+
+@pytest.mark.parametrize("codec", ["rot13", "base64", "hex", "zlib_codec", "bz2_codec", "uu"])
+def test_a_codec_that_is_not_a_text_encoding_is_refused(codec: str) -> None:
+    problem = encoding_problem(codec)
+    assert problem is not None
+    assert "is not a text encoding" in problem
+    with pytest.raises(ValueError, match="not a text encoding"):
+        ExtractProfile(encoding=codec)
+
+
+@pytest.mark.parametrize("name", ["utf-8", "cp1252", "latin-1", "utf-16", "UTF8"])
+def test_text_encodings_are_accepted(name: str) -> None:
+    assert encoding_problem(name) is None
