@@ -172,10 +172,14 @@ def _transforms(y: YamlValue, ctx: Context) -> list[Transform] | None:
             ok = False
             continue
         try:
-            out.append(make_transform(name, arg))
+            transform = make_transform(name, arg)
         except ValueError as exc:
             ctx.err(item.line, str(exc))
             ok = False
+            continue
+        if transform.warning:
+            ctx.warn(item.line, transform.warning)
+        out.append(transform)
     return out if ok else None
 
 
