@@ -48,6 +48,12 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final, NamedTuple, TypeVar
 
 from connector.errors import ExtractError, RejectedShareExceededError
+from connector.extract_controls import (
+    ControlScan,
+    control_columns,
+    describe_unprintable,
+    shown_id,
+)
 from connector.extract_header import duplicate_positions, header_hint
 
 __all__ = [
@@ -87,6 +93,7 @@ class RejectReason:
     TRANSFORM_FAILED: Final = "transform_failed"
     INVALID_VALUE: Final = "invalid_value"
     OPERATION_TOO_LARGE: Final = "operation_too_large"
+    CONTROL_CHARACTER: Final = "control_character"
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,7 +409,9 @@ class ExtractReader:
     # -- passes ----------------------------------------------------------------------------
 
     def _duplicate_hashes(self) -> tuple[set[int], int, int]:
-        """First pass over the id column: hashes of ids seen more than once.
+        """First pass over the id column: hashes of ids seen more than once, and of ids
+        holding an unprintable character (the data pass rejects both by hash, at no cost
+        to clean rows).
 
         Also returns how many data rows there are and how many of them the id pass
         already knows will be rejected (for the early share check). Uses Python's
@@ -416,6 +425,7 @@ class ExtractReader:
         mask = _BUCKETS - 1
         rows = 0
         known_bad = 0
+        unclean: set[int] = set()  # ids holding an unprintable character: rejected as well
         delim = self.delimiter
         with self._opener() as raw:
             text = self._text(raw)
@@ -446,6 +456,9 @@ class ExtractReader:
                         ids = list(map(str.strip, fields))
                         rows += len(ids)
                         known_bad += ids.count("")
+                        if not all(map(str.isprintable, ids)):
+                            unclean.update(hash(i) for i in ids if not i.isprintable())
+                            known_bad += sum(not i.isprintable() for i in ids)
                         for h in map(hash, filter(None, ids)):
                             buckets[h & mask].append(h)
                         lineno += len(lines)
@@ -467,6 +480,10 @@ class ExtractReader:
                                 rows -= 1  # a blank line in a one-column file
                             else:
                                 known_bad += 1
+                            continue
+                        if not ext.isprintable():
+                            unclean.add(hash(ext))
+                            known_bad += 1
                             continue
                         h = hash(ext)
                         buckets[h & mask].append(h)
@@ -495,6 +512,10 @@ class ExtractReader:
                             if not ext:
                                 known_bad += 1
                                 continue
+                            if not ext.isprintable():
+                                unclean.add(hash(ext))
+                                known_bad += 1
+                                continue
                             h = hash(ext)
                             buckets[h & mask].append(h)
                         break
@@ -513,11 +534,11 @@ class ExtractReader:
             if len(set(bucket)) != len(bucket):
                 counts = Counter(bucket)
                 for h, n in counts.items():
-                    if n > 1:
+                    if n > 1 and h not in unclean:  # those are counted already
                         dups.add(h)
                         known_bad += n
             buckets[i] = array("q")
-        return dups, rows, known_bad
+        return dups | unclean, rows, known_bad
 
     def _runaway_quote(self, first: int, last: int, detail: str | int) -> ExtractError:
         """The file-level error for a quoted value that swallowed lines (see the module doc)."""
@@ -583,6 +604,8 @@ class ExtractReader:
             or self.delimiter in external_id
         ):
             external_id = ""  # not an id but a run of fields: it may hold personal data
+        elif not external_id.isprintable():
+            external_id = shown_id(external_id)
         keep = self._keep_rejected
         if keep is None or len(self.rejected) < keep:
             self.rejected.append(RejectedRow(line, external_id, reason, message))
@@ -658,7 +681,15 @@ class ExtractReader:
         )
 
     def _reject_id(self, line: int, ext: str) -> None:
-        if not ext:
+        if ext and not ext.isprintable():
+            self.add_rejected(
+                line,
+                ext,
+                RejectReason.CONTROL_CHARACTER,
+                f"{self.id_column} holds an unprintable character ({describe_unprintable(ext)}),"
+                " so it is not the id it looks like; fix the extract",
+            )
+        elif not ext:
             self.add_rejected(
                 line, "", RejectReason.EMPTY_EXTERNAL_ID, f"{self.id_column} is empty"
             )
@@ -669,6 +700,19 @@ class ExtractReader:
                 RejectReason.DUPLICATE_EXTERNAL_ID,
                 f"{self.id_column} occurs on more than one row; every such row is rejected",
             )
+
+    def _has_control(self, line: int, row: list[str], idx: int) -> bool:
+        """Reject the row if a value holds a C0 control other than tab, LF or CR."""
+        bad = control_columns(self.header, row)
+        if not bad:
+            return False
+        self.add_rejected(
+            line,
+            row[idx].strip() if idx >= 0 else "",
+            RejectReason.CONTROL_CHARACTER,
+            f"{', '.join(bad)}: a control character; fix the extract",
+        )
+        return True
 
     def _too_large(self, line: int, row: list[str], idx: int) -> bool:
         """Reject the row if a field is over the byte cap (only called for long fields)."""
@@ -729,7 +773,8 @@ class ExtractReader:
         if as_list and idx >= 0:
             id_key = names.index(id_name)
         with self._opener() as raw:
-            text = self._text(raw)
+            scan = ControlScan(raw, self.encoding)  # notes a control byte as it is read
+            text = self._text(scan)  # type: ignore[arg-type]
             try:
                 header_reader, _, _ = self._rows(text)
                 lineno = header_reader.line_num  # physical lines of the header
@@ -739,7 +784,8 @@ class ExtractReader:
                     if not lines:
                         break
                     if (
-                        ncols == 1  # a blank line would split into one empty field
+                        scan.found  # from here on every row is checked for control characters
+                        or ncols == 1  # a blank line would split into one empty field
                         or max(map(len, lines)) > quick_cap
                         or '"' in "".join(lines)
                     ):
@@ -788,6 +834,8 @@ class ExtractReader:
                                 if max(map(len, row)) > quick_cap and self._too_large(
                                     line, row, idx
                                 ):
+                                    continue
+                                if scan.found and self._has_control(line, row, idx):
                                     continue
                                 fields = pick(row) if pick else row
                                 values = (

@@ -360,11 +360,11 @@ def test_line_numbers_hold_when_quoting_starts_far_down(newline: str) -> None:
 
 def test_split_and_csv_paths_give_the_same_rows() -> None:
     """The same lines read quote-free (split) and after a quote (csv module) agree."""
-    body = "".join(f"{i}, a\x0bb ,\x00c,\t d\t\n" for i in range(2000)) + "\n  \n"
+    body = "".join(f"{i}, a\u2003b ,\u00a0c,\t d\t\n" for i in range(2000)) + "\n  \n"
     plain_reader, plain = rows_of(stream("Id,A,B,C\n" + body))
     quoted_reader, quoted = rows_of(stream('Id,A,B,C\n"x",y,z,w\n' + body))
     assert plain == [(line - 1, v) for line, v in quoted[1:]]
-    assert plain[0][1] == {"Id": "0", "A": "a\x0bb", "B": "\x00c", "C": "d"}
+    assert plain[0][1] == {"Id": "0", "A": "a\u2003b", "B": "c", "C": "d"}
     assert plain_reader.stats.rows_read == quoted_reader.stats.rows_read - 1 == 2000
 
 

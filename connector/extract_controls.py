@@ -1,0 +1,111 @@
+"""Control characters in an extract: found cheaply in the bytes, judged exactly per row.
+
+An id ``100004\\0`` is not ``100004``: taken as a new person, it would make the real
+100004 look like a leaver. So a row is rejected (reason ``control_character``) when
+
+- its id holds any character that is not printable (``str.isprintable``: C0 and C1
+  controls, DEL, zero-width and other format characters, non-breaking spaces inside
+  it), or
+- any of its values holds a C0 control character other than tab, line feed and
+  carriage return (tab is ordinary text inside a value, and a quoted value may run
+  over several lines).
+
+Looking at every value of every row would cost about a tenth of the reader's time, so
+the bytes are scanned as they are read (:class:`ControlScan`, one ``bytes.translate``
+per chunk), and only a file in which such a byte went by has its rows checked one by
+one from that point on. In encodings where a byte below 0x20 can be part of another
+character (UTF-16, UTF-32, EBCDIC code pages) every row is checked.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import re
+from collections.abc import Sequence
+from typing import BinaryIO, Final
+
+__all__ = [
+    "ControlScan",
+    "control_columns",
+    "describe_unprintable",
+    "id_is_clean",
+    "shown_id",
+]
+
+_C0_BYTES: Final = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
+_C0_TEXT: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_ASCII: Final = "".join(map(chr, range(128)))
+
+
+def _bytes_are_chars(encoding: str) -> bool:
+    """Whether every byte below 0x80 is that ASCII character in ``encoding``."""
+    try:
+        return _ASCII.encode(encoding) == _ASCII.encode("ascii") and not codecs.lookup(
+            encoding
+        ).name.startswith(("utf-16", "utf-32"))
+    except (UnicodeError, LookupError):
+        return False
+
+
+class ControlScan(io.BufferedIOBase):
+    """Passes a binary stream through, noting whether a control byte went by (``found``).
+
+    ``found`` starts True for an encoding whose bytes cannot be scanned this way, so the
+    caller checks every row.
+    """
+
+    def __init__(self, inner: BinaryIO, encoding: str) -> None:
+        super().__init__()
+        self._inner = inner
+        self.found = not _bytes_are_chars(encoding)
+
+    def readable(self) -> bool:
+        return True
+
+    def _scan(self, data: bytes) -> bytes:
+        if not self.found and len(data.translate(None, _C0_BYTES)) != len(data):
+            self.found = True
+        return data
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._scan(self._inner.read(-1 if size is None else size) or b"")
+
+    def read1(self, size: int = -1) -> bytes:
+        read1 = getattr(self._inner, "read1", None)
+        data = read1(size) if read1 is not None else self._inner.read(size)
+        return self._scan(data or b"")
+
+    def close(self) -> None:  # the caller owns the inner stream
+        super().close()
+
+
+def id_is_clean(external_id: str) -> bool:
+    """Whether an (already stripped) id holds only printable characters."""
+    return external_id.isprintable()
+
+
+def control_columns(header: Sequence[str], row: Sequence[str]) -> list[str]:
+    """``Column (U+0000)`` for each value of ``row`` holding a C0 control other than tab,
+    LF or CR: the column and the code point, never the value."""
+    found = []
+    for i, v in enumerate(row):
+        m = _C0_TEXT.search(v)
+        if m is not None:
+            found.append(f"{header[i]} (U+{ord(m.group()):04X})")
+    return found
+
+
+def describe_unprintable(value: str) -> str:
+    """``U+0000``: the code point of the first unprintable character (never the value)."""
+    for ch in value:
+        if not ch.isprintable():
+            return f"U+{ord(ch):04X}"
+    return "none"
+
+
+def shown_id(external_id: str) -> str:
+    """An id for reports: unprintable characters written as ``\\uXXXX`` escapes."""
+    if external_id.isprintable():
+        return external_id
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in external_id)
