@@ -19,7 +19,6 @@ character (UTF-16, UTF-32, EBCDIC code pages) every row is checked.
 
 from __future__ import annotations
 
-import codecs
 import io
 import re
 from collections.abc import Sequence
@@ -39,11 +38,10 @@ _ASCII: Final = "".join(map(chr, range(128)))
 
 
 def _bytes_are_chars(encoding: str) -> bool:
-    """Whether every byte below 0x80 is that ASCII character in ``encoding``."""
+    """Whether every byte below 0x80 decodes to that ASCII character in ``encoding``
+    (UTF-8 with or without BOM, cp1252, latin-1: yes; UTF-16, EBCDIC: no)."""
     try:
-        return _ASCII.encode(encoding) == _ASCII.encode("ascii") and not codecs.lookup(
-            encoding
-        ).name.startswith(("utf-16", "utf-32"))
+        return bytes(range(128)).decode(encoding) == _ASCII
     except (UnicodeError, LookupError):
         return False
 

@@ -107,6 +107,13 @@ def test_control_scan_flags_a_control_byte_and_passes_bytes_through() -> None:
     assert dirty.read() == b"a\x00b"
     assert dirty.found
     assert ControlScan(io.BytesIO(b""), "utf-16").found  # bytes say nothing: check every row
+    assert ControlScan(io.BytesIO(b""), "cp037").found  # EBCDIC: neither
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-8", "cp1252", "latin-1", "ascii"])
+def test_a_clean_file_in_an_ascii_compatible_encoding_is_not_flagged(encoding: str) -> None:
+    """So it stays on the fast path: no row-by-row check."""
+    assert not ControlScan(io.BytesIO(b"Id,Name\r\n1,a\tb\n"), encoding).found
 
 
 def test_helpers_name_code_points_never_values() -> None:
