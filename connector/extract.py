@@ -702,7 +702,7 @@ class ExtractReader:
             )
 
     def _has_control(self, line: int, row: list[str], idx: int) -> bool:
-        """Reject the row if a value holds a C0 control other than tab, LF or CR."""
+        """Reject the row if a value holds NUL (see :mod:`connector.extract_controls`)."""
         bad = control_columns(self.header, row)
         if not bad:
             return False
@@ -710,7 +710,7 @@ class ExtractReader:
             line,
             row[idx].strip() if idx >= 0 else "",
             RejectReason.CONTROL_CHARACTER,
-            f"{', '.join(bad)}: a control character; fix the extract",
+            f"{', '.join(bad)}: a NUL character; fix the extract",
         )
         return True
 
@@ -784,7 +784,7 @@ class ExtractReader:
                     if not lines:
                         break
                     if (
-                        scan.found  # from here on every row is checked for control characters
+                        scan.found  # a NUL went by: from here on every row is checked
                         or ncols == 1  # a blank line would split into one empty field
                         or max(map(len, lines)) > quick_cap
                         or '"' in "".join(lines)

@@ -17,8 +17,8 @@ from .helpers import stream
 ENCODINGS = ["utf-8", "utf-8-sig", "utf-16-le", "utf-16-be", "cp1252"]
 
 
-#: C0 controls a value may not hold (tab, LF and CR may): such rows are rejected
-C0 = "".join(chr(c) for c in range(32) if chr(c) not in "\t\n\r")
+#: a value holding NUL is rejected (connector/extract_controls.py)
+C0 = "\0"
 
 
 def _encodable(encoding: str) -> st.SearchStrategy[str]:
