@@ -49,7 +49,7 @@ from typing import Any, BinaryIO, Final, NamedTuple, TypeVar
 
 from connector.errors import ExtractError, RejectedShareExceededError
 from connector.extract_controls import (
-    ControlScan,
+    NulWatch,
     control_columns,
     describe_unprintable,
     shown_id,
@@ -456,7 +456,7 @@ class ExtractReader:
                         ids = list(map(str.strip, fields))
                         rows += len(ids)
                         known_bad += ids.count("")
-                        if not all(map(str.isprintable, ids)):
+                        if not "".join(ids).isprintable():  # one call per block
                             unclean.update(hash(i) for i in ids if not i.isprintable())
                             known_bad += sum(not i.isprintable() for i in ids)
                         for h in map(hash, filter(None, ids)):
@@ -773,8 +773,8 @@ class ExtractReader:
         if as_list and idx >= 0:
             id_key = names.index(id_name)
         with self._opener() as raw:
-            scan = ControlScan(raw, self.encoding)  # notes a control byte as it is read
-            text = self._text(scan)  # type: ignore[arg-type]
+            text = self._text(raw)
+            nul = NulWatch()  # set once a block of lines holds a NUL
             try:
                 header_reader, _, _ = self._rows(text)
                 lineno = header_reader.line_num  # physical lines of the header
@@ -784,10 +784,9 @@ class ExtractReader:
                     if not lines:
                         break
                     if (
-                        scan.found  # a NUL went by: from here on every row is checked
-                        or ncols == 1  # a blank line would split into one empty field
+                        ncols == 1  # a blank line would split into one empty field
                         or max(map(len, lines)) > quick_cap
-                        or '"' in "".join(lines)
+                        or nul.needs_csv("".join(lines))  # a quote, or a NUL to look for
                     ):
                         pending = lines
                         break
@@ -818,7 +817,9 @@ class ExtractReader:
                                 yield out
                 if pending is not None:
                     reader = csv.reader(
-                        itertools.chain(pending, text), delimiter=delim, strict=True
+                        itertools.chain.from_iterable(nul.blocks(pending, text, _BLOCK_CHARS)),
+                        delimiter=delim,
+                        strict=True,
                     )
                     base = lineno
                     while True:
@@ -835,7 +836,7 @@ class ExtractReader:
                                     line, row, idx
                                 ):
                                     continue
-                                if scan.found and self._has_control(line, row, idx):
+                                if nul.found and self._has_control(line, row, idx):
                                     continue
                                 fields = pick(row) if pick else row
                                 values = (

@@ -1,4 +1,4 @@
-"""Control characters in an extract: NUL found cheaply in the bytes, ids checked exactly.
+"""Control characters in an extract: NUL found cheaply per block, ids checked exactly.
 
 An id ``100004\\0`` is not ``100004``: taken as a new person, it would make the real
 100004 look like a leaver. So a row is rejected (reason ``control_character``) when
@@ -11,75 +11,53 @@ An id ``100004\\0`` is not ``100004``: taken as a new person, it would make the 
 
 Other control characters in values other than the id are passed on as text (the JSON
 of a request escapes them). Finding them would mean looking at every byte of every
-value: one ``bytes.translate`` per chunk costs about 2,300 instructions per row,
-4.6 % of read → map → serialize → batch (``docs/benchmarks.md``), while one ``memchr``
-for NUL costs about 100. So the bytes are scanned for NUL as they are read
-(:class:`ControlScan`), and only a file in which a NUL went by has its rows checked one
-by one from that point on. In encodings where a zero byte is part of other characters
-(UTF-16, UTF-32) or bytes below 0x80 are not ASCII (EBCDIC) every row is checked.
+value: a ``bytes.translate`` over the file cost about 3,500 instructions per row,
+4.6 % of read → map → serialize → batch (``docs/benchmarks.md``), while looking for NUL
+in the text the reader already joins per block is one ``memchr``. So each block of lines
+is looked at for NUL (:class:`NulWatch`), and only from the first block holding one on
+are rows checked one by one.
 """
 
 from __future__ import annotations
 
-import io
-from collections.abc import Sequence
-from typing import BinaryIO, Final
+from collections.abc import Iterator, Sequence
+from typing import TextIO
 
 __all__ = [
-    "ControlScan",
+    "NulWatch",
     "control_columns",
     "describe_unprintable",
-    "id_is_clean",
     "shown_id",
 ]
 
-_ASCII: Final = "".join(map(chr, range(128)))
 
+class NulWatch:
+    """Watches the blocks of lines the reader parses for NUL; ``found`` once one held it.
 
-def _bytes_are_chars(encoding: str) -> bool:
-    """Whether every byte below 0x80 decodes to that ASCII character in ``encoding``
-    (UTF-8 with or without BOM, cp1252, latin-1: yes; UTF-16, EBCDIC: no)."""
-    try:
-        return bytes(range(128)).decode(encoding) == _ASCII
-    except (UnicodeError, LookupError):
-        return False
-
-
-class ControlScan(io.BufferedIOBase):
-    """Passes a binary stream through, noting whether a NUL byte went by (``found``).
-
-    ``found`` starts True for an encoding whose bytes cannot be scanned this way, so the
-    caller checks every row.
+    The check is ``"\\0" in block``: a ``memchr`` over text the reader joins anyway for its
+    quote check, so a file without NUL costs next to nothing, and decoded text needs no
+    care for the encoding (a UTF-16 file has zero bytes, not NUL characters).
     """
 
-    def __init__(self, inner: BinaryIO, encoding: str) -> None:
-        super().__init__()
-        self._inner = inner
-        self.found = not _bytes_are_chars(encoding)
+    __slots__ = ("found",)
 
-    def readable(self) -> bool:
-        return True
+    def __init__(self) -> None:
+        self.found = False
 
-    def _scan(self, data: bytes) -> bytes:
-        if not self.found and b"\0" in data:
+    def needs_csv(self, joined: str) -> bool:
+        """Whether a block must go to the csv path: it has a quote or a NUL (noted)."""
+        if "\0" in joined:
             self.found = True
-        return data
+        return self.found or '"' in joined
 
-    def read(self, size: int | None = -1) -> bytes:
-        return self._scan(self._inner.read(-1 if size is None else size) or b"")
-
-    def read1(self, size: int = -1) -> bytes:
-        read1 = getattr(self._inner, "read1", None)
-        data = read1(size) if read1 is not None else self._inner.read(size)
-        return self._scan(data or b"")
-
-    def close(self) -> None:  # the caller owns the inner stream
-        super().close()
-
-
-def id_is_clean(external_id: str) -> bool:
-    """Whether an (already stripped) id holds only printable characters."""
-    return external_id.isprintable()
+    def blocks(self, first: list[str], text: TextIO, size: int) -> Iterator[list[str]]:
+        """``first``, then blocks of lines of about ``size`` characters, each looked at first."""
+        block = first
+        while block:
+            if not self.found and "\0" in "".join(block):
+                self.found = True
+            yield block
+            block = text.readlines(size)
 
 
 def control_columns(header: Sequence[str], row: Sequence[str]) -> list[str]:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from connector.cli.core import run_preview
 from connector.errors import RejectedShareExceededError
 from connector.extract import ExtractProfile, RejectReason, read_extract
-from connector.extract_controls import ControlScan, control_columns, shown_id
+from connector.extract_controls import NulWatch, control_columns, shown_id
 from tests.core.helpers import DEFAULT_MAPPING, HR_EXTRACT, stream
 
 LENIENT = ExtractProfile(max_rejected_share=1.0)
@@ -106,21 +106,24 @@ def test_preview_lists_a_nul_id_with_its_line_and_reason(tmp_path: Path) -> None
     assert "\0" not in text
 
 
-def test_control_scan_flags_a_control_byte_and_passes_bytes_through() -> None:
-    clean = ControlScan(io.BytesIO(b"a,b\tc\r\n"), "utf-8")
-    assert clean.read1(100) == b"a,b\tc\r\n"
-    assert not clean.found
-    dirty = ControlScan(io.BytesIO(b"a\x00b"), "utf-8")
-    assert dirty.read() == b"a\x00b"
-    assert dirty.found
-    assert ControlScan(io.BytesIO(b""), "utf-16").found  # bytes say nothing: check every row
-    assert ControlScan(io.BytesIO(b""), "cp037").found  # EBCDIC: neither
+def test_nul_watch_notes_a_nul_in_any_block_it_hands_on() -> None:
+    watch = NulWatch()
+    assert watch.needs_csv('a,"b"\n')
+    assert not watch.needs_csv("a,b\tc\r\n")
+    assert not watch.found
+    later = io.StringIO("3,c\n4,d\x00\n")
+    blocks = watch.blocks(["1,a\n", "2,b\n"], later, 4)
+    assert next(blocks) == ["1,a\n", "2,b\n"]
+    assert not watch.found
+    assert [line for block in blocks for line in block] == ["3,c\n", "4,d\x00\n"]
+    assert watch.found
+    assert watch.needs_csv("a,b\n")  # from then on every block is parsed and checked
 
 
-@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-8", "cp1252", "latin-1", "ascii"])
-def test_a_clean_file_in_an_ascii_compatible_encoding_is_not_flagged(encoding: str) -> None:
-    """So it stays on the fast path: no row-by-row check."""
-    assert not ControlScan(io.BytesIO(b"Id,Name\r\n1,a\tb\n"), encoding).found
+def test_a_nul_in_a_utf16_file_is_found_a_zero_byte_is_not_a_nul() -> None:
+    rows, rejected = _read("Id,Name\n1,a\n2,b\x00c\n3,d\n", "utf-16-le")
+    assert rows == [(2, "1"), (4, "3")]
+    assert rejected == [(3, "2", "control_character")]
 
 
 def test_helpers_name_code_points_never_values() -> None:
