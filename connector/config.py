@@ -47,6 +47,7 @@ from connector.errors import ConfigError
 from connector.graph.endpoint import Cloud, cloud_for_host
 from connector.sources.models import RestSettings, SqlSettings
 from connector.sources.schedule import parse_schedule
+from connector.yaml_safe import compose_yaml, load_yaml, problem_line
 
 __all__ = [
     "SCHEMA_PATH",
@@ -550,10 +551,12 @@ def parse_sources(text: str, *, path: Path | None = None) -> SourcesConfig:
     its line. ``path`` locates relative mapping files and names the file in messages."""
     where = str(path) if path is not None else "<sources config>"
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        root = compose_yaml(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{where}: not valid YAML: {exc}") from None
+        line, problem = problem_line(exc)
+        at = f"{where}:{line}" if line is not None else where
+        raise ConfigError(f"{at}: not valid YAML: {problem}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: the sources config must be a mapping with a 'sources' list")
     try:

@@ -48,6 +48,13 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final, NamedTuple, TypeVar
 
 from connector.errors import ExtractError, RejectedShareExceededError
+from connector.extract_controls import (
+    NulWatch,
+    control_columns,
+    describe_unprintable,
+    shown_id,
+)
+from connector.extract_header import duplicate_positions, header_hint
 
 __all__ = [
     "DEFAULT_MAX_FIELD_BYTES",
@@ -60,6 +67,7 @@ __all__ = [
     "RejectReason",
     "RejectedRow",
     "Row",
+    "encoding_problem",
     "read_extract",
 ]
 
@@ -85,6 +93,7 @@ class RejectReason:
     TRANSFORM_FAILED: Final = "transform_failed"
     INVALID_VALUE: Final = "invalid_value"
     OPERATION_TOO_LARGE: Final = "operation_too_large"
+    CONTROL_CHARACTER: Final = "control_character"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,16 +114,34 @@ class ExtractProfile:
 
     def __post_init__(self) -> None:
         if self.encoding is not None:
-            try:
-                codecs.lookup(self.encoding)
-            except LookupError:
-                raise ValueError(f"unknown encoding {self.encoding!r}") from None
+            problem = encoding_problem(self.encoding)
+            if problem is not None:
+                raise ValueError(problem)
         if self.delimiter is not None and (len(self.delimiter) != 1 or self.delimiter in '"\r\n'):
             raise ValueError("delimiter must be one character other than a quote or newline")
         if self.max_field_bytes < 1:
             raise ValueError("max_field_bytes must be at least 1")
         if not 0.0 <= self.max_rejected_share <= 1.0:
             raise ValueError("max_rejected_share must be between 0 and 1")
+
+
+def encoding_problem(name: str) -> str | None:
+    """Why ``name`` cannot decode an extract, or None when it can.
+
+    Python also knows codecs that are not text encodings (rot13, base64, hex,
+    zlib_codec): they pass a lookup but fail on the first decode, so they are refused here.
+    """
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return f"unknown encoding {name!r} (e.g. utf-8, cp1252, latin-1)"
+    try:
+        b"a".decode(name, "ignore")  # empty bytes would skip the codec check
+    except LookupError:
+        return f"{name!r} is not a text encoding (e.g. utf-8, cp1252, latin-1)"
+    except ValueError:  # a text codec with no use for this byte: still a text encoding
+        pass
+    return None
 
 
 class Row(NamedTuple):
@@ -283,8 +310,8 @@ class ExtractReader:
         self.header, self.delimiter = self._read_header()
         if self.id_column is not None and self.id_column not in self.header:
             raise ExtractError(
-                f"id column {self.id_column!r} is not in the header; columns are: "
-                + ", ".join(self.header),
+                f"id column {self.id_column!r} is not among the {len(self.header)} columns of"
+                " the header" + header_hint(self.header, self.id_column),
                 path=self.label,
                 line=1,
             )
@@ -370,17 +397,21 @@ class ExtractReader:
         empty = [str(i + 1) for i, h in enumerate(header) if not h]
         if empty:
             problems.append("empty column name at position " + ", ".join(empty))
-        dupes = sorted(h for h, n in Counter(header).items() if h and n > 1)
-        if dupes:
-            problems.append("duplicate column names: " + ", ".join(dupes))
+        problems += duplicate_positions(header)
         if problems:
-            raise ExtractError("bad header: " + "; ".join(problems), path=self.label, line=1)
+            raise ExtractError(
+                "bad header: " + "; ".join(problems) + header_hint(header),
+                path=self.label,
+                line=1,
+            )
         return header, delimiter
 
     # -- passes ----------------------------------------------------------------------------
 
     def _duplicate_hashes(self) -> tuple[set[int], int, int]:
-        """First pass over the id column: hashes of ids seen more than once.
+        """First pass over the id column: hashes of ids seen more than once, and of ids
+        holding an unprintable character (the data pass rejects both by hash, at no cost
+        to clean rows).
 
         Also returns how many data rows there are and how many of them the id pass
         already knows will be rejected (for the early share check). Uses Python's
@@ -394,6 +425,7 @@ class ExtractReader:
         mask = _BUCKETS - 1
         rows = 0
         known_bad = 0
+        unclean: set[int] = set()  # ids holding an unprintable character: rejected as well
         delim = self.delimiter
         with self._opener() as raw:
             text = self._text(raw)
@@ -424,6 +456,9 @@ class ExtractReader:
                         ids = list(map(str.strip, fields))
                         rows += len(ids)
                         known_bad += ids.count("")
+                        if not "".join(ids).isprintable():  # one call per block
+                            unclean.update(hash(i) for i in ids if not i.isprintable())
+                            known_bad += sum(not i.isprintable() for i in ids)
                         for h in map(hash, filter(None, ids)):
                             buckets[h & mask].append(h)
                         lineno += len(lines)
@@ -445,6 +480,10 @@ class ExtractReader:
                                 rows -= 1  # a blank line in a one-column file
                             else:
                                 known_bad += 1
+                            continue
+                        if not ext.isprintable():
+                            unclean.add(hash(ext))
+                            known_bad += 1
                             continue
                         h = hash(ext)
                         buckets[h & mask].append(h)
@@ -473,6 +512,10 @@ class ExtractReader:
                             if not ext:
                                 known_bad += 1
                                 continue
+                            if not ext.isprintable():
+                                unclean.add(hash(ext))
+                                known_bad += 1
+                                continue
                             h = hash(ext)
                             buckets[h & mask].append(h)
                         break
@@ -491,11 +534,11 @@ class ExtractReader:
             if len(set(bucket)) != len(bucket):
                 counts = Counter(bucket)
                 for h, n in counts.items():
-                    if n > 1:
+                    if n > 1 and h not in unclean:  # those are counted already
                         dups.add(h)
                         known_bad += n
             buckets[i] = array("q")
-        return dups, rows, known_bad
+        return dups | unclean, rows, known_bad
 
     def _runaway_quote(self, first: int, last: int, detail: str | int) -> ExtractError:
         """The file-level error for a quoted value that swallowed lines (see the module doc)."""
@@ -561,6 +604,8 @@ class ExtractReader:
             or self.delimiter in external_id
         ):
             external_id = ""  # not an id but a run of fields: it may hold personal data
+        elif not external_id.isprintable():
+            external_id = shown_id(external_id)
         keep = self._keep_rejected
         if keep is None or len(self.rejected) < keep:
             self.rejected.append(RejectedRow(line, external_id, reason, message))
@@ -636,7 +681,15 @@ class ExtractReader:
         )
 
     def _reject_id(self, line: int, ext: str) -> None:
-        if not ext:
+        if ext and not ext.isprintable():
+            self.add_rejected(
+                line,
+                ext,
+                RejectReason.CONTROL_CHARACTER,
+                f"{self.id_column} holds an unprintable character ({describe_unprintable(ext)}),"
+                " so it is not the id it looks like; fix the extract",
+            )
+        elif not ext:
             self.add_rejected(
                 line, "", RejectReason.EMPTY_EXTERNAL_ID, f"{self.id_column} is empty"
             )
@@ -647,6 +700,19 @@ class ExtractReader:
                 RejectReason.DUPLICATE_EXTERNAL_ID,
                 f"{self.id_column} occurs on more than one row; every such row is rejected",
             )
+
+    def _has_control(self, line: int, row: list[str], idx: int) -> bool:
+        """Reject the row if a value holds NUL (see :mod:`connector.extract_controls`)."""
+        bad = control_columns(self.header, row)
+        if not bad:
+            return False
+        self.add_rejected(
+            line,
+            row[idx].strip() if idx >= 0 else "",
+            RejectReason.CONTROL_CHARACTER,
+            f"{', '.join(bad)}: a NUL character; fix the extract",
+        )
+        return True
 
     def _too_large(self, line: int, row: list[str], idx: int) -> bool:
         """Reject the row if a field is over the byte cap (only called for long fields)."""
@@ -708,6 +774,7 @@ class ExtractReader:
             id_key = names.index(id_name)
         with self._opener() as raw:
             text = self._text(raw)
+            nul = NulWatch()  # set once a block of lines holds a NUL
             try:
                 header_reader, _, _ = self._rows(text)
                 lineno = header_reader.line_num  # physical lines of the header
@@ -719,7 +786,7 @@ class ExtractReader:
                     if (
                         ncols == 1  # a blank line would split into one empty field
                         or max(map(len, lines)) > quick_cap
-                        or '"' in "".join(lines)
+                        or nul.needs_csv("".join(lines))  # a quote, or a NUL to look for
                     ):
                         pending = lines
                         break
@@ -750,7 +817,9 @@ class ExtractReader:
                                 yield out
                 if pending is not None:
                     reader = csv.reader(
-                        itertools.chain(pending, text), delimiter=delim, strict=True
+                        itertools.chain.from_iterable(nul.blocks(pending, text, _BLOCK_CHARS)),
+                        delimiter=delim,
+                        strict=True,
                     )
                     base = lineno
                     while True:
@@ -766,6 +835,8 @@ class ExtractReader:
                                 if max(map(len, row)) > quick_cap and self._too_large(
                                     line, row, idx
                                 ):
+                                    continue
+                                if nul.found and self._has_control(line, row, idx):
                                     continue
                                 fields = pick(row) if pick else row
                                 values = (

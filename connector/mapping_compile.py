@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from connector.extract import ExtractProfile
+from connector.extract import ExtractProfile, encoding_problem
 from connector.mapping_plan import (
     Coalesce,
     Column,
@@ -172,10 +172,14 @@ def _transforms(y: YamlValue, ctx: Context) -> list[Transform] | None:
             ok = False
             continue
         try:
-            out.append(make_transform(name, arg))
+            transform = make_transform(name, arg)
         except ValueError as exc:
             ctx.err(item.line, str(exc))
             ok = False
+            continue
+        if transform.warning:
+            ctx.warn(item.line, transform.warning)
+        out.append(transform)
     return out if ok else None
 
 
@@ -376,6 +380,11 @@ def profile(y: YamlValue | None, ctx: Context, external_id_column: str) -> Extra
         if not _EXTRACT_CHECKS[key](kwargs[key]):
             ctx.err(spec[key].line, f"extract.{key} has the wrong type")
             del kwargs[key]
+    if "encoding" in kwargs:
+        problem = encoding_problem(kwargs["encoding"])
+        if problem is not None:
+            ctx.err(spec["encoding"].line, f"extract.encoding: {problem}")
+            del kwargs["encoding"]
     kwargs.setdefault("id_column", external_id_column)
     if "id_column" in spec:
         ctx.use(kwargs["id_column"], spec["id_column"].line)

@@ -1,9 +1,10 @@
 """Reading a mapping file: YAML text to a tree of values that keep their line numbers.
 
-PyYAML's safe loader builds the nodes; anchors and aliases, tags other than plain
-blocks and lists, ``<<`` merges and duplicate keys are refused, and only YAML 1.2
-booleans (``true``/``false``) are booleans, so ``yes`` or ``No`` stay text. Every
-problem is collected with its line before :class:`~connector.errors.MappingError`.
+PyYAML's safe loader, bounded in depth (:mod:`connector.yaml_safe`), builds the nodes;
+anchors and aliases, tags other than plain blocks and lists, ``<<`` merges and duplicate
+keys are refused, and only YAML 1.2 booleans (``true``/``false``) are booleans, so ``yes``
+or ``No`` stay text. Every problem is collected with its line before
+:class:`~connector.errors.MappingError`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Final
 import yaml
 
 from connector.errors import MappingError
+from connector.yaml_safe import BoundedSafeLoader
 
 _YAML12_BOOL: Final = frozenset({"true", "false"})
 _PLAIN_TAGS: Final = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
@@ -30,7 +32,7 @@ class YamlValue:
 
 def read_tree(text: str, label: str) -> YamlValue:
     """Parse ``text``; every problem is collected with its line before MappingError."""
-    loader = yaml.SafeLoader(text)
+    loader = BoundedSafeLoader(text)
     try:
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:

@@ -9,9 +9,7 @@ spreadsheet would read as a formula are neutralised.
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +17,8 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+
+from connector.csv_out import csv_bytes, neutralise_cell
 
 __all__ = [
     "ACTIONS",
@@ -70,7 +70,6 @@ PROBLEM_OUTCOMES = frozenset(
         "updated (manager unresolved)",
     }
 )
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _COLOURS = {
     "created": "#2e7d32",
     "created (manager unresolved)": "#9e9d24",
@@ -141,12 +140,6 @@ class ReportInput:
     command_flags: str = ""
     """Flags naming the config and state for the commands the report suggests
     (placeholders when empty: the report was written by the Functions app)."""
-
-
-def neutralise_cell(value: object) -> str:
-    """Prefix a cell a spreadsheet would evaluate (``=``, ``+``, ``-``, ``@``...) with ``'``."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def action_status_table(records: Iterable[RecordRow]) -> dict[str, dict[str, int]]:
@@ -220,12 +213,7 @@ def _problems(data: ReportInput) -> list[tuple[str, str, str, str, str]]:
 
 def build_failures_csv(data: ReportInput) -> bytes:
     """failures.csv: one row per failed/skipped/unconfirmed record or rejected line."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["externalId", "line", "action", "errorCode", "reason"])
-    for row in _problems(data):
-        writer.writerow([neutralise_cell(c) for c in row])
-    return out.getvalue().encode("utf-8")
+    return csv_bytes(["externalId", "line", "action", "errorCode", "reason"], _problems(data))
 
 
 def _timings(timeline: Sequence[TimelineEvent]) -> dict[str, float]:

@@ -21,6 +21,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.errors import TransformError
+from connector.patterns import MATCH_TIMEOUT, BoundedPattern, nested_quantifier
 
 __all__ = [
     "TRANSFORM_NAMES",
@@ -43,6 +44,7 @@ class Transform:
     non-empty ``str``, without the type check: the mapping compiler chains these directly
     when a column feeds the transforms. ``keeps_text``: ``on_text`` turns a non-empty
     ``str`` into a non-empty ``str``, so the next transform needs no emptiness check.
+    ``warning``: a risk in the argument the mapping loader reports at the transform's line.
     """
 
     name: str
@@ -51,6 +53,7 @@ class Transform:
     produces_bool: bool = False
     on_text: Callable[[str], Value] | None = None
     keeps_text: bool = False
+    warning: str | None = None
 
 
 _FOLD: Final = {
@@ -354,23 +357,22 @@ def _replace(arg: Any) -> Transform:
     repl = arg.get("with", "")
     if not isinstance(repl, str):
         raise ValueError("replace.with must be text")
-    try:
-        rx = re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"replace.pattern is not a valid regular expression: {exc}") from None
-    # Group references like \1 are allowed; the replacement is a template, not code.
-    try:
-        rx.sub(repl, "")
-    except (re.error, IndexError) as exc:
-        raise ValueError(f"replace.with is not a valid replacement: {exc}") from None
+    rx = BoundedPattern(pattern, repl)
+    warning = None
+    if nested_quantifier(pattern):
+        warning = (
+            "replace.pattern repeats a group that holds a repeat (like (a+)+): it can"
+            f" backtrack for a very long time; each value is cut off after {MATCH_TIMEOUT:g} s"
+            " and its row rejected. Rewrite it without the nested repeat"
+        )
 
     def on_text(value: str) -> Value:
-        return rx.sub(repl, value)
+        return rx.sub(value)
 
     def run(value: Value) -> Value:
-        return rx.sub(repl, _need_str("replace", value))
+        return rx.sub(_need_str("replace", value))
 
-    return Transform("replace", run, on_text=on_text)
+    return Transform("replace", run, on_text=on_text, warning=warning)
 
 
 def _truncate(arg: Any) -> Transform:

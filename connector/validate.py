@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from connector.errors import ExtractError, MappingError
 from connector.extract import ExtractProfile, read_extract
+from connector.extract_header import header_looks_like_data
 from connector.mapping import Mapping, check_mapping
 from connector.records import iter_records
 
@@ -95,6 +96,8 @@ def _did_you_mean(name: str, candidates: Sequence[str], *, limit: int = 3) -> li
 
 
 def _suggestion(name: str, header: Sequence[str]) -> str:
+    """Close header names; only called when the header reads as column names (not data),
+    since otherwise its cells are a person's values."""
     found = _did_you_mean(name, header)
     if not found:
         return ""
@@ -159,6 +162,16 @@ def _check_extract(
         return
     missing = [c for c in mapping.required_columns if c not in header]
     ids = {mapping.external_id_column, profile.id_column}
+    headerless = header_looks_like_data(header)
+    if headerless and missing:
+        report.problems.append(
+            Problem(
+                "error",
+                f"{label}:1",
+                "the first line looks like data, not column names: the extract needs a"
+                " header line naming its columns",
+            )
+        )
     for col in missing:
         line = mapping.column_lines.get(col)
         where = f"{mapping.source}:{line}" if line else mapping.source
@@ -171,7 +184,8 @@ def _check_extract(
             Problem(
                 "error",
                 where,
-                f"column {col!r} is not in the header of {label}{_suggestion(col, header)}{after}",
+                f"column {col!r} is not in the header of {label}"
+                f"{'' if headerless else _suggestion(col, header)}{after}",
             )
         )
     if ids & set(missing):

@@ -38,15 +38,18 @@ if TYPE_CHECKING:
 __all__ = [
     "AUTH_HINT",
     "AUTH_KINDS",
+    "EXIT_USAGE",
     "CertOpt",
     "CredentialOptions",
     "OptionGroup",
     "TenantOpt",
     "TokenOpt",
     "check_auth_kind",
+    "config_error_lines",
     "console",
     "credential_failure_line",
     "error_lines",
+    "exit_code_for",
     "expand_options",
     "fail",
     "iso_utc",
@@ -140,6 +143,27 @@ def error_lines(exc: BaseException, *, command: str, auth: str | None = None) ->
     if short is None:
         return [f"error: {exc}"]
     return [f"error: {short}", AUTH_HINT.format(command=command)]
+
+
+EXIT_USAGE = 2
+"""A configuration problem (a bad --mapping or --config file, a bad setting): as Typer's own
+usage errors, so scripts tell "fix the command or its files" from "the input has problems"."""
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """2 (:data:`EXIT_USAGE`) for a configuration error, 1 for any other failure."""
+    return EXIT_USAGE if isinstance(exc, ConfigError) else 1
+
+
+def config_error_lines(exc: ConfigError) -> list[str]:
+    """``error: file:line: problem`` lines: one per problem of a MappingError, else one line.
+
+    Never a traceback; each line names the file (and line) to fix.
+    """
+    problems = getattr(exc, "problems", None) or []
+    if problems:
+        return [f"error: {p}" for p in problems]
+    return ["error: " + " ".join(str(exc).split())]
 
 
 def fail(exc: BaseException, *, command: str, auth: str | None = None, code: int = 1) -> typer.Exit:

@@ -1,12 +1,13 @@
 """CLI commands: ``validate``, ``preview`` and ``sample`` (offline; no network, no tokens).
 
 Exit codes: 0 success, 1 the input has problems (or could not be processed),
-2 usage errors (Typer's own, e.g. a missing file or unknown option).
+2 usage errors (Typer's own, e.g. a missing file or unknown option, and for ``preview`` a
+mapping file that cannot be loaded). ``validate`` exits 1 for a bad mapping: finding its
+problems is its job.
 """
 
 from __future__ import annotations
 
-import csv
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -20,7 +21,9 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from connector.errors import ExtractError, MappingError, RejectedShareExceededError
+from connector.cli.common import config_error_lines, exit_code_for
+from connector.csv_out import write_csv
+from connector.errors import ConfigError, ExtractError, RejectedShareExceededError
 from connector.extract import ExtractStats, RejectedRow
 from connector.mapping import load_mapping
 from connector.records import iter_records
@@ -78,11 +81,10 @@ class PreviewSummary:
 
 
 def _write_rejected(rejected: Iterable[RejectedRow], out: Path) -> None:
+    """rejected.csv, through the one CSV writer (formula-like cells neutralised)."""
+    rows = ((rej.line, rej.external_id, rej.reason_code, rej.message) for rej in rejected)
     with (out / "rejected.csv").open("w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["line", "externalId", "reason", "message"])
-        for rej in rejected:
-            writer.writerow([rej.line, rej.external_id, rej.reason_code, rej.message])
+        write_csv(f, ["line", "externalId", "reason", "message"], rows)
 
 
 def _every_rejection(
@@ -319,7 +321,11 @@ def preview_command(
         summary = _preview(
             mapping, extract, out, max_bytes, console, progress=sys.stdout.isatty() and not as_json
         )
-    except (MappingError, ExtractError) as exc:
+    except ConfigError as exc:  # the --mapping file: a usage error, one line per problem
+        for line in config_error_lines(exc):
+            print(line, file=sys.stderr)
+        raise typer.Exit(exit_code_for(exc)) from None
+    except ExtractError as exc:
         raise _fail(str(exc)) from None
     for warning in summary.warnings:  # also in --json; stderr keeps stdout parseable
         print(f"warning: {warning}", file=sys.stderr)

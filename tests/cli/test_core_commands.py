@@ -259,3 +259,50 @@ def test_sample_churn_needs_from(tmp_path: Path) -> None:
     assert res.exit_code == 2
     assert "--churn only applies with --from" in res.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize("codec", ["rot13", "base64", "hex", "zlib_codec"])
+def test_a_non_text_encoding_is_one_line_naming_key_and_file(tmp_path: Path, codec: str) -> None:
+    """validate exits 1 (the mapping has problems); preview 2 (its --mapping is unusable)."""
+    m = tmp_path / "m.yaml"
+    text = DEFAULT_MAPPING.read_text(encoding="utf-8")
+    m.write_text(text.replace("encoding: utf-8", f"encoding: {codec}"), encoding="utf-8")
+    line = text[: text.index("encoding: utf-8")].count("\n") + 1
+    checked = runner.invoke(app(), ["validate", "--mapping", str(m), str(HR_EXTRACT)])
+    assert checked.exit_code == 1, checked.output
+    assert f"{m}:{line}: error: extract.encoding: {codec!r} is not a text encoding" in (
+        checked.output
+    )
+    shown = runner.invoke(app(), ["preview", "-m", str(m), str(HR_EXTRACT), "-o", str(tmp_path)])
+    assert shown.exit_code == 2, shown.output
+    assert shown.stderr.splitlines() == [
+        f"error: {m}:{line}: extract.encoding: {codec!r} is not a text encoding"
+        " (e.g. utf-8, cp1252, latin-1)"
+    ]
+    assert "Traceback" not in shown.output + checked.output
+
+
+def test_configuration_errors_are_usage_errors_in_one_line_each() -> None:
+    from connector.cli.common import EXIT_USAGE, config_error_lines, exit_code_for
+    from connector.errors import ConfigError, MappingError
+
+    assert exit_code_for(MappingError("m.yaml has 1 problem(s)", ["m.yaml:3: bad"])) == EXIT_USAGE
+    assert exit_code_for(ConfigError("sources.yaml:2: bad")) == 2
+    assert exit_code_for(ExtractError("x.csv: bad")) == 1
+    lines = config_error_lines(
+        MappingError("m.yaml has 2 problem(s)", ["m.yaml:3: a", "m.yaml:4: b"])
+    )
+    assert lines == ["error: m.yaml:3: a", "error: m.yaml:4: b"]
+    assert config_error_lines(ConfigError("s.yaml: not\n  valid")) == ["error: s.yaml: not valid"]
+
+
+def test_preview_with_a_mapping_nested_too_deep_exits_2_naming_the_file(tmp_path: Path) -> None:
+    m = tmp_path / "deep.yaml"
+    m.write_text(
+        "externalId: Id\ncore:\n  userName: " + "[" * 500 + "]" * 500 + "\n", encoding="utf-8"
+    )
+    res = runner.invoke(
+        app(), ["preview", "-m", str(m), str(HR_EXTRACT), "-o", str(tmp_path / "o")]
+    )
+    assert res.exit_code == 2
+    assert res.stderr.splitlines() == [f"error: {m}:3: nested deeper than 64 levels"]

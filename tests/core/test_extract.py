@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from connector.errors import ExtractError, TooManyRejectedRowsError
-from connector.extract import ExtractProfile, ExtractReader, RejectReason, read_extract
+from connector.extract import (
+    ExtractProfile,
+    ExtractReader,
+    RejectReason,
+    encoding_problem,
+    read_extract,
+)
 
 from .helpers import stream
 
@@ -100,7 +106,7 @@ def test_header_is_cleaned() -> None:
 @pytest.mark.parametrize(
     ("header", "fragment"),
     [
-        ("Id,Name,Id\n", "duplicate column names: Id"),
+        ("Id,Name,Id\n", "the same column name at positions 1, 3"),
         ("Id,,Name\n", "empty column name at position 2"),
     ],
 )
@@ -117,7 +123,7 @@ def test_empty_file_is_an_error() -> None:
 
 
 def test_missing_id_column_is_an_error() -> None:
-    with pytest.raises(ExtractError, match="id column 'WorkerID' is not in the header"):
+    with pytest.raises(ExtractError, match="id column 'WorkerID' is not among the 2 columns"):
         read_extract(stream("Id,Name\n"), id_column="WorkerID")
 
 
@@ -354,11 +360,11 @@ def test_line_numbers_hold_when_quoting_starts_far_down(newline: str) -> None:
 
 def test_split_and_csv_paths_give_the_same_rows() -> None:
     """The same lines read quote-free (split) and after a quote (csv module) agree."""
-    body = "".join(f"{i}, a\x0bb ,\x00c,\t d\t\n" for i in range(2000)) + "\n  \n"
+    body = "".join(f"{i}, a\u2003b ,\u00a0c,\t d\t\n" for i in range(2000)) + "\n  \n"
     plain_reader, plain = rows_of(stream("Id,A,B,C\n" + body))
     quoted_reader, quoted = rows_of(stream('Id,A,B,C\n"x",y,z,w\n' + body))
     assert plain == [(line - 1, v) for line, v in quoted[1:]]
-    assert plain[0][1] == {"Id": "0", "A": "a\x0bb", "B": "\x00c", "C": "d"}
+    assert plain[0][1] == {"Id": "0", "A": "a\u2003b", "B": "c", "C": "d"}
     assert plain_reader.stats.rows_read == quoted_reader.stats.rows_read - 1 == 2000
 
 
@@ -371,3 +377,17 @@ def test_one_column_file_skips_blank_lines(newline: str) -> None:
     assert [(r.line, r.reason_code) for r in reader.rejected] == [
         (5, RejectReason.EMPTY_EXTERNAL_ID)
     ]
+
+
+@pytest.mark.parametrize("codec", ["rot13", "base64", "hex", "zlib_codec", "bz2_codec", "uu"])
+def test_a_codec_that_is_not_a_text_encoding_is_refused(codec: str) -> None:
+    problem = encoding_problem(codec)
+    assert problem is not None
+    assert "is not a text encoding" in problem
+    with pytest.raises(ValueError, match="not a text encoding"):
+        ExtractProfile(encoding=codec)
+
+
+@pytest.mark.parametrize("name", ["utf-8", "cp1252", "latin-1", "utf-16", "UTF8"])
+def test_text_encodings_are_accepted(name: str) -> None:
+    assert encoding_problem(name) is None

@@ -17,8 +17,14 @@ from .helpers import stream
 ENCODINGS = ["utf-8", "utf-8-sig", "utf-16-le", "utf-16-be", "cp1252"]
 
 
+#: a value holding NUL is rejected (connector/extract_controls.py)
+C0 = "\0"
+
+
 def _encodable(encoding: str) -> st.SearchStrategy[str]:
-    chars = st.characters(codec="cp1252" if encoding == "cp1252" else "utf-8")
+    chars = st.characters(
+        codec="cp1252" if encoding == "cp1252" else "utf-8", exclude_characters=C0
+    )
     return st.text(chars, max_size=12).map(str.strip)
 
 
@@ -121,5 +127,6 @@ def test_id_pass_agrees_with_csv_module(ids: list[str], bad: list[bool], delimit
     accepted = [r.values["Id"] for r in reader]
     parsed = list(csv.reader(io.StringIO(text), delimiter=delimiter))[1:]
     good = [r[0].strip() for r in parsed if len(r) == 2]
-    expected = [i for i in good if i and good.count(i) == 1]
+    # an id with a line break is not printable: rejected as control_character
+    expected = [i for i in good if i and good.count(i) == 1 and i.isprintable()]
     assert accepted == expected

@@ -11,7 +11,7 @@ EXPECTED = {
     "connector.extract": {
         "DEFAULT_MAX_FIELD_BYTES", "DEFAULT_MAX_REJECTED_SHARE", "MAX_REJECTED_IN_ERROR",
         "SNIFFED_DELIMITERS", "ExtractProfile", "ExtractReader", "ExtractStats", "RejectReason",
-        "RejectedRow", "Row", "read_extract",
+        "RejectedRow", "Row", "encoding_problem", "read_extract",
     },
     "connector.mapping": {
         "CORE_ATTRIBUTES", "ENTERPRISE_ATTRIBUTES", "MULTI_VALUED_ATTRIBUTES", "Mapping",
