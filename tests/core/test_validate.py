@@ -156,6 +156,7 @@ core:
   userName: WorkEmial
   displayName: {template: "{Firstname} {LastName}"}
   title: Nothing
+  active: {const: true}
 """
 
 
