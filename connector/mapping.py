@@ -32,7 +32,7 @@ from typing import Any, Final
 from connector.errors import MappingError
 from connector.extract import ExtractProfile
 from connector.mapping_compile import Context, expr, multi, profile, suggest
-from connector.mapping_plan import Assign, Copy, Plan, Step
+from connector.mapping_plan import ACTIVE_REASON, Assign, Const, Copy, Expr, Plan, Step
 from connector.mapping_run import Applier, Values, build
 from connector.mapping_yaml import YamlValue, read_source, read_tree
 from connector.scim import CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA
@@ -92,6 +92,7 @@ ENTERPRISE_ATTRIBUTES: Final[dict[str, Any]] = {
 }
 _SECTIONS: Final = ("version", "extract", "externalId", "core", "enterprise", "extensions")
 _CUSTOM_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_BOOL_TEXT: Final = ("true", "false")
 _URN: Final = re.compile(r"urn:[A-Za-z0-9][A-Za-z0-9.:_-]*[A-Za-z0-9]")
 
 
@@ -182,7 +183,9 @@ class _Steps:
         e = expr(value, ctx, target.name)
         if e is None or ctx.touched & ctx.skip:
             return
-        if target.kind == "boolean":
+        if target.name == "active":
+            _check_active(e, value, ctx)
+        elif target.kind == "boolean":
             if e.send_null:
                 ctx.err(value.line, f"{target.name} cannot send null: it must be true or false")
             if e.text_only and not e.may_bool:
@@ -326,6 +329,37 @@ class Mapping:
         return self._by_name(values, external_id)
 
 
+def _check_active(e: Expr, value: YamlValue, ctx: Context) -> None:
+    """``active`` must be sent with every record, as true or false: a condition, a null,
+    or a value that can never be true/false is an error (see :data:`ACTIVE_REASON`)."""
+    if e.when is not None:
+        ctx.err(
+            value.line,
+            "active cannot have when: rows where it does not hold would be sent without"
+            f" active; {ACTIVE_REASON}; use a lookup with a default instead",
+        )
+    if e.send_null:
+        ctx.err(value.line, f"active cannot send null: it must be true or false; {ACTIVE_REASON}")
+    src = e.source
+    if isinstance(src, Const) and not e.transforms:
+        v = src.value
+        if not isinstance(v, bool) and not (isinstance(v, str) and v.lower() in _BOOL_TEXT):
+            ctx.err(value.line, f"active: the constant {v!r} is not true or false")
+        return
+    if not e.may_bool and not e.text_only:
+        ctx.err(
+            value.line,
+            "active can never be true or false: end it with equals, or a lookup (or"
+            " default) whose values are all true/false",
+        )
+    elif e.text_only and not e.may_bool:
+        ctx.warn(
+            value.line,
+            "active comes from text without equals or lookup; only the values"
+            " true/false will be accepted, any other value rejects the row",
+        )
+
+
 def load_mapping(path_or_text: str | Path) -> Mapping:
     """Load and compile a mapping from a file path or from YAML text (text has a newline).
 
@@ -415,11 +449,7 @@ def _compile(
         elif key == "extensions":
             built.extensions(section_y)
     if "active" not in built.seen:
-        ctx.warn(
-            root.line,
-            "active is not mapped: Entra disables accounts when active is omitted;"
-            " map it (e.g. WorkerStatus with equals: Active)",
-        )
+        ctx.err(root.line, f"active is not mapped: every record must carry it; {ACTIVE_REASON}")
     if "userName" not in built.seen:
         ctx.warn(root.line, "userName is not mapped: Entra needs it to create users")
     extract_profile = profile(top.get("extract"), ctx, external_id_column)

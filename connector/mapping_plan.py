@@ -14,6 +14,12 @@ from typing import Any, Literal
 
 from connector.transforms import Transform
 
+ACTIVE_REASON = (
+    "an update that omits active disables the account"
+    " (AzureAD/entra-id-inbound-provisioning issue #16, a user's report)"
+)
+"""Why every record must carry ``active``; cited by every message that enforces it."""
+
 
 @dataclass(frozen=True, slots=True)
 class Column:

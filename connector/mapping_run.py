@@ -22,6 +22,7 @@ from typing import Any, Final, Protocol
 
 from connector.errors import TransformError
 from connector.mapping_plan import (
+    ACTIVE_REASON,
     Assign,
     Coalesce,
     Column,
@@ -257,7 +258,8 @@ def _finalizer(target: str, kind: str, expr: Expr) -> Callable[[Any], Any] | Non
 
 def _required_but_empty(target: str) -> TransformError:
     return TransformError(
-        f"{target} is empty; Entra disables accounts whose active is omitted (add a default)",
+        f"{target} is empty and the record cannot be sent without it: {ACTIVE_REASON};"
+        " add a default",
         "invalid_value",
     )
 

@@ -139,6 +139,11 @@ class EmulatorConfig(BaseModel):
     new_user_enabled_without_active: bool = Field(
         default=False, description="accountEnabled of a user created from a record without active."
     )
+    disable_on_update_without_active: bool = Field(
+        default=True,
+        description="An update (a record for an existing user) that omits active disables"
+        " the user (AzureAD/entra-id-inbound-provisioning issue #16; a user's report).",
+    )
     clear_omitted_flow_null_attributes: bool = Field(
         default=True, description="With flowNullValues, an omitted attribute is cleared too."
     )

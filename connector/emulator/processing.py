@@ -2,7 +2,8 @@
 
 Documented behaviour modelled here: matching ``externalId`` <-> ``employeeId``; the service
 decides create / update / disable itself; only ``work`` emails/phones/addresses are
-read; ``active:false`` disables; a UPN already in use fails the record; a manager not
+read; ``active:false`` disables (and, assumed from issue #16, so does an update that
+omits ``active``); a UPN already in use fails the record; a manager not
 yet known is skipped with ``UnableToResolveReferenceAttributeValue``; results appear only
 in the provisioning logs. Assumptions (see docs/emulator.md): error codes for a UPN
 conflict and a missing UPN, "skipped" for a record that changes nothing, a cycle =
@@ -28,7 +29,14 @@ from connector.emulator.model import (
     LogEntry,
     iso,
 )
-from connector.emulator.schema import ACTIVE, EXTERNAL_ID, MANAGER, USER_NAME, flatten_record
+from connector.emulator.schema import (
+    ACTIVE,
+    EXTERNAL_ID,
+    MANAGER,
+    USER_NAME,
+    CompiledSchema,
+    flatten_record,
+)
 
 __all__ = ["UPN_CONFLICT_CODE", "Worker", "process_operation", "run_cycle"]
 
@@ -216,6 +224,8 @@ def process_operation(
             state.upn_index.pop(old_upn.lower(), None)
         state.upn_index[str(new_upn).lower()] = ext
     action = "update"
+    if active is _ABSENT and _omitted_active_disables(state, schema, flat):
+        active = False
     if isinstance(active, bool) and active != user.account_enabled:
         modified.append(_enabled_change(job, user.account_enabled, active))
         user.account_enabled = active
@@ -252,6 +262,21 @@ def _manager(state: EmulatorState, job: JobRuntime, ref: str) -> DirectoryUser |
     if job.on_premises and ref not in job.processed:
         return None
     return state.users.get(ref)
+
+
+def _omitted_active_disables(
+    state: EmulatorState, schema: CompiledSchema, flat: dict[str, Any]
+) -> bool:
+    """An update whose record omits ``active`` disables the user, when the job maps
+    ``active`` (assumed from a user's report, AzureAD/entra-id-inbound-provisioning
+    issue #16: the service "behaves as though it were a PUT performing full replacements
+    instead of partial updates for the SCIM active attribute"; not documented by
+    Microsoft). An explicit ``active: null`` is not an omission and changes nothing."""
+    return (
+        state.config.disable_on_update_without_active
+        and ACTIVE not in flat
+        and schema.applies(ACTIVE)
+    )
 
 
 def _enabled_change(job: JobRuntime, old: bool | None, new: bool) -> tuple[str, Any, Any]:

@@ -17,7 +17,7 @@ from connector.errors import RunError
 from connector.state.base import Outcome as StateOutcome
 from connector.state.base import RecordIndex, SourceLock
 from connector.sync.context import SyncContext
-from connector.sync.delta import Change, ChangeKind
+from connector.sync.delta import Change, ChangeKind, with_active
 from connector.sync.journal import REFERENCES_KIND, Journal, RunState
 from connector.sync.ordering import RunOrder
 from connector.sync.planning import Planner
@@ -77,6 +77,7 @@ class ChildRuns:
                 data, fp, active, line = payloads[ext], entry.fingerprint, entry.active, None
             else:
                 continue
+            data = with_active(data, active)
             changes.append(Change(ChangeKind.RETRY, ext, line, data, fp, active))
         n = self.runs.count_runs(src.name, f"{run_id}-retry")
         journal = Journal(
@@ -214,7 +215,7 @@ def _resend_change(
         ChangeKind.RETRY,
         c.external_id,
         None,
-        payloads[c.external_id],
+        with_active(payloads[c.external_id], entry.active),
         entry.fingerprint,
         entry.active,
     )

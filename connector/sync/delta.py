@@ -54,6 +54,7 @@ __all__ = [
     "fingerprint",
     "plan_delta",
     "strip_ignored",
+    "with_active",
 ]
 
 Mode = Literal["full", "delta"]
@@ -221,15 +222,30 @@ def fingerprint(data: Mapping[str, Any], ignore: Collection[str] = ()) -> bytes:
     return hashlib.blake2b(canonical, digest_size=FINGERPRINT_SIZE).digest()
 
 
-def _is_active(data: Mapping[str, Any]) -> bool:
-    # Mappings set ``active`` explicitly; absent means active (the service's default for
-    # a create). Only a literal False counts as inactive.
-    return data.get("active") is not False
-
-
 def disabled_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     """The complete last payload with ``active: false``: how a leaver is disabled."""
     return {**payload, "active": False}
+
+
+def with_active(payload: Mapping[str, Any], active: bool) -> Mapping[str, Any]:
+    """``payload`` as it is when it carries a boolean ``active``, else with ``active``.
+
+    For payloads sent again from storage (retries, reference re-sends): one stored
+    before every mapping had to map ``active`` may lack it, and an update without
+    ``active`` disables the account (AzureAD/entra-id-inbound-provisioning issue #16, a
+    user's report). ``active`` is what the index recorded for the record.
+    """
+    if payload.get("active").__class__ is bool:
+        return payload
+    return {**payload, "active": active}
+
+
+def _no_active(line: int | None) -> ValueError:
+    where = f"line {line}" if line is not None else "a stored record"
+    return ValueError(
+        f"the record of {where} has no true/false active; every record sent must carry it"
+        " (the mapping compiler guarantees it for mapped records)"
+    )
 
 
 def plan_delta(
@@ -271,7 +287,8 @@ def plan_delta(
         fp = fingerprint(data, ignore)
         entry = entries.get(ext)
         kind: ChangeKind | None
-        active = _is_active(data)
+        sent_active = data.get("active")
+        active = sent_active is not False
         deactivation = False
         if entry is None:
             kind = ChangeKind.JOINER
@@ -292,6 +309,8 @@ def plan_delta(
             kind = None
             plan.unchanged += 1
         if kind is not None:
+            if sent_active.__class__ is not bool:
+                raise _no_active(rec.line)
             plan.changes.append(
                 Change(kind, ext, rec.line, data, fp, active=active, deactivation=deactivation),
             )

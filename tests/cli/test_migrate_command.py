@@ -50,7 +50,11 @@ def test_placeholders_exit_1_with_each_entry_and_line_on_stderr(tmp_path: Path) 
         " if statements have no equivalent in the mapping language"
     )
     assert sum(": not translated: " in line for line in err) == 9
-    assert err[-1] == f"wrote {out}: 3 entries translated, 9 left as placeholders"
+    assert err[-1] == (
+        f"wrote {out}: 3 entries translated, 9 left as placeholders,"
+        " 1 problem(s) for the mapping loader"
+    )
+    assert any(": active is not mapped: " in line for line in err)  # issue #16: an error
     assert "# TODO psd1 line 4: not translated:" in out.read_text(encoding="utf-8")
 
 
@@ -96,13 +100,13 @@ def test_an_existing_out_is_kept_unless_forced(tmp_path: Path) -> None:
 
 def test_encoding_option_reads_a_windows_ansi_file(tmp_path: Path) -> None:
     psd1 = tmp_path / "ansi.psd1"
-    psd1.write_bytes("@{ externalId = 'Id'; userName = 'Nom d''usager é' }".encode("cp1252"))
+    text = "@{ externalId = 'Id'; active = { $true }; userName = 'Nom d''usager é' }"
+    psd1.write_bytes(text.encode("cp1252"))
     refused = runner.invoke(app(), ["import-psd1", str(psd1)])
     assert refused.exit_code == 2
     assert "not UTF-8 text" in refused.stderr
     ok = runner.invoke(app(), ["import-psd1", str(psd1), "--encoding", "cp1252"])
-    assert ok.exit_code == 0  # warnings (active is not mapped) do not need an edit
-    assert "warning: <stdout>:3: active is not mapped" in ok.stderr
+    assert ok.exit_code == 0, ok.stderr
     assert 'userName: "Nom d\'usager é"' in ok.stdout
 
 

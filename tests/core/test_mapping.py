@@ -144,22 +144,22 @@ def test_external_id_must_be_a_plain_column() -> None:
     assert ok.external_id_column == "Id"
 
 
-def test_warnings_for_non_work_types_and_missing_active() -> None:
+def test_warnings_for_non_work_types() -> None:
     mapping = m(
         """
         externalId: Id
         core:
           userName: U
+          active: {const: true}
           emails:
             - value: Mail
               type: home
         """
     )
     assert any(
-        "<mapping>:6:" in w and "ignores other values" in w and 'emails[type eq "work"]' in w
+        "<mapping>:7:" in w and "ignores other values" in w and 'emails[type eq "work"]' in w
         for w in mapping.warnings
     )
-    assert any("active is not mapped" in w for w in mapping.warnings)
     out = mapping.apply({"Id": "1", "U": "u", "Mail": "a@b"}, "1")
     assert out["emails"] == [{"value": "a@b", "type": "home"}]
 
@@ -416,10 +416,10 @@ def test_without_columns_leaves_out_the_attributes_reading_them() -> None:
 
 
 def test_partial_check_keeps_what_compiled_and_load_still_refuses() -> None:
-    text = "externalId: Id\ncore:\n  userName: U\n  titel: T\n"
+    text = "externalId: Id\ncore:\n  userName: U\n  active: {const: true}\n  titel: T\n"
     partial, problems, _ = check_mapping(text, partial=True)
     assert partial is not None
-    assert partial.targets == ("userName",)
+    assert partial.targets == ("userName", "active")
     assert len(problems) == 1
     assert check_mapping(text)[0] is None
     with pytest.raises(MappingError):

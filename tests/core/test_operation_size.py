@@ -30,6 +30,7 @@ extract: {max_rejected_share: 0.5}
 core:
   userName: Upn
   title: Title
+  active: {const: true}
 """
 )
 CAP = 1024
@@ -66,7 +67,10 @@ def test_stream_operations_batch_under_the_same_cap_with_the_same_bytes() -> Non
 
 
 def test_an_operation_exactly_at_the_limit_is_kept() -> None:
-    mapping = load_mapping("externalId: Id\nextract: {max_rejected_share: 1}\ncore: {title: T}\n")
+    mapping = load_mapping(
+        "externalId: Id\nextract: {max_rejected_share: 1}\n"
+        "core: {title: T, active: {const: true}}\n"
+    )
     [one] = list(iter_records(stream("Id,T\n1,t\n"), mapping).operations())
     room = max_operation_bytes(CAP) - len(one.json) + 1  # title length that fills the request
 

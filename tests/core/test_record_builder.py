@@ -110,8 +110,10 @@ def test_column_and_attribute_names_are_data_not_code() -> None:
 def test_a_failing_transform_names_its_attribute_in_both_row_forms(
     when: str, block: str, target: str
 ) -> None:
+    active = "  active: {const: true}\n"  # every mapping maps active (issue #16)
+    head = f"core:\n{active}" + block.removeprefix("core:\n")
     m = load_mapping(
-        f"version: 1\nexternalId: Id\n{block}: {{column: Hire, transforms: [date]{when}}}\n"
+        f"version: 1\nexternalId: Id\n{head}: {{column: Hire, transforms: [date]{when}}}\n"
     )
     by_position = m.bind(["Id", "Hire"])
     runs = [

@@ -156,6 +156,7 @@ core:
   userName: WorkEmial
   displayName: {template: "{Firstname} {LastName}"}
   title: Nothing
+  active: {const: true}
 """
 
 
@@ -174,3 +175,16 @@ def test_missing_columns_name_the_header_once_and_suggest_close_ones(tmp_path: P
     for message in by_where.values():
         assert message.count(str(extract)) == 1
         assert f"{extract}:1" not in message
+
+
+def test_a_mapping_without_active_is_an_error_that_cites_the_issue(tmp_path: Path) -> None:
+    m = tmp_path / "m.yaml"
+    m.write_text("externalId: EmployeeId\ncore:\n  userName: WorkEmail\n", encoding="utf-8")
+    extract = tmp_path / "x.csv"
+    generate_extract(extract, 5, seed=1)
+    report = validate(m, extract)
+    [error] = [p for p in report.errors if "active" in p.message]
+    assert error.where == f"{m}:1"
+    assert error.message.startswith("active is not mapped: every record must carry it")
+    assert "issue #16" in error.message
+    assert not report.ok

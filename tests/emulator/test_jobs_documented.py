@@ -230,6 +230,17 @@ def test_ad_manager_resolves_only_against_users_the_job_processed(make_emulator:
     assert emu.users()["1"]["manager"] == "boss"
 
 
+def test_ad_job_update_without_active_logs_account_disabled(make_emulator: Any) -> None:
+    emu, ad = _with_ad_job(make_emulator)
+    _upload_to(emu, ad, record("1", active=True))
+    _upload_to(emu, ad, record("1", active=None, title="Clerk"))
+    assert emu.users()["1"]["accountEnabled"] is False
+    last = [e for e in emu.logs() if e["jobId"] == ad][-1]
+    assert last["provisioningAction"] == "disable"
+    changes = {p["displayName"]: (p["oldValue"], p["newValue"]) for p in last["modifiedProperties"]}
+    assert changes["accountDisabled"] == ("False", "True")
+
+
 def test_ad_job_writes_account_disabled(make_emulator: Any) -> None:
     emu, ad = _with_ad_job(make_emulator)
     _upload_to(emu, ad, record("1", active=False))

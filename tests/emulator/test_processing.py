@@ -56,13 +56,42 @@ def test_create_then_update_then_skip_then_disable(emu: RunningEmulator) -> None
     assert {e["targetIdentity"]["id"] for e in entries} == {user["id"]}
 
 
-def test_record_without_active_keeps_the_account_state(emu: RunningEmulator) -> None:
+def test_update_without_active_disables_the_user_and_logs_it(emu: RunningEmulator) -> None:
+    # Issue #16 (a user's report, not a Microsoft doc): omitting active on an update
+    # disables the account; the other omitted attributes are left as they are.
+    upload(emu, record("7", active=True, title="Clerk"))
+    upload(emu, record("7", active=None, displayName="Kim"))
+    user = emu.users()["7"]
+    assert user["accountEnabled"] is False
+    assert user["attributes"]["jobTitle"] == "Clerk"
+    entry = logs_for(emu, "7")[-1]
+    assert (entry["provisioningAction"], _status(entry)) == ("disable", "success")
+    assert {"displayName": "accountEnabled", "oldValue": "True", "newValue": "False"} in entry[
+        "modifiedProperties"
+    ]
+    # Sending active again re-enables the account.
+    upload(emu, record("7", active=True, displayName="Kim"))
+    assert emu.users()["7"]["accountEnabled"] is True
+
+
+def test_update_without_active_on_a_disabled_user_changes_nothing_more(
+    emu: RunningEmulator,
+) -> None:
+    upload(emu, record("8", active=False, title="Clerk"))
+    upload(emu, record("8", active=None, title="Clerk"))
+    assert emu.users()["8"]["accountEnabled"] is False
+    entry = logs_for(emu, "8")[-1]
+    assert (entry["provisioningAction"], _status(entry)) == ("other", "skipped")
+
+
+def test_update_without_active_keeps_the_account_state_when_switched_off(
+    make_emulator: Any,
+) -> None:
+    emu = make_emulator(disable_on_update_without_active=False)
     upload(emu, record("7", active=False))
-    assert emu.users()["7"]["accountEnabled"] is False
     upload(emu, record("7", active=None, title="Clerk"))
     assert emu.users()["7"]["accountEnabled"] is False
     upload(emu, record("7", active=True, title="Clerk"))
-    assert emu.users()["7"]["accountEnabled"] is True
     upload(emu, record("7", active=None, title="Senior Clerk"))
     assert emu.users()["7"]["accountEnabled"] is True
     actions = [e["provisioningAction"] for e in logs_for(emu, "7")]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from connector.errors import MappingError
 from connector.mapping import Mapping, load_mapping
 from connector.migrate import import_psd1, translate_psd1
 from connector.records import iter_records
@@ -141,14 +142,17 @@ def test_untranslatable_entries_are_listed_with_lines_and_left_as_comments() -> 
     for u in result.untranslated:
         assert f"# TODO psd1 line {u.line}: not translated: " in result.yaml
     assert "#   title = { $_.JobTitle -replace 'Sr\\.', 'Senior' }" in result.yaml
-    # what was translated still loads; the loader only warns that active is now unmapped
-    assert result.problems == ()
-    assert any("active is not mapped" in w for w in result.warnings)
-    assert load_mapping(result.yaml).apply({"WorkerID": "1", "UserID": "u", "Email": "e"}, "1")
+    # with active untranslated the loader refuses the output: every record must carry it
+    assert [p.split(": every record")[0] for p in result.problems] == [
+        "<mapping>:3: active is not mapped"
+    ]
+    with pytest.raises(MappingError, match="issue #16"):
+        load_mapping(result.yaml)
 
 
 def test_the_loader_checks_the_output_and_its_problems_name_the_output_file() -> None:
-    result = translate_psd1("@{ userName = 'UserID' }", "m.psd1", out_label="out.yaml")
+    text = "@{ userName = 'UserID'; active = { $true } }"
+    result = translate_psd1(text, "m.psd1", out_label="out.yaml")
     assert not result.complete
     assert result.untranslated == ()
     assert result.problems == (
@@ -159,7 +163,7 @@ def test_the_loader_checks_the_output_and_its_problems_name_the_output_file() ->
 def test_custom_names_the_loader_refuses_are_its_problems_with_output_lines() -> None:
     text = "@{ externalId = 'Id'; 'urn:x:1.0:User' = @{ 'Bad-Name' = 'C'; '{x}' = 'D' } }"
     result = translate_psd1(text, "m.psd1")
-    assert [p.split(" must ")[0] for p in result.problems] == [
+    assert [p.split(" must ")[0] for p in result.problems if "custom" in p] == [
         "<mapping>:9: custom attribute name 'Bad-Name'",
         "<mapping>:10: custom attribute name '{x}'",
     ]
@@ -239,7 +243,7 @@ def test_type_and_primary_must_be_scriptblock_constants() -> None:
 
 def test_psd1_text_lands_in_the_yaml_only_quoted_or_in_comments() -> None:
     text = (
-        "@{ externalId = 'Id'; title = 'a: b\n#c'\n"
+        "@{ externalId = 'Id'; active = { $true }; title = 'a: b\n#c'\n"
         " 'nick\nName: x' = 'Y'\n"
         " displayName = { $_.'q\"z' + ' -- #' } }"
     )
@@ -265,7 +269,8 @@ def test_psd1_text_lands_in_the_yaml_only_quoted_or_in_comments() -> None:
     ],
 )
 def test_concatenations_map_a_row_as_powershell_joins_text(scriptblock: str, expected: str) -> None:
-    result = translate_psd1(f"@{{ externalId = 'Id'; title = {scriptblock} }}", "m.psd1")
+    text = f"@{{ externalId = 'Id'; active = {{ $true }}; title = {scriptblock} }}"
+    result = translate_psd1(text, "m.psd1")
     assert result.complete
     user = load_mapping(result.yaml).apply({"Id": "1", "A": "x", "B": "y"}, "1")
     assert user["title"] == expected
