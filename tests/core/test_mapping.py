@@ -428,6 +428,10 @@ def test_partial_check_keeps_what_compiled_and_load_still_refuses() -> None:
 
 @pytest.mark.parametrize("codec", ["rot13", "base64", "hex", "zlib_codec"])
 def test_an_extract_encoding_that_is_not_text_is_a_problem_on_its_line(codec: str) -> None:
-    found = problems(f"externalId: Id\nextract:\n  delimiter: ','\n  encoding: {codec}\n")
-    assert found == [f"<mapping>:4: extract.encoding: {codec!r} is not a text encoding"
+    text = (
+        "externalId: Id\ncore:\n  active: {const: true}\n"
+        f"extract:\n  delimiter: ','\n  encoding: {codec}\n"
+    )
+    found = problems(text)
+    assert found == [f"<mapping>:6: extract.encoding: {codec!r} is not a text encoding"
                      " (e.g. utf-8, cp1252, latin-1)"]  # fmt: skip
