@@ -143,7 +143,7 @@ class Sender:
         leveled: list[tuple[BulkPayload, tuple[int, int]]],
         progress: ProgressCallback | None,
     ) -> Stop | None:
-        allowance = _JournalAllowance(self.ctx.options.isolation_calls, journal)
+        allowance = _JournalAllowance(self.ctx.isolation_calls, journal)
 
         async def send(payload: BulkPayload) -> BatchReceipt:
             check_lock(journal)
@@ -305,8 +305,13 @@ def _refused_entry(
 
 
 def _note_whole_refusal(journal: Journal, payload: BulkPayload, receipt: BatchReceipt) -> None:
-    """Two batches in a row refused record by record is systemic, not bad data."""
-    if receipt.rejected and len(receipt.rejected) >= len(payload):
+    """Two batches in a row refused record by record is systemic, not bad data. A batch
+    refused as a group only because the isolation allowance was spent proves nothing
+    either way (the count is kept as it is)."""
+    accepted = len(payload) - len(receipt.rejected)
+    if receipt.unisolated and accepted <= 0:
+        return
+    if receipt.rejected and accepted <= 0:
         journal.refused_in_a_row = (journal.refused_in_a_row or 0) + 1
         if journal.refused_in_a_row >= 2:
             code, message = next(iter(receipt.rejected.values()))
