@@ -250,3 +250,25 @@ def test_an_on_premises_job_with_its_agent_inactive_gets_no_upload(tmp_path: Pat
         assert run.waiting_reason is WaitingReason.JOB_NOT_READY
         assert run.waiting is not None
         assert "agent" in run.waiting
+
+
+def test_the_cli_summary_shows_why_the_run_waits_and_how_to_continue() -> None:
+    from rich.console import Console
+
+    from connector.cli import render
+    from connector.sync.summary import RunSummary
+
+    summary = RunSummary(
+        "employees-a",
+        "employees",
+        "a.csv",
+        "uploading",
+        waiting="job not ready (Paused): the provisioning job is paused; start provisioning",
+        waiting_reason=WaitingReason.JOB_NOT_READY,
+    )
+    console = Console(width=400, highlight=False)
+    with console.capture() as cap:
+        render.print_summary(summary, console)
+    text = cap.get()
+    assert "waiting (job_not_ready): job not ready (Paused)" in text
+    assert "connector runs resume employees-a" in text
