@@ -129,3 +129,69 @@ def test_the_emulators_content_type_400_reads_as_request_level() -> None:
     error = error_for(answer, kind="upload")
     assert isinstance(error, BadRequestError)
     assert request_level(error)
+
+
+class _WrongContentType(httpx.AsyncBaseTransport):
+    """Sends bulkUpload bodies as application/json: every batch gets the documented 400."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/bulkUpload"):
+            request.headers["Content-Type"] = "application/json"
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_the_emulators_request_level_400_fails_the_run_without_bisecting(
+    tmp_path: Path,
+) -> None:
+    from connector.graph.auth import StaticTokenProvider
+    from connector.sample import generate_extract
+    from connector.state.local import LocalStateStore
+    from connector.sync.targets import graph_targets
+    from connector.sync.wiring import build_engine
+    from tests.sync.emuworld import T0, sources_config
+
+    day1 = tmp_path / "hr_20260105.csv"
+    generate_extract(day1, 120, seed=2)
+    clock = FakeClock(T0)
+    with run_emulator(EmulatorConfig(), clock=clock) as emu:
+        config = sources_config()
+        store = LocalStateStore(tmp_path / "state", clock=clock, heartbeat=False)
+        targets = graph_targets(
+            config,
+            store,
+            StaticTokenProvider(emu.token),
+            clock,
+            allow_loopback=True,
+            transport=_WrongContentType(),
+            endpoint_for=lambda src: emu.endpoint_url,
+        )
+        engine = build_engine(config, store, targets, clock, window=1)
+        run = asyncio.run(engine.ingest("employees", day1.name, day1))
+        calls = emu.calls()
+    assert run.state == "failed"
+    assert [c.status for c in calls] == [400]
+    assert run.isolation_calls == 0
+    assert run.failed_reason is not None
+    assert "Invalid Data Format" in run.failed_reason
+
+
+def test_batches_refused_as_groups_once_the_cap_is_spent_do_not_fail_the_run(
+    tmp_path: Path,
+) -> None:
+    w = World(tmp_path)
+    _with_cap(w, 0)
+    bad = {"E0010", "E0060", "E0110"}  # one in each of three batches in a row
+    w.service.refuse = lambda data: "bad title" if data["externalId"] in bad else None
+    run = w.sync("hr_20260302.csv", people(150))
+    assert run.state == "uploaded"
+    assert run.isolation_calls == 0
+    assert len(w.service.calls) == 3
+    index = w.store.load_records("employees")
+    assert all(entry.outcome == "failed" for entry in index.entries.values())
+    assert len(index.entries) == 150
