@@ -444,6 +444,13 @@ class SourcesConfig(_Model):
     daily_call_budget: int = Field(
         2000, ge=1, description="bulkUpload calls per rolling 24 h (2000 P1/P2, 6000 Governance)."
     )
+    isolation_calls: int = Field(
+        20,
+        ge=0,
+        description="Extra bulkUpload calls one run may spend finding the records a 400 is"
+        " about (each counts against the daily budget); past it, the rest of a refused batch"
+        " is reported failed as a group. 0: no isolation.",
+    )
     reconciliation: Reconciliation = Field(default_factory=Reconciliation)
     sources: tuple[Source, ...] = Field(min_length=1)
     _path: Path | None = PrivateAttr(None)

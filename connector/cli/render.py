@@ -145,6 +145,10 @@ def print_summary(summary: RunSummary, console: Console, flags: str = "") -> Non
     _print_state(summary, console)
     if summary.batches_total and not summary.dry_run:
         console.print(f"  batches: {summary.batches_done} of {summary.batches_total} acknowledged")
+    if summary.isolation_calls and not summary.dry_run:
+        console.print(
+            f"  400s:    {summary.isolation_calls} extra calls spent finding the refused records"
+        )
     if summary.outcomes:
         console.print("  outcome: " + escape(outcome_text(summary)))
     _print_next_steps(summary, console, f" {flags}" if flags else "")

@@ -45,12 +45,21 @@ def _read_status(zone: DropZone) -> tuple[bool, dict[str, Any] | None]:
     return reachable, status
 
 
+def _job_problem(source: str, job: dict[str, Any]) -> str:
+    """A job that would not process uploads: its reason and remedy (runs wait for it)."""
+    text = f"job not ready for source {source}: {job.get('message') or job.get('code')}"
+    if job.get("remedy"):
+        text += f"; {job['remedy']}"
+    return text
+
+
 def health_document(
     zone: DropZone, config: SourcesConfig, clock: Clock, stale: timedelta
 ) -> dict[str, Any]:
     """The connector's view of itself.
 
-    ``degraded`` when storage is unreachable, a job is unhealthy, a run is blocked (the
+    ``degraded`` when storage is unreachable, a job is not ready (the reason of
+    :func:`connector.graph.jobs.readiness`: runs wait instead of sending), a run is blocked (the
     timer never retries one), or no pass has reconciled successfully within ``stale``
     (a dead or failing timer means nothing is reconciled).
     """
@@ -64,9 +73,8 @@ def health_document(
     problems: list[str] = []
     if not reachable:
         problems.append("storage unreachable")
-    unhealthy = sorted(n for n, v in sources.items() if not (v.get("job") or {}).get("ok", True))
-    if unhealthy:
-        problems.append("job unhealthy: " + ", ".join(unhealthy))
+    for name in sorted(n for n, v in sources.items() if not (v.get("job") or {}).get("ok", True)):
+        problems.append(_job_problem(name, sources[name]["job"]))
     blocked = sorted(n for n, v in sources.items() if as_int(v.get("blocked")))
     if blocked:
         problems.append("blocked runs (fix the cause, then resume them): " + ", ".join(blocked))

@@ -1,18 +1,25 @@
-"""Each source's provisioning-job health, for the timer pass's status and alerts."""
+"""Each source's provisioning-job readiness, for the timer pass's status and alerts.
+
+The same reading the engine applies before sending (:func:`connector.graph.jobs.readiness`):
+a job that would not process an upload (paused, quarantined, not configured, not started,
+its on-premises agent inactive) is not ``ok``, with the reason and the remedy, so
+``/api/health`` says why runs are waiting.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 from connector.config import SourcesConfig
 from connector.functions.telemetry import Telemetry
-from connector.reconcile import check_job_health
+from connector.graph.jobs import NotReady
+from connector.graph.models import JobStatusCode, SynchronizationJob
+from connector.sync.readiness import job_readiness
 from connector.sync.summary import loggable
 from connector.sync.targets import TargetFactory
 
-__all__ = ["check_jobs"]
+__all__ = ["check_jobs", "job_status"]
 
 log = logging.getLogger("connector.functions")
 
@@ -22,21 +29,39 @@ def _brief(exc: BaseException) -> str:
     return loggable(exc, 300)
 
 
-def _as_mapping(value: Any) -> Mapping[str, Any] | None:
-    """A job as a Graph-shaped dict (the target returns a dict or a pydantic model)."""
-    if value is None or isinstance(value, Mapping):
-        return value
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        out = dump(by_alias=True, mode="json")
-        return out if isinstance(out, Mapping) else None
-    return None
+def _quarantine_reason(job: object) -> str | None:
+    if not isinstance(job, SynchronizationJob):
+        return None
+    quarantine = job.status.quarantine if job.status is not None else None
+    return quarantine.reason if quarantine is not None else None
+
+
+def job_status(job: object) -> dict[str, Any]:
+    """One source's entry in the status: ``ok``, ``code``, ``reason`` (the quarantine
+    reason, if any), ``message``, and for a job that is not ready ``remedy`` and ``until``."""
+    if job is None:
+        return {"ok": False, "code": "Unknown", "message": "the provisioning job was not found"}
+    if not isinstance(job, SynchronizationJob):
+        job = SynchronizationJob.model_validate(job)
+    result = job_readiness(job)
+    if not isinstance(result, NotReady):
+        code = result.code if result is not None else "Unknown"
+        note = f" ({result.note})" if result is not None and result.note else ""
+        return {"ok": True, "code": code, "reason": None, "message": f"job {code}{note}"}
+    return {
+        "ok": False,
+        "code": result.code,
+        "reason": _quarantine_reason(job),
+        "message": result.reason,
+        "remedy": result.remedy,
+        "until": result.until.isoformat() if result.until is not None else None,
+    }
 
 
 async def check_jobs(
     config: SourcesConfig, targets: TargetFactory, telemetry: Telemetry
 ) -> dict[str, dict[str, Any]]:
-    """Every source's provisioning-job health (one GET per source).
+    """Every source's provisioning-job readiness (one GET per source).
 
     A quarantined job raises the ``job_quarantined`` event (the alert); one unreachable
     job is reported as such and does not hide the others.
@@ -45,18 +70,14 @@ async def check_jobs(
     for src in config.sources:
         target = targets(src)
         try:
-            job = await target.get_job()
-            health = check_job_health(_as_mapping(job))
-            result[src.name] = {
-                "ok": health.ok,
-                "code": health.code,
-                "reason": health.reason,
-                "message": health.message,
-            }
-            if health.code == "Quarantine":
-                telemetry.job_quarantined(source=src.name, reason_code=health.reason or "Unknown")
-            elif not health.ok:
-                log.warning("source %s: %s", src.name, health.message)
+            status = job_status(await target.get_job())
+            result[src.name] = status
+            if status["code"] == JobStatusCode.QUARANTINE:
+                telemetry.job_quarantined(
+                    source=src.name, reason_code=status["reason"] or "Unknown"
+                )
+            elif not status["ok"]:
+                log.warning("source %s: %s", src.name, status["message"])
         except Exception as exc:  # one unreachable job must not hide the others
             result[src.name] = {"ok": False, "code": "Unreachable", "message": _brief(exc)}
             log.warning("source %s: job status unavailable (%s)", src.name, type(exc).__name__)

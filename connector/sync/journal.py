@@ -142,6 +142,10 @@ class WaitingReason(StrEnum):
     """This process lost the source's lock mid-run and stopped; another holder goes on."""
     QUEUED = "queued"
     """Behind an older run of the same source that has not finished uploading."""
+    JOB_NOT_READY = "job_not_ready"
+    """The provisioning job would not process an upload (paused, quarantined, not
+    configured or not started, its on-premises agent inactive): nothing was sent; a later
+    pass checks again (not before ``waitingUntil`` when the service named a time)."""
 
 
 def waiting_reason_of(exc: BaseException) -> WaitingReason:
@@ -294,7 +298,11 @@ _OPTIONAL: dict[str, str] = {
     "job_health": "jobHealth",
     "reference_resends": "referenceResends",
 }
-_TIMES = {"first_sent_at": "firstSentAt", "last_reconciled_at": "lastReconciledAt"}
+_TIMES = {
+    "first_sent_at": "firstSentAt",
+    "last_reconciled_at": "lastReconciledAt",
+    "waiting_until": "waitingUntil",
+}
 _KNOWN = {
     "runId",
     "source",
@@ -356,6 +364,8 @@ class Journal:
     queued_behind: str | None = None
     waiting: str | None = None
     waiting_reason: WaitingReason | None = None
+    waiting_until: datetime | None = None
+    """Not before this time does an automatic pass try again (the job's next attempt)."""
     waits: int = 0
     approved_by: str | None = None
     failed_reason: str | None = None
@@ -505,7 +515,7 @@ class Journal:
         self.waiting, self.waiting_reason = note, WaitingReason.LOCK_LOST
 
     def clear_wait(self) -> None:
-        self.waiting, self.waiting_reason = None, None
+        self.waiting, self.waiting_reason, self.waiting_until = None, None, None
 
     def fail(self, reason: str, at: datetime) -> None:
         self.failed_reason = reason

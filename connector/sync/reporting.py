@@ -81,6 +81,9 @@ class Reporter:
             batches_total=journal.batches_total or 0,
             batches_done=len(journal.batches),
             extract_at=journal.extract_at,
+            extra={
+                "isolation": {"calls": journal.isolation_calls, "cap": self.ctx.isolation_calls}
+            },
             command_flags=self.ctx.options.command_flags,
         )
 
@@ -114,6 +117,7 @@ class Reporter:
             job_health=journal.job_health,
             batches_total=journal.batches_total or 0,
             batches_done=len(journal.batches),
+            isolation_calls=journal.isolation_calls,
             reports=self.runs.report_locations(journal.source, journal.run_id),
             received_at=to_iso(journal.received_at) if journal.received_at else None,
         )

@@ -21,12 +21,14 @@ from connector.errors import (
     LockLostError,
     SystemicRefusalError,
 )
+from connector.graph.jobs import NotReady
 from connector.scim import BulkPayload
 from connector.state.base import Outcome as StateOutcome
 from connector.state.base import RecordEntry
 from connector.sync.context import SyncContext
-from connector.sync.journal import AckedBatch, Journal, waiting_reason_of
+from connector.sync.journal import AckedBatch, Journal, WaitingReason, waiting_reason_of
 from connector.sync.plans import NEVER_ACCEPTED, PlannedOp, leveled_batches
+from connector.sync.readiness import JobGate, not_ready_note, wait_until
 from connector.sync.run_store import check_lock, lock_lost
 from connector.sync.summary import ProgressCallback
 from connector.sync.targets import BatchReceipt, ProvisioningTarget
@@ -57,12 +59,22 @@ class Sender:
     def __init__(self, ctx: SyncContext) -> None:
         self.ctx = ctx
         self.runs = ctx.runs
+        self.gate = JobGate()
 
     async def upload(
-        self, src: Source, journal: Journal, progress: ProgressCallback | None
+        self,
+        src: Source,
+        journal: Journal,
+        progress: ProgressCallback | None,
+        *,
+        recheck: bool = False,
     ) -> Journal:
         """Send the run's unacknowledged batches, up to ``window`` at once.
 
+        First the job must be ready to process them (:mod:`connector.sync.readiness`,
+        asked once per pass): otherwise nothing is sent and the run waits with reason
+        ``job_not_ready``; an automatic pass asks again only after the time the service
+        named (a quarantine's next attempt), an operator's resume (``recheck``) at once.
         A spent budget, back-pressure or an outage stops new sends; batches in flight
         finish; every batch not acknowledged is left for the next call.
         """
@@ -77,8 +89,14 @@ class Sender:
             progress(len(acked), total)
         stop: Stop | None = None
         if pending:
+            if not recheck and self._not_yet(journal):
+                return journal
             target = self.ctx.targets(src)
             try:
+                not_ready = await self.gate.check(src.name, target, journal.lock)
+                if not_ready is not None:
+                    self._not_ready(journal, not_ready, total)
+                    return journal
                 stop = await self._send(journal, target, batches, pending, leveled, progress)
             finally:
                 await target.aclose()
@@ -93,6 +111,29 @@ class Sender:
         log.info("run %s: uploaded %d batches", journal.run_id, total)
         return journal
 
+    def _not_yet(self, journal: Journal) -> bool:
+        """Waiting for a job that the service said it would not retry before a time."""
+        until = journal.waiting_until
+        return (
+            journal.waiting_reason is WaitingReason.JOB_NOT_READY
+            and until is not None
+            and self.ctx.clock.now() < until
+        )
+
+    def _not_ready(self, journal: Journal, result: NotReady, total: int) -> None:
+        """Nothing sent: the run waits, its note naming the reason and the remedy."""
+        now = self.ctx.clock.now()
+        note = not_ready_note(result)
+        done = len(journal.batches)
+        journal.wait(
+            WaitingReason.JOB_NOT_READY, note, now, f"waiting after {done}/{total} batches: {note}"
+        )
+        journal.waiting_until = wait_until(result, now)
+        self.runs.save(journal)
+        log.warning(
+            "run %s: not sent, the provisioning job is not ready (%s)", journal.run_id, result.code
+        )
+
     async def _send(
         self,
         journal: Journal,
@@ -102,7 +143,7 @@ class Sender:
         leveled: list[tuple[BulkPayload, tuple[int, int]]],
         progress: ProgressCallback | None,
     ) -> Stop | None:
-        allowance = _JournalAllowance(self.ctx.options.isolation_calls, journal)
+        allowance = _JournalAllowance(self.ctx.isolation_calls, journal)
 
         async def send(payload: BulkPayload) -> BatchReceipt:
             check_lock(journal)
@@ -264,8 +305,13 @@ def _refused_entry(
 
 
 def _note_whole_refusal(journal: Journal, payload: BulkPayload, receipt: BatchReceipt) -> None:
-    """Two batches in a row refused record by record is systemic, not bad data."""
-    if receipt.rejected and len(receipt.rejected) >= len(payload):
+    """Two batches in a row refused record by record is systemic, not bad data. A batch
+    refused as a group only because the isolation allowance was spent proves nothing
+    either way (the count is kept as it is)."""
+    accepted = len(payload) - len(receipt.rejected)
+    if receipt.unisolated and accepted <= 0:
+        return
+    if receipt.rejected and accepted <= 0:
         journal.refused_in_a_row = (journal.refused_in_a_row or 0) + 1
         if journal.refused_in_a_row >= 2:
             code, message = next(iter(receipt.rejected.values()))

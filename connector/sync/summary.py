@@ -42,6 +42,8 @@ class RunSummary:
     job_health: str | None = None
     batches_total: int = 0
     batches_done: int = 0
+    isolation_calls: int = 0
+    """Extra bulkUpload calls the run spent finding the records 400s were about."""
     reports: dict[str, str] = field(default_factory=dict)
     received_at: str | None = None
     resumed: bool | None = None

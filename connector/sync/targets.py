@@ -32,7 +32,6 @@ from connector.scim import BulkPayload
 from connector.state.store import StateStore, StoreCallBudget
 
 __all__ = [
-    "DEFAULT_ISOLATION_CALLS",
     "DEFAULT_WINDOW",
     "BatchReceipt",
     "GraphTarget",
@@ -46,21 +45,21 @@ __all__ = [
 
 DEFAULT_WINDOW = 8
 """Bulk requests in flight at once per run: enough to reach 40 calls / 5 s at ~1 s latency."""
-DEFAULT_ISOLATION_CALLS = 60
-"""Extra calls one run may spend finding the records a 400 is about."""
 
 
 @dataclass(frozen=True, slots=True)
 class BatchReceipt:
     """What the service said about one bulk request: accepted (202), except ``rejected``.
 
-    ``rejected`` maps externalIds the service refused with 400 (isolated by the Graph
-    client) to ``(error code, message)``; they count as failed at once.
+    ``rejected`` maps externalIds the service refused with 400 (isolated by the engine)
+    to ``(error code, message)``; they count as failed at once. ``unisolated``: those of
+    them refused only as part of a group, the run's isolation allowance being spent.
     """
 
     request_id: str | None = None
     client_request_id: str | None = None
     rejected: Mapping[str, tuple[str | None, str]] = field(default_factory=dict)
+    unisolated: frozenset[str] = frozenset()
 
 
 class ProvisioningTarget(Protocol):

@@ -121,7 +121,7 @@ class Turns:
             elif journal.queued:
                 journal = await self.start(src, journal, progress, "its turn came")
             else:
-                journal = await self.sender.upload(src, journal, progress)
+                journal = await self.sender.upload(src, journal, progress, recheck=operator)
         elif state is RunState.BLOCKED:
             if not operator:
                 # An operator resumes it. Listed when it holds up later runs (delta).

@@ -34,6 +34,7 @@ __all__ = [
     "Stop",
     "StopKind",
     "isolate_refusal",
+    "request_level",
     "send_window",
     "stop_for",
 ]
@@ -167,6 +168,43 @@ class IsolationAllowance(Protocol):
     def spend(self) -> None: ...
 
 
+_REQUEST_LEVEL = (
+    "invalid data format",
+    "content-type",
+    "content type",
+    "not valid json",
+    "unparsable",
+    "syntactically incorrect",
+)
+"""Words of a 400 about the request as a whole. Documented: a wrong ``Content-Type`` is
+"the most common cause" of a bulkUpload 400 (Graph bulkUpload page) and is answered
+"Invalid Data Format" (Entra, "Troubleshoot API-driven inbound provisioning issues"); a
+400 means the request is "unparsable, syntactically incorrect or violates the schema"
+(same Graph page). Assumed: that the service's message names those words. The client
+sets the same header and serializer for every batch, so such a 400 would refuse every
+batch alike: bisecting it would only spend calls."""
+
+
+def request_level(refusal: BadRequestError) -> bool:
+    """Whether a 400 is about the request as a whole (header, body syntax), not records.
+
+    Graph's guidance is to branch on ``error.code``, not the message; no code for these
+    cases is documented, so the message's words are read, and only to save calls: a 400
+    they do not match is bisected as before, within the run's allowance, and the probe
+    of :func:`isolate_refusal` (both halves refused) still catches a systemic one.
+    """
+    text = f"{refusal.code or ''} {refusal}".lower()
+    return any(words in text for words in _REQUEST_LEVEL)
+
+
+def _not_narrowed(err: BadRequestError, size: int) -> str:
+    return (
+        f"{err} (refused in a group of {size} records that was not narrowed down: the run's"
+        " allowance of isolation calls is spent, so some of them may be fine; fix the"
+        " refused data, then `connector runs retry` sends them again)"
+    )
+
+
 async def isolate_refusal(
     target: ProvisioningTarget,
     payload: BulkPayload,
@@ -175,21 +213,29 @@ async def isolate_refusal(
 ) -> BatchReceipt:
     """Find the records a 400 is about, within the run's allowance of extra calls.
 
-    The refused batch is split in halves and both are sent: if both are refused too,
-    the 400 is not about single records (e.g. an attribute missing from the job's
-    schema) and :class:`SystemicRefusalError` is raised instead of bisecting every batch.
-    Otherwise the refused half is bisected (a refused group's halves: the left is
-    sent; if accepted the right holds the bad record and is split unsent — the 400 is
-    assumed deterministic). When the allowance is spent, the undecided records are
-    reported refused as a group.
+    A 400 about the request as a whole (:func:`request_level`) raises
+    :class:`SystemicRefusalError` at once, without an extra call. Otherwise the refused
+    batch is split in halves and both are sent: if both are refused too, the 400 is not
+    about single records (e.g. an attribute missing from the job's schema) and
+    :class:`SystemicRefusalError` is raised instead of bisecting every batch. Otherwise
+    the refused half is bisected (a refused group's halves: the left is sent; if
+    accepted the right holds the bad record and is split unsent — the 400 is assumed
+    deterministic). When the allowance is spent, the undecided records are reported
+    refused as a group, with a reason that says so (``unisolated`` in the receipt).
     """
+    if request_level(refusal):
+        raise SystemicRefusalError(str(refusal), code=refusal.code, request_id=refusal.request_id)
     rejected: dict[str, tuple[str | None, str]] = {}
+    unisolated: set[str] = set()
     request_ids: list[str] = []
     left = allowance.left
 
     def reject(group: BulkPayload, err: BadRequestError) -> None:
+        why = str(err) if len(group) == 1 else _not_narrowed(err, len(group))
         for ext in group.external_ids:
-            rejected[ext] = (err.code or "BadRequest", str(err))
+            rejected[ext] = (err.code or "BadRequest", why)
+        if len(group) > 1:
+            unisolated.update(group.external_ids)
 
     async def send(group: BulkPayload) -> BadRequestError | None:
         allowance.spend()
@@ -234,4 +280,5 @@ async def isolate_refusal(
     return BatchReceipt(
         request_id=request_ids[0] if request_ids else refusal.request_id,
         rejected=rejected,
+        unisolated=frozenset(unisolated),
     )

@@ -10,7 +10,7 @@ from connector.sync.engine import Engine
 from connector.sync.readers import RecordReader, read_mapped_records
 from connector.sync.references import DEFAULT_MAX_REFERENCE_RESENDS
 from connector.sync.run_store import RunStore
-from connector.sync.targets import DEFAULT_ISOLATION_CALLS, DEFAULT_WINDOW, TargetFactory
+from connector.sync.targets import DEFAULT_WINDOW, TargetFactory
 
 __all__ = ["build_engine"]
 
@@ -24,7 +24,7 @@ def build_engine(
     records: RecordReader | None = None,
     owner: str | None = None,
     window: int = DEFAULT_WINDOW,
-    isolation_calls: int = DEFAULT_ISOLATION_CALLS,
+    isolation_calls: int | None = None,
     max_reference_resends: int = DEFAULT_MAX_REFERENCE_RESENDS,
     command_flags: str = "",
     state_name: str | None = None,

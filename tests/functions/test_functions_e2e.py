@@ -7,6 +7,7 @@ with the same objects the host passes: ``InputStream``, ``TimerRequest``, ``Http
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -287,12 +288,65 @@ def test_quota_leaves_the_run_waiting_and_the_timer_continues_it(
         assert sum(c.operations for c in w.bulk_calls()) == 130
 
 
+def _fill_bucket_with_failures(emu: Any, n: int) -> None:
+    """Upload ``n`` records the job fails (a UPN in a domain the tenant does not have)."""
+    import httpx
+
+    from connector.scim import BULK_REQUEST_SCHEMA, CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA
+
+    for start in range(0, n, 50):
+        ops = [
+            {
+                "method": "POST",
+                "bulkId": f"fill-{i}",
+                "path": "/Users",
+                "data": {
+                    "schemas": [CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA],
+                    "externalId": f"FILL{i}",
+                    "userName": f"fill{i}@unverified.example",
+                    "active": True,
+                },
+            }
+            for i in range(start, min(n, start + 50))
+        ]
+        body = {"schemas": [BULK_REQUEST_SCHEMA], "Operations": ops, "failOnErrors": None}
+        answer = httpx.post(
+            emu.endpoint_url,
+            content=orjson.dumps(body),
+            headers={
+                "Authorization": f"Bearer {emu.token}",
+                "Content-Type": "application/scim+json",
+            },
+        )
+        assert answer.status_code == 202
+    emu.wait_idle()
+
+
+def _restart_job(emu: Any, clock: Any) -> None:
+    """The documented remedy: restart the job (clears the failed records' bucket places)."""
+    from connector.graph.auth import StaticTokenProvider
+    from connector.graph.client import GraphClient
+    from connector.graph.endpoint import ProvisioningEndpoint
+
+    async def restart() -> None:
+        endpoint = ProvisioningEndpoint.parse(emu.endpoint_url, allow_loopback=True)
+        client = GraphClient(
+            endpoint, StaticTokenProvider(emu.token), clock=clock, allow_loopback=True
+        )
+        async with client:
+            await client.restart_job(confirm=True)
+
+    asyncio.run(restart())
+
+
 def test_bucket_full_leaves_the_run_waiting_and_the_timer_continues_it(
     make_world: Any, tmp_path: Path
 ) -> None:
     data = _extract(tmp_path, 130, seed=7)
     with make_world(emulator={"bucket_size": 60}) as w:
-        w.emu.set_job_state("Paused")  # the bucket fills and stays full
+        # Failed records keep their place in the bucket until the job is restarted
+        # (documented); the job stays active, so the run is sent and meets a full bucket.
+        _fill_bucket_with_failures(w.emu, 60)
         w.drop_and_deliver("employees/hr.csv", data)
         [run] = w.runs()
         assert run.state == "uploading"
@@ -300,7 +354,7 @@ def test_bucket_full_leaves_the_run_waiting_and_the_timer_continues_it(
         assert "bucket" in run.waiting.lower()
         assert max(w.clock.slept, default=0) < 120
 
-        w.emu.set_job_state("Active")
+        _restart_job(w.emu, w.clock)
         w.emu.wait_idle()
         for _ in range(4):  # batches in flight together may meet the draining bucket again
             w.tick(minutes=15)

@@ -118,3 +118,43 @@ def test_a_blocked_run_degrades_health_and_a_resume_marker_unblocks_it(
         code, body = w.health()
         assert body["sources"]["employees"]["blocked"] == 0
         assert code == 200
+
+
+# -- a job that would not process uploads ---------------------------------------------------------
+
+
+def test_health_names_a_job_that_would_not_process_uploads_and_its_remedy(
+    make_world: Any,
+) -> None:
+    with make_world() as w:
+        w.emu.set_job_state("Paused")
+        w.tick(minutes=15)
+        code, body = w.health()
+        assert code == 503
+        [problem] = body["problems"]
+        assert problem.startswith("job not ready for source employees: ")
+        assert "paused" in problem
+        assert "start provisioning" in problem
+        assert body["sources"]["employees"]["job"]["code"] == "Paused"
+        w.emu.set_job_state("Active")
+        w.tick(minutes=15)
+        assert w.health()[0] == 200
+
+
+def test_job_status_reads_the_job_as_the_engine_does() -> None:
+    from connector.functions.jobs import job_status
+
+    started = {"id": "j", "status": {"code": "NotRun"}, "schedule": {"state": "Active"}}
+    assert job_status(started)["ok"] is True
+    never = {"id": "j", "status": {"code": "NotRun"}, "schedule": {"state": "Disabled"}}
+    assert job_status(never)["ok"] is False
+    assert "not been started" in job_status(never)["message"]
+    quarantined = {
+        "id": "j",
+        "status": {"code": "Quarantine", "quarantine": {"reason": "TooManyDeletes"}},
+    }
+    status = job_status(quarantined)
+    assert status["ok"] is False
+    assert status["reason"] == "TooManyDeletes"
+    assert "restart" in status["remedy"]
+    assert job_status(None)["ok"] is False

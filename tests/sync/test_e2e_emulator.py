@@ -15,6 +15,26 @@ from tests.sync.emuworld import actual_directory, emu_world, expected_directory
 from tests.sync.fakes import Crash, CrashAfter
 
 
+class SeesActiveJob:
+    """A target whose job read answers Active (the job is paused just after the check)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.job_id = inner.job_id
+
+    async def send(self, payload: Any) -> Any:
+        return await self.inner.send(payload)
+
+    def iter_logs(self, since: Any) -> Any:
+        return self.inner.iter_logs(since)
+
+    async def get_job(self) -> dict[str, Any]:
+        return {"id": self.job_id, "status": {"code": "Active"}}
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 def local_store(tmp: Path) -> Callable[[FakeClock], Any]:
     return lambda clock: LocalStateStore(tmp / "state", clock=clock, heartbeat=False)
 
@@ -183,10 +203,14 @@ def test_failures_skips_and_unconfirmed_are_classified_from_the_logs(tmp_path: P
         failures = w.store.read_artifact(f"employees/{run.run_id}/failures.csv").decode()
         assert "AzureActiveDirectoryConflictEntryPrimaryAttributes" in failures
         assert "UnableToResolveReferenceAttributeValue" in failures
-        # the job stops processing: the next run's records never show up in the logs
+        # the job stops processing right after the pre-upload check saw it active: the
+        # next run's records never show up in the logs
         w.emu.set_job_state("Paused")
         w.clock.advance(86400)
+        targets = w.engine.targets
+        w.engine.targets = lambda src: SeesActiveJob(targets(src))
         run2 = w.sync(day2)
+        w.engine.targets = targets
         assert run2.state == "uploaded"
         [pending] = w.reconcile(timedelta(minutes=30))
         assert pending.state == "reconciling"

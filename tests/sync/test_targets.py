@@ -24,6 +24,8 @@ def test_graph_targets_retry_policy_bounds_the_waiting(tmp_path: Path) -> None:
     cfg = config()
 
     def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":  # the job read before sending: an active job
+            return httpx.Response(200, json={"id": "j", "status": {"code": "Active"}})
         return httpx.Response(429, headers={"Retry-After": "20"}, json={"error": {}})
 
     short = RetryPolicy(max_attempts=2, max_retry_after=30)
