@@ -101,8 +101,8 @@ class PullWorld:
         )
         self.engine: Engine = build_engine(config, self.store, targets, clock)
 
-    def pull(self, **kw: Any) -> PullResult:
-        out = asyncio.run(self.engine.pull("hr-sql", **kw))
+    def pull(self, source: str = "hr-sql", **kw: Any) -> PullResult:
+        out = asyncio.run(self.engine.pull(source, **kw))
         self.emu.wait_idle()
         return out
 

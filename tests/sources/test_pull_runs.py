@@ -7,11 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from connector.config import parse_sources
 from connector.errors import EmptySnapshotError, SourceAuthError, SourceError
 from connector.sync.pulling import PullState
 from tests.sources.conftest import READER_PASSWORD
+from tests.sources.fake_hr_api import CLIENT_ID, CLIENT_SECRET, WORKERS, ApiState
 from tests.sources.pg import PgServer
 from tests.sources.pullworld import (
+    JOB,
+    SP,
     config_for,
     pull_world,
     sample_rows,
@@ -237,3 +241,52 @@ def test_refused_database_credentials_fail_the_pull_and_change_nothing(
             w.pull(settings={"HR_DB_PASSWORD": "wrong"})
         assert w.emu.calls() == []
         assert tree_digest(w.state) == {}
+
+
+REST_MAPPING = """version: 1
+externalId: id
+core:
+  userName: {template: "{id}@contoso.com"}
+  displayName: {template: "{name.given} {name.family}"}
+  name:
+    givenName: name.given
+    familyName: name.family
+  active:
+    column: active
+    transforms:
+      - lookup: {table: {"true": true, "false": false}}
+"""
+
+
+def test_a_paged_hr_api_is_pulled_with_oauth2_and_synced_end_to_end(
+    tmp_path: Path, hr_api: ApiState
+) -> None:
+    mapping = tmp_path / "workers.yaml"
+    mapping.write_text(REST_MAPPING, encoding="utf-8")
+    config = parse_sources(
+        f"""
+sources:
+  - name: hr-api
+    kind: rest
+    rest:
+      url: {hr_api.base}/odata/workers
+      records: "$.value[*]"
+      next: "$['@odata.nextLink']"
+      auth: {{type: oauth2_client_credentials, token_url: {hr_api.base}/token,
+              client_id_setting: HR_CLIENT_ID, client_secret_setting: HR_CLIENT_SECRET}}
+    mapping: {mapping}
+    service_principal_id: {SP}
+    job_id: {JOB}
+"""
+    )
+    settings = {"HR_CLIENT_ID": CLIENT_ID, "HR_CLIENT_SECRET": CLIENT_SECRET}
+    with pull_world(tmp_path, config) as w:
+        result = w.pull("hr-api", settings=settings)
+        assert result.rows == len(WORKERS)
+        assert result.summary is not None
+        assert result.summary.state == "uploaded", result.summary.failed_reason
+        [done] = w.reconcile()
+        assert done.outcomes.get("created") == len(WORKERS)
+        assert w.emu.users()["E004"]["accountEnabled"] is False
+        with pytest.raises(SourceAuthError, match="source 'hr-api'"):
+            w.pull("hr-api", settings={**settings, "HR_CLIENT_SECRET": "wrong"})
