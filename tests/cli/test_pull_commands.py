@@ -80,3 +80,14 @@ def test_validate_source_names_a_mapped_column_the_source_lacks(tmp_path: Path) 
     config = _config(tmp_path / "sources.yaml", url, query)
     out = invoke("validate", "--source", "hr-sql", "--config", str(config), code=1)
     assert "WorkEmail" in out
+
+
+def test_validate_source_names_the_source_when_the_database_cannot_be_opened(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "hr.db"
+    config = _config(tmp_path / "sources.yaml", sqlite_staging(db))
+    db.unlink()
+    db.mkdir()
+    out = invoke("validate", "--source", "hr-sql", "--config", str(config), code=1)
+    assert "source 'hr-sql'" in out

@@ -290,3 +290,30 @@ sources:
         assert w.emu.users()["E004"]["accountEnabled"] is False
         with pytest.raises(SourceAuthError, match="source 'hr-api'"):
             w.pull("hr-api", settings={**settings, "HR_CLIENT_SECRET": "wrong"})
+
+
+def test_duplicate_ids_in_a_pull_reject_every_row_carrying_them_and_disable_no_one(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "hr.db"
+    url = sqlite_staging(db)
+    header, body = sample_rows()
+    twin = list(body[5])
+    twin[header.index("JobTitle")] = "Someone Else"
+    with pull_world(tmp_path, config_for(f"{{url: '{url}', table: employees}}")) as w:
+        w.pull()
+        w.reconcile()
+        marks = ", ".join("?" for _ in header)
+        sqlite_exec(db, f"INSERT INTO employees VALUES ({marks})", *[v or None for v in twin])
+        w.clock.advance(86400)
+        second = w.pull()
+        assert second.summary is not None
+        assert second.summary.planned["leavers"] == 0
+        assert second.summary.planned.get("movers", 0) == 0
+        journal = w.engine.get_run(second.summary.run_id)
+        assert journal.rejected_count == 2
+        rejected = w.engine.runs.load_rejected(journal)
+        assert {r.external_id for r in rejected} == {twin[0]}
+        assert all("duplicate" in r.reason.lower() for r in rejected)
+        assert sorted(r.line for r in rejected) == [7, 62]  # the table's row order, header 1
+        assert w.emu.users()[twin[0]]["accountEnabled"] is True
