@@ -106,7 +106,9 @@ class Pulls:
         if s.state == "failed":
             error = f"source {source!r}: the pulled snapshot could not be planned ({s.run_id})"
             self.telemetry.pull_failed(source=source, reason_code="plan_failed")
-            return PullOutcome(source, "failed", at, result.rows, s.run_id, s.state, error, "plan")
+            return PullOutcome(
+                source, "failed", at, result.rows, s.run_id, s.state, error, "plan_failed"
+            )
         return PullOutcome(source, "pulled", at, result.rows, s.run_id, s.state)
 
     def _failed(self, source: str, at: str, exc: ConnectorError) -> PullOutcome:
