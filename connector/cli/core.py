@@ -29,7 +29,7 @@ from connector.mapping import load_mapping
 from connector.records import iter_records
 from connector.sample import LAYOUTS, Faults, churn_extract, generate_extract
 from connector.scim import DEFAULT_MAX_REQUEST_BYTES, build_bulk_requests
-from connector.validate import DEFAULT_SAMPLE_ROWS, validate
+from connector.validate import DEFAULT_SAMPLE_ROWS, ValidationReport, validate
 
 if TYPE_CHECKING:
     from connector.mapping import Mapping
@@ -260,9 +260,9 @@ def _check_sample_options(ctx: typer.Context, *, with_from: bool) -> None:
 
 def validate_command(
     mapping: Annotated[
-        Path,
+        Path | None,
         typer.Option("--mapping", "-m", exists=True, dir_okay=False, help="mapping YAML"),
-    ],
+    ] = None,
     extract: Annotated[
         Path | None,
         typer.Argument(exists=True, dir_okay=False, help="HR extract (CSV) to check"),
@@ -271,16 +271,57 @@ def validate_command(
         int, typer.Option(min=0, help="rows to check; 0 = every row")
     ] = DEFAULT_SAMPLE_ROWS,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            "-s",
+            help="a sql or rest source: check its mapping against the columns it has",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", exists=True, help="sources config (with --source)"),
+    ] = None,
 ) -> None:
-    """List every problem of a mapping (and an extract); exit 0 clean, 1 problems."""
+    """List every problem of a mapping (and an extract); exit 0 clean, 1 problems.
+
+    With ``--source NAME --config FILE`` (a sql or rest source), the source's mapping is
+    checked against the columns a pull of it would have."""
+    if source is not None:
+        _validate_source(source, config, extract, mapping, as_json)
+    if mapping is None:
+        raise typer.BadParameter(
+            "give --mapping (or --source with --config)", param_hint="--mapping"
+        )
     report = validate(mapping, extract, sample_rows=rows or None)
+    _print_validation(report, extract is not None, as_json)
+
+
+def _validate_source(
+    source: str, config: Path | None, extract: Path | None, mapping: Path | None, as_json: bool
+) -> None:
+    """``validate --source``: the mapping against the columns a pull would have."""
+    from connector.cli.exits import failing
+    from connector.cli.pulled import mapping_and_header
+
+    if config is None or extract is not None or mapping is not None:
+        raise typer.BadParameter(
+            "--source takes --config and no --mapping or extract", param_hint="--source"
+        )
+    with failing(), mapping_and_header(config, source) as (path, header):
+        report = validate(path, header, sample_rows=None)
+    _print_validation(report, False, as_json)
+
+
+def _print_validation(report: ValidationReport, rows: bool, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
         sys.stdout.write("\n")
     else:
         for problem in report.problems:
             print(problem)
-        checked = f", {report.rows_checked} rows checked" if extract is not None else ""
+        checked = f", {report.rows_checked} rows checked" if rows else ""
         print(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s){checked}")
     raise typer.Exit(0 if report.ok else 1)
 

@@ -9,11 +9,12 @@ loopback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import logging
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -33,12 +34,24 @@ if TYPE_CHECKING:
     from connector.sync.engine import Engine
     from connector.sync.summary import RunSummary
 
-__all__ = ["DEFAULT_DEMO_DIR", "demo_command", "run_demo"]
+__all__ = [
+    "DEFAULT_DEMO_DIR",
+    "DEMO_JOB",
+    "DEMO_SP",
+    "demo_command",
+    "demo_engine",
+    "demo_mapping",
+    "fresh_directory",
+    "print_outcome",
+    "quiet_engine",
+    "run_demo",
+    "settle",
+]
 
 DEFAULT_DEMO_DIR = Path(".connector") / "demo"
 _DEMO_MARKER = ".connector-demo"
-_DEMO_SP = "6a1c3f0e-1d2b-4c5d-8e9f-0a1b2c3d4e5f"
-_DEMO_JOB = "API2AAD.5f2b9f0c1e2d4a3b8c7d6e5f4a3b2c1d.7b0e4d2a-9c8b-4a1f-8e3d-2c1b0a9f8e7d"
+DEMO_SP = "6a1c3f0e-1d2b-4c5d-8e9f-0a1b2c3d4e5f"
+DEMO_JOB = "API2AAD.5f2b9f0c1e2d4a3b8c7d6e5f4a3b2c1d.7b0e4d2a-9c8b-4a1f-8e3d-2c1b0a9f8e7d"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +62,7 @@ class _DemoDay:
     title: str
 
 
-def _demo_mapping() -> Path:
+def demo_mapping() -> Path:
     import connector
 
     path = Path(connector.__file__).resolve().parents[1] / "samples" / "mappings" / "default.yaml"
@@ -77,7 +90,7 @@ def _plant_day2_faults(path: Path, hires: int) -> tuple[str, str]:
     return clash[0], orphan[0]
 
 
-def _fresh_directory(directory: Path) -> Path:
+def fresh_directory(directory: Path) -> Path:
     """Recreate the demo directory; one the demo did not create is refused, not emptied."""
     if directory.exists():
         if not (directory / _DEMO_MARKER).exists():
@@ -99,9 +112,9 @@ def _write_config(directory: Path) -> Path:
         "sources:\n"
         "  - name: employees\n"
         "    match: employees_\n"
-        f"    mapping: {_demo_mapping()}\n"
-        f"    service_principal_id: {_DEMO_SP}\n"
-        f"    job_id: {_DEMO_JOB}\n"
+        f"    mapping: {demo_mapping()}\n"
+        f"    service_principal_id: {DEMO_SP}\n"
+        f"    job_id: {DEMO_JOB}\n"
         "    mode: full\n"
         "    leavers: disable\n"
         "    extract_timestamp: {pattern: '_(?P<ts>\\d{8})\\.csv$', format: '%Y%m%d'}\n",
@@ -143,7 +156,7 @@ def _write_extracts(extracts: Path, rows: int) -> list[_DemoDay]:
     ]
 
 
-def _settle(emu: RunningEmulator, engine: Engine, log_delay: float) -> None:
+def settle(emu: RunningEmulator, engine: Engine, log_delay: float) -> None:
     """Wait for the emulator to process and its logs to show, then reconcile."""
     emu.wait_idle()
     deadline = time.monotonic() + 20 * max(log_delay, 0.5)
@@ -155,7 +168,7 @@ def _settle(emu: RunningEmulator, engine: Engine, log_delay: float) -> None:
         time.sleep(0.3)
 
 
-def _print_outcome(
+def print_outcome(
     out: Console, final: Sequence[RunSummary], directory: Path, config_path: Path, flags: str
 ) -> None:
     """The runs table, where each report is, and how to inspect the held run."""
@@ -174,6 +187,26 @@ def _print_outcome(
         )
 
 
+@contextlib.contextmanager
+def demo_engine(
+    config_path: Path, directory: Path, log_delay: float, flags: str, out: Console
+) -> Iterator[tuple[RunningEmulator, Engine]]:
+    """The in-process emulator and an engine on the demo's state directory."""
+    from connector.emulator.config import EmulatorConfig, JobConfig
+    from connector.emulator.server import run_emulator
+
+    location = StateLocation(directory=directory / "state")
+    emu_config = EmulatorConfig(
+        jobs=[JobConfig(service_principal_id=DEMO_SP, job_id=DEMO_JOB)],
+        log_delay_seconds=log_delay,
+    )
+    with run_emulator(emu_config) as emu:
+        graph = GraphOptions(token=emu.token, endpoint=emu.endpoint_url, allow_loopback=True)
+        engine = command_engine(config_path, location, graph, create=True, flags=flags)
+        out.print(f"emulator listening on {emu.base_url} (loopback only)")
+        yield emu, engine
+
+
 def run_demo(
     directory: Path,
     *,
@@ -188,13 +221,21 @@ def run_demo(
     stderr while it runs; the logger's level is restored afterwards (the demo may run
     inside a longer-lived process).
     """
+    with quiet_engine():
+        return _run_demo(
+            directory, rows=rows, log_delay=log_delay, console=console, open_report=open_report
+        )
+
+
+@contextlib.contextmanager
+def quiet_engine() -> Iterator[None]:
+    """Keep engine warnings (the held run) off stderr while a demo prints everything it
+    needs; the level is restored afterwards (a demo may run in a longer-lived process)."""
     engine_log = logging.getLogger("connector")
     previous = engine_log.level
     engine_log.setLevel(logging.ERROR)
     try:
-        return _run_demo(
-            directory, rows=rows, log_delay=log_delay, console=console, open_report=open_report
-        )
+        yield
     finally:
         engine_log.setLevel(previous)
 
@@ -207,33 +248,22 @@ def _run_demo(
     console: Console | None,
     open_report: bool,
 ) -> list[RunSummary]:
-    from connector.emulator.config import EmulatorConfig, JobConfig
-    from connector.emulator.server import run_emulator
-
     out = console or new_console()
     started = time.monotonic()
     directory = directory.resolve()
-    extracts = _fresh_directory(directory)
+    extracts = fresh_directory(directory)
     config_path = _write_config(directory)
     days = _write_extracts(extracts, rows)
-    location = StateLocation(directory=directory / "state")
-    flags = command_flags(config_path, location)
-    emu_config = EmulatorConfig(
-        jobs=[JobConfig(service_principal_id=_DEMO_SP, job_id=_DEMO_JOB)],
-        log_delay_seconds=log_delay,
-    )
-    with run_emulator(emu_config) as emu:
-        graph = GraphOptions(token=emu.token, endpoint=emu.endpoint_url, allow_loopback=True)
-        engine = command_engine(config_path, location, graph, create=True, flags=flags)
-        out.print(f"emulator listening on {emu.base_url} (loopback only)")
+    flags = command_flags(config_path, StateLocation(directory=directory / "state"))
+    with demo_engine(config_path, directory, log_delay, flags, out) as (emu, engine):
         for day in days:
             out.rule(day.title)
             summary = asyncio.run(engine.ingest("employees", day.path.name, day.path))
             print_summary(summary, out, flags)
             if summary.state in ("uploaded", "reconciling"):
-                _settle(emu, engine, log_delay)
+                settle(emu, engine, log_delay)
         final = engine.list_runs()
-    _print_outcome(out, final, directory, config_path, flags)
+    print_outcome(out, final, directory, config_path, flags)
     out.print(f"done in {time.monotonic() - started:.1f} s, no network used beyond loopback")
     if open_report and final:
         open_in_browser(final[-2].reports["report.html"], out)
@@ -246,7 +276,24 @@ def demo_command(
     ] = DEFAULT_DEMO_DIR,
     rows: Annotated[int, typer.Option("--rows", min=50, max=20000)] = 300,
     open_report: Annotated[bool, typer.Option("--open", help="Open day 2's report.")] = False,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="sql: pull a SQLite staging table instead of dropping files",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Three extracts end to end against the in-process emulator (no network, no Azure)."""
+    """Three extracts end to end against the in-process emulator (no network, no Azure).
+
+    ``--source sql``: a SQLite staging table pulled as a ``kind: sql`` source instead."""
+    if source not in (None, "sql"):
+        raise typer.BadParameter("the demo's only pulled source is 'sql'", param_hint="--source")
     with failing():
-        run_demo(directory, rows=rows, open_report=open_report)
+        if source == "sql":
+            from connector.cli.demo_sql import run_sql_demo
+
+            run_sql_demo(directory, rows=rows)
+        else:
+            run_demo(directory, rows=rows, open_report=open_report)

@@ -30,6 +30,7 @@ from connector.cli.common import expand_options
 from connector.cli.demo import demo_command
 from connector.cli.exits import EXIT_FAILED, exit_for, failing
 from connector.cli.options import ConfigOpt, GraphOptions, StateOptions, VerboseOpt
+from connector.cli.pulled import is_pulled_source, print_pull, pull_source
 from connector.cli.render import (
     count_text,
     engine_logs,
@@ -43,7 +44,10 @@ from connector.cli.render import (
 from connector.cli.wiring import command_engine, dry_run_engine, store_exists
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from connector.sync.engine import Engine
+    from connector.sync.summary import RunSummary
 
 __all__ = ["register"]
 
@@ -55,7 +59,6 @@ _RESUMABLE = frozenset({"uploading", "blocked", "held", "planned", "received"})
 
 @expand_options
 def sync_command(
-    extract: Annotated[Path, typer.Argument(help="The extract file (CSV).", exists=True)],
     config: ConfigOpt,
     source: Annotated[str, typer.Option("--source", "-s", help="Source name in the config.")],
     state: StateOptions = StateOptions(),
@@ -65,31 +68,33 @@ def sync_command(
     ] = False,
     graph: GraphOptions = GraphOptions(),
     verbose: VerboseOpt = False,
+    extract: Annotated[
+        Path | None,
+        typer.Argument(
+            help="The extract file (CSV). Leave it out to pull a sql or rest source.",
+            exists=True,
+        ),
+    ] = None,
 ) -> None:
     """Plan an extract against the source's state, then hold it or upload what changed.
 
     Syncing the file of a run left waiting (quota, back-pressure, outage) continues it.
+    Without an extract, a ``sql`` or ``rest`` source is pulled and its snapshot synced.
     """
     console = new_console()
     with failing("sync", graph.auth):
+        if extract is None:
+            _need_pulled(config, source, full_resend)
         engine = _sync_engine(config, state, graph, source=source, dry_run=dry_run)
-        with engine_logs(verbose), progress_bar(not dry_run) as progress:
-            summary = asyncio.run(
-                engine.ingest(
-                    source,
-                    extract.name,
-                    extract,
-                    dry_run=dry_run,
-                    full_resend=full_resend,
-                    progress=progress,
-                    resume_waiting=not dry_run,
-                )
-            )
-            if summary.resumed:
-                console.print(
-                    f"this file is run {summary.run_id}, left waiting: continuing it",
-                    soft_wrap=True,
-                )
+        if extract is None:
+            with engine_logs(verbose):
+                result = asyncio.run(pull_source(engine, source, dry_run=dry_run))
+            print_pull(result, console)
+            if result.summary is None:
+                return
+            summary = result.summary
+        else:
+            summary = _sync_file(engine, extract, source, dry_run, full_resend, verbose, console)
     print_summary(summary, console, engine.command_flags)
     if summary.dry_run and not summary.duplicate:
         n = summary.batches_total
@@ -98,6 +103,47 @@ def sync_command(
             + (" (held first: nothing is sent until approved)" if summary.held_reason else "")
         )
     exit_for([summary])
+
+
+def _need_pulled(config: Path, source: str, full_resend: bool) -> None:
+    if full_resend:
+        raise typer.BadParameter("--full-resend needs an extract file", param_hint="--full-resend")
+    if not is_pulled_source(config, source):
+        raise typer.BadParameter(
+            f"source {source!r} receives files: give the extract file to sync"
+            " (only a sql or rest source is pulled without one)",
+            param_hint="EXTRACT",
+        )
+
+
+def _sync_file(
+    engine: Engine,
+    extract: Path,
+    source: str,
+    dry_run: bool,
+    full_resend: bool,
+    verbose: bool,
+    console: Console,
+) -> RunSummary:
+    """``connector sync FILE``: ingest one extract (a waiting run's file continues it)."""
+    with engine_logs(verbose), progress_bar(not dry_run) as progress:
+        summary = asyncio.run(
+            engine.ingest(
+                source,
+                extract.name,
+                extract,
+                dry_run=dry_run,
+                full_resend=full_resend,
+                progress=progress,
+                resume_waiting=not dry_run,
+            )
+        )
+        if summary.resumed:
+            console.print(
+                f"this file is run {summary.run_id}, left waiting: continuing it",
+                soft_wrap=True,
+            )
+    return summary
 
 
 def _sync_engine(

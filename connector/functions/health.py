@@ -59,15 +59,18 @@ def health_document(
     """The connector's view of itself.
 
     ``degraded`` when storage is unreachable, a job is not ready (the reason of
-    :func:`connector.graph.jobs.readiness`: runs wait instead of sending), a run is blocked (the
-    timer never retries one), or no pass has reconciled successfully within ``stale``
-    (a dead or failing timer means nothing is reconciled).
+    :func:`connector.graph.jobs.readiness`: runs wait instead of sending), a run is blocked
+    (the timer never retries one), the last pull of a ``sql``/``rest`` source failed, or no
+    pass has reconciled successfully within ``stale`` (a dead or failing timer means
+    nothing is reconciled).
     """
     reachable, status = _read_status(zone)
     jobs = (status or {}).get("jobs") or {}
     runs = (status or {}).get("runs") or {}
+    pulls = (status or {}).get("pulls") or {}
     sources = {
         src.name: {"job": jobs.get(src.name), **(runs.get(src.name) or {})}
+        | ({"pull": pulls[src.name]} if src.name in pulls else {})
         for src in config.sources
     }
     problems: list[str] = []
@@ -78,6 +81,11 @@ def health_document(
     blocked = sorted(n for n, v in sources.items() if as_int(v.get("blocked")))
     if blocked:
         problems.append("blocked runs (fix the cause, then resume them): " + ", ".join(blocked))
+    failed = sorted(
+        n for n, v in sources.items() if (v.get("pull") or {}).get("outcome") == "failed"
+    )
+    if failed:
+        problems.append("pull failed (nothing from it applied): " + ", ".join(failed))
     last = as_time((status or {}).get("lastSuccessfulReconcileAt"))
     if reachable and last is None:
         problems.append("no successful reconcile pass recorded yet")

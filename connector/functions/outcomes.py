@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connector.functions.markers import MarkerAction
+from connector.functions.pulls import PullOutcome
 from connector.sync.journal import RunState
 from connector.sync.summary import RunSummary
 
@@ -102,6 +103,8 @@ class PassOutcome:
     """Steps that failed (raised, or failed for a source) in this pass."""
     blocked: dict[str, str] = field(default_factory=dict)
     """Delta sources whose queue is stopped by a blocked run (source → which run)."""
+    pulls: list[PullOutcome] = field(default_factory=list)
+    """The ``sql``/``rest`` sources due in this pass and what became of each pull."""
 
     def line(self) -> str:
         waiting = sum(1 for s in self.resumed if is_waiting(s))
@@ -111,6 +114,11 @@ class PassOutcome:
             f" still_waiting={waiting} reconciled={len(self.reconciled)} jobs={len(self.jobs)}"
             f" swept={len(self.swept)}"
         )
+        if self.pulls:
+            text += f" pulled={sum(1 for p in self.pulls if p.outcome != 'failed')}"
+            failed = sorted(p.source for p in self.pulls if p.outcome == "failed")
+            if failed:
+                text += " pull_failed=" + ",".join(failed)
         if self.busy:
             text += " busy=" + ",".join(sorted(self.busy))
         if unhealthy:

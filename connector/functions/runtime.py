@@ -28,6 +28,7 @@ from connector.functions.dropzone import DropZone
 from connector.functions.health import health_document, stale_after
 from connector.functions.jobs import check_jobs
 from connector.functions.outcomes import ApprovalOutcome, DropOutcome, PassOutcome
+from connector.functions.pulls import PullOutcome, Pulls
 from connector.functions.settings import AppSettings
 from connector.functions.sweep import Sweep
 from connector.functions.telemetry import Telemetry, configure_telemetry, get_telemetry
@@ -37,12 +38,15 @@ from connector.functions.wiring import (
     graph_target_factory,
     hosted_engine,
     load_sources,
+    pull_credential,
 )
 from connector.state.blob import BlobStateStore
 from connector.sync.targets import TargetFactory
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
+
+    from connector.sources.sql import TokenSource
 
 __all__ = ["Runtime", "get_runtime", "reset_runtime", "set_runtime"]
 
@@ -78,6 +82,7 @@ class Runtime:
         )
         self.engine = hosted_engine(self.config, self.store, self.targets, self.clock)
         self.stale_after = stale_after(settings.reconcile_schedule)
+        self._pull_credential: TokenSource | None = None
 
     async def ingest(self, trigger_name: str, data: bytes) -> DropOutcome:
         """Handle one dropped file: source → engine → archive or quarantine."""
@@ -85,7 +90,7 @@ class Runtime:
         return await handler.ingest(trigger_name, data)
 
     async def run_pass(self) -> PassOutcome:
-        """One timer pass: approvals, resume, reconcile, job health, sweep, status."""
+        """One timer pass: approvals, resume, due pulls, reconcile, job health, sweep, status."""
         return await TimerPass(self).run()
 
     async def process_approvals(self, busy: set[str] | None = None) -> list[ApprovalOutcome]:
@@ -95,6 +100,13 @@ class Runtime:
     async def sweep_incoming(self) -> list[DropOutcome]:
         """Ingest files still in ``incoming`` well after their upload, one at a time."""
         return await Sweep(self.zone, self.clock, self.ingest).run()
+
+    async def pull_sources(self) -> list[PullOutcome]:
+        """Pull every ``sql``/``rest`` source whose schedule is due (one at a time)."""
+        if self._pull_credential is None:
+            self._pull_credential = pull_credential(self.settings, self.config)
+        pulls = Pulls(self.engine, self.config, self.clock, self.telemetry, self._pull_credential)
+        return await pulls.run()
 
     async def check_jobs(self) -> dict[str, dict[str, Any]]:
         """Every source's provisioning-job health (one GET per source)."""

@@ -62,6 +62,7 @@ METRICS: dict[str, str] = {
     "throttles": "connector.throttles",
     "jobs_quarantined": "connector.jobs.quarantined",
     "files_quarantined": "connector.files.quarantined",
+    "pulls_failed": "connector.pulls.failed",
 }
 #: Plan counts (``connector.sync.delta.DeltaPlan.counts``) that are records to send.
 SENT_ACTIONS: tuple[str, ...] = ("joiners", "movers", "leavers", "retries", "resends")
@@ -145,6 +146,15 @@ class Telemetry:
             reason=reason_code,
             level=logging.WARNING,
         )
+
+    def source_pulled(self, *, source: str, rows: int, run_id: str) -> None:
+        """A ``sql``/``rest`` source was pulled (``run_id`` empty: nothing new)."""
+        self._event("source_pulled", source=source, run_id=run_id, rows=rows)
+
+    def pull_failed(self, *, source: str, reason_code: str) -> None:
+        """A pull failed (the error type, e.g. ``SourceAuthError``); nothing was sent."""
+        self._add("pulls_failed", 1, source=source, reason=reason_code)
+        self._event("pull_failed", source=source, reason=reason_code, level=logging.ERROR)
 
     # -- run summaries ----------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The timer pass: approvals, waiting runs, reconciliation, job health, sweep, status.
+"""The timer pass: approvals, waiting runs, due pulls, reconciliation, job health, sweep,
+status.
 
 Each step is guarded on its own: a busy source (another instance ingesting) is skipped
 and reported, and an unexpected failure in one step is recorded without stopping the
@@ -17,6 +18,7 @@ from connector.config import SourcesConfig
 from connector.errors import ConcurrentRunError, ConnectorError
 from connector.functions.dropzone import STATUS_BLOB, DropZone
 from connector.functions.outcomes import ApprovalOutcome, DropOutcome, PassOutcome, is_waiting
+from connector.functions.pulls import PullOutcome
 from connector.functions.telemetry import Telemetry
 from connector.sync.engine import Engine
 from connector.sync.journal import OPEN_STATES, RunState
@@ -42,6 +44,8 @@ class PassHost(Protocol):
 
     async def sweep_incoming(self) -> list[DropOutcome]: ...
 
+    async def pull_sources(self) -> list[PullOutcome]: ...
+
 
 class TimerPass:
     """One timer pass over every source."""
@@ -57,6 +61,9 @@ class TimerPass:
             out.approvals = await host.process_approvals(out.busy)
         with _step(out, "resume"):
             out.resumed = await self._resume_waiting(out)
+        with _step(out, "pull"):
+            out.pulls = await host.pull_sources()
+            out.busy.update(p.source for p in out.pulls if p.outcome == "busy")
         with _step(out, "reconcile"):
             out.reconciled = await self._reconcile_open_runs(out)
         with _step(out, "jobs"):
@@ -97,19 +104,29 @@ class TimerPass:
             }
         return counts
 
+    def _previous_status(self) -> dict[str, Any]:
+        try:
+            previous = self.host.zone.read_json(*STATUS_BLOB)
+        except Exception:  # unreadable: nothing on record
+            previous = None
+        return previous if isinstance(previous, dict) else {}
+
+    def _pull_status(self, out: PassOutcome) -> dict[str, Any]:
+        """Each pulled source's last pull outcome: this pass's, else the one on record
+        (a failed pull stays listed until a pull of that source succeeds)."""
+        names = {s.name for s in self.host.config.sources if s.kind in ("sql", "rest")}
+        if not names:
+            return {}
+        earlier = self._previous_status().get("pulls")
+        status = {k: v for k, v in (earlier or {}).items() if k in names}
+        status.update({p.source: p.to_status() for p in out.pulls if p.outcome != "busy"})
+        return status
+
     def _last_success(self, out: PassOutcome, now: str) -> object:
         """When reconciliation last succeeded: now, unless this pass's reconcile failed."""
         if "reconcile" not in out.failed_steps:
             return now
-        try:
-            previous = self.host.zone.read_json(*STATUS_BLOB)
-        except Exception:  # unreadable: no success on record
-            previous = None
-        return (
-            (previous or {}).get("lastSuccessfulReconcileAt")
-            if isinstance(previous, dict)
-            else None
-        )
+        return self._previous_status().get("lastSuccessfulReconcileAt")
 
     def _write_status(self, out: PassOutcome) -> None:
         try:
@@ -132,6 +149,7 @@ class TimerPass:
                 "jobs": out.jobs,
                 "runs": runs,
                 "blocked": out.blocked,
+                "pulls": self._pull_status(out),
                 "errors": out.errors,
             },
         )

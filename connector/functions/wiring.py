@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
 
     from connector.scim import BulkPayload
+    from connector.sources.sql import TokenSource
 
 __all__ = [
     "FUNCTIONS_RETRY",
@@ -40,6 +41,7 @@ __all__ = [
     "graph_target_factory",
     "hosted_engine",
     "load_sources",
+    "pull_credential",
 ]
 
 #: Graph retries inside a function invocation: short. A ``Retry-After`` over 30 s, or a
@@ -79,6 +81,19 @@ def load_sources(settings: AppSettings) -> SourcesConfig:
     if "connector_daily_call_budget" not in settings.model_fields_set:
         return config
     return config.model_copy(update={"daily_call_budget": settings.connector_daily_call_budget})
+
+
+def pull_credential(settings: AppSettings, config: SourcesConfig) -> TokenSource | None:
+    """The managed identity for ``sql`` sources with ``auth: entra`` (None when no source
+    uses it): the app's user-assigned identity named by the Graph client id setting, or
+    the system-assigned one without it. The database's Entra administrator creates a
+    login/role for that identity (docs/sources.md)."""
+    if not any(s.sql is not None and s.sql.auth == "entra" for s in config.sources):
+        return None
+    from azure.identity import ManagedIdentityCredential
+
+    credential: TokenSource = ManagedIdentityCredential(client_id=settings.graph_client_id)
+    return credential
 
 
 def blob_service(settings: AppSettings) -> BlobServiceClient:

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
+
+import httpx
 
 from connector.clock import Clock
 from connector.config import Source, SourcesConfig
@@ -37,6 +39,7 @@ from connector.sync.journal import (
 )
 from connector.sync.ordering import RunOrder
 from connector.sync.planning import Planner
+from connector.sync.pulling import Puller, PullResult
 from connector.sync.readers import RecordReader, spooled
 from connector.sync.reconciling import Reconciler
 from connector.sync.reporting import Reporter
@@ -47,6 +50,9 @@ from connector.sync.targets import (
     as_mapping,
 )
 from connector.sync.turns import Turns
+
+if TYPE_CHECKING:
+    from connector.sources.sql import TokenSource
 
 __all__ = ["Engine"]
 
@@ -76,6 +82,7 @@ class Engine:
         self.turns = Turns(self.ctx, self.order, self.planner, self.sender, self.reporter)
         self.child_runs = ChildRuns(self.ctx, self.planner, self.sender, self.reporter)
         self.reconciler = Reconciler(self.ctx)
+        self.puller = Puller(self.ctx, self.ingest)
 
     # -- what callers may swap or read ------------------------------------------------------
 
@@ -236,6 +243,33 @@ class Engine:
         self.runs.create(journal)
         log.info("run %s: received for source %s", run_id, src.name)
         return journal
+
+    # -- pulled sources -----------------------------------------------------------------------
+
+    async def pull(
+        self,
+        source: str,
+        *,
+        dry_run: bool = False,
+        credential: TokenSource | None = None,
+        settings: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> PullResult:
+        """Pull a ``sql`` or ``rest`` source and ingest the snapshot like a dropped file.
+
+        ``credential``: the managed identity for ``auth: entra``; ``settings``: where the
+        secrets' app settings are read (default: the environment); ``transport``: an httpx
+        transport (tests). A pull that fails raises
+        :class:`~connector.errors.SourceError` with nothing recorded; a successful one is
+        remembered per source (:mod:`connector.sync.pulling`). A dry run records nothing.
+        """
+        return await self.puller.pull(
+            source, dry_run=dry_run, credential=credential, settings=settings, transport=transport
+        )
+
+    def last_pulls(self) -> dict[str, datetime | None]:
+        """Each pulled source's last successful pull (None: never)."""
+        return self.puller.last_pulls()
 
     # -- moving runs on -----------------------------------------------------------------------
 

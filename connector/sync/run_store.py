@@ -6,6 +6,7 @@ The engine reaches the state store only through :class:`RunStore`. Per source:
 ``runs/<source>/<run id>``                      the run's journal (ETag-conditional puts
                                                 while the source's lock is held)
 ``sources/<source>``                            the last extract applied
+``pulls/<source>``                              a pulled source's last pull and watermark
 ``approvals/<run id>``, ``discards/<run id>``   operator markers (may be written by hand)
 ``attempted/<source>``                          fingerprints the service refused (400)
 ``reference-resends/<source>``                  automatic re-sends for manager references
@@ -48,6 +49,7 @@ __all__ = [
     "check_lock",
     "discard_key",
     "lock_lost",
+    "pull_key",
     "run_key",
 ]
 
@@ -69,6 +71,11 @@ def discard_key(run_id: str) -> str:
 
 def _source_key(source: str) -> str:
     return f"sources/{source}"
+
+
+def pull_key(source: str) -> str:
+    """A ``sql``/``rest`` source's pull record (:mod:`connector.sync.pulling`)."""
+    return f"pulls/{source}"
 
 
 def _attempted_key(source: str) -> str:
@@ -212,6 +219,16 @@ class RunStore:
             doc["lastAppliedExtractAt"] = to_iso(new)
             doc["lastAppliedRunId"] = journal.run_id
         self._put(_source_key(source), doc, got[1] if got else None)
+
+    def pull_record(self, source: str) -> tuple[dict[str, Any], str | None]:
+        """The source's pull record (empty before its first pull) and its etag."""
+        got = self.store.get_document(pull_key(source))
+        return (dict(got[0]), got[1]) if got else ({}, None)
+
+    def save_pull_record(self, source: str, doc: Mapping[str, Any], etag: str | None) -> None:
+        """Replace the version read at ``etag`` (create it when None); a conditional
+        write, so two pulls of one source racing each other cannot both record."""
+        self._put(pull_key(source), doc, etag)
 
     def attempted(self, source: str) -> tuple[dict[str, str], str | None]:
         """Fingerprints the service refused, per record, and the document's etag."""

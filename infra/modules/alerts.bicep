@@ -164,6 +164,46 @@ resource jobQuarantinedAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01'
   }
 }
 
+// A sql/rest source could not be pulled: nothing from it is applied until a pull succeeds.
+resource pullFailedAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = {
+  name: '${namePrefix}-pull-failed'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'HR connector: a source could not be pulled'
+    description: 'A sql or rest source could not be pulled (event pull_failed); it is retried every timer pass. See docs/sources.md, How pulls run.'
+    severity: 2
+    enabled: true
+    scopes: [
+      appInsightsId
+    ]
+    evaluationFrequency: evaluationFrequency
+    windowSize: windowSize
+    criteria: {
+      allOf: [
+        {
+          query: 'traces | where tostring(customDimensions["connector.event"]) == "pull_failed" or message startswith "connector pull_failed " | project timestamp, source = tostring(customDimensions["connector.source"]), reason = tostring(customDimensions["connector.reason"])'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: false
+    muteActionsDuration: 'PT1H'
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
 // Any failed function invocation (ingest_extract, reconcile, health).
 resource functionFailuresAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = {
   name: '${namePrefix}-function-failures'

@@ -242,6 +242,7 @@ def make_world(
         emulator: dict[str, Any] | None = None,
         second: bool = False,
         schedule: str | None = None,
+        sources: str | None = None,
         **thresholds: Any,
     ) -> Iterator[World]:
         clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
@@ -253,7 +254,8 @@ def make_world(
             for name in APP_SETTING_NAMES:
                 monkeypatch.delenv(name, raising=False)
             monkeypatch.setenv("HrDropStorage", functions_azurite)
-            monkeypatch.setenv("CONNECTOR_SOURCES", sources_yaml(second=second, **thresholds))
+            text = sources or sources_yaml(second=second, **thresholds)
+            monkeypatch.setenv("CONNECTOR_SOURCES", text)
             monkeypatch.setenv("CONNECTOR_EMULATOR_URL", emu.base_url)
             monkeypatch.setenv("CONNECTOR_EMULATOR_TOKEN", emu.token)
             if budget is not None:

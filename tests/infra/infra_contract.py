@@ -214,9 +214,15 @@ ALERT_EVENTS = {
     "records-failed": "records_failed",
     "runs-held": "run_held",
     "job-quarantined": "job_quarantined",
+    "pull-failed": "pull_failed",
 }
 #: The OpenTelemetry counters behind the same events (customMetrics), for the docs.
-ALERT_METRICS = ("connector.records.failed", "connector.runs.held", "connector.jobs.quarantined")
+ALERT_METRICS = (
+    "connector.records.failed",
+    "connector.runs.held",
+    "connector.jobs.quarantined",
+    "connector.pulls.failed",
+)
 
 # -- checkov ----------------------------------------------------------------------------------
 #: Every inline skip, as (check id, checkov resource id). Adding one is a reviewed decision.

@@ -91,6 +91,7 @@ def test_dead_lettered_events_alert() -> None:
         ("records_failed", {"source": "hr", "run_id": "r1", "count": 3}, "records_failed"),
         ("run_held", {"source": "hr", "run_id": "r1", "reason_code": "mass_change"}, "run_held"),
         ("job_quarantined", {"source": "hr", "reason_code": "quarantine"}, "job_quarantined"),
+        ("pull_failed", {"source": "hr", "reason_code": "SourceAuthError"}, "pull_failed"),
     ],
 )
 def test_alert_queries_match_what_the_telemetry_module_logs(
