@@ -1,8 +1,12 @@
 """A run's reports and summary, built from its journal and stored artifacts.
 
 :meth:`Reporter.report_input` gathers what :mod:`connector.report` (the pure renderer)
-shows; :meth:`Reporter.write` stores the rendered reports next to the run;
-:meth:`Reporter.summary` is what the CLI and Functions are told about the run.
+shows, including who the run changes (:mod:`connector.sync.changes`, over the plan and
+the records' previous payloads) and its neighbours among the source's runs;
+:meth:`Reporter.write` stores the rendered reports next to the run (``held.csv`` too
+while it is held), re-renders the previous run's report the first time (so it links
+to this one) and rebuilds the runs index; :meth:`Reporter.summary` is what the CLI and
+Functions are told about the run.
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ import logging
 
 from connector.reconcile import outcome_label
 from connector.report import RecordRow, ReportInput, TimelineEvent, write_reports
+from connector.report_index import IndexRow, RunNav, build_index_html
+from connector.sync.changes import ChangeView, build_held_csv, change_view, record_change
 from connector.sync.context import SyncContext
 from connector.sync.journal import AckedBatch, Journal, RunState, to_iso
-from connector.sync.run_store import lock_lost
+from connector.sync.run_store import HELD_NAME, lock_lost
 from connector.sync.summary import RunSummary
 
 __all__ = ["Reporter"]
@@ -38,8 +44,10 @@ class Reporter:
             if batch.index < len(members)
             for ext in members[batch.index]
         }
+        plan = self.runs.plan_or_empty(journal)
+        previous = self.runs.previous_payloads(journal, plan)
         records: list[RecordRow] = []
-        for op in self.runs.plan_or_empty(journal):
+        for op in plan:
             batch = acked.get(op.external_id)
             row = outcomes.get(op.external_id)
             if row is not None:
@@ -47,6 +55,7 @@ class Reporter:
                 code, reason = row.error_code, row.reason
             else:
                 outcome, code, reason = ("pending" if batch else "not sent"), None, None
+            change = record_change(op, previous.get(op.external_id))
             records.append(
                 RecordRow(
                     external_id=op.external_id,
@@ -56,6 +65,8 @@ class Reporter:
                     request_id=batch.request_id if batch else None,
                     error_code=code,
                     reason=reason,
+                    display_name=change.display_name,
+                    changes=[(c.attribute, c.old, c.new) for c in change.changes],
                 )
             )
         counts = dict(journal.outcome_labels or journal.outcomes or {})
@@ -82,7 +93,40 @@ class Reporter:
             batches_done=len(journal.batches),
             extract_at=journal.extract_at,
             command_flags=self.ctx.options.command_flags,
+            changes=change_view(plan, previous),
+            nav=self.neighbours(journal),
         )
+
+    def _ordered(self, source: str) -> list[Journal]:
+        """A source's runs in arrival order."""
+        runs = list(self.runs.runs(source))
+        return sorted(runs, key=lambda j: (j.received_at is None, j.received_at, j.run_id))
+
+    def neighbours(self, journal: Journal) -> RunNav:
+        """The runs of the source received just before and just after ``journal``."""
+        ids = [j.run_id for j in self._ordered(journal.source)]
+        if journal.run_id not in ids:
+            return RunNav(ids[-1] if ids else None, None)
+        at = ids.index(journal.run_id)
+        return RunNav(ids[at - 1] if at else None, ids[at + 1] if at + 1 < len(ids) else None)
+
+    def write_index(self) -> str:
+        """Rebuild ``index.html``: every run of every configured source."""
+        rows = [
+            IndexRow(
+                source=j.source,
+                run_id=j.run_id,
+                file_name=j.file or "",
+                state=j.state.value + (" (waiting)" if j.waiting_now else ""),
+                received_at=j.received_at,
+                extract_at=j.extract_at,
+                planned=dict(j.planned or {}),
+                outcomes=dict(j.outcomes or {}),
+            )
+            for src in self.ctx.config.sources
+            for j in self._ordered(src.name)
+        ]
+        return self.runs.write_index(build_index_html(rows).encode("utf-8"))
 
     def write(self, journal: Journal) -> dict[str, str]:
         """Render and store the run's reports; returns where each one is."""
@@ -90,12 +134,32 @@ class Reporter:
             # The journal may be stale: the new holder of the lock writes the reports.
             log.warning("run %s: lock lost; reports left to the new holder", journal.run_id)
             return {}
+        first = not self.runs.has_report(journal)
+        data = self._write_one(journal)
+        if first and data.nav is not None and data.nav.previous:
+            # The previous run's report gains its "next run" link.
+            previous = self.runs.load(journal.source, data.nav.previous)
+            if previous is not None and self.runs.has_report(previous):
+                self._write_one(previous)
+        self.write_index()
+        return self.runs.report_locations(journal.source, journal.run_id)
+
+    def _write_one(self, journal: Journal) -> ReportInput:
         data = self.report_input(journal)
 
         def put(name: str, body: bytes, ctype: str) -> str:
             return self.runs.write_report(journal, name, body, ctype)
 
-        return {k: str(v) for k, v in write_reports(data, put).items()}
+        write_reports(data, put)
+        if data.held_reason and data.changes is not None:
+            put(HELD_NAME, build_held_csv(data.changes), "text/csv; charset=utf-8")
+        return data
+
+    def change_view(self, journal: Journal) -> ChangeView:
+        """Whom the run disables and what it changes (from its plan and the records'
+        previous payloads)."""
+        plan = self.runs.plan_or_empty(journal)
+        return change_view(plan, self.runs.previous_payloads(journal, plan))
 
     def summary(self, journal: Journal) -> RunSummary:
         uploading = journal.state is RunState.UPLOADING
