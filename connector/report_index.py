@@ -20,6 +20,14 @@ INDEX_FROM_REPORT = "../../index.html"
 
 _PLAN = ("joiners", "movers", "leavers", "unchanged", "rejected")
 _OUTCOMES = ("created", "updated", "disabled", "skipped", "failed", "unconfirmed")
+_SHORT = {
+    "joiners": "join",
+    "movers": "move",
+    "leavers": "leave",
+    "unchanged": "same",
+    "rejected": "rej.",
+    "unconfirmed": "unconf.",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +103,9 @@ def build_index_html(rows: Sequence[IndexRow]) -> str:
     """Every run, per source (newest first), with file, extract date, state and counts.
 
     The same runs give the same bytes (no generation time): rebuilding is idempotent."""
-    heads = "".join(f'<th class="n">{k}</th>' for k in (*_PLAN, *_OUTCOMES))
+    heads = "".join(
+        f'<th class="n" title="{k}">{_SHORT.get(k, k)}</th>' for k in (*_PLAN, *_OUTCOMES)
+    )
     ordered = sorted(rows, key=lambda r: r.source)
     sections = []
     for source, group in groupby(ordered, key=lambda r: r.source):
