@@ -12,19 +12,56 @@ Functions are told about the run.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
+from connector.errors import DocumentConflictError
 from connector.reconcile import outcome_label
 from connector.report import RecordRow, ReportInput, TimelineEvent, write_reports
 from connector.report_index import IndexRow, RunNav, build_index_html
 from connector.sync.changes import ChangeView, build_held_csv, change_view, record_change
 from connector.sync.context import SyncContext
-from connector.sync.journal import AckedBatch, Journal, RunState, to_iso
+from connector.sync.journal import AckedBatch, Journal, RunState, from_iso, to_iso
 from connector.sync.run_store import HELD_NAME, lock_lost
 from connector.sync.summary import RunSummary
 
 __all__ = ["Reporter"]
 
 log = logging.getLogger(__name__)
+
+_INDEX_ATTEMPTS = 5
+
+
+def _index_doc(j: Journal) -> dict[str, Any]:
+    """A run's row of the index document."""
+    return {
+        "source": j.source,
+        "runId": j.run_id,
+        "file": j.file or "",
+        "state": j.state.value + (" (waiting)" if j.waiting_now else ""),
+        "receivedAt": to_iso(j.received_at) if j.received_at else None,
+        "extractAt": to_iso(j.extract_at) if j.extract_at else None,
+        "planned": dict(j.planned or {}),
+        "outcomes": dict(j.outcomes or {}),
+    }
+
+
+def _arrival(row: Mapping[str, Any]) -> tuple[bool, str, str]:
+    received = row.get("receivedAt")
+    return (received is None, str(received or ""), str(row["runId"]))
+
+
+def _index_row(row: Mapping[str, Any]) -> IndexRow:
+    return IndexRow(
+        source=str(row["source"]),
+        run_id=str(row["runId"]),
+        file_name=str(row.get("file") or ""),
+        state=str(row.get("state") or ""),
+        received_at=from_iso(row.get("receivedAt")),
+        extract_at=from_iso(row.get("extractAt")),
+        planned=dict(row.get("planned") or {}),
+        outcomes=dict(row.get("outcomes") or {}),
+    )
 
 
 class Reporter:
@@ -97,36 +134,40 @@ class Reporter:
             nav=self.neighbours(journal),
         )
 
-    def _ordered(self, source: str) -> list[Journal]:
-        """A source's runs in arrival order."""
-        runs = list(self.runs.runs(source))
-        return sorted(runs, key=lambda j: (j.received_at is None, j.received_at, j.run_id))
-
     def neighbours(self, journal: Journal) -> RunNav:
         """The runs of the source received just before and just after ``journal``."""
-        ids = [j.run_id for j in self._ordered(journal.source)]
-        if journal.run_id not in ids:
-            return RunNav(ids[-1] if ids else None, None)
+        rows, _ = self.runs.index_rows()
+        known = [r for r in (rows or {}).values() if r.get("source") == journal.source]
+        known = [r for r in known if r.get("runId") != journal.run_id]
+        known.append(_index_doc(journal))
+        ids = [r["runId"] for r in sorted(known, key=_arrival)]
         at = ids.index(journal.run_id)
         return RunNav(ids[at - 1] if at else None, ids[at + 1] if at + 1 < len(ids) else None)
 
-    def write_index(self) -> str:
-        """Rebuild ``index.html``: every run of every configured source."""
-        rows = [
-            IndexRow(
-                source=j.source,
-                run_id=j.run_id,
-                file_name=j.file or "",
-                state=j.state.value + (" (waiting)" if j.waiting_now else ""),
-                received_at=j.received_at,
-                extract_at=j.extract_at,
-                planned=dict(j.planned or {}),
-                outcomes=dict(j.outcomes or {}),
+    def update_index(self, journal: Journal) -> str:
+        """Put the run's row into the index document (built from every journal the first
+        time) and render ``index.html`` from it."""
+        for _ in range(_INDEX_ATTEMPTS):
+            rows, etag = self.runs.index_rows()
+            if rows is None:
+                rows = {
+                    j.run_id: _index_doc(j)
+                    for src in self.ctx.config.sources
+                    for j in self.runs.runs(src.name)
+                }
+            rows[journal.run_id] = _index_doc(journal)
+            try:
+                self.runs.save_index_rows(rows, etag)
+                break
+            except DocumentConflictError:
+                continue
+        else:
+            log.warning(
+                "run %s: the runs index kept changing; left for the next report", journal.run_id
             )
-            for src in self.ctx.config.sources
-            for j in self._ordered(src.name)
-        ]
-        return self.runs.write_index(build_index_html(rows).encode("utf-8"))
+            return ""
+        html = build_index_html([_index_row(r) for r in rows.values()])
+        return self.runs.write_index(html.encode("utf-8"))
 
     def write(self, journal: Journal) -> dict[str, str]:
         """Render and store the run's reports; returns where each one is."""
@@ -135,13 +176,13 @@ class Reporter:
             log.warning("run %s: lock lost; reports left to the new holder", journal.run_id)
             return {}
         first = not self.runs.has_report(journal)
+        self.update_index(journal)  # first: the neighbours are read from the index
         data = self._write_one(journal)
         if first and data.nav is not None and data.nav.previous:
             # The previous run's report gains its "next run" link.
             previous = self.runs.load(journal.source, data.nav.previous)
             if previous is not None and self.runs.has_report(previous):
                 self._write_one(previous)
-        self.write_index()
         return self.runs.report_locations(journal.source, journal.run_id)
 
     def _write_one(self, journal: Journal) -> ReportInput:

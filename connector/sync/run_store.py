@@ -17,6 +17,8 @@ The engine reaches the state store only through :class:`RunStore`. Per source:
 ``<source>/<run id>/outcomes.json.gz``          each record's reconciled outcome
 ``<source>/<run id>/report.*``, ``failures.csv``  the reports (``held.csv`` too while held)
 ``index.html``                                  every run of every source, with links
+``report-index``                                the index's rows, one per run (updated per
+                                                report write, ETag-conditional)
 ==============================================  ============================================
 """
 
@@ -70,6 +72,9 @@ def approval_key(run_id: str) -> str:
 def discard_key(run_id: str) -> str:
     """A discard marker: the next pass discards the run (``{"by": …}`` optional)."""
     return f"discards/{run_id}"
+
+
+REPORT_INDEX_KEY = "report-index"
 
 
 def _source_key(source: str) -> str:
@@ -382,6 +387,18 @@ class RunStore:
 
     def write_report(self, journal: Journal, name: str, body: bytes, content_type: str) -> str:
         return self.store.write_artifact(_artifact(journal, name), body, content_type=content_type)
+
+    def index_rows(self) -> tuple[dict[str, dict[str, Any]] | None, str | None]:
+        """The runs index's rows by run id and the document's etag (None: never written)."""
+        got = self.store.get_document(REPORT_INDEX_KEY)
+        if got is None:
+            return None, None
+        return dict(got[0].get("runs") or {}), got[1]
+
+    def save_index_rows(self, rows: Mapping[str, Mapping[str, Any]], etag: str | None) -> None:
+        """Replace the rows read at ``etag`` (create when None); a conflict raises
+        :class:`~connector.errors.DocumentConflictError`."""
+        self._put(REPORT_INDEX_KEY, {"runs": dict(rows)}, etag)
 
     def has_report(self, journal: Journal) -> bool:
         """Whether the run's report.html was written before."""

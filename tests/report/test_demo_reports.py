@@ -8,10 +8,15 @@ import io
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from connector.cli.demo import run_demo
+from connector.cli.options import StateLocation
+from connector.cli.wiring import command_engine
+from connector.errors import DocumentConflictError
+from connector.sync.engine import Engine
 from tests.cli.helpers import invoke
 from tests.report.demo_state import DemoState
 
@@ -104,3 +109,42 @@ def test_index_shows_a_runs_new_state_after_an_operator_discards_it(tmp_path: Pa
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoState:
     return DemoState.run(tmp_path_factory.mktemp("demo-reports"))
+
+
+def engine_of(demo: DemoState) -> Engine:
+    return command_engine(demo.directory / "sources.yaml", StateLocation(directory=demo.state))
+
+
+def test_a_report_write_updates_its_index_row_without_reading_every_journal(
+    demo: DemoState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = engine_of(demo)
+
+    def no_scan(source: str) -> None:
+        raise AssertionError(f"every journal of {source} read again")
+
+    monkeypatch.setattr(engine.runs, "runs", no_scan)
+    engine.report_paths(demo.run_ids[1], refresh=True)
+    rows, _ = engine.runs.index_rows()
+    assert rows is not None
+    assert set(rows) == set(demo.run_ids)
+
+
+def test_the_index_document_is_written_again_after_a_concurrent_change(
+    demo: DemoState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = engine_of(demo)
+    save = engine.runs.save_index_rows
+    calls: list[int] = []
+
+    def conflict_once(rows: Any, etag: str | None) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise DocumentConflictError("document 'report-index' changed since it was read")
+        save(rows, etag)
+
+    monkeypatch.setattr(engine.runs, "save_index_rows", conflict_once)
+    engine.report_paths(demo.run_ids[0], refresh=True)
+    assert len(calls) == 2
+    index = (demo.state / "reports" / "index.html").read_text("utf-8")
+    assert index.count("report.html") == 3
