@@ -346,9 +346,8 @@ def _header(data: ReportInput) -> str:
     )
 
 
-def build_report_html(data: ReportInput, *, max_failure_rows: int = 1000) -> str:
-    """A single HTML page with no external assets; every dynamic value is escaped."""
-    header = _header(data)
+def _attention(data: ReportInput) -> str:
+    """Held (with what approving sends), stopped and job-health notes; empty if none."""
     alerts: list[str] = []
     flags = data.command_flags or PLACEHOLDER_FLAGS
     if data.held_reason:
@@ -373,10 +372,13 @@ def build_report_html(data: ReportInput, *, max_failure_rows: int = 1000) -> str
         alerts.append(
             f'<p class="alert err"><strong>Provisioning job.</strong> {_e(data.job_health)}</p>'
         )
-    alert_html = (
-        f'<section class="wide"><h2>Attention</h2>{"".join(alerts)}</section>' if alerts else ""
-    )
+    return f'<section class="wide"><h2>Attention</h2>{"".join(alerts)}</section>' if alerts else ""
 
+
+def build_report_html(data: ReportInput, *, max_failure_rows: int = 1000) -> str:
+    """A single HTML page with no external assets; every dynamic value is escaped."""
+    header = _header(data)
+    alert_html = _attention(data)
     planned_rows = "".join(
         f'<tr><td>{_e(k.replace("_", " "))}</td><td class="n">{v}</td></tr>'
         for k, v in data.planned.items()

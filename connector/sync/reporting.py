@@ -22,6 +22,7 @@ from connector.report_index import IndexRow, RunNav, build_index_html
 from connector.sync.changes import ChangeView, build_held_csv, change_view, record_change
 from connector.sync.context import SyncContext
 from connector.sync.journal import AckedBatch, Journal, RunState, from_iso, to_iso
+from connector.sync.plans import PlannedOp
 from connector.sync.run_store import HELD_NAME, lock_lost
 from connector.sync.summary import RunSummary
 
@@ -73,39 +74,9 @@ class Reporter:
 
     def report_input(self, journal: Journal) -> ReportInput:
         """A report's data from a journal (and the run's stored plan and outcomes)."""
-        outcomes = self.runs.load_outcomes(journal.source, journal.run_id)
-        members = self.runs.batch_members(journal)
-        acked: dict[str, AckedBatch] = {
-            ext: batch
-            for batch in journal.batches
-            if batch.index < len(members)
-            for ext in members[batch.index]
-        }
         plan = self.runs.plan_or_empty(journal)
         previous = self.runs.previous_payloads(journal, plan)
-        records: list[RecordRow] = []
-        for op in plan:
-            batch = acked.get(op.external_id)
-            row = outcomes.get(op.external_id)
-            if row is not None:
-                outcome = outcome_label(row.outcome, row.error_code, row.provisioning_action)
-                code, reason = row.error_code, row.reason
-            else:
-                outcome, code, reason = ("pending" if batch else "not sent"), None, None
-            change = record_change(op, previous.get(op.external_id))
-            records.append(
-                RecordRow(
-                    external_id=op.external_id,
-                    action=op.kind,
-                    outcome=outcome,
-                    line=op.line,
-                    request_id=batch.request_id if batch else None,
-                    error_code=code,
-                    reason=reason,
-                    display_name=change.display_name,
-                    changes=[(c.attribute, c.old, c.new) for c in change.changes],
-                )
-            )
+        records = self._record_rows(journal, plan, previous)
         counts = dict(journal.outcome_labels or journal.outcomes or {})
         if not counts:
             for r in records:
@@ -133,6 +104,44 @@ class Reporter:
             changes=change_view(plan, previous),
             nav=self.neighbours(journal),
         )
+
+    def _record_rows(
+        self, journal: Journal, plan: list[PlannedOp], previous: Mapping[str, Mapping[str, Any]]
+    ) -> list[RecordRow]:
+        """One row per planned record: its outcome (reconciled, pending or not sent), its
+        request, who it is and which attributes the run changes."""
+        outcomes = self.runs.load_outcomes(journal.source, journal.run_id)
+        members = self.runs.batch_members(journal)
+        acked: dict[str, AckedBatch] = {
+            ext: batch
+            for batch in journal.batches
+            if batch.index < len(members)
+            for ext in members[batch.index]
+        }
+        records: list[RecordRow] = []
+        for op in plan:
+            batch = acked.get(op.external_id)
+            row = outcomes.get(op.external_id)
+            if row is not None:
+                outcome = outcome_label(row.outcome, row.error_code, row.provisioning_action)
+                code, reason = row.error_code, row.reason
+            else:
+                outcome, code, reason = ("pending" if batch else "not sent"), None, None
+            change = record_change(op, previous.get(op.external_id))
+            records.append(
+                RecordRow(
+                    external_id=op.external_id,
+                    action=op.kind,
+                    outcome=outcome,
+                    line=op.line,
+                    request_id=batch.request_id if batch else None,
+                    error_code=code,
+                    reason=reason,
+                    display_name=change.display_name,
+                    changes=[(c.attribute, c.old, c.new) for c in change.changes],
+                )
+            )
+        return records
 
     def neighbours(self, journal: Journal) -> RunNav:
         """The runs of the source received just before and just after ``journal``."""
