@@ -187,6 +187,7 @@ def build_report_json(data: ReportInput) -> bytes:
         "planned": dict(data.planned),
         "outcomes": dict(data.outcome_counts),
         "actionByOutcome": action_status_table(data.records),
+        "changeCounts": dict(data.changes.counts) if data.changes is not None else None,
         "batches": {"total": data.batches_total, "acknowledged": data.batches_done},
         "requestIds": list(data.request_ids),
         "timeline": [

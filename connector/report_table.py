@@ -56,7 +56,9 @@ pv.addEventListener('click',function(){page--;draw();});
 nx.addEventListener('click',function(){page++;draw();});
 hs.forEach(function(h){h.addEventListener('click',function(){var k=+h.getAttribute('data-k');
 dir=(key===k)?-dir:1;key=k;hs.forEach(function(o){o.removeAttribute('aria-sort');});
-h.setAttribute('aria-sort',dir>0?'ascending':'descending');apply();});});
+h.setAttribute('aria-sort',dir>0?'ascending':'descending');apply();});
+h.addEventListener('keydown',function(e){if(e.key==='Enter'||e.key===' '){e.preventDefault();
+h.click();}});});
 apply();})();""".replace("__PAGE_SIZE__", str(PAGE_SIZE))
 
 _COLUMNS = ("externalId", "name", "action", "outcome", "error code", "reason", "changes")

@@ -148,3 +148,11 @@ def test_the_index_document_is_written_again_after_a_concurrent_change(
     assert len(calls) == 2
     index = (demo.state / "reports" / "index.html").read_text("utf-8")
     assert index.count("report.html") == 3
+
+
+def test_report_json_counts_what_a_held_run_would_change(demo: DemoState) -> None:
+    doc = json.loads((demo.report_dir(2) / "report.json").read_text("utf-8"))
+    assert doc["changeCounts"] == {"disable": 177, "update": 0, "create": 0, "re-send": 0}
+    leavers = [r for r in doc["records"] if r["action"] == "leaver"]
+    assert len(leavers) == 177
+    assert all(r["outcome"] == "not sent" and r["displayName"] for r in leavers)

@@ -89,6 +89,9 @@ def test_record_table_searches_filters_sorts_and_pages(browser: Browser, tmp_pat
     assert visible_ids(page)[0] == "E0000"
     page.click("#rt th[data-k='0']")
     assert visible_ids(page)[0] == "E0249"
+    page.focus("#rt th[data-k='0']")
+    page.keyboard.press("Enter")
+    assert visible_ids(page)[0] == "E0000"
     page.fill("#rt-search", "Engineer")
     assert set(column(page, 2)) == {"mover"}
     assert column(page, 6)[0] == "title: Engineer → Lead"
