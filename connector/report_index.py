@@ -81,26 +81,28 @@ def _row(r: IndexRow) -> str:
     ) + "".join(f'<td class="n">{int(r.outcomes.get(k, 0) or 0)}</td>' for k in _OUTCOMES)
     href = f"{_e(r.source)}/{_e(r.run_id)}/report.html"
     return (
-        f'<tr><td><a href="{href}"><code>{_e(r.run_id)}</code></a></td>'
+        f'<tr><td><a href="{href}" title="received {_e(_at(r.received_at))} UTC">'
+        f"<code>{_e(r.run_id)}</code></a></td>"
         f"<td>{_e(r.file_name)}</td><td>{_e(_at(r.extract_at))}</td>"
-        f"<td>{_e(_at(r.received_at))}</td><td>{_e(r.state)}</td>{counts}</tr>"
+        f"<td>{_e(r.state)}</td>{counts}</tr>"
     )
 
 
 _CSS = """body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;
 margin:0;background:#f5f6f8;color:#1f2328}
 header{background:#1f3a5f;color:#fff;padding:18px 28px}h1{margin:0;font-size:20px}
-main{padding:20px 28px}section{background:#fff;border:1px solid #dfe3e8;border-radius:8px;
+main{padding:16px 20px}section{background:#fff;border:1px solid #dfe3e8;border-radius:8px;
 padding:14px 18px;margin-bottom:18px;overflow-x:auto}h2{font-size:15px;margin:0 0 10px}
 table{border-collapse:collapse;width:100%;font-size:13px}
-th,td{border-bottom:1px solid #eceff3;padding:5px 8px;text-align:left;white-space:nowrap}
+th,td{border-bottom:1px solid #eceff3;padding:4px 5px;text-align:left;white-space:nowrap}
 th{background:#f0f3f7}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
-code{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:12px}
+code{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:11px}
 .muted{color:#6a737d;font-size:13px}"""
 
 
 def build_index_html(rows: Sequence[IndexRow]) -> str:
-    """Every run, per source (newest first), with file, extract date, state and counts.
+    """Every run, per source (newest first by arrival), with file, extract date, state
+    and counts (the arrival time is the run link's tooltip).
 
     The same runs give the same bytes (no generation time): rebuilding is idempotent."""
     heads = "".join(
@@ -113,7 +115,7 @@ def build_index_html(rows: Sequence[IndexRow]) -> str:
         body = "".join(_row(r) for r in reversed(runs))
         sections.append(
             f"<section><h2>{_e(source)} ({len(runs)} runs)</h2><table><tr><th>run</th>"
-            f"<th>file</th><th>extract date</th><th>received</th><th>state</th>{heads}</tr>"
+            f"<th>file</th><th>extract date</th><th>state</th>{heads}</tr>"
             f"{body}</table></section>"
         )
     main = "".join(sections) or '<p class="muted">No runs yet.</p>'

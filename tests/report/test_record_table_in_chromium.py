@@ -130,10 +130,12 @@ def test_demo_reports_render_with_unclipped_labels_and_are_screenshotted(
 
     page.goto((demo.report_dir(2) / "report.html").as_uri())
     assert page.locator("#held tr").count() == 178
-    page.screenshot(path=str(shots / "held-report.png"), full_page=False)
+    page.screenshot(path=str(shots / "held-report.png"), full_page=True)
     page.click("text=all runs")
     assert page.url.endswith("/reports/index.html")
     assert page.locator("main tr").count() == 4
+    overflow = page.evaluate("document.querySelector('section').scrollWidth - innerWidth")
+    assert overflow <= 0, "the runs index is wider than a 1280-pixel window"
     page.screenshot(path=str(shots / "index.png"))
     page.close()
     for name in ("day2-report.png", "held-report.png", "index.png"):
