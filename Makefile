@@ -44,7 +44,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-# The HTML report test screenshots with Debian's Chromium; install it where we can (root).
+# The HTML report tests drive Debian's Chromium (screenshots; Playwright, pinned in the dev
+# extras, launches /usr/bin/chromium: no browser download); install it where we can (root).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "chromium missing: run 'sudo apt-get install chromium' (the report screenshot test will fail until then)"; }
 

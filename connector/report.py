@@ -14,11 +14,17 @@ import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from connector.csv_out import csv_bytes, neutralise_cell
+from connector.csv_out import csv_bytes
+from connector.report_held import held_section, send_note
+from connector.report_index import RunNav, nav_html
+from connector.report_table import build_record_table, script_hash
+
+if TYPE_CHECKING:
+    from connector.sync.changes import ChangeView
 
 __all__ = [
     "ACTIONS",
@@ -32,7 +38,6 @@ __all__ = [
     "build_failures_csv",
     "build_report_html",
     "build_report_json",
-    "neutralise_cell",
     "write_reports",
 ]
 
@@ -104,6 +109,9 @@ class RecordRow:
     request_id: str | None = None
     error_code: str | None = None
     reason: str | None = None
+    display_name: str = ""
+    changes: Sequence[tuple[str, str | None, str | None]] = ()
+    """Changed attributes (SCIM path, old value, new value) of a mover or leaver."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +148,10 @@ class ReportInput:
     command_flags: str = ""
     """Flags naming the config and state for the commands the report suggests
     (placeholders when empty: the report was written by the Functions app)."""
+    changes: ChangeView | None = None
+    """Whom the run disables and what it changes (shown while the run is held)."""
+    nav: RunNav | None = None
+    """The previous and next run of the source (links; the index link is always there)."""
 
 
 def action_status_table(records: Iterable[RecordRow]) -> dict[str, dict[str, int]]:
@@ -166,6 +178,7 @@ def build_report_json(data: ReportInput) -> bytes:
         "planned": dict(data.planned),
         "outcomes": dict(data.outcome_counts),
         "actionByOutcome": action_status_table(data.records),
+        "changeCounts": dict(data.changes.counts) if data.changes is not None else None,
         "batches": {"total": data.batches_total, "acknowledged": data.batches_done},
         "requestIds": list(data.request_ids),
         "timeline": [
@@ -181,6 +194,8 @@ def build_report_json(data: ReportInput) -> bytes:
                 "requestId": r.request_id,
                 "errorCode": r.error_code,
                 "reason": r.reason,
+                "displayName": r.display_name,
+                "changes": [{"attribute": a, "old": o, "new": n} for a, o, n in r.changes],
             }
             for r in data.records
         ],
@@ -236,11 +251,13 @@ def _bar_chart(counts: Mapping[str, int]) -> str:
     if not items:
         return '<p class="muted">No records were sent.</p>'
     peak = max(v for _, v in items)
-    bar_h, gap, label_w, width = 22, 8, 110, 560
+    # Wide enough for the longest label at 12px ("created (manager unresolved)").
+    label_w = 16 + 7 * max(len(name) for name, _ in items)
+    bar_h, gap, width = 22, 8, label_w + 380
     height = len(items) * (bar_h + gap) + gap
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'role="img" aria-label="records by outcome">'
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'style="width:100%;max-width:{width}px" role="img" aria-label="records by outcome">'
     ]
     for i, (name, value) in enumerate(items):
         y = gap + i * (bar_h + gap)
@@ -285,28 +302,51 @@ margin:0}
 .muted{color:#6a737d;font-size:13px}
 svg .lbl{font-size:12px;fill:#333}svg .val{font-size:12px;fill:#333;font-weight:600}
 code{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:12px}
+header nav{display:flex;gap:18px;font-size:13px;margin-bottom:8px}
+header nav a{color:#cfe3ff}header nav .muted{color:#9fb3c8}
+h3{font-size:13px;margin:14px 0 6px}p.counts{font-size:14px;margin:0 0 6px}
+.rt-ctl{display:flex;flex-wrap:wrap;gap:8px;align-items:center;margin-bottom:8px}
+.rt-ctl input{flex:1 1 260px;padding:5px 8px;font-size:13px}
+.rt-ctl select,.rt-ctl button{padding:4px 8px;font-size:13px}
+#rt th{cursor:pointer;user-select:none}#rt th[aria-sort=ascending]::after{content:" ▲"}
+#rt th[aria-sort=descending]::after{content:" ▼"}#rt td.c{font-family:ui-monospace,monospace}
+#rt td{overflow-wrap:anywhere}#rt td.ch{white-space:pre-line;min-width:18em}
+.scroll{max-height:440px;overflow:auto;border:1px solid #eceff3}
 """
 
 
-def build_report_html(data: ReportInput, *, max_failure_rows: int = 1000) -> str:
-    """A single HTML page with no external assets; every dynamic value is escaped."""
+def _header(data: ReportInput) -> str:
+    """Title, the run's facts and the links to its neighbours and the runs index."""
     status_cls = "s-" + "".join(c for c in data.status if c.isalnum())
-    header = (
-        f"<header><h1>Provisioning run report — {_e(data.source)}</h1><dl>"
+    extract = data.extract_at.strftime("%Y-%m-%d %H:%M") if data.extract_at else "—"
+    return (
+        f"<header>{nav_html(data.nav or RunNav())}"
+        f"<h1>Provisioning run report — {_e(data.source)}</h1><dl>"
         f"<div><dt>Source</dt><dd>{_e(data.source)}</dd></div>"
         f"<div><dt>File</dt><dd>{_e(data.file_name)}</dd></div>"
+        f"<div><dt>Extract date</dt><dd>{_e(extract)}</dd></div>"
         f"<div><dt>Run</dt><dd><code>{_e(data.run_id)}</code></dd></div>"
         f'<div><dt>Status</dt><dd><span class="badge {status_cls}">{_e(data.status)}</span>'
         f"</dd></div>"
         f"<div><dt>Generated</dt><dd>{_e(data.generated_at.strftime('%Y-%m-%d %H:%M:%S %Z'))}"
         f"</dd></div></dl></header>"
     )
+
+
+def _attention(data: ReportInput) -> str:
+    """Held (with what approving sends), stopped and job-health notes; empty if none."""
     alerts: list[str] = []
     flags = data.command_flags or PLACEHOLDER_FLAGS
     if data.held_reason:
+        sends = (
+            f"<br>{_e(send_note(data.changes, data.batches_total))} "
+            '<a href="#held">Who</a> · <a href="held.csv" download>held.csv</a>'
+            if data.changes is not None
+            else ""
+        )
         alerts.append(
             '<p class="alert"><strong>Held — nothing was sent.</strong> '
-            f"{_e(data.held_reason)}<br>Release with <code>connector runs approve "
+            f"{_e(data.held_reason)}{sends}<br>Release with <code>connector runs approve "
             f"{_e(data.run_id)} {_e(flags)}</code> or drop with <code>connector runs discard "
             f"{_e(data.run_id)} {_e(flags)}</code>.</p>"
         )
@@ -319,10 +359,13 @@ def build_report_html(data: ReportInput, *, max_failure_rows: int = 1000) -> str
         alerts.append(
             f'<p class="alert err"><strong>Provisioning job.</strong> {_e(data.job_health)}</p>'
         )
-    alert_html = (
-        f'<section class="wide"><h2>Attention</h2>{"".join(alerts)}</section>' if alerts else ""
-    )
+    return f'<section class="wide"><h2>Attention</h2>{"".join(alerts)}</section>' if alerts else ""
 
+
+def build_report_html(data: ReportInput, *, max_failure_rows: int = 1000) -> str:
+    """A single HTML page with no external assets; every dynamic value is escaped."""
+    header = _header(data)
+    alert_html = _attention(data)
     planned_rows = "".join(
         f'<tr><td>{_e(k.replace("_", " "))}</td><td class="n">{v}</td></tr>'
         for k, v in data.planned.items()
@@ -390,14 +433,20 @@ def build_report_html(data: ReportInput, *, max_failure_rows: int = 1000) -> str
         )
         + "</section>"
     )
+    held_html = (
+        held_section(data.changes, data.batches_total)
+        if data.held_reason and data.changes is not None
+        else ""
+    )
     title = f"Run {data.run_id} — {data.status}"
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-        "style-src 'unsafe-inline'; img-src data:\">"
+        f"style-src 'unsafe-inline'; img-src data:; script-src {script_hash()}\">"
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>{header}<main>"
-        f"{alert_html}{plan_html}{chart_html}{matrix_html}{timeline_html}{failures_html}"
+        f"{alert_html}{held_html}{plan_html}{chart_html}{matrix_html}{failures_html}"
+        f"{build_record_table(data.records)}{timeline_html}"
         "</main></body></html>"
     )
 

@@ -23,6 +23,7 @@ from rich.table import Table
 from connector.cli.common import quiet_credential_logs
 
 if TYPE_CHECKING:
+    from connector.sync.changes import ChangeView
     from connector.sync.summary import RunSummary
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "open_in_browser",
     "outcome_text",
     "plan_text",
+    "print_held",
     "print_queue_notes",
     "print_summary",
     "progress_bar",
@@ -209,6 +211,41 @@ def _print_next_steps(summary: RunSummary, console: Console, tail: str) -> None:
             f"  continue once fixed: `connector runs resume {summary.run_id}{tail}`",
             soft_wrap=True,
         )
+
+
+def print_held(view: ChangeView, console: Console, *, batches: int, held_csv: str) -> None:
+    """Who a held run would disable and what it would change for its movers, counts first
+    (printed for an admin at a terminal; never logged)."""
+    from rich.markup import escape
+
+    from connector.report_held import send_note
+    from connector.sync.changes import short_attribute
+
+    n_attrs = sum(len(r.changes) for r in view.movers)
+    console.print(
+        f"  changes: {len(view.disables)} to disable, {len(view.movers)} to update"
+        f" ({n_attrs} attributes), {view.joiners} to create"
+    )
+    console.print(f"  {escape(send_note(view, batches))}", soft_wrap=True)
+    if view.disables:
+        console.print(f"  to disable ({len(view.disables)}):")
+        for r in view.disables:
+            why = "deactivation" if r.action == "mover" else r.action
+            console.print(
+                f"    {escape(r.external_id):<12} {escape(r.display_name)} ({why})", soft_wrap=True
+            )
+    if view.movers:
+        console.print(f"  to update ({len(view.movers)}):")
+        for r in view.movers:
+            console.print(f"    {escape(r.external_id):<12} {escape(r.display_name)}")
+            for ch in r.changes:
+                old = "∅" if ch.old is None else ch.old
+                new = "∅" if ch.new is None else ch.new
+                console.print(
+                    f"      {escape(short_attribute(ch.attribute))}: {escape(old)} → {escape(new)}",
+                    soft_wrap=True,
+                )
+    console.print(f"  all of it as CSV: {held_csv}", soft_wrap=True)
 
 
 def runs_table(summaries: Iterable[RunSummary], *, with_reports: bool = False) -> Table:

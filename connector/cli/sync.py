@@ -36,6 +36,7 @@ from connector.cli.render import (
     engine_logs,
     first_line,
     open_in_browser,
+    print_held,
     print_queue_notes,
     print_summary,
     progress_bar,
@@ -225,13 +226,21 @@ def runs_show(
     config: ConfigOpt,
     state: StateOptions = StateOptions(),
 ) -> None:
-    """A run's journal: counts, batches, timeline, reasons."""
+    """A run's journal: counts, batches, timeline, reasons; a held run lists whom it
+    would disable and the attributes it would change."""
     console = new_console()
     with failing():
         engine = command_engine(config, state.location())
-        timeline = engine.get_run(run_id).timeline
+        journal = engine.get_run(run_id)
+        timeline = journal.timeline
         summary = next(s for s in engine.list_runs() if s.run_id == run_id)
+        view = engine.reporter.change_view(journal) if summary.held_reason else None
     print_summary(summary, console, engine.command_flags)
+    if view is not None:
+        from connector.sync.run_store import HELD_NAME
+
+        held_csv = engine.runs.report_location(journal, HELD_NAME)
+        print_held(view, console, batches=summary.batches_total, held_csv=held_csv)
     console.print("  timeline:")
     for ev in timeline:
         at = ev.to_doc()["at"][:19]

@@ -1,24 +1,68 @@
 """A run's reports and summary, built from its journal and stored artifacts.
 
 :meth:`Reporter.report_input` gathers what :mod:`connector.report` (the pure renderer)
-shows; :meth:`Reporter.write` stores the rendered reports next to the run;
-:meth:`Reporter.summary` is what the CLI and Functions are told about the run.
+shows, including who the run changes (:mod:`connector.sync.changes`, over the plan and
+the records' previous payloads) and its neighbours among the source's runs;
+:meth:`Reporter.write` stores the rendered reports next to the run (``held.csv`` too
+while it is held), re-renders the previous run's report the first time (so it links
+to this one) and rebuilds the runs index; :meth:`Reporter.summary` is what the CLI and
+Functions are told about the run.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
+from connector.errors import DocumentConflictError
 from connector.reconcile import outcome_label
 from connector.report import RecordRow, ReportInput, TimelineEvent, write_reports
+from connector.report_index import IndexRow, RunNav, build_index_html
+from connector.sync.changes import ChangeView, build_held_csv, change_view, record_change
 from connector.sync.context import SyncContext
-from connector.sync.journal import AckedBatch, Journal, RunState, to_iso
-from connector.sync.run_store import lock_lost
+from connector.sync.journal import AckedBatch, Journal, RunState, from_iso, to_iso
+from connector.sync.plans import PlannedOp
+from connector.sync.run_store import HELD_NAME, lock_lost
 from connector.sync.summary import RunSummary
 
 __all__ = ["Reporter"]
 
 log = logging.getLogger(__name__)
+
+_INDEX_ATTEMPTS = 5
+
+
+def _index_doc(j: Journal) -> dict[str, Any]:
+    """A run's row of the index document."""
+    return {
+        "source": j.source,
+        "runId": j.run_id,
+        "file": j.file or "",
+        "state": j.state.value + (" (waiting)" if j.waiting_now else ""),
+        "receivedAt": to_iso(j.received_at) if j.received_at else None,
+        "extractAt": to_iso(j.extract_at) if j.extract_at else None,
+        "planned": dict(j.planned or {}),
+        "outcomes": dict(j.outcomes or {}),
+    }
+
+
+def _arrival(row: Mapping[str, Any]) -> tuple[bool, str, str]:
+    received = row.get("receivedAt")
+    return (received is None, str(received or ""), str(row["runId"]))
+
+
+def _index_row(row: Mapping[str, Any]) -> IndexRow:
+    return IndexRow(
+        source=str(row["source"]),
+        run_id=str(row["runId"]),
+        file_name=str(row.get("file") or ""),
+        state=str(row.get("state") or ""),
+        received_at=from_iso(row.get("receivedAt")),
+        extract_at=from_iso(row.get("extractAt")),
+        planned=dict(row.get("planned") or {}),
+        outcomes=dict(row.get("outcomes") or {}),
+    )
 
 
 class Reporter:
@@ -30,34 +74,9 @@ class Reporter:
 
     def report_input(self, journal: Journal) -> ReportInput:
         """A report's data from a journal (and the run's stored plan and outcomes)."""
-        outcomes = self.runs.load_outcomes(journal.source, journal.run_id)
-        members = self.runs.batch_members(journal)
-        acked: dict[str, AckedBatch] = {
-            ext: batch
-            for batch in journal.batches
-            if batch.index < len(members)
-            for ext in members[batch.index]
-        }
-        records: list[RecordRow] = []
-        for op in self.runs.plan_or_empty(journal):
-            batch = acked.get(op.external_id)
-            row = outcomes.get(op.external_id)
-            if row is not None:
-                outcome = outcome_label(row.outcome, row.error_code, row.provisioning_action)
-                code, reason = row.error_code, row.reason
-            else:
-                outcome, code, reason = ("pending" if batch else "not sent"), None, None
-            records.append(
-                RecordRow(
-                    external_id=op.external_id,
-                    action=op.kind,
-                    outcome=outcome,
-                    line=op.line,
-                    request_id=batch.request_id if batch else None,
-                    error_code=code,
-                    reason=reason,
-                )
-            )
+        plan = self.runs.plan_or_empty(journal)
+        previous = self.runs.previous_payloads(journal, plan)
+        records = self._record_rows(journal, plan, previous)
         counts = dict(journal.outcome_labels or journal.outcomes or {})
         if not counts:
             for r in records:
@@ -85,7 +104,82 @@ class Reporter:
                 "isolation": {"calls": journal.isolation_calls, "cap": self.ctx.isolation_calls}
             },
             command_flags=self.ctx.options.command_flags,
+            changes=change_view(plan, previous),
+            nav=self.neighbours(journal),
         )
+
+    def _record_rows(
+        self, journal: Journal, plan: list[PlannedOp], previous: Mapping[str, Mapping[str, Any]]
+    ) -> list[RecordRow]:
+        """One row per planned record: its outcome (reconciled, pending or not sent), its
+        request, who it is and which attributes the run changes."""
+        outcomes = self.runs.load_outcomes(journal.source, journal.run_id)
+        members = self.runs.batch_members(journal)
+        acked: dict[str, AckedBatch] = {
+            ext: batch
+            for batch in journal.batches
+            if batch.index < len(members)
+            for ext in members[batch.index]
+        }
+        records: list[RecordRow] = []
+        for op in plan:
+            batch = acked.get(op.external_id)
+            row = outcomes.get(op.external_id)
+            if row is not None:
+                outcome = outcome_label(row.outcome, row.error_code, row.provisioning_action)
+                code, reason = row.error_code, row.reason
+            else:
+                outcome, code, reason = ("pending" if batch else "not sent"), None, None
+            change = record_change(op, previous.get(op.external_id))
+            records.append(
+                RecordRow(
+                    external_id=op.external_id,
+                    action=op.kind,
+                    outcome=outcome,
+                    line=op.line,
+                    request_id=batch.request_id if batch else None,
+                    error_code=code,
+                    reason=reason,
+                    display_name=change.display_name,
+                    changes=[(c.attribute, c.old, c.new) for c in change.changes],
+                )
+            )
+        return records
+
+    def neighbours(self, journal: Journal) -> RunNav:
+        """The runs of the source received just before and just after ``journal``."""
+        rows, _ = self.runs.index_rows()
+        known = [r for r in (rows or {}).values() if r.get("source") == journal.source]
+        known = [r for r in known if r.get("runId") != journal.run_id]
+        known.append(_index_doc(journal))
+        ids = [r["runId"] for r in sorted(known, key=_arrival)]
+        at = ids.index(journal.run_id)
+        return RunNav(ids[at - 1] if at else None, ids[at + 1] if at + 1 < len(ids) else None)
+
+    def update_index(self, journal: Journal) -> str:
+        """Put the run's row into the index document (built from every journal the first
+        time) and render ``index.html`` from it."""
+        for _ in range(_INDEX_ATTEMPTS):
+            rows, etag = self.runs.index_rows()
+            if rows is None:
+                rows = {
+                    j.run_id: _index_doc(j)
+                    for src in self.ctx.config.sources
+                    for j in self.runs.runs(src.name)
+                }
+            rows[journal.run_id] = _index_doc(journal)
+            try:
+                self.runs.save_index_rows(rows, etag)
+                break
+            except DocumentConflictError:
+                continue
+        else:
+            log.warning(
+                "run %s: the runs index kept changing; left for the next report", journal.run_id
+            )
+            return ""
+        html = build_index_html([_index_row(r) for r in rows.values()])
+        return self.runs.write_index(html.encode("utf-8"))
 
     def write(self, journal: Journal) -> dict[str, str]:
         """Render and store the run's reports; returns where each one is."""
@@ -93,12 +187,32 @@ class Reporter:
             # The journal may be stale: the new holder of the lock writes the reports.
             log.warning("run %s: lock lost; reports left to the new holder", journal.run_id)
             return {}
+        first = not self.runs.has_report(journal)
+        self.update_index(journal)  # first: the neighbours are read from the index
+        data = self._write_one(journal)
+        if first and data.nav is not None and data.nav.previous:
+            # The previous run's report gains its "next run" link.
+            previous = self.runs.load(journal.source, data.nav.previous)
+            if previous is not None and self.runs.has_report(previous):
+                self._write_one(previous)
+        return self.runs.report_locations(journal.source, journal.run_id)
+
+    def _write_one(self, journal: Journal) -> ReportInput:
         data = self.report_input(journal)
 
         def put(name: str, body: bytes, ctype: str) -> str:
             return self.runs.write_report(journal, name, body, ctype)
 
-        return {k: str(v) for k, v in write_reports(data, put).items()}
+        write_reports(data, put)
+        if data.held_reason and data.changes is not None:
+            put(HELD_NAME, build_held_csv(data.changes), "text/csv; charset=utf-8")
+        return data
+
+    def change_view(self, journal: Journal) -> ChangeView:
+        """Whom the run disables and what it changes (from its plan and the records'
+        previous payloads)."""
+        plan = self.runs.plan_or_empty(journal)
+        return change_view(plan, self.runs.previous_payloads(journal, plan))
 
     def summary(self, journal: Journal) -> RunSummary:
         uploading = journal.state is RunState.UPLOADING

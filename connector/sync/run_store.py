@@ -16,7 +16,10 @@ The engine reaches the state store only through :class:`RunStore`. Per source:
 ``<source>/<run id>/records.jsonl.gz``          mapped records kept to plan the run again
 ``<source>/<run id>/rejected.json.gz``          rejected rows of the file
 ``<source>/<run id>/outcomes.json.gz``          each record's reconciled outcome
-``<source>/<run id>/report.*``, ``failures.csv``  the reports
+``<source>/<run id>/report.*``, ``failures.csv``  the reports (``held.csv`` too while held)
+``index.html``                                  every run of every source, with links
+``report-index``                                the index's rows, one per run (updated per
+                                                report write, ETag-conditional)
 ==============================================  ============================================
 """
 
@@ -41,6 +44,8 @@ from connector.sync.journal import Journal, from_iso, to_iso
 from connector.sync.plans import PlannedOp, batches_of, decode_plan, encode_plan
 
 __all__ = [
+    "HELD_NAME",
+    "INDEX_NAME",
     "REPORT_NAMES",
     "KeptRecord",
     "OutcomeRow",
@@ -54,6 +59,8 @@ __all__ = [
 ]
 
 REPORT_NAMES = ("report.html", "report.json", "failures.csv")
+HELD_NAME = "held.csv"
+INDEX_NAME = "index.html"
 
 
 def run_key(source: str, run_id: str) -> str:
@@ -67,6 +74,9 @@ def approval_key(run_id: str) -> str:
 def discard_key(run_id: str) -> str:
     """A discard marker: the next pass discards the run (``{"by": …}`` optional)."""
     return f"discards/{run_id}"
+
+
+REPORT_INDEX_KEY = "report-index"
 
 
 def _source_key(source: str) -> str:
@@ -394,6 +404,58 @@ class RunStore:
 
     def write_report(self, journal: Journal, name: str, body: bytes, content_type: str) -> str:
         return self.store.write_artifact(_artifact(journal, name), body, content_type=content_type)
+
+    def index_rows(self) -> tuple[dict[str, dict[str, Any]] | None, str | None]:
+        """The runs index's rows by run id and the document's etag (None: never written)."""
+        got = self.store.get_document(REPORT_INDEX_KEY)
+        if got is None:
+            return None, None
+        return dict(got[0].get("runs") or {}), got[1]
+
+    def save_index_rows(self, rows: Mapping[str, Mapping[str, Any]], etag: str | None) -> None:
+        """Replace the rows read at ``etag`` (create when None); a conflict raises
+        :class:`~connector.errors.DocumentConflictError`."""
+        self._put(REPORT_INDEX_KEY, {"runs": dict(rows)}, etag)
+
+    def has_report(self, journal: Journal) -> bool:
+        """Whether the run's report.html was written before."""
+        name = _artifact(journal, "report.html")
+        return name in self.store.list_artifacts(name)
+
+    def write_index(self, body: bytes) -> str:
+        """The runs index (``index.html`` beside the sources' report folders)."""
+        return self.store.write_artifact(INDEX_NAME, body, content_type="text/html; charset=utf-8")
+
+    def previous_payloads(
+        self, journal: Journal, ops: Sequence[PlannedOp]
+    ) -> dict[str, Mapping[str, Any]]:
+        """The payload each planned record had before this run: the record index while it
+        still holds the last run's send, else that run's stored plan (missing: left out)."""
+        wanted = {op.external_id: op.prev for op in ops if op.kind != "joiner" and op.prev}
+        if not wanted:
+            return {}
+        entries = self.load_records(journal.source).entries
+        from_index = [
+            ext for ext, prev in wanted.items() if ext in entries and entries[ext].run_id == prev
+        ]
+        found: dict[str, Mapping[str, Any]] = dict(self.payloads(journal.source, from_index))
+        by_run: dict[str, set[str]] = {}
+        for ext, prev in wanted.items():
+            if ext not in found:
+                by_run.setdefault(prev, set()).add(ext)
+        for run_id, ids in by_run.items():
+            try:
+                blob = self.store.read_artifact(f"{journal.source}/{run_id}/plan.jsonl.gz")
+            except StateError:
+                continue
+            found.update(
+                {op.external_id: op.data for op in decode_plan(blob) if op.external_id in ids}
+            )
+        return found
+
+    def report_location(self, journal: Journal, name: str) -> str:
+        """Where one of the run's report files is or would be (no I/O)."""
+        return self.store.artifact_location(_artifact(journal, name))
 
     def report_locations(self, source: str, run_id: str) -> dict[str, str]:
         return {n: self.store.artifact_location(f"{source}/{run_id}/{n}") for n in REPORT_NAMES}

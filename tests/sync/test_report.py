@@ -25,6 +25,7 @@ from connector.report import (
     neutralise_cell,
     write_reports,
 )
+from connector.report_table import TABLE_SCRIPT, script_hash
 from tests.sync.pngcheck import luminance_stats
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -136,11 +137,15 @@ def test_failures_csv_lists_problems_and_neutralises_formulas() -> None:
 
 def test_html_is_self_contained_and_escaped() -> None:
     page = build_report_html(sample_input(held_reason="leavers 600 > max 500 <i>"))
-    assert "<script>" not in page
+    # The one executable script is the record table's own, allowed by its hash alone.
+    assert page.count("<script>") == 1
+    assert f"<script>{TABLE_SCRIPT}</script>" in page
+    assert f"script-src {script_hash()}" in page
+    assert "alert(1)</script>" not in page
     assert "hr_&lt;script&gt;alert(1)&lt;/script&gt;.csv" in page
     assert "userPrincipalName &lt;b&gt;already&lt;/b&gt; exists" in page
     assert "leavers 600 &gt; max 500 &lt;i&gt;" in page
-    for external in ("src=", "href=", "<link", "url(", "@import"):
+    for external in ("src=", "<link", "url(", "@import", 'href="http', 'href="/'):
         assert external not in page
     assert "<svg" in page
     assert "connector runs approve employees-3f2a9c1d" in page

@@ -1,0 +1,85 @@
+"""The held-run section of report.html: whom the run would disable, what it would change.
+
+Counts first, then every record the run would disable and every changed attribute of
+its movers (old and new value), from :class:`~connector.sync.changes.ChangeView`.
+The page shows up to ``max_rows`` of each; ``held.csv`` beside the report has them all.
+Every value is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+
+from connector.sync.changes import short_attribute
+
+if TYPE_CHECKING:
+    from connector.sync.changes import ChangeView
+
+
+__all__ = ["held_section", "send_note"]
+
+
+def _e(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def send_note(view: ChangeView, batches: int) -> str:
+    """What approving sends, in one sentence."""
+    parts = [
+        f"{view.counts.get('disable', 0)} disabled (active: false)",
+        f"{view.counts.get('update', 0)} updated",
+        f"{view.counts.get('create', 0)} created",
+    ]
+    if view.counts.get("re-send"):
+        parts.append(f"{view.counts['re-send']} re-sent unchanged")
+    return f"Approving sends {view.total} records in {batches} batches: " + ", ".join(parts) + "."
+
+
+def _more(total: int, shown: int) -> str:
+    return f'<p class="muted">{total - shown} more in held.csv.</p>' if total > shown else ""
+
+
+def held_section(view: ChangeView, batches: int, *, max_rows: int = 2000) -> str:
+    """Counts, the accounts to disable and the movers' changed attributes."""
+    disables = view.disables[:max_rows]
+    dis_rows = "".join(
+        f"<tr><td><code>{_e(r.external_id)}</code></td><td>{_e(r.display_name)}</td>"
+        f"<td>{_e('deactivation' if r.action == 'mover' else r.action)}</td></tr>"
+        for r in disables
+    )
+    change_rows: list[str] = []
+    for rec in view.movers:
+        for ch in rec.changes:
+            if len(change_rows) >= max_rows:
+                break
+            change_rows.append(
+                f"<tr><td><code>{_e(rec.external_id)}</code></td><td>{_e(rec.display_name)}</td>"
+                f"<td><code>{_e(short_attribute(ch.attribute))}</code></td><td>{_e(ch.old)}</td>"
+                f"<td>{_e(ch.new)}</td></tr>"
+            )
+    n_changes = sum(len(r.changes) for r in view.movers)
+    disable_html = (
+        '<div class="scroll"><table><tr><th>externalId</th><th>name</th><th>why</th></tr>'
+        f"{dis_rows}</table></div>{_more(len(view.disables), len(disables))}"
+        if view.disables
+        else '<p class="muted">Nobody.</p>'
+    )
+    mover_html = (
+        '<div class="scroll"><table><tr><th>externalId</th><th>name</th><th>attribute</th>'
+        f"<th>old value</th><th>new value</th></tr>{''.join(change_rows)}</table></div>"
+        f"{_more(n_changes, len(change_rows))}"
+        if change_rows
+        else '<p class="muted">None.</p>'
+    )
+    return (
+        '<section class="wide" id="held"><h2>Who this run changes</h2>'
+        f'<p class="counts"><strong>{view.counts.get("disable", 0)}</strong> to disable · '
+        f"<strong>{len(view.movers)}</strong> to update ({n_changes} attributes) · "
+        f"<strong>{view.joiners}</strong> to create"
+        f' · <a href="held.csv" download>held.csv</a></p>'
+        f'<p class="muted">{_e(send_note(view, batches))}</p>'
+        f"<h3>To disable ({len(view.disables)})</h3>{disable_html}"
+        f"<h3>Changed attributes of movers ({len(view.movers)} records)</h3>{mover_html}"
+        "</section>"
+    )
