@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from connector.csv_out import neutralise_cell
 from connector.report import (
     RecordRow,
     RejectedRow,
@@ -22,7 +23,6 @@ from connector.report import (
     build_failures_csv,
     build_report_html,
     build_report_json,
-    neutralise_cell,
     write_reports,
 )
 from connector.report_table import TABLE_SCRIPT, script_hash
