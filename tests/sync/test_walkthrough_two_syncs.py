@@ -44,4 +44,5 @@ def test_two_syncs_within_a_minute_then_reconcile_end_every_run_done(tmp_path: P
     for row in rows:
         assert re.search(r"\bdone\b", row), listed.output
         assert "reconciling" not in row
-    assert "unconfirmed" not in rec.output and "pending" not in rec.output, rec.output
+    assert "unconfirmed" not in rec.output, rec.output
+    assert "pending" not in rec.output, rec.output
