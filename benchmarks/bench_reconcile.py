@@ -19,6 +19,7 @@ import math
 import multiprocessing
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -134,6 +135,7 @@ def main() -> None:
     finally:
         parent.send("stop")
         server.join(timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)
     page = min(LOG_PAGE_SIZE, max_top)
     pages = math.ceil(entries / page)
     minimum = pages * 2.0

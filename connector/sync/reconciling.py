@@ -52,13 +52,6 @@ class Reconciler:
         self.ctx = ctx
         self.runs = ctx.runs
 
-    async def reconcile(
-        self, src: Source, journal: Journal, target: ProvisioningTarget, health: JobHealth
-    ) -> Journal:
-        """One run's pass (the source's other runs are matched too, not written)."""
-        [out] = await self.reconcile_source(src, [journal], target, health)
-        return out
-
     async def reconcile_source(
         self,
         src: Source,
