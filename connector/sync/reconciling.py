@@ -40,7 +40,6 @@ __all__ = ["Reconciler"]
 
 log = logging.getLogger(__name__)
 
-OPEN = (RunState.UPLOADED, RunState.RECONCILING)
 UNFINISHED = (RunState.UPLOADING, RunState.UPLOADED, RunState.RECONCILING, RunState.BLOCKED)
 """States whose sends may still need log entries: open runs and runs still sending."""
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -85,7 +86,8 @@ def _resends_key(source: str) -> str:
 
 def log_book_key(source: str, job_id: str | None) -> str:
     """The job's log book: one per source and job (a changed ``job_id`` starts afresh)."""
-    return f"{source}/logs/{job_id or 'default'}.json.gz"
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", job_id or "default").lstrip(".") or "default"
+    return f"{source}/logs/{name}.json.gz"
 
 
 def _artifact(journal: Journal, name: str) -> str:

@@ -89,3 +89,11 @@ def test_log_book_round_trips_and_names_what_is_broken() -> None:
         LogBook.from_json({"entries": [["x"]]})
     book.prune(T0 + timedelta(seconds=1))
     assert book.entries == []
+
+
+def test_the_log_book_key_is_a_safe_artifact_path_for_any_job_id() -> None:
+    from connector.state.base import check_document_key
+    from connector.sync.run_store import log_book_key
+
+    for job in ("API2AAD.abc.def-1", "../x y", ".hidden", None):
+        check_document_key(log_book_key("employees", job))
