@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from connector.config import Source
 from connector.reconcile import (
@@ -74,7 +74,8 @@ class Reconciler:
         sent: list[SentRecord] = []
         book = self._book(src, target)
         if horizon is not None:
-            considered = [*journals, *_sent_since(others, horizon)]
+            # Oldest run first: sends at the same instant keep the runs' order.
+            considered = sorted([*journals, *_sent_since(others, horizon)], key=_run_order)
             for journal in considered:
                 sent.extend(self.sent_records(journal))
             margin = cfg.skew + LOG_LAG
@@ -235,6 +236,11 @@ def _counts_text(counts: Mapping[str, int]) -> str:
 
 def _first_send(journal: Journal) -> datetime | None:
     return min((b.sent_at for b in journal.batches), default=None)
+
+
+def _run_order(journal: Journal) -> tuple[datetime, datetime]:
+    first = _first_send(journal) or datetime.max.replace(tzinfo=UTC)
+    return first, journal.received_at or first
 
 
 def _horizon(journals: Iterable[Journal], skew: timedelta) -> datetime | None:

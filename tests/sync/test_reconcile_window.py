@@ -69,3 +69,18 @@ def test_batches_resent_after_a_lost_answer_are_reported_created_not_skipped(
         assert summary.outcomes == {"created": 1000}, summary.outcomes
         failures = Path(w.engine.report_paths(run.run_id)["failures.csv"])
         assert len(failures.read_text(encoding="utf-8").splitlines()) <= 1
+
+
+def test_two_syncs_at_the_same_instant_keep_the_runs_order(tmp_path: Path) -> None:
+    day1 = tmp_path / "hr_20260105.csv"
+    day2 = tmp_path / "hr_20260106.csv"
+    generate_extract(day1, 120, seed=41)
+    churn_extract(day1, day2, churn=0.1, seed=42)
+    with emu_world(local_store(tmp_path)) as w:
+        first = w.sync(day1)
+        second = w.sync(day2)  # the fake clock has not moved: same send times
+        by_run = {s.run_id: s for s in w.reconcile()}
+        assert by_run[first.run_id].outcomes == {"created": 120}, by_run[first.run_id]
+        two = by_run[second.run_id]
+        assert two.state == "done", two
+        assert set(two.outcomes) <= {"created", "updated", "disabled"}, two.outcomes
