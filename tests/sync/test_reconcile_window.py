@@ -10,13 +10,17 @@ from tests.sync.emuworld import emu_world
 from tests.sync.test_reconcile_two_runs import local_store
 
 
+def two_days(tmp: Path, rows: int, seed: int, churn: float) -> tuple[Path, Path]:
+    day1, day2 = tmp / "hr_20260105.csv", tmp / "hr_20260106.csv"
+    generate_extract(day1, rows, seed=seed)
+    churn_extract(day1, day2, churn=churn, seed=seed + 1)
+    return day1, day2
+
+
 def test_two_syncs_one_second_apart_both_end_done_with_every_record_confirmed(
     tmp_path: Path,
 ) -> None:
-    day1 = tmp_path / "hr_20260105.csv"
-    day2 = tmp_path / "hr_20260106.csv"
-    generate_extract(day1, 200, seed=11)
-    churn_extract(day1, day2, churn=0.08, seed=12)
+    day1, day2 = two_days(tmp_path, 200, 11, 0.08)
     with emu_world(local_store(tmp_path)) as w:
         first = w.sync(day1)
         w.clock.advance(1)
@@ -72,10 +76,7 @@ def test_batches_resent_after_a_lost_answer_are_reported_created_not_skipped(
 
 
 def test_two_syncs_at_the_same_instant_keep_the_runs_order(tmp_path: Path) -> None:
-    day1 = tmp_path / "hr_20260105.csv"
-    day2 = tmp_path / "hr_20260106.csv"
-    generate_extract(day1, 120, seed=41)
-    churn_extract(day1, day2, churn=0.1, seed=42)
+    day1, day2 = two_days(tmp_path, 120, 41, 0.1)
     with emu_world(local_store(tmp_path)) as w:
         first = w.sync(day1)
         second = w.sync(day2)  # the fake clock has not moved: same send times
