@@ -14,10 +14,13 @@ ProvisioningSteps; Microsoft Q&A 5830481 shows it as a step detail (PropertyName
 manager, SkipReason …). ``details`` is an object in the examples and "a JSON string" in
 the detailsInfo text: both are read.
 
-Our assumptions (not documented): the latest entry for an externalId written after
-the send time (minus a clock-skew margin) and before the record's next send by a later
-run (minus the same margin) describes the outcome of that send, so the windows of
-successive sends of one record never overlap; an entry's skip reason may sit in
+Our assumptions (not documented): the service applies a job's uploads in the order
+it received them and logs one entry per record it processed, so a record's entries
+belong to its sends **by order and time** (:func:`assign_entries`: the n-th entry to
+the n-th send, never to a send made after it less a clock-skew margin); a batch sent
+twice (its answer lost) is logged twice, the copy as a plain skip, and a send's outcome
+is its **most significant** entry (:func:`significance`: create > update/disable >
+unresolved reference > failure > other skip); an entry's skip reason may sit in
 ``errorInformation`` or in a provisioning step's ``details``/``description``; an
 unresolved reference is looked for in **every** step whatever the entry's status (the
 overall status of such an entry is not documented), and an entry carrying it is
@@ -30,7 +33,7 @@ code, so an operator sees it; a record with no entry after a deadline (default 2
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -49,10 +52,13 @@ __all__ = [
     "ReconcileResult",
     "RecordOutcome",
     "SentRecord",
+    "assign_entries",
     "check_job_health",
     "entry_reason",
     "outcome_label",
     "reconcile",
+    "reconcile_runs",
+    "significance",
     "unresolved_reference",
 ]
 
@@ -113,11 +119,12 @@ class SentRecord:
     action: str = "update"
     line: int | None = None
     after: datetime | None = None
-    """Time of the log entry an earlier send of this record was matched to: only later
-    entries can describe this send (the skew margin could otherwise reach back to it)."""
-    before: datetime | None = None
-    """Send time of the next run that sent this record, if any: entries from that time
-    (minus the skew margin) on describe the newer send and belong to that run."""
+    """Time of the log entry an earlier send of this record was matched to, when that send
+    is not matched in the same call: only later entries can describe the sends here (the
+    skew margin could otherwise reach back to it)."""
+    run_id: str = ""
+    """The run that sent it: :func:`reconcile_runs` matches the sends of several runs at
+    once and keys its results by run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +250,115 @@ def classify(entry: LogEntry, sent: SentRecord) -> RecordOutcome:
     )
 
 
+_RANK = {
+    Outcome.CREATED: 5,
+    Outcome.UPDATED: 4,
+    Outcome.DISABLED: 4,
+    Outcome.FAILED: 2,
+}
+"""How significant an outcome is for one send (higher wins; see :func:`significance`)."""
+
+
+def significance(outcome: RecordOutcome) -> int:
+    """Rank of an entry's outcome among the entries matched to one send.
+
+    A send can have several entries: a batch accepted but whose answer was lost is sent
+    again, and the service logs the second copy as skipped (nothing left to change). The
+    most significant entry decides: a create (5) over an update or disable (4), over a
+    user written without its manager (3: skipped for an unresolved reference), over a
+    failure (2), over any other skip (1). Equal ranks: the later entry wins.
+    """
+    if outcome.outcome is Outcome.SKIPPED:
+        return 3 if outcome.error_code in REFERENCE_SKIP_REASONS else 1
+    return _RANK.get(outcome.outcome, 0)
+
+
+def _plain_skip(entry: LogEntry) -> bool:
+    """A skip that says nothing was left to do (not a reference that could not resolve)."""
+    return entry.status == "skipped" and entry.error_code not in REFERENCE_SKIP_REASONS
+
+
+def assign_entries(
+    sends: Sequence[SentRecord], entries: Sequence[LogEntry], skew: timedelta
+) -> list[list[LogEntry]]:
+    """The entries of one record matched to its sends, by order and time (pure).
+
+    ``sends`` is the record's sends oldest first, ``entries`` its entries in the order
+    the service wrote them (oldest first). The service applies a job's uploads in the
+    order it received them, so the n-th entry describes the n-th send: each entry goes to
+    the oldest send that has none yet, provided that send was made before the entry (less
+    ``skew``, for clocks and log times); when every such send already has one, to the
+    latest of them (a redundant copy). A plain skip written before the next send was even
+    made is the redundant copy of the previous send, not the next send's outcome.
+    Entries older than the first send less ``skew``, or not later than its ``after``, are
+    an earlier send's and dropped. Returns one list per send.
+    """
+    out: list[list[LogEntry]] = [[] for _ in sends]
+    if not sends:
+        return out
+    first = sends[0]
+    nxt = 0  # the oldest send without an entry yet
+    for entry in entries:
+        if entry.activity_at < first.sent_at - skew:
+            continue
+        if first.after is not None and entry.activity_at <= first.after:
+            continue
+        latest = -1
+        for i, send in enumerate(sends):
+            if send.sent_at - skew <= entry.activity_at:
+                latest = i
+        if latest < 0:
+            continue
+        if nxt > latest:
+            out[latest].append(entry)
+        elif nxt > 0 and _plain_skip(entry) and entry.activity_at < sends[nxt].sent_at:
+            out[nxt - 1].append(entry)
+        else:
+            out[nxt].append(entry)
+            nxt += 1
+    return out
+
+
+def reconcile_runs(
+    sent: Iterable[SentRecord],
+    entries: Iterable[LogEntry | Mapping[str, Any]],
+    *,
+    now: datetime,
+    job_id: str | None = None,
+    skew: timedelta = DEFAULT_SKEW,
+    deadline: timedelta = DEFAULT_DEADLINE,
+) -> dict[str, ReconcileResult]:
+    """Match log entries to the sends of one or more runs; results keyed by run id.
+
+    Sends and entries are grouped by externalId; each record's entries are shared among
+    its sends by :func:`assign_entries`, and each send's outcome is its most significant
+    entry (:func:`significance`). Entries from another job (when ``job_id`` is given) or
+    for unknown externalIds are ignored. A send with no entry is ``unconfirmed`` once
+    ``deadline`` has passed since it was sent, else ``pending``. Entries are taken in the
+    order given, stably sorted by ``activityDateTime`` (give them in the order the
+    service wrote them when times are equal).
+    """
+    chains: dict[str, list[SentRecord]] = {}
+    for record in sent:
+        chains.setdefault(record.external_id, []).append(record)
+    logs: dict[str, list[LogEntry]] = {}
+    for item in entries:
+        entry = item if isinstance(item, LogEntry) else LogEntry.from_graph(item)
+        if entry is None or entry.external_id not in chains:
+            continue
+        if job_id is not None and entry.job_id is not None and entry.job_id != job_id:
+            continue
+        logs.setdefault(entry.external_id, []).append(entry)
+    per_run: dict[str, dict[str, RecordOutcome]] = {}
+    for ext_id, chain in chains.items():
+        chain.sort(key=lambda s: s.sent_at)
+        found = sorted(logs.get(ext_id, ()), key=lambda e: e.activity_at)
+        for record, matched in zip(chain, assign_entries(chain, found, skew), strict=True):
+            outcome = _decide(record, matched, now, deadline)
+            per_run.setdefault(record.run_id, {})[ext_id] = outcome
+    return {run: _result(outcomes) for run, outcomes in per_run.items()}
+
+
 def reconcile(
     sent: Iterable[SentRecord],
     entries: Iterable[LogEntry | Mapping[str, Any]],
@@ -252,55 +368,43 @@ def reconcile(
     skew: timedelta = DEFAULT_SKEW,
     deadline: timedelta = DEFAULT_DEADLINE,
 ) -> ReconcileResult:
-    """Match log entries to sent records by externalId; the latest entry in the send's
-    window wins.
+    """One run's records (one send each) matched to log entries: :func:`reconcile_runs`
+    with every send in one result. Streams ``entries``; memory is the entries of the
+    records sent."""
+    merged: dict[str, RecordOutcome] = {}
+    results = reconcile_runs(sent, entries, now=now, job_id=job_id, skew=skew, deadline=deadline)
+    for result in results.values():
+        merged.update(result.outcomes)
+    return _result(merged)
 
-    A send's window is ``[sent_at - skew, before - skew)``, ``before`` being the time a
-    later run sent the same record again (open-ended when none did). Entries from
-    another job (when ``job_id`` is given), for unknown externalIds, outside the window,
-    or not later than the entry an
-    earlier send of the record was matched to (``SentRecord.after``) are ignored. A
-    record with no matching entry is ``unconfirmed`` once ``deadline`` has passed since
-    it was sent, else ``pending``. Streams ``entries``; memory is one best entry per record.
-    """
-    by_id: dict[str, SentRecord] = {s.external_id: s for s in sent}
-    best: dict[str, LogEntry] = {}
-    for item in entries:
-        entry = item if isinstance(item, LogEntry) else LogEntry.from_graph(item)
-        if entry is None:
-            continue
-        if job_id is not None and entry.job_id is not None and entry.job_id != job_id:
-            continue
-        record = by_id.get(entry.external_id)
-        if record is None or entry.activity_at < record.sent_at - skew:
-            continue
-        if record.after is not None and entry.activity_at <= record.after:
-            continue  # the entry of the previous send, seen within the skew margin
-        if record.before is not None and entry.activity_at >= record.before - skew:
-            continue  # describes a newer run's send of this record
-        current = best.get(entry.external_id)
-        if current is None or entry.activity_at >= current.activity_at:
-            best[entry.external_id] = entry
-    outcomes: dict[str, RecordOutcome] = {}
-    for ext_id, record in by_id.items():
-        entry = best.get(ext_id)
-        if entry is not None:
-            outcomes[ext_id] = classify(entry, record)
-            continue
-        waited = now - record.sent_at
-        outcome = Outcome.UNCONFIRMED if waited >= deadline else Outcome.PENDING
-        outcomes[ext_id] = RecordOutcome(
-            external_id=ext_id,
-            outcome=outcome,
-            action=record.action,
-            line=record.line,
-            request_id=record.request_id,
-            reason=(
-                f"no provisioning-log entry {int(waited.total_seconds() // 60)} min after send"
-                if outcome is Outcome.UNCONFIRMED
-                else None
-            ),
-        )
+
+def _decide(
+    record: SentRecord, matched: Sequence[LogEntry], now: datetime, deadline: timedelta
+) -> RecordOutcome:
+    best: RecordOutcome | None = None
+    for entry in matched:  # oldest first: on equal rank the later entry wins
+        candidate = classify(entry, record)
+        if best is None or significance(candidate) >= significance(best):
+            best = candidate
+    if best is not None:
+        return best
+    waited = now - record.sent_at
+    outcome = Outcome.UNCONFIRMED if waited >= deadline else Outcome.PENDING
+    return RecordOutcome(
+        external_id=record.external_id,
+        outcome=outcome,
+        action=record.action,
+        line=record.line,
+        request_id=record.request_id,
+        reason=(
+            f"no provisioning-log entry {int(waited.total_seconds() // 60)} min after send"
+            if outcome is Outcome.UNCONFIRMED
+            else None
+        ),
+    )
+
+
+def _result(outcomes: dict[str, RecordOutcome]) -> ReconcileResult:
     counts = Counter(o.outcome.value for o in outcomes.values())
     return ReconcileResult(outcomes=outcomes, counts=dict(sorted(counts.items())))
 

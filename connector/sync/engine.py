@@ -359,12 +359,10 @@ class Engine:
                 health = check_job_health(as_mapping(await target.get_job()))
                 if not health.ok:
                     log.error("source %s: %s", src.name, health.message)
-                for run_id in open_ids:
-                    journal = self.runs.load(src.name, run_id)
-                    if journal is None or journal.state not in sent:
-                        continue
-                    journal.lock = lock
-                    journal = await self.reconciler.reconcile(src, journal, target, health)
+                loaded = [self.runs.load(src.name, run_id) for run_id in open_ids]
+                journals = [j for j in loaded if j is not None and j.state in sent]
+                done = await self.reconciler.reconcile_source(src, journals, target, health, lock)
+                for journal in done:
                     self.reporter.write(journal)
                     out.append(self.reporter.summary(journal))
                 if health.ok:

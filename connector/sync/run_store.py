@@ -10,6 +10,9 @@ The engine reaches the state store only through :class:`RunStore`. Per source:
 ``approvals/<run id>``, ``discards/<run id>``   operator markers (may be written by hand)
 ``attempted/<source>``                          fingerprints the service refused (400)
 ``reference-resends/<source>``                  automatic re-sends for manager references
+``<source>/logs/<job id>.json.gz``              how far the job's provisioning logs were
+                                                read (``LogCursor``) and the entries kept
+                                                for runs not yet done (``LogBook``)
 ``<source>/<run id>/plan.jsonl.gz``             the stored plan (records in send order)
 ``<source>/<run id>/batches.json.gz``           which records went into which batch,
                                                 written once with the plan
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -54,6 +58,7 @@ __all__ = [
     "check_lock",
     "discard_key",
     "lock_lost",
+    "log_book_key",
     "pull_key",
     "run_key",
 ]
@@ -94,6 +99,12 @@ def _attempted_key(source: str) -> str:
 
 def _resends_key(source: str) -> str:
     return f"reference-resends/{source}"
+
+
+def log_book_key(source: str, job_id: str | None) -> str:
+    """The job's log book: one per source and job (a changed ``job_id`` starts afresh)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", job_id or "default").lstrip(".") or "default"
+    return f"{source}/logs/{name}.json.gz"
 
 
 def _artifact(journal: Journal, name: str) -> str:
@@ -401,6 +412,27 @@ class RunStore:
             return {}
         rows = (OutcomeRow.from_row(row) for row in orjson.loads(gzip.decompress(blob)))
         return {row.external_id: row for row in rows}
+
+    def load_log_book(self, source: str, job_id: str | None) -> dict[str, Any] | None:
+        """The stored log book of the source's job (its JSON), None when there is none."""
+        key = log_book_key(source, job_id)
+        try:
+            blob = self.store.read_artifact(key)
+        except StateError:
+            return None  # none yet: the next read starts from the open runs' first send
+        try:
+            raw = orjson.loads(gzip.decompress(blob))
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise StateError(f"log book {key}: unreadable ({type(exc).__name__})") from exc
+        if not isinstance(raw, dict):
+            raise StateError(f"log book {key}: not a JSON object")
+        return raw
+
+    def save_log_book(self, source: str, job_id: str | None, doc: Mapping[str, Any]) -> None:
+        body = gzip.compress(orjson.dumps(doc), compresslevel=5)
+        self.store.write_artifact(
+            log_book_key(source, job_id), body, content_type="application/gzip"
+        )
 
     def write_report(self, journal: Journal, name: str, body: bytes, content_type: str) -> str:
         return self.store.write_artifact(_artifact(journal, name), body, content_type=content_type)

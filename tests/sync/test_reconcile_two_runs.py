@@ -50,38 +50,33 @@ def test_one_reconcile_after_two_syncs_classifies_each_run_by_its_own_sends(
 def test_entries_from_the_next_send_on_belong_to_the_next_run() -> None:
     from datetime import UTC, datetime
 
-    from connector.reconcile import LogEntry, Outcome, SentRecord, reconcile
+    from connector.reconcile import LogEntry, Outcome, SentRecord, reconcile_runs
 
     t0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
     def at(minutes: int) -> datetime:
         return t0 + timedelta(minutes=minutes)
 
+    sends = [
+        SentRecord("x1", at(0), action="joiner", run_id="day1"),
+        SentRecord("x1", at(60), action="mover", run_id="day2"),
+    ]
     entries = [
         LogEntry("a", at(2), "x1", "create", "success"),
         LogEntry("b", at(62), "x1", "update", "success"),
     ]
     skew = timedelta(minutes=5)
-    first = reconcile(
-        [SentRecord("x1", at(0), action="joiner", before=at(60))],
-        entries,
-        now=at(120),
-        skew=skew,
+    both = reconcile_runs(sends, entries, now=at(120), skew=skew)
+    assert both["day1"].outcomes["x1"].log_id == "a"
+    assert both["day1"].outcomes["x1"].outcome is Outcome.CREATED
+    assert both["day2"].outcomes["x1"].log_id == "b"
+    # The first send's own entry landing within the skew before the next send is still
+    # the first send's (the old window dropped it and left day 1 unconfirmed).
+    late = reconcile_runs(
+        sends, [LogEntry("c", at(56), "x1", "create", "success")], now=at(200), skew=skew
     )
-    assert first.outcomes["x1"].outcome is Outcome.CREATED
-    assert first.outcomes["x1"].log_id == "a"
-    # The first send's own entry landing after the next send (minus skew) is not taken.
-    late = reconcile(
-        [SentRecord("x1", at(0), action="joiner", before=at(60))],
-        [LogEntry("c", at(56), "x1", "create", "success")],
-        now=at(200),
-        skew=skew,
-    )
-    assert late.outcomes["x1"].outcome is Outcome.UNCONFIRMED
-    second = reconcile(
-        [SentRecord("x1", at(60), action="update", after=at(2))], entries, now=at(120), skew=skew
-    )
-    assert second.outcomes["x1"].log_id == "b"
+    assert late["day1"].outcomes["x1"].log_id == "c"
+    assert late["day2"].outcomes["x1"].outcome is Outcome.UNCONFIRMED
 
 
 def test_sent_record_after_bound_excludes_the_previous_entry() -> None:
