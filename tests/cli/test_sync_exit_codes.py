@@ -50,7 +50,7 @@ def test_open_without_a_browser_says_where_the_report_is(
     assert opened[-1] == "file:///tmp/x/report.html"
 
 
-def test_reconcile_exits_non_zero_and_names_a_source_skipped_for_its_lock(
+def test_reconcile_and_sync_exit_non_zero_and_name_a_source_busy_with_its_lock(
     tmp_path: Path,
 ) -> None:
     from connector.cli.exits import EXIT_SKIPPED
@@ -73,6 +73,11 @@ def test_reconcile_exits_non_zero_and_names_a_source_skipped_for_its_lock(
         other = LocalStateStore(tmp_path / "state", heartbeat=False)
         with other.lock("employees", owner="other-run"):  # a live holder: respected
             out = invoke("reconcile", *common, *net, code=EXIT_SKIPPED)
+            generate_extract(tmp_path / "hr2.csv", 6, seed=2)
+            busy = invoke(
+                "sync", str(tmp_path / "hr2.csv"), "-s", "employees", *common, *net, code=1
+            )
+            assert "source 'employees' is locked by other-run" in busy
         assert "source employees skipped this pass" in out
         assert "other-run" in out
         assert "no open runs in the sources checked" in out
