@@ -82,3 +82,26 @@ def test_reconcile_and_sync_exit_non_zero_and_name_a_source_busy_with_its_lock(
         assert "other-run" in out
         assert "no open runs in the sources checked" in out
         assert "done" in invoke("reconcile", *common, *net)  # lock free: handled, exit 0
+
+
+def test_reconcile_exit_puts_failures_before_skipped_sources_before_waiting_runs() -> None:
+    import typer
+
+    from connector.cli.exits import EXIT_FAILED, EXIT_SKIPPED, EXIT_WAITING
+    from connector.cli.sync import _reconcile_exit
+    from connector.sync.summary import RunSummary
+
+    waiting = RunSummary("r", "employees", "f.csv", "uploading", waiting="quota")
+    failed = RunSummary("r", "employees", "f.csv", "failed")
+    busy = {"contractors": "locked"}
+    for runs, skipped, flag, code in (
+        ([waiting], busy, False, EXIT_SKIPPED),
+        ([failed], busy, False, EXIT_FAILED),
+        ([], busy, True, EXIT_FAILED),
+        ([waiting], {}, False, EXIT_WAITING),
+        ([], busy, False, EXIT_SKIPPED),
+    ):
+        with pytest.raises(typer.Exit) as info:
+            _reconcile_exit(runs, skipped, failed=flag)
+        assert info.value.exit_code == code
+    _reconcile_exit([], {}, failed=False)  # all handled: exit 0
