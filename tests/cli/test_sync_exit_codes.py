@@ -105,3 +105,10 @@ def test_reconcile_exit_puts_failures_before_skipped_sources_before_waiting_runs
             _reconcile_exit(runs, skipped, failed=flag)
         assert info.value.exit_code == code
     _reconcile_exit([], {}, failed=False)  # all handled: exit 0
+
+
+def test_reconcile_help_lists_its_exit_codes() -> None:
+    from tests.cli.helpers import invoke
+
+    text = " ".join(invoke("reconcile", "--help").replace("│", " ").split())  # rich panel
+    assert "3 when a source was skipped because another run holds its lock" in text

@@ -292,3 +292,35 @@ def test_local_lock_from_an_old_record_without_a_process_identity_waits_for_expi
     store = LocalStateStore(tmp_path, clock=clock, heartbeat=False)
     with pytest.raises(ConcurrentRunError), store.lock("employees"):
         pass
+
+
+def test_local_takeover_of_a_killed_holder_has_exactly_one_winner(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with _child_holding_the_lock(state) as child:
+        child.kill()
+        child.wait(timeout=30)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(4)
+    refused = threading.Semaphore(0)
+    release = threading.Event()
+
+    def take() -> None:
+        store = LocalStateStore(state, heartbeat=False)
+        barrier.wait()
+        try:
+            with store.lock("employees"):
+                outcomes.append("held")
+                release.wait(30)
+        except ConcurrentRunError:
+            outcomes.append("refused")
+            refused.release()
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for _ in range(3):  # the one that took it over holds it until the others were refused
+        assert refused.acquire(timeout=30)
+    release.set()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["held", "refused", "refused", "refused"]
