@@ -1,7 +1,8 @@
 """Exit codes of the run commands, and errors turned into one line and exit 1.
 
 Schedulers and scripts read the exit code: a run that needs attention exits non-zero,
-and a waiting run (which a later ``connector reconcile`` continues) has its own code.
+and a waiting run (which a later ``connector reconcile`` continues) has its own code, as
+has a source a pass skipped because another run holds its lock.
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ from connector.errors import ConnectorError
 if TYPE_CHECKING:
     from connector.sync.summary import RunSummary
 
-__all__ = ["EXIT_FAILED", "EXIT_WAITING", "exit_for", "failing"]
+__all__ = ["EXIT_FAILED", "EXIT_SKIPPED", "EXIT_WAITING", "exit_for", "failing"]
 
 EXIT_FAILED = 1
 """A run failed or is blocked (an error retrying cannot fix), or a command failed."""
 EXIT_WAITING = 2
 """A run is waiting (quota, back-pressure, outage): run `connector reconcile` later."""
+EXIT_SKIPPED = 3
+"""A pass skipped a source whose lock another run holds: its runs were not looked at;
+run `connector reconcile` again once that run has finished."""
 
 
 def exit_for(summaries: Iterable[RunSummary]) -> None:

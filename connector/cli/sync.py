@@ -28,7 +28,7 @@ import typer
 from connector.cli.common import console as new_console
 from connector.cli.common import expand_options
 from connector.cli.demo import demo_command
-from connector.cli.exits import EXIT_FAILED, exit_for, failing
+from connector.cli.exits import EXIT_FAILED, EXIT_SKIPPED, exit_for, failing
 from connector.cli.options import ConfigOpt, GraphOptions, StateOptions, VerboseOpt
 from connector.cli.pulled import is_pulled_source, print_pull, pull_source
 from connector.cli.render import (
@@ -45,6 +45,8 @@ from connector.cli.render import (
 from connector.cli.wiring import command_engine, dry_run_engine, store_exists
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from rich.console import Console
 
     from connector.sync.engine import Engine
@@ -174,14 +176,20 @@ def reconcile_command(
     graph: GraphOptions = GraphOptions(),
     verbose: VerboseOpt = False,
 ) -> None:
-    """One pass: continue waiting uploads, release approved runs, read the logs of open runs."""
+    """One pass: continue waiting uploads, release approved runs, read the logs of open runs.
+
+    Exits 0 when every source was handled, 1 when a run failed or is blocked (or a source
+    failed this pass), 3 when a source was skipped because another run holds its lock,
+    else 2 when a run is waiting.
+    """
     console = new_console()
     with failing("reconcile", graph.auth):
         engine = command_engine(config, state.location(), graph)
         with engine_logs(verbose):
             resumed = asyncio.run(engine.resume_waiting())
             reconciled = asyncio.run(engine.reconcile_open_runs())
-    for name, why in {**resumed.skipped, **reconciled.skipped}.items():
+    skipped = {**resumed.skipped, **reconciled.skipped}
+    for name, why in skipped.items():
         console.print(f"[yellow]source {name} skipped this pass:[/yellow] {why}")
     for name, why in resumed.blocked.items():
         console.print(f"[red]source {name} is blocked:[/red] {why}")
@@ -189,10 +197,7 @@ def reconcile_command(
     for name, why in errors.items():
         console.print(f"[red]source {name} failed this pass:[/red] {first_line(why)}")
     if not resumed and not reconciled:
-        console.print("no open runs")
-        if errors:
-            raise typer.Exit(code=EXIT_FAILED)
-        return
+        console.print("no open runs" + (" in the sources checked" if skipped else ""))
     if resumed:
         console.print("step 1 of 2, uploads continued and held runs released:")
         console.print(runs_table(list(resumed)))
@@ -200,9 +205,24 @@ def reconcile_command(
         console.print("step 2 of 2, provisioning logs read:")
         console.print(runs_table(list(reconciled)))
     print_queue_notes(console, [*resumed, *reconciled])
-    if errors or any(s.job_health for s in reconciled):
+    _reconcile_exit(
+        [*resumed, *reconciled],
+        skipped,
+        failed=bool(errors) or any(s.job_health for s in reconciled),
+    )
+
+
+def _reconcile_exit(runs: list[RunSummary], skipped: Mapping[str, str], *, failed: bool) -> None:
+    """Failures first (exit 1), then skipped sources (3), then waiting runs (2)."""
+    if failed:
         raise typer.Exit(code=EXIT_FAILED)
-    exit_for([*resumed, *reconciled])
+    try:
+        exit_for(runs)
+    except typer.Exit as exc:
+        if exc.exit_code == EXIT_FAILED or not skipped:
+            raise
+    if skipped:
+        raise typer.Exit(code=EXIT_SKIPPED)
 
 
 @expand_options

@@ -2,7 +2,10 @@
 
 Layout under the root directory: the store's names (:mod:`connector.state.store`) as
 paths, report artifacts under ``reports/``, and a lock as a small JSON file
-``locks/<source>.lock`` saying who holds it until when.
+``locks/<source>.lock`` saying who holds it until when, and which process on which host
+(:mod:`connector.state.holder`). A lock not renewed within its TTL is stale; a lock whose
+holder process is certainly gone from this host (killed, crashed, machine rebooted) is
+taken over at once.
 
 Every write goes to a temporary file in the same folder and is renamed into place, so a
 crash leaves the old file or the new one. Read-compare-write sequences (conditional
@@ -16,8 +19,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 import os
-import socket
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -30,12 +33,15 @@ import orjson
 from connector.clock import Clock, SystemClock
 from connector.errors import ConcurrentRunError, DocumentConflictError, StateError
 from connector.state.backend import HeldLock
+from connector.state.holder import holder_gone, this_process
 from connector.state.store import StateStore
 
 __all__ = ["DEFAULT_LOCK_TTL", "LocalBackend", "LocalStateStore", "state_guard"]
 
 DEFAULT_LOCK_TTL = timedelta(minutes=5)
 """A lock not renewed for this long is stale and may be taken over (holder crashed)."""
+
+log = logging.getLogger(__name__)
 
 
 def _etag(data: bytes) -> str:
@@ -272,8 +278,7 @@ class LocalBackend:
             {
                 "owner": owner,
                 "token": token,
-                "pid": os.getpid(),
-                "host": socket.gethostname(),
+                **this_process().record(),
                 "acquired_at": now.isoformat(),
                 "expires_at": (now + self._lock_ttl).isoformat(),
             }
@@ -286,19 +291,31 @@ class LocalBackend:
             return True
         return expires <= self._clock.now()
 
+    def _holder_gone(self, held: Mapping[str, Any], source: str) -> bool:
+        """The unexpired lock's holder process is gone (crashed or killed on this host):
+        it is taken over at once instead of after the TTL."""
+        if not holder_gone(held, this_process()):
+            return False
+        log.warning(
+            "source %s: the lock holder (process %s on this host) is gone; taking the lock over",
+            source,
+            held.get("pid"),
+        )
+        return True
+
     def acquire_lock(self, name: str, *, source: str, owner: str) -> HeldLock:
         path = self._lock_path(name)
         token = uuid.uuid4().hex
         with _flocked(path.parent / ".guard"):
             held = self._read_lock(path)
             if held is not None:
-                if not self._expired(held):
+                if not self._expired(held) and not self._holder_gone(held, source):
                     raise ConcurrentRunError(
                         f"source {source!r} is locked by {held.get('owner', '?')} until"
                         f" {held.get('expires_at', '?')}; another run is in progress — retry when"
                         f" it has finished (or delete {path} if you are sure it crashed)"
                     )
-                path.unlink()  # stale: the holder stopped renewing
+                path.unlink()  # stale: the holder stopped renewing, or its process is gone
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:

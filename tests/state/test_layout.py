@@ -177,4 +177,6 @@ def test_a_lock_file_written_before_is_honoured(tmp_path: Path) -> None:
     with store.lock("employees", owner="next"):
         held = orjson.loads((tmp_path / "locks" / "employees.lock").read_bytes())
         assert held["owner"] == "next"
-        assert set(held) == {"owner", "token", "pid", "host", "acquired_at", "expires_at"}
+        fields = {"owner", "token", "pid", "host", "acquired_at", "expires_at"}
+        holder = {"pid_start", "boot_id", "pid_ns"}  # see connector.state.holder
+        assert set(held) == fields | holder

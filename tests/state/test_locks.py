@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import signal
+import subprocess
+import sys
 import threading
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,8 +18,11 @@ import pytest
 
 from connector.clock import FakeClock
 from connector.errors import ConcurrentRunError
+from connector.state.holder import EXITED, start_time, this_process
 from connector.state.local import LocalStateStore
 from connector.state.store import StateStore
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_lock_is_exclusive_per_source(store: StateStore) -> None:
@@ -165,3 +175,152 @@ def test_local_lock_taken_over_is_lost_at_once(tmp_path: Path) -> None:
         with b.lock("employees", owner="next"):
             assert not held._renew_with_retries(0.01)  # type: ignore[attr-defined]
             assert held.lost
+
+
+# -- a holder process that is gone (same host) ------------------------------------------
+
+_HOLD = """
+import sys, time
+from connector.state.holder import EXITED, start_time, this_process
+from connector.state.local import LocalStateStore
+store = LocalStateStore(sys.argv[1], heartbeat=False)
+with store.lock("employees", owner="child-run"):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+@contextlib.contextmanager
+def _child_holding_the_lock(state: Path) -> Iterator[subprocess.Popen[str]]:
+    """A real process that takes the ``employees`` lock and sleeps holding it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(state)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "held"
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_local_lock_of_a_killed_process_is_taken_over_at_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = tmp_path / "state"
+    with _child_holding_the_lock(state) as child:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    store = LocalStateStore(state, heartbeat=False)
+    with caplog.at_level(logging.WARNING), store.lock("employees", owner="next") as held:
+        assert held.owner == "next"
+    taken = [r.getMessage() for r in caplog.records if "gone" in r.getMessage()]
+    assert taken == [
+        f"source employees: the lock holder (process {child.pid} on this host) is gone;"
+        " taking the lock over"
+    ]
+
+
+def test_local_lock_of_a_killed_zombie_process_is_taken_over(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with _child_holding_the_lock(state) as child:
+        child.send_signal(signal.SIGKILL)
+        for _ in range(3000):  # killed but not reaped yet: a zombie
+            if start_time(child.pid) == EXITED:
+                break
+            time.sleep(0.01)
+        assert start_time(child.pid) == EXITED
+        with LocalStateStore(state, heartbeat=False).lock("employees"):
+            pass
+
+
+def test_local_lock_of_a_live_process_on_this_host_is_respected(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with _child_holding_the_lock(state):
+        store = LocalStateStore(state, heartbeat=False)
+        with pytest.raises(ConcurrentRunError, match="child-run"), store.lock("employees"):
+            pass
+
+
+def _write_lock(state: Path, **fields: object) -> None:
+    (state / "locks").mkdir(parents=True, exist_ok=True)
+    record = {"owner": "elsewhere", "token": "t", "expires_at": "2026-01-01T00:05:00+00:00"}
+    (state / "locks" / "employees.lock").write_bytes(orjson.dumps({**record, **fields}))
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait(timeout=30)
+    return proc.pid
+
+
+def test_local_lock_from_another_host_is_respected_until_it_expires(tmp_path: Path) -> None:
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    me = this_process()
+    _write_lock(tmp_path, **{**me.record(), "host": me.host + "-other", "pid": _dead_pid()})
+    store = LocalStateStore(tmp_path, clock=clock, heartbeat=False)
+    with pytest.raises(ConcurrentRunError, match="elsewhere"), store.lock("employees"):
+        pass
+    clock.advance(301)
+    with store.lock("employees"):
+        pass
+
+
+def test_local_lock_of_a_reused_pid_is_taken_over(tmp_path: Path) -> None:
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    me = this_process()
+    assert me.start is not None
+    # this process's PID, alive, but started at another time: the holder was another process
+    _write_lock(tmp_path, **{**me.record(), "pid_start": me.start - 1})
+    store = LocalStateStore(tmp_path, clock=clock, heartbeat=False)
+    with store.lock("employees"):
+        pass
+
+
+def test_local_lock_from_an_old_record_without_a_process_identity_waits_for_expiry(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    _write_lock(tmp_path, host=this_process().host, pid=_dead_pid())  # no pid_ns recorded
+    store = LocalStateStore(tmp_path, clock=clock, heartbeat=False)
+    with pytest.raises(ConcurrentRunError), store.lock("employees"):
+        pass
+
+
+def test_local_takeover_of_a_killed_holder_has_exactly_one_winner(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with _child_holding_the_lock(state) as child:
+        child.kill()
+        child.wait(timeout=30)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(4)
+    refused = threading.Semaphore(0)
+    release = threading.Event()
+
+    def take() -> None:
+        store = LocalStateStore(state, heartbeat=False)
+        barrier.wait()
+        try:
+            with store.lock("employees"):
+                outcomes.append("held")
+                release.wait(30)
+        except ConcurrentRunError:
+            outcomes.append("refused")
+            refused.release()
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for _ in range(3):  # the one that took it over holds it until the others were refused
+        assert refused.acquire(timeout=30)
+    release.set()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["held", "refused", "refused", "refused"]
