@@ -359,9 +359,18 @@ class ExtractReader:
     def _text(self, raw: BinaryIO) -> io.TextIOWrapper:
         return io.TextIOWrapper(raw, encoding=self.encoding, errors="strict", newline="")
 
-    def _decode_error(self) -> ExtractError:
-        line, bad = _locate_decode_error(self._opener, self.encoding)
+    def _decode_error(self, exc: UnicodeError) -> ExtractError:
         shown = self.encoding.removesuffix("-sig")
+        if not isinstance(exc, UnicodeDecodeError):
+            # The codec refuses the stream as a whole (utf-16/utf-32 without a byte order
+            # mark): no offending bytes to point at.
+            return ExtractError(
+                f"cannot decode as {shown}: {exc}; for a file without a byte order mark name"
+                " the byte order in the mapping's extract.encoding (e.g. utf-16-le)",
+                path=self.label,
+                line=1,
+            )
+        line, bad = _locate_decode_error(self._opener, self.encoding)
         hint = (
             "name the file's encoding in the mapping's extract.encoding (e.g. cp1252)"
             if self.profile.encoding is None
@@ -388,8 +397,8 @@ class ExtractReader:
             text = self._text(raw)
             try:
                 _, raw_header, delimiter = self._rows(text)
-            except UnicodeDecodeError:
-                raise self._decode_error() from None
+            except UnicodeError as exc:
+                raise self._decode_error(exc) from None
             finally:
                 text.detach()
         header = [_clean_header_name(h) for h in raw_header]
@@ -525,8 +534,8 @@ class ExtractReader:
                         self._check_csv_error(exc, first, lineno)
                         rows += 1
                         known_bad += 1
-            except UnicodeDecodeError:
-                raise self._decode_error() from None
+            except UnicodeError as exc:
+                raise self._decode_error(exc) from None
             finally:
                 text.detach()
         dups: set[int] = set()
@@ -874,8 +883,8 @@ class ExtractReader:
                                 self.add_rejected(
                                     line, "", RejectReason.MALFORMED_ROW, f"cannot be parsed: {exc}"
                                 )
-            except UnicodeDecodeError:
-                raise self._decode_error() from None
+            except UnicodeError as exc:
+                raise self._decode_error(exc) from None
             finally:
                 text.detach()
         if share is not None:

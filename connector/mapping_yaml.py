@@ -30,11 +30,28 @@ class YamlValue:
     line: int
 
 
+def _reader_problem(label: str, text: str, exc: yaml.reader.ReaderError) -> str:
+    """A character YAML does not allow (NUL, ESC, ...), by code point and line, not value."""
+    char = exc.character
+    code = ord(char) if isinstance(char, str) else int(char)
+    line = text.count("\n", 0, max(exc.position, 0)) + 1
+    return f"{label}:{line}: character U+{code:04X} is not allowed in YAML (remove it)"
+
+
 def read_tree(text: str, label: str) -> YamlValue:
     """Parse ``text``; every problem is collected with its line before MappingError."""
-    loader = BoundedSafeLoader(text)
+    try:
+        loader = BoundedSafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        raise MappingError(
+            f"{label} is not valid YAML", [_reader_problem(label, text, exc)]
+        ) from None
     try:
         root = loader.get_single_node()
+    except yaml.reader.ReaderError as exc:
+        raise MappingError(
+            f"{label} is not valid YAML", [_reader_problem(label, text, exc)]
+        ) from None
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 0
         raise MappingError(

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-import yaml
 
 from connector.config import parse_sources
 from connector.emulator.app import ignored_operation, validate_bulk_request
@@ -132,20 +131,7 @@ class KnownDefect:
         return target == self.target and type(exc) is self.error and self.message in str(exc)
 
 
-KNOWN_DEFECTS: tuple[KnownDefect, ...] = (
-    KnownDefect(
-        "extract",
-        UnicodeError,
-        "UTF-16 stream does not start with BOM",
-        "tests/fuzz/regressions/test_extract_utf16_without_bom.py",
-    ),
-    KnownDefect(
-        "mapping",
-        yaml.reader.ReaderError,
-        "special characters are not allowed",
-        "tests/fuzz/regressions/test_mapping_control_character.py",
-    ),
-)
+KNOWN_DEFECTS: tuple[KnownDefect, ...] = ()
 
 
 def holds(target: str, data: bytes, *, known: tuple[KnownDefect, ...] = KNOWN_DEFECTS) -> None:
