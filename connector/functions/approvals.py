@@ -60,8 +60,9 @@ class Approvals:
             if result.outcome == "busy":
                 if result.action is MarkerAction.DISCARD:
                     busy_discards.add(marker.run_id)
-                if busy is not None:
-                    busy.add(marker.run_id.rsplit("-", 1)[0])
+                source = self._run_source(marker.run_id)
+                if busy is not None and source is not None:
+                    busy.add(source)
                 continue  # the marker stays: the next pass tries again
             self.zone.file_approval_marker(marker, result.outcome)
             log.info(
@@ -89,6 +90,14 @@ class Approvals:
         if action is MarkerAction.RESUME:
             return await self.resume(marker)
         return await self.approve(marker)
+
+    def _run_source(self, run_id: str) -> str | None:
+        """The run's source from its journal (a run id cannot be split reliably: dated
+        copies and retries add ``-`` parts, and source names may hold ``-``)."""
+        try:
+            return self.engine.get_run(run_id).source
+        except (RunError, ConnectorError):
+            return None
 
     def _run_state(self, run_id: str) -> str | None:
         try:
