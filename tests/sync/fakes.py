@@ -155,6 +155,9 @@ class FakeService:
     """Per operation: a 400 message when the service refuses it (the whole request fails)."""
     error: GraphError | None = None
     """Raised by every send while set (e.g. a 403)."""
+    job_error: GraphError | None = None
+    """Raised by every read of the job while set (e.g. a 403 for an identity without a
+    job permission)."""
     yield_in_send: bool = False
     """Let other sends run while one is in flight (to observe the window)."""
     in_flight: int = 0
@@ -257,6 +260,8 @@ class FakeTarget:
                 yield e
 
     async def get_job(self) -> dict[str, Any]:
+        if self.service.job_error is not None:
+            raise self.service.job_error
         status: dict[str, Any] = {"code": self.service.job_state}
         if self.service.job_state == "Quarantine":
             status["quarantine"] = {"reason": "EncounteredQuarantineException"}
