@@ -45,9 +45,10 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 # The HTML report tests drive Debian's Chromium (screenshots; Playwright, pinned in the dev
-# extras, launches /usr/bin/chromium: no browser download); install it where we can (root).
+# extras, launches /usr/bin/chromium: no browser download), and the README walkthrough test
+# runs under zsh as well as bash; install both where we can (root).
 browser:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "chromium missing: run 'sudo apt-get install chromium' (the report screenshot test will fail until then)"; }
+	@{ command -v chromium && command -v zsh; } >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium zsh >/dev/null) || echo "chromium or zsh missing: run 'sudo apt-get install chromium zsh' (the report screenshot and README walkthrough tests will fail until then)"; }
 
 # The sql-source tests start a throwaway PostgreSQL server from Debian's server binaries.
 postgres:

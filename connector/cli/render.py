@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.table import Table
 
 from connector.cli.common import quiet_credential_logs
@@ -248,25 +248,72 @@ def print_held(view: ChangeView, console: Console, *, batches: int, held_csv: st
     console.print(f"  all of it as CSV: {held_csv}", soft_wrap=True)
 
 
-def runs_table(summaries: Iterable[RunSummary], *, with_reports: bool = False) -> Table:
-    """One row per run: plan and outcome counts; a written record whose manager is not set
-    yet counts as created/updated and as a warning."""
-    from rich import box
+_PLAN_COLUMNS = ("join", "move", "leave", "same")
+_OUTCOME_COLUMNS = ("created", "updated", "disabled", "skipped")
+_ISSUE_COLUMNS = ("failed", "unconf.", "warn.")
 
-    # No vertical rules: the table stays within 160 columns when output is piped.
-    table = Table(show_lines=False, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    table.add_column("run", no_wrap=True, min_width=30)
-    table.add_column("file", no_wrap=True)
-    table.add_column("state", no_wrap=True)
-    for col in ("join", "move", "leave", "same", "created", "updated", "disabled", "skipped"):
-        table.add_column(col, justify="right", min_width=len(col))
-    for col in ("failed", "unconf.", "warn."):
-        table.add_column(col, justify="right", min_width=len(col))
-    if with_reports:
-        table.add_column("report")
-    for s in summaries:
-        table.add_row(*_runs_row(s, with_reports=with_reports))
-    return table
+
+def runs_table(summaries: Iterable[RunSummary], *, with_reports: bool = False) -> RunsTable:
+    """One row per run: plan and outcome counts; a written record whose manager is not set
+    yet counts as created/updated and as a warning. Fitted to the console's width."""
+    return RunsTable([_runs_row(s, with_reports=with_reports) for s in summaries], with_reports)
+
+
+class RunsTable:
+    """The runs table: one row per run when the console is wide enough, otherwise each run
+    on a few lines (run, plan, written, issues) so that no count is ever dropped."""
+
+    def __init__(self, rows: list[list[str]], with_reports: bool) -> None:
+        self.rows = rows
+        self.with_reports = with_reports
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from rich.measure import Measurement
+
+        table = self.wide()
+        natural = Measurement.get(console, options.update(width=10_000), table).maximum
+        if natural <= options.max_width:
+            yield table
+        else:
+            yield self.stacked()
+
+    def wide(self) -> Table:
+        from rich import box
+
+        # No vertical rules: the table stays within 160 columns when output is piped.
+        table = Table(show_lines=False, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        table.add_column("run", no_wrap=True, min_width=30)
+        table.add_column("file", no_wrap=True)
+        table.add_column("state", no_wrap=True)
+        for col in (*_PLAN_COLUMNS, *_OUTCOME_COLUMNS, *_ISSUE_COLUMNS):
+            table.add_column(col, justify="right", min_width=len(col))
+        if self.with_reports:
+            table.add_column("report")
+        for row in self.rows:
+            table.add_row(*row)
+        return table
+
+    def stacked(self) -> Group:
+        from rich.text import Text
+
+        lines: list[Text] = []
+        for row in self.rows:
+            run, file, state, *counts = row
+            lines.append(Text(f"{run}  {file}  {state}"))
+            groups = (
+                ("plan", _PLAN_COLUMNS),
+                ("written", _OUTCOME_COLUMNS),
+                ("issues", _ISSUE_COLUMNS),
+            )
+            at = 0
+            for label, cols in groups:
+                values = counts[at : at + len(cols)]
+                at += len(cols)
+                pairs = " · ".join(f"{c} {v}" for c, v in zip(cols, values, strict=True))
+                lines.append(Text(f"  {label + ':':<9}{pairs}"))
+            if self.with_reports and counts[at:]:
+                lines.append(Text(f"  {'report:':<9}{counts[at]}"))
+        return Group(*lines)
 
 
 def _runs_row(s: RunSummary, *, with_reports: bool) -> list[str]:

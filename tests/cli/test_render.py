@@ -73,3 +73,43 @@ def test_counts_use_the_singular_for_one() -> None:
     assert render.count_text(1, "retries") == "1 retry"
     assert render.count_text(2, "retries") == "2 retries"
     assert render.count_text(1, "unchanged") == "1 unchanged"
+
+
+def _printed_at(width: int, *renderables: object) -> str:
+    console = Console(width=width, highlight=False)
+    with console.capture() as cap:
+        for item in renderables:
+            console.print(item)
+    return cap.get()
+
+
+def _busy_run() -> RunSummary:
+    return RunSummary(
+        "employees-2aa3bb878ffeae63e1ff",
+        "employees",
+        "hr-extract-2026-12-05.csv",
+        "done",
+        planned={"joiners": 1200, "movers": 35, "leavers": 177, "unchanged": 98000},
+        outcomes={"created": 1190, "updated": 35, "disabled": 170, "skipped": 3, "failed": 7},
+        reports={"report.html": "/state/reports/employees/r/report.html"},
+    )
+
+
+def test_the_runs_table_keeps_every_outcome_column_at_80_columns() -> None:
+    for with_reports in (False, True):
+        text = _printed_at(80, render.runs_table([_busy_run()], with_reports=with_reports))
+        assert max(len(line) for line in text.splitlines()) <= 80
+        for word in ("join 1200", "move 35", "leave 177", "same 98000", "created 1190"):
+            assert word in text
+        for word in ("updated 35", "disabled 170", "skipped 3", "failed 7", "unconf. 0"):
+            assert word in text
+        assert "warn. 0" in text
+        assert "employees-2aa3bb878ffeae63e1ff" in text  # the run id is never cut
+        assert ("report.html" in text) is with_reports
+
+
+def test_the_runs_table_is_one_row_per_run_when_the_console_is_wide() -> None:
+    text = _printed_at(200, render.runs_table([_busy_run()]))
+    row = next(line for line in text.splitlines() if "employees-2aa3bb878ffeae63e1ff" in line)
+    for count in ("1200", "35", "177", "98000", "1190", "170", "3", "7"):
+        assert count in row.split()
