@@ -215,3 +215,24 @@ def test_unset_vault_references_leave_the_empty_default() -> None:
     assert VAULT_REFERENCES not in _resolve({})  # omitted: the template default {} applies
     assert bm.param_default(MAIN, VAULT_REFERENCES) == {}
     assert _resolve({"VAULT_REFERENCES": "{}"})[VAULT_REFERENCES] == {}
+
+
+def test_deploy_doc_explains_the_vault_and_sources_doc_points_to_it() -> None:
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
+    section = deploy.split("## Secrets for sql and rest sources\n", 1)[1].split("\n## ", 1)[0]
+    for needle in (
+        "azd env set ENABLE_VAULT true",
+        "azd env set VAULT_REFERENCES '{",
+        "az keyvault secret set",
+        ROLE_KEY_VAULT_SECRETS_USER,
+        ROLE_KEY_VAULT_SECRETS_OFFICER,
+        "keyVaultReferenceIdentity",
+        "@Microsoft.KeyVault(VaultName=myvault;SecretName=mysecret)",
+    ):
+        assert needle in section, needle
+    # The azd example is valid JSON and maps setting names to secret names.
+    example = re.search(r"azd env set VAULT_REFERENCES '(\{.*?\})'", section)
+    assert example is not None
+    assert all(isinstance(v, str) for v in json.loads(example.group(1)).values())
+    sources = (ROOT / "docs" / "sources.md").read_text()
+    assert "deploy.md#secrets-for-sql-and-rest-sources" in sources
