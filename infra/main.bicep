@@ -100,12 +100,23 @@ param storageSkuName string = 'Standard_LRS'
 @description('Grant the Microsoft Graph app roles with the Graph Bicep extension (needs Privileged Role Administrator). false: run scripts/grant-graph-permissions.(sh|ps1) as an administrator instead.')
 param grantGraphPermissions bool = true
 
+@description('Deploy a Key Vault for the credentials of sql and rest sources (RBAC authorization, soft delete and purge protection; the app identity may read its secrets). Off by default. See docs/deploy.md, "Secrets for sql and rest sources".')
+param enableVault bool = false
+
+// An object for the same reason as connectorSources (azd parses it as JSON). Names only: the
+// secret values are stored in the vault by an operator, never passed to the deployment.
+@description('App settings to wire as Key Vault references when enableVault is true, as {"APP_SETTING_NAME": "secret-name"}, e.g. {"HR_CLIENT_SECRET": "hr-client-secret"}: the app setting named in a source\'s *_setting key then holds @Microsoft.KeyVault(VaultName=<vault>;SecretName=<secret-name>). Ignored when enableVault is false.')
+param vaultReferences object = {}
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
   workload: 'hr-entra-provisioning-connector'
 }
 var functionAppName = 'func-${resourceToken}'
+// kv- + 13 characters: within Key Vault's 24. Computed here (not read from the conditional
+// module's outputs) so the rbac and function app modules get a real name either way.
+var vaultName = 'kv-${resourceToken}'
 var deploymentContainerName = 'app-package'
 var deadLetterContainerName = 'deadletter'
 // Names shared with function_app.py (docs/architecture.md).
@@ -166,6 +177,16 @@ module eventGrid 'modules/eventgrid.bicep' = {
   }
 }
 
+module vault 'modules/keyvault.bicep' = if (enableVault) {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    name: vaultName
+    location: location
+    tags: tags
+  }
+}
+
 module rbac 'modules/rbac.bicep' = {
   name: 'rbac'
   scope: rg
@@ -177,7 +198,13 @@ module rbac 'modules/rbac.bicep' = {
     deadLetterContainerName: deadLetterContainerName
     operatorPrincipalId: principalId
     operatorPrincipalType: principalType
+    vaultName: vaultName
+    grantVaultAccess: enableVault
   }
+  // The vault role assignments need the vault in place (a no-op when it is not deployed).
+  dependsOn: [
+    vault
+  ]
 }
 
 module functionApp 'modules/functionapp.bicep' = {
@@ -200,6 +227,8 @@ module functionApp 'modules/functionapp.bicep' = {
     connectorSources: connectorSources
     reconcileSchedule: reconcileSchedule
     dailyCallBudget: dailyCallBudget
+    vaultName: vaultName
+    vaultReferences: enableVault ? vaultReferences : {}
   }
   // The host must find its storage and telemetry roles in place when it first starts.
   dependsOn: [
@@ -247,3 +276,5 @@ output MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
 output GRAPH_PERMISSIONS_GRANTED bool = grantGraphPermissions
+// Empty when the vault is not deployed.
+output VAULT_NAME string = enableVault ? vaultName : ''

@@ -63,6 +63,22 @@ param reconcileSchedule string
 @description('bulkUpload calls allowed per rolling 24 hours (counted by the connector in hourly buckets), app setting CONNECTOR_DAILY_CALL_BUDGET.')
 param dailyCallBudget int
 
+@description('Name of the Key Vault the references in vaultReferences point to.')
+param vaultName string
+
+@description('App settings to make Key Vault references, as {"APP_SETTING_NAME": "secret-name"}: each becomes @Microsoft.KeyVault(VaultName=<vaultName>;SecretName=<secret-name>). Names of settings and secrets only, never values.')
+param vaultReferences object = {}
+
+// Key Vault references, documented form "@Microsoft.KeyVault(VaultName=myvault;SecretName=mysecret)"
+// (Use Key Vault references as app settings, learn.microsoft.com, "Reference string"). No
+// version: the platform uses the latest one and picks up a rotated secret within 24 hours.
+var vaultReferenceSettings = [
+  for entry in items(vaultReferences): {
+    name: entry.key
+    value: '@Microsoft.KeyVault(VaultName=${vaultName};SecretName=${entry.value})'
+  }
+]
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
 }
@@ -108,10 +124,14 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     serverFarmId: plan.id
     httpsOnly: true
     publicNetworkAccess: 'Enabled'
+    // Key Vault references "use the app's system-assigned identity by default"; this app has
+    // only the user-assigned one, so name it (documented property keyVaultReferenceIdentity,
+    // "the resource ID of the user-assigned identity").
+    keyVaultReferenceIdentity: identityId
     siteConfig: {
       minTlsVersion: '1.2'
       http20Enabled: true
-      appSettings: [
+      appSettings: concat([
         // Host storage, identity-based (blob: host keys, timer locks; queue: the blob
         // trigger's internal queue; table: host diagnostic events).
         {
@@ -178,7 +198,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'CONNECTOR_DAILY_CALL_BUDGET'
           value: string(dailyCallBudget)
         }
-      ]
+      ], vaultReferenceSettings)
     }
     functionAppConfig: {
       deployment: {

@@ -27,6 +27,12 @@ param operatorPrincipalId string = ''
 ])
 param operatorPrincipalType string = 'User'
 
+@description('Name of the optional Key Vault (modules/keyvault.bicep), passed whether or not it is deployed; used only when grantVaultAccess is true.')
+param vaultName string
+
+@description('Whether the Key Vault is deployed: the app identity then reads its secrets (Key Vault Secrets User) and the operator manages them (Key Vault Secrets Officer), both scoped to the vault.')
+param grantVaultAccess bool = false
+
 // Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
@@ -35,6 +41,11 @@ var roles = {
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+  // Data-plane roles of a vault with Azure RBAC authorization ("Only works for key vaults
+  // that use the 'Azure role-based access control' permission model"; built-in roles,
+  // Security category): read secret values / manage secrets.
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
+  keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
 }
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -73,6 +84,13 @@ resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/con
 
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
+}
+
+// Always declared (an existing reference deploys nothing); the assignments on it are
+// conditional. main.bicep passes the vault's real name either way, so no resource id with an
+// empty segment is ever built, even for a skipped assignment.
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: vaultName
 }
 
 // Host storage (timer locks, host keys, deployment package) and the blob trigger read and
@@ -176,6 +194,32 @@ resource operatorQuarantineReader 'Microsoft.Authorization/roleAssignments@2022-
   scope: quarantineContainer
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataReader)
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
+  }
+}
+
+// The platform resolves the app's Key Vault references (@Microsoft.KeyVault(...) app
+// settings) with the app's user-assigned identity (keyVaultReferenceIdentity in
+// functionapp.bicep): "Assign the Key Vault Secrets User role to the managed identity"
+// (Use Key Vault references as app settings, learn.microsoft.com). Read only, this vault only.
+resource appVaultSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantVaultAccess) {
+  name: guid(vault.id, identityPrincipalId, roles.keyVaultSecretsUser)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+    principalId: identityPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The operator stores and rotates the sources' credentials (`az keyvault secret set`,
+// docs/deploy.md "Secrets for sql and rest sources"). This vault only.
+resource operatorVaultSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantVaultAccess && !empty(operatorPrincipalId)) {
+  name: guid(vault.id, operatorPrincipalId, roles.keyVaultSecretsOfficer)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
     principalId: operatorPrincipalId
     principalType: operatorPrincipalType
   }

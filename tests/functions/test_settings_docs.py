@@ -76,7 +76,15 @@ def bicep_app_settings() -> set[str]:
                 continue
             sites += 1
             for node in _walk(resource.get("config") or {}):
-                for item in node.get("appSettings") or []:
+                items = node.get("appSettings") or []
+                if isinstance(items, dict):  # concat([...literal...], <Key Vault references>)
+                    items = [
+                        i
+                        for a in items["function"]["parameters"].values()
+                        if isinstance(a, list)
+                        for i in a
+                    ]
+                for item in items:
                     if isinstance(item, dict) and isinstance(item.get("name"), str):
                         names.add(item["name"])
     assert sites, "no Microsoft.Web/sites resource found in infra/"

@@ -136,6 +136,21 @@ def render(node: Any) -> str:
     raise TypeError(f"unexpected node {node!r}")
 
 
+def literal_app_settings(site_body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The literal app settings of a site: ``appSettings`` is ``concat([...], <variable>)``.
+
+    The variable (the Key Vault references, built by a for-expression) is checked on its own.
+    """
+    node = site_body["properties"]["siteConfig"]["appSettings"]
+    if isinstance(node, list):
+        return node
+    fn = node["function"]
+    assert fn["type"] == "concat", f"appSettings is {render(node)}"
+    lists = [arg for arg in fn["parameters"].values() if isinstance(arg, list)]
+    assert len(lists) == 1, f"appSettings is {render(node)}"
+    return lists[0]
+
+
 def param_default(path: Path, name: str) -> Any:
     return parse(path)["parameters"][name]["default"]
 

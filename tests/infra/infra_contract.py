@@ -127,6 +127,13 @@ ROLE_STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
 ROLE_STORAGE_QUEUE_DATA_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
 ROLE_STORAGE_TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
 ROLE_MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
+#: Key Vault data-plane roles (built-in roles, Security category, learn.microsoft.com
+#: role-based-access-control/built-in-roles/security): "Read secret contents" (getSecret,
+#: readMetadata) and "Perform any action on the secrets of a key vault, except manage
+#: permissions". Both "only work for key vaults that use the 'Azure role-based access
+#: control' permission model".
+ROLE_KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+ROLE_KEY_VAULT_SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
 ALLOWED_ROLES = frozenset(
     {
         ROLE_STORAGE_BLOB_DATA_OWNER,
@@ -135,6 +142,8 @@ ALLOWED_ROLES = frozenset(
         ROLE_STORAGE_QUEUE_DATA_CONTRIBUTOR,
         ROLE_STORAGE_TABLE_DATA_CONTRIBUTOR,
         ROLE_MONITORING_METRICS_PUBLISHER,
+        ROLE_KEY_VAULT_SECRETS_USER,
+        ROLE_KEY_VAULT_SECRETS_OFFICER,
     }
 )
 #: Broad or key-granting roles that must not appear anywhere in infra/.
@@ -145,6 +154,7 @@ FORBIDDEN_ROLES = frozenset(
         "17d1049b-9a84-46fb-8f53-869881c3d3ab",  # Storage Account Contributor (key access)
         "81a9662b-bebf-436f-a333-f67b29880f12",  # Storage Account Key Operator Service Role
         "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",  # User Access Administrator
+        "00482a5a-887f-4fb3-b363-3b7fe8e74483",  # Key Vault Administrator (all data, keys too)
     }
 )
 # Principal kinds: the app's UAMI, the Event Grid topic's identity, the optional operator.
@@ -159,6 +169,8 @@ EXPECTED_ROLE_ASSIGNMENTS = frozenset(
         (APP, ROLE_STORAGE_QUEUE_DATA_CONTRIBUTOR, "Microsoft.Storage/storageAccounts", None),
         (APP, ROLE_STORAGE_TABLE_DATA_CONTRIBUTOR, "Microsoft.Storage/storageAccounts", None),
         (APP, ROLE_MONITORING_METRICS_PUBLISHER, "Microsoft.Insights/components", None),
+        (APP, ROLE_KEY_VAULT_SECRETS_USER, "Microsoft.KeyVault/vaults", None),
+        (OPERATOR, ROLE_KEY_VAULT_SECRETS_OFFICER, "Microsoft.KeyVault/vaults", None),
         (
             EVENT_GRID,
             ROLE_STORAGE_BLOB_DATA_CONTRIBUTOR,
@@ -191,6 +203,23 @@ EXPECTED_ROLE_ASSIGNMENTS = frozenset(
         ),
     }
 )
+
+#: Role assignments that exist only when the optional Key Vault is deployed (condition
+#: ``grantVaultAccess``, and the operator's also needs an operator).
+VAULT_ROLE_ASSIGNMENTS = frozenset(
+    {
+        (APP, ROLE_KEY_VAULT_SECRETS_USER, "Microsoft.KeyVault/vaults", None),
+        (OPERATOR, ROLE_KEY_VAULT_SECRETS_OFFICER, "Microsoft.KeyVault/vaults", None),
+    }
+)
+
+# -- optional Key Vault (infra/modules/keyvault.bicep) -----------------------------------------
+VAULT_FILE = INFRA / "modules" / "keyvault.bicep"
+#: main.bicep parameters: the switch (off by default) and the references to wire.
+VAULT_SWITCH = "enableVault"
+VAULT_REFERENCES = "vaultReferences"
+#: The documented reference form, without a version (the latest secret version is used).
+VAULT_REFERENCE_VALUE = "@Microsoft.KeyVault(VaultName=${vaultName};SecretName=${entry.value})"
 
 # -- Microsoft Graph app roles of the managed identity --------------------------------------
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
@@ -237,5 +266,7 @@ ALLOWED_CHECKOV_SKIPS = frozenset(
         ("CKV_AZURE_17", "Microsoft.Web/sites.functionApp"),
         ("CKV_AZURE_212", "Microsoft.Web/sites.functionApp"),
         ("CKV_AZURE_213", "Microsoft.Web/sites.functionApp"),
+        ("CKV_AZURE_109", "Microsoft.KeyVault/vaults.vault"),
+        ("CKV_AZURE_189", "Microsoft.KeyVault/vaults.vault"),
     }
 )

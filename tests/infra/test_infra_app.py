@@ -26,7 +26,7 @@ def _site() -> bm.Resource:
 
 
 def _settings() -> dict[str, str]:
-    items = _site().body["properties"]["siteConfig"]["appSettings"]
+    items = bm.literal_app_settings(_site().body)
     names = [i["name"] for i in items]
     assert len(names) == len(set(names)), f"duplicate app settings: {names}"
     return {i["name"]: bm.render(i["value"]) for i in items}

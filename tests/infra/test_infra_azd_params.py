@@ -91,10 +91,7 @@ def test_sources_parameter_is_an_object_turned_into_json_text_for_the_app_settin
     body, _ = bm.module(MAIN, "functionApp")
     assert body["params"]["connectorSources"] == "connectorSources"
     site = bm.one(APP, "Microsoft.Web/sites")
-    settings = {
-        s["name"]: bm.render(s["value"])
-        for s in site.body["properties"]["siteConfig"]["appSettings"]
-    }
+    settings = {s["name"]: bm.render(s["value"]) for s in bm.literal_app_settings(site.body)}
     assert settings["CONNECTOR_SOURCES"] == "string(connectorSources)"
     # The file must stay valid JSON as written: azd parses it before substituting.
     raw = json.loads(PARAMETERS.read_text())["parameters"]
@@ -149,8 +146,9 @@ def test_every_parameter_resolves_with_only_the_documented_required_values() -> 
     params = _resolve({"CONNECTOR_SOURCES": VALUES["one-line"]})
     declared = bm.parse(MAIN)["parameters"]
     file_params = set(json.loads(PARAMETERS.read_text())["parameters"])
-    # Only AZURE_RESOURCE_GROUP_NAME (empty default: rg-<env>) may drop out.
-    assert set(params) == file_params - {"resourceGroupName"}
+    # Only AZURE_RESOURCE_GROUP_NAME (empty default: rg-<env>) and VAULT_REFERENCES (unset: the
+    # template default {}, no Key Vault references) may drop out.
+    assert set(params) == file_params - {"resourceGroupName", "vaultReferences"}
     for name, value in params.items():
         kind = declared[name]["type"]
         if kind == "int":

@@ -22,6 +22,7 @@ EXPECTED_FILES = {
     "modules/functionapp.bicep",
     "modules/graph-permissions.bicep",
     "modules/identity.bicep",
+    "modules/keyvault.bicep",
     "modules/monitoring.bicep",
     "modules/rbac.bicep",
     "modules/storage.bicep",

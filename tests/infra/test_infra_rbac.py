@@ -11,6 +11,7 @@ from infra_contract import (
     FORBIDDEN_ROLES,
     INFRA,
     OPERATOR,
+    VAULT_ROLE_ASSIGNMENTS,
 )
 
 RBAC = bm.module_path("rbac.bicep")
@@ -19,7 +20,11 @@ ROLE_REF = (
     r"subscription_resource_id\(Microsoft\.Authorization/roleDefinitions, "
     r"roles\.(\w+), null, null\)"
 )
-WHOLE_RESOURCE_SCOPES = ("Microsoft.Storage/storageAccounts", "Microsoft.Insights/components")
+WHOLE_RESOURCE_SCOPES = (
+    "Microsoft.Storage/storageAccounts",
+    "Microsoft.Insights/components",
+    "Microsoft.KeyVault/vaults",
+)
 
 
 def _assignments() -> set[tuple[str, str, str, str | None]]:
@@ -40,8 +45,16 @@ def _assignments() -> set[tuple[str, str, str, str | None]]:
         assert bm.render(ra.body["name"]) == (
             f"guid({scope.symbol}.id, {props['principalId']}, roles.{match.group(1)})"
         )
+        key = (props["principalId"], guid, scope.type, scope_name)
+        operator_condition = "!empty(operatorPrincipalId)"
+        if key in VAULT_ROLE_ASSIGNMENTS:  # only with the optional vault
+            operator_condition = f"and(grantVaultAccess, {operator_condition})"
+            if props["principalId"] != OPERATOR:
+                assert ra.condition == "grantVaultAccess", ra.symbol
+        elif props["principalId"] != OPERATOR:
+            assert ra.condition is None, ra.symbol
         if props["principalId"] == OPERATOR:
-            assert bm.render(ra.condition) == "!empty(operatorPrincipalId)"
+            assert bm.render(ra.condition) == operator_condition, ra.symbol
             assert props["principalType"] == "operatorPrincipalType"
         else:
             assert props["principalType"] == "ServicePrincipal"
@@ -78,3 +91,5 @@ def test_rbac_module_principals_come_from_the_identities() -> None:
     assert params["eventGridPrincipalId"] == "eventGrid.outputs.principalId"
     assert params["operatorPrincipalId"] == "principalId"
     assert params["deadLetterContainerName"] == "deadLetterContainerName"
+    assert params["vaultName"] == "vaultName"
+    assert params["grantVaultAccess"] == "enableVault"
