@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connector.config import parse_sources
 from connector.extract_time import (
@@ -108,3 +110,20 @@ def test_a_configured_pattern_that_does_not_match_falls_back_to_the_defaults() -
     assert (got.at, got.basis) == (datetime(2026, 1, 1, 2, 3, 4, tzinfo=UTC), "name-pattern")
     got = emp.extract_time_of("employees/hr_2026-02-01.csv", ARRIVED)
     assert (got.at, got.basis) == (datetime(2026, 2, 1, tzinfo=UTC), "name")
+
+
+@settings(max_examples=300, derandomize=True)
+@given(
+    st.text(alphabet="0123456789-_T :Z+/\\.hrcsv", max_size=40),
+)
+def test_any_file_name_gives_a_utc_time_or_none(name: str) -> None:
+    got = date_in_name(name)
+    assert got is None or got.utcoffset() == timedelta(0)
+
+
+@settings(max_examples=200, derandomize=True)
+@given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2099, 12, 31)))
+def test_a_written_time_reads_back(ts: datetime) -> None:
+    ts = ts.replace(microsecond=0, tzinfo=UTC)
+    assert date_in_name(f"hr_{ts:%Y%m%dT%H%M%S}.csv") == ts
+    assert date_in_name(f"hr_{ts:%Y-%m-%d}.csv") == ts.replace(hour=0, minute=0, second=0)
