@@ -127,3 +127,47 @@ def test_the_cli_orders_an_undated_file_by_its_modification_time(tmp_path: Path)
     os.utime(path, (T0.timestamp(), T0.timestamp()))
     assert _file_time(path) == T0
     assert _file_time(tmp_path / "missing.csv") is None
+
+
+def test_cli_sync_supersedes_an_undated_file_older_by_its_modification_time(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    from connector.emulator.config import EmulatorConfig, JobConfig
+    from connector.emulator.server import run_emulator
+    from connector.sample import churn_extract, generate_extract
+    from tests.cli.helpers import invoke, write_config
+    from tests.sync.emuworld import JOB, SP
+
+    config = write_config(tmp_path / "sources.yaml")
+    f1, f2, f3 = (tmp_path / n for n in ("hr_a.csv", "hr_b.csv", "hr_c.csv"))
+    generate_extract(f1, 40, seed=1)
+    churn_extract(f1, f2, churn=0.05, seed=2)
+    churn_extract(f1, f3, churn=0.05, seed=3)
+    for k, path in enumerate((f1, f2, f3)):
+        at = (T0 + timedelta(hours=k)).timestamp()
+        os.utime(path, (at, at))
+    common = ["--config", str(config), "--state", str(tmp_path / "state")]
+    with run_emulator(EmulatorConfig(jobs=[JobConfig(service_principal_id=SP, job_id=JOB)])) as emu:
+        net = ["--endpoint", emu.endpoint_url, "--token", emu.token, "--allow-loopback"]
+        for path in (f1, f3):
+            out = invoke("sync", str(path), "--source", "employees", *common, *net)
+            assert "uploaded" in out
+            assert "warning: extract time unknown" not in out
+        late = invoke("sync", str(f2), "--source", "employees", *common, *net)
+    assert "superseded" in late, late
+    assert "older than the last one applied" in " ".join(late.split()), late
+
+
+def test_cli_dry_run_of_a_dated_file_has_no_ordering_warning(tmp_path: Path) -> None:
+    from connector.sample import generate_extract
+    from tests.cli.helpers import invoke, write_config
+
+    config = write_config(tmp_path / "sources.yaml")
+    extract = tmp_path / "hr_2026-03-01.csv"
+    generate_extract(extract, 5, seed=1)
+    common = ["--config", str(config), "--state", str(tmp_path / "state")]
+    out = invoke("sync", str(extract), "--source", "employees", *common, "--dry-run")
+    assert "dry run" in out
+    assert "warning: extract time unknown" not in out
