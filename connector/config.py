@@ -44,6 +44,7 @@ from pydantic import (
 )
 
 from connector.errors import ConfigError
+from connector.extract_time import ExtractTime, decide_extract_time
 from connector.graph.endpoint import Cloud, cloud_for_host
 from connector.sources.models import RestSettings, SqlSettings
 from connector.sources.schedule import parse_schedule
@@ -224,7 +225,8 @@ _MATCH_SCHEMA: dict[str, Any] = {
 
 
 class ExtractTimestamp(_Model):
-    """Reads the extract's timestamp from its file name (else the upload time is used).
+    """Reads the extract's timestamp from its file name with the source's own pattern
+    (else the default rules of :mod:`connector.extract_time` apply).
 
     ``pattern`` is a regular expression searched in the file name (not the folder); its
     group ``group`` is parsed with ``format`` (``datetime.strptime``). A time without a
@@ -417,14 +419,22 @@ class Source(_Model):
             path = self._base_dir / path
         return path
 
-    def extract_time(self, file_name: str, uploaded_at: datetime) -> datetime:
-        """When the extract was taken: from the file name if configured and matching,
-        else ``uploaded_at``."""
+    def extract_time(
+        self, file_name: str, uploaded_at: datetime, file_time: datetime | None = None
+    ) -> datetime:
+        """When the extract was taken (see :meth:`extract_time_of`)."""
+        return self.extract_time_of(file_name, uploaded_at, file_time).at
+
+    def extract_time_of(
+        self, file_name: str, uploaded_at: datetime, file_time: datetime | None = None
+    ) -> ExtractTime:
+        """When the extract was taken and from what: this source's ``extract_timestamp``
+        pattern if configured and matching, else a date in the file name, else
+        ``file_time`` (the blob's or file's own time), else ``uploaded_at`` (arrival)."""
+        configured = None
         if self.extract_timestamp is not None:
-            ts = self.extract_timestamp.parse(file_name)
-            if ts is not None:
-                return ts
-        return uploaded_at
+            configured = self.extract_timestamp.parse(file_name)
+        return decide_extract_time(configured, file_name, file_time, uploaded_at)
 
 
 class Reconciliation(_Model):

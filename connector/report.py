@@ -144,6 +144,8 @@ class ReportInput:
     batches_total: int = 0
     batches_done: int = 0
     extract_at: datetime | None = None
+    ordering_warning: str | None = None
+    """Only the arrival time orders this run (see :mod:`connector.extract_time`)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     command_flags: str = ""
     """Flags naming the config and state for the commands the report suggests
@@ -172,6 +174,7 @@ def build_report_json(data: ReportInput) -> bytes:
         "status": data.status,
         "generatedAt": data.generated_at.isoformat(),
         "extractAt": data.extract_at.isoformat() if data.extract_at else None,
+        "orderingWarning": data.ordering_warning,
         "heldReason": data.held_reason,
         "failedReason": data.failed_reason,
         "jobHealth": data.job_health,
@@ -334,7 +337,8 @@ def _header(data: ReportInput) -> str:
 
 
 def _attention(data: ReportInput) -> str:
-    """Held (with what approving sends), stopped and job-health notes; empty if none."""
+    """Held (with what approving sends), stopped, job-health and ordering notes; empty if
+    none."""
     alerts: list[str] = []
     flags = data.command_flags or PLACEHOLDER_FLAGS
     if data.held_reason:
@@ -358,6 +362,10 @@ def _attention(data: ReportInput) -> str:
     if data.job_health:
         alerts.append(
             f'<p class="alert err"><strong>Provisioning job.</strong> {_e(data.job_health)}</p>'
+        )
+    if data.ordering_warning:
+        alerts.append(
+            f'<p class="alert"><strong>Ordered by arrival.</strong> {_e(data.ordering_warning)}</p>'
         )
     return f'<section class="wide"><h2>Attention</h2>{"".join(alerts)}</section>' if alerts else ""
 

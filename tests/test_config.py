@@ -187,7 +187,9 @@ def test_extract_time_from_name_else_upload_time() -> None:
     assert emp.extract_time("employees/hr_latest.csv", uploaded) == uploaded
     assert emp.extract_time("employees/hr_20261399T000000.csv", uploaded) == uploaded
     con = parse_sources(CONFIG).source("contractors")
-    assert con.extract_time("vendors/20260101.csv", uploaded) == uploaded
+    assert con.extract_time("vendors/latest.csv", uploaded) == uploaded
+    # Without a pattern, a date in the name is still the extract time (the default rules).
+    assert con.extract_time("vendors/20260101.csv", uploaded) == datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

@@ -158,6 +158,8 @@ def print_summary(summary: RunSummary, console: Console, flags: str = "") -> Non
         console.print(f"  [red]reason:[/red] {escape(first_line(summary.failed_reason))}")
     if summary.job_health:
         console.print(f"  [red]job:[/red] {escape(summary.job_health)}")
+    if summary.ordering_warning:
+        console.print(f"  [yellow]warning:[/yellow] {escape(summary.ordering_warning)}")
     if summary.reports and not summary.dry_run:
         console.print(f"  report:  {summary.reports.get('report.html')}", soft_wrap=True)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -135,6 +136,7 @@ def _sync_file(
                 source,
                 extract.name,
                 extract,
+                file_time=_file_time(extract),
                 dry_run=dry_run,
                 full_resend=full_resend,
                 progress=progress,
@@ -147,6 +149,15 @@ def _sync_file(
                 soft_wrap=True,
             )
     return summary
+
+
+def _file_time(extract: Path) -> datetime | None:
+    """The extract file's modification time (UTC), which orders extracts whose name holds no
+    date; creation time is not portable across file systems. None if it cannot be read."""
+    try:
+        return datetime.fromtimestamp(extract.stat().st_mtime, UTC)
+    except (OSError, OverflowError, ValueError):
+        return None
 
 
 def _sync_engine(

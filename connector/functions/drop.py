@@ -66,6 +66,7 @@ class DropHandler:
                 blob_name,
                 io.BytesIO(data),
                 incoming.received_at,
+                file_time=incoming.received_at,  # the blob's creation time
                 resume_waiting=True,
             )
         except ConcurrentRunError:

@@ -26,6 +26,7 @@ import httpx
 from connector.clock import Clock
 from connector.config import Source, SourcesConfig
 from connector.errors import ConcurrentRunError, ConnectorError, PermissionDeniedError, RunError
+from connector.extract_time import ordering_warning
 from connector.reconcile import JobHealth, check_job_health
 from connector.state.base import SourceLock
 from connector.state.store import StateStore
@@ -57,6 +58,8 @@ log = logging.getLogger(__name__)
 
 _REPLANNABLE = (RunState.FAILED, RunState.RECEIVED, RunState.PLANNED)
 """States of a run that stopped before sending anything: its file is planned again."""
+Arrival = tuple[datetime, datetime | None]
+"""When the bytes arrived, and the file's own time (blob creation / modification), if known."""
 
 
 class Engine:
@@ -133,6 +136,7 @@ class Engine:
         stream: IO[bytes] | Path,
         received_at: datetime | None = None,
         *,
+        file_time: datetime | None = None,
         dry_run: bool = False,
         full_resend: bool = False,
         progress: ProgressCallback | None = None,
@@ -144,7 +148,9 @@ class Engine:
         ``stream`` its bytes (a binary stream or a path). A dry run plans and reports
         counts without writing anything. ``resume_waiting``: a redelivered file whose run
         is waiting (``uploading``) resumes that run (at-least-once delivery: the
-        redelivery is the retry).
+        redelivery is the retry). ``file_time``: the file's own time (its blob's creation
+        or its modification time), which orders extracts whose name holds no date
+        (:mod:`connector.extract_time`).
         """
         src = self.config.source(source)
         received = received_at or self.clock.now()
@@ -155,8 +161,10 @@ class Engine:
         with spooled(stream, name) as (path, sha):
             run_id = make_run_id(src.name, sha)
             if dry_run:
-                return self._dry_run(src, name, path, run_id, received, full_resend)
-            summary = await self._ingest(src, name, path, run_id, received, full_resend, progress)
+                return self._dry_run(src, name, path, run_id, (received, file_time), full_resend)
+            summary = await self._ingest(
+                src, name, path, run_id, (received, file_time), full_resend, progress
+            )
         if resume_waiting and summary.duplicate and summary.state == RunState.UPLOADING.value:
             return await self._resume_redelivered(summary, progress)
         return summary
@@ -174,16 +182,19 @@ class Engine:
         return resumed
 
     def _dry_run(
-        self, src: Source, name: str, path: Path, run_id: str, received: datetime, full: bool
+        self, src: Source, name: str, path: Path, run_id: str, arrival: Arrival, full: bool
     ) -> RunSummary:
-        seen, existing = self.order.delivery(src, run_id, name, received)
+        seen, existing = self.order.delivery(src, run_id, name, *arrival)
+        extract = src.extract_time_of(name, *arrival)
         if existing is not None and (existing.state not in _REPLANNABLE or existing.batches):
             # What a real sync would do: nothing, the file was already received.
             summary = self.reporter.summary(existing)
             summary.duplicate = summary.dry_run = True
             summary.batches_total = summary.batches_done = 0
             return summary
-        return self.planner.dry_run(src, name, path, seen, full_resend=full)
+        summary = self.planner.dry_run(src, name, path, seen, full_resend=full)
+        summary.ordering_warning = ordering_warning(extract.basis)
+        return summary
 
     async def _ingest(
         self,
@@ -191,13 +202,13 @@ class Engine:
         name: str,
         path: Path,
         run_id: str,
-        received: datetime,
+        arrival: Arrival,
         full_resend: bool,
         progress: ProgressCallback | None,
     ) -> RunSummary:
         with self.runs.lock(src.name, self.owner) as lock:
             self.sender.repair(src.name)
-            run_id, existing = self.order.delivery(src, run_id, name, received)
+            run_id, existing = self.order.delivery(src, run_id, name, *arrival)
             if existing is not None and (existing.state not in _REPLANNABLE or existing.batches):
                 log.info("run %s: file already received; nothing to do", run_id)
                 summary = self.reporter.summary(existing)
@@ -211,7 +222,7 @@ class Engine:
                 journal.receive_again(self.clock.now(), f"file {name} received again")
                 self.runs.save(journal)
             else:
-                journal = self._receive(src, run_id, name, received, lock)
+                journal = self._receive(src, run_id, name, arrival, lock)
             if src.mode == "delta":
                 # Changes only, applied in extract order: older runs go first (this one
                 # queues behind any that cannot finish now).
@@ -224,8 +235,10 @@ class Engine:
             return self.reporter.summary(journal)
 
     def _receive(
-        self, src: Source, run_id: str, name: str, received: datetime, lock: SourceLock
+        self, src: Source, run_id: str, name: str, arrival: Arrival, lock: SourceLock
     ) -> Journal:
+        received, file_time = arrival
+        extract = src.extract_time_of(name, received, file_time)
         journal = Journal(
             run_id=run_id,
             source=src.name,
@@ -233,10 +246,14 @@ class Engine:
             file=name,
             kind="extract",
             received_at=received,
-            extract_at=src.extract_time(name, received),
+            extract_at=extract.at,
+            extract_basis=extract.basis,
             lock=lock,
         )
         journal.event(self.clock.now(), f"file {name}")
+        if extract.basis == "arrival":
+            journal.event(self.clock.now(), "ordered by arrival time (no date in the file name)")
+            log.warning("run %s: no extract time in the file name; ordered by arrival", run_id)
         self.runs.create(journal)
         log.info("run %s: received for source %s", run_id, src.name)
         return journal

@@ -276,6 +276,7 @@ _OPTIONAL: dict[str, str] = {
     "rejected_omitted": "rejectedOmitted",
     "rejected_by_reason": "rejectedByReason",
     "full_resend": "fullResend",
+    "extract_basis": "extractBasis",
     "records_kept": "recordsKept",
     "hold": "hold",
     "held_reason": "heldReason",
@@ -337,6 +338,9 @@ class Journal:
     kind: str = "extract"
     received_at: datetime | None = None
     extract_at: datetime | None = None
+    extract_basis: str | None = None
+    """What ``extract_at`` was taken from (:data:`connector.extract_time.ExtractTimeBasis`);
+    None for runs recorded before it was kept."""
     timeline: list[JournalEvent] = field(default_factory=list)
     batches: list[AckedBatch] = field(default_factory=list)
     indexed: int = 0

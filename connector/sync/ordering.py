@@ -50,7 +50,12 @@ class RunOrder:
         return sorted(found, key=lambda j: j.order)
 
     def delivery(
-        self, src: Source, run_id: str, name: str, received: datetime
+        self,
+        src: Source,
+        run_id: str,
+        name: str,
+        received: datetime,
+        file_time: datetime | None = None,
     ) -> tuple[str, Journal | None]:
         """The run a delivered file belongs to, and its journal if it exists.
 
@@ -63,7 +68,7 @@ class RunOrder:
         existing = self.runs.load(src.name, run_id)
         if existing is None:
             return run_id, None
-        new_at = src.extract_time(name, received)
+        new_at = src.extract_time(name, received, file_time)
         old_at = existing.extract_at
         last = self.runs.last_applied(src.name)
         if old_at is None or new_at <= old_at or last is None or last <= old_at:

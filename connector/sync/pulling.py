@@ -190,6 +190,7 @@ class Puller:
                     path.name,
                     path,
                     received_at=now,
+                    file_time=now,  # the snapshot was taken now: its extract time
                     dry_run=dry_run,
                     resume_waiting=not dry_run,
                 )

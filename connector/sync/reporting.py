@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from connector.errors import DocumentConflictError
+from connector.extract_time import ordering_warning
 from connector.reconcile import outcome_label
 from connector.report import RecordRow, ReportInput, TimelineEvent, write_reports
 from connector.report_index import IndexRow, RunNav, build_index_html
@@ -100,6 +101,7 @@ class Reporter:
             batches_total=journal.batches_total or 0,
             batches_done=len(journal.batches),
             extract_at=journal.extract_at,
+            ordering_warning=ordering_warning(journal.extract_basis),
             extra={
                 "isolation": {"calls": journal.isolation_calls, "cap": self.ctx.isolation_calls}
             },
@@ -234,4 +236,5 @@ class Reporter:
             isolation_calls=journal.isolation_calls,
             reports=self.runs.report_locations(journal.source, journal.run_id),
             received_at=to_iso(journal.received_at) if journal.received_at else None,
+            ordering_warning=ordering_warning(journal.extract_basis),
         )

@@ -46,6 +46,9 @@ class RunSummary:
     """Extra bulkUpload calls the run spent finding the records 400s were about."""
     reports: dict[str, str] = field(default_factory=dict)
     received_at: str | None = None
+    ordering_warning: str | None = None
+    """Set when only the arrival time orders this run (no date in the name, no file time):
+    an older file arriving late would be applied (:mod:`connector.extract_time`)."""
     resumed: bool | None = None
     """A redelivered file whose run was waiting: True when that run was resumed, False when
     its source was busy (the next pass continues it); None otherwise."""
