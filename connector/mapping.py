@@ -130,7 +130,8 @@ def _resolve_simple(
                 ctx.err(
                     value.line,
                     f"{section}: {parent} has no sub-attribute {child!r}; known: "
-                    + ", ".join(subs),
+                    + ", ".join(subs)
+                    + suggest(child, subs),
                 )
                 return None
             return [(_Target(key, (*prefix, parent, child), subs[child], value.line), value)]
@@ -146,6 +147,18 @@ def _resolve_simple(
                     value,
                 )
             ]
+        if isinstance(value.v, dict) and any(
+            c in subs or suggest(c, subs) for c in value.v
+        ):  # a nested block with a misspelt sub-attribute
+            for c, v in value.v.items():
+                if c not in subs:
+                    ctx.err(
+                        v.line,
+                        f"{section}: {parent} has no sub-attribute {c!r}; known: "
+                        + ", ".join(subs)
+                        + suggest(c, subs),
+                    )
+            return None
         ctx.err(
             value.line,
             f"{section}: {parent} is complex; map its sub-attributes ({', '.join(subs)})"
