@@ -104,6 +104,17 @@ class _Target:
     line: int
 
 
+def _no_sub_attribute(
+    section: str, parent: str, child: str, subs: dict[str, str], line: int, ctx: Context
+) -> None:
+    ctx.err(
+        line,
+        f"{section}: {parent} has no sub-attribute {child!r}; known: "
+        + ", ".join(subs)
+        + suggest(child, subs),
+    )
+
+
 def _resolve_simple(
     section: str, key: str, value: YamlValue, ctx: Context
 ) -> list[tuple[_Target, YamlValue]] | None:
@@ -127,12 +138,7 @@ def _resolve_simple(
         subs: dict[str, str] = kind
         if child:
             if child not in subs:
-                ctx.err(
-                    value.line,
-                    f"{section}: {parent} has no sub-attribute {child!r}; known: "
-                    + ", ".join(subs)
-                    + suggest(child, subs),
-                )
+                _no_sub_attribute(section, parent, child, subs, value.line, ctx)
                 return None
             return [(_Target(key, (*prefix, parent, child), subs[child], value.line), value)]
         if isinstance(value.v, dict) and value.v and set(value.v) <= set(subs):
@@ -152,12 +158,7 @@ def _resolve_simple(
         ):  # a nested block with a misspelt sub-attribute
             for c, v in value.v.items():
                 if c not in subs:
-                    ctx.err(
-                        v.line,
-                        f"{section}: {parent} has no sub-attribute {c!r}; known: "
-                        + ", ".join(subs)
-                        + suggest(c, subs),
-                    )
+                    _no_sub_attribute(section, parent, c, subs, v.line, ctx)
             return None
         ctx.err(
             value.line,
