@@ -25,9 +25,15 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from connector.cli.common import EXIT_USAGE, error_lines, exit_code_for, fail
+from connector.cli.common import (
+    EXIT_USAGE,
+    config_error_lines,
+    error_lines,
+    exit_code_for,
+    fail,
+)
 from connector.cli.jsonout import emit_error
-from connector.errors import ConnectorError
+from connector.errors import ConfigError, ConnectorError
 
 if TYPE_CHECKING:
     from connector.sync.summary import RunSummary
@@ -102,6 +108,8 @@ def failing(
         if as_json:
             emit_error(error_lines(exc, command=command or "", auth=auth)[0][7:], exit_code=code)
         if command is None:
-            typer.secho(f"error: {' '.join(str(exc).split())}", fg="red", err=True)
+            lines = config_error_lines(exc) if isinstance(exc, ConfigError) else [f"error: {exc}"]
+            for line in lines:
+                typer.secho(line, fg="red", err=True)
             raise typer.Exit(code=code) from exc
         raise fail(exc, command=command, auth=auth, code=code) from exc

@@ -91,6 +91,7 @@ def sync_command(
 
     Syncing the file of a run left waiting (quota, back-pressure, outage) continues it.
     Without an extract, a ``sql`` or ``rest`` source is pulled and its snapshot synced.
+    Exits 0 when uploaded, 1 failed or blocked, 2 usage, 4 held, 5 waiting.
     """
     console = new_console(stderr=as_json)
     if extract is not None:
