@@ -133,6 +133,9 @@ def test_run_commands_print_one_json_document_and_exit_by_the_table(tmp_path: Pa
         assert shown["held"] is not None
         report = doc("report", first["run_id"], *state, kind="report")
         assert Path(report["paths"]["report.html"]).is_file()
+        resumed = doc("runs", "resume", first["run_id"], *state, *net)
+        assert resumed["run"] is None
+        assert resumed["state"] in {"reconciling", "done"}
         dropped = doc("runs", "discard", held["run_id"], *state)["run"]
         assert dropped["state"] == "discarded"
         missing = doc("runs", "show", "employees-nope", *state, code=1, kind="error")
@@ -162,3 +165,33 @@ def test_endpoint_token_state_and_config_come_from_the_environment(tmp_path: Pat
         listed, _ = run("runs", "list", env=env)
         assert "employees" in listed
     assert state.is_dir()
+
+
+def test_graph_and_file_commands_print_documents_of_their_kind(tmp_path: Path) -> None:
+    from tests.core.helpers import DEFAULT_MAPPING, HR_EXTRACT
+
+    checked = doc("validate", "--mapping", str(DEFAULT_MAPPING), str(HR_EXTRACT), kind="validation")
+    assert checked["errors"] == 0
+    previewed = doc(
+        "preview",
+        str(HR_EXTRACT),
+        "--mapping",
+        str(DEFAULT_MAPPING),
+        "--out",
+        str(tmp_path / "o"),
+        kind="preview",
+    )
+    assert previewed["warnings"] == []
+    with run_emulator(EmulatorConfig()) as emu:
+        net = ["--endpoint", emu.endpoint_url, "--token", emu.token, "--allow-loopback"]
+        schema = doc(
+            "schema", "add", *net, "--mapping", str(DEFAULT_MAPPING), "--dry-run", kind="schema"
+        )
+        assert schema["dry_run"] is True
+        assert doc("status", *net, kind="status")["job"]["status"]["code"]
+        assert doc("logs", *net, kind="logs")["entries"] == []
+        refused = doc(
+            "status", "--endpoint", emu.endpoint_url, "--token", emu.token, code=2, kind="error"
+        )
+        assert "--allow-loopback" in refused["error"]
+        assert emu.token not in refused["error"]
