@@ -104,6 +104,17 @@ class _Target:
     line: int
 
 
+def _no_sub_attribute(
+    section: str, parent: str, child: str, subs: dict[str, str], line: int, ctx: Context
+) -> None:
+    ctx.err(
+        line,
+        f"{section}: {parent} has no sub-attribute {child!r}; known: "
+        + ", ".join(subs)
+        + suggest(child, subs),
+    )
+
+
 def _resolve_simple(
     section: str, key: str, value: YamlValue, ctx: Context
 ) -> list[tuple[_Target, YamlValue]] | None:
@@ -127,11 +138,7 @@ def _resolve_simple(
         subs: dict[str, str] = kind
         if child:
             if child not in subs:
-                ctx.err(
-                    value.line,
-                    f"{section}: {parent} has no sub-attribute {child!r}; known: "
-                    + ", ".join(subs),
-                )
+                _no_sub_attribute(section, parent, child, subs, value.line, ctx)
                 return None
             return [(_Target(key, (*prefix, parent, child), subs[child], value.line), value)]
         if isinstance(value.v, dict) and value.v and set(value.v) <= set(subs):
@@ -146,6 +153,13 @@ def _resolve_simple(
                     value,
                 )
             ]
+        if isinstance(value.v, dict) and any(
+            c in subs or suggest(c, subs) for c in value.v
+        ):  # a nested block with a misspelt sub-attribute
+            for c, v in value.v.items():
+                if c not in subs:
+                    _no_sub_attribute(section, parent, c, subs, v.line, ctx)
+            return None
         ctx.err(
             value.line,
             f"{section}: {parent} is complex; map its sub-attributes ({', '.join(subs)})"

@@ -127,7 +127,11 @@ def when(y: YamlValue, ctx: Context) -> Condition | None:
     extra = set(spec) - {"column", *_WHEN_TESTS}
     tests = [t for t in _WHEN_TESTS if t in spec]
     if extra:
-        ctx.err(y.line, f"when has unknown keys: {', '.join(sorted(extra))}")
+        ctx.err(
+            y.line,
+            f"when has unknown keys: {', '.join(sorted(extra))}"
+            + suggest(sorted(extra)[0], ("column", *_WHEN_TESTS)),
+        )
     if len(tests) != 1:
         ctx.err(y.line, "when needs exactly one test: " + ", ".join(_WHEN_TESTS))
         return None

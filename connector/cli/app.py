@@ -14,11 +14,47 @@ value; the plain formatter wraps instead of truncating and shows flags bare. Com
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from connector.cli import core, emulator, graph, migrate, sync
+from connector.cli.exits import EXIT_CODES
 
-__all__ = ["build_app"]
+__all__ = ["build_app", "version"]
+
+_EPILOG = "Exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items()) + "."
+
+
+def version() -> str:
+    """The installed package's version (``connector --version``)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("connector")
+    except PackageNotFoundError:  # pragma: no cover - only from an uninstalled checkout
+        return "unknown"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"connector {version()}")
+        raise typer.Exit()
+
+
+def _root(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_show_version,
+            is_eager=True,
+            help="Print the connector's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """HR-to-Entra ID provisioning connector."""
 
 
 def build_app() -> typer.Typer:
@@ -29,7 +65,9 @@ def build_app() -> typer.Typer:
         add_completion=False,
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
+        epilog=_EPILOG,
     )
+    app.callback()(_root)
     for module in (core, migrate, emulator, graph, sync):
         module.register(app)
     return app

@@ -62,7 +62,13 @@ AUTH_KINDS = ("default", "managed-identity", "certificate", "secret")
 """The ``--auth`` values (azure.identity credentials ``build_credential`` knows)."""
 
 TokenOpt = Annotated[
-    str | None, typer.Option("--token", help="Static bearer token (emulator or Graph Explorer).")
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="CONNECTOR_TOKEN",
+        show_envvar=True,
+        help="Static bearer token (emulator or Graph Explorer); never printed.",
+    ),
 ]
 TenantOpt = Annotated[str | None, typer.Option("--tenant-id", help="Tenant for cert/secret.")]
 CertOpt = Annotated[
@@ -89,9 +95,12 @@ def iso_utc(moment: datetime | None, missing: str = "?") -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def console() -> Console:
-    """A rich console for command output: plain text (no colours) and 160 columns off a terminal."""
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+def console(*, stderr: bool = False) -> Console:
+    """A rich console for command output: plain text (no colours) and 160 columns off a terminal.
+
+    ``stderr``: for ``--json``, whose stdout is the JSON document alone."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(highlight=False, width=None if stream.isatty() else 160, stderr=stderr)
 
 
 def _azure_cause(exc: BaseException) -> BaseException | None:

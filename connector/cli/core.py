@@ -15,13 +15,13 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import orjson
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from connector.cli.common import config_error_lines, exit_code_for
+from connector.cli.jsonout import emit
 from connector.csv_out import write_csv
 from connector.errors import ConfigError, ExtractError, RejectedShareExceededError
 from connector.extract import ExtractStats, RejectedRow
@@ -316,8 +316,7 @@ def _validate_source(
 
 def _print_validation(report: ValidationReport, rows: bool, as_json: bool) -> None:
     if as_json:
-        sys.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
-        sys.stdout.write("\n")
+        emit("validation", report.to_dict(), exit_code=0 if report.ok else 1)
     else:
         for problem in report.problems:
             print(problem)
@@ -371,8 +370,7 @@ def preview_command(
     for warning in summary.warnings:  # also in --json; stderr keeps stdout parseable
         print(f"warning: {warning}", file=sys.stderr)
     if as_json:
-        sys.stdout.write(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode())
-        sys.stdout.write("\n")
+        emit("preview", summary.to_dict(), exit_code=1 if summary.error else 0)
     else:
         _print_summary(summary, console)
     if summary.error:

@@ -20,7 +20,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import orjson
 import typer
 from rich import box
 from rich.table import Table
@@ -31,11 +30,14 @@ from connector.cli.common import (
     TenantOpt,
     TokenOpt,
     console,
+    error_lines,
+    exit_code_for,
     expand_options,
     fail,
     iso_utc,
     quiet_credential_logs,
 )
+from connector.cli.jsonout import JsonOpt, emit, emit_error
 from connector.errors import ConfigError, ConnectorError
 
 if TYPE_CHECKING:
@@ -54,6 +56,7 @@ EndpointOpt = Annotated[
     str,
     typer.Option(
         "--endpoint",
+        envvar="CONNECTOR_ENDPOINT",
         help="Provisioning API endpoint URL as the Entra portal shows it (…/bulkUpload).",
     ),
 ]
@@ -61,6 +64,7 @@ AuthOpt = Annotated[
     str,
     typer.Option(
         "--auth",
+        envvar="CONNECTOR_AUTH",
         help="Credential: default, managed-identity, certificate or secret.",
     ),
 ]
@@ -75,10 +79,10 @@ LoopbackOpt = Annotated[
     bool,
     typer.Option(
         "--allow-loopback",
+        envvar="CONNECTOR_ALLOW_LOOPBACK",
         help="Allow a loopback endpoint (the local emulator) to receive the token.",
     ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
 class StatusFilter(StrEnum):
@@ -119,13 +123,19 @@ def parse_since(text: str, now: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _run(make: Callable[[], Coroutine[Any, Any, T]], *, command: str, auth: str) -> T:
-    """Run the command's coroutine; a ConnectorError becomes one short error and exit 1."""
+def _run(
+    make: Callable[[], Coroutine[Any, Any, T]], *, command: str, auth: str, as_json: bool = False
+) -> T:
+    """Run the command's coroutine; a ConnectorError becomes one short error and exit 1
+    (2 for a configuration error), also a ``{"kind": "error"}`` document with ``as_json``."""
     try:
         with quiet_credential_logs():
             return asyncio.run(make())
     except ConnectorError as exc:
-        raise fail(exc, command=command, auth=auth) from exc
+        code = exit_code_for(exc)
+        if as_json:
+            emit_error(error_lines(exc, command=command, auth=auth)[0][7:], exit_code=code)
+        raise fail(exc, command=command, auth=auth, code=code) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,9 +269,9 @@ def status_command(
         async with client:
             return await client.get_job()
 
-    job = _run(main, command="status", auth=graph.auth)
+    job = _run(main, command="status", auth=graph.auth, as_json=as_json)
     if as_json:
-        typer.echo(job.model_dump_json(by_alias=True, exclude_none=True, indent=2))
+        emit("status", {"job": job.model_dump(mode="json", by_alias=True, exclude_none=True)})
         return
     for line in _status_lines(job):
         typer.echo(line)
@@ -316,10 +326,10 @@ def logs_command(
                     break
         return out
 
-    entries = _run(main, command="logs", auth=graph.auth)
+    entries = _run(main, command="logs", auth=graph.auth, as_json=as_json)
     if as_json:
         data = [e.model_dump(mode="json", by_alias=True, exclude_none=True) for e in entries]
-        typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+        emit("logs", {"entries": data})
         return
     if not entries:
         typer.echo(
@@ -349,6 +359,7 @@ def schema_add_command(
         ),
     ] = None,
     graph: GraphAuth = GraphAuth(),
+    as_json: JsonOpt = False,
 ) -> None:
     """Register the mapping's custom extension attributes in the job schema (missing ones only).
 
@@ -360,8 +371,13 @@ def schema_add_command(
     try:
         names = load_mapping(mapping).custom_attribute_names()
     except ConnectorError as exc:
-        raise fail(exc, command="schema add") from exc
+        if as_json:
+            emit_error(str(exc), exit_code=exit_code_for(exc))
+        raise fail(exc, command="schema add", code=exit_code_for(exc)) from exc
     if not names:
+        if as_json:
+            emit("schema", {"directory": None, "present": [], "added": [], "dry_run": dry_run})
+            return
         typer.echo(f"{mapping} maps no custom extension attributes; nothing to register")
         return
 
@@ -370,7 +386,19 @@ def schema_add_command(
         async with client:
             return await client.add_custom_attributes(names, dry_run=dry_run, directory=directory)
 
-    update = _run(main, command="schema add", auth=graph.auth)
+    update = _run(main, command="schema add", auth=graph.auth, as_json=as_json)
+    if as_json:
+        emit(
+            "schema",
+            {
+                "directory": update.directory,
+                "chosen_by": update.chosen_by,
+                "present": list(update.present),
+                "added": list(update.added),
+                "dry_run": dry_run,
+            },
+        )
+        return
     typer.echo(f"directory {update.directory!r} ({update.chosen_by})")
     for name in update.present:
         typer.echo(f"present   {name}")

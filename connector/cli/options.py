@@ -52,12 +52,21 @@ _BLOB_HOST_SUFFIXES = (
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 ConfigOpt = Annotated[
-    Path, typer.Option("--config", "-c", help="Sources config (YAML).", exists=True)
+    Path,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="CONNECTOR_CONFIG",
+        help="Sources config (YAML).",
+        exists=True,
+        dir_okay=False,
+    ),
 ]
 StateOpt = Annotated[
     Path | None,
     typer.Option(
         "--state",
+        envvar="CONNECTOR_STATE",
         help=f"State directory (records, run journals, reports). Default: {DEFAULT_STATE}.",
     ),
 ]
@@ -82,19 +91,29 @@ StateConnectionOpt = Annotated[
     ),
 ]
 AuthOpt = Annotated[
-    str, typer.Option("--auth", help="Credential: default, managed-identity, certificate, secret.")
+    str,
+    typer.Option(
+        "--auth",
+        envvar="CONNECTOR_AUTH",
+        help="Credential: default, managed-identity, certificate, secret.",
+    ),
 ]
 ClientOpt = Annotated[str | None, typer.Option("--client-id", help="App or identity client id.")]
 EndpointOpt = Annotated[
     str | None,
     typer.Option(
         "--endpoint",
+        envvar="CONNECTOR_ENDPOINT",
         help="Send every source to this bulkUpload URL instead (e.g. the local emulator's).",
     ),
 ]
 LoopbackOpt = Annotated[
     bool,
-    typer.Option("--allow-loopback", help="Allow a loopback endpoint to receive the token."),
+    typer.Option(
+        "--allow-loopback",
+        envvar="CONNECTOR_ALLOW_LOOPBACK",
+        help="Allow a loopback endpoint to receive the token.",
+    ),
 ]
 VerboseOpt = Annotated[
     bool,

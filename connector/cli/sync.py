@@ -29,7 +29,15 @@ import typer
 from connector.cli.common import console as new_console
 from connector.cli.common import expand_options
 from connector.cli.demo import demo_command
-from connector.cli.exits import EXIT_FAILED, EXIT_SKIPPED, exit_for, failing
+from connector.cli.exits import (
+    EXIT_FAILED,
+    EXIT_SKIPPED,
+    EXIT_USAGE,
+    exit_code_of,
+    exit_for,
+    failing,
+)
+from connector.cli.jsonout import JsonOpt, emit, emit_error
 from connector.cli.options import ConfigOpt, GraphOptions, StateOptions, VerboseOpt
 from connector.cli.pulled import is_pulled_source, print_pull, pull_source
 from connector.cli.render import (
@@ -76,17 +84,20 @@ def sync_command(
         Path | None,
         typer.Argument(
             help="The extract file (CSV). Leave it out to pull a sql or rest source.",
-            exists=True,
         ),
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Plan an extract against the source's state, then hold it or upload what changed.
 
     Syncing the file of a run left waiting (quota, back-pressure, outage) continues it.
     Without an extract, a ``sql`` or ``rest`` source is pulled and its snapshot synced.
+    Exits 0 when uploaded, 1 failed or blocked, 2 usage, 4 held, 5 waiting.
     """
-    console = new_console()
-    with failing("sync", graph.auth):
+    console = new_console(stderr=as_json)
+    if extract is not None:
+        _check_extract(extract, as_json)
+    with failing("sync", graph.auth, as_json=as_json):
         if extract is None:
             _need_pulled(config, source, full_resend)
         engine = _sync_engine(config, state, graph, source=source, dry_run=dry_run)
@@ -95,10 +106,16 @@ def sync_command(
                 result = asyncio.run(pull_source(engine, source, dry_run=dry_run))
             print_pull(result, console)
             if result.summary is None:
+                if as_json:
+                    emit("run", {"run": None})
                 return
             summary = result.summary
         else:
-            summary = _sync_file(engine, extract, source, dry_run, full_resend, verbose, console)
+            summary = _sync_file(
+                engine, extract, source, dry_run, full_resend, verbose, console, as_json
+            )
+    if as_json:
+        _emit_run(summary)
     print_summary(summary, console, engine.command_flags)
     if summary.dry_run and not summary.duplicate:
         n = summary.batches_total
@@ -107,6 +124,33 @@ def sync_command(
             + (" (held first: nothing is sent until approved)" if summary.held_reason else "")
         )
     exit_for([summary])
+
+
+def _emit_run(summary: RunSummary | None, **extra: object) -> None:
+    """``{"kind": "run", "run": {…RunSummary…}}`` with the code the command exits with."""
+    emit("run", {"run": summary, **extra}, exit_code=exit_code_of([summary] if summary else []))
+
+
+def _check_extract(extract: Path, as_json: bool) -> None:
+    """A missing, unreadable or folder extract: one line and exit 2, never a traceback."""
+    problem = None
+    if not extract.exists():
+        problem = "does not exist"
+    elif extract.is_dir():
+        problem = "is a folder: give the extract file in it"
+    else:
+        try:
+            with extract.open("rb") as fh:
+                fh.read(1)
+        except OSError as exc:
+            problem = f"cannot be read ({exc.strerror or type(exc).__name__})"
+    if problem is None:
+        return
+    message = f"extract {str(extract)!r} {problem}"
+    if as_json:
+        emit_error(message, exit_code=EXIT_USAGE)
+    typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(code=EXIT_USAGE)
 
 
 def _need_pulled(config: Path, source: str, full_resend: bool) -> None:
@@ -128,9 +172,10 @@ def _sync_file(
     full_resend: bool,
     verbose: bool,
     console: Console,
+    as_json: bool = False,
 ) -> RunSummary:
     """``connector sync FILE``: ingest one extract (a waiting run's file continues it)."""
-    with engine_logs(verbose), progress_bar(not dry_run) as progress:
+    with engine_logs(verbose), progress_bar(not dry_run and not as_json) as progress:
         summary = asyncio.run(
             engine.ingest(
                 source,
@@ -186,15 +231,16 @@ def reconcile_command(
     state: StateOptions = StateOptions(),
     graph: GraphOptions = GraphOptions(),
     verbose: VerboseOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """One pass: continue waiting uploads, release approved runs, read the logs of open runs.
 
     Exits 0 when every source was handled, 1 when a run failed or is blocked (or a source
     failed this pass), 3 when a source was skipped because another run holds its lock,
-    else 2 when a run is waiting.
+    4 when a run is held, else 5 when a run is waiting.
     """
-    console = new_console()
-    with failing("reconcile", graph.auth):
+    console = new_console(stderr=as_json)
+    with failing("reconcile", graph.auth, as_json=as_json):
         engine = command_engine(config, state.location(), graph)
         with engine_logs(verbose):
             resumed = asyncio.run(engine.resume_waiting())
@@ -216,24 +262,37 @@ def reconcile_command(
         console.print("step 2 of 2, provisioning logs read:")
         console.print(runs_table(list(reconciled)))
     print_queue_notes(console, [*resumed, *reconciled])
-    _reconcile_exit(
-        [*resumed, *reconciled],
-        skipped,
-        failed=bool(errors) or any(s.job_health for s in reconciled),
-    )
+    failed = bool(errors) or any(s.job_health for s in reconciled)
+    code = reconcile_code([*resumed, *reconciled], skipped, failed=failed)
+    if as_json:
+        emit(
+            "reconcile",
+            {
+                "continued": list(resumed),
+                "reconciled": list(reconciled),
+                "skipped": skipped,
+                "blocked": dict(resumed.blocked),
+                "errors": {name: first_line(why) for name, why in errors.items()},
+            },
+            exit_code=code,
+        )
+    if code:
+        raise typer.Exit(code=code)
+
+
+def reconcile_code(runs: list[RunSummary], skipped: Mapping[str, str], *, failed: bool) -> int:
+    """Failures first (exit 1), then skipped sources (3), then held (4), waiting runs (5)."""
+    code = EXIT_FAILED if failed else exit_code_of(runs)
+    if code != EXIT_FAILED and skipped:
+        return EXIT_SKIPPED
+    return code
 
 
 def _reconcile_exit(runs: list[RunSummary], skipped: Mapping[str, str], *, failed: bool) -> None:
-    """Failures first (exit 1), then skipped sources (3), then waiting runs (2)."""
-    if failed:
-        raise typer.Exit(code=EXIT_FAILED)
-    try:
-        exit_for(runs)
-    except typer.Exit as exc:
-        if exc.exit_code == EXIT_FAILED or not skipped:
-            raise
-    if skipped:
-        raise typer.Exit(code=EXIT_SKIPPED)
+    """Raise the exit of :func:`reconcile_code` (nothing for 0)."""
+    code = reconcile_code(runs, skipped, failed=failed)
+    if code:
+        raise typer.Exit(code=code)
 
 
 @expand_options
@@ -241,11 +300,15 @@ def runs_list(
     config: ConfigOpt,
     state: StateOptions = StateOptions(),
     source: Annotated[str | None, typer.Option("--source", "-s")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Every run, oldest first."""
-    with failing():
+    with failing(as_json=as_json):
         location = state.location()
         summaries = command_engine(config, location).list_runs(source)
+    if as_json:
+        emit("runs", {"runs": summaries})
+        return
     console = new_console()
     console.print(runs_table(summaries) if summaries else f"no runs yet in {location.describe()}")
     print_queue_notes(console, summaries)
@@ -256,16 +319,21 @@ def runs_show(
     run_id: Annotated[str, typer.Argument()],
     config: ConfigOpt,
     state: StateOptions = StateOptions(),
+    as_json: JsonOpt = False,
 ) -> None:
     """A run's journal: counts, batches, timeline, reasons; a held run lists whom it
     would disable and the attributes it would change."""
-    console = new_console()
-    with failing():
+    console = new_console(stderr=as_json)
+    with failing(as_json=as_json):
         engine = command_engine(config, state.location())
         journal = engine.get_run(run_id)
         timeline = journal.timeline
         summary = next(s for s in engine.list_runs() if s.run_id == run_id)
         view = engine.reporter.change_view(journal) if summary.held_reason else None
+    if as_json:
+        timeline_docs = [ev.to_doc() for ev in timeline]
+        emit("run", {"run": summary, "timeline": timeline_docs, "held": view})
+        return
     print_summary(summary, console, engine.command_flags)
     if view is not None:
         from connector.sync.run_store import HELD_NAME
@@ -288,13 +356,16 @@ def runs_approve(
     ),
     graph: GraphOptions = GraphOptions(),
     verbose: VerboseOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Release a held run and upload it now."""
-    with failing("runs approve", graph.auth):
+    with failing("runs approve", graph.auth, as_json=as_json):
         engine = command_engine(config, state.location(), graph)
-        with engine_logs(verbose), progress_bar(True) as progress:
+        with engine_logs(verbose), progress_bar(not as_json) as progress:
             summary = asyncio.run(engine.approve(run_id, by=by, progress=progress))
-    print_summary(summary, new_console(), engine.command_flags)
+    if as_json:
+        _emit_run(summary)
+    print_summary(summary, new_console(stderr=as_json), engine.command_flags)
     exit_for([summary])
 
 
@@ -305,10 +376,11 @@ def runs_resume(
     state: StateOptions = StateOptions(),
     graph: GraphOptions = GraphOptions(),
     verbose: VerboseOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Continue one run: a waiting upload, or a blocked one once its cause is fixed."""
-    console = new_console()
-    with failing("runs resume", graph.auth):
+    console = new_console(stderr=as_json)
+    with failing("runs resume", graph.auth, as_json=as_json):
         engine = command_engine(config, state.location(), graph)
         current = engine.get_run(run_id).state.value
         if current not in _RESUMABLE:
@@ -319,11 +391,16 @@ def runs_resume(
                 "failed": f"; see `connector runs show {run_id} {flags}`",
             }.get(current, "")
             console.print(f"nothing to resume: run {run_id} is {current}{after}", soft_wrap=True)
-            if current == "failed":
-                raise typer.Exit(code=EXIT_FAILED)
+            code = EXIT_FAILED if current == "failed" else 0
+            if as_json:
+                emit("run", {"run": None, "run_id": run_id, "state": current}, exit_code=code)
+            if code:
+                raise typer.Exit(code=code)
             return
-        with engine_logs(verbose), progress_bar(True) as progress:
+        with engine_logs(verbose), progress_bar(not as_json) as progress:
             summary = asyncio.run(engine.resume(run_id, progress=progress))
+    if as_json:
+        _emit_run(summary)
     print_summary(summary, console, engine.command_flags)
     exit_for([summary])
 
@@ -334,13 +411,16 @@ def runs_discard(
     config: ConfigOpt,
     state: StateOptions = StateOptions(),
     by: Annotated[str, typer.Option("--by")] = "operator",
+    as_json: JsonOpt = False,
 ) -> None:
     """Drop a held or waiting run; nothing more of it is sent."""
-    with failing():
+    with failing(as_json=as_json):
         engine = command_engine(config, state.location())
         with engine_logs(False):
             summary = engine.discard(run_id, by=by)
-    print_summary(summary, new_console(), engine.command_flags)
+    if as_json:
+        _emit_run(summary)
+    print_summary(summary, new_console(stderr=as_json), engine.command_flags)
 
 
 @expand_options
@@ -350,16 +430,19 @@ def runs_retry_failed(
     state: StateOptions = StateOptions(),
     graph: GraphOptions = GraphOptions(),
     verbose: VerboseOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Re-send the records of a run whose last outcome is failed (as a new run).
 
     A Graph token is fetched first: without one no retry run is created.
     """
-    with failing("runs retry-failed", graph.auth):
+    with failing("runs retry-failed", graph.auth, as_json=as_json):
         engine = command_engine(config, state.location(), graph)
         with engine_logs(verbose):
             summary = asyncio.run(engine.retry_failed(run_id))
-    print_summary(summary, new_console(), engine.command_flags)
+    if as_json:
+        _emit_run(summary)
+    print_summary(summary, new_console(stderr=as_json), engine.command_flags)
     exit_for([summary])
 
 
@@ -369,15 +452,18 @@ def report_command(
     config: ConfigOpt,
     state: StateOptions = StateOptions(),
     open_: Annotated[bool, typer.Option("--open", help="Open report.html in a browser.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Rebuild a run's reports from its journal and print where they are."""
-    with failing():
+    with failing(as_json=as_json):
         engine = command_engine(config, state.location())
         paths = engine.report_paths(run_id, refresh=True)
         local = None
         if open_ and paths["report.html"].startswith(("https://", "http://")):
             local = _download_report(engine, run_id)
-    console = new_console()
+    if as_json:
+        emit("report", {"run_id": run_id, "paths": paths, "downloaded": local and str(local)})
+    console = new_console(stderr=as_json)
     for name, where in paths.items():
         console.print(f"{name}: {where}")
     if open_:

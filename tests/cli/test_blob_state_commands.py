@@ -68,7 +68,7 @@ def test_admin_lists_shows_discards_approves_and_reports_runs_in_blob_state(
     generate_extract(day2, 20, seed=1)  # truncated: held
     generate_extract(day3, 25, seed=1)  # truncated again: held
     first = _run_id(invoke("sync", str(day1), "--source", "employees", *state, *net))
-    held = _run_id(invoke("sync", str(day2), "--source", "employees", *state, *net))
+    held = _run_id(invoke("sync", str(day2), "--source", "employees", *state, *net, code=4))
     emulator.wait_idle()
 
     listed = invoke("runs", "list", *state)
@@ -87,7 +87,7 @@ def test_admin_lists_shows_discards_approves_and_reports_runs_in_blob_state(
     assert doc[0]["discardedReason"] == "discarded by admin"
 
     # the next held run is approved from the admin's machine and uploaded
-    later = _run_id(invoke("sync", str(day3), "--source", "employees", *state, *net))
+    later = _run_id(invoke("sync", str(day3), "--source", "employees", *state, *net, code=4))
     approved = invoke("runs", "approve", later, "--by", "admin", *state, *net)
     assert "uploaded" in approved
     emulator.wait_idle()
@@ -117,7 +117,7 @@ def test_a_discard_marker_blob_is_honoured_by_the_next_pass(
     generate_extract(day1, 60, seed=2)
     generate_extract(day2, 20, seed=2)
     invoke("sync", str(day1), "--source", "employees", *state, *net)
-    held = _run_id(invoke("sync", str(day2), "--source", "employees", *state, *net))
+    held = _run_id(invoke("sync", str(day2), "--source", "employees", *state, *net, code=4))
     # What an operator does without the CLI, e.g. `az storage blob upload --container-name
     # state --name documents/discards/<run id> --data '' --auth-mode login`: an empty blob.
     service = BlobServiceClient.from_connection_string(azure_state)

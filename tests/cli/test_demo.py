@@ -45,6 +45,6 @@ def test_demo_refuses_a_directory_it_did_not_create(tmp_path: Path) -> None:
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "keep.txt").write_text("x")
     result = runner.invoke(build_app(), ["demo", "--dir", str(tmp_path / "mine")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a configuration problem: exit 2
     assert "not a demo directory" in result.output
     assert (tmp_path / "mine" / "keep.txt").exists()

@@ -69,12 +69,12 @@ def test_status(emu: RunningEmulator) -> None:
     assert len(columns) == 1, out
     code, out = cli("status", *common(emu), "--json")
     assert code == 0, out
-    assert json.loads(out)["status"]["code"] == "Active"
+    assert json.loads(out)["job"]["status"]["code"] == "Active"
 
 
 def test_loopback_refused_without_opt_in(emu: RunningEmulator) -> None:
     code, out = cli("status", "--endpoint", emu.endpoint_url, "--token", emu.token)
-    assert code == 1
+    assert code == 2
     assert "loopback" in out
 
 
@@ -107,7 +107,7 @@ def test_logs_table_and_entries(emu: RunningEmulator) -> None:
     assert next(line for line in out.splitlines() if line.startswith("total")).split()[-1] == "12"
     code, out = cli("logs", *common(emu), "--external-id", "L00003", "--json")
     assert code == 0, out
-    entries = json.loads(out)
+    entries = json.loads(out)["entries"]
     assert [e["sourceIdentity"]["id"] for e in entries] == ["L00003"]
     code, out = cli("logs", *common(emu), "--status", "failure")
     assert code == 0
@@ -222,7 +222,7 @@ def test_rejected_static_token_keeps_its_message(emu: RunningEmulator) -> None:
 
 def test_bad_auth_kind_is_reported(emu: RunningEmulator) -> None:
     code, out = cli("status", "--endpoint", emu.endpoint_url, "--allow-loopback", "--auth", "x")
-    assert code == 1
+    assert code == 2
     assert "--auth 'x'" in out
 
 
@@ -290,7 +290,7 @@ def test_schema_add_into_a_named_directory_that_does_not_exist(emu: RunningEmula
     code, out = cli(
         "schema", "add", *common(emu), "--mapping", str(MAPPING), "--directory", "Nowhere"
     )
-    assert code == 1
+    assert code == 2
     assert "--directory 'Nowhere'" in out
 
 

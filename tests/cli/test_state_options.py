@@ -29,7 +29,7 @@ def test_state_options_name_one_store(config: Path, tmp_path: Path) -> None:
         str(tmp_path),
         "--state-account-url",
         "https://acct.blob.core.windows.net",
-        code=1,
+        code=2,
     )
     assert "give one" in both
 
@@ -45,7 +45,7 @@ def test_state_options_name_one_store(config: Path, tmp_path: Path) -> None:
     ],
 )
 def test_account_url_must_be_a_blob_endpoint(config: Path, url: str) -> None:
-    out = invoke("runs", "list", "--config", str(config), "--state-account-url", url, code=1)
+    out = invoke("runs", "list", "--config", str(config), "--state-account-url", url, code=2)
     assert "https://<account>.blob.core.windows.net" in out
 
 
@@ -54,7 +54,7 @@ def test_connection_strings_are_for_a_local_azurite_only(config: Path) -> None:
         "DefaultEndpointsProtocol=https;AccountName=prod;AccountKey=c2VjcmV0;"
         "EndpointSuffix=core.windows.net"
     )
-    out = invoke("runs", "list", "--config", str(config), "--state-connection-string", real, code=1)
+    out = invoke("runs", "list", "--config", str(config), "--state-connection-string", real, code=2)
     assert "local Azurite only" in out
     assert "c2VjcmV0" not in out  # the key is never echoed
 

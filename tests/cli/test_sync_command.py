@@ -87,5 +87,5 @@ def test_sync_refuses_a_loopback_endpoint_without_the_flag(tmp_path: Path) -> No
             "t",
         ],
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "loopback" in result.output

@@ -10,14 +10,15 @@ import pytest
 def test_cli_exits_non_zero_for_waiting_failed_or_blocked_runs() -> None:
     import typer
 
-    from connector.cli.exits import EXIT_FAILED, EXIT_WAITING, exit_for
+    from connector.cli.exits import EXIT_FAILED, EXIT_HELD, EXIT_WAITING, exit_for
     from connector.sync.summary import RunSummary
 
     def summary(state: str, waiting: str | None = None) -> RunSummary:
         return RunSummary("r", "employees", "f.csv", state, waiting=waiting)
 
-    exit_for([summary("uploaded"), summary("held")])
+    exit_for([summary("uploaded"), summary("discarded")])
     for state, waiting, code in (
+        ("held", None, EXIT_HELD),
         ("uploading", "QuotaExhaustedError: spent", EXIT_WAITING),
         ("failed", None, EXIT_FAILED),
         ("blocked", None, EXIT_FAILED),

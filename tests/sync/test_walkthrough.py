@@ -165,7 +165,7 @@ def test_sync_of_a_waiting_runs_file_continues_it(tmp_path: Path) -> None:
         args = ["sync", str(extract), "--source", "employees", "--config", str(config)]
         args += ["--state", str(state), *net]
         first = runner.invoke(build_app(), args)
-        assert first.exit_code == 2, first.output
+        assert first.exit_code == 5, first.output  # waiting
         assert "waiting (quota)" in first.output
         run_id = re.search(r"run (employees-\w+)", first.output)
         assert run_id is not None
