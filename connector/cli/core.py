@@ -287,7 +287,7 @@ def validate_command(
     ] = None,
     extract: Annotated[
         Path | None,
-        typer.Argument(exists=True, dir_okay=False, help="HR extract (CSV) to check"),
+        typer.Argument(exists=True, dir_okay=False, help="HR extract (CSV or .xlsx) to check"),
     ] = None,
     rows: Annotated[
         int, typer.Option(min=0, help="rows to check; 0 = every row")
@@ -365,7 +365,9 @@ def _preview(
 
 
 def preview_command(
-    extract: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="HR extract (CSV)")],
+    extract: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="HR extract (CSV or .xlsx)")
+    ],
     mapping: Annotated[
         Path,
         typer.Option("--mapping", "-m", exists=True, dir_okay=False, help="mapping YAML"),

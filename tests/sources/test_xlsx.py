@@ -95,11 +95,30 @@ def test_an_xlsx_extract_maps_to_the_same_records_as_the_csv(tmp_path: Path) -> 
 def test_numbers_lose_float_noise_and_date_cells_become_iso_dates(tmp_path: Path) -> None:
     book = _write_book(
         tmp_path / "x.xlsx",
-        [["Id", "Start", "Active", "Rate"], [100002.0, datetime(2024, 3, 1), True, 12.5]],
+        [
+            ["Id", "Start", "Active", "Rate", "Note"],
+            [100002.0, datetime(2024, 3, 1), True, 12.5, None],
+            [7, datetime(2024, 3, 1, 9, 30), False, 0.1, "a,b"],
+        ],
     )
     out = tmp_path / "x.csv"
     xlsx_to_csv(book, out, label="x.xlsx")
-    assert out.read_text(encoding="utf-8") == "Id,Start,Active,Rate\n100002,2024-03-01,true,12.5\n"
+    assert out.read_text(encoding="utf-8") == (
+        "Id,Start,Active,Rate,Note\n"
+        "100002,2024-03-01,true,12.5,\n"
+        '7,2024-03-01T09:30:00,false,0.1,"a,b"\n'
+    )
+
+
+def test_a_value_past_the_header_is_rejected_like_a_long_csv_line(tmp_path: Path) -> None:
+    with SAMPLE.open(encoding="utf-8", newline="") as fh:
+        rows: list[list[Any]] = list(csv.reader(fh))[:4]
+    rows[2] = [*rows[2], None, "stray"]
+    rows[3] = [*rows[3], None, None]
+    book = _write_book(tmp_path / "wide.xlsx", rows)
+    extract = read_mapped_records(_source(_mapping_with(tmp_path, max_rejected_share=1.0)), book)
+    assert [r.line for r in extract] == [2, 4]
+    assert [r.line for r in extract.rejected] == [3]
 
 
 def test_rejected_rows_carry_the_sheet_row_numbers(tmp_path: Path) -> None:
