@@ -20,6 +20,7 @@ import contextlib
 import csv
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -40,6 +41,18 @@ _ZIP_MAGIC = b"PK\x03\x04"
 # An encrypted (password-protected) workbook is an OLE compound file, not a zip.
 _CFB_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _TIME_CODES = ("h", "s")
+# What openpyxl raises for a damaged workbook: a bad zip or deflate stream, a missing
+# part, malformed XML (ElementTree's ParseError is a SyntaxError), unexpected values.
+_UNREADABLE = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    KeyError,
+    OSError,
+    SyntaxError,
+    TypeError,
+    ValueError,
+)
 
 
 def _head(path: Path) -> bytes:
@@ -112,7 +125,7 @@ def _open_sheet(path: Path, sheet: str | None, label: str) -> tuple[Any, Any]:
         )
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError) as exc:
+    except _UNREADABLE as exc:
         kind = type(exc).__name__
         raise ExtractError(f"not a readable .xlsx workbook ({kind})", path=label) from None
     if sheet is None:
@@ -145,7 +158,7 @@ def xlsx_to_csv(path: Path, out: Path, *, sheet: str | None = None, label: str) 
                     count += 1
             except ExtractError:
                 raise
-            except (zipfile.BadZipFile, KeyError, ValueError, TypeError, EOFError) as exc:
+            except _UNREADABLE as exc:
                 kind = type(exc).__name__
                 raise ExtractError(f"not a readable .xlsx workbook ({kind})", path=label) from None
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,19 @@ def test_a_corrupt_workbook_is_one_line_naming_the_file(tmp_path: Path) -> None:
     bad.write_bytes(b"PK\x03\x04" + b"\x00" * 200)
     with pytest.raises(ExtractError, match=r"^broken\.xlsx: not a readable \.xlsx workbook"):
         read_mapped_records(_source(MAPPING), bad)
+
+
+def test_a_workbook_with_a_damaged_sheet_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    good = _sample_book(tmp_path / "good.xlsx")
+    bad = tmp_path / "damaged.xlsx"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data[: len(data) // 2]  # cut off mid-sheet
+            dst.writestr(item, data)
+    with pytest.raises(ExtractError, match=r"^damaged\.xlsx: not a readable \.xlsx workbook"):
+        list(read_mapped_records(_source(MAPPING), bad))
 
 
 def test_a_password_protected_workbook_is_refused_by_name(tmp_path: Path) -> None:
