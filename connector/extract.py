@@ -103,7 +103,8 @@ class ExtractProfile:
     ``encoding`` None means UTF-8 (BOM optional) or UTF-16 when a BOM says so; any other
     encoding is used only when named here. ``delimiter`` None means sniffed from the
     header among :data:`SNIFFED_DELIMITERS`. ``id_column`` is the column whose values
-    must be non-empty and unique (normally the mapping's externalId column).
+    must be non-empty and unique (normally the mapping's externalId column). ``sheet``
+    names the sheet of an ``.xlsx`` extract (None: the first sheet; ignored for CSV).
     """
 
     encoding: str | None = None
@@ -111,6 +112,7 @@ class ExtractProfile:
     max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES
     max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE
     id_column: str | None = None
+    sheet: str | None = None
 
     def __post_init__(self) -> None:
         if self.encoding is not None:

@@ -45,6 +45,7 @@ _EXTRACT_KEYS: Final = (
     "max_field_bytes",
     "max_rejected_share",
     "id_column",
+    "sheet",
 )
 _EXTRACT_CHECKS: Final[dict[str, Callable[[Any], bool]]] = {
     "encoding": lambda v: isinstance(v, str),
@@ -52,6 +53,7 @@ _EXTRACT_CHECKS: Final[dict[str, Callable[[Any], bool]]] = {
     "max_field_bytes": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "max_rejected_share": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
     "id_column": lambda v: isinstance(v, str) and bool(v),
+    "sheet": lambda v: isinstance(v, str) and bool(v),
 }
 
 

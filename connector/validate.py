@@ -25,6 +25,7 @@ from connector.extract import ExtractProfile, read_extract
 from connector.extract_header import header_looks_like_data
 from connector.mapping import Mapping, check_mapping
 from connector.records import iter_records
+from connector.sources.xlsx import as_csv, readable
 
 __all__ = ["DEFAULT_SAMPLE_ROWS", "Problem", "ValidationReport", "validate"]
 
@@ -139,11 +140,17 @@ def validate(
     if compiled is None:
         # No externalId column: still say whether the extract itself can be read.
         try:
-            read_extract(extract, label=extract_label).close()
+            with as_csv(Path(extract), label=extract_label) as rows:
+                read_extract(rows, label=extract_label).close()
         except ExtractError as exc:
             report.problems.append(_extract_problem(exc, extract_label))
         return report
-    _check_extract(compiled, Path(extract), extract_label, sample_rows, report)
+    try:
+        # An .xlsx extract is checked as its sheet converted to CSV (connector.sources.xlsx).
+        with readable(compiled, Path(extract), extract_label) as (rows, for_rows):
+            _check_extract(for_rows, rows, extract_label, sample_rows, report)
+    except ExtractError as exc:
+        report.problems.append(_extract_problem(exc, extract_label))
     return report
 
 

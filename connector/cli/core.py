@@ -29,6 +29,7 @@ from connector.mapping import load_mapping
 from connector.records import iter_records
 from connector.sample import LAYOUTS, Faults, churn_extract, generate_extract
 from connector.scim import DEFAULT_MAX_REQUEST_BYTES, build_bulk_requests
+from connector.sources.xlsx import readable
 from connector.validate import DEFAULT_SAMPLE_ROWS, ValidationReport, validate
 
 if TYPE_CHECKING:
@@ -88,7 +89,12 @@ def _write_rejected(rejected: Iterable[RejectedRow], out: Path) -> None:
 
 
 def _every_rejection(
-    mapping: Mapping, extract: Path, max_bytes: int, refusal: RejectedShareExceededError
+    mapping: Mapping,
+    extract: Path,
+    max_bytes: int,
+    refusal: RejectedShareExceededError,
+    *,
+    label: str,
 ) -> tuple[list[RejectedRow], ExtractStats, int]:
     """All rejected rows of a refused file: (rows, stats, rejected rows not listed).
 
@@ -101,7 +107,7 @@ def _every_rejection(
     lenient = replace(mapping.extract_profile, max_rejected_share=1.0)
     try:
         again = iter_records(
-            extract, mapping, profile=lenient, label=str(extract), max_request_bytes=max_bytes
+            extract, mapping, profile=lenient, label=label, max_request_bytes=max_bytes
         )
         with again:
             for _ in again.operations():
@@ -141,7 +147,21 @@ def run_preview(
     the cap stopped the read).
     """
     mapping = load_mapping(mapping_path)
-    stream = iter_records(extract, mapping, label=str(extract), max_request_bytes=max_bytes)
+    # An .xlsx extract is read as its sheet converted to CSV (connector.sources.xlsx).
+    with readable(mapping, extract, str(extract)) as (rows, for_rows):
+        return _write_preview(for_rows, rows, extract, out, max_bytes, progress)
+
+
+def _write_preview(
+    mapping: Mapping,
+    rows_file: Path,
+    extract: Path,
+    out: Path,
+    max_bytes: int,
+    progress: Progress | None,
+) -> PreviewSummary:
+    """:func:`run_preview` on ``rows_file`` (the CSV to read); messages name ``extract``."""
+    stream = iter_records(rows_file, mapping, label=str(extract), max_request_bytes=max_bytes)
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("bulk-[0-9][0-9][0-9][0-9][0-9].json"):
         old.unlink()
@@ -170,7 +190,9 @@ def run_preview(
         if refusal is None:
             rejected, stats, not_listed = list(stream.rejected), stream.stats, 0
     if refusal is not None:
-        rejected, stats, not_listed = _every_rejection(mapping, extract, max_bytes, refusal)
+        rejected, stats, not_listed = _every_rejection(
+            mapping, rows_file, max_bytes, refusal, label=str(extract)
+        )
         share = mapping.extract_profile.max_rejected_share
         error = _refusal_message(extract, stats, share, out, not_listed)
     _write_rejected(rejected, out)
@@ -265,7 +287,7 @@ def validate_command(
     ] = None,
     extract: Annotated[
         Path | None,
-        typer.Argument(exists=True, dir_okay=False, help="HR extract (CSV) to check"),
+        typer.Argument(exists=True, dir_okay=False, help="HR extract (CSV or .xlsx) to check"),
     ] = None,
     rows: Annotated[
         int, typer.Option(min=0, help="rows to check; 0 = every row")
@@ -342,7 +364,9 @@ def _preview(
 
 
 def preview_command(
-    extract: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="HR extract (CSV)")],
+    extract: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="HR extract (CSV or .xlsx)")
+    ],
     mapping: Annotated[
         Path,
         typer.Option("--mapping", "-m", exists=True, dir_okay=False, help="mapping YAML"),

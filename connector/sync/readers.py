@@ -21,6 +21,7 @@ from connector.records import MappedRecord, RecordStream, iter_records
 from connector.report import (
     RejectedRow,
 )
+from connector.sources.xlsx import as_csv, csv_profile, is_xlsx
 
 __all__ = [
     "ExtractRecords",
@@ -75,16 +76,22 @@ def spooled(stream: IO[bytes] | Path, name: str) -> Iterator[tuple[Path, str]]:
 
 
 class MappedExtract:
-    """Adapts :class:`connector.records.RecordStream` to :class:`ExtractRecords`."""
+    """Adapts :class:`connector.records.RecordStream` to :class:`ExtractRecords`.
 
-    def __init__(self, stream: RecordStream) -> None:
+    ``cleanup`` runs once the records are read (an ``.xlsx`` extract's converted CSV)."""
+
+    def __init__(self, stream: RecordStream, cleanup: Callable[[], None] | None = None) -> None:
         self._stream = stream
+        self._cleanup = cleanup
 
     def __iter__(self) -> Iterator[MappedRecord]:
         try:
             yield from self._stream
         finally:
             self._stream.close()
+            if self._cleanup is not None:
+                self._cleanup()
+                self._cleanup = None
 
     @property
     def rejected(self) -> list[RejectedRow]:
@@ -111,4 +118,18 @@ def read_mapped_records(source: Source, path: Path) -> ExtractRecords:
         spec = yaml.safe_dump(source.mapping, sort_keys=False)
     mapping = load_mapping(spec)
     # The engine spools streams under the dropped file's name, so path.name names it.
-    return MappedExtract(iter_records(path, mapping, label=path.name))
+    if not is_xlsx(path):
+        return MappedExtract(iter_records(path, mapping, label=path.name))
+    # A workbook is converted, streaming, to a CSV with one line per sheet row, so the
+    # CSV reader's rules and line numbers apply unchanged (connector.sources.xlsx).
+    converted = contextlib.ExitStack()
+    try:
+        csv_path = converted.enter_context(
+            as_csv(path, sheet=mapping.extract_profile.sheet, label=path.name)
+        )
+        profile = csv_profile(mapping.extract_profile)
+        stream = iter_records(csv_path, mapping, profile=profile, label=path.name)
+    except BaseException:
+        converted.close()
+        raise
+    return MappedExtract(stream, converted.close)

@@ -37,7 +37,7 @@ def test_schema_names_match_the_loader() -> None:
         named |= set(form["required"])
     assert named == set(TRANSFORM_NAMES)
     assert set(props["extract"]["properties"]) == {
-        "encoding", "delimiter", "max_field_bytes", "max_rejected_share", "id_column",
+        "encoding", "delimiter", "max_field_bytes", "max_rejected_share", "id_column", "sheet",
     }  # fmt: skip
 
 
