@@ -83,7 +83,7 @@ def sync_command(
     extract: Annotated[
         Path | None,
         typer.Argument(
-            help="The extract file (CSV). Leave it out to pull a sql or rest source.",
+            help="The extract file (CSV or .xlsx). Leave it out to pull a sql or rest source.",
         ),
     ] = None,
     as_json: JsonOpt = False,
