@@ -22,6 +22,7 @@ from connector.csv_out import csv_bytes
 from connector.report_held import held_section, send_note
 from connector.report_index import RunNav, nav_html
 from connector.report_table import build_record_table, script_hash
+from connector.sync.approval_hint import ApprovalCommands
 
 if TYPE_CHECKING:
     from connector.sync.changes import ChangeView
@@ -150,6 +151,9 @@ class ReportInput:
     command_flags: str = ""
     """Flags naming the config and state for the commands the report suggests
     (placeholders when empty: the report was written by the Functions app)."""
+    approval: ApprovalCommands | None = None
+    """The commands that release or drop the run where it lives (shown while it is held;
+    the placeholder CLI commands when None)."""
     changes: ChangeView | None = None
     """Whom the run disables and what it changes (shown while the run is held)."""
     nav: RunNav | None = None
@@ -165,6 +169,26 @@ def action_status_table(records: Iterable[RecordRow]) -> dict[str, dict[str, int
     return table
 
 
+def held_commands(data: ReportInput) -> ApprovalCommands:
+    """The approve and discard commands a held report prints."""
+    if data.approval is not None:
+        return data.approval
+    flags = data.command_flags or PLACEHOLDER_FLAGS
+    return ApprovalCommands(
+        "cli",
+        f"connector runs approve {data.run_id} {flags}",
+        f"connector runs discard {data.run_id} {flags}",
+    )
+
+
+def _approval_json(data: ReportInput) -> dict[str, str] | None:
+    """``approvalHint`` of report.json: how to release or drop a held run (None otherwise)."""
+    if not data.held_reason:
+        return None
+    cmds = held_commands(data)
+    return {"kind": cmds.kind, "approve": cmds.approve, "discard": cmds.discard}
+
+
 def build_report_json(data: ReportInput) -> bytes:
     """Machine-readable report: counts, timings, request ids, per-record outcomes."""
     doc: dict[str, Any] = {
@@ -176,6 +200,7 @@ def build_report_json(data: ReportInput) -> bytes:
         "extractAt": data.extract_at.isoformat() if data.extract_at else None,
         "orderingWarning": data.ordering_warning,
         "heldReason": data.held_reason,
+        "approvalHint": _approval_json(data),
         "failedReason": data.failed_reason,
         "jobHealth": data.job_health,
         "planned": dict(data.planned),
@@ -336,11 +361,24 @@ def _header(data: ReportInput) -> str:
     )
 
 
+def _held_how(cmds: ApprovalCommands) -> str:
+    """Release and drop instructions for a held run, as HTML."""
+    if cmds.kind == "approvals_blob":
+        return (
+            "Release by uploading an approval marker to the <code>approvals</code> container "
+            f"(docs/deploy.md step 7): <code>{_e(cmds.approve)}</code> or drop it with a "
+            f"discard marker: <code>{_e(cmds.discard)}</code>."
+        )
+    return (
+        f"Release with <code>{_e(cmds.approve)}</code> or drop with "
+        f"<code>{_e(cmds.discard)}</code>."
+    )
+
+
 def _attention(data: ReportInput) -> str:
     """Held (with what approving sends), stopped, job-health and ordering notes; empty if
     none."""
     alerts: list[str] = []
-    flags = data.command_flags or PLACEHOLDER_FLAGS
     if data.held_reason:
         sends = (
             f"<br>{_e(send_note(data.changes, data.batches_total))} "
@@ -350,9 +388,7 @@ def _attention(data: ReportInput) -> str:
         )
         alerts.append(
             '<p class="alert"><strong>Held — nothing was sent.</strong> '
-            f"{_e(data.held_reason)}{sends}<br>Release with <code>connector runs approve "
-            f"{_e(data.run_id)} {_e(flags)}</code> or drop with <code>connector runs discard "
-            f"{_e(data.run_id)} {_e(flags)}</code>.</p>"
+            f"{_e(data.held_reason)}{sends}<br>{_held_how(held_commands(data))}</p>"
         )
     if data.failed_reason:
         label = next(

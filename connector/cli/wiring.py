@@ -127,6 +127,8 @@ def command_engine(
             endpoint=endpoint,
             allow_loopback=chosen.allow_loopback,
         )
+        if chosen.token:  # the pasted command reads it from the environment, never echoed
+            flags += ' --token "$CONNECTOR_TOKEN"'
     return build_engine(
         config, store, targets, clock, command_flags=flags, state_name=state.describe()
     )

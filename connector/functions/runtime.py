@@ -80,7 +80,9 @@ class Runtime:
         self.targets: TargetFactory = targets or graph_target_factory(
             settings, self.config, self.store, self.clock
         )
-        self.engine = hosted_engine(self.config, self.store, self.targets, self.clock)
+        self.engine = hosted_engine(
+            self.config, self.store, self.targets, self.clock, account=self.service.account_name
+        )
         self.stale_after = stale_after(settings.reconcile_schedule)
         self._pull_credential: TokenSource | None = None
 

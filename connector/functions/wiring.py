@@ -24,6 +24,7 @@ from connector.errors import ConfigError, ThrottledError
 from connector.functions.settings import AppSettings
 from connector.graph.client import RetryPolicy
 from connector.state.blob import BlobStateStore
+from connector.sync.approval_hint import ApprovalHint
 from connector.sync.engine import Engine
 from connector.sync.targets import BatchReceipt, ProvisioningTarget, TargetFactory
 from connector.sync.wiring import build_engine
@@ -67,12 +68,20 @@ _APP_ROOT = Path(__file__).resolve().parents[2]
 
 
 def hosted_engine(
-    config: SourcesConfig, store: BlobStateStore, targets: TargetFactory, clock: Clock
+    config: SourcesConfig,
+    store: BlobStateStore,
+    targets: TargetFactory,
+    clock: Clock,
+    *,
+    account: str | None = None,
 ) -> Engine:
     """The engine as hosted (:func:`connector.sync.wiring.build_engine`, as the CLI builds
-    it): one per worker process, its lock owner named after it."""
+    it): one per worker process, its lock owner named after it. ``account``: the storage
+    account holding ``approvals``, so a held run's report prints the approval-marker
+    uploads (docs/deploy.md step 7) with the account filled in."""
     owner = f"functions:{socket.gethostname()}:{os.getpid()}"
-    return build_engine(config, store, targets, clock, owner=owner)
+    hint = ApprovalHint.approvals_blob(account) if account else None
+    return build_engine(config, store, targets, clock, owner=owner, approval_hint=hint)
 
 
 def load_sources(settings: AppSettings) -> SourcesConfig:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from connector.clock import Clock
 from connector.config import SourcesConfig
+from connector.sync.approval_hint import ApprovalHint
 from connector.sync.readers import RecordReader
 from connector.sync.references import DEFAULT_MAX_REFERENCE_RESENDS
 from connector.sync.run_store import RunStore
@@ -21,12 +22,15 @@ class SyncOptions:
     a 400 is about (None: the sources config's ``isolation_calls``);
     ``max_reference_resends``: automatic re-sends of a record skipped for an unresolved
     manager, once the manager exists (0 turns them off); ``command_flags``: the CLI flags
-    that name this config and state, appended to commands reports print."""
+    that name this config and state, appended to commands reports print;
+    ``approval_hint``: how a held run is released where it lives (None: the CLI commands
+    with ``command_flags``)."""
 
     window: int = DEFAULT_WINDOW
     isolation_calls: int | None = None
     max_reference_resends: int = DEFAULT_MAX_REFERENCE_RESENDS
     command_flags: str = ""
+    approval_hint: ApprovalHint | None = None
 
     def __post_init__(self) -> None:
         if self.window < 1:
@@ -53,3 +57,8 @@ class SyncContext:
         """Extra calls one run may spend isolating 400s: the option, else the config's."""
         chosen = self.options.isolation_calls
         return self.config.isolation_calls if chosen is None else chosen
+
+    @property
+    def approval_hint(self) -> ApprovalHint:
+        """How reports tell an operator to release or drop a held run."""
+        return self.options.approval_hint or ApprovalHint.cli(self.options.command_flags)

@@ -14,6 +14,7 @@ the stages: :mod:`~connector.sync.planning` (delta, guard, stored plan),
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
@@ -31,7 +32,7 @@ from connector.reconcile import JobHealth, check_job_health
 from connector.state.base import SourceLock
 from connector.state.store import StateStore
 from connector.sync.child_runs import ChildRuns
-from connector.sync.context import SyncContext, SyncOptions
+from connector.sync.context import SyncContext
 from connector.sync.journal import (
     DISCARDABLE_STATES,
     Journal,
@@ -124,8 +125,7 @@ class Engine:
 
     @command_flags.setter
     def command_flags(self, value: str) -> None:
-        o = self.ctx.options
-        self.ctx.options = SyncOptions(o.window, o.isolation_calls, o.max_reference_resends, value)
+        self.ctx.options = dataclasses.replace(self.ctx.options, command_flags=value)
 
     # -- ingest -----------------------------------------------------------------------------
 

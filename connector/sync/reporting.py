@@ -20,6 +20,7 @@ from connector.extract_time import ordering_warning
 from connector.reconcile import outcome_label
 from connector.report import RecordRow, ReportInput, TimelineEvent, write_reports
 from connector.report_index import IndexRow, RunNav, build_index_html
+from connector.sync.approval_hint import approval_commands
 from connector.sync.changes import ChangeView, build_held_csv, change_view, record_change
 from connector.sync.context import SyncContext
 from connector.sync.journal import AckedBatch, Journal, RunState, from_iso, to_iso
@@ -106,6 +107,7 @@ class Reporter:
                 "isolation": {"calls": journal.isolation_calls, "cap": self.ctx.isolation_calls}
             },
             command_flags=self.ctx.options.command_flags,
+            approval=approval_commands(self.ctx.approval_hint, journal.run_id),
             changes=change_view(plan, previous),
             nav=self.neighbours(journal),
         )

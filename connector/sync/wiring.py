@@ -5,6 +5,7 @@ from __future__ import annotations
 from connector.clock import Clock
 from connector.config import SourcesConfig
 from connector.state.store import StateStore
+from connector.sync.approval_hint import ApprovalHint
 from connector.sync.context import SyncContext, SyncOptions
 from connector.sync.engine import Engine
 from connector.sync.readers import RecordReader, read_mapped_records
@@ -27,6 +28,7 @@ def build_engine(
     isolation_calls: int | None = None,
     max_reference_resends: int = DEFAULT_MAX_REFERENCE_RESENDS,
     command_flags: str = "",
+    approval_hint: ApprovalHint | None = None,
     state_name: str | None = None,
 ) -> Engine:
     """An engine over ``store`` sending through ``targets`` (one per source: Graph or the
@@ -35,10 +37,12 @@ def build_engine(
     ``records`` reads and maps an extract (default: the source's mapping,
     :func:`~connector.sync.readers.read_mapped_records`); ``owner`` names this process in
     the source locks it takes; ``window``, ``isolation_calls``, ``max_reference_resends``
-    and ``command_flags``: see :class:`~connector.sync.context.SyncOptions`;
+    ``command_flags`` and ``approval_hint``: see :class:`~connector.sync.context.SyncOptions`;
     ``state_name``: how errors name the state store (default: the store's repr).
     """
-    options = SyncOptions(window, isolation_calls, max_reference_resends, command_flags)
+    options = SyncOptions(
+        window, isolation_calls, max_reference_resends, command_flags, approval_hint
+    )
     ctx = SyncContext(
         config=config,
         runs=RunStore(store, clock),

@@ -41,7 +41,10 @@ def test_printed_commands_carry_the_non_secret_target_options(tmp_path: Path) ->
     assert engine.state_name == str(tmp_path / "state")
     with_token = GraphOptions(auth="certificate", token="secret-token")
     engine = command_engine(config, state, with_token)
-    assert engine.command_flags == f"--config {config} --state {tmp_path / 'state'}"
+    assert engine.command_flags == (
+        f'--config {config} --state {tmp_path / "state"} --token "$CONNECTOR_TOKEN"'
+    )
+    assert "secret-token" not in engine.command_flags
 
 
 def test_a_dry_run_on_a_new_store_plans_elsewhere_and_names_the_store_asked_for(
