@@ -309,7 +309,7 @@ resource sourceStaleAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = 
     criteria: {
       allOf: [
         {
-          query: 'traces | where tostring(customDimensions["connector.event"]) == "source_stale" or message startswith "connector source_stale " | project timestamp, source = tostring(customDimensions["connector.source"]), run_id = tostring(customDimensions["connector.run_id"]), hours = tostring(customDimensions["connector.hours"]), expected_hours = tostring(customDimensions["connector.expected_hours"]), report = strcat("reports/", tostring(customDimensions["connector.source"]), "/", tostring(customDimensions["connector.run_id"]), "/report.html")'
+          query: 'traces | where tostring(customDimensions["connector.event"]) == "source_stale" or message startswith "connector source_stale " | project timestamp, source = tostring(customDimensions["connector.source"]), run_id = tostring(customDimensions["connector.run_id"]), hours = tostring(customDimensions["connector.hours"]), expected_hours = tostring(customDimensions["connector.expected_hours"]), report = iff(isempty(tostring(customDimensions["connector.run_id"])), "none", strcat("reports/", tostring(customDimensions["connector.source"]), "/", tostring(customDimensions["connector.run_id"]), "/report.html"))'
           timeAggregation: 'Count'
           dimensions: [
             {

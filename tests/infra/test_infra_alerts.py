@@ -138,7 +138,7 @@ ALERT_DIMENSIONS = {
     "source-stale": ["source", "hours", "expected_hours", "run_id", "report"],
 }
 _REPORT = (
-    'report = strcat("reports/", tostring(customDimensions["connector.source"]), "/",'
+    'strcat("reports/", tostring(customDimensions["connector.source"]), "/",'
     ' tostring(customDimensions["connector.run_id"]), "/report.html")'
 )
 
@@ -153,7 +153,7 @@ def test_event_alerts_split_by_source_run_and_counts(alert: str, names: list[str
     assert all((d["operator"], d["values"]) == ("Include", ["*"]) for d in dims)
     query = _query(rule)
     for name in names:
-        assert re.search(rf"[ ,]{name} = (tostring|strcat)\(", query), name
+        assert re.search(rf"[ ,]{name} = (tostring|strcat|iff)\(", query), name
     if "report" in names:
         assert _REPORT in query
 
@@ -173,3 +173,6 @@ def test_source_stale_rule_matches_the_event_the_timer_logs() -> None:
     assert _event_clause("source_stale") in _query(rule)
     assert "expect_every" in props["description"]
     assert props["severity"] == 2
+    assert 'report = iff(isempty(tostring(customDimensions["connector.run_id"])), "none",' in (
+        _query(rule)
+    )  # a source that never had a run has no report to point at
