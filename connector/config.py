@@ -327,7 +327,29 @@ class Source(_Model):
     retry_unconfirmed: bool = Field(
         False, description="Re-send records whose last outcome is unconfirmed."
     )
+    expect_every: Duration | None = Field(
+        None,
+        description="How often a new file (or pulled run) is expected, e.g. '24h' or '7d';"
+        " when none arrives in time /api/health is degraded and source_stale is logged.",
+    )
     _base_dir: Path | None = PrivateAttr(None)
+
+    @field_validator("expect_every", mode="before")
+    @classmethod
+    def _expect_every_shape(cls, value: Any) -> Any:
+        parsed = parse_duration(value)
+        if isinstance(parsed, str) and not parsed.strip().upper().startswith("P"):
+            raise ValueError(
+                f"expect_every must be a duration like '24h', '36h' or '7d', not {value!r}"
+            )
+        return parsed
+
+    @field_validator("expect_every")
+    @classmethod
+    def _expect_every_positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value < timedelta(minutes=1):
+            raise ValueError("expect_every must be at least 1m (e.g. '24h', '36h', '7d')")
+        return value
 
     @field_validator("endpoint")
     @classmethod

@@ -295,3 +295,38 @@ def test_active_and_external_id_cannot_be_ignored(attr: str) -> None:
     text = _with_ids(None) + f"    ignore_attributes: [title, {attr}]\n"
     with pytest.raises(ConfigError, match=f"{attr} cannot be ignored"):
         parse_sources(text)
+
+
+def _expecting(every: str) -> str:
+    return (
+        f"sources:\n  - {{name: a, match: a/, mapping: m.yaml, endpoint: '{ENDPOINT}',"
+        f" expect_every: {every}}}\n"
+    )
+
+
+@pytest.mark.parametrize(("value", "hours"), [("24h", 24), ("36h", 36), ("7d", 168), ("PT12H", 12)])
+def test_expect_every_reads_a_duration(value: str, hours: float) -> None:
+    text = _expecting(value)
+    assert parse_sources(text).sources[0].expect_every == timedelta(hours=hours)
+
+
+def test_expect_every_is_optional() -> None:
+    text = f"sources:\n  - {{name: a, match: a/, mapping: m.yaml, endpoint: '{ENDPOINT}'}}\n"
+    assert parse_sources(text).sources[0].expect_every is None
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("daily", r":2: sources\.0\.expect_every: .*duration"),
+        ("24 hours", r":2: sources\.0\.expect_every: .*duration"),
+        ("0h", r":2: sources\.0\.expect_every: .*at least 1m"),
+        ("-5", r":2: sources\.0\.expect_every: .*at least 1m"),
+        ("true", r":2: sources\.0\.expect_every: "),
+    ],
+)
+def test_expect_every_rejects_bad_durations_with_a_clear_error(value: str, message: str) -> None:
+    text = _expecting(value)
+    with pytest.raises(ConfigError, match=message) as err:
+        parse_sources(text)
+    assert str(err.value).count("expect_every:") == 1  # one problem, named once

@@ -6,13 +6,14 @@ timer pass wrote; no Graph call, no scan of run journals.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from connector.clock import Clock
 from connector.config import SourcesConfig
 from connector.functions.dropzone import STATUS_BLOB, DropZone
 from connector.functions.settings import schedule_interval
+from connector.functions.staleness import Stale, stale_sources
 from connector.functions.values import as_int, as_time
 
 __all__ = ["STALE_FLOOR", "health_document", "stale_after"]
@@ -53,6 +54,25 @@ def _job_problem(source: str, job: dict[str, Any]) -> str:
     return text
 
 
+def _stale(config: SourcesConfig, status: dict[str, Any] | None, clock: Clock) -> list[Stale]:
+    """Sources whose last arrival (as the timer recorded it) is older than their
+    ``expect_every``; judged against now, so health turns without waiting for a pass."""
+    arrivals = (status or {}).get("arrivals") or {}
+    times = {k: as_time(v) for k, v in arrivals.items()}
+    return stale_sources(config.sources, times, clock.now())
+
+
+def _stale_problem(s: Stale, now: datetime) -> str:
+    return (
+        f"no new file for source {s.source} for {s.hours_since(now)} h"
+        f" (expected every {_hours(s.expected)} h; last at {s.last.isoformat()})"
+    )
+
+
+def _hours(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 3600:g}"
+
+
 def health_document(
     zone: DropZone, config: SourcesConfig, clock: Clock, stale: timedelta
 ) -> dict[str, Any]:
@@ -60,7 +80,8 @@ def health_document(
 
     ``degraded`` when storage is unreachable, a job is not ready (the reason of
     :func:`connector.graph.jobs.readiness`: runs wait instead of sending), a run is blocked
-    (the timer never retries one), the last pull of a ``sql``/``rest`` source failed, or no
+    (the timer never retries one), a source with ``expect_every`` got nothing new in
+    time, the last pull of a ``sql``/``rest`` source failed, or no
     pass has reconciled successfully within ``stale`` (a dead or failing timer means
     nothing is reconciled).
     """
@@ -86,6 +107,8 @@ def health_document(
     )
     if failed:
         problems.append("pull failed (nothing from it applied): " + ", ".join(failed))
+    stale_now = _stale(config, status, clock)
+    problems.extend(_stale_problem(s, clock.now()) for s in stale_now)
     last = as_time((status or {}).get("lastSuccessfulReconcileAt"))
     if reachable and last is None:
         problems.append("no successful reconcile pass recorded yet")
@@ -104,4 +127,5 @@ def health_document(
         "lastSuccessfulReconcileAt": (status or {}).get("lastSuccessfulReconcileAt"),
         "staleAfterMinutes": int(stale.total_seconds() // 60),
         "sources": sources,
+        "staleSources": [s.source for s in stale_now],
     }

@@ -16,6 +16,8 @@ metric                          meaning
 ``connector.throttles``         429 / bucket-full / quota events
 ``connector.jobs.quarantined``  provisioning jobs found in quarantine
 ``connector.files.quarantined`` dropped files moved to quarantine
+``connector.pulls.failed``      pulls of sql/rest sources that failed
+``connector.sources.stale``     timer passes that found a source stale
 ==============================  =========================================
 
 Only source names, run ids, counts and reason *codes* are recorded; the API takes no
@@ -63,6 +65,7 @@ METRICS: dict[str, str] = {
     "jobs_quarantined": "connector.jobs.quarantined",
     "files_quarantined": "connector.files.quarantined",
     "pulls_failed": "connector.pulls.failed",
+    "sources_stale": "connector.sources.stale",
 }
 #: Plan counts (``connector.sync.delta.DeltaPlan.counts``) that are records to send.
 SENT_ACTIONS: tuple[str, ...] = ("joiners", "movers", "leavers", "retries", "resends")
@@ -155,6 +158,21 @@ class Telemetry:
         """A pull failed (the error type, e.g. ``SourceAuthError``); nothing was sent."""
         self._add("pulls_failed", 1, source=source, reason=reason_code)
         self._event("pull_failed", source=source, reason=reason_code, level=logging.ERROR)
+
+    def source_stale(
+        self, *, source: str, hours: int, expected_hours: float, run_id: str = ""
+    ) -> None:
+        """No new file (or pulled run) for ``hours``, more than the source's
+        ``expect_every``; ``run_id`` is its last run (empty: none yet)."""
+        self._add("sources_stale", 1, source=source)
+        self._event(
+            "source_stale",
+            source=source,
+            run_id=run_id,
+            hours=hours,
+            expected_hours=expected_hours,
+            level=logging.WARNING,
+        )
 
     # -- run summaries ----------------------------------------------------------------
 

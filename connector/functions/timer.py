@@ -19,7 +19,9 @@ from connector.errors import ConcurrentRunError, ConnectorError
 from connector.functions.dropzone import STATUS_BLOB, DropZone
 from connector.functions.outcomes import ApprovalOutcome, DropOutcome, PassOutcome, is_waiting
 from connector.functions.pulls import PullOutcome
+from connector.functions.staleness import last_arrival, stale_sources
 from connector.functions.telemetry import Telemetry
+from connector.functions.values import as_time
 from connector.sync.engine import Engine
 from connector.sync.journal import OPEN_STATES, RunState
 from connector.sync.summary import RunSummary, loggable
@@ -128,12 +130,48 @@ class TimerPass:
             return now
         return self._previous_status().get("lastSuccessfulReconcileAt")
 
+    def _arrivals(self) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+        """Per source with ``expect_every``: when watching started, the last arrival (the
+        newest run's received time, else the start of watching) and that run's id."""
+        watching = dict(self._previous_status().get("watchingSince") or {})
+        now = self.host.clock.now()
+        arrivals: dict[str, str] = {}
+        last_runs: dict[str, str] = {}
+        for src in self.host.config.sources:
+            if src.expect_every is None:
+                continue
+            since = as_time(watching.get(src.name)) or now
+            watching[src.name] = since.isoformat()
+            runs = self.host.engine.list_runs(src.name)  # oldest first
+            received = [as_time(r.received_at) for r in runs]
+            arrivals[src.name] = last_arrival(received, since).isoformat()
+            if runs:
+                last_runs[src.name] = runs[-1].run_id
+        return watching, arrivals, last_runs
+
+    def _report_stale(self, arrivals: dict[str, str], last_runs: dict[str, str]) -> None:
+        """One ``source_stale`` event per stale source, once per pass."""
+        now = self.host.clock.now()
+        times = {k: as_time(v) for k, v in arrivals.items()}
+        for s in stale_sources(self.host.config.sources, times, now):
+            self.host.telemetry.source_stale(
+                source=s.source,
+                hours=s.hours_since(now),
+                expected_hours=round(s.expected.total_seconds() / 3600, 2),
+                run_id=last_runs.get(s.source, ""),
+            )
+
     def _write_status(self, out: PassOutcome) -> None:
         try:
             runs: dict[str, dict[str, int]] = self._run_counts()
         except Exception as exc:  # the status is informative; never fail the pass for it
             log.warning("reconcile: run counts unavailable (%s)", type(exc).__name__)
             runs = {}
+        try:
+            watching, arrivals, last_runs = self._arrivals()
+        except Exception as exc:  # as above: staleness is then judged on the next pass
+            log.warning("reconcile: arrivals unavailable (%s)", type(exc).__name__)
+            watching, arrivals, last_runs = {}, {}, {}
         now = self.host.clock.now().isoformat()
         self.host.zone.write_json(
             *STATUS_BLOB,
@@ -150,9 +188,12 @@ class TimerPass:
                 "runs": runs,
                 "blocked": out.blocked,
                 "pulls": self._pull_status(out),
+                "watchingSince": watching,
+                "arrivals": arrivals,
                 "errors": out.errors,
             },
         )
+        self._report_stale(arrivals, last_runs)
 
 
 @contextlib.contextmanager

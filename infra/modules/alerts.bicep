@@ -52,7 +52,7 @@ resource recordsFailedAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' 
   kind: 'LogAlert'
   properties: {
     displayName: 'HR connector: records failed to provision'
-    description: 'A run reported failed records (event records_failed). Read the run report in the reports container.'
+    description: 'A run reported failed records (event records_failed). The alert\'s dimensions carry the source, the run id, the failed count and the report (reports/<source>/<run id>/report.html in the drop storage account). See docs/deploy.md, Alerts.'
     severity: 2
     enabled: true
     scopes: [
@@ -63,7 +63,37 @@ resource recordsFailedAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' 
     criteria: {
       allOf: [
         {
-          query: 'traces | where tostring(customDimensions["connector.event"]) == "records_failed" or message startswith "connector records_failed " | project timestamp, source = tostring(customDimensions["connector.source"]), run_id = tostring(customDimensions["connector.run_id"]), failed = toint(customDimensions["connector.count"])'
+          query: 'traces | where tostring(customDimensions["connector.event"]) == "records_failed" or message startswith "connector records_failed " | project timestamp, source = tostring(customDimensions["connector.source"]), run_id = tostring(customDimensions["connector.run_id"]), failed = tostring(customDimensions["connector.count"]), report = strcat("reports/", tostring(customDimensions["connector.source"]), "/", tostring(customDimensions["connector.run_id"]), "/report.html")'
+          dimensions: [
+            {
+              name: 'source'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+            {
+              name: 'run_id'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+            {
+              name: 'failed'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+            {
+              name: 'report'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0
@@ -92,7 +122,7 @@ resource runsHeldAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = {
   kind: 'LogAlert'
   properties: {
     displayName: 'HR connector: run held for approval'
-    description: 'A run exceeded the mass-change threshold and is waiting for approval (event run_held).'
+    description: 'A run exceeded the mass-change threshold and is waiting for approval (event run_held). The alert\'s dimensions carry the source, the run id and the report (reports/<source>/<run id>/report.html: counts and who would be disabled). Approve or discard: docs/deploy.md, Approvals.'
     severity: 2
     enabled: true
     scopes: [
@@ -103,7 +133,30 @@ resource runsHeldAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = {
     criteria: {
       allOf: [
         {
-          query: 'traces | where tostring(customDimensions["connector.event"]) == "run_held" or message startswith "connector run_held " | project timestamp, source = tostring(customDimensions["connector.source"]), run_id = tostring(customDimensions["connector.run_id"])'
+          query: 'traces | where tostring(customDimensions["connector.event"]) == "run_held" or message startswith "connector run_held " | project timestamp, source = tostring(customDimensions["connector.source"]), run_id = tostring(customDimensions["connector.run_id"]), report = strcat("reports/", tostring(customDimensions["connector.source"]), "/", tostring(customDimensions["connector.run_id"]), "/report.html")'
+          dimensions: [
+            {
+              name: 'source'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+            {
+              name: 'run_id'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+            {
+              name: 'report'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0
@@ -132,7 +185,7 @@ resource jobQuarantinedAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01'
   kind: 'LogAlert'
   properties: {
     displayName: 'HR connector: provisioning job in quarantine'
-    description: 'The API-driven provisioning job reports quarantine (event job_quarantined). See docs/deploy.md, Troubleshooting.'
+    description: 'The API-driven provisioning job reports quarantine (event job_quarantined). The alert\'s dimensions carry the source and the reason code; runs of that source wait (see /api/health). See docs/deploy.md, Troubleshooting.'
     severity: 1
     enabled: true
     scopes: [
@@ -144,6 +197,22 @@ resource jobQuarantinedAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01'
       allOf: [
         {
           query: 'traces | where tostring(customDimensions["connector.event"]) == "job_quarantined" or message startswith "connector job_quarantined " | project timestamp, source = tostring(customDimensions["connector.source"]), reason = tostring(customDimensions["connector.reason"])'
+          dimensions: [
+            {
+              name: 'source'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+            {
+              name: 'reason'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0
@@ -172,7 +241,7 @@ resource pullFailedAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = {
   kind: 'LogAlert'
   properties: {
     displayName: 'HR connector: a source could not be pulled'
-    description: 'A sql or rest source could not be pulled (event pull_failed); it is retried every timer pass. See docs/sources.md, How pulls run.'
+    description: 'A sql or rest source could not be pulled (event pull_failed); it is retried every timer pass. The alert\'s dimensions carry the source and the reason code. See docs/sources.md, How pulls run.'
     severity: 2
     enabled: true
     scopes: [
@@ -184,6 +253,22 @@ resource pullFailedAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = {
       allOf: [
         {
           query: 'traces | where tostring(customDimensions["connector.event"]) == "pull_failed" or message startswith "connector pull_failed " | project timestamp, source = tostring(customDimensions["connector.source"]), reason = tostring(customDimensions["connector.reason"])'
+          dimensions: [
+            {
+              name: 'source'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+            {
+              name: 'reason'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0
@@ -196,6 +281,84 @@ resource pullFailedAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = {
     }
     autoMitigate: false
     muteActionsDuration: 'PT1H'
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+// A source declared expect_every and no new file (or pulled run) arrived in time: the most
+// common silent failure of a nightly export. Logged once per timer pass while it lasts.
+resource sourceStaleAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = {
+  name: '${namePrefix}-source-stale'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'HR connector: no new HR file arrived in time'
+    description: 'A source got no new file within its expect_every (event source_stale); /api/health is degraded naming it. The alert\'s dimensions carry the source, the hours since the last file, the expected interval, the last run id and its report (reports/<source>/<run id>/report.html). Check the HR export. See docs/sources.md, expect_every.'
+    severity: 2
+    enabled: true
+    scopes: [
+      appInsightsId
+    ]
+    evaluationFrequency: evaluationFrequency
+    windowSize: windowSize
+    criteria: {
+      allOf: [
+        {
+          query: 'traces | where tostring(customDimensions["connector.event"]) == "source_stale" or message startswith "connector source_stale " | project timestamp, source = tostring(customDimensions["connector.source"]), run_id = tostring(customDimensions["connector.run_id"]), hours = tostring(customDimensions["connector.hours"]), expected_hours = tostring(customDimensions["connector.expected_hours"]), report = iff(isempty(tostring(customDimensions["connector.run_id"])), "none", strcat("reports/", tostring(customDimensions["connector.source"]), "/", tostring(customDimensions["connector.run_id"]), "/report.html"))'
+          timeAggregation: 'Count'
+          dimensions: [
+            {
+              name: 'source'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+            {
+              name: 'hours'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+            {
+              name: 'expected_hours'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+            {
+              name: 'run_id'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+            {
+              name: 'report'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: false
+    muteActionsDuration: 'PT12H'
     actions: {
       actionGroups: [
         actionGroup.id

@@ -244,6 +244,7 @@ ALERT_EVENTS = {
     "runs-held": "run_held",
     "job-quarantined": "job_quarantined",
     "pull-failed": "pull_failed",
+    "source-stale": "source_stale",
 }
 #: The OpenTelemetry counters behind the same events (customMetrics), for the docs.
 ALERT_METRICS = (
@@ -251,6 +252,7 @@ ALERT_METRICS = (
     "connector.runs.held",
     "connector.jobs.quarantined",
     "connector.pulls.failed",
+    "connector.sources.stale",
 )
 
 # -- checkov ----------------------------------------------------------------------------------

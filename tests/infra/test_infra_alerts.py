@@ -92,6 +92,7 @@ def test_dead_lettered_events_alert() -> None:
         ("run_held", {"source": "hr", "run_id": "r1", "reason_code": "mass_change"}, "run_held"),
         ("job_quarantined", {"source": "hr", "reason_code": "quarantine"}, "job_quarantined"),
         ("pull_failed", {"source": "hr", "reason_code": "SourceAuthError"}, "pull_failed"),
+        ("source_stale", {"source": "hr", "hours": 30, "expected_hours": 24}, "source_stale"),
     ],
 )
 def test_alert_queries_match_what_the_telemetry_module_logs(
@@ -125,3 +126,53 @@ def test_deploy_doc_names_every_alert_event_and_metric() -> None:
         assert re.search(rf"`{event}`", doc), event
     for metric in ALERT_METRICS:
         assert f"`{metric}`" in doc, metric
+
+
+#: What each event rule puts in its alert: dimensions (the alert context names their values,
+#: one alert per combination) taken from the event line's properties.
+ALERT_DIMENSIONS = {
+    "records-failed": ["source", "run_id", "failed", "report"],
+    "runs-held": ["source", "run_id", "report"],
+    "job-quarantined": ["source", "reason"],
+    "pull-failed": ["source", "reason"],
+    "source-stale": ["source", "hours", "expected_hours", "run_id", "report"],
+}
+_REPORT = (
+    'strcat("reports/", tostring(customDimensions["connector.source"]), "/",'
+    ' tostring(customDimensions["connector.run_id"]), "/report.html")'
+)
+
+
+@pytest.mark.parametrize(("alert", "names"), sorted(ALERT_DIMENSIONS.items()))
+def test_event_alerts_split_by_source_run_and_counts(alert: str, names: list[str]) -> None:
+    """Each dimension is a string column the query projects, so its value reaches the alert."""
+    rule = _rules()[alert]
+    (criterion,) = rule.body["properties"]["criteria"]["allOf"]
+    dims = criterion["dimensions"]
+    assert [d["name"] for d in dims] == names
+    assert all((d["operator"], d["values"]) == ("Include", ["*"]) for d in dims)
+    query = _query(rule)
+    for name in names:
+        assert re.search(rf"[ ,]{name} = (tostring|strcat|iff)\(", query), name
+    if "report" in names:
+        assert _REPORT in query
+
+
+@pytest.mark.parametrize("alert", sorted(ALERT_EVENTS))
+def test_event_alert_descriptions_say_what_the_alert_carries(alert: str) -> None:
+    description = _rules()[alert].body["properties"]["description"]
+    assert f"(event {ALERT_EVENTS[alert]})" in description
+    assert "dimensions carry the source" in description
+    if "report" in ALERT_DIMENSIONS[alert]:
+        assert "reports/<source>/<run id>/report.html" in description
+
+
+def test_source_stale_rule_matches_the_event_the_timer_logs() -> None:
+    rule = _rules()["source-stale"]
+    props = rule.body["properties"]
+    assert _event_clause("source_stale") in _query(rule)
+    assert "expect_every" in props["description"]
+    assert props["severity"] == 2
+    assert 'report = iff(isempty(tostring(customDimensions["connector.run_id"])), "none",' in (
+        _query(rule)
+    )  # a source that never had a run has no report to point at
