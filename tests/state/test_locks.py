@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -45,13 +45,16 @@ def test_lock_released_when_the_run_fails(store: StateStore) -> None:
         pass
 
 
-def test_lock_excludes_other_threads(store: StateStore) -> None:
+def _race_for_the_lock(store_for: Callable[[], StateStore], racers: int = 4) -> list[str]:
+    """``racers`` threads take the source's lock at once, each through ``store_for()``;
+    the winner holds it until every other one was refused. Their outcomes, sorted."""
     outcomes: list[str] = []
-    barrier = threading.Barrier(4)
+    barrier = threading.Barrier(racers)
     refused = threading.Semaphore(0)
     release = threading.Event()
 
-    def run() -> None:
+    def take() -> None:
+        store = store_for()
         barrier.wait()
         try:
             with store.lock("employees"):
@@ -61,15 +64,19 @@ def test_lock_excludes_other_threads(store: StateStore) -> None:
             outcomes.append("refused")
             refused.release()
 
-    threads = [threading.Thread(target=run) for _ in range(4)]
+    threads = [threading.Thread(target=take) for _ in range(racers)]
     for t in threads:
         t.start()
-    for _ in range(3):  # the winner holds the lock until all three others were refused
+    for _ in range(racers - 1):
         assert refused.acquire(timeout=30)
     release.set()
     for t in threads:
         t.join()
-    assert sorted(outcomes) == ["held", "refused", "refused", "refused"]
+    return sorted(outcomes)
+
+
+def test_lock_excludes_other_threads(store: StateStore) -> None:
+    assert _race_for_the_lock(lambda: store) == ["held", "refused", "refused", "refused"]
 
 
 def test_local_stale_lock_is_taken_over(tmp_path: Path) -> None:
@@ -299,28 +306,5 @@ def test_local_takeover_of_a_killed_holder_has_exactly_one_winner(tmp_path: Path
     with _child_holding_the_lock(state) as child:
         child.kill()
         child.wait(timeout=30)
-    outcomes: list[str] = []
-    barrier = threading.Barrier(4)
-    refused = threading.Semaphore(0)
-    release = threading.Event()
-
-    def take() -> None:
-        store = LocalStateStore(state, heartbeat=False)
-        barrier.wait()
-        try:
-            with store.lock("employees"):
-                outcomes.append("held")
-                release.wait(30)
-        except ConcurrentRunError:
-            outcomes.append("refused")
-            refused.release()
-
-    threads = [threading.Thread(target=take) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for _ in range(3):  # the one that took it over holds it until the others were refused
-        assert refused.acquire(timeout=30)
-    release.set()
-    for t in threads:
-        t.join()
-    assert sorted(outcomes) == ["held", "refused", "refused", "refused"]
+    outcomes = _race_for_the_lock(lambda: LocalStateStore(state, heartbeat=False))
+    assert outcomes == ["held", "refused", "refused", "refused"]
