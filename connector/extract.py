@@ -713,7 +713,8 @@ class ExtractReader:
             )
 
     def _has_control(self, line: int, row: list[str], idx: int) -> bool:
-        """Reject the row if a value holds NUL (see :mod:`connector.extract_controls`)."""
+        """Reject the row if a value holds a C0 control other than tab, LF and CR, or DEL
+        (:data:`connector.extract_controls.FORBIDDEN`), naming the columns, never the value."""
         bad = control_columns(self.header, row)
         if not bad:
             return False
@@ -721,7 +722,7 @@ class ExtractReader:
             line,
             row[idx].strip() if idx >= 0 else "",
             RejectReason.CONTROL_CHARACTER,
-            f"{', '.join(bad)}: a NUL character; fix the extract",
+            f"{', '.join(bad)}: a control character; fix the extract",
         )
         return True
 

@@ -246,6 +246,7 @@ module alerts 'modules/alerts.bicep' = {
     location: location
     appInsightsId: monitoring.outputs.appInsightsId
     systemTopicId: eventGrid.outputs.id
+    blobEndpoint: storage.outputs.blobEndpoint
   }
 }
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_type_hints
 import typer
 from rich.console import Console
 
+from connector.cli.paths import input_file_option
 from connector.errors import AuthenticationError, ConfigError
 
 if TYPE_CHECKING:
@@ -72,7 +73,8 @@ TokenOpt = Annotated[
 ]
 TenantOpt = Annotated[str | None, typer.Option("--tenant-id", help="Tenant for cert/secret.")]
 CertOpt = Annotated[
-    Path | None, typer.Option("--certificate", help="PEM/PFX certificate for --auth certificate.")
+    Path | None,
+    input_file_option("--certificate", help="PEM/PFX certificate for --auth certificate."),
 ]
 
 AUTH_HINT = (

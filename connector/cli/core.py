@@ -22,6 +22,7 @@ from rich.table import Table
 
 from connector.cli.common import config_error_lines, exit_code_for
 from connector.cli.jsonout import emit
+from connector.cli.paths import input_file_argument, input_file_option
 from connector.csv_out import write_csv
 from connector.errors import ConfigError, ExtractError, RejectedShareExceededError
 from connector.extract import ExtractStats, RejectedRow
@@ -283,16 +284,18 @@ def _check_sample_options(ctx: typer.Context, *, with_from: bool) -> None:
 def validate_command(
     mapping: Annotated[
         Path | None,
-        typer.Option("--mapping", "-m", exists=True, dir_okay=False, help="mapping YAML"),
+        input_file_option("--mapping", "-m", help="mapping YAML"),
     ] = None,
     extract: Annotated[
         Path | None,
-        typer.Argument(exists=True, dir_okay=False, help="HR extract (CSV or .xlsx) to check"),
+        input_file_argument(help="HR extract (CSV or .xlsx) to check"),
     ] = None,
     rows: Annotated[
         int, typer.Option(min=0, help="rows to check; 0 = every row")
     ] = DEFAULT_SAMPLE_ROWS,
-    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", is_eager=True, help="print the report as JSON")
+    ] = False,
     source: Annotated[
         str | None,
         typer.Option(
@@ -303,7 +306,7 @@ def validate_command(
     ] = None,
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", exists=True, help="sources config (with --source)"),
+        input_file_option("--config", "-c", help="sources config (with --source)"),
     ] = None,
 ) -> None:
     """List every problem of a mapping (and an extract); exit 0 clean, 1 problems.
@@ -364,20 +367,17 @@ def _preview(
 
 
 def preview_command(
-    extract: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, help="HR extract (CSV or .xlsx)")
-    ],
-    mapping: Annotated[
-        Path,
-        typer.Option("--mapping", "-m", exists=True, dir_okay=False, help="mapping YAML"),
-    ],
+    extract: Annotated[Path, input_file_argument(help="HR extract (CSV or .xlsx)")],
+    mapping: Annotated[Path, input_file_option("--mapping", "-m", help="mapping YAML")],
     out: Annotated[
         Path, typer.Option("--out", "-o", file_okay=False, help="directory for the payloads")
     ],
     max_bytes: Annotated[
         int, typer.Option(min=1024, help="byte cap per BulkRequest")
     ] = DEFAULT_MAX_REQUEST_BYTES,
-    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", is_eager=True, help="print the summary as JSON")
+    ] = False,
 ) -> None:
     """Write the exact BulkRequest payloads and rejected.csv; print a summary."""
     console = Console()
@@ -409,9 +409,7 @@ def sample_command(
     layout: Annotated[str, typer.Option(help="column layout: " + " | ".join(LAYOUTS))] = "default",
     from_: Annotated[
         Path | None,
-        typer.Option(
-            "--from", exists=True, dir_okay=False, help="previous extract: write the next day"
-        ),
+        input_file_option("--from", help="previous extract: write the next day"),
     ] = None,
     churn: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="share of rows changed with --from")

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from connector.cli.paths import input_file_option
+
 if TYPE_CHECKING:
     from connector.emulator import EmulatorConfig, RunningEmulator
 
@@ -160,7 +162,8 @@ def register(app: typer.Typer) -> None:
         ] = None,
         seed: Annotated[int | None, typer.Option(help="Seed of the fault lottery.")] = None,
         config: Annotated[
-            Path | None, typer.Option(help="YAML/JSON file with EmulatorConfig fields.")
+            Path | None,
+            input_file_option("--config", help="YAML/JSON file with EmulatorConfig fields."),
         ] = None,
     ) -> None:
         """Run the local Entra inbound provisioning API emulator until Ctrl+C."""

@@ -38,6 +38,7 @@ from connector.cli.common import (
     quiet_credential_logs,
 )
 from connector.cli.jsonout import JsonOpt, emit, emit_error
+from connector.cli.paths import input_file_option
 from connector.errors import ConfigError, ConnectorError
 
 if TYPE_CHECKING:
@@ -346,7 +347,9 @@ def logs_command(
 @expand_options
 def schema_add_command(
     endpoint: EndpointOpt,
-    mapping: Annotated[Path, typer.Option("--mapping", help="Mapping YAML naming the attributes.")],
+    mapping: Annotated[
+        Path, input_file_option("--mapping", help="Mapping YAML naming the attributes.")
+    ],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be added; change nothing.")
     ] = False,

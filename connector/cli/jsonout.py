@@ -26,6 +26,7 @@ JsonOpt = Annotated[
     bool,
     typer.Option(
         "--json",
+        is_eager=True,  # known before the file checks run (connector/cli/paths.py)
         help="Print one JSON document on stdout (shape: docs/cli.md) instead of text.",
     ),
 ]

@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from connector.cli.paths import input_file_argument
 from connector.errors import Psd1Error
 from connector.migrate import Translation, import_psd1
 
@@ -44,7 +45,7 @@ def _report(result: Translation, out: str) -> None:
 def import_psd1_command(
     psd1: Annotated[
         Path,
-        typer.Argument(dir_okay=False, help="CSV2SCIM attribute mapping (.psd1)"),
+        input_file_argument(help="CSV2SCIM attribute mapping (.psd1)"),
     ],
     out: Annotated[
         Path | None,

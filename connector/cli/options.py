@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import typer
 
 from connector.cli.common import CertOpt, CredentialOptions, OptionGroup, TenantOpt, TokenOpt
+from connector.cli.paths import input_file_option
 from connector.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -53,14 +54,7 @@ _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 ConfigOpt = Annotated[
     Path,
-    typer.Option(
-        "--config",
-        "-c",
-        envvar="CONNECTOR_CONFIG",
-        help="Sources config (YAML).",
-        exists=True,
-        dir_okay=False,
-    ),
+    input_file_option("--config", "-c", envvar="CONNECTOR_CONFIG", help="Sources config (YAML)."),
 ]
 StateOpt = Annotated[
     Path | None,

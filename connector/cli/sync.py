@@ -32,13 +32,13 @@ from connector.cli.demo import demo_command
 from connector.cli.exits import (
     EXIT_FAILED,
     EXIT_SKIPPED,
-    EXIT_USAGE,
     exit_code_of,
     exit_for,
     failing,
 )
-from connector.cli.jsonout import JsonOpt, emit, emit_error
+from connector.cli.jsonout import JsonOpt, emit
 from connector.cli.options import ConfigOpt, GraphOptions, StateOptions, VerboseOpt
+from connector.cli.paths import input_file_argument
 from connector.cli.pulled import is_pulled_source, print_pull, pull_source
 from connector.cli.render import (
     count_text,
@@ -82,7 +82,7 @@ def sync_command(
     verbose: VerboseOpt = False,
     extract: Annotated[
         Path | None,
-        typer.Argument(
+        input_file_argument(
             help="The extract file (CSV or .xlsx). Leave it out to pull a sql or rest source.",
         ),
     ] = None,
@@ -95,8 +95,6 @@ def sync_command(
     Exits 0 when uploaded, 1 failed or blocked, 2 usage, 4 held, 5 waiting.
     """
     console = new_console(stderr=as_json)
-    if extract is not None:
-        _check_extract(extract, as_json)
     with failing("sync", graph.auth, as_json=as_json):
         if extract is None:
             _need_pulled(config, source, full_resend)
@@ -129,28 +127,6 @@ def sync_command(
 def _emit_run(summary: RunSummary | None, **extra: object) -> None:
     """``{"kind": "run", "run": {…RunSummary…}}`` with the code the command exits with."""
     emit("run", {"run": summary, **extra}, exit_code=exit_code_of([summary] if summary else []))
-
-
-def _check_extract(extract: Path, as_json: bool) -> None:
-    """A missing, unreadable or folder extract: one line and exit 2, never a traceback."""
-    problem = None
-    if not extract.exists():
-        problem = "does not exist"
-    elif extract.is_dir():
-        problem = "is a folder: give the extract file in it"
-    else:
-        try:
-            with extract.open("rb") as fh:
-                fh.read(1)
-        except OSError as exc:
-            problem = f"cannot be read ({exc.strerror or type(exc).__name__})"
-    if problem is None:
-        return
-    message = f"extract {str(extract)!r} {problem}"
-    if as_json:
-        emit_error(message, exit_code=EXIT_USAGE)
-    typer.secho(f"error: {message}", fg="red", err=True)
-    raise typer.Exit(code=EXIT_USAGE)
 
 
 def _need_pulled(config: Path, source: str, full_resend: bool) -> None:

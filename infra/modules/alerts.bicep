@@ -21,6 +21,19 @@ param appInsightsId string
 @description('Resource id of the Event Grid system topic (dead-letter metric alert).')
 param systemTopicId string
 
+@description('Blob endpoint of the drop storage account (https://<account>.blob.core.windows.net/): the alerts link to run reports under it.')
+param blobEndpoint string
+
+// A run's report is the blob <source>/<run id>/report.html in the container 'reports'
+// (connector/state/blob.py BlobStateStore, connector/sync/run_store.py). The alerts carry
+// its full https URL, built in the query from the event line's source and run id. The
+// container stays private: the link opens for someone signed in with Entra ID who may read
+// it (docs/deploy.md, Alerts); an alert never carries a SAS. uri() keeps the endpoint's host
+// whether or not it ends in '/'. Source names and run ids are [A-Za-z0-9-] (the sources
+// schema and connector/sync/journal.py), so they need no escaping in a URL path.
+var reportsUrl = uri(blobEndpoint, 'reports/')
+var reportLinkKql = 'strcat("${reportsUrl}", tostring(customDimensions["connector.source"]), "/", tostring(customDimensions["connector.run_id"]), "/report.html")'
+
 @description('How often the log alert rules run.')
 param evaluationFrequency string = 'PT15M'
 
@@ -52,7 +65,7 @@ resource recordsFailedAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' 
   kind: 'LogAlert'
   properties: {
     displayName: 'HR connector: records failed to provision'
-    description: 'A run reported failed records (event records_failed). The alert\'s dimensions carry the source, the run id, the failed count and the report (reports/<source>/<run id>/report.html in the drop storage account). See docs/deploy.md, Alerts.'
+    description: 'A run reported failed records (event records_failed). The alert\'s dimensions carry the source, the run id, the failed count and the report link (${reportsUrl}<source>/<run id>/report.html; it opens for someone signed in with Entra ID who may read the reports container). See docs/deploy.md, Alerts.'
     severity: 2
     enabled: true
     scopes: [
@@ -63,7 +76,7 @@ resource recordsFailedAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' 
     criteria: {
       allOf: [
         {
-          query: 'traces | where tostring(customDimensions["connector.event"]) == "records_failed" or message startswith "connector records_failed " | project timestamp, source = tostring(customDimensions["connector.source"]), run_id = tostring(customDimensions["connector.run_id"]), failed = tostring(customDimensions["connector.count"]), report = strcat("reports/", tostring(customDimensions["connector.source"]), "/", tostring(customDimensions["connector.run_id"]), "/report.html")'
+          query: 'traces | where tostring(customDimensions["connector.event"]) == "records_failed" or message startswith "connector records_failed " | project timestamp, source = tostring(customDimensions["connector.source"]), run_id = tostring(customDimensions["connector.run_id"]), failed = tostring(customDimensions["connector.count"]), report = ${reportLinkKql}'
           dimensions: [
             {
               name: 'source'
@@ -122,7 +135,7 @@ resource runsHeldAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = {
   kind: 'LogAlert'
   properties: {
     displayName: 'HR connector: run held for approval'
-    description: 'A run exceeded the mass-change threshold and is waiting for approval (event run_held). The alert\'s dimensions carry the source, the run id and the report (reports/<source>/<run id>/report.html: counts and who would be disabled). Approve or discard: docs/deploy.md, Approvals.'
+    description: 'A run exceeded the mass-change threshold and is waiting for approval (event run_held). The alert\'s dimensions carry the source, the run id and the report link (${reportsUrl}<source>/<run id>/report.html: counts and who would be disabled; opened with an Entra ID sign-in, docs/deploy.md, Alerts). Approve or discard: docs/deploy.md, Approvals.'
     severity: 2
     enabled: true
     scopes: [
@@ -133,7 +146,7 @@ resource runsHeldAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = {
     criteria: {
       allOf: [
         {
-          query: 'traces | where tostring(customDimensions["connector.event"]) == "run_held" or message startswith "connector run_held " | project timestamp, source = tostring(customDimensions["connector.source"]), run_id = tostring(customDimensions["connector.run_id"]), report = strcat("reports/", tostring(customDimensions["connector.source"]), "/", tostring(customDimensions["connector.run_id"]), "/report.html")'
+          query: 'traces | where tostring(customDimensions["connector.event"]) == "run_held" or message startswith "connector run_held " | project timestamp, source = tostring(customDimensions["connector.source"]), run_id = tostring(customDimensions["connector.run_id"]), report = ${reportLinkKql}'
           dimensions: [
             {
               name: 'source'
@@ -298,7 +311,7 @@ resource sourceStaleAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = 
   kind: 'LogAlert'
   properties: {
     displayName: 'HR connector: no new HR file arrived in time'
-    description: 'A source got no new file within its expect_every (event source_stale); /api/health is degraded naming it. The alert\'s dimensions carry the source, the hours since the last file, the expected interval, the last run id and its report (reports/<source>/<run id>/report.html). Check the HR export. See docs/sources.md, expect_every.'
+    description: 'A source got no new file within its expect_every (event source_stale); /api/health is degraded naming it. The alert\'s dimensions carry the source, the hours since the last file, the expected interval, the last run id and its report link (${reportsUrl}<source>/<run id>/report.html, or none; opened with an Entra ID sign-in, docs/deploy.md, Alerts). Check the HR export. See docs/sources.md, expect_every.'
     severity: 2
     enabled: true
     scopes: [
@@ -309,7 +322,7 @@ resource sourceStaleAlert 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = 
     criteria: {
       allOf: [
         {
-          query: 'traces | where tostring(customDimensions["connector.event"]) == "source_stale" or message startswith "connector source_stale " | project timestamp, source = tostring(customDimensions["connector.source"]), run_id = tostring(customDimensions["connector.run_id"]), hours = tostring(customDimensions["connector.hours"]), expected_hours = tostring(customDimensions["connector.expected_hours"]), report = iff(isempty(tostring(customDimensions["connector.run_id"])), "none", strcat("reports/", tostring(customDimensions["connector.source"]), "/", tostring(customDimensions["connector.run_id"]), "/report.html"))'
+          query: 'traces | where tostring(customDimensions["connector.event"]) == "source_stale" or message startswith "connector source_stale " | project timestamp, source = tostring(customDimensions["connector.source"]), run_id = tostring(customDimensions["connector.run_id"]), hours = tostring(customDimensions["connector.hours"]), expected_hours = tostring(customDimensions["connector.expected_hours"]), report = iff(isempty(tostring(customDimensions["connector.run_id"])), "none", ${reportLinkKql})'
           timeAggregation: 'Count'
           dimensions: [
             {

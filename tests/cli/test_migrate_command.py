@@ -83,7 +83,7 @@ def test_a_file_that_is_not_a_data_file_exits_2_with_one_line_and_writes_nothing
 def test_a_missing_file_exits_2(tmp_path: Path) -> None:
     result = runner.invoke(app(), ["import-psd1", str(tmp_path / "nope.psd1")])
     assert result.exit_code == 2
-    assert result.stderr.startswith(f"error: {tmp_path / 'nope.psd1'}: cannot be read")
+    assert result.stderr == f"error: import-psd1: psd1 {str(tmp_path / 'nope.psd1')!r} not found\n"
 
 
 def test_an_existing_out_is_kept_unless_forced(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """The CLI for scripts: --version, the exit code table, --json documents, options from the
-environment, and a bad extract path as one line with exit 2."""
+environment (a bad extract path as one line with exit 2: test_paths.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 from typer.testing import CliRunner
 
 from connector.cli.app import build_app
@@ -63,36 +62,6 @@ def test_version_prints_the_installed_version() -> None:
 
 def test_a_usage_error_keeps_clicks_code_2() -> None:
     run("runs", "list", "--no-such-option", code=2)
-
-
-@pytest.mark.parametrize("what", ["missing", "folder", "unreadable"])
-def test_a_bad_extract_path_is_one_line_and_exit_2(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, what: str
-) -> None:
-    config = write_config(tmp_path / "sources.yaml")
-    extract = tmp_path / "hr.csv"
-    if what == "folder":
-        extract.mkdir()
-    elif what == "unreadable":
-        extract.write_text("id\n", encoding="utf-8")
-        real_open = Path.open
-
-        def refuse(self: Path, *args: Any, **kwargs: Any) -> Any:
-            if self == extract:
-                raise PermissionError(13, "Permission denied")
-            return real_open(self, *args, **kwargs)
-
-        monkeypatch.setattr(Path, "open", refuse)
-    common = ["--source", "employees", "--config", str(config), "--state", str(tmp_path / "s")]
-    out, err = run("sync", str(extract), *common, code=2)
-    assert out == ""
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith(f"error: extract '{extract}' ")
-    assert {"missing": "does not exist", "folder": "is a folder", "unreadable": "cannot be read"}[
-        what
-    ] in err
-    failed = doc("sync", str(extract), *common, code=2, kind="error")
-    assert "Traceback" not in failed["error"]
 
 
 def test_an_unknown_source_is_a_configuration_error_exit_2(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Control characters: an id with one is not the id it looks like; no value may hold NUL."""
+"""Control characters: an id with one is not the id it looks like; no value may hold a C0
+control other than tab, LF and CR (or DEL)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,11 @@ from hypothesis import strategies as st
 from connector.cli.core import run_preview
 from connector.errors import RejectedShareExceededError
 from connector.extract import ExtractProfile, RejectReason, read_extract
-from connector.extract_controls import NulWatch, control_columns, shown_id
+from connector.extract_controls import FORBIDDEN, NulWatch, control_columns, shown_id
 from tests.core.helpers import DEFAULT_MAPPING, HR_EXTRACT, stream
 
 LENIENT = ExtractProfile(max_rejected_share=1.0)
 C0_FORBIDDEN = [chr(c) for c in range(32) if chr(c) not in "\t\n\r"]
-C0_KEPT_IN_VALUES = [c for c in C0_FORBIDDEN if c != "\0"]
 
 
 def _read(text: str, encoding: str = "utf-8") -> tuple[list[tuple[int, str]], list[tuple]]:
@@ -49,14 +49,55 @@ def test_a_nul_in_any_value_rejects_the_row_naming_the_column() -> None:
     assert [r.values["Id"] for r in reader] == ["2"]
     [rej] = reader.rejected
     assert (rej.line, rej.external_id, rej.reason_code) == (2, "1", "control_character")
-    assert rej.message == "Name (U+0000): a NUL character; fix the extract"
+    assert rej.message == "Name (U+0000): a control character; fix the extract"
 
 
-@pytest.mark.parametrize("char", C0_KEPT_IN_VALUES)
-def test_other_c0_controls_in_values_other_than_the_id_are_text(char: str) -> None:
-    """Documented: only NUL is looked for in every value (the JSON escapes the others)."""
-    reader = read_extract(stream(f"Id,Name\n1,a{char}b\n"), LENIENT, id_column="Id")
-    assert [r.values["Name"] for r in reader] == [f"a{char}b".strip()]
+def test_the_forbidden_set_is_c0_without_tab_lf_cr_plus_del() -> None:
+    assert sorted(FORBIDDEN) == sorted([*C0_FORBIDDEN, "\x7f"])
+
+
+@pytest.mark.parametrize("quoted", [False, True], ids=["split-path", "csv-path"])
+@pytest.mark.parametrize("char", [*C0_FORBIDDEN, "\x7f"], ids=lambda c: f"U+{ord(c):04X}")
+def test_any_c0_control_but_tab_and_line_breaks_in_a_value_rejects_the_row(
+    char: str, quoted: bool
+) -> None:
+    q = '"' if quoted else ""
+    text = f"Id,Name,City\n1,a,b\n2,{q}x{char}y{q},c\n3,d,e\n"
+    reader = read_extract(stream(text), LENIENT, id_column="Id")
+    assert [r.values["Id"] for r in reader] == ["1", "3"]
+    [rej] = reader.rejected
+    assert (rej.line, rej.external_id, rej.reason_code) == (3, "2", "control_character")
+    assert rej.message == f"Name (U+{ord(char):04X}): a control character; fix the extract"
+
+
+def test_an_escape_in_a_value_is_rejected_naming_the_column_never_the_value() -> None:
+    """#17: an ESC (terminal escape sequence) in a name is not text anyone meant to send."""
+    reader = read_extract(
+        stream("Id,GivenName,Surname\n100003,Ann,Lee\n100004,Secret\x1b[31m,Doe\n"),
+        LENIENT,
+        id_column="Id",
+    )
+    assert [r.values["Id"] for r in reader] == ["100003"]
+    [rej] = reader.rejected
+    assert (rej.line, rej.external_id) == (3, "100004")
+    assert rej.message == "GivenName (U+001B): a control character; fix the extract"
+    assert "Secret" not in rej.message
+
+
+def test_an_id_with_a_start_of_heading_character_is_rejected_and_the_real_id_stays() -> None:
+    """#17: ``100004\\x01`` next to ``100004`` is not the same person, nor a new one."""
+    rows, rejected = _read("Id,Name\n100004,Jane\n100004\x01,Jane\n100005,b\n")
+    assert rows == [(2, "100004"), (4, "100005")]
+    assert rejected == [(3, "100004\\u0001", RejectReason.CONTROL_CHARACTER)]
+
+
+def test_a_tab_in_a_value_is_text_quoted_or_not() -> None:
+    """Decided: tab (like a line break inside quotes) is legitimate CSV text; see
+    docs/mapping.md, Control characters."""
+    reader = read_extract(
+        stream('Id,Street,Note\n1,"Gran\tVía 28",x\n2,Main\tSt 1,y\n'), LENIENT, id_column="Id"
+    )
+    assert [r.values["Street"] for r in reader] == ["Gran\tVía 28", "Main\tSt 1"]
     assert not reader.rejected
 
 
@@ -118,6 +159,9 @@ def test_nul_watch_notes_a_nul_in_any_block_it_hands_on() -> None:
     assert [line for block in blocks for line in block] == ["3,c\n", "4,d\x00\n"]
     assert watch.found
     assert watch.needs_csv("a,b\n")  # from then on every block is parsed and checked
+    escape = NulWatch()
+    assert escape.needs_csv("1,a\x1bb\n")
+    assert escape.found
 
 
 def test_a_nul_in_a_utf16_file_is_found_a_zero_byte_is_not_a_nul() -> None:
@@ -128,7 +172,8 @@ def test_a_nul_in_a_utf16_file_is_found_a_zero_byte_is_not_a_nul() -> None:
 
 def test_helpers_name_code_points_never_values() -> None:
     assert control_columns(["Id", "Name"], ["1", "Ja\x00ne"]) == ["Name (U+0000)"]
-    assert control_columns(["Id", "Name"], ["1", "Ja\x1bne"]) == []
+    assert control_columns(["Id", "Name"], ["1", "Ja\x1bne"]) == ["Name (U+001B)"]
+    assert control_columns(["Id", "Name"], ["1", "Ja\tne\r\n"]) == []
     assert shown_id("12\x003") == "12\\u00003"
     assert shown_id("Zoë") == "Zoë"
 
@@ -138,7 +183,9 @@ def test_helpers_name_code_points_never_values() -> None:
     values=st.lists(st.text(st.characters(codec="utf-8"), max_size=6), min_size=1, max_size=6),
     quoted=st.booleans(),
 )
-def test_a_row_is_accepted_exactly_when_no_value_holds_nul(values: list[str], quoted: bool) -> None:
+def test_a_row_is_accepted_exactly_when_no_value_holds_a_forbidden_control(
+    values: list[str], quoted: bool
+) -> None:
     import csv
 
     buf = io.StringIO()
@@ -147,5 +194,5 @@ def test_a_row_is_accepted_exactly_when_no_value_holds_nul(values: list[str], qu
     writer.writerows([[f"id{n}", v] for n, v in enumerate(values)])
     reader = read_extract(stream(buf.getvalue()), LENIENT, id_column="Id")
     accepted = [r.values["V"] for r in reader]
-    assert accepted == [v.strip() for v in values if "\0" not in v]
+    assert accepted == [v.strip() for v in values if not set(v) & set(FORBIDDEN)]
     assert all(r.reason_code == "control_character" for r in reader.rejected)

@@ -11,14 +11,15 @@ from hypothesis import strategies as st
 
 from connector.errors import ExtractError
 from connector.extract import SNIFFED_DELIMITERS, ExtractProfile, read_extract
+from connector.extract_controls import FORBIDDEN
 
 from .helpers import stream
 
 ENCODINGS = ["utf-8", "utf-8-sig", "utf-16-le", "utf-16-be", "cp1252"]
 
 
-#: a value holding NUL is rejected (connector/extract_controls.py)
-C0 = "\0"
+#: a value holding one of these controls is rejected (connector/extract_controls.py)
+C0 = "".join(FORBIDDEN)
 
 
 def _encodable(encoding: str) -> st.SearchStrategy[str]:

@@ -25,9 +25,10 @@ def _rules() -> dict[str, bm.Resource]:
 
 
 def _query(rule: bm.Resource) -> str:
+    """The rule's KQL with the file's ``${reportLinkKql}`` variable written out."""
     (criterion,) = rule.body["properties"]["criteria"]["allOf"]
     query: str = criterion["query"]
-    return query
+    return query.replace("${reportLinkKql}", bm.variable(ALERTS, "reportLinkKql"))
 
 
 def _event_clause(event: str) -> str:
@@ -138,7 +139,7 @@ ALERT_DIMENSIONS = {
     "source-stale": ["source", "hours", "expected_hours", "run_id", "report"],
 }
 _REPORT = (
-    'strcat("reports/", tostring(customDimensions["connector.source"]), "/",'
+    'strcat("${reportsUrl}", tostring(customDimensions["connector.source"]), "/",'
     ' tostring(customDimensions["connector.run_id"]), "/report.html")'
 )
 
@@ -164,7 +165,9 @@ def test_event_alert_descriptions_say_what_the_alert_carries(alert: str) -> None
     assert f"(event {ALERT_EVENTS[alert]})" in description
     assert "dimensions carry the source" in description
     if "report" in ALERT_DIMENSIONS[alert]:
-        assert "reports/<source>/<run id>/report.html" in description
+        assert "report link (${reportsUrl}<source>/<run id>/report.html" in description
+        assert "Entra ID" in description
+        assert "sig=" not in description
 
 
 def test_source_stale_rule_matches_the_event_the_timer_logs() -> None:
@@ -176,3 +179,63 @@ def test_source_stale_rule_matches_the_event_the_timer_logs() -> None:
     assert 'report = iff(isempty(tostring(customDimensions["connector.run_id"])), "none",' in (
         _query(rule)
     )  # a source that never had a run has no report to point at
+
+
+def _kql_strcat(expression: str, dimensions: dict[str, str]) -> str:
+    """Evaluate the report link's KQL (``strcat`` of string literals and
+    ``tostring(customDimensions["..."])``) for one event line's custom dimensions."""
+    body = re.fullmatch(r"strcat\((.*)\)", expression)
+    assert body, expression
+    parts = re.finditer(r'tostring\(customDimensions\["([^"]+)"\]\)|"([^"]*)"|(, )', body[1])
+    out = []
+    consumed = 0
+    for part in parts:
+        assert part.start() == consumed, f"unexpected text in {expression!r} at {consumed}"
+        consumed = part.end()
+        if part[1] is not None:
+            out.append(dimensions[part[1]])
+        elif part[2] is not None:
+            out.append(part[2])
+    assert consumed == len(body[1]), expression
+    return "".join(out)
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    ["https://stabc123.blob.core.windows.net/", "https://stabc123.blob.core.windows.net"],
+)
+def test_report_link_is_the_reports_blob_url_built_from_the_storage_blob_endpoint(
+    endpoint: str,
+) -> None:
+    """main.bicep passes the drop account's real blob endpoint; the alert's report link is
+    that endpoint + the container and path where the app writes the run's report.html."""
+    from urllib.parse import urljoin
+
+    from connector.clock import FakeClock
+    from connector.state.blob import BlobStateStore
+    from connector.sync.run_store import RunStore
+
+    body, _ = bm.module(INFRA / "main.bicep", "alerts")
+    assert bm.render(body["params"]["blobEndpoint"]) == "storage.outputs.blobEndpoint"
+    storage = bm.module_path("storage.bicep")
+    assert bm.code_without_comments(storage).count("output blobEndpoint string = ") == 1
+    assert "output blobEndpoint string = storage.properties.primaryEndpoints.blob" in (
+        storage.read_text()
+    )
+    url = bm.variable(ALERTS, "reportsUrl")["function"]
+    assert url["type"] == "uri"  # ARM uri(): base ending in '/' + relative, like urljoin
+    assert url["parameters"]["base_uri"] == "blobEndpoint"
+    reports_url = urljoin(endpoint, url["parameters"]["relative_uri"])
+    kql = bm.variable(ALERTS, "reportLinkKql").replace("${reportsUrl}", reports_url)
+    link = _kql_strcat(
+        kql, {"connector.source": "employees", "connector.run_id": "employees-0a1b2c3d4e5f60718293"}
+    )
+
+    blob = BlobStateStore.from_account_url(endpoint, credential=None, heartbeat=False)
+    store = RunStore(blob, FakeClock())
+    written = store.report_locations("employees", "employees-0a1b2c3d4e5f60718293")
+    assert link == written["report.html"]
+    assert link == (
+        "https://stabc123.blob.core.windows.net/reports/employees/"
+        "employees-0a1b2c3d4e5f60718293/report.html"
+    )
