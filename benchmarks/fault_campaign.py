@@ -11,9 +11,9 @@ drives the Functions host's function bodies (``ingest_extract``, ``reconcile`` i
 against Azurite and the emulator while faults are injected. Then timer passes run until
 every run is finished, and the verdict compares:
 
-- the emulator's directory with what the extracts, applied in order, say it must hold:
-  **lost** counts every record that differs (missing, wrong attribute, wrong account
-  state, wrong manager);
+- the emulator's directory with the extracts applied in order: **lost** counts every
+  record of the last extract whose user is missing or differs (attributes, account
+  state, manager), and every other record that still has an enabled account;
 - the emulator's request log with the run journals: **double-applied** counts a batch
   journaled twice, a record in two acknowledged calls of one run, and any write that set
   a record back to older data; **re-sent** counts operations accepted in calls no journal
@@ -330,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
             for line in o.notes + v.problems + [f"{k}: {s}" for k, s in v.runs.items()]:
                 print(f"    {line}", flush=True)
 
+    # Stopped with SIGTERM: unwind, so Azurite and the spare worker are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="fault-campaign-") as tmp:
         outcomes = run_campaign(
