@@ -61,8 +61,8 @@ def test_a_worker_killed_mid_upload_is_continued_and_only_in_flight_batches_are_
     world: World,
 ) -> None:
     out = _run(world, "crash_upload")
-    # Each kill landed after a 202 and before its journal write: that batch was sent
-    # again (the same data), once per file.
+    # Each kill landed after a 202 and before its journal write: the batches in flight
+    # then (at most the window) were sent again, with the same data; nothing else.
     assert out.verdict.unjournaled_calls >= 2
     assert 0 < out.verdict.resent <= 50 * out.verdict.unjournaled_calls
 
