@@ -40,8 +40,9 @@ from typing import Any
 import orjson
 
 from connector.clock import Clock
-from connector.errors import LockLostError, RunError, StateError
+from connector.errors import DocumentConflictError, LockLostError, RunError, StateError
 from connector.report import RejectedRow
+from connector.state.backend import HeldLock
 from connector.state.base import RecordIndex, SourceLock
 from connector.state.store import StateStore
 from connector.sync.journal import Journal, from_iso, to_iso
@@ -209,10 +210,24 @@ class RunStore:
         check_lock(journal)
         journal.updated_at = self.clock.now()
         key = run_key(journal.source, journal.run_id)
-        if journal.etag is None:
-            journal.etag = self.store.put_document(key, journal.to_doc(), if_none_match=True)
-        else:
-            journal.etag = self.store.put_document(key, journal.to_doc(), if_match=journal.etag)
+        try:
+            if journal.etag is None:
+                journal.etag = self.store.put_document(key, journal.to_doc(), if_none_match=True)
+            else:
+                journal.etag = self.store.put_document(key, journal.to_doc(), if_match=journal.etag)
+        except DocumentConflictError as exc:
+            if journal.lock is None:
+                raise
+            # Written by another run while this one holds the source's lock: the lock was
+            # taken over (a lease broken or lapsed before the heartbeat noticed). Stop as
+            # for any lost lock: nothing more is written, the new holder continues.
+            if isinstance(journal.lock, HeldLock):
+                journal.lock.lost = True
+            raise LockLostError(
+                f"run {journal.run_id}: another run wrote its journal while this one held"
+                f" the lock on source {journal.source!r} (the lock was taken over);"
+                " stopping without writing — the holder continues from the journal"
+            ) from exc
 
     def runs(self, source: str) -> Iterator[Journal]:
         """Every run of ``source`` (in key order)."""

@@ -98,3 +98,33 @@ def test_no_reports_are_written_from_a_journal_whose_lock_was_lost(tmp_path: Pat
         FakeTarget.send = real_send  # type: ignore[method-assign]
     assert run.waiting_reason is WaitingReason.LOCK_LOST
     assert w.store.list_artifacts(f"employees/{run.run_id}/report") == []
+
+
+def test_a_journal_written_by_a_taker_stops_the_holder_as_a_lost_lock(tmp_path: Path) -> None:
+    """The lease was broken (or lapsed) and another run took the source and wrote the
+    journal before this holder's heartbeat noticed: the holder's next journal write
+    conflicts. It stops as for any lost lock (waiting ``lock_lost``, nothing more sent
+    or written, no report), instead of failing the invocation with a conflict."""
+    w = World(tmp_path)
+    w.engine = w.new_engine(window=1)
+    real_send = FakeTarget.send
+    taken: list[str] = []
+
+    async def taken_over(self: FakeTarget, payload: BulkPayload) -> BatchReceipt:
+        receipt = await real_send(self, payload)
+        if not taken:
+            [key] = w.store.list_documents("runs/employees/")
+            doc, etag = w.store.get_document(key)  # type: ignore[misc]
+            doc["updatedAt"] = "2026-03-02T06:01:00+00:00"  # the taker's write
+            w.store.put_document(key, doc, if_match=etag)
+            taken.append(key)
+        return receipt
+
+    FakeTarget.send = taken_over  # type: ignore[method-assign]
+    try:
+        run = w.sync("hr_20260302.csv", people(250))  # 5 batches, one at a time
+    finally:
+        FakeTarget.send = real_send  # type: ignore[method-assign]
+    assert run.waiting_reason is WaitingReason.LOCK_LOST
+    assert len(w.service.calls) == 1  # nothing sent after the conflict
+    assert w.store.list_artifacts(f"employees/{run.run_id}/report") == []
