@@ -73,11 +73,6 @@ class Content:
             return self.path.open("rb")
         return io.BytesIO(self.body or b"")
 
-    def chunks(self, size: int = CHUNK_BYTES) -> Iterator[bytes]:
-        """The bytes, at most ``size`` at a time."""
-        with self.open() as fh:
-            yield from iter(lambda: fh.read(size), b"")
-
 
 def local_name(blob_name: str) -> str:
     """The file name a blob is written under: its own base name (messages name it)."""
@@ -90,7 +85,7 @@ def download_to(
 ) -> Content | Missing:
     """Read ``blob`` into ``folder/<its base name>``, one bounded ranged GET at a time.
 
-    Every GET is conditional on the ETag the first one saw. When a newer upload replaces
+    Every GET is conditional on the ETag its properties gave. When a newer upload replaces
     the blob mid-way, the read starts again on the new version (up to ``attempts`` times;
     then ``changed``: the newer upload's own event, or the timer's sweep, takes the file).
     """
