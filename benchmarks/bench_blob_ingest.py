@@ -189,7 +189,11 @@ def _mark_after(owner: type, method: str, key: str, marks: dict[str, float]) -> 
         setattr(owner, method, wrapped)
 
 
-def child(mode: str) -> dict[str, Any]:
+class StopAfterRead(Exception):
+    """``--read-only``: the file has been read; the engine is not run."""
+
+
+def child(mode: str, read_only: bool = False) -> dict[str, Any]:
     """One ingest in this (fresh) process; the peak RSS after each stage."""
     import asyncio
     import io
@@ -214,13 +218,25 @@ def child(mode: str) -> dict[str, Any]:
 
     async def ingest(*args: Any, **kwargs: Any) -> Any:
         marks["read"] = _peak_mb()
+        if read_only:
+            raise StopAfterRead
         summary = await engine_ingest(*args, **kwargs)
         return summary
 
     runtime.engine.ingest = ingest  # type: ignore[method-assign]
     if mode == "chunked":
-        function_app.ingest_extract(_trigger_blob())
-        state = runtime.engine.list_runs("employees")[0].state
+        try:
+            function_app.ingest_extract(_trigger_blob())
+            state = runtime.engine.list_runs("employees")[0].state
+        except StopAfterRead:
+            state = "read"
+    elif read_only:
+        from azure.functions.blob import InputStream
+
+        raw = runtime.zone.service.get_blob_client("incoming", NAME).download_blob().readall()
+        data = InputStream(data=raw, name=f"incoming/{NAME}", length=len(raw)).read()
+        marks["read"] = _peak_mb()
+        state = "read"
     else:
         from azure.functions.blob import InputStream
 
@@ -258,14 +274,14 @@ def child(mode: str) -> dict[str, Any]:
 # -- the driver ----------------------------------------------------------------------------
 
 
-def measure(rows: int, mode: str, extract: Path) -> dict[str, Any]:
+def measure(rows: int, mode: str, extract: Path, read_only: bool) -> dict[str, Any]:
     with azurite() as conn:
         upload(conn, extract)
         env = {**os.environ, "HrDropStorage": conn, "CONNECTOR_SOURCES": SOURCES}
         for name in ("CONNECTOR_EMULATOR_URL", "APPLICATIONINSIGHTS_CONNECTION_STRING"):
             env.pop(name, None)
         proc = subprocess.run(
-            [sys.executable, __file__, "--child", mode],
+            [sys.executable, __file__, "--child", mode] + (["--read-only"] if read_only else []),
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -288,10 +304,15 @@ def _cpu() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="stop once the file is read (the ingest part alone, without the engine)",
+    )
     parser.add_argument("--child", choices=["chunked", "whole"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child)))
+        print(json.dumps(child(args.child, args.read_only)))
         return
     from connector.functions.blobfile import CHUNK_BYTES
     from connector.sample import generate_extract
@@ -307,7 +328,7 @@ def main() -> None:
             generate_extract(extract, rows, seed=7)
             size_mb = extract.stat().st_size / 1e6
             for mode in ("whole", "chunked"):
-                r = measure(rows, mode, extract)
+                r = measure(rows, mode, extract, args.read_only)
                 m = r["marks"]
                 print(
                     f"| {rows:,} | {size_mb:.0f} | {mode} | {m['floor']:.0f} | {m['read']:.0f} "
