@@ -11,9 +11,13 @@ Three functions (names shared with ``infra/`` and ``docs/architecture.md``):
 The logic lives in :mod:`connector.functions.runtime`. The functions are plain ``def``: the host
 runs them on its thread pool, and each runs the engine in its own event loop
 (``asyncio.run``), so a long plan never stalls the worker's loop or ``/api/health``.
-Only ``azure.functions`` is imported here at load time, so the host indexes the app fast;
-the runtime (settings, clients, engine) is built on the first invocation, once per
-worker process.
+
+``ingest_extract`` binds the trigger to a ``BlobClient`` (an SDK-type binding,
+``azurefunctions-extensions-bindings-blob``): the host then sends the worker the blob's name,
+not its bytes, and the runtime reads the file in bounded chunks (docs/functions.md). That
+type must be importable when the host indexes the app, so the extension (and through it the
+Blob SDK) loads here; everything else (settings, clients, engine) is built on the first
+invocation, once per worker process.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import asyncio
 import logging
 
 import azure.functions as func
+import azurefunctions.extensions.bindings.blob as blobext
 
 __all__ = ["TRIGGER_CONNECTION", "app", "health", "ingest_extract", "reconcile"]
 
@@ -39,12 +44,15 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
     connection=TRIGGER_CONNECTION,
     source=func.BlobSource.EVENT_GRID,
 )
-def ingest_extract(blob: func.InputStream) -> None:
-    """A file landed in ``incoming``: plan it, hold or upload it, then archive it."""
+def ingest_extract(blob: blobext.BlobClient) -> None:
+    """A file landed in ``incoming``: plan it, hold or upload it, then archive it.
+
+    ``blob`` names the file; its bytes are read by the runtime, a chunk at a time.
+    """
     from connector.functions.runtime import get_runtime
 
     runtime = get_runtime()
-    outcome = asyncio.run(runtime.ingest(blob.name or "", blob.read()))
+    outcome = asyncio.run(runtime.ingest(f"{blob.container_name}/{blob.blob_name}"))
     log.info("ingest_extract: %s", outcome.line())
 
 

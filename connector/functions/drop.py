@@ -4,15 +4,21 @@ A file leaves ``incoming`` only after a verified copy in ``archive`` (planned, w
 the run's later state) or ``quarantine`` (no source, or the engine refused the extract,
 with an error file naming the rejected rows by line). A busy source defers the file:
 it stays in ``incoming`` and the timer's sweep takes it.
+
+The handler is given the file's name only (by the blob trigger, or by the timer's sweep)
+and reads the bytes itself, a bounded chunk at a time, into a private temporary file
+(:mod:`connector.functions.blobfile`) that the engine reads and the copy is made from.
 """
 
 from __future__ import annotations
 
-import io
+import tempfile
 from datetime import datetime
+from pathlib import Path
 
 from connector.config import SourcesConfig
 from connector.errors import ConcurrentRunError, ConfigError, RunError
+from connector.functions.blobfile import Content
 from connector.functions.dropzone import DropZone, QuarantineProblem, split_incoming_name
 from connector.functions.outcomes import DropOutcome, summary_detail
 from connector.functions.telemetry import Telemetry
@@ -37,8 +43,8 @@ class DropHandler:
         self.engine = engine
         self.telemetry = telemetry
 
-    async def ingest(self, trigger_name: str, data: bytes) -> DropOutcome:
-        """Handle one dropped file: source → engine → archive or quarantine."""
+    async def ingest(self, trigger_name: str) -> DropOutcome:
+        """Handle one dropped file, by name: read it → source → engine → archive or quarantine."""
         try:
             blob_name = split_incoming_name(trigger_name)
         except ValueError as exc:
@@ -47,7 +53,22 @@ class DropHandler:
         if incoming is None:
             # Only ever deleted after a verified copy: an earlier delivery finished it.
             return DropOutcome(blob_name, "gone", detail="already archived or quarantined")
+        with tempfile.TemporaryDirectory(prefix="connector-drop-") as folder:
+            data = self.zone.download_incoming(blob_name, Path(folder))
+            if data == "gone":
+                return DropOutcome(blob_name, "gone", detail="removed while it was read")
+            if data == "changed":
+                return DropOutcome(
+                    blob_name,
+                    "deferred",
+                    detail="replaced while it was read; its own event follows",
+                )
+            return await self._handle(blob_name, data, incoming.received_at)
 
+    async def _handle(self, blob_name: str, data: Content, received_at: datetime) -> DropOutcome:
+        """The file's bytes are on local disk: find its source, run the engine, place it."""
+        if data.path is None:
+            raise ValueError("a dropped file is handled from its local copy")
         try:
             source = self.config.source_for(blob_name)
         except ConfigError as exc:
@@ -64,9 +85,9 @@ class DropHandler:
             summary = await self.engine.ingest(
                 source.name,
                 blob_name,
-                io.BytesIO(data),
-                incoming.received_at,
-                file_time=incoming.received_at,  # the blob's creation time
+                data.path,
+                received_at,
+                file_time=received_at,  # the blob's creation time
                 resume_waiting=True,
             )
         except ConcurrentRunError:
@@ -91,10 +112,10 @@ class DropHandler:
             summary.duplicate = True
         elif not summary.duplicate:
             self.telemetry.record_run(summary, "ingest")
-        return self._place(blob_name, data, source.name, incoming.received_at, summary)
+        return self._place(blob_name, data, source.name, received_at, summary)
 
     def _place(
-        self, blob_name: str, data: bytes, source: str, received_at: datetime, summary: RunSummary
+        self, blob_name: str, data: Content, source: str, received_at: datetime, summary: RunSummary
     ) -> DropOutcome:
         """Quarantine an extract the engine refused; archive any other."""
         if summary.state == RunState.FAILED and not summary.planned:
@@ -142,7 +163,7 @@ class DropHandler:
     def _quarantine(
         self,
         blob_name: str,
-        data: bytes,
+        data: Content,
         source: str | None,
         reason: str,
         code: str,

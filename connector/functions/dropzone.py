@@ -36,6 +36,7 @@ import logging
 import posixpath
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -48,6 +49,13 @@ from azure.core.exceptions import (
 )
 
 from connector.clock import Clock, SystemClock
+from connector.functions.blobfile import (
+    CHUNK_BYTES,
+    Content,
+    Missing,
+    download_to,
+    sha256_of,
+)
 from connector.functions.markers import MAX_MARKER_BYTES, ApprovalMarker
 
 if TYPE_CHECKING:
@@ -101,8 +109,9 @@ _log = logging.getLogger(__name__)
 def split_incoming_name(name: str) -> str:
     """The blob name inside ``incoming`` from a trigger's ``name`` (``incoming/a/b.csv``).
 
-    The trigger's ``{name}`` binding gives ``a/b.csv``; ``InputStream.name`` gives
-    ``incoming/a/b.csv``. Both are accepted. Refuses empty names and ``..`` segments.
+    The trigger's ``{name}`` binding gives ``a/b.csv``; ``ingest_extract`` passes the
+    container and blob name, ``incoming/a/b.csv``. Both are accepted. Refuses empty names
+    and ``..`` segments.
     """
     cleaned = name.strip().lstrip("/")
     if cleaned.startswith(INCOMING + "/"):
@@ -209,12 +218,20 @@ class DropZone:
     """The drop-zone containers of one storage account (sync Azure Blob SDK).
 
     ``service`` is created once per worker process by the caller; this class holds no
-    other state, so it is safe to share between invocations.
+    other state, so it is safe to share between invocations. Files are read and copied
+    ``chunk_bytes`` at a time (:mod:`connector.functions.blobfile`), never whole.
     """
 
-    def __init__(self, service: BlobServiceClient, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        service: BlobServiceClient,
+        *,
+        clock: Clock | None = None,
+        chunk_bytes: int = CHUNK_BYTES,
+    ) -> None:
         self._service = service
         self._clock: Clock = clock or SystemClock()
+        self._chunk_bytes = chunk_bytes
 
     @property
     def service(self) -> BlobServiceClient:
@@ -259,7 +276,7 @@ class DropZone:
         *,
         source: str,
         blob_name: str,
-        data: bytes,
+        data: Content,
         received_at: datetime,
         run_id: str,
     ) -> Placement:
@@ -278,7 +295,7 @@ class DropZone:
         *,
         source: str | None,
         blob_name: str,
-        data: bytes,
+        data: Content,
         reason: str,
         problems: list[QuarantineProblem] | None = None,
         run_id: str | None = None,
@@ -302,7 +319,7 @@ class DropZone:
             "incoming_blob": f"{INCOMING}/{blob_name}",
             "quarantined_blob": f"{QUARANTINE}/{final}",
             "sha256": meta["sha256"],
-            "size": len(data),
+            "size": data.size,
             "received_at": received_at.astimezone(UTC).isoformat() if received_at else None,
             "quarantined_at": self._clock.now().astimezone(UTC).isoformat(),
             "line_numbers": sorted({p.line for p in probs if p.line is not None}),
@@ -317,7 +334,7 @@ class DropZone:
         return Placement(QUARANTINE, final, written, deleted, error_blob_name=error_name)
 
     def _put_once(
-        self, container: str, candidates: tuple[str, ...], data: bytes, meta: dict[str, str]
+        self, container: str, candidates: tuple[str, ...], data: Content, meta: dict[str, str]
     ) -> tuple[str, bool]:
         """Write ``data`` at the first free candidate name, unless the same bytes are there.
 
@@ -340,12 +357,19 @@ class DropZone:
             stamped = _stamped(candidates[0], datetime.now(UTC))
 
     def _put_or_match(
-        self, container: str, name: str, data: bytes, meta: dict[str, str]
+        self, container: str, name: str, data: Content, meta: dict[str, str]
     ) -> bool | None:
-        """True: written now; False: the same bytes were there; None: other bytes are."""
+        """True: written now; False: the same bytes were there; None: other bytes are.
+
+        Uploaded from the file, not from memory: the SDK sends a file over its single-put
+        size in blocks, one at a time (``max_concurrency=1``).
+        """
         blob = self._blob(container, name)
         try:
-            blob.upload_blob(data, overwrite=False, metadata=meta)
+            with data.open() as fh:
+                blob.upload_blob(
+                    fh, length=data.size, overwrite=False, metadata=meta, max_concurrency=1
+                )
             return True
         except ResourceExistsError:
             pass
@@ -354,35 +378,33 @@ class DropZone:
         except ResourceNotFoundError:  # deleted in between: try the same name again
             return self._put_or_match(container, name, data, meta)
         same = (existing.metadata or {}).get("sha256") == meta["sha256"]
-        return False if same and existing.size == len(data) else None
+        return False if same and existing.size == data.size else None
 
-    def _delete_incoming_if_same(self, blob_name: str, data: bytes) -> bool:
+    def _delete_incoming_if_same(self, blob_name: str, data: Content) -> bool:
         """Delete ``incoming/<blob_name>`` only if it still holds exactly ``data``.
 
-        Checked by Content-MD5 when the service recorded one, else by reading it back;
-        the delete is conditional on that version's ETag.
+        The version ``data`` was read from (its ETag), or else checked by Content-MD5 when
+        the service recorded one, else by reading it back; the delete is conditional on
+        that version's ETag.
         """
         blob = self._blob(INCOMING, blob_name)
         current = self.incoming(blob_name)
         if current is None:
             return False  # already removed by an earlier delivery
-        if current.size != len(data):
+        if current.size != data.size:
             _log.info("incoming blob changed since it was read; left for its own event")
             return False
         etag = current.etag
-        if current.content_md5 is not None:
-            same = current.content_md5 == hashlib.md5(data, usedforsecurity=False).digest()
+        if data.etag is not None and data.etag == etag:
+            same = True  # the very version the copy was read from
+        elif current.content_md5 is not None:
+            same = current.content_md5 == data.md5
         else:
             try:
-                downloader = blob.download_blob(
-                    etag=etag, match_condition=MatchConditions.IfNotModified
-                )
+                digest = sha256_of(blob, etag, current.size, chunk_bytes=self._chunk_bytes)
             except (ResourceModifiedError, ResourceNotFoundError):
                 return False
-            digest = hashlib.sha256()
-            for chunk in downloader.chunks():
-                digest.update(chunk)
-            same = digest.hexdigest() == hashlib.sha256(data).hexdigest()
+            same = digest == data.sha256
         if not same:
             _log.info("incoming blob holds other bytes than the copy; left for its own event")
             return False
@@ -416,12 +438,13 @@ class DropZone:
         out.sort(key=lambda b: (b.received_at, b.name))
         return out
 
-    def read_incoming(self, blob_name: str) -> bytes | None:
-        """The bytes of ``incoming/<blob_name>``, or None when it is gone."""
-        try:
-            return bytes(self._blob(INCOMING, blob_name).download_blob().readall())
-        except ResourceNotFoundError:
-            return None
+    def download_incoming(self, blob_name: str, folder: Path) -> Content | Missing:
+        """``incoming/<blob_name>`` into ``folder``, a bounded chunk at a time.
+
+        ``gone`` when it was removed meanwhile, ``changed`` when newer uploads kept
+        replacing it while it was read (each has its own event).
+        """
+        return download_to(self._blob(INCOMING, blob_name), folder, chunk_bytes=self._chunk_bytes)
 
     # -- approvals ------------------------------------------------------------------
 
@@ -469,8 +492,9 @@ class DropZone:
             "processed_at": self._clock.now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         target = APPROVALS_PROCESSED + marker.name
+        body = Content.of_bytes(marker.data)
         final, written = self._put_once(
-            APPROVALS, (target, _with_suffix(target, meta["sha256"])), marker.data, meta
+            APPROVALS, (target, _with_suffix(target, meta["sha256"])), body, meta
         )
         try:
             self._blob(APPROVALS, marker.name).delete_blob(
@@ -509,10 +533,10 @@ class DropZone:
         return True
 
 
-def _metadata(*, source: str, blob_name: str, data: bytes, run_id: str) -> dict[str, str]:
+def _metadata(*, source: str, blob_name: str, data: Content, run_id: str) -> dict[str, str]:
     # Metadata values must be ASCII: names are percent-encoded.
     return {
-        "sha256": hashlib.sha256(data).hexdigest(),
+        "sha256": data.sha256,
         "source": quote(source, safe=""),
         "incoming": quote(blob_name, safe="/"),
         "run_id": quote(run_id, safe=""),

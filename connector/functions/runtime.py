@@ -86,10 +86,11 @@ class Runtime:
         self.stale_after = stale_after(settings.reconcile_schedule)
         self._pull_credential: TokenSource | None = None
 
-    async def ingest(self, trigger_name: str, data: bytes) -> DropOutcome:
-        """Handle one dropped file: source → engine → archive or quarantine."""
+    async def ingest(self, trigger_name: str) -> DropOutcome:
+        """Handle one dropped file, by name: read in chunks → source → engine → archive or
+        quarantine. The one path of the blob trigger and the timer's sweep."""
         handler = DropHandler(self.zone, self.config, self.engine, self.telemetry)
-        return await handler.ingest(trigger_name, data)
+        return await handler.ingest(trigger_name)
 
     async def run_pass(self) -> PassOutcome:
         """One timer pass: approvals, resume, due pulls, reconcile, job health, sweep, status."""

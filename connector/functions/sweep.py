@@ -40,8 +40,8 @@ SWEEP_BUDGET_SECONDS = 10 * 60.0
 _SWEEP_RETRY_BASE = timedelta(minutes=15)
 _SWEEP_RETRY_MAX = timedelta(hours=24)
 
-#: Handles one file as a dropped file (trigger name, bytes) → what became of it.
-Ingest = Callable[[str, bytes], Awaitable[DropOutcome]]
+#: Handles one file as a dropped file, by name (it reads the bytes itself) → what became of it.
+Ingest = Callable[[str], Awaitable[DropOutcome]]
 
 
 def sweep_retry_delay(failures: int) -> timedelta:
@@ -120,10 +120,7 @@ class Sweep:
 
     async def _one(self, blob: IncomingBlob) -> DropOutcome:
         try:
-            data = self.zone.read_incoming(blob.name)
-            if data is None:
-                return DropOutcome(blob.name, "gone", detail="removed meanwhile")
-            return await self.ingest(blob.name, data)
+            return await self.ingest(blob.name)
         except Exception as exc:  # one stuck file must not block the others
             log.warning("reconcile: %s could not be ingested (%s)", blob.name, type(exc).__name__)
             return DropOutcome(blob.name, "failed", detail=type(exc).__name__)

@@ -150,6 +150,30 @@ sources:
     return text
 
 
+def trigger_blob(name: str, connection: str = "HrDropStorage") -> Any:
+    """What the Python worker passes ``ingest_extract`` for ``incoming/<name>``.
+
+    With an SDK-type binding the host sends model binding data (the connection, container
+    and blob names, no bytes); the worker has the blob extension's converter turn it into
+    an ``azure.storage.blob.BlobClient`` built from the connection's app settings.
+    """
+    import json
+    from types import SimpleNamespace
+
+    from azurefunctions.extensions.base import Datum
+    from azurefunctions.extensions.bindings.blob import BlobClient, BlobClientConverter
+
+    content = {"Connection": connection, "ContainerName": "incoming", "BlobName": name}
+    binding_data = SimpleNamespace(
+        version="1.0",
+        source="AzureStorageBlobs",
+        content_type="application/json",
+        content=json.dumps(content),
+    )
+    datum = Datum(value=binding_data, type="model_binding_data")
+    return BlobClientConverter.decode(datum, trigger_metadata=None, pytype=BlobClient)
+
+
 def extract_bytes(tmp: Path, rows: int, seed: int) -> bytes:
     from connector.sample import generate_extract
 
@@ -173,14 +197,12 @@ class World:
         """HR uploads a file (the Event Grid event follows: call :meth:`deliver`)."""
         self.service.get_blob_client("incoming", name).upload_blob(data, overwrite=True)
 
-    def deliver(self, name: str, data: bytes) -> None:
-        """The host delivers the BlobCreated event to ``ingest_extract``."""
-        from azure.functions.blob import InputStream
-
+    def deliver(self, name: str, data: bytes | None = None) -> None:
+        """The host delivers the BlobCreated event to ``ingest_extract`` (the blob's name:
+        the function reads the bytes itself, so ``data`` is not passed on)."""
         import function_app
 
-        stream = InputStream(data=data, name=f"incoming/{name}", length=len(data))
-        function_app.ingest_extract(stream)
+        function_app.ingest_extract(trigger_blob(name))
         self.emu.wait_idle()
 
     def drop_and_deliver(self, name: str, data: bytes) -> None:

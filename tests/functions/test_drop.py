@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.functions.blob import InputStream
 
 import function_app
 from tests.sync.fakes import Crash, CrashAfter
 
-from .conftest import extract_bytes
+from .conftest import extract_bytes, trigger_blob
 
 pytestmark = pytest.mark.azurite
 
@@ -67,7 +66,7 @@ def test_an_ingest_on_a_worker_thread_does_not_block_the_event_loop(
             return await real_ingest(*args, **kwargs)
 
         w.runtime.engine.ingest = slow_ingest  # type: ignore[method-assign]
-        stream = InputStream(data=data, name="incoming/employees/hr.csv", length=len(data))
+        stream = trigger_blob("employees/hr.csv")
 
         async def host() -> int:
             loop = asyncio.get_running_loop()

@@ -10,6 +10,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from connector.clock import FakeClock
+from connector.functions.blobfile import Content
 from connector.functions.dropzone import (
     ARCHIVE,
     CONTAINERS,
@@ -97,7 +98,11 @@ def test_archive_copies_then_deletes_and_is_idempotent(blob_service: BlobService
 
     day = incoming.received_at  # the blob's own time (WHEN would break across midnight)
     placed = zone.archive(
-        source="employees", blob_name="employees/hr.csv", data=CSV, received_at=day, run_id="r1"
+        source="employees",
+        blob_name="employees/hr.csv",
+        data=Content.of_bytes(CSV),
+        received_at=day,
+        run_id="r1",
     )
     expected = f"employees/{day:%Y}/{day:%m}/{day:%d}/hr.csv"
     assert (placed.blob_name, placed.written, placed.incoming_deleted) == (expected, True, True)
@@ -109,7 +114,11 @@ def test_archive_copies_then_deletes_and_is_idempotent(blob_service: BlobService
 
     # redelivery of the same event: nothing new written, nothing deleted, no error
     again = zone.archive(
-        source="employees", blob_name="employees/hr.csv", data=CSV, received_at=day, run_id="r1"
+        source="employees",
+        blob_name="employees/hr.csv",
+        data=Content.of_bytes(CSV),
+        received_at=day,
+        run_id="r1",
     )
     assert (again.blob_name, again.written, again.incoming_deleted) == (expected, False, False)
     assert _names(blob_service, ARCHIVE) == {expected}
@@ -121,10 +130,18 @@ def test_a_different_file_under_a_taken_archive_name_is_not_overwritten(
     zone = _zone(blob_service)
     other = CSV + b"1003,Linus\n"
     first = zone.archive(
-        source="employees", blob_name="employees/hr.csv", data=CSV, received_at=WHEN, run_id="r1"
+        source="employees",
+        blob_name="employees/hr.csv",
+        data=Content.of_bytes(CSV),
+        received_at=WHEN,
+        run_id="r1",
     )
     second = zone.archive(
-        source="employees", blob_name="employees/hr.csv", data=other, received_at=WHEN, run_id="r2"
+        source="employees",
+        blob_name="employees/hr.csv",
+        data=Content.of_bytes(other),
+        received_at=WHEN,
+        run_id="r2",
     )
     assert first.blob_name == "employees/2026/11/26/hr.csv"
     assert second.blob_name == "employees/2026/11/26/r2/hr.csv"  # the run id keeps them apart
@@ -141,7 +158,7 @@ def test_three_different_files_under_one_name_on_one_day_are_all_archived(
         zone.archive(
             source="employees",
             blob_name="employees/hr.csv",
-            data=data,
+            data=Content.of_bytes(data),
             received_at=WHEN,
             run_id=f"employees-{hashlib.sha256(data).hexdigest()[:20]}",
         )
@@ -166,7 +183,11 @@ def test_archive_never_fails_on_a_name_even_when_every_candidate_is_taken(
     _drop(blob_service, "employees/hr.csv", CSV)
 
     placed = zone.archive(
-        source="employees", blob_name="employees/hr.csv", data=CSV, received_at=WHEN, run_id="r1"
+        source="employees",
+        blob_name="employees/hr.csv",
+        data=Content.of_bytes(CSV),
+        received_at=WHEN,
+        run_id="r1",
     )
     assert placed.written
     assert placed.incoming_deleted
@@ -174,7 +195,11 @@ def test_archive_never_fails_on_a_name_even_when_every_candidate_is_taken(
     assert _read(blob_service, ARCHIVE, placed.blob_name) == CSV
     assert _read(blob_service, ARCHIVE, "employees/2026/11/26/hr.csv") == b"someone else's file"
     again = zone.archive(
-        source="employees", blob_name="employees/hr.csv", data=CSV, received_at=WHEN, run_id="r1"
+        source="employees",
+        blob_name="employees/hr.csv",
+        data=Content.of_bytes(CSV),
+        received_at=WHEN,
+        run_id="r1",
     )
     assert again.blob_name == placed.blob_name  # a redelivery finds its copy: nothing written
     assert again.written is False
@@ -187,7 +212,11 @@ def test_newer_upload_under_the_same_name_is_never_deleted(blob_service: BlobSer
     _drop(blob_service, "employees/hr.csv", newer)  # overwrote what the old event read
 
     placed = zone.archive(
-        source="employees", blob_name="employees/hr.csv", data=CSV, received_at=WHEN, run_id="r1"
+        source="employees",
+        blob_name="employees/hr.csv",
+        data=Content.of_bytes(CSV),
+        received_at=WHEN,
+        run_id="r1",
     )
     assert placed.written
     assert not placed.incoming_deleted
@@ -207,7 +236,11 @@ def test_same_size_different_bytes_without_md5_is_detected(
     assert zone.incoming("employees/hr.csv").content_md5 is None  # type: ignore[union-attr]
 
     placed = zone.archive(
-        source="employees", blob_name="employees/hr.csv", data=CSV, received_at=WHEN, run_id="r1"
+        source="employees",
+        blob_name="employees/hr.csv",
+        data=Content.of_bytes(CSV),
+        received_at=WHEN,
+        run_id="r1",
     )
     assert not placed.incoming_deleted
     assert _read(blob_service, INCOMING, "employees/hr.csv") == same_size
@@ -216,7 +249,11 @@ def test_same_size_different_bytes_without_md5_is_detected(
     blob.stage_block("b2", CSV)
     blob.commit_block_list(["b2"])
     assert zone.archive(
-        source="employees", blob_name="employees/hr.csv", data=CSV, received_at=WHEN, run_id="r1"
+        source="employees",
+        blob_name="employees/hr.csv",
+        data=Content.of_bytes(CSV),
+        received_at=WHEN,
+        run_id="r1",
     ).incoming_deleted
 
 
@@ -226,7 +263,7 @@ def test_quarantine_writes_the_file_and_an_error_file(blob_service: BlobServiceC
     placed = zone.quarantine(
         source=None,
         blob_name="vendors/x.csv",
-        data=CSV,
+        data=Content.of_bytes(CSV),
         reason="no source matches 'vendors/x.csv'",
         problems=[QuarantineProblem("bad date", line=3), QuarantineProblem("missing id", line=2)],
         run_id="run-9",
@@ -246,7 +283,11 @@ def test_quarantine_writes_the_file_and_an_error_file(blob_service: BlobServiceC
 
     # redelivery: same placement, still exactly one copy
     again = zone.quarantine(
-        source=None, blob_name="vendors/x.csv", data=CSV, reason="no source", received_at=WHEN
+        source=None,
+        blob_name="vendors/x.csv",
+        data=Content.of_bytes(CSV),
+        reason="no source",
+        received_at=WHEN,
     )
     assert not again.written
     assert not again.incoming_deleted

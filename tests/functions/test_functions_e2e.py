@@ -2,7 +2,7 @@
 
 Each test builds the app the way the host does (settings from the environment), with a
 FakeClock shared by the engine and the emulator, then calls the decorated functions
-with the same objects the host passes: ``InputStream``, ``TimerRequest``, ``HttpRequest``.
+with the same objects the host passes: a ``BlobClient``, ``TimerRequest``, ``HttpRequest``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any
 import orjson
 import pytest
 from azure.functions import HttpRequest
-from azure.functions.blob import InputStream
 from azure.functions.timer import TimerRequest
 
 import function_app
@@ -26,6 +25,7 @@ from connector.sample import churn_extract, generate_extract
 from tests.sync.fakes import Crash, CrashAfter
 
 from .conftest import extract_bytes as _extract
+from .conftest import trigger_blob
 
 pytestmark = pytest.mark.azurite
 
@@ -462,9 +462,8 @@ def test_missing_setting_fails_the_first_invocation_naming_it(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HrDropStorage", "UseDevelopmentStorage=true")
     runtime_module.reset_runtime()
-    stream = InputStream(data=b"x", name="incoming/employees/a.csv", length=1)
     with pytest.raises(ConfigError, match="CONNECTOR_SOURCES: missing"):
-        function_app.ingest_extract(stream)
+        function_app.ingest_extract(trigger_blob("employees/a.csv"))
     with pytest.raises(ConfigError, match="CONNECTOR_SOURCES"):
         function_app.reconcile(TimerRequest(past_due=True))
     req = HttpRequest(method="GET", url="/api/health", body=b"", headers={})

@@ -64,21 +64,14 @@ def test_sweep_downloads_one_file_at_a_time_within_its_time_budget(
             w.drop(f"employees/f{i}.csv", extract_bytes(tmp_path, 5, seed=30 + i))
         w.clock.advance(15 * 60)
         downloads: list[str] = []
-        real_read = w.runtime.zone.read_incoming
+        real_download = w.runtime.zone.download_incoming
 
-        def read_incoming(name: str) -> bytes | None:
+        def download_incoming(name: str, folder: Path) -> Any:
             downloads.append(name)
-            return real_read(name)
-
-        real_ingest = w.runtime.ingest
-
-        async def slow_ingest(name: str, data: bytes) -> Any:
-            assert downloads[-1] == name  # downloaded only when its turn came
             w.clock.advance(sweep.SWEEP_BUDGET_SECONDS / 2)  # a slow file
-            return await real_ingest(name, data)
+            return real_download(name, folder)
 
-        w.runtime.zone.read_incoming = read_incoming  # type: ignore[method-assign]
-        w.runtime.ingest = slow_ingest  # type: ignore[method-assign]
+        w.runtime.zone.download_incoming = download_incoming  # type: ignore[method-assign]
         swept = asyncio.run(w.runtime.sweep_incoming())
         assert [o.blob for o in swept] == ["employees/f0.csv", "employees/f1.csv"]
         assert downloads == ["employees/f0.csv", "employees/f1.csv"]
