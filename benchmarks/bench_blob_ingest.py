@@ -152,26 +152,6 @@ class CountingTarget:
         return None
 
 
-def _trigger_blob() -> Any:
-    """What the worker passes ``ingest_extract``: the extension's BlobClient from the host's
-    model binding data (connection, container and blob names)."""
-    from types import SimpleNamespace
-
-    from azurefunctions.extensions.base import Datum
-    from azurefunctions.extensions.bindings.blob import BlobClient, BlobClientConverter
-
-    content = {"Connection": "HrDropStorage", "ContainerName": "incoming", "BlobName": NAME}
-    data = SimpleNamespace(
-        version="1.0",
-        source="AzureStorageBlobs",
-        content_type="application/json",
-        content=json.dumps(content),
-    )
-    return BlobClientConverter.decode(
-        Datum(value=data, type="model_binding_data"), trigger_metadata=None, pytype=BlobClient
-    )
-
-
 def _mark_after(owner: type, method: str, key: str, marks: dict[str, float]) -> None:
     """Record the peak RSS when ``owner.method`` returns (sync or async)."""
     import inspect
@@ -231,8 +211,10 @@ def child(mode: str, read_only: bool = False) -> dict[str, Any]:
 
     runtime.engine.ingest = ingest  # type: ignore[method-assign]
     if mode == "chunked":
+        from benchmarks.host_binding import trigger_blob
+
         try:
-            function_app.ingest_extract(_trigger_blob())
+            function_app.ingest_extract(trigger_blob(NAME))
             state = runtime.engine.list_runs("employees")[0].state
         except StopAfterRead:
             state = "read"

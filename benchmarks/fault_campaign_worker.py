@@ -4,7 +4,7 @@
 read the spec as one line from stdin, so a worker can be started ahead of need) builds
 the connector the way the Functions host does (settings from the environment,
 :class:`Runtime`), then calls the function body in ``function_app.py`` with the object
-the host passes: ``ingest_extract`` with an ``InputStream`` of the blob's bytes, or
+the host passes: ``ingest_extract`` with the blob extension's ``BlobClient`` naming the blob, or
 ``reconcile`` with a ``TimerRequest``.
 It prints one JSON line: the function's outcome line(s), or its error.
 
@@ -20,8 +20,8 @@ lands at the same place for the same seed:
 - ``{"kill": {"phase": "reconcile", "writes": n}}``: before the n-th state write after the
   timer pass started reconciling a source (mid-reconcile).
 
-``op``: ``ingest`` (with ``blob``, the name under ``incoming``, and ``data``, a file
-holding the bytes the host read from it) or ``timer``.
+``op``: ``ingest`` (with ``blob``, the name under ``incoming``; the runtime reads the
+blob itself) or ``timer``.
 
 ``offset``: seconds this instance's clock runs ahead of real time (the campaign moves the
 emulator's clock by the same amount: time passing between timer firings);
@@ -170,13 +170,9 @@ def main(argv: list[str]) -> int:
         rt = runtime_module.Runtime(load_settings(), clock=OffsetClock(float(spec["offset"])))
         runtime_module.set_runtime(rt)
         if spec["op"] == "ingest":
-            from azure.functions.blob import InputStream
+            from benchmarks.host_binding import trigger_blob
 
-            name = spec["blob"]
-            data = Path(spec["data"]).read_bytes()  # the bytes the event's blob had
-            function_app.ingest_extract(
-                InputStream(data=data, name=f"incoming/{name}", length=len(data))
-            )
+            function_app.ingest_extract(trigger_blob(spec["blob"]))
         else:
             from azure.functions.timer import TimerRequest
 

@@ -360,14 +360,10 @@ class World:
         body["lease_seconds"] = self.lease_seconds
         if name is not None:
             body["blob"] = f"{SOURCE}/{name}"
-            body["data"] = str(self._extract_named(name))
         body.update(spec)
         worker = self._spare or Worker(self._env)
         self._spare = Worker(self._env)
         return worker.run(body)
-
-    def _extract_named(self, name: str) -> Path:
-        return next(p for p in self.extracts if p.name == name)
 
     def call(self, op: str, name: str | None = None, **spec: Any) -> WorkerResult:
         result = self.start(op, name, **spec).wait()

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from benchmarks.host_binding import trigger_blob
+
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
 
@@ -148,30 +150,6 @@ sources:
     job_id: {JOB2}
 """
     return text
-
-
-def trigger_blob(name: str, connection: str = "HrDropStorage") -> Any:
-    """What the Python worker passes ``ingest_extract`` for ``incoming/<name>``.
-
-    With an SDK-type binding the host sends model binding data (the connection, container
-    and blob names, no bytes); the worker has the blob extension's converter turn it into
-    an ``azure.storage.blob.BlobClient`` built from the connection's app settings.
-    """
-    import json
-    from types import SimpleNamespace
-
-    from azurefunctions.extensions.base import Datum
-    from azurefunctions.extensions.bindings.blob import BlobClient, BlobClientConverter
-
-    content = {"Connection": connection, "ContainerName": "incoming", "BlobName": name}
-    binding_data = SimpleNamespace(
-        version="1.0",
-        source="AzureStorageBlobs",
-        content_type="application/json",
-        content=json.dumps(content),
-    )
-    datum = Datum(value=binding_data, type="model_binding_data")
-    return BlobClientConverter.decode(datum, trigger_metadata=None, pytype=BlobClient)
 
 
 def extract_bytes(tmp: Path, rows: int, seed: int) -> bytes:
