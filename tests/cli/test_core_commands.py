@@ -14,6 +14,7 @@ import typer
 from typer.testing import CliRunner
 
 from connector.cli import core
+from connector.cli.app import build_app
 from connector.errors import ExtractError, RejectedShareExceededError
 from connector.extract import ExtractReader
 from tests.core.helpers import DEFAULT_MAPPING, GOLDEN, HR_EXTRACT, ROOT
@@ -342,3 +343,24 @@ def test_preview_of_repeated_ids_drops_the_first_reads_payloads(tmp_path: Path) 
         f"bulk-{n:05d}.json" for n in range(1, 5)
     ]
     assert _rejected_lines(out) == [2, 4]
+
+
+def test_core_commands_start_without_the_other_command_modules() -> None:
+    from connector.cli.app import CORE_COMMANDS
+
+    alone = build_app("preview")
+    assert {c.name for c in alone.registered_commands} == CORE_COMMANDS
+    probe = (
+        "import sys\nfrom connector.cli import main\n"
+        "code = main(['preview', '--help'])\n"
+        "print(code, sorted(m for m in sys.modules if m.startswith(('connector.cli.', 'httpx'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout.splitlines()[-1]
+    assert out.startswith("0 ")
+    for heavy in ("connector.cli.sync", "connector.cli.graph", "httpx"):
+        assert f"'{heavy}'" not in out
+    every = {c.name for c in build_app().registered_commands}
+    assert every > CORE_COMMANDS
+    assert every >= {"sync", "status", "import-psd1", "emulator"}
