@@ -43,7 +43,7 @@ import shutil
 import tempfile
 from array import array
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from itertools import repeat
 from operator import itemgetter
@@ -787,7 +787,6 @@ class ExtractReader:
         stats = self.stats
         strip = str.strip
         delim = self.delimiter
-        delims = repeat(delim)
         names = self.selected_columns(columns)
         pick: Callable[[list[str]], tuple[str, ...]] | None = None
         if len(names) < ncols:
@@ -806,15 +805,11 @@ class ExtractReader:
                     lines = text.readlines(_BLOCK_CHARS)
                     if not lines:
                         break
-                    if (
-                        ncols == 1  # a blank line would split into one empty field
-                        or max(map(len, lines)) > quick_cap
-                        or nul.needs_csv("".join(lines))  # a quote, or a NUL to look for
-                    ):
+                    split = _split_block(lines, ncols, quick_cap, delim, nul)
+                    if split is None:
                         pending = lines
                         break
-                    # the line ending stays on the last field: strip() removes it below
-                    for row in map(str.split, lines, delims):
+                    for row in split:
                         lineno += 1
                         if len(row) != ncols:
                             self._reject_shape(lineno, row, idx)
@@ -939,6 +934,53 @@ def _count_id(seen: list[array[int]], ext: str) -> None:
     if ext and ext.isprintable():
         h = hash(ext)
         seen[h & _MASK].append(h)
+
+
+def _split_block(
+    lines: list[str], ncols: int, quick_cap: int, delim: str, nul: NulWatch
+) -> Iterable[list[str]] | None:
+    """A block's rows when ``str.split`` parses them exactly as the csv module would, else
+    None (the csv reader then parses the rest of the file, measuring every field).
+
+    Each line must be one row, and no value may need a look of its own: no line longer
+    than a quarter of the byte cap, no NUL in the block (:class:`NulWatch`). Lines without
+    any quote are split on the delimiter (the line ending stays on the last field, which
+    the caller strips). A block whose every field is quoted with no quote inside
+    (``"a","b"``, as spreadsheets and many HR systems write) is split on
+    quote-delimiter-quote (:func:`_quoted_rows`).
+    """
+    if ncols == 1 or max(map(len, lines)) > quick_cap:  # 1: a blank line is one empty field
+        return None
+    if not nul.needs_csv("".join(lines)):
+        return map(str.split, lines, repeat(delim))
+    if nul.found:
+        return None
+    return _quoted_rows(lines, ncols, delim)
+
+
+def _quoted_rows(lines: list[str], ncols: int, delim: str) -> list[list[str]] | None:
+    """``"v1","v2",...`` lines as rows, or None when any line is not exactly that.
+
+    A line qualifies when it holds ``2 * ncols`` quotes, starts and ends (before its line
+    ending) with one, and splits on quote-delimiter-quote into ``ncols`` parts: the
+    separators and the two ends then use every quote, so no value holds one, and the csv
+    module would read the same values. Anything else (a doubled quote, an unquoted or
+    multi-line value, a stray space) leaves the block to the csv reader.
+    """
+    want = 2 * ncols
+    if list(map(str.count, lines, repeat('"'))).count(want) != len(lines):
+        return None
+    sep = f'"{delim}"'
+    rows = []
+    for line in lines:
+        body = line.rstrip("\r\n")
+        if body[:1] != '"' or body[-1:] != '"' or len(body) < 2:
+            return None
+        row = body[1:-1].split(sep)
+        if len(row) != ncols:
+            return None
+        rows.append(row)
+    return rows
 
 
 def _buckets() -> list[array[int]]:
