@@ -35,6 +35,7 @@ from connector.mapping_plan import (
     Items,
     Plan,
     Source,
+    Template,
 )
 from connector.scim import CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA
 from connector.transforms import Transform
@@ -209,16 +210,6 @@ def _fused_column_chain(col: Any, transforms: list[Transform], slow: Getter) -> 
                 return f1(v) if v.__class__ is str else slow(values)
 
             return get1
-    elif len(ops) == 2 and not check:
-        f1, f2 = ops
-
-        def get2(values: Values) -> Any:
-            v = values[col]
-            if not v:
-                return None
-            return f2(f1(v)) if v.__class__ is str else slow(values)
-
-        return get2
     steps = tuple(ops)
 
     def get_n(values: Values) -> Any:
@@ -453,7 +444,10 @@ class _Source:
         get = getter(expr, self.key)
         fused = fused_steps(list(expr.transforms)) if isinstance(expr.source, Column) else None
         lines = [f"{indent}try:"]
-        if fused is None:
+        parts = None if expr.transforms else self._parts(expr.source, indent + "    ")
+        if parts is not None:
+            lines += parts
+        elif fused is None:
             lines.append(f"{indent}    v = {self.arg('g', get)}(values)")
         else:
             ops, check = fused
@@ -472,6 +466,29 @@ class _Source:
             f"{indent}    raise _prefixed({t}, exc) from None",
         ]
         self.lines += lines
+
+    def _parts(self, source: Source, indent: str) -> list[str] | None:
+        """Lines setting ``v`` to a template, or the first of a coalesce's columns and
+        templates that gives a value; None for other sources (their closure is called)."""
+        parts = source.parts if isinstance(source, Coalesce) else (Expr(source),)
+        if not all(not p.transforms and isinstance(p.source, Template | Column) for p in parts):
+            return None
+        lines = [f"{indent}v = None"]
+        for n, part in enumerate(parts):
+            i = indent if n == 0 else indent + "    "
+            if n:
+                lines.append(f"{indent}if v is None:")
+            if isinstance(part.source, Column):
+                lines.append(f"{i}v = values[{self.arg('c', self.key(part.source.name))}] or None")
+                continue
+            assert isinstance(part.source, Template)
+            cells = [f"x{j}" for j in range(len(part.source.columns))]
+            for cell, col in zip(cells, part.source.columns, strict=True):
+                lines.append(f"{i}{cell} = values[{self.arg('c', self.key(col))}]")
+            fmt = self.arg("f", part.source.pattern.format)
+            # a template with an empty part is omitted, never half-filled
+            lines += [f"{i}if {' and '.join(cells)}:", f"{i}    v = {fmt}({', '.join(cells)})"]
+        return lines
 
     def call(self, setter: Setter, path: tuple[str, ...]) -> None:
         """A setter closure (``when``, ``send_null``, several items) that may fill ``path``."""
