@@ -17,9 +17,14 @@ included:
 It prints rows/s of CPU (user + system of the child) and of wall time for each (the
 median of the rounds) and the ratio preview / baseline. Payloads go to a fresh
 directory under ``/dev/shm`` when present (the engine, not the disk, is measured).
+Children run with bytecode caching on, after one warm-up run each, as an installed
+connector does (``PYTHONDONTWRITEBYTECODE`` would make every start compile the sources).
+With ``--callgrind N`` it also counts instructions under ``valgrind --tool=callgrind``
+(``PYTHONHASHSEED=0``): per row (N rows minus 1 row) and for a 1-row run (start-up),
+which other jobs' load does not change.
 
     python benchmarks/bench_preview.py                      # 300,000 rows, 3 rounds
-    python benchmarks/bench_preview.py --base ee7e3ca --rounds 3
+    python benchmarks/bench_preview.py --base ee7e3ca --rounds 3 --callgrind 3000
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from statistics import median
 
@@ -94,13 +100,17 @@ def _generate(work: Path, rows: int) -> dict[str, Path]:
     return paths
 
 
+#: children cache bytecode, as an installed connector does
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def _timed(cmd: list[str], out: Path) -> tuple[float, float]:
     """CPU seconds (user + system) and wall seconds of one child process."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=ENV)
     wall = time.perf_counter() - wall0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -120,12 +130,64 @@ def _export(rev: str, work: Path) -> Path:
     return tree
 
 
+def _instructions(cmd: list[str], out: Path, tag: str) -> int:
+    """Instructions callgrind counts for one run of ``cmd``."""
+    counts = out / f"callgrind-{tag}.out"
+    out.mkdir(parents=True, exist_ok=True)
+    env = ENV | {"PYTHONHASHSEED": "0"}
+    grind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={counts}"]
+    subprocess.run([*grind, *cmd], capture_output=True, check=True, env=env)
+    for line in counts.read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise RuntimeError(f"no totals in {counts}")
+
+
+def _head(path: Path, rows: int) -> Path:
+    """The first ``rows`` data rows of ``path`` (one line per row in these files)."""
+    part = path.with_name(f"{path.stem}-{rows}.csv")
+    with (
+        path.open(encoding="utf-8", newline="") as src,
+        part.open("w", encoding="utf-8", newline="") as dst,
+    ):
+        for _, line in zip(range(rows + 1), src, strict=False):
+            dst.write(line)
+    return part
+
+
+def _counted(cmds: dict[str, list[str]], extract: Path, rows: int, out: Path) -> None:
+    """Instructions per row (``rows`` rows minus 1 row) and of a 1-row run, per command."""
+    sizes = {rows: _head(extract, rows), 1: _head(extract, 1)}
+    jobs = [
+        (label, n, [str(sizes[n]) if a == str(extract) else a for a in cmd])
+        for label, cmd in cmds.items()
+        for n in sizes
+    ]
+
+    def one(job: tuple[str, int, list[str]]) -> int:
+        label, n, cmd = job
+        work = out / f"cg-{label.replace('@', '-')}-{n}"
+        cmd = [str(work / "p") if a.endswith("/p") else a for a in cmd]
+        (work / "p").mkdir(parents=True, exist_ok=True)
+        return _instructions(cmd, work, f"{n}")
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        counts = dict(zip([(j[0], j[1]) for j in jobs], pool.map(one, jobs), strict=True))
+    for label in cmds:
+        per_row = (counts[label, rows] - counts[label, 1]) / (rows - 1)
+        print(
+            f"  {extract.stem:<15} {label:<18} {per_row:>9,.0f} instructions/row,"
+            f" start-up {counts[label, 1] / 1e6:,.0f} M instructions"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=300_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--base", help="an earlier commit whose preview runs in the same turns")
     parser.add_argument("--only", choices=sorted(FILES), action="append")
+    parser.add_argument("--callgrind", type=int, metavar="N", help="also count instructions")
     args = parser.parse_args()
     out_base = "/dev/shm" if Path("/dev/shm").is_dir() else None
     print(
@@ -154,11 +216,18 @@ def main() -> None:
                 }
                 cmds["baseline"] = [sys.executable, "-c", BASELINE, str(paths[name])]
                 cmds["baseline"] += [str(out / "p"), columns]
+                for cmd in cmds.values():  # warm-up: bytecode cached, files in the page cache
+                    _timed(
+                        [_head(paths[name], 1) if a == str(paths[name]) else a for a in cmd],
+                        out / "p",
+                    )
                 got: dict[str, list[tuple[float, float]]] = {k: [] for k in cmds}
                 for _ in range(args.rounds):
                     for label, cmd in cmds.items():
                         got[label].append(_timed(cmd, out / "p"))
                 _report(name, args.rows, got)
+                if args.callgrind:
+                    _counted(cmds, paths[name], args.callgrind, out)
         finally:
             shutil.rmtree(out, ignore_errors=True)
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
