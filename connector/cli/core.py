@@ -170,7 +170,8 @@ def _write_preview(
 
     The file is read once, its ids counted as the rows go by; only when an id repeats
     are the payloads written so far dropped and the file read again, rejecting every row
-    with a repeated id (:class:`~connector.errors.ReadAgainError`).
+    with a repeated id (:class:`~connector.errors.ReadAgainError`). A file-level error
+    met on the way (a quote left open, undecodable bytes) drops them too.
     """
     duplicates: set[int] | None = None
     while True:
@@ -183,8 +184,7 @@ def _write_preview(
             duplicates=duplicates,
         )
         out.mkdir(parents=True, exist_ok=True)
-        for old in out.glob("bulk-[0-9][0-9][0-9][0-9][0-9].json"):
-            old.unlink()
+        _clear_payloads(out)
         written = (0, 0, 0)
         error: str | None = None
         refusal: RejectedShareExceededError | None = None
@@ -196,8 +196,9 @@ def _write_preview(
                 continue
             except RejectedShareExceededError as exc:
                 refusal = exc
-            except ExtractError as exc:
+            except ExtractError as exc:  # the file as a whole: no payload of it stays
                 error = str(exc)
+                _clear_payloads(out)
             if refusal is None:
                 rejected, stats, not_listed = list(stream.rejected), stream.stats, 0
         break
@@ -222,6 +223,11 @@ def _write_preview(
         refused=refusal is not None,
         rejected_not_listed=not_listed,
     )
+
+
+def _clear_payloads(out: Path) -> None:
+    for old in out.glob("bulk-[0-9][0-9][0-9][0-9][0-9].json"):
+        old.unlink()
 
 
 def _write_payloads(

@@ -364,3 +364,21 @@ def test_core_commands_start_without_the_other_command_modules() -> None:
     every = {c.name for c in build_app().registered_commands}
     assert every > CORE_COMMANDS
     assert every >= {"sync", "status", "import-psd1", "emulator"}
+
+
+@pytest.mark.parametrize(
+    ("tail", "fragment"),
+    [(b'9999,"Active\n', "unterminated quote"), (b"9999,Act\xefve\n", "cannot decode")],
+)
+def test_preview_of_a_file_refused_late_leaves_no_payload(
+    tmp_path: Path, tail: bytes, fragment: str
+) -> None:
+    """Read once, the file's error comes after payloads were written: none of them stays."""
+    rows = HR_EXTRACT.read_bytes().splitlines(keepends=True)
+    extract = tmp_path / "late.csv"
+    extract.write_bytes(b"".join(rows) + tail)
+    out = tmp_path / "out"
+    summary = core.run_preview(DEFAULT_MAPPING, extract, out, max_bytes=2048)
+    assert summary.error is not None
+    assert fragment in summary.error
+    assert list(out.glob("bulk-*.json")) == []
