@@ -32,6 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from connector.cli.core import write_payload  # noqa: E402
 from connector.mapping import load_mapping  # noqa: E402
 from connector.records import iter_records  # noqa: E402
 from connector.sample import generate_extract  # noqa: E402
@@ -47,17 +48,6 @@ SLICE = 50_000
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def _write(path: Path, body: bytes) -> None:
-    """One file, written with os.write (no buffered file object per request)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(body)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
 
 
 def run_pipeline(extract: Path, out: Path, limit: int | None = None) -> dict[str, Any]:
@@ -78,7 +68,7 @@ def run_pipeline(extract: Path, out: Path, limit: int | None = None) -> dict[str
         requests += 1
         ops += len(payload)
         size += len(payload.body)
-        _write(out / f"bulk-{requests:05d}.json", payload.body)
+        write_payload(out / f"bulk-{requests:05d}.json", payload.body)
     stream.close()
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     return {"rows": ops, "requests": requests, "bytes": size, "wall_s": wall, "cpu_s": cpu}

@@ -7,8 +7,9 @@
     │   │   └── UntranslatableError  one psd1 entry has no equivalent in the mapping language
     │   └── UnsafeEndpointError      a token would leave for a host that is not Graph
     ├── ExtractError                 an HR extract that cannot be read as a whole
-    │   └── TooManyRejectedRowsError the file's rejected-row share is over the cap
-    │       └── RejectedShareExceededError  the same, listing the rejected rows
+    │   ├── TooManyRejectedRowsError the file's rejected-row share is over the cap
+    │   │   └── RejectedShareExceededError  the same, listing the rejected rows
+    │   └── ReadAgainError           ids counted while reading repeat: read the file again
     ├── TransformError               one row's value cannot be mapped (the row is rejected)
     ├── OperationTooLargeError       one record alone is over the request byte cap
     ├── GraphError                   Microsoft Graph (or the emulator) said no
@@ -72,6 +73,7 @@ __all__ = [
     "PermissionDeniedError",
     "Psd1Error",
     "QuotaExhaustedError",
+    "ReadAgainError",
     "RejectedShareExceededError",
     "RunError",
     "SchemaError",
@@ -149,6 +151,21 @@ class ExtractError(ConnectorError):
 
 class TooManyRejectedRowsError(ExtractError):
     """More rows were rejected than the configured share allows; the file is not applied."""
+
+
+class ReadAgainError(ExtractError):
+    """Ids counted during the one read of an extract repeat; the caller reads it again.
+
+    Raised only to callers that asked to have the ids checked while the rows are read
+    (``ids_in_pass``), after the last row: the rows handed out so far include rows whose
+    id repeats, so they must be dropped. ``duplicates`` (hashes of the repeated ids, valid
+    in this process only) lets the second read reject every such row without reading
+    the id column first.
+    """
+
+    def __init__(self, message: str, *, path: str | None, duplicates: set[int]) -> None:
+        super().__init__(message, path=path)
+        self.duplicates = duplicates
 
 
 class GraphError(ConnectorError):

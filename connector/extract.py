@@ -4,7 +4,10 @@ Memory stays flat with the number of rows: rows are parsed and handed on one at 
 time. Duplicate externalIds must reject *every* row carrying them (never last-wins),
 which needs one look at the whole id column before the first row is handed out; that
 first pass keeps only an 8-byte hash per row (in ``array`` buckets), so a million rows
-cost about 8 MB, and the hashes are dropped once the duplicate set is known.
+cost about 8 MB, and the hashes are dropped once the duplicate set is known. A caller
+that can start over (``connector preview``) asks for ``ids_in_pass`` instead: the same
+hashes are kept while the rows are handed out, and only when an id repeats is the file
+read a second time (:class:`~connector.errors.ReadAgainError`).
 
 Row-level problems (wrong field count, empty id, oversized field, duplicate id,
 malformed quoting within one line) are data: each becomes a :class:`RejectedRow` with its
@@ -40,14 +43,14 @@ import shutil
 import tempfile
 from array import array
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, BinaryIO, Final, NamedTuple, TypeVar
 
-from connector.errors import ExtractError, RejectedShareExceededError
+from connector.errors import ExtractError, ReadAgainError, RejectedShareExceededError
 from connector.extract_controls import (
     NulWatch,
     control_columns,
@@ -432,7 +435,7 @@ class ExtractReader:
         assert self.id_column is not None
         idx = self.header.index(self.id_column)
         ncols = len(self.header)
-        buckets = [array("q") for _ in range(_BUCKETS)]
+        buckets = _buckets()
         mask = _BUCKETS - 1
         rows = 0
         known_bad = 0
@@ -540,16 +543,8 @@ class ExtractReader:
                 raise self._decode_error(exc) from None
             finally:
                 text.detach()
-        dups: set[int] = set()
-        for i, bucket in enumerate(buckets):
-            if len(set(bucket)) != len(bucket):
-                counts = Counter(bucket)
-                for h, n in counts.items():
-                    if n > 1 and h not in unclean:  # those are counted already
-                        dups.add(h)
-                        known_bad += n
-            buckets[i] = array("q")
-        return dups | unclean, rows, known_bad
+        dups, repeated = _repeats(buckets, unclean)
+        return dups | unclean, rows, known_bad + repeated
 
     def _runaway_quote(self, first: int, last: int, detail: str | int) -> ExtractError:
         """The file-level error for a quoted value that swallowed lines (see the module doc)."""
@@ -633,6 +628,8 @@ class ExtractReader:
         max_rejected_share: float | None = None,
         columns: Collection[str] | None = None,
         as_list: bool = False,
+        ids_in_pass: bool = False,
+        duplicates: Collection[int] | None = None,
     ) -> Iterator[_T]:
         """Iterate once, handing each accepted row to ``make(line, values)``.
 
@@ -646,6 +643,13 @@ class ExtractReader:
         caller reads only some of them. With ``as_list``, ``values`` is a list in
         :meth:`selected_columns` order instead of a dict (for :meth:`Mapping.bind
         <connector.mapping.Mapping.bind>`), which saves building a dict per row.
+
+        Duplicate ids: by default the id column is read first, so no row carrying a
+        repeated id is ever handed out. A caller that can start over passes
+        ``ids_in_pass``: the file is then read once, the ids are counted as rows go by,
+        and when one repeats, :class:`~connector.errors.ReadAgainError` is raised after
+        the last row (before the share check), carrying ``duplicates`` for the second
+        read, which rejects every row with such an id (and reads nothing twice more).
         """
         if self._iterated:
             raise RuntimeError(
@@ -655,7 +659,10 @@ class ExtractReader:
         share = max_rejected_share
         if share is None and self.check_rejected_share:
             share = self.profile.max_rejected_share
-        return self._data_pass(make, share, columns=columns, as_list=as_list)
+        known = None if duplicates is None else set(duplicates)
+        return self._data_pass(
+            make, share, known, columns=columns, as_list=as_list, ids_in_pass=ids_in_pass
+        )
 
     def selected_columns(self, columns: Collection[str] | None) -> list[str]:
         """The columns, in header order, that :meth:`iter_mapped` hands over for ``columns``."""
@@ -753,8 +760,10 @@ class ExtractReader:
         dups: set[int] | None = None,
         columns: Collection[str] | None = None,
         as_list: bool = False,
+        ids_in_pass: bool = False,
     ) -> Iterator[_T]:
-        """The id pass (unless ``dups`` is given), then every row, then the share check.
+        """The id pass (unless ``dups`` is given or ids are counted in this pass), then
+        every row, then the share check.
 
         Blocks of lines without a quote and without a line longer than a quarter of the
         byte cap are split with ``str.split`` (exactly what the csv module does with such
@@ -762,9 +771,12 @@ class ExtractReader:
         its line. From the first other block on, the csv reader parses the rest of the file
         and every row's fields are measured.
         """
+        seen: list[array[int]] | None = None  # id hashes counted in this pass
         if dups is None:
             dups = set()
-            if self.id_column is not None:
+            if self.id_column is not None and ids_in_pass:
+                seen = _buckets()
+            elif self.id_column is not None:
                 dups, rows, known_bad = self._duplicate_hashes()
                 if self._over_cap(known_bad, rows):  # proven before any row is handed out
                     raise self._refuse_early(dups)
@@ -776,7 +788,6 @@ class ExtractReader:
         stats = self.stats
         strip = str.strip
         delim = self.delimiter
-        delims = repeat(delim)
         names = self.selected_columns(columns)
         pick: Callable[[list[str]], tuple[str, ...]] | None = None
         if len(names) < ncols:
@@ -795,15 +806,11 @@ class ExtractReader:
                     lines = text.readlines(_BLOCK_CHARS)
                     if not lines:
                         break
-                    if (
-                        ncols == 1  # a blank line would split into one empty field
-                        or max(map(len, lines)) > quick_cap
-                        or nul.needs_csv("".join(lines))  # a quote, or a NUL to look for
-                    ):
+                    split = _split_block(lines, ncols, quick_cap, delim, nul)
+                    if split is None:
                         pending = lines
                         break
-                    # the line ending stays on the last field: strip() removes it below
-                    for row in map(str.split, lines, delims):
+                    for row in split:
                         lineno += 1
                         if len(row) != ncols:
                             self._reject_shape(lineno, row, idx)
@@ -816,7 +823,13 @@ class ExtractReader:
                         )
                         if idx >= 0:
                             ext = values[id_key]
-                            if not ext or (dups and hash(ext) in dups):
+                            if seen is not None:
+                                if not ext or not ext.isprintable():
+                                    self._reject_id(lineno, ext)
+                                    continue
+                                h = hash(ext)
+                                seen[h & _MASK].append(h)
+                            elif not ext or (dups and hash(ext) in dups):
                                 self._reject_id(lineno, ext)
                                 continue
                         if make is None:
@@ -844,6 +857,8 @@ class ExtractReader:
                                         raise self._runaway_quote(line, lineno, len(row))
                                     self._reject_shape(line, row, idx)
                                     continue
+                                if seen is not None:
+                                    _count_id(seen, row[idx].strip())
                                 if max(map(len, row)) > quick_cap and self._too_large(
                                     line, row, idx
                                 ):
@@ -858,7 +873,11 @@ class ExtractReader:
                                 )
                                 if idx >= 0:
                                     ext = values[id_key]
-                                    if not ext or (dups and hash(ext) in dups):
+                                    if (
+                                        not ext
+                                        or (seen is not None and not ext.isprintable())
+                                        or (dups and hash(ext) in dups)
+                                    ):
                                         self._reject_id(line, ext)
                                         continue
                                 if make is None:
@@ -890,6 +909,14 @@ class ExtractReader:
                 raise self._decode_error(exc) from None
             finally:
                 text.detach()
+        if seen is not None:
+            repeated, _ = _repeats(seen, ())
+            if repeated:
+                raise ReadAgainError(
+                    f"{self.id_column} repeats on some rows; read the file again to reject them",
+                    path=self.label,
+                    duplicates=repeated,
+                )
         if share is not None:
             rows, bad = stats.rows_read, stats.rows_rejected
             if rows and bad / rows > share:
@@ -898,6 +925,87 @@ class ExtractReader:
 
 _BLOCK_CHARS: Final = 64 * 1024
 _first: Final = itemgetter(0)
+
+
+_MASK: Final = _BUCKETS - 1
+
+
+def _count_id(seen: list[array[int]], ext: str) -> None:
+    """Count a non-empty, printable id (others are rejected as such, never as repeats)."""
+    if ext and ext.isprintable():
+        h = hash(ext)
+        seen[h & _MASK].append(h)
+
+
+def _split_block(
+    lines: list[str], ncols: int, quick_cap: int, delim: str, nul: NulWatch
+) -> Iterable[list[str]] | None:
+    """A block's rows when ``str.split`` parses them exactly as the csv module would, else
+    None (the csv reader then parses the rest of the file, measuring every field).
+
+    Each line must be one row, and no value may need a look of its own: no line longer
+    than a quarter of the byte cap, no NUL in the block (:class:`NulWatch`). Lines without
+    any quote are split on the delimiter (the line ending stays on the last field, which
+    the caller strips). A block whose every field is quoted with no quote inside
+    (``"a","b"``, as spreadsheets and many HR systems write) is split on
+    quote-delimiter-quote (:func:`_quoted_rows`).
+    """
+    if ncols == 1 or max(map(len, lines)) > quick_cap:  # 1: a blank line is one empty field
+        return None
+    if not nul.needs_csv("".join(lines)):
+        return map(str.split, lines, repeat(delim))
+    if nul.found:
+        return None
+    return _quoted_rows(lines, ncols, delim)
+
+
+def _quoted_rows(lines: list[str], ncols: int, delim: str) -> list[list[str]] | None:
+    """``"v1","v2",...`` lines as rows, or None when any line is not exactly that.
+
+    A line qualifies when it holds ``2 * ncols`` quotes, starts and ends (before its line
+    ending) with one, and splits on quote-delimiter-quote into ``ncols`` parts: the
+    separators and the two ends then use every quote, so no value holds one, and the csv
+    module would read the same values. Anything else (a doubled quote, an unquoted or
+    multi-line value, a stray space) leaves the block to the csv reader.
+    """
+    want = 2 * ncols
+    if list(map(str.count, lines, repeat('"'))).count(want) != len(lines):
+        return None
+    sep = f'"{delim}"'
+    rows = []
+    for line in lines:
+        body = line.rstrip("\r\n")
+        if body[:1] != '"' or body[-1:] != '"' or len(body) < 2:
+            return None
+        row = body[1:-1].split(sep)
+        if len(row) != ncols:
+            return None
+        rows.append(row)
+    return rows
+
+
+def _buckets() -> list[array[int]]:
+    """Empty buckets for 8-byte id hashes (by their low bits, so each is small to count)."""
+    return [array("q") for _ in range(_BUCKETS)]
+
+
+def _repeats(buckets: list[array[int]], unclean: Collection[int]) -> tuple[set[int], int]:
+    """The hashes seen more than once (but not in ``unclean``) and how many rows carry them.
+
+    Empties each bucket once it is counted, so the hashes are freed as it goes.
+    """
+    dups: set[int] = set()
+    rows = 0
+    for i, bucket in enumerate(buckets):
+        if len(set(bucket)) != len(bucket):
+            for h, n in Counter(bucket).items():
+                if n > 1 and h not in unclean:  # those are counted already
+                    dups.add(h)
+                    rows += n
+        buckets[i] = array("q")
+    return dups, rows
+
+
 #: rejected rows show an id only when it looks like one: at most this long, no newline or
 #: delimiter (anything else is a run of fields that may hold names and emails)
 _MAX_ID_SHOWN: Final = 256

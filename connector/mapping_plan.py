@@ -117,15 +117,6 @@ class Item:
     primary: bool | None
     when: Condition | None
 
-    @property
-    def plain(self) -> bool:
-        """Every sub-attribute is a column copied as is, with no condition or primary."""
-        return (
-            self.primary is None
-            and self.when is None
-            and all(e.plain_column is not None for _, e in self.subs)
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class Items:

@@ -2,12 +2,13 @@
 
 :func:`build` is the one executor. Given how a column is read (its name for rows as
 dicts, its position for rows as lists bound to a layout) it makes one function per
-mapping that builds the record. Plain column copies, one-item multi-valued attributes
-copied from columns and attributes without ``when``/``send_null`` are written out in
-it (the last ones call their value's closure); conditional and ``send_null``
-attributes and other multi-valued ones are setter closures it calls. A column fed
-through transforms becomes one closure when the transforms allow it
-(:func:`_fused_column_chain`).
+mapping that builds the record. Written out in it: plain column copies, attributes
+without ``when``/``send_null``, and multi-valued attributes of one item without
+``when``; a column fed through transforms that allow it (:func:`fused_steps`) calls
+the transforms back to back in it, other values call their value's closure. Values for
+one container (``name``, the enterprise block, an extension) go to a local dict that is
+attached once when it holds anything. Conditional and ``send_null`` attributes and
+multi-valued attributes of several or conditional items are setter closures it calls.
 
 The function's source comes only from the fixed template in :class:`_Source`: every
 name in it is generated (``s0``, ``k1``, ``c2``, ...) and every value from the mapping
@@ -30,9 +31,11 @@ from connector.mapping_plan import (
     Const,
     Copy,
     Expr,
+    Item,
     Items,
     Plan,
     Source,
+    Template,
 )
 from connector.scim import CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA
 from connector.transforms import Transform
@@ -165,15 +168,12 @@ def chain(src: Getter, transforms: list[Transform], column: Any = None) -> Gette
     return get
 
 
-def _fused_column_chain(col: Any, transforms: list[Transform], slow: Getter) -> Getter | None:
-    """A column fed through transforms as one closure, or None when they do not allow it.
-
-    Every transform must have an ``on_text`` form and every one but the last must keep a
-    non-empty text non-empty (``keeps_text``): then no value between two steps can be
-    None, empty or a non-text, so the generic loop's checks would never fire and the
-    steps are called back to back. A value that is not a ``str`` (rows are text, but
-    :meth:`Mapping.apply` takes any mapping) goes through ``slow``, the generic chain.
-    """
+def fused_steps(transforms: list[Transform]) -> tuple[list[Callable[[str], Any]], bool] | None:
+    """The ``on_text`` steps of a column's transforms and whether the last output must be
+    checked for emptiness; None when they cannot be called back to back (see
+    :func:`_fused_column_chain`)."""
+    if not transforms:
+        return None
     ops: list[Callable[[str], Any]] = []
     for t in transforms:
         if t.on_text is None or t.accepts_none:
@@ -183,7 +183,22 @@ def _fused_column_chain(col: Any, transforms: list[Transform], slow: Getter) -> 
         return None
     last = transforms[-1]
     # the last output is checked for emptiness unless it cannot be empty
-    check = not (last.keeps_text or last.produces_bool)
+    return ops, not (last.keeps_text or last.produces_bool)
+
+
+def _fused_column_chain(col: Any, transforms: list[Transform], slow: Getter) -> Getter | None:
+    """A column fed through transforms as one closure, or None when they do not allow it.
+
+    Every transform must have an ``on_text`` form and every one but the last must keep a
+    non-empty text non-empty (``keeps_text``): then no value between two steps can be
+    None, empty or a non-text, so the generic loop's checks would never fire and the
+    steps are called back to back. A value that is not a ``str`` (rows are text, but
+    :meth:`Mapping.apply` takes any mapping) goes through ``slow``, the generic chain.
+    """
+    fused = fused_steps(transforms)
+    if fused is None:
+        return None
+    ops, check = fused
     if len(ops) == 1:
         (f1,) = ops
         if not check:
@@ -195,16 +210,6 @@ def _fused_column_chain(col: Any, transforms: list[Transform], slow: Getter) -> 
                 return f1(v) if v.__class__ is str else slow(values)
 
             return get1
-    elif len(ops) == 2 and not check:
-        f1, f2 = ops
-
-        def get2(values: Values) -> Any:
-            v = values[col]
-            if not v:
-                return None
-            return f2(f1(v)) if v.__class__ is str else slow(values)
-
-        return get2
     steps = tuple(ops)
 
     def get_n(values: Values) -> Any:
@@ -359,10 +364,32 @@ def _container(data: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
     return d
 
 
-class _Source:
-    """The lines of the generated function and the factory arguments they name."""
+def _item_value(target: str) -> Callable[[Any], Any]:
+    """A sub-attribute's value that may not be text: a list is refused, others become text."""
 
-    def __init__(self) -> None:
+    def check(v: Any) -> Any:
+        if isinstance(v, list):
+            raise TransformError(f"{target} ended as a list; add a join")
+        return v if isinstance(v, str) else _to_text(v)
+
+    return check
+
+
+#: at most this many custom namespaces get their ``schemas`` lists made once, by mask
+_MASKED_NAMESPACES: Final = 4
+
+
+class _Source:
+    """The lines of the generated function and the factory arguments they name.
+
+    Values for one container (``name``, the enterprise block, an extension) set one after
+    another go to a local dict ``d`` (a *run*), attached once at the end of the run when
+    it holds anything. ``made`` holds the containers that may exist already, so a new
+    one is attached directly and an existing one merged into.
+    """
+
+    def __init__(self, key: ColumnKey) -> None:
+        self.key = key
         self.args: dict[str, Any] = {
             "_base": BASE_SCHEMAS,
             "_container": _container,
@@ -371,8 +398,8 @@ class _Source:
             "_required_but_empty": _required_but_empty,
         }
         self.lines = ['    data = {"schemas": _base, "externalId": external_id}']
-        self.run_path: tuple[str, ...] | None = None  # the container of the copies at hand
-        self.run_name = ""
+        self.run: tuple[str, ...] | None = None  # the container the run at hand fills
+        self.made: set[tuple[str, ...]] = set()
 
     def arg(self, prefix: str, value: Any) -> str:
         """A generated name for ``value``, passed to the factory under that name."""
@@ -380,66 +407,166 @@ class _Source:
         self.args[name] = value
         return name
 
-    def call(self, setter: Setter) -> None:
-        self.run_path = None
-        self.lines.append(f"    {self.arg('s', setter)}(values, data)")
+    def _made(self, path: tuple[str, ...]) -> None:
+        self.made.update(path[: i + 1] for i in range(len(path)))
 
-    def assign(self, step: Assign, get: Getter, finalize: Callable[[Any], Any] | None) -> None:
-        """An attribute set from its value with no condition, written out (no setter call)."""
-        self.run_path = None
-        t = self.arg("t", step.target)
-        self.lines.append("    try:")
-        self.lines.append(f"        v = {self.arg('g', get)}(values)")
-        self.lines.append("    except _TransformError as exc:")
-        self.lines.append(f"        raise _prefixed({t}, exc) from None")
-        indent = "    "
-        if step.required:
-            self.lines.append("    if v is None:")
-            self.lines.append(f"        raise _required_but_empty({t})")
-        else:
-            self.lines.append("    if v is not None:")
-            indent = "        "
-        value = "v" if finalize is None else f"{self.arg('f', finalize)}(v)"
-        head, last = step.path[:-1], step.path[-1]
-        container = f"_container(data, {self.arg('p', head)})" if head else "data"
-        self.lines.append(f"{indent}{container}[{self.arg('k', last)}] = {value}")
-
-    def plain_item(self, attr: str, pairs: list[tuple[str, Any]], typ: str) -> None:
-        """One item copied from columns, set when any of them is non-empty."""
-        self.run_path = None
-        self.lines.append("    item = {}")
-        for key, col in pairs:
-            self.lines.append(f"    v = values[{self.arg('c', col)}]")
-            self.lines.append("    if v:")
-            self.lines.append(f"        item[{self.arg('k', key)}] = v")
-        self.lines.append("    if item:")
-        self.lines.append(f"        item['type'] = {self.arg('t', typ)}")
-        self.lines.append(f"        data[{self.arg('a', attr)}] = [item]")
-
-    def copy(self, path: tuple[str, ...], key: str, col: Any) -> None:
-        """A non-empty cell to ``key``; a run of copies into one container shares ``d``."""
-        if path != self.run_path:
-            self.run_path = path
-            if path:
-                self.lines.append("    d = None")
-                self.run_name = self.arg("p", path)
-        k, c = self.arg("k", key), self.arg("c", col)
-        self.lines.append(f"    v = values[{c}]")
-        self.lines.append("    if v:")
+    def _into(self, path: tuple[str, ...]) -> str:
+        """The dict a value for the container at ``path`` is written to (``data`` or ``d``)."""
         if not path:
-            self.lines.append(f"        data[{k}] = v")
+            self.end_run()
+            return "data"
+        if path != self.run:
+            self.end_run()
+            self.run = path
+            self.lines.append("    d = {}")
+        return "d"
+
+    def end_run(self) -> None:
+        """Attach the run's dict to its container when it holds anything."""
+        if self.run is None:
             return
-        self.lines.append("        if d is None:")
-        self.lines.append(f"            d = _container(data, {self.run_name})")
-        self.lines.append(f"        d[{k}] = v")
+        path, self.run = self.run, None
+        if path in self.made:
+            target = f"_container(data, {self.arg('p', path)}).update(d)"
+        else:
+            parent = "data" if len(path) == 1 else f"_container(data, {self.arg('p', path[:-1])})"
+            target = f"{parent}[{self.arg('k', path[-1])}] = d"
+        self.lines += ["    if d:", f"        {target}"]
+        self._made(path)
+
+    def _value(self, expr: Expr, target: str, indent: str) -> None:
+        """Lines setting ``v`` to ``expr``'s value on the row, errors prefixed with ``target``.
+
+        A column through transforms that allow it (:func:`fused_steps`) is written out:
+        the steps are called back to back with no closure between them.
+        """
+        t = self.arg("t", target)
+        get = getter(expr, self.key)
+        fused = fused_steps(list(expr.transforms)) if isinstance(expr.source, Column) else None
+        lines = [f"{indent}try:"]
+        parts = None if expr.transforms else self._parts(expr.source, indent + "    ")
+        if parts is not None:
+            lines += parts
+        elif fused is None:
+            lines.append(f"{indent}    v = {self.arg('g', get)}(values)")
+        else:
+            ops, check = fused
+            assert isinstance(expr.source, Column)
+            i = indent + "    "
+            lines += [f"{i}v = values[{self.arg('c', self.key(expr.source.name))}]", f"{i}if v:"]
+            lines.append(f"{i}    if v.__class__ is str:")
+            lines += [f"{i}        v = {self.arg('f', op)}(v)" for op in ops]
+            if check:
+                lines += [f"{i}        if v == '' or v == []:", f"{i}            v = None"]
+            # not text (Mapping.apply takes any values): the generic chain
+            lines += [f"{i}    else:", f"{i}        v = {self.arg('g', get)}(values)"]
+            lines += [f"{i}else:", f"{i}    v = None"]
+        lines += [
+            f"{indent}except _TransformError as exc:",
+            f"{indent}    raise _prefixed({t}, exc) from None",
+        ]
+        self.lines += lines
+
+    def _parts(self, source: Source, indent: str) -> list[str] | None:
+        """Lines setting ``v`` to a template, or the first of a coalesce's columns and
+        templates that gives a value; None for other sources (their closure is called)."""
+        parts = source.parts if isinstance(source, Coalesce) else (Expr(source),)
+        if not all(not p.transforms and isinstance(p.source, Template | Column) for p in parts):
+            return None
+        lines = [f"{indent}v = None"]
+        for n, part in enumerate(parts):
+            i = indent if n == 0 else indent + "    "
+            if n:
+                lines.append(f"{indent}if v is None:")
+            if isinstance(part.source, Column):
+                lines.append(f"{i}v = values[{self.arg('c', self.key(part.source.name))}] or None")
+                continue
+            assert isinstance(part.source, Template)
+            cells = [f"x{j}" for j in range(len(part.source.columns))]
+            for cell, col in zip(cells, part.source.columns, strict=True):
+                lines.append(f"{i}{cell} = values[{self.arg('c', self.key(col))}]")
+            fmt = self.arg("f", part.source.pattern.format)
+            # a template with an empty part is omitted, never half-filled
+            lines += [f"{i}if {' and '.join(cells)}:", f"{i}    v = {fmt}({', '.join(cells)})"]
+        return lines
+
+    def call(self, setter: Setter, path: tuple[str, ...]) -> None:
+        """A setter closure (``when``, ``send_null``, several items) that may fill ``path``."""
+        self.end_run()
+        self.lines.append(f"    {self.arg('s', setter)}(values, data)")
+        self._made(path)
+
+    def assign(self, step: Assign) -> None:
+        """An attribute set from its value with no condition, written out (no setter call)."""
+        head, last = step.path[:-1], step.path[-1]
+        into = self._into(head)
+        finalize = _finalizer(step.target, step.kind, step.expr)
+        self._value(step.expr, step.target, "    ")
+        value = "v" if finalize is None else f"{self.arg('f', finalize)}(v)"
+        k = self.arg("k", last)
+        if step.required:
+            t = self.arg("t", step.target)
+            self.lines += ["    if v is None:", f"        raise _required_but_empty({t})"]
+            self.lines.append(f"    {into}[{k}] = {value}")
+        else:
+            self.lines += ["    if v is not None:", f"        {into}[{k}] = {value}"]
+        if into == "data":
+            self.made.add((last,))
+
+    def copy(self, path: tuple[str, ...], key: str, column: str) -> None:
+        """A non-empty cell to ``key`` of the container at ``path``."""
+        into = self._into(path)
+        k, c = self.arg("k", key), self.arg("c", self.key(column))
+        self.lines += [f"    v = values[{c}]", "    if v:", f"        {into}[{k}] = v"]
+        if into == "data":
+            self.made.add((key,))
+
+    def item(self, attr: str, item: Item) -> None:
+        """A multi-valued attribute of one item without ``when``, set when it holds anything."""
+        self.end_run()
+        self.lines.append("    item = {}")
+        for name, e in item.subs:
+            k = self.arg("k", name)
+            if e.plain_column is not None:
+                c = self.arg("c", self.key(e.plain_column))
+                self.lines += [f"    v = values[{c}]", "    if v:", f"        item[{k}] = v"]
+                continue
+            target = f"{attr}.{name}"
+            self._value(e, target, "    ")
+            value = "v" if e.text_only else f"{self.arg('f', _item_value(target))}(v)"
+            self.lines += ["    if v is not None:", f"        item[{k}] = {value}"]
+        self.lines += ["    if item:", f"        item['type'] = {self.arg('t', item.type)}"]
+        if item.primary is not None:
+            self.lines.append(f"        item['primary'] = {self.arg('b', item.primary)}")
+        self.lines.append(f"        data[{self.arg('a', attr)}] = [item]")
+        self.made.add((attr,))
+
+    def schemas(self, namespaces: tuple[str, ...]) -> None:
+        """``data.schemas``: the base two, then each custom namespace the record holds.
+
+        With a few namespaces every possible list is made once and picked by a mask of
+        the namespaces present (records share these lists, as they share the base one).
+        """
+        if not namespaces:
+            return
+        if len(namespaces) > _MASKED_NAMESPACES:
+            ns = self.arg("n", namespaces)
+            self.lines.append(f'    data["schemas"] = [*_base, *(x for x in {ns} if x in data)]')
+            return
+        lists = tuple(
+            [*BASE_SCHEMAS, *(n for i, n in enumerate(namespaces) if mask >> i & 1)]
+            for mask in range(1 << len(namespaces))
+        )
+        self.lines.append("    m = 0")
+        for i, n in enumerate(namespaces):
+            self.lines += [f"    if {self.arg('n', n)} in data:", f"        m |= {1 << i}"]
+        self.lines.append(f'    data["schemas"] = {self.arg("l", lists)}[m]')
 
     def function(self, namespaces: tuple[str, ...]) -> Applier:
         """The record builder, from the fixed template and the generated names only."""
-        lines = list(self.lines)
-        if namespaces:
-            ns = self.arg("n", namespaces)
-            lines.append(f'    data["schemas"] = [*_base, *(x for x in {ns} if x in data)]')
-        lines.append("    return data")
+        self.end_run()
+        self.schemas(namespaces)
+        lines = [*self.lines, "    return data"]
         src = (
             f"def make({', '.join(self.args)}):\n"
             "  def apply(values, external_id):\n"
@@ -458,19 +585,16 @@ def build(plan: Plan, key: ColumnKey) -> Applier:
     The function raises :class:`TransformError` when a value cannot be mapped (the
     row is then rejected).
     """
-    src = _Source()
+    src = _Source(key)
     for step in plan.steps:
         if isinstance(step, Copy):
-            src.copy(step.path, step.key, key(step.column))
+            src.copy(step.path, step.key, step.column)
         elif isinstance(step, Assign) and step.expr.when is None and not step.expr.send_null:
-            finalize = _finalizer(step.target, step.kind, step.expr)
-            src.assign(step, getter(step.expr, key), finalize)
+            src.assign(step)
         elif isinstance(step, Assign):
-            src.call(_setter(step, key))
-        elif len(step.items) == 1 and step.items[0].plain:
-            item = step.items[0]
-            pairs = [(name, key(e.plain_column)) for name, e in item.subs if e.plain_column]
-            src.plain_item(step.attr, pairs, item.type)
+            src.call(_setter(step, key), step.path[:-1])
+        elif len(step.items) == 1 and step.items[0].when is None:
+            src.item(step.attr, step.items[0])
         else:
-            src.call(_multi_setter(step, key))
+            src.call(_multi_setter(step, key), (step.attr,))
     return src.function(plan.namespaces)

@@ -7,11 +7,17 @@ with its line and reason and the rest goes on; so is a record whose bulk operati
 alone is over the request byte cap (``operation_too_large``), which could never be
 sent. The file-level rejected-share cap counts those rejections too and is checked
 after the last row.
+
+Duplicate ids are found before the first record by default (the id column is read
+first). A caller that can drop what it made and start over (``connector preview``)
+passes ``ids_in_pass`` and reads the file once: on a repeated id it gets
+:class:`~connector.errors.ReadAgainError` after the last record and reads again with
+that error's ``duplicates``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, TypeVar
@@ -69,8 +75,12 @@ class RecordStream:
         max_rejected_share: float,
         *,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        ids_in_pass: bool = False,
+        duplicates: Collection[int] | None = None,
     ) -> None:
         self.reader = reader
+        self.ids_in_pass = ids_in_pass
+        self.duplicates = duplicates
         self.mapping = mapping
         self.max_rejected_share = max_rejected_share
         self.max_request_bytes = max_request_bytes
@@ -170,6 +180,8 @@ class RecordStream:
             max_rejected_share=self.max_rejected_share,
             columns=self.mapping.required_columns,
             as_list=True,
+            ids_in_pass=self.ids_in_pass,
+            duplicates=self.duplicates,
         )
 
 
@@ -212,6 +224,8 @@ def iter_records(
     profile: ExtractProfile | None = None,
     label: str | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    ids_in_pass: bool = False,
+    duplicates: Collection[int] | None = None,
 ) -> RecordStream:
     """Stream ``source`` through ``mapping``; see :class:`RecordStream`.
 
@@ -220,7 +234,8 @@ def iter_records(
     byte cap the records' batches will be built with: a record whose operation alone is
     over it is rejected (``operation_too_large``) instead of failing the batching. Raises
     :class:`~connector.errors.ExtractError` at once for an unreadable file, a bad
-    header or columns the mapping needs that the header lacks.
+    header or columns the mapping needs that the header lacks. ``ids_in_pass`` and
+    ``duplicates``: see the module docstring and :meth:`ExtractReader.iter_mapped`.
     """
     prof = profile or mapping.extract_profile
     if prof.id_column is None:
@@ -228,7 +243,12 @@ def iter_records(
     reader = ExtractReader(source, prof, check_rejected_share=False, label=label)
     try:
         return RecordStream(
-            reader, mapping, prof.max_rejected_share, max_request_bytes=max_request_bytes
+            reader,
+            mapping,
+            prof.max_rejected_share,
+            max_request_bytes=max_request_bytes,
+            ids_in_pass=ids_in_pass,
+            duplicates=duplicates,
         )
     except ExtractError:
         reader.close()

@@ -283,20 +283,22 @@ def _date(arg: Any) -> Transform:
             parsed = parsed.replace(tzinfo=tz)
         return parsed.isoformat()
 
-    cached = _cached(parse)
+    seen: dict[str, Value] = {}  # HR columns repeat dates a lot; looked up without a call
     allowed = ", ".join(fmts)
 
     def on_text(value: str) -> Value:
-        out = cached(value)
+        out = seen.get(value)
+        if out is None:
+            out = parse(value)
+            if len(seen) >= _CACHE_LIMIT:
+                seen.clear()
+            seen[value] = out
         if out is _BAD_DATE:
             raise TransformError(f"not a valid date in the formats {allowed}", "invalid_value")
         return out
 
     def run(value: Value) -> Value:
-        out = cached(_need_str("date", value))
-        if out is _BAD_DATE:
-            raise TransformError(f"not a valid date in the formats {allowed}", "invalid_value")
-        return out
+        return on_text(_need_str("date", value))
 
     return Transform("date", run, on_text=on_text)
 

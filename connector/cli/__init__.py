@@ -18,7 +18,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    app = build_app()
+    args = sys.argv[1:] if argv is None else argv
+    app = build_app(args[0] if args else None)
     try:
         app(args=argv, prog_name="connector", standalone_mode=True)
     except SystemExit as exc:

@@ -14,14 +14,19 @@ value; the plain formatter wraps instead of truncating and shows flags bare. Com
 
 from __future__ import annotations
 
-from typing import Annotated
+import importlib
+from typing import Annotated, Final
 
 import typer
 
-from connector.cli import core, emulator, graph, migrate, sync
 from connector.cli.exits import EXIT_CODES
 
 __all__ = ["build_app", "version"]
+
+#: the command modules, in the order their commands are listed
+MODULES: Final = ("core", "migrate", "emulator", "graph", "sync")
+#: the commands of ``core``: run on their own, they need no other command module
+CORE_COMMANDS: Final = frozenset({"validate", "preview", "sample"})
 
 _EPILOG = "Exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items()) + "."
 
@@ -57,7 +62,13 @@ def _root(
     """HR-to-Entra ID provisioning connector."""
 
 
-def build_app() -> typer.Typer:
+def build_app(command: str | None = None) -> typer.Typer:
+    """The app; ``command`` is the command about to run, when known.
+
+    For one of :data:`CORE_COMMANDS` only ``core`` is imported: the other modules bring
+    the Graph client, pydantic models and the SQL sources, a quarter of a second of
+    start-up that ``preview`` of a large extract would pay for nothing.
+    """
     app = typer.Typer(
         name="connector",
         help="HR-to-Entra ID provisioning connector.",
@@ -68,6 +79,7 @@ def build_app() -> typer.Typer:
         epilog=_EPILOG,
     )
     app.callback()(_root)
-    for module in (core, migrate, emulator, graph, sync):
-        module.register(app)
+    names = ("core",) if command in CORE_COMMANDS else MODULES
+    for name in names:
+        importlib.import_module(f"connector.cli.{name}").register(app)
     return app

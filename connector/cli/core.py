@@ -8,8 +8,9 @@ problems is its job.
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -24,7 +25,12 @@ from connector.cli.common import config_error_lines, exit_code_for
 from connector.cli.jsonout import emit
 from connector.cli.paths import input_file_argument, input_file_option
 from connector.csv_out import write_csv
-from connector.errors import ConfigError, ExtractError, RejectedShareExceededError
+from connector.errors import (
+    ConfigError,
+    ExtractError,
+    ReadAgainError,
+    RejectedShareExceededError,
+)
 from connector.extract import ExtractStats, RejectedRow
 from connector.mapping import load_mapping
 from connector.records import iter_records
@@ -35,11 +41,11 @@ from connector.validate import DEFAULT_SAMPLE_ROWS, ValidationReport, validate
 
 if TYPE_CHECKING:
     from connector.mapping import Mapping
-    from connector.scim import BulkOperation
+    from connector.records import RecordStream
 
 __all__ = ["PreviewSummary", "register", "run_preview"]
 
-_PROGRESS_EVERY = 1000
+_PROGRESS_EVERY = 20  # requests (of up to 50 rows each)
 
 
 @dataclass(slots=True)
@@ -161,35 +167,42 @@ def _write_preview(
     max_bytes: int,
     progress: Progress | None,
 ) -> PreviewSummary:
-    """:func:`run_preview` on ``rows_file`` (the CSV to read); messages name ``extract``."""
-    stream = iter_records(rows_file, mapping, label=str(extract), max_request_bytes=max_bytes)
-    out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("bulk-[0-9][0-9][0-9][0-9][0-9].json"):
-        old.unlink()
-    task = progress.add_task("mapping rows", total=None) if progress is not None else None
-    requests = operations = size = 0
-    error: str | None = None
-    refusal: RejectedShareExceededError | None = None
+    """:func:`run_preview` on ``rows_file`` (the CSV to read); messages name ``extract``.
 
-    def ops() -> Iterator[BulkOperation]:
-        for n, op in enumerate(stream.operations(), 1):
-            if progress is not None and task is not None and n % _PROGRESS_EVERY == 0:
-                progress.update(task, completed=n)
-            yield op
-
-    with stream:
-        try:
-            for payload in build_bulk_requests(ops(), max_bytes=max_bytes):
-                requests += 1
-                operations += len(payload)
-                size += len(payload.body)
-                (out / f"bulk-{requests:05d}.json").write_bytes(payload.body)
-        except RejectedShareExceededError as exc:
-            refusal = exc
-        except ExtractError as exc:
-            error = str(exc)
-        if refusal is None:
-            rejected, stats, not_listed = list(stream.rejected), stream.stats, 0
+    The file is read once, its ids counted as the rows go by; only when an id repeats
+    are the payloads written so far dropped and the file read again, rejecting every row
+    with a repeated id (:class:`~connector.errors.ReadAgainError`). A file-level error
+    met on the way (a quote left open, undecodable bytes) drops them too.
+    """
+    duplicates: set[int] | None = None
+    while True:
+        stream = iter_records(
+            rows_file,
+            mapping,
+            label=str(extract),
+            max_request_bytes=max_bytes,
+            ids_in_pass=duplicates is None,
+            duplicates=duplicates,
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        _clear_payloads(out)
+        written = (0, 0, 0)
+        error: str | None = None
+        refusal: RejectedShareExceededError | None = None
+        with stream:
+            try:
+                written = _write_payloads(stream, out, max_bytes, progress)
+            except ReadAgainError as exc:
+                duplicates = exc.duplicates
+                continue
+            except RejectedShareExceededError as exc:
+                refusal = exc
+            except ExtractError as exc:  # the file as a whole: no payload of it stays
+                error = str(exc)
+                _clear_payloads(out)
+            if refusal is None:
+                rejected, stats, not_listed = list(stream.rejected), stream.stats, 0
+        break
     if refusal is not None:
         rejected, stats, not_listed = _every_rejection(
             mapping, rows_file, max_bytes, refusal, label=str(extract)
@@ -197,6 +210,7 @@ def _write_preview(
         share = mapping.extract_profile.max_rejected_share
         error = _refusal_message(extract, stats, share, out, not_listed)
     _write_rejected(rejected, out)
+    requests, operations, size = written
     return PreviewSummary(
         rows_read=stats.rows_read,
         rows_accepted=stats.rows_accepted,
@@ -210,6 +224,38 @@ def _write_preview(
         refused=refusal is not None,
         rejected_not_listed=not_listed,
     )
+
+
+def _clear_payloads(out: Path) -> None:
+    for old in out.glob("bulk-[0-9][0-9][0-9][0-9][0-9].json"):
+        old.unlink()
+
+
+def _write_payloads(
+    stream: RecordStream, out: Path, max_bytes: int, progress: Progress | None
+) -> tuple[int, int, int]:
+    """Every ``bulk-NNNNN.json`` of ``stream``: (requests, operations, bytes) written."""
+    task = progress.add_task("mapping rows", total=None) if progress is not None else None
+    requests = operations = size = 0
+    for payload in build_bulk_requests(stream.operations(), max_bytes=max_bytes):
+        requests += 1
+        operations += len(payload)
+        size += len(payload.body)
+        write_payload(out / f"bulk-{requests:05d}.json", payload.body)
+        if progress is not None and task is not None and requests % _PROGRESS_EVERY == 0:
+            progress.update(task, completed=operations)
+    return requests, operations, size
+
+
+def write_payload(path: Path, body: bytes) -> None:
+    """One payload file with plain os calls (no buffered file object per file)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(body)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def _print_summary(summary: PreviewSummary, console: Console) -> None:

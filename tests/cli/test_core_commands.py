@@ -14,7 +14,9 @@ import typer
 from typer.testing import CliRunner
 
 from connector.cli import core
+from connector.cli.app import build_app
 from connector.errors import ExtractError, RejectedShareExceededError
+from connector.extract import ExtractReader
 from tests.core.helpers import DEFAULT_MAPPING, GOLDEN, HR_EXTRACT, ROOT
 
 runner = CliRunner()
@@ -209,26 +211,24 @@ def test_preview_of_a_refused_file_lists_every_rejected_row(tmp_path: Path) -> N
 def test_preview_falls_back_to_the_refusal_list(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """When the full second pass cannot run, the cap error's own rows and counts are used."""
+    """When the full listing pass cannot run, the cap error's own rows and counts are used."""
     extract = _given_faults(tmp_path)
-    calls: list[int] = []
     real = core.iter_records
 
-    def second_pass_fails(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        if len(calls) > 1:
+    def listing_pass_fails(*args: Any, **kwargs: Any) -> Any:
+        if "profile" in kwargs:  # the pass with the cap lifted, listing every rejected row
             raise ExtractError("gone", path=str(extract))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(core, "iter_records", second_pass_fails)
+    monkeypatch.setattr(core, "iter_records", listing_pass_fails)
     monkeypatch.setattr(RejectedShareExceededError, "MAX_LISTED", 4)
     summary = core.run_preview(DEFAULT_MAPPING, extract, tmp_path / "out")
     assert summary.refused
-    assert summary.to_dict()["rows_rejected"] == 6  # what the refusal counted (before mapping)
-    assert summary.rejected_not_listed == 2
+    assert summary.to_dict()["rows_rejected"] == 8  # the refusal came after the last row
+    assert summary.rejected_not_listed == 4
     assert len(_rejected_lines(tmp_path / "out")) == 4
     assert summary.error is not None
-    assert "lists the first 4 (2 more)" in summary.error
+    assert "lists the first 4 (4 more)" in summary.error
 
 
 @pytest.mark.parametrize(
@@ -306,3 +306,79 @@ def test_preview_with_a_mapping_nested_too_deep_exits_2_naming_the_file(tmp_path
     )
     assert res.exit_code == 2
     assert res.stderr.splitlines() == [f"error: {m}:3: nested deeper than 64 levels"]
+
+
+def _lenient_mapping(tmp_path: Path) -> Path:
+    text = DEFAULT_MAPPING.read_text(encoding="utf-8")
+    assert "max_rejected_share: 0.05" in text
+    path = tmp_path / "lenient.yaml"
+    path.write_text(text.replace("max_rejected_share: 0.05", "max_rejected_share: 1.0"), "utf-8")
+    return path
+
+
+def test_preview_reads_a_file_without_repeated_ids_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_id_pass(*args: Any) -> Any:
+        raise AssertionError("the id column was read on its own")
+
+    monkeypatch.setattr(ExtractReader, "_duplicate_hashes", no_id_pass)
+    summary = core.run_preview(DEFAULT_MAPPING, HR_EXTRACT, tmp_path / "out")
+    assert summary.error is None
+    assert summary.operations == summary.rows_accepted > 0
+
+
+def test_preview_of_repeated_ids_drops_the_first_reads_payloads(tmp_path: Path) -> None:
+    """A repeat found after the last row: the file is read again; no payload of the first stays."""
+    rows = HR_EXTRACT.read_text(encoding="utf-8").splitlines()
+    header, first, second = rows[0], rows[1], rows[2]
+    repeat = first.split(",", 1)[0] + "," + second.split(",", 1)[1]
+    extract = tmp_path / "repeats.csv"
+    extract.write_text("\n".join([header, first, second, repeat, *rows[3:6]]) + "\n", "utf-8")
+    out = tmp_path / "out"
+    summary = core.run_preview(_lenient_mapping(tmp_path), extract, out, max_bytes=1024 * 2)
+    assert summary.rejected_by_reason == {"duplicate_external_id": 2}
+    assert summary.operations == summary.requests == 4  # one operation per request here
+    assert sorted(p.name for p in out.glob("bulk-*.json")) == [
+        f"bulk-{n:05d}.json" for n in range(1, 5)
+    ]
+    assert _rejected_lines(out) == [2, 4]
+
+
+def test_core_commands_start_without_the_other_command_modules() -> None:
+    from connector.cli.app import CORE_COMMANDS
+
+    alone = build_app("preview")
+    assert {c.name for c in alone.registered_commands} == CORE_COMMANDS
+    probe = (
+        "import sys\nfrom connector.cli import main\n"
+        "code = main(['preview', '--help'])\n"
+        "print(code, sorted(m for m in sys.modules if m.startswith(('connector.cli.', 'httpx'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout.splitlines()[-1]
+    assert out.startswith("0 ")
+    for heavy in ("connector.cli.sync", "connector.cli.graph", "httpx"):
+        assert f"'{heavy}'" not in out
+    every = {c.name for c in build_app().registered_commands}
+    assert every > CORE_COMMANDS
+    assert every >= {"sync", "status", "import-psd1", "emulator"}
+
+
+@pytest.mark.parametrize(
+    ("tail", "fragment"),
+    [(b'9999,"Active\n', "unterminated quote"), (b"9999,Act\xefve\n", "cannot decode")],
+)
+def test_preview_of_a_file_refused_late_leaves_no_payload(
+    tmp_path: Path, tail: bytes, fragment: str
+) -> None:
+    """Read once, the file's error comes after payloads were written: none of them stays."""
+    rows = HR_EXTRACT.read_bytes().splitlines(keepends=True)
+    extract = tmp_path / "late.csv"
+    extract.write_bytes(b"".join(rows) + tail)
+    out = tmp_path / "out"
+    summary = core.run_preview(DEFAULT_MAPPING, extract, out, max_bytes=2048)
+    assert summary.error is not None
+    assert fragment in summary.error
+    assert list(out.glob("bulk-*.json")) == []

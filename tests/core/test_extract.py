@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 from collections import Counter
 from pathlib import Path
@@ -391,3 +392,40 @@ def test_a_codec_that_is_not_a_text_encoding_is_refused(codec: str) -> None:
 @pytest.mark.parametrize("name", ["utf-8", "cp1252", "latin-1", "utf-16", "UTF8"])
 def test_text_encodings_are_accepted(name: str) -> None:
     assert encoding_problem(name) is None
+
+
+QUOTED_CASES = {
+    "every field quoted": '"Id","Name"\n"1","Ann"\n"2",""\n',
+    "delimiter inside a quoted value": '"Id","Name"\n"1","Lee, Ann"\n"2","a"",""b"\n',
+    "doubled quote": '"Id","Name"\n"1","Ann ""Nan"" Lee"\n"2","Bob"\n',
+    "a value over two lines": '"Id","Name"\n"1","Ann\nLee"\n"2","Bob"\n',
+    "space outside the quotes": '"Id","Name"\n"1", "Ann"\n"2","Bob"\n',
+    "some fields unquoted": '"Id","Name"\n1,"Ann"\n"2",Bob\n',
+    "wrong field count": '"Id","Name"\n"1","Ann","x"\n"2","Bob"\n',
+    "crlf endings": '"Id","Name"\r\n"1","Ann"\r\n"2","Bob"\r\n',
+}
+
+
+@pytest.mark.parametrize("name", sorted(QUOTED_CASES))
+@pytest.mark.parametrize("delimiter", [",", ";"])
+def test_quoted_lines_read_as_the_csv_module_reads_them(name: str, delimiter: str) -> None:
+    text = QUOTED_CASES[name].replace('","', f'"{delimiter}"')
+    expected = [
+        [v.strip() for v in row] for row in csv.reader(io.StringIO(text), delimiter=delimiter)
+    ][1:]
+    reader, rows = rows_of(stream(text, "utf-8"))
+    good = [row for row in expected if len(row) == 2]
+    assert [list(values.values()) for _, values in rows] == good
+    assert len(reader.rejected) == len(expected) - len(good)
+
+
+def test_a_quoted_block_then_a_block_the_csv_reader_must_parse() -> None:
+    """A clean quoted first block is split; a doubled quote far later still parses exactly."""
+    clean = "".join(f'"{i}","Name {i}"\n' for i in range(1, 5001))
+    text = '"Id","Name"\n' + clean + '"5001","Ann ""Nan"""\n"5002","x\ny"\n'
+    reader, rows = rows_of(stream(text, "utf-8"))
+    assert len(rows) == 5002
+    assert rows[1] == (3, {"Id": "2", "Name": "Name 2"})
+    assert rows[-2] == (5002, {"Id": "5001", "Name": 'Ann "Nan"'})
+    assert rows[-1] == (5003, {"Id": "5002", "Name": "x\ny"})
+    assert not reader.rejected

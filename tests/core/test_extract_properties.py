@@ -43,9 +43,11 @@ def tables(draw: st.DrawFn, encoding: str) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def _write(header: list[str], rows: list[list[str]], delimiter: str, newline: str) -> str:
+def _write(
+    header: list[str], rows: list[list[str]], delimiter: str, newline: str, quoting: int
+) -> str:
     buf = io.StringIO()
-    writer = csv.writer(buf, delimiter=delimiter, lineterminator=newline)
+    writer = csv.writer(buf, delimiter=delimiter, lineterminator=newline, quoting=quoting)
     writer.writerow(header)
     writer.writerows(rows)
     return buf.getvalue()
@@ -57,16 +59,17 @@ def _write(header: list[str], rows: list[list[str]], delimiter: str, newline: st
     encoding=st.sampled_from(ENCODINGS),
     delimiter=st.sampled_from(SNIFFED_DELIMITERS),
     newline=st.sampled_from(["\n", "\r\n"]),
+    quoting=st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]),
 )
 def test_written_table_reads_back_equal(
-    data: st.DataObject, encoding: str, delimiter: str, newline: str
+    data: st.DataObject, encoding: str, delimiter: str, newline: str, quoting: int
 ) -> None:
     header, rows = data.draw(tables(encoding))
     if newline == "\n":
         # Python 3.11's csv.writer leaves a lone CR unquoted when the line terminator is
         # LF, so such a file is ambiguous for any reader; CRLF files quote it.
         assume(not any("\r" in v for v in [*header, *(c for r in rows for c in r)]))
-    text = _write(header, rows, delimiter, newline)
+    text = _write(header, rows, delimiter, newline, quoting)
     named = "cp1252" if encoding == "cp1252" else None
     profile = ExtractProfile(encoding=named, delimiter=delimiter, max_rejected_share=1.0)
     reader = read_extract(stream(text, encoding), profile)
@@ -85,7 +88,9 @@ def test_written_table_reads_back_equal(
     delimiter=st.sampled_from(SNIFFED_DELIMITERS),
 )
 def test_duplicates_never_win_and_delimiter_is_sniffed(ids: list[str], delimiter: str) -> None:
-    text = _write(["Id", "Name", "City"], [[i, "n", "c"] for i in ids], delimiter, "\n")
+    text = _write(
+        ["Id", "Name", "City"], [[i, "n", "c"] for i in ids], delimiter, "\n", csv.QUOTE_MINIMAL
+    )
     reader = read_extract(stream(text), ExtractProfile(max_rejected_share=1.0), id_column="Id")
     assert reader.delimiter == delimiter
     accepted = [r.values["Id"] for r in reader]
@@ -114,7 +119,7 @@ def test_id_pass_agrees_with_csv_module(ids: list[str], bad: list[bool], delimit
         [i, "n"] + (["extra"] if b else [])
         for i, b in zip(ids, bad + [False] * len(ids), strict=False)
     ]
-    text = _write(["Id", "Name"], rows, delimiter, "\n")
+    text = _write(["Id", "Name"], rows, delimiter, "\n", csv.QUOTE_MINIMAL)
     reader = read_extract(
         stream(text), ExtractProfile(max_rejected_share=1.0, delimiter=delimiter), id_column="Id"
     )

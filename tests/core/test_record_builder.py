@@ -143,3 +143,87 @@ def test_the_generated_source_holds_no_text_from_the_mapping_file(
     names = [*m.required_columns, *m.targets, "wo'rk", "familyName", "HireDate", CUSTOM]
     for source in sources:
         assert not [n for n in names if n in source]
+
+
+WRITTEN_OUT_AND_CLOSURES = """
+version: 1
+externalId: Id
+core:
+  active: {const: true}
+  displayName:
+    coalesce: [{template: "{A} {B}"}, {column: C}, {template: "{D}!"}]
+  nickName:
+    coalesce: [{template: "{A} {B}"}, {column: C}, {template: "{D}!"}]
+    when: {column: Id, not_empty: true}
+  title: {column: E, transforms: [trim, lower, {replace: {pattern: x, with: y}}]}
+  userType:
+    column: E
+    transforms: [trim, lower, {replace: {pattern: x, with: y}}]
+    send_null: true
+  emails:
+    - value: {column: E, transforms: [lower]}
+      primary: true
+  phoneNumbers:
+    - value: {column: E, transforms: [lower]}
+      primary: true
+      when: {column: Id, not_empty: true}
+"""
+
+
+def test_written_out_values_equal_their_closures_for_every_empty_pattern() -> None:
+    """displayName/title/emails are written out; nickName/userType/phoneNumbers are closures."""
+    m = load_mapping(WRITTEN_OUT_AND_CLOSURES)
+    cols = ["Id", "A", "B", "C", "D", "E"]
+    bound = m.bind(cols)
+    for mask in range(1 << 5):
+        row = ["1"] + [f" X{c} " if mask >> i & 1 else "" for i, c in enumerate("ABCDE")]
+        got = bound(row, "1")
+        assert got.get("displayName") == got.get("nickName")
+        assert got.get("title") == got.get("userType")
+        assert got.get("emails") == got.get("phoneNumbers")
+        first = f"{row[1]} {row[2]}" if row[1] and row[2] else None
+        assert got.get("displayName") == (first or row[3] or (f"{row[4]}!" if row[4] else None))
+        if row[5]:
+            assert got["title"] == "ye"
+            assert got["emails"] == [{"value": " xe ", "type": "work", "primary": True}]
+        else:
+            assert "title" not in got
+            assert got["userType"] is None  # send_null
+
+
+def test_a_container_filled_in_two_runs_keeps_the_mapping_order() -> None:
+    m = load_mapping(
+        "version: 1\nexternalId: Id\ncore:\n  active: {const: true}\n"
+        "  name: {givenName: G}\n  title: T\n  name.familyName: F\n"
+        "enterprise:\n  department: D\n  manager: M\n"
+    )
+    cols = ["Id", "G", "T", "F", "D", "M"]
+    bound = m.bind(cols)
+    full = bound(["1", "g", "t", "f", "d", "m"], "1")
+    assert list(full) == [
+        "schemas",
+        "externalId",
+        "active",
+        "name",
+        "title",
+        ENTERPRISE_USER_SCHEMA,
+    ]
+    assert full["name"] == {"givenName": "g", "familyName": "f"}
+    assert full[ENTERPRISE_USER_SCHEMA] == {"department": "d", "manager": {"value": "m"}}
+    only_late = bound(["1", "", "t", "f", "", "m"], "1")
+    assert only_late["name"] == {"familyName": "f"}
+    assert only_late[ENTERPRISE_USER_SCHEMA] == {"manager": {"value": "m"}}
+    assert "name" not in bound(["1", "", "t", "", "", ""], "1")
+
+
+def test_schemas_list_each_custom_namespace_the_record_holds_in_mapping_order() -> None:
+    m = load_mapping(
+        "version: 1\nexternalId: Id\ncore:\n  active: {const: true}\nextensions:\n"
+        "  urn:x:a:1.0:User: {A: A}\n  urn:x:b:1.0:User: {B: B}\n"
+    )
+    bound = m.bind(["Id", "A", "B"])
+    base = [CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA]
+    assert bound(["1", "", ""], "1")["schemas"] == base
+    assert bound(["1", "a", ""], "1")["schemas"] == [*base, "urn:x:a:1.0:User"]
+    assert bound(["1", "", "b"], "1")["schemas"] == [*base, "urn:x:b:1.0:User"]
+    assert bound(["1", "a", "b"], "1")["schemas"] == [*base, "urn:x:a:1.0:User", "urn:x:b:1.0:User"]

@@ -117,6 +117,12 @@ def test_invalid_date_is_a_row_error(value: str) -> None:
     assert info.value.reason_code == "invalid_value"
     with pytest.raises(TransformError):  # failures are not cached as successes
         t.fn(value)
+    if value:
+        assert t.on_text is not None
+        for _ in range(2):  # the text path keeps its own memo: not cached as a success either
+            with pytest.raises(TransformError, match="not a valid date"):
+                t.on_text(value)
+        assert t.on_text("2021-05-01") == t.on_text("2021-05-01") == "2021-05-01T00:00:00+00:00"
 
 
 @pytest.mark.parametrize(
