@@ -128,4 +128,16 @@ def health_document(
         "staleAfterMinutes": int(stale.total_seconds() // 60),
         "sources": sources,
         "staleSources": [s.source for s in stale_now],
+        "multiDayRuns": _multi_day_runs(sources),
     }
+
+
+def _multi_day_runs(sources: dict[str, dict[str, Any]]) -> list[str]:
+    """Runs that take more than a day's call budget, as the last timer pass saw them:
+    ``employees: run <id>: 3 of 10 days, 38 % sent, done ~2026-12-14``."""
+    return [
+        f"{name}: run {p.get('runId')}: {p.get('text')}"
+        for name in sorted(sources)
+        for p in sources[name].get("progress") or []
+        if isinstance(p, dict) and p.get("text")
+    ]

@@ -298,6 +298,7 @@ _OPTIONAL: dict[str, str] = {
     "outcome_labels": "outcomeLabels",
     "job_health": "jobHealth",
     "reference_resends": "referenceResends",
+    "send_order": "sendOrder",
 }
 _TIMES = {
     "first_sent_at": "firstSentAt",
@@ -387,6 +388,9 @@ class Journal:
     last_reconciled_at: datetime | None = None
     job_health: str | None = None
     reference_resends: dict[str, int] | None = None
+    send_order: dict[str, int] | None = None
+    """Set when the run was sent in priority order (:mod:`connector.sync.priority`):
+    records per group, leavers/deactivations first."""
     updated_at: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys this version does not know (written by a newer one): kept as they are."""

@@ -1,0 +1,112 @@
+"""Runs that take more than a day's call budget, against the emulator's daily quota and a
+clock crossing several days: leavers first, a newer full extract replacing the unsent
+remainder, and the progress line with its estimated finish."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from connector.clock import FakeClock
+from connector.sample import generate_extract
+from connector.state.local import LocalStateStore
+from tests.sync.emuworld import EmuWorld, actual_directory, emu_world, expected_directory
+
+DAY = 25 * 3600  # past the rolling 24 hours of the hour the budget was spent in
+BUDGET = 2
+
+
+def local_store(tmp: Path) -> Callable[[FakeClock], Any]:
+    return lambda clock: LocalStateStore(tmp / "state", clock=clock, heartbeat=False)
+
+
+def write(rows: list[list[str]], header: list[str], path: Path) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows([header, *rows])
+    return path
+
+
+def extracts(tmp: Path) -> tuple[list[str], list[list[str]]]:
+    sample = tmp / "sample.csv"
+    generate_extract(sample, 400, seed=4)
+    with sample.open(encoding="utf-8", newline="") as fh:
+        header, *body = list(csv.reader(fh))
+    return header, body
+
+
+def world(tmp: Path) -> Any:
+    return emu_world(
+        local_store(tmp),
+        emulator={"daily_quota": BUDGET},
+        daily_call_budget=BUDGET,
+        max_changes_percent="null",
+        max_leavers_percent="null",
+    )
+
+
+def report(w: EmuWorld, run_id: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(w.store.read_artifact(f"employees/{run_id}/report.json"))
+    return doc
+
+
+def days_until_done(w: EmuWorld, limit: int = 10) -> int:
+    for day in range(1, limit + 1):
+        w.clock.advance(DAY)
+        asyncio.run(w.engine.resume_waiting())
+        w.emu.wait_idle()
+        if not [r for r in w.engine.list_runs() if r.state == "uploading"]:
+            return day
+    raise AssertionError("still uploading")
+
+
+def test_leavers_are_disabled_on_the_first_day_of_a_multi_day_run(tmp_path: Path) -> None:
+    header, body = extracts(tmp_path)
+    day1 = write(body[:100], header, tmp_path / "hr_20260105.csv")  # 2 batches: fits
+    leavers = [r[0] for r in body[90:100]]
+    day2 = write(body[:90] + body[100:], header, tmp_path / "hr_20260106.csv")  # 7 batches
+    with world(tmp_path) as w:
+        first = w.sync(day1)
+        assert first.state == "uploaded"
+        assert first.send_order is None  # it fit into the day's budget: plan order kept
+        w.reconcile()
+
+        w.clock.advance(DAY)
+        big = w.sync(day2)
+        assert big.state == "uploading"
+        assert big.waiting_reason == "quota"
+        assert big.batches_done == BUDGET
+        assert big.send_order is not None
+        assert big.send_order.startswith("sent in priority order: 27 leavers/deactivations first")
+        # day one of the run: every leaver is already disabled in the directory
+        users = w.emu.users()
+        assert all(users[ext]["accountEnabled"] is False for ext in leavers)
+        assert big.progress is not None
+        done_by = (w.clock.now() + timedelta(days=3)).date().isoformat()
+        assert big.progress["text"] == f"1 of 4 days, 32 % sent, done ~{done_by}"
+        doc = report(w, big.run_id)
+        assert doc["sendOrder"] == big.send_order
+        assert doc["progress"] == big.progress["text"]
+        page = w.store.read_artifact(f"employees/{big.run_id}/report.html").decode()
+        assert "Sent in priority order: 27 leavers/deactivations first" in page
+
+        assert days_until_done(w) == 3  # days 2, 3 and 4 of the run
+        done = w.engine.get_run(big.run_id)
+        assert done.state.value == "uploaded"
+        assert w.engine.list_runs()[-1].progress is None
+        w.reconcile()
+        assert actual_directory(w.emu) == expected_directory([day1, day2])
+
+
+def test_a_run_that_fits_into_the_days_budget_keeps_its_order(tmp_path: Path) -> None:
+    header, body = extracts(tmp_path)
+    day1 = write(body[:100], header, tmp_path / "hr_20260105.csv")
+    with world(tmp_path) as w:
+        run = w.sync(day1)
+        assert run.state == "uploaded"
+        assert run.send_order is None
+        assert "priority" not in json.dumps(report(w, run.run_id)["timeline"])
