@@ -77,7 +77,10 @@ TRANSITIONS: Mapping[RunState, frozenset[RunState]] = {
     _S.RECEIVED: frozenset({_S.RECEIVED, _S.PLANNED, _S.FAILED, _S.SUPERSEDED, _S.DISCARDED}),
     _S.PLANNED: frozenset({_S.RECEIVED, _S.HELD, _S.UPLOADING, _S.SUPERSEDED, _S.DISCARDED}),
     _S.HELD: frozenset({_S.UPLOADING, _S.SUPERSEDED, _S.DISCARDED}),
-    # uploading → uploading: a queued run whose turn came; → held: planned again and held
+    # uploading → uploading: a queued run whose turn came; → held: planned again and held.
+    # uploading/blocked → superseded (a newer full extract, nothing delivered yet) or, once
+    # batches were delivered, → uploaded (Journal.stop): the sent part is reconciled, the
+    # superseded reason kept, and the unsent remainder is the newer run's to send.
     _S.UPLOADING: frozenset(
         {
             _S.UPLOADING,

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 _INDEX_ATTEMPTS = 5
 _SENDING = frozenset({RunState.UPLOADING, RunState.BLOCKED})
+_DELIVERED = frozenset({RunState.UPLOADED, RunState.RECONCILING, RunState.DONE})
 
 
 def _index_doc(j: Journal) -> dict[str, Any]:
@@ -51,12 +52,22 @@ def _index_doc(j: Journal) -> dict[str, Any]:
         "source": j.source,
         "runId": j.run_id,
         "file": j.file or "",
-        "state": j.state.value + (" (waiting)" if j.waiting_now else ""),
+        "state": _status(j),
         "receivedAt": to_iso(j.received_at) if j.received_at else None,
         "extractAt": to_iso(j.extract_at) if j.extract_at else None,
         "planned": dict(j.planned or {}),
         "outcomes": dict(j.outcomes or {}),
     }
+
+
+def _status(j: Journal) -> str:
+    """The state as people read it: ``uploading (waiting)``; ``uploaded (superseded)``
+    for a run a newer extract replaced after it delivered part of its batches."""
+    if j.waiting_now:
+        return f"{j.state.value} (waiting)"
+    if j.superseded_reason and j.state in _DELIVERED:
+        return f"{j.state.value} (superseded)"
+    return j.state.value
 
 
 def _arrival(row: Mapping[str, Any]) -> tuple[bool, str, str]:
@@ -93,7 +104,7 @@ class Reporter:
         if not counts:
             for r in records:
                 counts[r.outcome] = counts.get(r.outcome, 0) + 1
-        status = journal.state.value + (" (waiting)" if journal.waiting_now else "")
+        status = _status(journal)
         return ReportInput(
             run_id=journal.run_id,
             source=journal.source,

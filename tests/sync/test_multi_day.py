@@ -110,3 +110,54 @@ def test_a_run_that_fits_into_the_days_budget_keeps_its_order(tmp_path: Path) ->
         assert run.state == "uploaded"
         assert run.send_order is None
         assert "priority" not in json.dumps(report(w, run.run_id)["timeline"])
+
+
+def test_a_newer_full_extract_on_day_two_replaces_the_unsent_remainder(tmp_path: Path) -> None:
+    header, body = extracts(tmp_path)
+    day1 = write(body[:100], header, tmp_path / "hr_20260105.csv")
+    day2_rows = body[:90] + body[100:]
+    day2 = write(day2_rows, header, tmp_path / "hr_20260106.csv")
+    changed = {body[k][0] for k in (100, 101, 398)}
+    gone = {body[k][0] for k in (80, 81)}
+    dept = header.index("Department")
+    day3_rows = [
+        [*r[:dept], "Moved", *r[dept + 1 :]] if r[0] in changed else r
+        for r in day2_rows
+        if r[0] not in gone
+    ]
+    day3 = write(day3_rows, header, tmp_path / "hr_20260107.csv")
+    with emu_world(
+        local_store(tmp_path), emulator={"daily_quota": BUDGET}, daily_call_budget=BUDGET
+    ) as w:
+        w.sync(day1)
+        w.reconcile()
+        w.clock.advance(DAY)
+        held = w.sync(day2)
+        assert held.state == "held"  # 300 joiners on 99 people: the guard asks first
+        older = asyncio.run(w.engine.approve(held.run_id))
+        assert older.waiting_reason == "quota"
+        journal = w.engine.get_run(older.run_id)
+        members = w.engine.runs.batch_members(journal)
+        acked = {ext for b in journal.batches for ext in members[b.index]}
+        assert len(acked) == 100
+
+        w.clock.advance(DAY)
+        newer = w.sync(day3)
+        # the remainder passed the guard with the older run: only what day 3 changes counts
+        assert newer.state == "uploading", newer.held_reason
+        assert newer.planned["leavers"] == 2
+        doc = w.engine.get_run(older.run_id).to_doc()
+        assert doc["state"] == "uploaded"
+        assert "superseded by newer extract run " + newer.run_id in doc["supersededReason"]
+        assert report(w, older.run_id)["status"] == "uploaded (superseded)"
+        timeline = [e.detail for e in w.engine.get_run(newer.run_id).timeline]
+        assert any("guard asked again without the" in d for d in timeline)
+        plan = {op.external_id for op in w.engine.runs.load_plan(w.engine.get_run(newer.run_id))}
+        assert not plan & (acked - changed - gone)  # nothing acknowledged is sent again
+        assert plan >= {ext for ext in changed if ext not in acked}
+
+        days_until_done(w)
+        runs = {r.run_id: r for r in w.reconcile(timedelta(hours=1))}
+        assert runs[older.run_id].state == "done"
+        assert runs[newer.run_id].state == "done"
+        assert actual_directory(w.emu) == expected_directory([day1, day3])
