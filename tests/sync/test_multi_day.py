@@ -12,6 +12,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
+from connector.cli.render import print_summary
 from connector.clock import FakeClock
 from connector.sample import generate_extract
 from connector.state.local import LocalStateStore
@@ -93,6 +96,11 @@ def test_leavers_are_disabled_on_the_first_day_of_a_multi_day_run(tmp_path: Path
         assert doc["progress"] == big.progress["text"]
         page = w.store.read_artifact(f"employees/{big.run_id}/report.html").decode()
         assert "Sent in priority order: 27 leavers/deactivations first" in page
+        console = Console(width=400, highlight=False)
+        with console.capture() as cap:
+            print_summary(big, console)
+        assert f"order:   {big.send_order}" in cap.get()
+        assert f"days:    1 of 4 days, 32 % sent, done ~{done_by}" in cap.get()
 
         assert days_until_done(w) == 3  # days 2, 3 and 4 of the run
         done = w.engine.get_run(big.run_id)
