@@ -119,17 +119,14 @@ class Sender:
     def _order_for_budget(self, journal: Journal, ops: list[PlannedOp]) -> list[PlannedOp]:
         """Before the first batch is acknowledged: a run that needs more calls than
         today's budget has left is sent in priority order (:mod:`connector.sync.priority`),
-        stored as its plan; a run that fits keeps its order. Idempotent."""
+        stored as its plan; a run that fits keeps its order. Idempotent: the journal says
+        so first, then the plan is rewritten (an interrupted rewrite is done again)."""
         needed = journal.batches_total or len(ops)
         counts = self.runs.call_counts()
         left = calls_left_today(counts, self.ctx.config.daily_call_budget, self.ctx.clock.now())
         if needed <= left:
             return ops
         keys = [_op_key(op) for op in ops]
-        order = priority_order(keys)
-        if order != list(range(len(ops))):
-            ops = [ops[i] for i in order]
-            self.runs.write_plan(journal, ops)
         groups = group_counts(keys)
         if journal.send_order != groups:
             journal.send_order = groups
@@ -139,6 +136,12 @@ class Sender:
             )
             self.runs.save(journal)
             log.info("run %s: %s", journal.run_id, priority_text(groups))
+        order = priority_order(keys)
+        if order != list(range(len(ops))):
+            ops = [ops[i] for i in order]
+            self.runs.write_plan(journal, ops)
+        elif not _members_follow(self.runs.batch_members(journal), ops):
+            self.runs.write_plan(journal, ops)  # stopped between the plan and its batches
         return ops
 
     def _not_yet(self, journal: Journal) -> bool:
@@ -319,6 +322,11 @@ class Sender:
                     f"runs/{source}/{journal.run_id}",
                 )
                 self.index_acks(source, journal)
+
+
+def _members_follow(members: list[list[str]], ops: list[PlannedOp]) -> bool:
+    """Whether the stored batch members are the plan's records in the plan's order."""
+    return [ext for batch in members for ext in batch] == [op.external_id for op in ops]
 
 
 def _op_key(op: PlannedOp) -> OpKey:

@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from rich.console import Console
 
 from connector.cli.render import print_summary
@@ -169,3 +170,41 @@ def test_a_newer_full_extract_on_day_two_replaces_the_unsent_remainder(tmp_path:
         assert runs[older.run_id].state == "done"
         assert runs[newer.run_id].state == "done"
         assert actual_directory(w.emu) == expected_directory([day1, day3])
+
+
+class Crash(Exception):
+    pass
+
+
+def test_a_priority_plan_rewrite_interrupted_before_its_batches_is_done_again(
+    tmp_path: Path,
+) -> None:
+    header, body = extracts(tmp_path)
+    day1 = write(body[:100], header, tmp_path / "hr_20260105.csv")
+    day2 = write(body[:90] + body[100:], header, tmp_path / "hr_20260106.csv")
+    with world(tmp_path) as w:
+        w.sync(day1)
+        w.reconcile()
+        w.clock.advance(DAY)
+        runs = w.engine.runs
+        real = runs._write_gz
+
+        def crash_on_batches(journal: Any, name: str, *args: Any, **kw: Any) -> Any:
+            if name == "batches.json.gz" and journal.send_order:
+                runs._write_gz = real  # type: ignore[method-assign]
+                raise Crash(name)
+            return real(journal, name, *args, **kw)
+
+        runs._write_gz = crash_on_batches  # type: ignore[method-assign]
+        with pytest.raises(Crash):
+            w.sync(day2)
+        [run] = [r for r in w.engine.list_runs() if r.file_name == day2.name]
+        assert run.batches_done == 0
+        asyncio.run(w.engine.resume_waiting())
+        journal = w.engine.get_run(run.run_id)
+        assert len(journal.batches) == BUDGET
+        members = [ext for batch in runs.batch_members(journal) for ext in batch]
+        assert members == [op.external_id for op in runs.load_plan(journal)]
+        days_until_done(w)
+        w.reconcile(timedelta(hours=1))
+        assert actual_directory(w.emu) == expected_directory([day1, day2])
