@@ -90,10 +90,11 @@ def priority_order(keys: Sequence[OpKey]) -> list[int]:
 
 
 def group_counts(keys: Sequence[OpKey]) -> dict[str, int]:
-    """How many operations each group holds (after managers moved up)."""
+    """How many leavers/deactivations, joiners and movers the run sends (each counted in
+    its own group; a manager moved up is still counted as what it is)."""
     out = dict.fromkeys(GROUPS, 0)
-    for g in _groups(keys):
-        out[GROUPS[g]] += 1
+    for k in keys:
+        out[GROUPS[priority_group(k.kind, k.active)]] += 1
     return out
 
 
