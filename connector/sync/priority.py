@@ -27,7 +27,7 @@ indices keep their meaning).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "GROUPS",
@@ -42,9 +42,9 @@ GROUPS = ("leavers", "joiners", "movers")
 """The priority groups in send order (keys of a run's stored ``sendOrder`` counts)."""
 
 
-@dataclass(frozen=True, slots=True)
-class OpKey:
-    """What the priority order reads of one planned operation."""
+class OpKey(NamedTuple):
+    """What the priority order reads of one planned operation (a tuple: a million of
+    them are built before a large run's first send)."""
 
     kind: str
     active: bool
