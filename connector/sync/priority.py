@@ -1,9 +1,10 @@
 """Priority order for a run that cannot finish within today's call budget.
 
 A first load of a million records is 20,000 bulk requests: ten days at 2,000 calls a day
-(P1/P2; Entra "inbound provisioning API issues"). Sent in plain plan order, the accounts
-that must be *disabled* could wait until the last day. When a run needs more calls than
-today's budget has left, its records are sent in this order instead:
+(documented: "a tenant-level limit of 2,000 API calls per 24-hour period under the Entra
+ID P1/P2 license", Entra "API-driven inbound provisioning concepts"). Sent in plain plan
+order, the accounts that must be *disabled* could wait until the last day. When a run
+needs more calls than today's budget has left, its records are sent in this order:
 
 1. **leavers and deactivations** (any record whose new state is inactive: a leaver, a
    mover whose status turned inactive, or an inactive record of a first load, which may

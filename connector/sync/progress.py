@@ -1,8 +1,9 @@
 """Progress and an estimated finish for runs that take more than a day's call budget.
 
 Pure. Every bulk request is one call against the tenant's daily budget
-(``daily_call_budget``: 2,000 calls per 24 hours on P1/P2, 6,000 on Governance; Entra
-"inbound provisioning API issues"), so a run with more batches left than today's budget
+(``daily_call_budget``; documented: "2,000 API calls per 24-hour period under the Entra
+ID P1/P2 license, and 6,000 API calls under the Entra ID Governance license", Entra
+"API-driven inbound provisioning concepts"), so a run with more batches left than today's budget
 has left finishes on a later day. :func:`run_progress` turns the calls made and left,
 the budget and the clock into "3 of 10 days, 38 % sent, done ~2026-12-14".
 
