@@ -83,7 +83,8 @@ def health_document(
     (the timer never retries one), a source with ``expect_every`` got nothing new in
     time, the last pull of a ``sql``/``rest`` source failed, or no
     pass has reconciled successfully within ``stale`` (a dead or failing timer means
-    nothing is reconciled).
+    nothing is reconciled). ``multiDayRuns``: runs that take more than a day's call
+    budget, with their day, share sent and estimated finish (not a problem).
     """
     reachable, status = _read_status(zone)
     jobs = (status or {}).get("jobs") or {}

@@ -42,7 +42,6 @@ __all__ = ["Reporter"]
 log = logging.getLogger(__name__)
 
 _INDEX_ATTEMPTS = 5
-_SENDING = frozenset({RunState.UPLOADING, RunState.BLOCKED})
 _DELIVERED = frozenset({RunState.UPLOADED, RunState.RECONCILING, RunState.DONE})
 
 
@@ -270,7 +269,9 @@ class Reporter:
         """A run still sending that takes more than today's budget: its day, share sent
         and estimated finish (None for any other run)."""
         total = journal.batches_total or 0
-        if journal.state not in _SENDING or journal.queued or total <= len(journal.batches):
+        if journal.state is not RunState.UPLOADING or journal.queued:
+            return None  # a blocked run waits for an operator: no finish to estimate
+        if total <= len(journal.batches):
             return None
         now = self.ctx.clock.now()
         budget = self.ctx.config.daily_call_budget

@@ -20,7 +20,7 @@ def test_health_shows_a_multi_day_runs_progress_and_finish(make_world: Any, tmp_
         [run] = w.runs()
         assert run.waiting_reason == "quota"
         assert run.send_order == (
-            "sent in priority order: 24 leavers/deactivations first, then 236 joiners"
+            "sent in priority order: 10 leavers/deactivations first, then 250 joiners"
         )
         w.tick(minutes=15)
         code, body = w.health()
