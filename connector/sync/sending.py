@@ -137,6 +137,7 @@ class Sender:
             self.runs.save(journal)
             log.info("run %s: %s", journal.run_id, priority_text(groups))
         order = priority_order(keys)
+        del keys  # a million keys: freed before the plan is encoded again
         if order != list(range(len(ops))):
             ops = [ops[i] for i in order]
             self.runs.write_plan(journal, ops)
