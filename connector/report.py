@@ -158,6 +158,10 @@ class ReportInput:
     """Whom the run disables and what it changes (shown while the run is held)."""
     nav: RunNav | None = None
     """The previous and next run of the source (links; the index link is always there)."""
+    send_order: str | None = None
+    """Set when the run is sent in priority order (it needs more than a day's budget)."""
+    progress: str | None = None
+    """A multi-day run's progress and estimated finish ("3 of 10 days, 38 % sent, …")."""
 
 
 def action_status_table(records: Iterable[RecordRow]) -> dict[str, dict[str, int]]:
@@ -208,6 +212,8 @@ def build_report_json(data: ReportInput) -> bytes:
         "actionByOutcome": action_status_table(data.records),
         "changeCounts": dict(data.changes.counts) if data.changes is not None else None,
         "batches": {"total": data.batches_total, "acknowledged": data.batches_done},
+        "sendOrder": data.send_order,
+        "progress": data.progress,
         "requestIds": list(data.request_ids),
         "timeline": [
             {"at": e.at.isoformat(), "state": e.state, "detail": e.detail} for e in data.timeline
@@ -406,6 +412,12 @@ def _attention(data: ReportInput) -> str:
     return f'<section class="wide"><h2>Attention</h2>{"".join(alerts)}</section>' if alerts else ""
 
 
+def _sending_notes(data: ReportInput) -> str:
+    """The priority order and a multi-day run's progress, under the plan; empty if none."""
+    notes = [n for n in (data.send_order, data.progress) if n]
+    return "".join(f'<p class="muted">{_e(n[0].upper() + n[1:])}.</p>' for n in notes)
+
+
 def build_report_html(data: ReportInput, *, max_failure_rows: int = 1000) -> str:
     """A single HTML page with no external assets; every dynamic value is escaped."""
     header = _header(data)
@@ -419,7 +431,7 @@ def build_report_html(data: ReportInput, *, max_failure_rows: int = 1000) -> str
         '<section><h2>Plan</h2><table><tr><th>kind</th><th class="n">records</th></tr>'
         f"{planned_rows}</table>"
         f'<p class="muted">Batches acknowledged: {data.batches_done} of {data.batches_total}'
-        "</p></section>"
+        f"</p>{_sending_notes(data)}</section>"
     )
     chart_html = f"<section><h2>Outcomes</h2>{_bar_chart(data.outcome_counts)}</section>"
 

@@ -147,6 +147,10 @@ def print_summary(summary: RunSummary, console: Console, flags: str = "") -> Non
     _print_state(summary, console)
     if summary.batches_total and not summary.dry_run:
         console.print(f"  batches: {summary.batches_done} of {summary.batches_total} acknowledged")
+    if summary.send_order and not summary.dry_run:
+        console.print(f"  order:   {summary.send_order}")
+    if summary.progress:
+        console.print(f"  days:    {summary.progress.get('text')}")
     if summary.isolation_calls and not summary.dry_run:
         console.print(
             f"  400s:    {summary.isolation_calls} extra calls spent finding the refused records"

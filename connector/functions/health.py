@@ -83,7 +83,8 @@ def health_document(
     (the timer never retries one), a source with ``expect_every`` got nothing new in
     time, the last pull of a ``sql``/``rest`` source failed, or no
     pass has reconciled successfully within ``stale`` (a dead or failing timer means
-    nothing is reconciled).
+    nothing is reconciled). ``multiDayRuns``: runs that take more than a day's call
+    budget, with their day, share sent and estimated finish (not a problem).
     """
     reachable, status = _read_status(zone)
     jobs = (status or {}).get("jobs") or {}
@@ -128,4 +129,16 @@ def health_document(
         "staleAfterMinutes": int(stale.total_seconds() // 60),
         "sources": sources,
         "staleSources": [s.source for s in stale_now],
+        "multiDayRuns": _multi_day_runs(sources),
     }
+
+
+def _multi_day_runs(sources: dict[str, dict[str, Any]]) -> list[str]:
+    """Runs that take more than a day's call budget, as the last timer pass saw them:
+    ``employees: run <id>: 3 of 10 days, 38 % sent, done ~2026-12-14``."""
+    return [
+        f"{name}: run {p.get('runId')}: {p.get('text')}"
+        for name in sorted(sources)
+        for p in sources[name].get("progress") or []
+        if isinstance(p, dict) and p.get("text")
+    ]

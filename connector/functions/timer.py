@@ -93,9 +93,10 @@ class TimerPass:
             self.host.telemetry.record_run(s, "reconcile")
         return list(result)
 
-    def _run_counts(self) -> dict[str, dict[str, int]]:
-        """Open, held, waiting and blocked runs per source (for the health probe)."""
-        counts: dict[str, dict[str, int]] = {}
+    def _run_counts(self) -> dict[str, dict[str, Any]]:
+        """Open, held, waiting and blocked runs per source, and the progress of runs that
+        take more than a day's call budget (for the health probe)."""
+        counts: dict[str, dict[str, Any]] = {}
         for src in self.host.config.sources:
             runs = [r for r in self.host.engine.list_runs(src.name) if r.state in OPEN_STATES]
             counts[src.name] = {
@@ -104,6 +105,9 @@ class TimerPass:
                 "waiting": sum(1 for r in runs if is_waiting(r)),
                 "blocked": sum(1 for r in runs if r.state == RunState.BLOCKED),
             }
+            progress = [{"runId": r.run_id, **r.progress} for r in runs if r.progress]
+            if progress:
+                counts[src.name]["progress"] = progress
         return counts
 
     def _previous_status(self) -> dict[str, Any]:
@@ -163,7 +167,7 @@ class TimerPass:
 
     def _write_status(self, out: PassOutcome) -> None:
         try:
-            runs: dict[str, dict[str, int]] = self._run_counts()
+            runs: dict[str, dict[str, Any]] = self._run_counts()
         except Exception as exc:  # the status is informative; never fail the pass for it
             log.warning("reconcile: run counts unavailable (%s)", type(exc).__name__)
             runs = {}

@@ -77,7 +77,10 @@ TRANSITIONS: Mapping[RunState, frozenset[RunState]] = {
     _S.RECEIVED: frozenset({_S.RECEIVED, _S.PLANNED, _S.FAILED, _S.SUPERSEDED, _S.DISCARDED}),
     _S.PLANNED: frozenset({_S.RECEIVED, _S.HELD, _S.UPLOADING, _S.SUPERSEDED, _S.DISCARDED}),
     _S.HELD: frozenset({_S.UPLOADING, _S.SUPERSEDED, _S.DISCARDED}),
-    # uploading → uploading: a queued run whose turn came; → held: planned again and held
+    # uploading → uploading: a queued run whose turn came; → held: planned again and held.
+    # uploading/blocked → superseded (a newer full extract, nothing delivered yet) or, once
+    # batches were delivered, → uploaded (Journal.stop): the sent part is reconciled, the
+    # superseded reason kept, and the unsent remainder is the newer run's to send.
     _S.UPLOADING: frozenset(
         {
             _S.UPLOADING,
@@ -298,6 +301,7 @@ _OPTIONAL: dict[str, str] = {
     "outcome_labels": "outcomeLabels",
     "job_health": "jobHealth",
     "reference_resends": "referenceResends",
+    "send_order": "sendOrder",
 }
 _TIMES = {
     "first_sent_at": "firstSentAt",
@@ -387,6 +391,9 @@ class Journal:
     last_reconciled_at: datetime | None = None
     job_health: str | None = None
     reference_resends: dict[str, int] | None = None
+    send_order: dict[str, int] | None = None
+    """Set when the run was sent in priority order (:mod:`connector.sync.priority`):
+    records per group, leavers/deactivations first."""
     updated_at: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys this version does not know (written by a newer one): kept as they are."""

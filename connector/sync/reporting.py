@@ -23,8 +23,17 @@ from connector.report_index import IndexRow, RunNav, build_index_html
 from connector.sync.approval_hint import approval_commands
 from connector.sync.changes import ChangeView, build_held_csv, change_view, record_change
 from connector.sync.context import SyncContext
-from connector.sync.journal import AckedBatch, Journal, RunState, from_iso, to_iso
+from connector.sync.journal import (
+    AckedBatch,
+    Journal,
+    RunState,
+    WaitingReason,
+    from_iso,
+    to_iso,
+)
 from connector.sync.plans import PlannedOp
+from connector.sync.priority import priority_text
+from connector.sync.progress import RunProgress, calls_left_today, run_progress
 from connector.sync.run_store import HELD_NAME, lock_lost
 from connector.sync.summary import RunSummary
 
@@ -33,6 +42,7 @@ __all__ = ["Reporter"]
 log = logging.getLogger(__name__)
 
 _INDEX_ATTEMPTS = 5
+_DELIVERED = frozenset({RunState.UPLOADED, RunState.RECONCILING, RunState.DONE})
 
 
 def _index_doc(j: Journal) -> dict[str, Any]:
@@ -41,12 +51,22 @@ def _index_doc(j: Journal) -> dict[str, Any]:
         "source": j.source,
         "runId": j.run_id,
         "file": j.file or "",
-        "state": j.state.value + (" (waiting)" if j.waiting_now else ""),
+        "state": _status(j),
         "receivedAt": to_iso(j.received_at) if j.received_at else None,
         "extractAt": to_iso(j.extract_at) if j.extract_at else None,
         "planned": dict(j.planned or {}),
         "outcomes": dict(j.outcomes or {}),
     }
+
+
+def _status(j: Journal) -> str:
+    """The state as people read it: ``uploading (waiting)``; ``uploaded (superseded)``
+    for a run a newer extract replaced after it delivered part of its batches."""
+    if j.waiting_now:
+        return f"{j.state.value} (waiting)"
+    if j.superseded_reason and j.state in _DELIVERED:
+        return f"{j.state.value} (superseded)"
+    return j.state.value
 
 
 def _arrival(row: Mapping[str, Any]) -> tuple[bool, str, str]:
@@ -83,7 +103,7 @@ class Reporter:
         if not counts:
             for r in records:
                 counts[r.outcome] = counts.get(r.outcome, 0) + 1
-        status = journal.state.value + (" (waiting)" if journal.waiting_now else "")
+        status = _status(journal)
         return ReportInput(
             run_id=journal.run_id,
             source=journal.source,
@@ -110,6 +130,8 @@ class Reporter:
             approval=approval_commands(self.ctx.approval_hint, journal.run_id),
             changes=change_view(plan, previous),
             nav=self.neighbours(journal),
+            send_order=priority_text(journal.send_order) if journal.send_order else None,
+            progress=progress.text if (progress := self.progress(journal)) else None,
         )
 
     def _record_rows(
@@ -239,4 +261,31 @@ class Reporter:
             reports=self.runs.report_locations(journal.source, journal.run_id),
             received_at=to_iso(journal.received_at) if journal.received_at else None,
             ordering_warning=ordering_warning(journal.extract_basis),
+            send_order=priority_text(journal.send_order) if journal.send_order else None,
+            progress=progress.to_doc() if (progress := self.progress(journal)) else None,
+        )
+
+    def progress(self, journal: Journal) -> RunProgress | None:
+        """A run still sending that takes more than today's budget: its day, share sent
+        and estimated finish (None for any other run)."""
+        total = journal.batches_total or 0
+        if journal.state is not RunState.UPLOADING or journal.queued:
+            return None  # a blocked run waits for an operator: no finish to estimate
+        if total <= len(journal.batches):
+            return None
+        now = self.ctx.clock.now()
+        budget = self.ctx.config.daily_call_budget
+        if journal.waiting_reason is WaitingReason.QUOTA:
+            left_today = 0  # the service's own quota may be spent before our count is
+        else:
+            left_today = calls_left_today(self.runs.call_counts(), budget, now)
+        sent_at = [b.sent_at for b in journal.batches]
+        return run_progress(
+            calls_left=total - len(journal.batches),
+            records_sent=sum(b.size or 0 for b in journal.batches),
+            records_total=journal.to_send or 0,
+            daily_budget=budget,
+            left_today=left_today,
+            first_sent_at=min(sent_at) if sent_at else None,
+            now=now,
         )

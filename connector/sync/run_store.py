@@ -345,6 +345,10 @@ class RunStore:
     def payloads(self, source: str, external_ids: Collection[str]) -> dict[str, Any]:
         return self.store.get_payloads(source, external_ids)
 
+    def call_counts(self) -> dict[str, int]:
+        """The tenant's bulkUpload calls per hour bucket (what the daily budget counts)."""
+        return self.store.load_call_counts()
+
     # -- the plan and its batches -----------------------------------------------------------
 
     def write_plan(self, journal: Journal, ops: list[PlannedOp]) -> int:

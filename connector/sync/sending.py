@@ -28,7 +28,10 @@ from connector.state.base import RecordEntry
 from connector.sync.context import SyncContext
 from connector.sync.journal import AckedBatch, Journal, WaitingReason, waiting_reason_of
 from connector.sync.plans import NEVER_ACCEPTED, PlannedOp, leveled_batches
+from connector.sync.priority import OpKey, group_counts, priority_order, priority_text
+from connector.sync.progress import calls_left_today
 from connector.sync.readiness import JobGate, not_ready_note, wait_until
+from connector.sync.references import manager_of
 from connector.sync.run_store import check_lock, lock_lost
 from connector.sync.summary import ProgressCallback
 from connector.sync.targets import BatchReceipt, ProvisioningTarget
@@ -79,6 +82,8 @@ class Sender:
         finish; every batch not acknowledged is left for the next call.
         """
         ops = self.runs.load_plan(journal)
+        if not journal.batches:
+            ops = self._order_for_budget(journal, ops)
         leveled = leveled_batches(ops)
         batches = [b for b, _ in leveled]
         total = len(batches)
@@ -110,6 +115,35 @@ class Sender:
         self.runs.save(journal)
         log.info("run %s: uploaded %d batches", journal.run_id, total)
         return journal
+
+    def _order_for_budget(self, journal: Journal, ops: list[PlannedOp]) -> list[PlannedOp]:
+        """Before the first batch is acknowledged: a run that needs more calls than
+        today's budget has left is sent in priority order (:mod:`connector.sync.priority`),
+        stored as its plan; a run that fits keeps its order. Idempotent: the journal says
+        so first, then the plan is rewritten (an interrupted rewrite is done again)."""
+        needed = journal.batches_total or len(ops)
+        counts = self.runs.call_counts()
+        left = calls_left_today(counts, self.ctx.config.daily_call_budget, self.ctx.clock.now())
+        if needed <= left:
+            return ops
+        keys = [_op_key(op) for op in ops]
+        groups = group_counts(keys)
+        if journal.send_order != groups:
+            journal.send_order = groups
+            journal.event(
+                self.ctx.clock.now(),
+                f"{priority_text(groups)} ({needed} calls needed, {left} left in today's budget)",
+            )
+            self.runs.save(journal)
+            log.info("run %s: %s", journal.run_id, priority_text(groups))
+        order = priority_order(keys)
+        del keys  # a million keys: freed before the plan is encoded again
+        if order != list(range(len(ops))):
+            ops = [ops[i] for i in order]
+            self.runs.write_plan(journal, ops)
+        elif not _members_follow(self.runs.batch_members(journal), ops):
+            self.runs.write_plan(journal, ops)  # stopped between the plan and its batches
+        return ops
 
     def _not_yet(self, journal: Journal) -> bool:
         """Waiting for a job that the service said it would not retry before a time."""
@@ -289,6 +323,17 @@ class Sender:
                     f"runs/{source}/{journal.run_id}",
                 )
                 self.index_acks(source, journal)
+
+
+def _members_follow(members: list[list[str]], ops: list[PlannedOp]) -> bool:
+    """Whether the stored batch members are the plan's records in the plan's order."""
+    return [ext for batch in members for ext in batch] == [op.external_id for op in ops]
+
+
+def _op_key(op: PlannedOp) -> OpKey:
+    """What the priority order reads of a planned operation."""
+    manager = manager_of(op.data) if op.level else None
+    return OpKey(op.kind, op.active, op.level, op.external_id, manager)
 
 
 def _refused_entry(

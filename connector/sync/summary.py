@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from connector.sync.journal import WaitingReason
 
@@ -49,6 +50,13 @@ class RunSummary:
     ordering_warning: str | None = None
     """Set when only the arrival time orders this run (no date in the name, no file time):
     an older file arriving late would be applied (:mod:`connector.extract_time`)."""
+    send_order: str | None = None
+    """Set when the run is sent in priority order: "sent in priority order: 120
+    leavers/deactivations first, then …" (:mod:`connector.sync.priority`)."""
+    progress: dict[str, Any] | None = None
+    """A multi-day run's progress (``day``, ``days``, ``percentSent``, ``callsLeft``,
+    ``doneBy``, ``text``: "3 of 10 days, 38 % sent, done ~2026-12-14"); None otherwise
+    (:mod:`connector.sync.progress`)."""
     resumed: bool | None = None
     """A redelivered file whose run was waiting: True when that run was resumed, False when
     its source was busy (the next pass continues it); None otherwise."""

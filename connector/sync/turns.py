@@ -18,9 +18,11 @@ from connector.sync.context import SyncContext
 from connector.sync.journal import DISCARDABLE_STATES, QUEUE_STATES, Journal, RunState, to_iso
 from connector.sync.ordering import RunOrder
 from connector.sync.planning import Planner
+from connector.sync.plans import PlannedOp
 from connector.sync.reporting import Reporter
 from connector.sync.sending import Sender
 from connector.sync.summary import PassResult, ProgressCallback, RunSummary
+from connector.sync.superseding import Pending, guard_over_remainder
 
 __all__ = ["Turns"]
 
@@ -158,10 +160,53 @@ class Turns:
             if blocker is not None:
                 self.queue(journal, blocker)
                 return journal
+        if journal.decision_hold and src.mode == "full":
+            self.guard_over_remainder(src, journal)
         if journal.decision_hold:
             self.hold(journal, journal.decision_hold)
             return journal
         return await self.start(src, journal, progress, None)
+
+    def guard_over_remainder(self, src: Source, journal: Journal) -> None:
+        """A held ``full`` run that would supersede runs still sending: ask the guard again,
+        not counting what their unsent remainder carries already (it passed the guard, or
+        was approved, with them; :mod:`connector.sync.superseding`)."""
+        sending = [
+            o
+            for o in self.order.older_to_supersede(src, journal)
+            if o.state in (RunState.UPLOADING, RunState.BLOCKED)
+        ]
+        if not sending:
+            return
+        remainder: dict[str, Pending] = {}
+        for older in sorted(sending, key=lambda j: j.order):
+            members = self.runs.batch_members(older)
+            acked = {ext for b in older.batches for ext in members[b.index]}
+            for op in self.runs.plan_or_empty(older):
+                if op.external_id not in acked:
+                    remainder[op.external_id] = _pending(op)
+        hold, carried = guard_over_remainder(
+            mode=src.mode,
+            leaver_policy=src.leavers,
+            counts=journal.planned or {},
+            ops=(_pending(op) for op in self.runs.load_plan(journal)),
+            remainder=remainder,
+            population=self.runs.load_records(src.name).active_count(),
+            rows=journal.rows_in_file or 0,
+            rejected_rows=journal.rejected_count or 0,
+            thresholds=src.thresholds,
+        )
+        if not carried:
+            return
+        journal.record_plan(hold, journal.plan_index_version, full_resend=False)
+        names = ", ".join(o.run_id for o in sending)
+        verdict = "it passes" if hold is None else f"still held: {hold.get('message')}"
+        journal.event(
+            self.ctx.clock.now(),
+            f"guard asked again without the {carried} records the unsent remainder of run"
+            f" {names} carries already: {verdict}",
+        )
+        self.runs.save(journal)
 
     async def approve(
         self,
@@ -204,9 +249,10 @@ class Turns:
         """
         approved = bool(journal.approved_by)
         for other in self.order.older_to_supersede(src, journal):
-            self.stop(
-                other, RunState.SUPERSEDED, f"superseded by newer extract run {journal.run_id}"
-            )
+            why = f"superseded by newer extract run {journal.run_id}"
+            if other.batches:
+                why += ", which sends what this run had not sent yet from its newer file"
+            self.stop(other, RunState.SUPERSEDED, why)
         replanned, hold = self.planner.replan_if_stale(src, journal)
         if not replanned:
             hold = journal.decision_hold
@@ -256,3 +302,7 @@ class Turns:
                 await check()
         finally:
             await target.aclose()
+
+
+def _pending(op: PlannedOp) -> Pending:
+    return Pending(op.kind, op.external_id, op.fingerprint, op.active)

@@ -1,0 +1,120 @@
+"""The priority order of a run that needs more than a day's call budget: what it costs.
+
+A first load of N records (5 % inactive, a manager tree of fan-out 6, so 8 manager-chain
+levels at a million) is planned managers first, as :func:`connector.sync.plans.order_plan`
+stores it. Before the run's first batch the sender builds its batches from the plan
+(the baseline, done for every run); a run that does not fit into today's budget also
+puts the plan into priority order and stores it again (``priority``: the keys, the
+permutation, the reordered plan, its batches and the encoded plan the store writes).
+
+Each mode and size runs in a fresh interpreter, so the peak RSS (``ru_maxrss``) is that
+of the whole process for that work alone; both modes start from the same generated plan.
+
+Run: ``.venv/bin/python benchmarks/bench_priority.py [--sizes 100000 1000000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from typing import Any
+
+from connector.scim import CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA
+from connector.sync.plans import PlannedOp, encode_plan, leveled_batches
+from connector.sync.priority import group_counts, priority_order, priority_text
+from connector.sync.sending import _op_key
+
+FANOUT = 6
+
+
+def _level(i: int) -> int:
+    level = 0
+    while i:
+        i = (i - 1) // FANOUT
+        level += 1
+    return level
+
+
+def make_plan(n: int) -> list[PlannedOp]:
+    """A first load, managers first (level order), as the planner stores it."""
+    ops: list[PlannedOp] = []
+    for i in range(n):
+        ext = f"E{i:07}"
+        data: dict[str, Any] = {
+            "schemas": [CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA],
+            "externalId": ext,
+            "userName": f"user{i}@contoso.example",
+            "name": {"givenName": f"Given{i}", "familyName": f"Family{i}"},
+            "displayName": f"Given{i} Family{i}",
+            "title": "Engineer",
+            "department": f"Dept {i % 40}",
+            "active": i % 20 != 7,
+        }
+        if i:
+            data[ENTERPRISE_USER_SCHEMA] = {"manager": {"value": f"E{(i - 1) // FANOUT:07}"}}
+        fp = i.to_bytes(16, "big")
+        ops.append(PlannedOp("joiner", ext, i + 2, fp, bool(data["active"]), data, None, _level(i)))
+    ops.sort(key=lambda op: op.level)
+    return ops
+
+
+def run_one(mode: str, n: int) -> dict[str, Any]:
+    ops = make_plan(n)
+    start = time.perf_counter()
+    text = ""
+    if mode == "priority":
+        keys = [_op_key(op) for op in ops]
+        order = priority_order(keys)
+        ops = [ops[i] for i in order]
+        text = priority_text(group_counts(keys))
+        encoded = len(encode_plan(ops))
+    else:
+        encoded = 0
+    batches = leveled_batches(ops)
+    seconds = time.perf_counter() - start
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "mode": mode,
+        "records": n,
+        "batches": len(batches),
+        "seconds": round(seconds, 2),
+        "peak_rss_mb": round(rss_mb),
+        "plan_bytes": encoded,
+        "text": text,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--one", nargs=2, metavar=("MODE", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one[0], int(args.one[1]))))
+        return
+    print(f"python {platform.python_version()}, {platform.machine()}")
+    print(f"{'records':>10} {'mode':>9} {'batches':>8} {'seconds':>8} {'peak RSS':>9}")
+    for n in args.sizes:
+        for mode in ("baseline", "priority"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--one", mode, str(n)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            r = json.loads(out.stdout)
+            print(
+                f"{r['records']:>10,} {r['mode']:>9} {r['batches']:>8,} {r['seconds']:>8.2f}"
+                f" {r['peak_rss_mb']:>6} MB"
+            )
+            if r["text"]:
+                print(f"{'':>10} {r['text']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Priority order for a run that cannot finish within today's call budget.
+
+A first load of a million records is 20,000 bulk requests: ten days at 2,000 calls a day
+(documented: "a tenant-level limit of 2,000 API calls per 24-hour period under the Entra
+ID P1/P2 license", Entra "API-driven inbound provisioning concepts"). Sent in plain plan
+order, the accounts that must be *disabled* could wait until the last day. When a run
+needs more calls than today's budget has left, its records are sent in this order:
+
+1. **leavers and deactivations** (any record whose new state is inactive: a leaver, a
+   mover whose status turned inactive, or an inactive record of a first load, which may
+   be an account that already exists in the directory): the security-relevant part;
+2. **joiners** (new active records);
+3. **movers** (changed active records, and retries or re-sends of unchanged ones).
+
+Managers still go before the reports that wait for them (``level``, from
+:mod:`connector.sync.references`): inside a group by level, and across groups a manager
+that a report of an earlier group waits for is moved up into that group (a joiner who
+manages a deactivated record goes with the deactivations, just before it). So every
+manager is still sent before its reports and the send window's level barrier
+(:func:`connector.sync.upload.send_window`) keeps holding.
+
+Pure: a permutation over the operations' kind, active flag, level and manager. The
+engine applies it once, before the run's first batch is acknowledged, and stores the
+plan in that order (batches are rebuilt from the stored plan, so acknowledged batch
+indices keep their meaning).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+__all__ = [
+    "GROUPS",
+    "OpKey",
+    "group_counts",
+    "priority_group",
+    "priority_order",
+    "priority_text",
+]
+
+GROUPS = ("leavers", "joiners", "movers")
+"""The priority groups in send order (keys of a run's stored ``sendOrder`` counts)."""
+
+
+class OpKey(NamedTuple):
+    """What the priority order reads of one planned operation (a tuple: a million of
+    them are built before a large run's first send)."""
+
+    kind: str
+    active: bool
+    level: int
+    external_id: str
+    manager: str | None = None
+
+
+def priority_group(kind: str, active: bool) -> int:
+    """0: leaver or deactivation (inactive), 1: joiner, 2: mover (or a re-send)."""
+    if not active or kind == "leaver":
+        return 0
+    if kind == "joiner":
+        return 1
+    return 2
+
+
+def _groups(keys: Sequence[OpKey]) -> list[int]:
+    """Each operation's group, with managers moved up to the group of a report that waits
+    for them (deepest levels first, so a whole chain moves up)."""
+    groups = [priority_group(k.kind, k.active) for k in keys]
+    position: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        position.setdefault(k.external_id, i)
+    for i in sorted(range(len(keys)), key=lambda i: -keys[i].level):
+        key = keys[i]
+        if key.level == 0 or key.manager is None:
+            continue
+        m = position.get(key.manager)
+        if m is not None and keys[m].level == key.level - 1 and groups[i] < groups[m]:
+            groups[m] = groups[i]
+    return groups
+
+
+def priority_order(keys: Sequence[OpKey]) -> list[int]:
+    """Positions of ``keys`` in priority order (group, then level, then plan order).
+
+    Deterministic and idempotent: applied to a plan already in this order it returns
+    ``0..n-1``.
+    """
+    groups = _groups(keys)
+    return sorted(range(len(keys)), key=lambda i: (groups[i], keys[i].level, i))
+
+
+def group_counts(keys: Sequence[OpKey]) -> dict[str, int]:
+    """How many leavers/deactivations, joiners and movers the run sends (each counted in
+    its own group; a manager moved up is still counted as what it is)."""
+    out = dict.fromkeys(GROUPS, 0)
+    for k in keys:
+        out[GROUPS[priority_group(k.kind, k.active)]] += 1
+    return out
+
+
+def priority_text(counts: Mapping[str, int]) -> str:
+    """``sent in priority order: 120 leavers/deactivations first, then 9,000 joiners, then
+    40 movers`` (empty groups left out)."""
+    names = {"leavers": "leavers/deactivations", "joiners": "joiners", "movers": "movers"}
+    parts = [f"{counts.get(g, 0):,} {names[g]}" for g in GROUPS if counts.get(g, 0)]
+    if not parts:
+        return "sent in priority order"
+    head = f"{parts[0]} first" if len(parts) > 1 else parts[0]
+    return "sent in priority order: " + ", then ".join([head, *parts[1:]])
