@@ -6,9 +6,11 @@ Documented limits (Entra "inbound provisioning API issues", 2025/2026): at most
 
 Our choices, where the documentation is silent:
 
-- The window is measured on the client's send times plus a small ``margin``, so that
-  jitter between our clock and the service's arrival times cannot squeeze 41 calls
-  into the service's 5 seconds.
+- Every call made counts, retries included: the limit is on calls, and whether the
+  service counted a call it answered 5xx (or whose connection dropped) is not documented.
+- The window is measured on the times the requests went out (:class:`Slot`), plus a
+  small ``margin``, so that jitter between our writes and the service's arrival times
+  cannot squeeze 41 calls into the service's 5 seconds.
 - "24-hour period" is read as a *rolling* 24 hours (the cautious reading): calls are
   counted in hourly buckets and the last 24 buckets (plus the current one) are summed,
   which never under-counts a rolling day.
