@@ -6,9 +6,11 @@ Documented limits (Entra "inbound provisioning API issues", 2025/2026): at most
 
 Our choices, where the documentation is silent:
 
-- The window is measured on the client's send times plus a small ``margin``, so that
-  jitter between our clock and the service's arrival times cannot squeeze 41 calls
-  into the service's 5 seconds.
+- Every call made counts, retries included: the limit is on calls, and whether the
+  service counted a call it answered 5xx (or whose connection dropped) is not documented.
+- The window is measured on the times the requests went out (:class:`Slot`), plus a
+  small ``margin``, so that jitter between our writes and the service's arrival times
+  cannot squeeze 41 calls into the service's 5 seconds.
 - "24-hour period" is read as a *rolling* 24 hours (the cautious reading): calls are
   counted in hourly buckets and the last 24 buckets (plus the current one) are summed,
   which never under-counts a rolling day.
@@ -39,6 +41,7 @@ from connector.clock import Clock, SystemClock
 
 __all__ = [
     "DEFAULT_DAILY_CALLS",
+    "DEFAULT_MARGIN_SECONDS",
     "DEFAULT_MAX_CALLS",
     "DEFAULT_WINDOW_SECONDS",
     "GOVERNANCE_DAILY_CALLS",
@@ -50,11 +53,14 @@ __all__ = [
     "RateLimiter",
     "ReservingLimiter",
     "SlidingWindowLimiter",
+    "Slot",
     "report_limiter",
 ]
 
 DEFAULT_MAX_CALLS = 40
 DEFAULT_WINDOW_SECONDS = 5.0
+DEFAULT_MARGIN_SECONDS = 0.1
+OPEN_SLOT_POLL_SECONDS = 0.01
 DEFAULT_DAILY_CALLS = 2_000
 GOVERNANCE_DAILY_CALLS = 6_000
 REPORT_MAX_CALLS = 5
@@ -63,21 +69,53 @@ REPORT_WINDOW_SECONDS = 10.0
 _BUCKET_FORMAT = "%Y-%m-%dT%H"
 
 
+class Slot:
+    """One call's place in a limiter's window, from the moment it is granted.
+
+    While it is *open* the call counts as being sent right now. :meth:`sent` fixes its
+    time to the moment it is called: the client calls it as soon as the request is
+    written to the connection, and again when the call is over (a no-op by then; a call
+    whose write was not seen counts from its end, the latest it can have gone out).
+    """
+
+    __slots__ = ("_limiter", "open")
+
+    def __init__(self, limiter: SlidingWindowLimiter | None) -> None:
+        self._limiter = limiter
+        self.open = limiter is not None
+
+    def sent(self) -> None:
+        """The request went out now (only the first call counts)."""
+        if self.open:
+            self.open = False
+            if self._limiter is not None:
+                self._limiter._settle()
+
+
+SETTLED = Slot(None)
+"""A slot whose time was fixed when it was granted (the report limiter's reservations)."""
+
+
 class RateLimiter(Protocol):
     """What the Graph client needs from a limiter: wait for a slot, and pause on a 429."""
 
-    async def acquire(self) -> None: ...
+    async def acquire(self) -> Slot: ...
 
     def pause(self, seconds: float) -> None: ...
 
 
 class SlidingWindowLimiter:
-    """At most ``max_calls`` acquisitions in any ``window`` seconds, shared by concurrent tasks.
+    """At most ``max_calls`` calls in any ``window`` seconds, shared by concurrent tasks.
 
-    Callers are served first come, first served (one lock), so with many requests in
-    flight the limiter hands out slots as fast as the window allows, and no more.
-    ``pause`` blocks every caller until a point in time, which is how a ``Retry-After``
-    seen by one request slows all of them down.
+    The window is measured on the times the requests *went out* (:class:`Slot`), not on
+    the times their slots were granted: whatever holds the event loop between the two
+    (a state write, a token refresh, opening a connection) cannot squeeze a 41st call
+    into the service's 5 seconds. A slot granted but not yet sent counts as sent now.
+    Callers are served first come, first served (one lock); a caller waits exactly
+    until the oldest call in the window leaves it, so with enough requests in flight the
+    limiter hands out slots as fast as the window allows, and no faster. ``pause`` blocks
+    every caller until a point in time, which is how a ``Retry-After`` seen by one
+    request slows all of them down.
     """
 
     def __init__(
@@ -85,7 +123,7 @@ class SlidingWindowLimiter:
         max_calls: int = DEFAULT_MAX_CALLS,
         window: float = DEFAULT_WINDOW_SECONDS,
         *,
-        margin: float = 0.1,
+        margin: float = DEFAULT_MARGIN_SECONDS,
         clock: Clock | None = None,
     ) -> None:
         if max_calls < 1:
@@ -97,6 +135,8 @@ class SlidingWindowLimiter:
         self.margin = margin
         self._clock: Clock = clock or SystemClock()
         self._sent: deque[float] = deque()
+        """When the calls in the window went out, oldest first (slots settle in time order)."""
+        self._open = 0
         self._paused_until = 0.0
         self._lock = asyncio.Lock()
         self.waited = 0.0
@@ -111,21 +151,36 @@ class SlidingWindowLimiter:
         until = self._clock.monotonic() + max(0.0, seconds)
         self._paused_until = max(self._paused_until, until)
 
-    async def acquire(self) -> None:
-        """Wait until one more call fits in the window, then record it as sent now."""
+    def _settle(self) -> None:
+        self._open -= 1
+        self._sent.append(self._clock.monotonic())
+
+    def _wait(self, now: float) -> float | None:
+        """Seconds until one more call fits (<= 0: now); None while only open slots fill it."""
+        sent = self._sent
+        while sent and now - sent[0] >= self.span:
+            sent.popleft()
+        wait = self._paused_until - now
+        over = self._open + len(sent) - self.max_calls
+        if over < 0:
+            return wait
+        if over >= len(sent):
+            return None
+        return max(wait, sent[over] + self.span - now)
+
+    async def acquire(self) -> Slot:
+        """Wait until one more call fits in the window; the slot counts as sent from now on."""
         async with self._lock:
             while True:
                 now = self._clock.monotonic()
-                while self._sent and now - self._sent[0] >= self.span:
-                    self._sent.popleft()
-                wait = self._paused_until - now
-                if len(self._sent) >= self.max_calls:
-                    wait = max(wait, self._sent[0] + self.span - now)
-                if wait <= 0:
-                    self._sent.append(now)
-                    return
-                self.waited += wait
-                await self._clock.sleep(wait)
+                wait = self._wait(now)
+                if wait is not None and wait <= 0:
+                    self._open += 1
+                    return Slot(self)
+                # Only open slots fill the window: look again once one may have gone out.
+                step = OPEN_SLOT_POLL_SECONDS if wait is None else wait
+                self.waited += step
+                await self._clock.sleep(step)
 
 
 class CallBudgetStore(Protocol):
@@ -286,10 +341,11 @@ class ReservingLimiter(SlidingWindowLimiter):
             self.waited += wait
             return wait
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> Slot:
         wait = self.reserve()
         if wait > 0:
             await self._clock.sleep(wait)
+        return SETTLED
 
 
 _REPORT_LOCK = threading.Lock()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -53,7 +53,14 @@ from connector.graph.schema import (
     schema_attributes,
     source_directory,
 )
-from connector.pacing import DailyBudget, RateLimiter, SlidingWindowLimiter, report_limiter
+from connector.pacing import (
+    SETTLED,
+    DailyBudget,
+    RateLimiter,
+    SlidingWindowLimiter,
+    Slot,
+    report_limiter,
+)
 from connector.scim import CONTENT_TYPE, BulkPayload
 
 __all__ = ["DEFAULT_RESET_SCOPE", "CallMetrics", "Delivery", "GraphClient", "RetryPolicy"]
@@ -82,6 +89,16 @@ class RetryPolicy:
         """Exponential backoff with jitter: half fixed, half random, capped."""
         ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** max(0, attempt - 1))
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+    def transient_wait(self, attempt: int, rng: random.Random) -> float:
+        """The wait after a 5xx or a dropped connection on try ``attempt``.
+
+        The first retry goes at once (it still waits for a slot of the limiter, so it
+        can never call faster than the window allows): one failed call among many is not
+        an outage, and waiting would leave the slots it could use idle. A second failure
+        in a row backs off exponentially from ``backoff_base``.
+        """
+        return 0.0 if attempt <= 1 else self.backoff(attempt - 1, rng)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +156,22 @@ class _Answer:
     response: httpx.Response
     client_request_id: str
     attempts: int
+
+
+def _written(slot: Slot) -> Callable[[str, Mapping[str, Any]], Awaitable[None]]:
+    """An httpcore ``trace`` hook: the slot counts from when the request body is written."""
+
+    async def trace(event: str, info: Mapping[str, Any]) -> None:
+        if event.endswith(_WRITTEN):
+            slot.sent()
+
+    return trace
+
+
+_WRITTEN = "send_request_body.complete"
+"""httpcore's trace event after the whole request went to the connection (``http11.`` or
+``http2.`` before it). Transports that do not trace (tests' mock transports) leave the
+slot open until the call ends, which counts it later, never earlier."""
 
 
 class _GuardTransport(httpx.AsyncBaseTransport):
@@ -261,21 +294,19 @@ class GraphClient:
                 raise error
 
     async def _send_single_request(self, call: _Call) -> tuple[httpx.Response, str, str]:
-        """One try: a pacing slot and budget unit (bulkUpload), a token, one HTTP request.
+        """One try: a budget unit (bulkUpload), a token, a pacing slot, one HTTP request.
 
-        Returns the answer, the token it carried and its ``client-request-id``.
+        The slot is taken last, right before the request, and counts from the moment the
+        request is written (:class:`~connector.pacing.Slot`), so waiting on the budget's
+        store or the token provider never narrows the window. Returns the answer, the
+        token it carried and its ``client-request-id``.
         """
-        if call.report:
-            await self.reports.acquire()
-            self.metrics.log_calls += 1
-        if call.paced:
-            await self.limiter.acquire()
-            if self.budget is not None and not await self.budget.try_acquire():
-                raise QuotaExhaustedError(
-                    f"the daily call budget of {self.budget.limit} bulkUpload calls is spent;"
-                    " the remaining batches wait for the next run",
-                    code="dailyBudget",
-                )
+        if call.paced and self.budget is not None and not await self.budget.try_acquire():
+            raise QuotaExhaustedError(
+                f"the daily call budget of {self.budget.limit} bulkUpload calls is spent;"
+                " the remaining batches wait for the next run",
+                code="dailyBudget",
+            )
         check_token_destination(call.url, allow_loopback=self._allow_loopback)
         token = await self._tokens.get_token()
         client_request_id = str(uuid.uuid4())
@@ -286,10 +317,24 @@ class GraphClient:
         }
         if call.content_type:
             headers["Content-Type"] = call.content_type
+        slot = SETTLED
+        if call.report:
+            slot = await self.reports.acquire()
+            self.metrics.log_calls += 1
+        if call.paced:
+            slot = await self.limiter.acquire()
         self.metrics.calls += 1
-        response = await self._http.request(
-            call.method, call.url, params=call.params, content=call.body, headers=headers
-        )
+        try:
+            response = await self._http.request(
+                call.method,
+                call.url,
+                params=call.params,
+                content=call.body,
+                headers=headers,
+                extensions={"trace": _written(slot)},
+            )
+        finally:
+            slot.sent()
         return response, token, client_request_id
 
     async def _after_transport_failure(self, call: _Call, exc: Exception, attempt: int) -> None:
@@ -337,7 +382,7 @@ class GraphClient:
         return False
 
     async def _backoff(self, attempt: int, records: int) -> None:
-        wait = self.retry.backoff(attempt, self._rng)
+        wait = self.retry.transient_wait(attempt, self._rng)
         self.metrics.retries += 1
         self.metrics.records_resent += records
         self.metrics.waited_seconds += wait

@@ -28,7 +28,7 @@ from connector.graph.auth import StaticTokenProvider, TokenProvider
 from connector.graph.client import GraphClient, RetryPolicy
 from connector.graph.endpoint import ProvisioningEndpoint
 from connector.graph.logs import LogQuery
-from connector.pacing import DailyBudget, InMemoryCallBudgetStore, SlidingWindowLimiter
+from connector.pacing import DailyBudget, InMemoryCallBudgetStore, SlidingWindowLimiter, Slot
 from connector.scim import BulkOperation, BulkPayload, build_bulk_requests, split_payload
 
 from .helpers import Sent, operations, payloads, send_all
@@ -93,17 +93,27 @@ class CountingLimiter(SlidingWindowLimiter):
         super().__init__(clock=clock)
         self.settling = clock
 
-    async def acquire(self) -> None:
-        await super().acquire()
+    async def acquire(self) -> Slot:
+        slot = await super().acquire()
         self.settling.busy += 1
+        return slot
 
 
 class ReleasingTransport(httpx.AsyncBaseTransport):
-    def __init__(self, clock: SettlingClock) -> None:
+    """Real HTTP; ``stall`` holds every ``stall_every``-th request before it is written
+    (the event loop busy with a state write, a token refresh), moving the clock on."""
+
+    def __init__(self, clock: SettlingClock, stall: float = 0.0, stall_every: int = 0) -> None:
         self.inner = httpx.AsyncHTTPTransport()
         self.clock = clock
+        self.stall = stall
+        self.stall_every = stall_every
+        self.requests = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        if self.stall_every and self.requests % self.stall_every == 0:
+            self.clock.advance(self.stall)
         try:
             response = await self.inner.handle_async_request(request)
             await response.aread()
@@ -115,11 +125,42 @@ class ReleasingTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+def settling_client(
+    emu: RunningEmulator, clock: SettlingClock, transport: ReleasingTransport
+) -> GraphClient:
+    """16 requests in flight over real HTTP, the clock moving only when none is."""
+    return GraphClient(
+        ProvisioningEndpoint.parse(emu.endpoint_url, allow_loopback=True),
+        StaticTokenProvider(emu.token),
+        transport=transport,
+        clock=clock,
+        limiter=CountingLimiter(clock),
+        allow_loopback=True,
+        max_in_flight=16,
+    )
+
+
 def max_in_window(times: list[float], window: float) -> int:
     times = sorted(times)
     return max(
         (sum(1 for t in times[i:] if t < s + window) for i, s in enumerate(times)), default=0
     )
+
+
+def test_no_429_is_self_inflicted_when_requests_stall_before_they_are_written() -> None:
+    """Regression: a call counted from its slot, not its write, let a stalled request
+    arrive inside the next window's burst: the emulator answered 429 to calls the
+    client believed were within the limit."""
+    clock = SettlingClock()
+    with run_emulator(EmulatorConfig(daily_quota=None), clock=clock) as emu:
+        transport = ReleasingTransport(clock, stall=0.4, stall_every=7)
+        client = settling_client(emu, clock, transport)
+        result = upload(client, payloads(130 * 2, per_batch=2), in_flight=16)
+        assert result.records_accepted == 260
+        calls = emu.calls()
+        assert [c.status for c in calls] == [202] * 130
+        assert max_in_window([c.monotonic for c in calls], 5.0) <= 40
+        assert client.metrics.throttles == 0
 
 
 def test_happy_path_delivers_every_record() -> None:
@@ -139,17 +180,8 @@ def test_happy_path_delivers_every_record() -> None:
 def test_pacing_never_exceeds_the_window_seen_by_the_emulator() -> None:
     clock = SettlingClock()
     with run_emulator(EmulatorConfig(daily_quota=None), clock=clock) as emu:
-        items = payloads(130 * 2, per_batch=2)
-        client = GraphClient(
-            ProvisioningEndpoint.parse(emu.endpoint_url, allow_loopback=True),
-            StaticTokenProvider(emu.token),
-            transport=ReleasingTransport(clock),
-            clock=clock,
-            limiter=CountingLimiter(clock),
-            allow_loopback=True,
-            max_in_flight=16,
-        )
-        result = upload(client, items, in_flight=16)
+        client = settling_client(emu, clock, ReleasingTransport(clock))
+        result = upload(client, payloads(130 * 2, per_batch=2), in_flight=16)
         assert result.records_accepted == 260
         calls = emu.calls()
         assert [c.status for c in calls] == [202] * 130  # never throttled

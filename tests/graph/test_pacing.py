@@ -6,6 +6,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from connector.clock import FakeClock
 from connector.pacing import DailyBudget, InMemoryCallBudgetStore, SlidingWindowLimiter
@@ -25,7 +27,7 @@ def test_limiter_never_exceeds_window_with_concurrent_callers() -> None:
 
     async def caller(n: int) -> None:
         for _ in range(n):
-            await limiter.acquire()
+            (await limiter.acquire()).sent()
             sent.append(clock.monotonic())
 
     async def main() -> None:
@@ -45,7 +47,7 @@ def test_limiter_margin_widens_window() -> None:
     async def main() -> list[float]:
         out = []
         for _ in range(3):
-            await limiter.acquire()
+            (await limiter.acquire()).sent()
             out.append(clock.monotonic())
         return out
 
@@ -57,10 +59,10 @@ def test_limiter_pause_holds_every_caller() -> None:
     limiter = SlidingWindowLimiter(100, 5.0, clock=clock)
 
     async def main() -> float:
-        await limiter.acquire()
+        (await limiter.acquire()).sent()
         limiter.pause(7.0)
         limiter.pause(2.0)  # never shortens
-        await limiter.acquire()
+        (await limiter.acquire()).sent()
         return clock.monotonic()
 
     assert asyncio.run(main()) == pytest.approx(7.0)
@@ -122,3 +124,114 @@ def test_budget_persist_every_batches_writes_and_flush_saves_rest() -> None:
 
     asyncio.run(main())
     assert sum(store.counts.values()) == 25
+
+
+def _gaps_hold(times: list[float], max_calls: int, span: float) -> bool:
+    """No ``max_calls + 1`` times within less than ``span`` of each other."""
+    times = sorted(times)
+    return all(
+        times[i + max_calls] - times[i] >= span - 1e-9 for i in range(len(times) - max_calls)
+    )
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    max_calls=st.sampled_from([1, 2, 3, 6, 40]),
+    margin=st.sampled_from([0.0, 0.1]),
+    calls=st.lists(
+        st.tuples(
+            st.floats(0.0, 3.0),  # stall between the slot and the write
+            st.floats(0.0, 1.0),  # the call's answer after the write
+            st.booleans(),  # whether the write is seen (a tracing transport)
+        ),
+        min_size=1,
+        max_size=100,
+    ),
+    callers=st.integers(1, 12),
+)
+def test_calls_never_exceed_the_window_measured_on_when_they_went_out(
+    max_calls: int, margin: float, calls: list[tuple[float, float, bool]], callers: int
+) -> None:
+    """Whatever happens between a slot and its write, the writes keep the window."""
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(max_calls, 5.0, margin=margin, clock=clock)
+    todo = iter(calls)
+    written: list[float] = []
+
+    async def caller() -> None:
+        for stall, answer, seen in todo:
+            slot = await limiter.acquire()
+            await clock.sleep(stall)
+            if seen:
+                slot.sent()
+            written.append(clock.monotonic())
+            await clock.sleep(answer)
+            slot.sent()  # the end of the call: a no-op when the write was seen
+            if not seen:
+                written[-1] = clock.monotonic()
+
+    async def main() -> None:
+        await asyncio.gather(*(caller() for _ in range(callers)))
+
+    asyncio.run(main())
+    assert len(written) == len(calls)
+    assert _gaps_hold(written, max_calls, 5.0 + margin)
+
+
+def test_a_stall_before_the_write_moves_the_window_with_it() -> None:
+    """Regression: slots used to count from when they were granted, so a call held up
+    before its write (a state write, a token refresh) let the next ones come too early."""
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(2, 1.0, margin=0.0, clock=clock)
+
+    async def main() -> list[float]:
+        held = await limiter.acquire()
+        prompt = await limiter.acquire()
+        prompt.sent()  # at 0.0
+        clock.advance(0.9)
+        held.sent()  # at 0.9: it went out late
+        out = []
+        for _ in range(2):
+            (await limiter.acquire()).sent()
+            out.append(clock.monotonic())
+        return out
+
+    # The third call waits for the prompt one to leave (1.0), the fourth for the held one
+    # (1.9); counted from the grants both would have gone at 1.0: three calls within 1 s.
+    assert asyncio.run(main()) == [pytest.approx(1.0), pytest.approx(1.9)]
+
+
+def test_an_open_slot_counts_as_sent_now_until_it_is_written() -> None:
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(1, 1.0, margin=0.0, clock=clock)
+
+    async def main() -> float:
+        slot = await limiter.acquire()
+
+        async def write_later() -> None:
+            await clock.sleep(2.5)
+            slot.sent()
+
+        writer = asyncio.create_task(write_later())
+        second = await limiter.acquire()  # waits for the write (2.5), then a window
+        second.sent()
+        await writer
+        return clock.monotonic()
+
+    assert asyncio.run(main()) >= 3.5
+
+
+def test_the_limiter_waits_exactly_until_the_oldest_call_leaves() -> None:
+    """Pacing precision: no call waits longer than the window needs (no idle slots)."""
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(3, 5.0, margin=0.1, clock=clock)
+
+    async def main() -> list[float]:
+        out = []
+        for stall in (0.0, 0.7, 1.3, 0.0, 0.0, 0.0):
+            clock.advance(stall)
+            (await limiter.acquire()).sent()
+            out.append(clock.monotonic())
+        return out
+
+    assert asyncio.run(main()) == [pytest.approx(t) for t in (0.0, 0.7, 2.0, 5.1, 5.8, 7.1)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -24,12 +24,14 @@ from connector.errors import (
     ThrottledError,
     TransportError,
 )
+from connector.graph.auth import StaticTokenProvider
 from connector.graph.client import Delivery, GraphClient, RetryPolicy
 from connector.graph.responses import BUCKET_FULL_MESSAGE
-from connector.pacing import DailyBudget, InMemoryCallBudgetStore
+from connector.pacing import DailyBudget, InMemoryCallBudgetStore, SlidingWindowLimiter, Slot
 from connector.scim import BULK_REQUEST_SCHEMA, CONTENT_TYPE, BulkPayload, split_payload
 
 from .helpers import (
+    ENDPOINT,
     Sent,
     accepted,
     external_ids,
@@ -400,3 +402,96 @@ def test_parts_of_a_refused_request_are_valid_smaller_requests() -> None:
     assert sent.delivered[0].bulk_ids == right.bulk_ids
     assert [p.bulk_ids for p, _ in sent.refused] == [left.bulk_ids]
     assert sorted(map(tuple, seen[1:])) == sorted([left.external_ids, right.external_ids])
+
+
+class _WritingTransport(httpx.AsyncBaseTransport):
+    """Answers 202 after 'writing' each request: the fake clock moves by the stall first,
+    then the httpcore trace event fires, as a real connection's would."""
+
+    def __init__(self, clock: FakeClock, stalls: dict[int, float]) -> None:
+        self.clock = clock
+        self.stalls = stalls
+        self.written: list[float] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.clock.advance(self.stalls.get(len(self.written), 0.0))
+        trace = request.extensions.get("trace")
+        if trace is not None:
+            await trace("http11.send_request_body.complete", {})
+        self.written.append(self.clock.monotonic())
+        await self.clock.sleep(0.3)  # the answer comes later than the write
+        return accepted(request)
+
+
+def test_a_call_counts_in_the_window_from_when_its_request_was_written() -> None:
+    clock = FakeClock()
+    transport = _WritingTransport(clock, stalls={0: 0.9})
+    client = GraphClient(
+        ENDPOINT,
+        StaticTokenProvider("t"),
+        transport=transport,
+        clock=clock,
+        limiter=SlidingWindowLimiter(2, 1.0, margin=0.0, clock=clock),
+    )
+    run_send_all(client, payloads(200), in_flight=1)
+    times = transport.written
+    assert len(times) == 4
+    # The first request went out 0.9 s after its slot: the third waits for it to leave.
+    assert all(times[i + 2] - times[i] >= 1.0 - 1e-9 for i in range(len(times) - 2))
+    assert times[2] == pytest.approx(0.9 + 1.0)
+
+
+def test_first_retry_of_a_transient_failure_goes_at_once_then_backs_off() -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if calls in (1, 3, 4):
+            return graph_error(503, "unavailable")
+        if calls == 5:
+            raise httpx.RemoteProtocolError("closed", request=request)
+        return accepted(request)
+
+    client, clock = make_client(handler)
+    sent = run_send_all(client, payloads(100), in_flight=1)
+    assert sent.records_accepted == 100
+    waits = [s for s in clock.slept if s > 0]
+    # batch 1: 503 then 202 (no wait); batch 2: 503, 503 (a backoff), dropped, 202.
+    assert len(waits) == 2
+    assert 0.5 <= waits[0] <= 1.0  # second failure in a row: the first backoff step
+    assert 1.0 <= waits[1] <= 2.0
+    assert client.metrics.retries == 4
+
+
+def test_the_budget_is_counted_before_the_slot_is_taken() -> None:
+    """A slow budget store (a state write) must not sit between a slot and its request."""
+    clock = FakeClock()
+    events: list[str] = []
+
+    class SlowStore(InMemoryCallBudgetStore):
+        async def save(self, counts: Mapping[str, int]) -> None:
+            await clock.sleep(2.0)
+            events.append("budget saved")
+            await super().save(counts)
+
+    class Recording(SlidingWindowLimiter):
+        async def acquire(self) -> Slot:
+            slot = await super().acquire()
+            events.append("slot")
+            return slot
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        events.append("request")
+        return accepted(request)
+
+    client = GraphClient(
+        ENDPOINT,
+        StaticTokenProvider("t"),
+        transport=httpx.MockTransport(handler),
+        clock=clock,
+        limiter=Recording(clock=clock),
+        budget=DailyBudget(10, SlowStore(), clock=clock),
+    )
+    post_one(client, payloads(50)[0])
+    assert events == ["budget saved", "slot", "request"]

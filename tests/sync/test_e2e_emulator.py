@@ -11,7 +11,7 @@ from typing import Any
 from connector.clock import FakeClock
 from connector.sample import churn_extract, generate_extract
 from connector.state.local import LocalStateStore
-from tests.sync.emuworld import actual_directory, emu_world, expected_directory
+from tests.sync.emuworld import actual_directory, emu_world, expected_directory, read_rows
 from tests.sync.fakes import Crash, CrashAfter
 
 
@@ -221,3 +221,19 @@ def test_failures_skips_and_unconfirmed_are_classified_from_the_logs(tmp_path: P
         assert set(late.outcomes) == {"unconfirmed"}
         csv_text = w.store.read_artifact(f"employees/{run2.run_id}/failures.csv").decode()
         assert csv_text.count("unconfirmed") == sum(late.outcomes.values())
+
+
+def test_transient_faults_through_the_window_lose_no_record(tmp_path: Path) -> None:
+    """A first load through the engine's window against 5xx and dropped connections
+    (before and after the upload is queued): the run is uploaded, every record arrives."""
+    extract = tmp_path / "hr_20260105.csv"
+    generate_extract(extract, 2_600, seed=5)
+    faults = {"fault_rate": 0.05, "drop_before_rate": 0.03, "drop_after_rate": 0.03, "seed": 9}
+    with emu_world(local_store(tmp_path), emulator=faults) as w:
+        run = w.sync(extract)
+        assert run.state == "uploaded", run
+        assert run.batches_total == 52
+        calls = w.emu.calls()
+        assert any(c.status in (500, 503) for c in calls)
+        assert any(c.status == 0 for c in calls)
+        assert set(w.emu.users()) == set(read_rows(extract))
