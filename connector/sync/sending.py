@@ -11,8 +11,8 @@ left waiting. Acknowledged batches are folded into the record index idempotently
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
+from array import array
+from collections.abc import Iterator, Sequence
 
 from connector.config import Source
 from connector.errors import (
@@ -27,7 +27,7 @@ from connector.state.base import Outcome as StateOutcome
 from connector.state.base import RecordEntry
 from connector.sync.context import SyncContext
 from connector.sync.journal import AckedBatch, Journal, WaitingReason, waiting_reason_of
-from connector.sync.plans import NEVER_ACCEPTED, PlannedOp, leveled_batches
+from connector.sync.plans import NEVER_ACCEPTED, PlanOps
 from connector.sync.readiness import JobGate, not_ready_note, wait_until
 from connector.sync.run_store import check_lock, lock_lost
 from connector.sync.summary import ProgressCallback
@@ -79,8 +79,8 @@ class Sender:
         finish; every batch not acknowledged is left for the next call.
         """
         ops = self.runs.load_plan(journal)
-        leveled = leveled_batches(ops)
-        batches = [b for b, _ in leveled]
+        batches = ops.batches()  # built a request at a time as the window sends them
+        levels = ops.batch_levels()
         total = len(batches)
         journal.batches_total = total
         acked = journal.acked_indices
@@ -97,7 +97,7 @@ class Sender:
                 if not_ready is not None:
                     self._not_ready(journal, not_ready, total)
                     return journal
-                stop = await self._send(journal, target, batches, pending, leveled, progress)
+                stop = await self._send(journal, target, batches, pending, levels, progress)
             finally:
                 await target.aclose()
         if stop is not None:
@@ -138,9 +138,9 @@ class Sender:
         self,
         journal: Journal,
         target: ProvisioningTarget,
-        batches: list[BulkPayload],
+        batches: Sequence[BulkPayload],
         pending: list[int],
-        leveled: list[tuple[BulkPayload, tuple[int, int]]],
+        levels: list[tuple[int, int]],
         progress: ProgressCallback | None,
     ) -> Stop | None:
         allowance = _JournalAllowance(self.ctx.isolation_calls, journal)
@@ -153,16 +153,17 @@ class Sender:
                 return await isolate_refusal(target, payload, exc, allowance)
 
         def on_ack(i: int, receipt: BatchReceipt, stopping: StopKind | None) -> None:
+            payload = batches[i]
             journal.batches.append(
                 AckedBatch(
                     index=i,
-                    size=len(batches[i]),
+                    size=len(payload),
                     sent_at=self.ctx.clock.now(),
                     request_id=receipt.request_id,
                     rejected=dict(receipt.rejected),
                 )
             )
-            _note_whole_refusal(journal, batches[i], receipt)
+            _note_whole_refusal(journal, payload, receipt)
             if stopping is None or stopping == "waiting":
                 journal.clear_wait()
             self.runs.save(journal)
@@ -171,7 +172,7 @@ class Sender:
 
         stop = await send_window(
             batches,
-            [lv for _, lv in leveled],
+            levels,
             pending,
             send=send,
             on_ack=on_ack,
@@ -179,7 +180,7 @@ class Sender:
         )
         return stop
 
-    def _stopped(self, source: str, journal: Journal, ops: list[PlannedOp], stop: Stop) -> None:
+    def _stopped(self, source: str, journal: Journal, ops: PlanOps, stop: Stop) -> None:
         total = journal.batches_total or 0
         done = len(journal.batches)
         exc = stop.error
@@ -237,44 +238,47 @@ class Sender:
             type(exc).__name__,
         )
 
-    def index_acks(self, source: str, journal: Journal, ops: list[PlannedOp] | None = None) -> None:
+    def index_acks(self, source: str, journal: Journal, ops: PlanOps | None = None) -> None:
         """Fold acknowledged batches into the record index (idempotent, resumable).
 
         Accepted records get the planned fingerprint and payload. Records the service
         refused (400) keep their last *accepted* fingerprint, payload and active flag;
         the fingerprint of what was refused is kept apart (``attempted/<source>``) so an
         unchanged refused record is not sent again until its data changes or an operator
-        retries it.
+        retries it. Payloads go to the store as the plan's JSON bytes, streamed.
         """
         done, acked = journal.indexed, len(journal.batches)
         if done >= acked:
             return
-        by_id = {op.external_id: op for op in (ops or self.runs.load_plan(journal))}
+        plan = ops if ops is not None else self.runs.load_plan(journal)
+        table = plan.table
         members = self.runs.batch_members(journal)
         index = self.runs.load_records(source)
         attempted, etag = self.runs.attempted(source)
         attempted_before = dict(attempted)
-        payloads: dict[str, Mapping[str, Any]] = {}
+        accepted = array("q")
         for batch in journal.batches[done:acked]:
             sent_at = int(batch.sent_at.timestamp())
             for ext in members[batch.index]:
-                op = by_id[ext]
+                k = table.position(ext)
+                if k is None:
+                    raise KeyError(ext)
                 if ext in batch.rejected:
                     index.entries[ext] = _refused_entry(
                         index.entries.get(ext), batch, ext, sent_at, journal.run_id
                     )
-                    attempted[ext] = op.fingerprint.hex()
+                    attempted[ext] = table.fingerprint(k).hex()
                     continue
                 index.entries[ext] = RecordEntry(
-                    fingerprint=op.fingerprint,
-                    active=op.active,
+                    fingerprint=table.fingerprint(k),
+                    active=table.active(k),
                     outcome=StateOutcome.SENT.value,
                     sent_at=sent_at,
                     run_id=journal.run_id,
                 )
                 attempted.pop(ext, None)
-                payloads[ext] = op.data
-        self.runs.save_records(index, payloads)
+                accepted.append(k)
+        self.runs.save_records(index, _payloads(plan, accepted))
         if attempted != attempted_before:
             self.runs.save_attempted(source, attempted, etag)
         journal.indexed = acked
@@ -289,6 +293,13 @@ class Sender:
                     f"runs/{source}/{journal.run_id}",
                 )
                 self.index_acks(source, journal)
+
+
+def _payloads(plan: PlanOps, rows: Sequence[int]) -> Iterator[tuple[str, bytes]]:
+    """Each accepted row's externalId and payload JSON (a plan holds an id once)."""
+    table = plan.table
+    for k in rows:
+        yield table.ext[k], table.payload(k) or b"{}"
 
 
 def _refused_entry(
