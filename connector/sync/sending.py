@@ -257,12 +257,10 @@ class Sender:
         attempted, etag = self.runs.attempted(source)
         attempted_before = dict(attempted)
         accepted = array("q")
+        bounds = plan.bounds()
         for batch in journal.batches[done:acked]:
             sent_at = int(batch.sent_at.timestamp())
-            for ext in members[batch.index]:
-                k = table.position(ext)
-                if k is None:
-                    raise KeyError(ext)
+            for ext, k in _rows_of(plan, members[batch.index], bounds, batch.index):
                 if ext in batch.rejected:
                     index.entries[ext] = _refused_entry(
                         index.entries.get(ext), batch, ext, sent_at, journal.run_id
@@ -293,6 +291,25 @@ class Sender:
                     f"runs/{source}/{journal.run_id}",
                 )
                 self.index_acks(source, journal)
+
+
+def _rows_of(
+    plan: PlanOps, members: list[str], bounds: Sequence[int], k: int
+) -> Iterator[tuple[str, int]]:
+    """Each member of batch ``k`` with its row in the plan: the batch's own rows when the
+    stored members are the plan's batch (always, for plans written by this version),
+    else looked up by externalId."""
+    table = plan.table
+    if k + 1 < len(bounds):
+        start, end = bounds[k], bounds[k + 1]
+        if table.ext[start:end] == members:
+            yield from zip(members, range(start, end), strict=True)
+            return
+    for ext in members:
+        row = table.position(ext)
+        if row is None:
+            raise KeyError(ext)
+        yield ext, row
 
 
 def _payloads(plan: PlanOps, rows: Sequence[int]) -> Iterator[tuple[str, bytes]]:
