@@ -18,7 +18,8 @@ Scenarios (``N`` records):
 
 Baseline, measured in the same run: ``input`` reads and maps the same extract through
 the engine's record reader and does nothing else (the floor of any sync of the file).
-The state for ``resend`` and ``churn`` is built in a separate process (not measured).
+The state for ``resend`` and ``churn`` (record index, last payloads and the plan of the run
+that sent them) is built in a separate process (not measured).
 
 Run: ``.venv/bin/python benchmarks/bench_plan_memory.py [--sizes 100000,300000,1000000]
 [--scenarios first,resend,churn] [--calls 6000]``
@@ -45,6 +46,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 MAPPING = ROOT / "samples" / "mappings" / "default.yaml"
 SP = "6a1c3f0e-1d2b-4c5d-8e9f-0a1b2c3d4e5f"
+SEED_RUN = "employees-seed"
 JOB = "API2AAD.5f2b9f0c1e2d4a3b8c7d6e5f4a3b2c1d.7b0e4d2a-9c8b-4a1f-8e3d-2c1b0a9f8e7d"
 
 
@@ -146,11 +148,14 @@ def child(scenario: str, extract: Path, state: Path, calls: int) -> dict[str, An
 
 
 def build_state(extract: Path, state: Path) -> None:
-    """The record index and last payloads of every record of ``extract``, as if sent."""
+    """The state a previous run that sent every record of ``extract`` leaves: the record
+    index, the last payloads and that run's plan (where reports find previous payloads)."""
     from connector.clock import SystemClock
     from connector.state.base import RecordEntry, RecordIndex
     from connector.state.local import LocalStateStore
     from connector.sync.delta import fingerprint
+    from connector.sync.op_table import OpTable
+    from connector.sync.plans import PlanOps, write_plan_to
     from connector.sync.readers import read_mapped_records
 
     config = _config()
@@ -158,20 +163,21 @@ def build_state(extract: Path, state: Path) -> None:
     store = LocalStateStore(state, clock=SystemClock())
     index = RecordIndex(source="employees")
     sent_at = int(time.time()) - 86_400
+    seed = OpTable()
 
     def pairs() -> Any:
         for rec in read_mapped_records(src, extract):
+            fp = fingerprint(rec.data, src.ignore_attributes)
+            active = rec.data.get("active") is not False
             index.entries[rec.external_id] = RecordEntry(
-                fingerprint(rec.data, src.ignore_attributes),
-                rec.data.get("active") is not False,
-                "created",
-                None,
-                sent_at,
-                "employees-seed",
+                fp, active, "created", None, sent_at, SEED_RUN
             )
+            seed.add("joiner", rec.external_id, rec.line, fp, active, rec.data)
             yield rec.external_id, rec.data
 
     store.save_records(index, payloads=pairs())
+    with store.artifact_writer(f"employees/{SEED_RUN}/plan.jsonl.gz") as out:
+        write_plan_to(out, PlanOps(seed))
 
 
 def run_child(*args: str) -> dict[str, Any]:
