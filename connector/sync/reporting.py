@@ -148,7 +148,7 @@ class Reporter:
                     error_code=code,
                     reason=reason,
                     display_name=change.display_name,
-                    changes=[(c.attribute, c.old, c.new) for c in change.changes],
+                    changes=tuple((c.attribute, c.old, c.new) for c in change.changes),
                 )
             )
         return records
