@@ -14,7 +14,7 @@ import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -257,9 +257,7 @@ def _with_records(head: bytes, records: Sequence[RecordRow]) -> bytes:
         out += b"  " + body.replace(b"\n", b"\n  ")  # one level deeper: inside the report
     out += b"\n  ]"
     out += head[at + len(_RECORDS_KEY) :]
-    # Handed on as the bytearray it is (every writer takes a bytes-like body): copying a
-    # large report into ``bytes`` would hold it twice.
-    return cast(bytes, out)
+    return bytes(out)
 
 
 def _problems(data: ReportInput) -> list[tuple[str, str, str, str, str]]:
