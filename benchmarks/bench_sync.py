@@ -42,7 +42,8 @@ from connector.scim import (
 )
 from connector.state.base import RecordEntry, RecordIndex
 from connector.state.local import LocalStateStore
-from connector.sync.delta import attach_leaver_payloads, check_guard, fingerprint, plan_delta
+from connector.sync.delta import attach_leaver_payloads, fingerprint, plan_delta
+from connector.sync.guard import check_guard
 
 SOURCE = "employees"
 DEPARTMENTS = ["Finance", "R&D", "Sales", "Support", "Operations", "Legal", "HR", "IT"]

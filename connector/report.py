@@ -219,26 +219,51 @@ def build_report_json(data: ReportInput) -> bytes:
             {"at": e.at.isoformat(), "state": e.state, "detail": e.detail} for e in data.timeline
         ],
         "timings": _timings(data.timeline),
-        "records": [
-            {
-                "externalId": r.external_id,
-                "line": r.line,
-                "action": r.action,
-                "outcome": r.outcome,
-                "requestId": r.request_id,
-                "errorCode": r.error_code,
-                "reason": r.reason,
-                "displayName": r.display_name,
-                "changes": [{"attribute": a, "old": o, "new": n} for a, o, n in r.changes],
-            }
-            for r in data.records
-        ],
+        "records": [],  # spliced in below, a block at a time
         "rejected": [
             {"line": r.line, "externalId": r.external_id, "reason": r.reason} for r in data.rejected
         ],
         **dict(data.extra),
     }
-    return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+    return _with_records(orjson.dumps(doc, option=orjson.OPT_INDENT_2), data.records)
+
+
+_RECORDS_KEY = b'"records": []'
+_RECORDS_BLOCK = 2000
+
+
+def _record_json(r: RecordRow) -> dict[str, Any]:
+    return {
+        "externalId": r.external_id,
+        "line": r.line,
+        "action": r.action,
+        "outcome": r.outcome,
+        "requestId": r.request_id,
+        "errorCode": r.error_code,
+        "reason": r.reason,
+        "displayName": r.display_name,
+        "changes": [{"attribute": a, "old": o, "new": n} for a, o, n in r.changes],
+    }
+
+
+def _with_records(head: bytes, records: Sequence[RecordRow]) -> bytes:
+    """``head`` (the indented report with ``"records": []``) with the records in place, the
+    bytes one indented serialization gives, made a block of records at a time: a run of
+    a million records never holds a dict per record."""
+    if not records:
+        return head
+    at = head.index(_RECORDS_KEY)
+    out = bytearray(head[:at])
+    out += b'"records": [\n'
+    for k in range(0, len(records), _RECORDS_BLOCK):
+        block = [_record_json(r) for r in records[k : k + _RECORDS_BLOCK]]
+        body = orjson.dumps(block, option=orjson.OPT_INDENT_2)[2:-2]  # without "[\n", "\n]"
+        if k:
+            out += b",\n"
+        out += b"  " + body.replace(b"\n", b"\n  ")  # one level deeper: inside the report
+    out += b"\n  ]"
+    out += head[at + len(_RECORDS_KEY) :]
+    return bytes(out)
 
 
 def _problems(data: ReportInput) -> list[tuple[str, str, str, str, str]]:
@@ -515,9 +540,14 @@ def write_reports(data: ReportInput, put: ArtifactWriter) -> dict[str, Any]:
 
     Returns what ``put`` returned per file name (e.g. a path or blob URL).
     """
-    files = {
-        "report.json": (build_report_json(data), "application/json"),
-        "failures.csv": (build_failures_csv(data), "text/csv; charset=utf-8"),
-        "report.html": (build_report_html(data).encode("utf-8"), "text/html; charset=utf-8"),
-    }
-    return {name: put(name, body, ctype) for name, (body, ctype) in files.items()}
+    files: list[tuple[str, Callable[[], bytes], str]] = [
+        ("report.json", lambda: build_report_json(data), "application/json"),
+        ("failures.csv", lambda: build_failures_csv(data), "text/csv; charset=utf-8"),
+        (
+            "report.html",
+            lambda: build_report_html(data).encode("utf-8"),
+            "text/html; charset=utf-8",
+        ),
+    ]
+    # One file at a time: a large run's report bodies are never all in memory together.
+    return {name: put(name, build(), ctype) for name, build, ctype in files}

@@ -35,6 +35,7 @@ __all__ = [
     "merge_payloads",
     "read_index",
     "read_payloads",
+    "scan_payloads",
     "write_index",
 ]
 
@@ -143,10 +144,15 @@ def _payload_lines(src: IO[bytes], where: str) -> Iterator[tuple[bytes, bytes]]:
         raise StateError(f"{where}: payload file is corrupt: {exc}") from exc
 
 
+def _json(payload: Mapping[str, Any] | bytes) -> bytes:
+    return payload if isinstance(payload, bytes) else orjson.dumps(payload)
+
+
 def merge_payloads(
     src: IO[bytes] | None,
     out: IO[bytes],
-    updates: Mapping[str, Mapping[str, Any]] | Iterable[tuple[str, Mapping[str, Any]]],
+    updates: Mapping[str, Mapping[str, Any] | bytes]
+    | Iterable[tuple[str, Mapping[str, Any] | bytes]],
     drop: Collection[str],
     where: str,
 ) -> int:
@@ -155,9 +161,9 @@ def merge_payloads(
 
     ``updates`` may be a mapping or a stream of ``(externalId, payload)`` pairs (each id
     at most once): a stream is spooled to a temporary file first, so a first load of a
-    million records holds only their ids in memory.
+    million records holds only their ids in memory. A payload may be given as its JSON
+    bytes (as a stored plan keeps it): written as they are.
     """
-    dumps = orjson.dumps
     drop_keys = {_key(k) for k in drop}
     written = 0
     with contextlib.ExitStack() as stack:
@@ -165,7 +171,7 @@ def merge_payloads(
         fresh: Iterable[bytes]
         if isinstance(updates, Mapping):
             replaced = {_key(k) for k in updates}
-            fresh = (_key(k) + b"\t" + dumps(v) + b"\n" for k, v in updates.items())
+            fresh = (_key(k) + b"\t" + _json(v) + b"\n" for k, v in updates.items())
         else:
             spool = stack.enter_context(tempfile.TemporaryFile())
             replaced = set()
@@ -174,7 +180,7 @@ def merge_payloads(
                 if encoded in replaced:
                     raise ValueError(f"payload for {key!r} given twice in one save")
                 replaced.add(encoded)
-                spool.write(encoded + b"\t" + dumps(payload) + b"\n")
+                spool.write(encoded + b"\t" + _json(payload) + b"\n")
             spool.seek(0)
             fresh = spool
         if drop_keys:
@@ -196,6 +202,24 @@ def merge_payloads(
             if buf:
                 gz.write(b"".join(buf))
     return written
+
+
+def scan_payloads(
+    src: IO[bytes], external_ids: Collection[str], where: str
+) -> Iterator[tuple[str, bytes]]:
+    """``(externalId, payload JSON)`` of each of ``external_ids`` found in ``src``, in file
+    order, the JSON not decoded (a million payloads can be spooled, never all held)."""
+    wanted = {_key(ext): ext for ext in external_ids}
+    if not wanted:
+        return
+    seen: set[str] = set()
+    for key, line in _payload_lines(src, where):
+        ext = wanted.get(key)
+        if ext is not None and ext not in seen:
+            seen.add(ext)
+            yield ext, line.partition(b"\t")[2].rstrip(b"\n")
+            if len(seen) == len(wanted):
+                return
 
 
 def read_payloads(src: IO[bytes], external_ids: Collection[str], where: str) -> dict[str, Any]:

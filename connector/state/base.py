@@ -30,8 +30,13 @@ __all__ = [
     "check_source_name",
 ]
 
-PayloadUpdates = Mapping[str, Mapping[str, Any]] | Iterable[tuple[str, Mapping[str, Any]]]
-"""Payloads to store: externalId → payload, or a stream of (externalId, payload) pairs."""
+PayloadUpdates = (
+    Mapping[str, Mapping[str, Any]]
+    | Mapping[str, Mapping[str, Any] | bytes]
+    | Iterable[tuple[str, Mapping[str, Any] | bytes]]
+)
+"""Payloads to store: externalId → payload, or a stream of (externalId, payload) pairs;
+a payload may be given as its JSON bytes."""
 
 FINGERPRINT_SIZE = 16
 """Bytes in a record fingerprint (BLAKE2b-128 of the canonical mapped record)."""

@@ -40,15 +40,21 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import AbstractContextManager
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import orjson
 
 from connector.clock import Clock, SystemClock
 from connector.errors import DocumentConflictError, StateError
-from connector.state._codec import merge_payloads, read_index, read_payloads, write_index
+from connector.state._codec import (
+    merge_payloads,
+    read_index,
+    read_payloads,
+    scan_payloads,
+    write_index,
+)
 from connector.state.backend import StorageBackend
 from connector.state.base import (
     PayloadUpdates,
@@ -231,6 +237,26 @@ class StateStore:
                 return read_payloads(src, external_ids, self.backend.describe(name))
         raise StateError(f"payloads of source {source!r} keep changing while being read; retry")
 
+    def spool_payloads(
+        self, source: str, external_ids: Collection[str], sink: Callable[[str, bytes], None]
+    ) -> None:
+        """Hand each of ``external_ids``' last payload to ``sink`` as its JSON bytes
+        (streams the payload file once; nothing is decoded or kept here)."""
+        if not external_ids:
+            return
+        for _ in range(_READ_ATTEMPTS):
+            got = self._manifest(source)
+            if got is None:
+                return
+            name = _records(source, str(got[0]["payloads"]))
+            with self.backend.reader(name) as src:
+                if src is None:
+                    continue
+                for ext, blob in scan_payloads(src, external_ids, self.backend.describe(name)):
+                    sink(ext, blob)
+                return
+        raise StateError(f"payloads of source {source!r} keep changing while being read; retry")
+
     # -- documents ---------------------------------------------------------------------
 
     def get_document(self, key: str) -> tuple[dict[str, Any], str] | None:
@@ -308,6 +334,21 @@ class StateStore:
         returns where it is (a file path, or the blob URL)."""
         self.reports.put(check_document_key(path), data, content_type=content_type)
         return self.reports.location(path)
+
+    def artifact_writer(self, path: str) -> AbstractContextManager[IO[bytes]]:
+        """Write a large artifact as a stream (it is stored when the block completes;
+        a plan of a million records is never whole in memory)."""
+        return self.reports.writer(check_document_key(path))
+
+    @contextlib.contextmanager
+    def artifact_reader(self, path: str) -> Iterator[IO[bytes]]:
+        """Read a large artifact as a stream; :class:`StateError` if missing."""
+        with self.reports.reader(check_document_key(path)) as src:
+            if src is None:
+                raise StateError(
+                    f"no report file {path!r} (looked at {self.reports.describe(path)})"
+                )
+            yield src
 
     def read_artifact(self, path: str) -> bytes:
         """Read an artifact back; :class:`StateError` if missing."""

@@ -63,13 +63,15 @@ class ChildRuns:
         ]
         if not failed:
             raise RunError(f"run {run_id} has no failed records to retry")
-        planned = {op.external_id: op for op in self.runs.plan_or_empty(parent)}
-        missing = [ext for ext in failed if ext not in planned]
+        planned = self.runs.plan_or_empty(parent)
+        rows = {ext: planned.table.position(ext) for ext in failed}
+        missing = [ext for ext in failed if rows[ext] is None]
         payloads = self.runs.payloads(src.name, missing) if missing else {}
         changes: list[Change] = []
         for ext in failed:
             entry = index.entries[ext]
-            op = planned.get(ext)
+            row = rows[ext]
+            op = planned[row] if row is not None else None
             if op is not None:
                 data: Mapping[str, Any] = op.data
                 fp, active, line = op.fingerprint, op.active, op.line

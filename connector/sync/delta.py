@@ -1,10 +1,12 @@
-"""Delta planning: joiners, movers, unchanged and leavers, and the mass-change guard.
+"""Delta planning: joiners, movers, unchanged and leavers.
 
-Pure functions over plain data: no I/O, no clock. The pipeline loads the source's
+Pure functions over plain data: no clock, no store. The pipeline loads the source's
 :class:`~connector.state.base.RecordIndex`, streams the mapped records of an extract
 through :func:`plan_delta`, fetches the leavers' last payloads from the store, fills
-them in with :func:`attach_leaver_payloads`, and asks :func:`check_guard` whether the
-plan may be sent.
+them in with :func:`attach_leaver_payloads`, and asks
+:func:`connector.sync.guard.check_guard` whether the plan may be sent. The changes are
+kept compact (:class:`ChangeList`: columns, payloads spooled to a temporary file), so
+a plan of a million joiners costs tens of megabytes.
 
 Rules:
 
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Literal, Protocol
@@ -39,17 +41,16 @@ from typing import Any, Literal, Protocol
 import orjson
 
 from connector.state.base import FINGERPRINT_SIZE, Outcome, RecordIndex
+from connector.sync.op_table import OpTable, RowView
+from connector.sync.references import manager_of
 
 __all__ = [
     "Change",
     "ChangeKind",
+    "ChangeList",
     "DeltaPlan",
-    "GuardThresholds",
-    "GuardViolation",
-    "HoldReason",
     "MappedRecordLike",
     "attach_leaver_payloads",
-    "check_guard",
     "disabled_payload",
     "fingerprint",
     "plan_delta",
@@ -105,14 +106,67 @@ class Change:
     """A mover last sent active whose new record is inactive: it disables an account."""
 
 
+class ChangeList(RowView[Change]):
+    """Changes in order, kept compact (an :class:`~connector.sync.op_table.OpTable`):
+    a :class:`Change` with its data is made only when one is read."""
+
+    def __init__(self, table: OpTable | None = None) -> None:
+        self.table = table if table is not None else OpTable()
+
+    @classmethod
+    def of(cls, changes: Iterable[Change]) -> ChangeList:
+        if isinstance(changes, ChangeList):
+            return changes
+        out = cls()
+        out.extend(changes)
+        return out
+
+    def append(self, change: Change) -> None:
+        self.table.add(
+            change.kind.value,
+            change.external_id,
+            change.line,
+            change.fingerprint,
+            change.active,
+            change.data,
+            deactivation=change.deactivation,
+            manager=manager_of(change.data),
+        )
+
+    def extend(self, changes: Iterable[Change]) -> None:
+        for c in changes:
+            self.append(c)
+
+    def with_data(self) -> ChangeList:
+        """The changes that carry data (all of them, usually: then this list itself)."""
+        t = self.table
+        rows = [k for k in range(len(t)) if t.payload_size(k) >= 0]
+        return self if len(rows) == len(t) else ChangeList(t.take(rows))
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def _row(self, i: int) -> Change:
+        t = self.table
+        return Change(
+            ChangeKind(t.kind(i)),
+            t.ext[i],
+            t.line(i),
+            t.data(i),
+            t.fingerprint(i),
+            t.active(i),
+            t.deactivation(i),
+        )
+
+
 @dataclass(slots=True)
 class DeltaPlan:
     """What a run will send, and the counts the journal and the guard need."""
 
     mode: Mode
     leaver_policy: LeaverPolicy
-    changes: list[Change] = field(default_factory=list)
-    """Joiners, movers, retries and re-sends, in file order."""
+    changes: Sequence[Change] = field(default_factory=ChangeList)
+    """Joiners, movers, retries and re-sends, in file order (a :class:`ChangeList`)."""
     leavers: list[Change] = field(default_factory=list)
     """Leavers to disable (policy ``disable``); data filled by :func:`attach_leaver_payloads`."""
     ignored_leavers: list[str] = field(default_factory=list)
@@ -143,9 +197,15 @@ class DeltaPlan:
         return len(self.leavers) + len(self.leavers_without_payload) + self.deactivations
 
     @property
-    def to_send(self) -> list[Change]:
+    def to_send(self) -> ChangeList:
         """Every record to upload, changes first then leavers (only those with data)."""
-        return self.changes + [c for c in self.leavers if c.data is not None]
+        changes = ChangeList.of(self.changes)
+        leavers = [c for c in self.leavers if c.data is not None]
+        if not leavers:
+            return changes
+        out = ChangeList(changes.table.take(range(len(changes))))
+        out.extend(leavers)
+        return out
 
     def counts(self) -> dict[str, int]:
         """Counts for journals and reports. ``deactivations`` is a subset of ``movers``."""
@@ -263,10 +323,14 @@ def plan_delta(
     """Compare an extract's mapped records with the source's index.
 
     Streams ``records`` once and keeps only what is sent (plus the set of ids seen), so
-    memory grows with the changes, not with the file. ``rejected_ids``: externalIds of
+    memory grows with the changes, not with the file; each change is a few columns, its
+    payload spooled to a temporary file (:class:`ChangeList`). ``rejected_ids``: externalIds of
     rows the extract rejected; they are neither planned nor leavers.
     """
     plan = DeltaPlan(mode=mode, leaver_policy=leaver_policy)
+    changes = ChangeList()
+    plan.changes = changes
+    add = changes.table.add
     entries = index.entries
     seen: set[str] = set()
     retry_outcomes: set[str] = set()
@@ -311,8 +375,15 @@ def plan_delta(
         if kind is not None:
             if sent_active.__class__ is not bool:
                 raise _no_active(rec.line)
-            plan.changes.append(
-                Change(kind, ext, rec.line, data, fp, active=active, deactivation=deactivation),
+            add(
+                kind.value,
+                ext,
+                rec.line,
+                fp,
+                active,
+                data,
+                deactivation=deactivation,
+                manager=manager_of(data),
             )
 
     if mode == "full":
@@ -351,205 +422,3 @@ def attach_leaver_payloads(
         data = disabled_payload(stored)
         leavers.append(replace(change, data=data, fingerprint=fingerprint(data, ignore_attributes)))
     return replace(plan, leavers=leavers, leavers_without_payload=missing)
-
-
-class GuardThresholds(Protocol):
-    """The guard's limits (:class:`connector.config.Thresholds` has this shape)."""
-
-    @property
-    def max_leavers(self) -> int | None: ...
-
-    @property
-    def max_leavers_percent(self) -> float | None: ...
-
-    @property
-    def max_changes(self) -> int | None: ...
-
-    @property
-    def max_changes_percent(self) -> float | None: ...
-
-    @property
-    def min_row_ratio(self) -> float | None: ...
-
-    @property
-    def max_rejected_share(self) -> float | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class GuardViolation:
-    """One threshold exceeded, with the numbers."""
-
-    code: str
-    """``too_many_leavers`` (leavers + deactivations), ``too_many_changes``,
-    ``too_few_rows`` or ``too_many_rejected``."""
-    value: float
-    limit: float
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class HoldReason:
-    """Why a run is held: every threshold it exceeded."""
-
-    violations: tuple[GuardViolation, ...]
-
-    @property
-    def code(self) -> str:
-        return self.violations[0].code
-
-    @property
-    def message(self) -> str:
-        return "; ".join(v.message for v in self.violations)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "message": self.message,
-            "violations": [
-                {"code": v.code, "value": v.value, "limit": v.limit, "message": v.message}
-                for v in self.violations
-            ],
-        }
-
-
-def _pct(part: int, whole: int) -> str:
-    return f"{100.0 * part / whole:.1f} %" if whole else "n/a"
-
-
-def check_guard(
-    plan: DeltaPlan,
-    previous_population: int,
-    rows_in_file: int,
-    thresholds: GuardThresholds,
-    *,
-    rejected_rows: int = 0,
-) -> HoldReason | None:
-    """The mass-change guard: a :class:`HoldReason` if the plan must wait for an operator.
-
-    ``previous_population``: records last sent active (``index.active_count()``);
-    ``rows_in_file``: data rows read from the extract (accepted + rejected);
-    ``rejected_rows``: how many of those were rejected.
-
-    Limits are "more than": ``max_leavers=500`` holds at 501. Percent limits compare
-    with the previous population and do not apply to a source's first run (no
-    population yet); absolute limits always apply.
-
-    The leaver limits count every account the plan would disable: leavers (``full``
-    mode, ``leavers: disable``) **plus deactivations** (movers last sent active whose
-    new record is inactive, in either mode), so a file that marks everyone terminated
-    is held just like an empty one. Changes are joiners + movers (deactivations
-    included) + leavers; retries and re-sends asked for by an operator are not. The
-    row-count check applies in ``full`` mode only.
-    """
-    leavers = 0
-    if plan.mode == "full" and plan.leaver_policy == "disable":
-        leavers = len(plan.leavers) + len(plan.leavers_without_payload)
-    pop = previous_population
-    out = _leaver_violations(plan, leavers, pop, thresholds)
-    out += _change_violations(plan, leavers, pop, thresholds)
-    out += _row_violations(plan, pop, rows_in_file, rejected_rows, thresholds)
-    return HoldReason(tuple(out)) if out else None
-
-
-def _leaver_violations(
-    plan: DeltaPlan, leavers: int, pop: int, thresholds: GuardThresholds
-) -> list[GuardViolation]:
-    """Accounts the plan would disable (leavers + deactivations) over the limits."""
-    out: list[GuardViolation] = []
-    deactivations = plan.deactivations
-    disabling = leavers + deactivations
-    if deactivations:
-        what = (
-            f"{leavers} leavers and {deactivations} deactivations would disable"
-            f" {disabling} accounts"
-        )
-    else:
-        what = f"{leavers} leavers would be disabled"
-    if thresholds.max_leavers is not None and disabling > thresholds.max_leavers:
-        out.append(
-            GuardViolation(
-                "too_many_leavers",
-                disabling,
-                thresholds.max_leavers,
-                f"{what}, more than the limit of {thresholds.max_leavers}"
-                f" ({_pct(disabling, pop)} of {pop} active records)",
-            )
-        )
-    pct = thresholds.max_leavers_percent
-    if pct is not None and pop > 0 and disabling * 100.0 > pct * pop:
-        out.append(
-            GuardViolation(
-                "too_many_leavers",
-                100.0 * disabling / pop,
-                pct,
-                f"{what}: {_pct(disabling, pop)} of {pop} active records, more than the"
-                f" limit of {pct:g} %",
-            )
-        )
-    return out
-
-
-def _change_violations(
-    plan: DeltaPlan, leavers: int, pop: int, thresholds: GuardThresholds
-) -> list[GuardViolation]:
-    """Records the plan would change (joiners + movers + leavers) over the limits."""
-    out: list[GuardViolation] = []
-    deactivations = plan.deactivations
-    changes = plan.joiners + plan.movers + leavers
-    detail = f"{plan.joiners} joiners, {plan.movers} movers"
-    if deactivations:
-        detail += f" (of which {deactivations} deactivations)"
-    detail += f", {leavers} leavers"
-    if thresholds.max_changes is not None and changes > thresholds.max_changes:
-        out.append(
-            GuardViolation(
-                "too_many_changes",
-                changes,
-                thresholds.max_changes,
-                f"{changes} records would change ({detail}), more than the limit of"
-                f" {thresholds.max_changes}",
-            )
-        )
-    cpct = thresholds.max_changes_percent
-    if cpct is not None and pop > 0 and changes * 100.0 > cpct * pop:
-        out.append(
-            GuardViolation(
-                "too_many_changes",
-                100.0 * changes / pop,
-                cpct,
-                f"{changes} records would change ({detail}): {_pct(changes, pop)} of {pop}"
-                f" active records, more than the limit of {cpct:g} %",
-            )
-        )
-    return out
-
-
-def _row_violations(
-    plan: DeltaPlan, pop: int, rows_in_file: int, rejected_rows: int, thresholds: GuardThresholds
-) -> list[GuardViolation]:
-    """A file much shorter than the population (full mode), or too many rejected rows."""
-    out: list[GuardViolation] = []
-    ratio = thresholds.min_row_ratio
-    if plan.mode == "full" and ratio is not None and pop > 0 and rows_in_file < ratio * pop:
-        out.append(
-            GuardViolation(
-                "too_few_rows",
-                rows_in_file / pop,
-                ratio,
-                f"the file has {rows_in_file} rows, fewer than {ratio:g} × the {pop} active"
-                f" records of the previous state (ratio {rows_in_file / pop:.2f}); a truncated"
-                " extract?",
-            )
-        )
-    share = thresholds.max_rejected_share
-    if share is not None and rows_in_file > 0 and rejected_rows > share * rows_in_file:
-        out.append(
-            GuardViolation(
-                "too_many_rejected",
-                rejected_rows / rows_in_file,
-                share,
-                f"{rejected_rows} of {rows_in_file} rows were rejected"
-                f" ({_pct(rejected_rows, rows_in_file)}), more than the limit of {share:.1%}",
-            )
-        )
-    return out

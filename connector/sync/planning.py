@@ -9,10 +9,9 @@ records and is planned again on its turn when the index changed
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
-import io
 import logging
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,9 @@ from connector.sync.delta import (
     DeltaPlan,
     MappedRecordLike,
     attach_leaver_payloads,
-    check_guard,
     plan_delta,
 )
+from connector.sync.guard import check_guard
 from connector.sync.journal import (
     MAX_REJECTED_IN_JOURNAL,
     Journal,
@@ -39,7 +38,7 @@ from connector.sync.journal import (
     RunState,
     to_iso,
 )
-from connector.sync.plans import batches_of, order_plan, suppress_refused_resends
+from connector.sync.plans import order_plan, suppress_refused_resends
 from connector.sync.summary import RunSummary, loggable
 
 __all__ = ["Planner"]
@@ -120,22 +119,23 @@ class Planner:
         written to that run's kept records as it streams by."""
         index = self.runs.load_records(src.name)
         mapped = self.ctx.records(src, path)
-        kept = io.BytesIO()
-        sink = gzip.GzipFile(fileobj=kept, mode="wb", compresslevel=5) if keep else None
-        plan = plan_delta(
-            _tee(mapped, sink) if sink is not None else mapped,
-            index,
-            mode=src.mode,
-            leaver_policy=src.leavers,
-            ignore_attributes=src.ignore_attributes,
-            rejected_ids=(),  # filled below once the stream is consumed
-            full_resend=full_resend,
-            retry_unconfirmed=src.retry_unconfirmed,
-        )
-        if sink is not None and keep is not None:
-            sink.close()
-            self.runs.write_kept_records(keep, kept.getvalue())
-            keep.records_kept = True
+        with tempfile.TemporaryFile(prefix="connector-kept-") as kept:
+            sink = gzip.GzipFile(fileobj=kept, mode="wb", compresslevel=5) if keep else None
+            plan = plan_delta(
+                _tee(mapped, sink) if sink is not None else mapped,
+                index,
+                mode=src.mode,
+                leaver_policy=src.leavers,
+                ignore_attributes=src.ignore_attributes,
+                rejected_ids=(),  # filled below once the stream is consumed
+                full_resend=full_resend,
+                retry_unconfirmed=src.retry_unconfirmed,
+            )
+            if sink is not None and keep is not None:
+                sink.close()
+                kept.seek(0)
+                self.runs.write_kept_records(keep, kept)
+                keep.records_kept = True
         if not full_resend:
             suppress_refused_resends(plan, index, self.runs.attempted(src.name)[0])
         rejected = [_rejected_row(r) for r in mapped.rejected]
@@ -166,7 +166,7 @@ class Planner:
             planned=counts,
             dry_run=True,
             held_reason=hold.message if hold else None,
-            batches_total=len(batches_of(order_plan(plan.to_send, index))),
+            batches_total=order_plan(plan.to_send, index).batch_count(),
         )
 
     def store_plan(
@@ -178,12 +178,10 @@ class Planner:
         kind: str | None = None,
     ) -> None:
         """Store the records to send in order, managers first, and their batches."""
-        ops = order_plan(changes, index)
-        if kind is not None:
-            ops = [dataclasses.replace(op, kind=kind) for op in ops]
+        ops = order_plan(changes, index, kind=kind)
         journal.batches_total = self.runs.write_plan(journal, ops)
         journal.to_send = len(ops)
-        levels = max((op.level for op in ops), default=0) + 1
+        levels = max(ops.table.levels, default=0) + 1
         if levels > 1:
             journal.reference_levels = levels
 

@@ -27,8 +27,11 @@ indices keep their meaning).
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
+
+from connector.sync.references import order_by_level
 
 __all__ = [
     "GROUPS",
@@ -63,19 +66,36 @@ def priority_group(kind: str, active: bool) -> int:
     return 2
 
 
-def _groups(keys: Sequence[OpKey]) -> list[int]:
+def _groups(keys: Sequence[OpKey]) -> bytearray:
     """Each operation's group, with managers moved up to the group of a report that waits
-    for them (deepest levels first, so a whole chain moves up)."""
-    groups = [priority_group(k.kind, k.active) for k in keys]
-    position: dict[str, int] = {}
-    for i, k in enumerate(keys):
-        position.setdefault(k.external_id, i)
-    for i in sorted(range(len(keys)), key=lambda i: -keys[i].level):
-        key = keys[i]
-        if key.level == 0 or key.manager is None:
-            continue
-        m = position.get(key.manager)
-        if m is not None and keys[m].level == key.level - 1 and groups[i] < groups[m]:
+    for them (deepest levels first, so a whole chain moves up).
+
+    ``keys`` may be a lazy view over a plan's columns: it is read a row at a time, and
+    what is kept is a byte per row, the levels, and positions of managers only.
+    """
+    n = len(keys)
+    groups = bytearray(n)
+    levels = array("i", bytes(4 * n))
+    managers: dict[str, int] = {}
+    for i in range(n):
+        k = keys[i]
+        groups[i] = priority_group(k.kind, k.active)
+        levels[i] = k.level
+        if k.level and k.manager is not None:
+            managers.setdefault(k.manager, -1)
+    if not managers:
+        return groups
+    for i in range(n):
+        ext = keys[i].external_id
+        if managers.get(ext) == -1:
+            managers[ext] = i
+    for i in reversed(order_by_level(n, levels)):
+        level = levels[i]
+        if level == 0:
+            break
+        manager = keys[i].manager
+        m = managers.get(manager, -1) if manager is not None else -1
+        if m >= 0 and levels[m] == level - 1 and groups[i] < groups[m]:
             groups[m] = groups[i]
     return groups
 
@@ -84,10 +104,18 @@ def priority_order(keys: Sequence[OpKey]) -> list[int]:
     """Positions of ``keys`` in priority order (group, then level, then plan order).
 
     Deterministic and idempotent: applied to a plan already in this order it returns
-    ``0..n-1``.
+    ``0..n-1``. A counting sort over (group, level): no tuple per operation.
     """
     groups = _groups(keys)
-    return sorted(range(len(keys)), key=lambda i: (groups[i], keys[i].level, i))
+    n = len(keys)
+    top = max((keys[i].level for i in range(n)), default=0)
+    buckets = [array("q") for _ in range(len(GROUPS) * (top + 1))]
+    for i in range(n):
+        buckets[groups[i] * (top + 1) + keys[i].level].append(i)
+    out: list[int] = []
+    for bucket in buckets:
+        out.extend(bucket)
+    return out
 
 
 def group_counts(keys: Sequence[OpKey]) -> dict[str, int]:

@@ -17,6 +17,7 @@ picks the records to re-send after reconciliation with :func:`select_reference_r
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,7 +66,10 @@ def manager_of(data: Mapping[str, Any] | None) -> str | None:
 
 
 def reference_levels(
-    items: Sequence[tuple[str, str | None]], needs_wait: Callable[[str], bool]
+    items: Sequence[tuple[str, str | None]],
+    needs_wait: Callable[[str], bool],
+    *,
+    position: Mapping[str, int] | None = None,
 ) -> list[int]:
     """The level of each ``(externalId, manager externalId)`` in the manager chain.
 
@@ -75,11 +79,14 @@ def reference_levels(
     is cut where it closes, following ``items`` in order, so the result is
     deterministic: one member of the cycle goes first and the rest resolve against it
     (the first one's own reference is re-sent after reconciliation). Iterative: a chain
-    of any length is fine.
+    of any length is fine. ``position`` (externalId → its first index in ``items``) is
+    worked out when not given.
     """
-    position: dict[str, int] = {}
-    for k, (ext, _) in enumerate(items):
-        position.setdefault(ext, k)
+    if position is None:
+        first: dict[str, int] = {}
+        for k, (ext, _) in enumerate(items):
+            first.setdefault(ext, k)
+        position = first
     levels: list[int | None] = [None] * len(items)
     for start in range(len(items)):
         if levels[start] is not None:
@@ -108,9 +115,19 @@ def reference_levels(
     return [lv or 0 for lv in levels]
 
 
-def order_by_level(count: int, levels: Sequence[int]) -> list[int]:
-    """Indices ``0..count-1`` sorted by level, keeping the original order within a level."""
-    return sorted(range(count), key=lambda k: (levels[k], k))
+def order_by_level(count: int, levels: Sequence[int]) -> Sequence[int]:
+    """Indices ``0..count-1`` sorted by level, keeping the original order within a level
+    (a counting sort: levels are small; one level is the identity, nothing allocated)."""
+    top = max(levels[:count], default=0)
+    if top == 0:
+        return range(count)
+    buckets = [array("q") for _ in range(top + 1)]
+    for k in range(count):
+        buckets[levels[k]].append(k)
+    out = array("q")
+    for bucket in buckets:
+        out.extend(bucket)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

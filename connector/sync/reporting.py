@@ -12,7 +12,7 @@ Functions are told about the run.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from connector.errors import DocumentConflictError
@@ -135,7 +135,10 @@ class Reporter:
         )
 
     def _record_rows(
-        self, journal: Journal, plan: list[PlannedOp], previous: Mapping[str, Mapping[str, Any]]
+        self,
+        journal: Journal,
+        plan: Sequence[PlannedOp],
+        previous: Mapping[str, Mapping[str, Any]],
     ) -> list[RecordRow]:
         """One row per planned record: its outcome (reconciled, pending or not sent), its
         request, who it is and which attributes the run changes."""
@@ -167,7 +170,7 @@ class Reporter:
                     error_code=code,
                     reason=reason,
                     display_name=change.display_name,
-                    changes=[(c.attribute, c.old, c.new) for c in change.changes],
+                    changes=tuple((c.attribute, c.old, c.new) for c in change.changes),
                 )
             )
         return records

@@ -31,11 +31,12 @@ from __future__ import annotations
 import contextlib
 import gzip
 import re
+import shutil
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -43,10 +44,11 @@ from connector.clock import Clock
 from connector.errors import DocumentConflictError, LockLostError, RunError, StateError
 from connector.report import RejectedRow
 from connector.state.backend import HeldLock
-from connector.state.base import RecordIndex, SourceLock
+from connector.state.base import PayloadUpdates, RecordEntry, RecordIndex, SourceLock
 from connector.state.store import StateStore
 from connector.sync.journal import Journal, from_iso, to_iso
-from connector.sync.plans import PlannedOp, batches_of, decode_plan, encode_plan
+from connector.sync.op_table import PayloadMap
+from connector.sync.plans import PlannedOp, PlanOps, read_plan, write_plan_to
 
 __all__ = [
     "HELD_NAME",
@@ -334,9 +336,7 @@ class RunStore:
     def load_records(self, source: str) -> RecordIndex:
         return self.store.load_records(source)
 
-    def save_records(
-        self, index: RecordIndex, payloads: Mapping[str, Mapping[str, Any]] | None = None
-    ) -> None:
+    def save_records(self, index: RecordIndex, payloads: PayloadUpdates | None = None) -> None:
         if payloads is None:
             self.store.save_records(index)
         else:
@@ -351,28 +351,38 @@ class RunStore:
 
     # -- the plan and its batches -----------------------------------------------------------
 
-    def write_plan(self, journal: Journal, ops: list[PlannedOp]) -> int:
-        """Store the plan and which records go into which batch; returns the batches."""
-        members = [list(p.external_ids) for p in batches_of(ops)]
-        self._write_gz(journal, "plan.jsonl.gz", encode_plan(ops), compressed=True)
+    def write_plan(self, journal: Journal, ops: PlanOps) -> int:
+        """Store the plan and which records go into which batch; returns the batches.
+        The plan is streamed to the store, never whole in memory."""
+        with self.store.artifact_writer(_artifact(journal, "plan.jsonl.gz")) as out:
+            write_plan_to(out, ops)
+        members = ops.members()
         self._write_gz(journal, "batches.json.gz", orjson.dumps(members))
         return len(members)
 
-    def load_plan(self, journal: Journal) -> list[PlannedOp]:
+    def load_plan(self, journal: Journal) -> PlanOps:
+        """The run's stored plan (compact: payloads are read when asked for)."""
         try:
-            blob = self.store.read_artifact(_artifact(journal, "plan.jsonl.gz"))
+            return self._read_plan(journal.source, journal.run_id)
         except StateError as exc:
             raise RunError(
                 f"run {journal.run_id}: its stored plan is missing ({exc}); discard the run and"
                 " deliver the extract again"
             ) from exc
-        return decode_plan(blob)
 
-    def plan_or_empty(self, journal: Journal) -> list[PlannedOp]:
+    def _read_plan(self, source: str, run_id: str) -> PlanOps:
+        path = f"{source}/{run_id}/plan.jsonl.gz"
+        with self.store.artifact_reader(path) as src:
+            try:
+                return read_plan(src)
+            except (OSError, EOFError, ValueError, orjson.JSONDecodeError) as exc:
+                raise StateError(f"{path}: unreadable ({type(exc).__name__})") from exc
+
+    def plan_or_empty(self, journal: Journal) -> PlanOps:
         try:
             return self.load_plan(journal)
         except RunError:
-            return []
+            return PlanOps()
 
     def batch_members(self, journal: Journal) -> list[list[str]]:
         """The external ids of each of the run's batches, in plan order (runs stored
@@ -380,29 +390,34 @@ class RunStore:
         try:
             blob = self.store.read_artifact(_artifact(journal, "batches.json.gz"))
         except StateError:
-            return [list(p.external_ids) for p in batches_of(self.plan_or_empty(journal))]
+            return self.plan_or_empty(journal).members()
         members: list[list[str]] = orjson.loads(gzip.decompress(blob))
         return members
 
     # -- other artifacts --------------------------------------------------------------------
 
-    def write_kept_records(self, journal: Journal, blob: bytes) -> None:
-        self._write_gz(journal, "records.jsonl.gz", blob, compressed=True)
+    def write_kept_records(self, journal: Journal, src: IO[bytes]) -> None:
+        """Store the run's mapped records (``src``: the gzip'd lines, read from its start)."""
+        with self.store.artifact_writer(_artifact(journal, "records.jsonl.gz")) as out:
+            shutil.copyfileobj(src, out, 1 << 20)
 
-    def load_kept_records(self, journal: Journal) -> list[KeptRecord]:
-        try:
-            blob = self.store.read_artifact(_artifact(journal, "records.jsonl.gz"))
-        except StateError as exc:
+    def load_kept_records(self, journal: Journal) -> Iterator[KeptRecord]:
+        """The run's kept mapped records, streamed (a missing file raises :class:`RunError`
+        before the first record)."""
+        path = _artifact(journal, "records.jsonl.gz")
+        if path not in self.store.list_artifacts(path):
             raise RunError(
-                f"run {journal.run_id}: its kept records are missing ({exc}); discard the run"
-                " and deliver the extract again"
-            ) from exc
-        return [
-            KeptRecord(int(line), str(ext), data)
-            for line, ext, data in (
-                orjson.loads(raw) for raw in gzip.decompress(blob).splitlines() if raw
+                f"run {journal.run_id}: its kept records are missing (no {path}); discard"
+                " the run and deliver the extract again"
             )
-        ]
+        return self._kept_records(path)
+
+    def _kept_records(self, path: str) -> Iterator[KeptRecord]:
+        with self.store.artifact_reader(path) as src, gzip.GzipFile(fileobj=src) as gz:
+            for raw in gz:
+                if raw.strip():
+                    line, ext, data = orjson.loads(raw)
+                    yield KeptRecord(int(line), str(ext), data)
 
     def write_rejected(self, journal: Journal, rejected: Iterable[RejectedRow]) -> None:
         """Rejected rows live next to the plan, not in the journal (rewritten per batch)."""
@@ -479,29 +494,30 @@ class RunStore:
 
     def previous_payloads(
         self, journal: Journal, ops: Sequence[PlannedOp]
-    ) -> dict[str, Mapping[str, Any]]:
+    ) -> Mapping[str, Mapping[str, Any]]:
         """The payload each planned record had before this run: the record index while it
-        still holds the last run's send, else that run's stored plan (missing: left out)."""
-        wanted = {op.external_id: op.prev for op in ops if op.kind != "joiner" and op.prev}
-        if not wanted:
-            return {}
+        still holds the last run's send, else that run's stored plan (missing: left out).
+        Decoded as looked up (:class:`~connector.sync.op_table.PayloadMap`)."""
+        table = PlanOps.of(ops).table
+        found = PayloadMap()
+        rows = [k for k in range(len(table)) if table.kind(k) != "joiner" and table.prev(k)]
+        if not rows:
+            return found
         entries = self.load_records(journal.source).entries
-        from_index = [
-            ext for ext, prev in wanted.items() if ext in entries and entries[ext].run_id == prev
-        ]
-        found: dict[str, Mapping[str, Any]] = dict(self.payloads(journal.source, from_index))
+        in_index = [k for k in rows if _holds(entries.get(table.ext[k]), table.prev(k))]
+        del entries
+        self.store.spool_payloads(journal.source, [table.ext[k] for k in in_index], found.add)
         by_run: dict[str, set[str]] = {}
-        for ext, prev in wanted.items():
-            if ext not in found:
+        for k in rows:
+            ext, prev = table.ext[k], str(table.prev(k))
+            if ext not in found:  # not in the index (or its payload is gone): the run's plan
                 by_run.setdefault(prev, set()).add(ext)
         for run_id, ids in by_run.items():
             try:
-                blob = self.store.read_artifact(f"{journal.source}/{run_id}/plan.jsonl.gz")
+                plan = self._read_plan(journal.source, run_id)
             except StateError:
                 continue
-            found.update(
-                {op.external_id: op.data for op in decode_plan(blob) if op.external_id in ids}
-            )
+            found.add_table(plan.table, ids)
         return found
 
     def report_location(self, journal: Journal, name: str) -> str:
@@ -516,6 +532,11 @@ class RunStore:
     ) -> None:
         body = data if compressed else gzip.compress(data, compresslevel=5)
         self.store.write_artifact(_artifact(journal, name), body, content_type="application/gzip")
+
+
+def _holds(entry: RecordEntry | None, run_id: str | None) -> bool:
+    """Whether the index entry still holds ``run_id``'s send."""
+    return entry is not None and entry.run_id == run_id
 
 
 def _journal(got: tuple[dict[str, Any], str]) -> Journal:

@@ -11,8 +11,9 @@ left waiting. Acknowledged batches are folded into the record index idempotently
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
+from array import array
+from collections.abc import Iterator, Sequence
+from typing import overload
 
 from connector.config import Source
 from connector.errors import (
@@ -27,11 +28,11 @@ from connector.state.base import Outcome as StateOutcome
 from connector.state.base import RecordEntry
 from connector.sync.context import SyncContext
 from connector.sync.journal import AckedBatch, Journal, WaitingReason, waiting_reason_of
-from connector.sync.plans import NEVER_ACCEPTED, PlannedOp, leveled_batches
+from connector.sync.op_table import OpTable
+from connector.sync.plans import NEVER_ACCEPTED, PlanOps
 from connector.sync.priority import OpKey, group_counts, priority_order, priority_text
 from connector.sync.progress import calls_left_today
 from connector.sync.readiness import JobGate, not_ready_note, wait_until
-from connector.sync.references import manager_of
 from connector.sync.run_store import check_lock, lock_lost
 from connector.sync.summary import ProgressCallback
 from connector.sync.targets import BatchReceipt, ProvisioningTarget
@@ -84,8 +85,8 @@ class Sender:
         ops = self.runs.load_plan(journal)
         if not journal.batches:
             ops = self._order_for_budget(journal, ops)
-        leveled = leveled_batches(ops)
-        batches = [b for b, _ in leveled]
+        batches = ops.batches()  # built a request at a time as the window sends them
+        levels = ops.batch_levels()
         total = len(batches)
         journal.batches_total = total
         acked = journal.acked_indices
@@ -102,7 +103,7 @@ class Sender:
                 if not_ready is not None:
                     self._not_ready(journal, not_ready, total)
                     return journal
-                stop = await self._send(journal, target, batches, pending, leveled, progress)
+                stop = await self._send(journal, target, batches, pending, levels, progress)
             finally:
                 await target.aclose()
         if stop is not None:
@@ -116,17 +117,17 @@ class Sender:
         log.info("run %s: uploaded %d batches", journal.run_id, total)
         return journal
 
-    def _order_for_budget(self, journal: Journal, ops: list[PlannedOp]) -> list[PlannedOp]:
+    def _order_for_budget(self, journal: Journal, ops: PlanOps) -> PlanOps:
         """Before the first batch is acknowledged: a run that needs more calls than
         today's budget has left is sent in priority order (:mod:`connector.sync.priority`),
         stored as its plan; a run that fits keeps its order. Idempotent: the journal says
         so first, then the plan is rewritten (an interrupted rewrite is done again)."""
-        needed = journal.batches_total or len(ops)
+        needed = journal.batches_total or ops.batch_count()
         counts = self.runs.call_counts()
         left = calls_left_today(counts, self.ctx.config.daily_call_budget, self.ctx.clock.now())
         if needed <= left:
             return ops
-        keys = [_op_key(op) for op in ops]
+        keys = _KeyView(ops.table)
         groups = group_counts(keys)
         if journal.send_order != groups:
             journal.send_order = groups
@@ -137,9 +138,8 @@ class Sender:
             self.runs.save(journal)
             log.info("run %s: %s", journal.run_id, priority_text(groups))
         order = priority_order(keys)
-        del keys  # a million keys: freed before the plan is encoded again
         if order != list(range(len(ops))):
-            ops = [ops[i] for i in order]
+            ops = PlanOps(ops.table.take(order))
             self.runs.write_plan(journal, ops)
         elif not _members_follow(self.runs.batch_members(journal), ops):
             self.runs.write_plan(journal, ops)  # stopped between the plan and its batches
@@ -172,9 +172,9 @@ class Sender:
         self,
         journal: Journal,
         target: ProvisioningTarget,
-        batches: list[BulkPayload],
+        batches: Sequence[BulkPayload],
         pending: list[int],
-        leveled: list[tuple[BulkPayload, tuple[int, int]]],
+        levels: list[tuple[int, int]],
         progress: ProgressCallback | None,
     ) -> Stop | None:
         allowance = _JournalAllowance(self.ctx.isolation_calls, journal)
@@ -187,16 +187,17 @@ class Sender:
                 return await isolate_refusal(target, payload, exc, allowance)
 
         def on_ack(i: int, receipt: BatchReceipt, stopping: StopKind | None) -> None:
+            payload = batches[i]
             journal.batches.append(
                 AckedBatch(
                     index=i,
-                    size=len(batches[i]),
+                    size=len(payload),
                     sent_at=self.ctx.clock.now(),
                     request_id=receipt.request_id,
                     rejected=dict(receipt.rejected),
                 )
             )
-            _note_whole_refusal(journal, batches[i], receipt)
+            _note_whole_refusal(journal, payload, receipt)
             if stopping is None or stopping == "waiting":
                 journal.clear_wait()
             self.runs.save(journal)
@@ -205,7 +206,7 @@ class Sender:
 
         stop = await send_window(
             batches,
-            [lv for _, lv in leveled],
+            levels,
             pending,
             send=send,
             on_ack=on_ack,
@@ -213,7 +214,7 @@ class Sender:
         )
         return stop
 
-    def _stopped(self, source: str, journal: Journal, ops: list[PlannedOp], stop: Stop) -> None:
+    def _stopped(self, source: str, journal: Journal, ops: PlanOps, stop: Stop) -> None:
         total = journal.batches_total or 0
         done = len(journal.batches)
         exc = stop.error
@@ -271,44 +272,45 @@ class Sender:
             type(exc).__name__,
         )
 
-    def index_acks(self, source: str, journal: Journal, ops: list[PlannedOp] | None = None) -> None:
+    def index_acks(self, source: str, journal: Journal, ops: PlanOps | None = None) -> None:
         """Fold acknowledged batches into the record index (idempotent, resumable).
 
         Accepted records get the planned fingerprint and payload. Records the service
         refused (400) keep their last *accepted* fingerprint, payload and active flag;
         the fingerprint of what was refused is kept apart (``attempted/<source>``) so an
         unchanged refused record is not sent again until its data changes or an operator
-        retries it.
+        retries it. Payloads go to the store as the plan's JSON bytes, streamed.
         """
         done, acked = journal.indexed, len(journal.batches)
         if done >= acked:
             return
-        by_id = {op.external_id: op for op in (ops or self.runs.load_plan(journal))}
+        plan = ops if ops is not None else self.runs.load_plan(journal)
+        table = plan.table
         members = self.runs.batch_members(journal)
         index = self.runs.load_records(source)
         attempted, etag = self.runs.attempted(source)
         attempted_before = dict(attempted)
-        payloads: dict[str, Mapping[str, Any]] = {}
+        accepted = array("q")
+        bounds = plan.bounds()
         for batch in journal.batches[done:acked]:
             sent_at = int(batch.sent_at.timestamp())
-            for ext in members[batch.index]:
-                op = by_id[ext]
+            for ext, k in _rows_of(plan, members[batch.index], bounds, batch.index):
                 if ext in batch.rejected:
                     index.entries[ext] = _refused_entry(
                         index.entries.get(ext), batch, ext, sent_at, journal.run_id
                     )
-                    attempted[ext] = op.fingerprint.hex()
+                    attempted[ext] = table.fingerprint(k).hex()
                     continue
                 index.entries[ext] = RecordEntry(
-                    fingerprint=op.fingerprint,
-                    active=op.active,
+                    fingerprint=table.fingerprint(k),
+                    active=table.active(k),
                     outcome=StateOutcome.SENT.value,
                     sent_at=sent_at,
                     run_id=journal.run_id,
                 )
                 attempted.pop(ext, None)
-                payloads[ext] = op.data
-        self.runs.save_records(index, payloads)
+                accepted.append(k)
+        self.runs.save_records(index, _payloads(plan, accepted))
         if attempted != attempted_before:
             self.runs.save_attempted(source, attempted, etag)
         journal.indexed = acked
@@ -325,15 +327,62 @@ class Sender:
                 self.index_acks(source, journal)
 
 
-def _members_follow(members: list[list[str]], ops: list[PlannedOp]) -> bool:
+def _members_follow(members: list[list[str]], ops: PlanOps) -> bool:
     """Whether the stored batch members are the plan's records in the plan's order."""
-    return [ext for batch in members for ext in batch] == [op.external_id for op in ops]
+    ext = ops.table.ext
+    return sum(map(len, members)) == len(ext) and all(
+        a == b for a, b in zip((e for batch in members for e in batch), ext, strict=False)
+    )
 
 
-def _op_key(op: PlannedOp) -> OpKey:
-    """What the priority order reads of a planned operation."""
-    manager = manager_of(op.data) if op.level else None
-    return OpKey(op.kind, op.active, op.level, op.external_id, manager)
+class _KeyView(Sequence[OpKey]):
+    """What the priority order reads of each planned operation, built a row at a time
+    from the plan's columns (a million keys are never held at once)."""
+
+    def __init__(self, table: OpTable) -> None:
+        self._table = table
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    @overload
+    def __getitem__(self, i: int) -> OpKey: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[OpKey]: ...
+
+    def __getitem__(self, i: int | slice) -> OpKey | Sequence[OpKey]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        t = self._table
+        level = t.level(i)
+        return OpKey(t.kind(i), t.active(i), level, t.ext[i], t.manager(i) if level else None)
+
+
+def _rows_of(
+    plan: PlanOps, members: list[str], bounds: Sequence[int], k: int
+) -> Iterator[tuple[str, int]]:
+    """Each member of batch ``k`` with its row in the plan: the batch's own rows when the
+    stored members are the plan's batch (always, for plans written by this version),
+    else looked up by externalId."""
+    table = plan.table
+    if k + 1 < len(bounds):
+        start, end = bounds[k], bounds[k + 1]
+        if table.ext[start:end] == members:
+            yield from zip(members, range(start, end), strict=True)
+            return
+    for ext in members:
+        row = table.position(ext)
+        if row is None:
+            raise KeyError(ext)
+        yield ext, row
+
+
+def _payloads(plan: PlanOps, rows: Sequence[int]) -> Iterator[tuple[str, bytes]]:
+    """Each accepted row's externalId and payload JSON (a plan holds an id once)."""
+    table = plan.table
+    for k in rows:
+        yield table.ext[k], table.payload(k) or b"{}"
 
 
 def _refused_entry(

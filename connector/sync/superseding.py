@@ -25,12 +25,10 @@ from connector.sync.delta import (
     Change,
     ChangeKind,
     DeltaPlan,
-    GuardThresholds,
-    HoldReason,
     LeaverPolicy,
     Mode,
-    check_guard,
 )
+from connector.sync.guard import GuardThresholds, HoldReason, check_guard
 
 __all__ = ["Pending", "guard_over_remainder"]
 

@@ -23,3 +23,19 @@ def test_artifacts(store: StateStore) -> None:
     ]
     with pytest.raises(StateError, match="no report file"):
         store.read_artifact("employees/r9/report.html")
+
+
+def test_large_artifacts_are_written_and_read_as_streams(store: StateStore) -> None:
+    with store.artifact_writer("employees/r1/plan.jsonl.gz") as out:
+        for k in range(1000):
+            out.write(b"line %d\n" % k)
+    with store.artifact_reader("employees/r1/plan.jsonl.gz") as src:
+        lines = src.read().splitlines()
+    assert lines[0] == b"line 0"
+    assert len(lines) == 1000
+    assert store.read_artifact("employees/r1/plan.jsonl.gz").startswith(b"line 0\n")
+    with (
+        pytest.raises(StateError, match="no report file"),
+        store.artifact_reader("employees/r9/plan.jsonl.gz"),
+    ):
+        pass

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from connector.errors import DocumentConflictError, StateError
@@ -205,3 +206,24 @@ def test_a_save_whose_payload_file_vanished_meanwhile_is_a_conflict(store: State
     with pytest.raises(DocumentConflictError, match="employees"):
         store.save_records(idx, payloads={"E0002": payload("E0002")})
     assert store.load_records("employees").version == idx.version
+
+
+def test_payloads_given_as_json_bytes_are_stored_as_they_are(store: StateStore) -> None:
+    idx = index("employees", 3)
+    raw = orjson.dumps(payload("E0002", "Lead"))
+    store.save_records(idx, payloads=iter([("E0001", payload("E0001")), ("E0002", raw)]))
+    got = store.get_payloads("employees", ["E0001", "E0002"])
+    assert got["E0002"] == orjson.loads(raw)
+    assert got["E0001"]["title"] == "Engineer"
+
+
+def test_payloads_can_be_spooled_undecoded(store: StateStore) -> None:
+    idx = index("employees", 5)
+    store.save_records(idx, payloads={ext: payload(ext) for ext in idx.entries})
+    seen: dict[str, bytes] = {}
+    store.spool_payloads("employees", ["E0003", "E0001", "nobody"], seen.__setitem__)
+    assert sorted(seen) == ["E0001", "E0003"]
+    assert orjson.loads(seen["E0003"]) == payload("E0003")
+    store.spool_payloads("employees", [], seen.__setitem__)
+    store.spool_payloads("unknown", ["E0001"], seen.__setitem__)
+    assert len(seen) == 2

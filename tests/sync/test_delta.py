@@ -15,12 +15,12 @@ from connector.state.base import Outcome, RecordEntry, RecordIndex
 from connector.sync.delta import (
     ChangeKind,
     attach_leaver_payloads,
-    check_guard,
     disabled_payload,
     fingerprint,
     plan_delta,
     strip_ignored,
 )
+from connector.sync.guard import check_guard
 
 ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -12,8 +13,10 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 
+import connector.report as report_module
 from connector.csv_out import neutralise_cell
 from connector.report import (
     RecordRow,
@@ -225,3 +228,16 @@ def test_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     keep = os.environ.get("REPORT_SCREENSHOT")
     if keep:
         shutil.copy(png, keep)
+
+
+def test_report_json_is_one_indented_serialization_however_many_records(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = sample_input()
+    body = bytes(build_report_json(data))
+    assert orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2) == body
+    monkeypatch.setattr(report_module, "_RECORDS_BLOCK", 7)  # records written in blocks
+    assert bytes(build_report_json(data)) == body
+    assert len(orjson.loads(body)["records"]) == len(data.records)
+    empty = bytes(build_report_json(dataclasses.replace(data, records=[])))
+    assert orjson.loads(empty)["records"] == []
