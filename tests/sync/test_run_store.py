@@ -166,28 +166,32 @@ class _Lost:
     lost = True
 
 
+def _synced_inline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int) -> tuple[World, str]:
+    """A run of 7 batches saved inline, then the chunk size set to ``size``."""
+    w = World(tmp_path)
+    run = w.sync("hr_20260302.csv", people(320))
+    monkeypatch.setattr(run_store, "ACK_CHUNK_SIZE", size)
+    return w, run.run_id
+
+
 def test_no_chunk_is_written_once_the_lock_is_lost(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    w = World(tmp_path)
-    run = w.sync("hr_20260302.csv", people(320))
-    monkeypatch.setattr(run_store, "ACK_CHUNK_SIZE", 2)
-    journal = w.engine.get_run(run.run_id)
+    w, run_id = _synced_inline(tmp_path, monkeypatch, 2)
+    journal = w.engine.get_run(run_id)
     journal.lock = _Lost()  # type: ignore[assignment]
     with pytest.raises(LockLostError):
         w.engine.runs.save(journal)
-    assert _chunk_files(w, run.run_id) == []
-    assert "ackChunks" not in w.engine.get_run(run.run_id).to_doc()
+    assert _chunk_files(w, run_id) == []
+    assert "ackChunks" not in w.engine.get_run(run_id).to_doc()
 
 
 def test_a_save_stopped_between_a_chunk_and_the_journal_goes_on_from_the_journal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    w = World(tmp_path)
-    run = w.sync("hr_20260302.csv", people(320))
-    monkeypatch.setattr(run_store, "ACK_CHUNK_SIZE", 4)
-    acks = list(w.engine.get_run(run.run_id).batches)
-    journal = w.engine.get_run(run.run_id)
+    w, run_id = _synced_inline(tmp_path, monkeypatch, 4)
+    acks = list(w.engine.get_run(run_id).batches)
+    journal = w.engine.get_run(run_id)
     journal.batches.tail[0] = AckedBatch(0, 50, journal.batches[0].sent_at, "other", {})
     put = w.store.put_document
 
@@ -198,9 +202,9 @@ def test_a_save_stopped_between_a_chunk_and_the_journal_goes_on_from_the_journal
     with pytest.raises(StateError):
         w.engine.runs.save(journal)  # its chunk is written, the journal is not
     w.store.put_document = put  # type: ignore[method-assign]
-    assert len(_chunk_files(w, run.run_id)) == 1
-    again = w.engine.get_run(run.run_id)
+    assert len(_chunk_files(w, run_id)) == 1
+    again = w.engine.get_run(run_id)
     assert list(again.batches) == acks  # the journal says what is durable
     w.engine.runs.save(again)
-    assert len(_chunk_files(w, run.run_id)) == 2  # the first chunk, differing, is left alone
-    assert list(w.engine.get_run(run.run_id).batches) == acks
+    assert len(_chunk_files(w, run_id)) == 2  # the first chunk, differing, is left alone
+    assert list(w.engine.get_run(run_id).batches) == acks
