@@ -29,7 +29,7 @@ from connector.errors import (
     RunError,
     ThrottledError,
 )
-from connector.sync.acks import AckedBatch, AckLog
+from connector.sync.acks import AckLog
 
 if TYPE_CHECKING:
     from connector.state.base import SourceLock
@@ -41,8 +41,6 @@ __all__ = [
     "QUEUE_STATES",
     "REFERENCES_KIND",
     "TRANSITIONS",
-    "AckLog",
-    "AckedBatch",
     "Journal",
     "JournalEvent",
     "RefusedRow",

@@ -20,11 +20,11 @@ from connector.extract_time import ordering_warning
 from connector.reconcile import outcome_label
 from connector.report import RecordRow, ReportInput, TimelineEvent, write_reports
 from connector.report_index import IndexRow, RunNav, build_index_html
+from connector.sync.acks import AckedBatch
 from connector.sync.approval_hint import approval_commands
 from connector.sync.changes import ChangeView, build_held_csv, change_view, record_change
 from connector.sync.context import SyncContext
 from connector.sync.journal import (
-    AckedBatch,
     Journal,
     RunState,
     WaitingReason,
