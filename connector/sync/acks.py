@@ -130,13 +130,28 @@ def index_ranges(indices: Iterable[int]) -> list[list[int]]:
     return out
 
 
+def _earliest(acks: Iterable[AckedBatch], since: datetime | None) -> datetime | None:
+    times = [a.sent_at for a in acks]
+    return min([*times, since] if since is not None else times, default=None)
+
+
 class AckLog(Sequence[AckedBatch]):
     """Acknowledged batches in arrival order: sealed chunks (read lazily) then the tail.
 
     ``len``, truth and :attr:`indices` never read a chunk; iterating, indexing or slicing
     into the sealed part reads the chunks needed (newest first) once."""
 
-    __slots__ = ("_chunks", "_last", "_loaded", "_ranges", "_sealed", "reader", "tail")
+    __slots__ = (
+        "_chunks",
+        "_first",
+        "_last",
+        "_loaded",
+        "_ranges",
+        "_records",
+        "_sealed",
+        "reader",
+        "tail",
+    )
 
     def __init__(self, tail: Iterable[AckedBatch] = ()) -> None:
         self.tail: list[AckedBatch] = list(tail)
@@ -145,6 +160,8 @@ class AckLog(Sequence[AckedBatch]):
         self._chunks = 0
         self._last: str | None = None
         self._ranges: list[list[int]] = []
+        self._records = 0  # records in sealed batches
+        self._first: datetime | None = None  # the earliest sealed send
         self._loaded: list[AckedBatch] | None = []  # the sealed part, once read (None: not)
 
     # -- the stored form ------------------------------------------------------------------
@@ -160,6 +177,8 @@ class AckLog(Sequence[AckedBatch]):
             log._sealed, log._chunks = offset, int(sealed["chunks"])
             log._last = str(sealed["last"])
             log._ranges = [[int(a), int(b)] for a, b in sealed.get("ranges") or []]
+            log._records = int(sealed.get("records") or 0)
+            log._first = datetime.fromisoformat(sealed["firstSentAt"])
             log._loaded = None
         return log
 
@@ -172,6 +191,8 @@ class AckLog(Sequence[AckedBatch]):
                 "acks": self._sealed,
                 "last": self._last,
                 "ranges": self._ranges,
+                "records": self._records,
+                "firstSentAt": self._first.astimezone(UTC).isoformat() if self._first else None,
             }
         return doc
 
@@ -197,6 +218,8 @@ class AckLog(Sequence[AckedBatch]):
         self._sealed += len(chunk.acks)
         self._last = chunk.name
         self._ranges = index_ranges([*self._indices_sealed(), *(a.index for a in chunk.acks)])
+        self._records += sum(a.size or 0 for a in chunk.acks)
+        self._first = _earliest(chunk.acks, self._first)
         if self._loaded is not None:
             self._loaded.extend(chunk.acks)
 
@@ -206,6 +229,16 @@ class AckLog(Sequence[AckedBatch]):
     def indices(self) -> set[int]:
         """Batch indices acknowledged so far (no chunk read)."""
         return {*self._indices_sealed(), *(b.index for b in self.tail)}
+
+    @property
+    def records_sent(self) -> int:
+        """Records in the acknowledged batches (no chunk read)."""
+        return self._records + sum(b.size or 0 for b in self.tail)
+
+    @property
+    def first_sent_at(self) -> datetime | None:
+        """When the earliest acknowledged batch was sent (no chunk read)."""
+        return _earliest(self.tail, self._first)
 
     @property
     def sealed_count(self) -> int:

@@ -527,7 +527,7 @@ class Journal:
             self.move(state, at, reason)
             return
         if self.first_sent_at is None:
-            self.first_sent_at = min(b.sent_at for b in self.batches)
+            self.first_sent_at = self.batches.first_sent_at
         done, total = len(self.batches), self.batches_total or 0
         self.move(
             RunState.UPLOADED,
@@ -537,7 +537,7 @@ class Journal:
 
     def uploaded(self, at: datetime, detail: str) -> None:
         if self.first_sent_at is None:
-            self.first_sent_at = min((b.sent_at for b in self.batches), default=at)
+            self.first_sent_at = self.batches.first_sent_at or at
         self.move(RunState.UPLOADED, at, detail)
 
     # -- the stored document --------------------------------------------------------------

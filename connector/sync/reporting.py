@@ -279,13 +279,12 @@ class Reporter:
             left_today = 0  # the service's own quota may be spent before our count is
         else:
             left_today = calls_left_today(self.runs.call_counts(), budget, now)
-        sent_at = [b.sent_at for b in journal.batches]
         return run_progress(
             calls_left=total - len(journal.batches),
-            records_sent=sum(b.size or 0 for b in journal.batches),
+            records_sent=journal.batches.records_sent,
             records_total=journal.to_send or 0,
             daily_budget=budget,
             left_today=left_today,
-            first_sent_at=min(sent_at) if sent_at else None,
+            first_sent_at=journal.batches.first_sent_at,
             now=now,
         )

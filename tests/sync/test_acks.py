@@ -131,3 +131,12 @@ def test_an_inline_list_as_journals_always_had_it_loads_as_the_tail() -> None:
 def test_index_ranges_join_consecutive_indices() -> None:
     assert index_ranges([5, 0, 1, 2, 7, 6, 9]) == [[0, 2], [5, 7], [9, 9]]
     assert index_ranges([]) == []
+
+
+def test_records_sent_and_the_first_send_are_known_without_reading_a_chunk() -> None:
+    log, _ = _sealed_log([4, 0, 1, 2, 3, 5, 6])
+    again = AckLog.from_doc(log.to_doc())  # no reader attached
+    assert again.records_sent == 7 * 50
+    assert again.first_sent_at == AT
+    assert AckLog().first_sent_at is None
+    assert AckLog().records_sent == 0
