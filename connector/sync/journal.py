@@ -9,7 +9,9 @@ the table does not list raises :class:`~connector.errors.RunError`: a bug, never
 
 Pure: no I/O. :mod:`connector.sync.run_store` stores a journal as a JSON document with
 the same camelCase keys the engine has always written (:meth:`Journal.from_doc` and
-:meth:`Journal.to_doc`), so journals of runs started before keep loading.
+:meth:`Journal.to_doc`), so journals of runs started before keep loading. Acknowledged
+batches beyond the latest few live in sealed chunks next to it (:mod:`connector.sync.acks`),
+so the document stays small however many batches a run has.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from connector.errors import (
     RunError,
     ThrottledError,
 )
+from connector.sync.acks import AckLog
 
 if TYPE_CHECKING:
     from connector.state.base import SourceLock
@@ -38,7 +41,6 @@ __all__ = [
     "QUEUE_STATES",
     "REFERENCES_KIND",
     "TRANSITIONS",
-    "AckedBatch",
     "Journal",
     "JournalEvent",
     "RefusedRow",
@@ -221,40 +223,6 @@ class JournalEvent:
 
 
 @dataclass(slots=True)
-class AckedBatch:
-    """A batch the service acknowledged (202): which one, when, and what it refused."""
-
-    index: int
-    """Its position in the plan's batches (acknowledgements arrive out of order)."""
-    size: int | None
-    sent_at: datetime
-    request_id: str | None
-    rejected: dict[str, tuple[str | None, str]] = field(default_factory=dict)
-    """Records the service refused (400) in it: external id → (error code, message)."""
-
-    @classmethod
-    def from_doc(cls, doc: Mapping[str, Any], position: int) -> AckedBatch:
-        # Journals written before the window kept acknowledgements in order, without "i".
-        return cls(
-            index=int(doc.get("i", position)),
-            size=int(doc["n"]) if doc.get("n") is not None else None,
-            sent_at=datetime.fromisoformat(doc["sentAt"]),
-            request_id=doc.get("requestId"),
-            rejected={k: (v[0], str(v[1])) for k, v in (doc.get("rejected") or {}).items()},
-        )
-
-    def to_doc(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"i": self.index}
-        if self.size is not None:
-            out["n"] = self.size
-        out["sentAt"] = to_iso(self.sent_at)
-        out["requestId"] = self.request_id
-        if self.rejected:
-            out["rejected"] = {k: list(v) for k, v in self.rejected.items()}
-        return out
-
-
-@dataclass(slots=True)
 class RefusedRow:
     """A rejected row of a file refused at the rejected-row cap, kept on its run."""
 
@@ -318,6 +286,7 @@ _KNOWN = {
     "state",
     "timeline",
     "batches",
+    "ackChunks",
     "indexed",
     "rejected",
     "decision",
@@ -346,7 +315,9 @@ class Journal:
     """What ``extract_at`` was taken from (:data:`connector.extract_time.ExtractTimeBasis`);
     None for runs recorded before it was kept."""
     timeline: list[JournalEvent] = field(default_factory=list)
-    batches: list[AckedBatch] = field(default_factory=list)
+    batches: AckLog = field(default_factory=AckLog)
+    """Acknowledged batches in arrival order (:mod:`connector.sync.acks`: the latest
+    inline, the rest in sealed chunks read when iterated)."""
     indexed: int = 0
     """Acknowledged batches folded into the record index so far."""
     parent_run_id: str | None = None
@@ -407,7 +378,7 @@ class Journal:
     @property
     def acked_indices(self) -> set[int]:
         """Batch indices acknowledged so far."""
-        return {b.index for b in self.batches}
+        return self.batches.indices
 
     @property
     def stop_reason(self) -> str | None:
@@ -556,7 +527,7 @@ class Journal:
             self.move(state, at, reason)
             return
         if self.first_sent_at is None:
-            self.first_sent_at = min(b.sent_at for b in self.batches)
+            self.first_sent_at = self.batches.first_sent_at
         done, total = len(self.batches), self.batches_total or 0
         self.move(
             RunState.UPLOADED,
@@ -566,7 +537,7 @@ class Journal:
 
     def uploaded(self, at: datetime, detail: str) -> None:
         if self.first_sent_at is None:
-            self.first_sent_at = min((b.sent_at for b in self.batches), default=at)
+            self.first_sent_at = self.batches.first_sent_at or at
         self.move(RunState.UPLOADED, at, detail)
 
     # -- the stored document --------------------------------------------------------------
@@ -585,7 +556,7 @@ class Journal:
             received_at=from_iso(doc.get("receivedAt")),
             extract_at=from_iso(doc.get("extractAt")),
             timeline=[JournalEvent.from_doc(e) for e in doc.get("timeline") or []],
-            batches=[AckedBatch.from_doc(b, k) for k, b in enumerate(doc.get("batches") or [])],
+            batches=AckLog.from_doc(doc),
             indexed=int(doc.get("indexed", 0)),
             rejected=None
             if rejected is None
@@ -619,7 +590,7 @@ class Journal:
             "extractAt": to_iso(self.extract_at) if self.extract_at else None,
             "state": self.state.value,
             "timeline": [e.to_doc() for e in self.timeline],
-            "batches": [b.to_doc() for b in self.batches],
+            **self.batches.to_doc(),
             "indexed": self.indexed,
         }
         for name, key in _OPTIONAL.items():

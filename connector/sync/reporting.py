@@ -20,11 +20,11 @@ from connector.extract_time import ordering_warning
 from connector.reconcile import outcome_label
 from connector.report import RecordRow, ReportInput, TimelineEvent, write_reports
 from connector.report_index import IndexRow, RunNav, build_index_html
+from connector.sync.acks import AckedBatch
 from connector.sync.approval_hint import approval_commands
 from connector.sync.changes import ChangeView, build_held_csv, change_view, record_change
 from connector.sync.context import SyncContext
 from connector.sync.journal import (
-    AckedBatch,
     Journal,
     RunState,
     WaitingReason,
@@ -282,13 +282,12 @@ class Reporter:
             left_today = 0  # the service's own quota may be spent before our count is
         else:
             left_today = calls_left_today(self.runs.call_counts(), budget, now)
-        sent_at = [b.sent_at for b in journal.batches]
         return run_progress(
             calls_left=total - len(journal.batches),
-            records_sent=sum(b.size or 0 for b in journal.batches),
+            records_sent=journal.batches.records_sent,
             records_total=journal.to_send or 0,
             daily_budget=budget,
             left_today=left_today,
-            first_sent_at=min(sent_at) if sent_at else None,
+            first_sent_at=journal.batches.first_sent_at,
             now=now,
         )

@@ -16,6 +16,9 @@ The engine reaches the state store only through :class:`RunStore`. Per source:
 ``<source>/<run id>/plan.jsonl.gz``             the stored plan (records in send order)
 ``<source>/<run id>/batches.json.gz``           which records went into which batch,
                                                 written once with the plan
+``<source>/<run id>/acks/<n>-<hash>.json.gz``   sealed chunks of acknowledged batches
+                                                (written once, named by the journal:
+                                                :mod:`connector.sync.acks`)
 ``<source>/<run id>/records.jsonl.gz``          mapped records kept to plan the run again
 ``<source>/<run id>/rejected.json.gz``          rejected rows of the file
 ``<source>/<run id>/outcomes.json.gz``          each record's reconciled outcome
@@ -46,6 +49,7 @@ from connector.report import RejectedRow
 from connector.state.backend import HeldLock
 from connector.state.base import PayloadUpdates, RecordEntry, RecordIndex, SourceLock
 from connector.state.store import StateStore
+from connector.sync.acks import ACK_CHUNK_SIZE
 from connector.sync.journal import Journal, from_iso, to_iso
 from connector.sync.op_table import PayloadMap
 from connector.sync.plans import PlannedOp, PlanOps, read_plan, write_plan_to
@@ -192,7 +196,7 @@ class RunStore:
     def load(self, source: str, run_id: str) -> Journal | None:
         """The run's journal (with its etag), None when the run does not exist."""
         got = self.store.get_document(run_key(source, run_id))
-        return None if got is None else _journal(got)
+        return None if got is None else self._journal(got)
 
     def require(self, source: str, run_id: str) -> Journal:
         journal = self.load(source, run_id)
@@ -207,9 +211,12 @@ class RunStore:
         )
 
     def save(self, journal: Journal) -> None:
-        """Write the journal (small: counters and batch metadata, never per-record data),
-        only while the source's lock is still ours; the new etag is kept on ``journal``."""
+        """Write the journal (small: counters, the latest acknowledgements, never
+        per-record data), only while the source's lock is still ours; the new etag is kept
+        on ``journal``. Every :data:`~connector.sync.acks.ACK_CHUNK_SIZE` acknowledgements
+        are first sealed into a chunk (written once, before the journal that names it)."""
         check_lock(journal)
+        self._seal_acks(journal)
         journal.updated_at = self.clock.now()
         key = run_key(journal.source, journal.run_id)
         try:
@@ -231,12 +238,33 @@ class RunStore:
                 " stopping without writing — the holder continues from the journal"
             ) from exc
 
+    def _seal_acks(self, journal: Journal) -> None:
+        for chunk in journal.batches.to_seal(ACK_CHUNK_SIZE):
+            check_lock(journal)
+            self.store.write_artifact(
+                _ack_chunk(journal.source, journal.run_id, chunk.name),
+                gzip.compress(chunk.body, compresslevel=5),
+                content_type="application/gzip",
+            )
+            journal.batches.sealed(chunk)
+
+    def _journal(self, got: tuple[dict[str, Any], str]) -> Journal:
+        journal = Journal.from_doc(got[0])
+        journal.etag = got[1]
+        source, run_id = journal.source, journal.run_id
+
+        def read(name: str) -> bytes:
+            return gzip.decompress(self.store.read_artifact(_ack_chunk(source, run_id, name)))
+
+        journal.batches.reader = read
+        return journal
+
     def runs(self, source: str) -> Iterator[Journal]:
         """Every run of ``source`` (in key order)."""
         for key in self.store.list_documents(f"runs/{source}/"):
             got = self.store.get_document(key)
             if got is not None:
-                yield _journal(got)
+                yield self._journal(got)
 
     def count_runs(self, source: str, run_id_prefix: str) -> int:
         """Runs of ``source`` whose id starts with ``run_id_prefix`` (child run numbers)."""
@@ -539,7 +567,5 @@ def _holds(entry: RecordEntry | None, run_id: str | None) -> bool:
     return entry is not None and entry.run_id == run_id
 
 
-def _journal(got: tuple[dict[str, Any], str]) -> Journal:
-    journal = Journal.from_doc(got[0])
-    journal.etag = got[1]
-    return journal
+def _ack_chunk(source: str, run_id: str, name: str) -> str:
+    return f"{source}/{run_id}/acks/{name}.json.gz"

@@ -26,8 +26,9 @@ from connector.graph.jobs import NotReady
 from connector.scim import BulkPayload
 from connector.state.base import Outcome as StateOutcome
 from connector.state.base import RecordEntry
+from connector.sync.acks import AckedBatch
 from connector.sync.context import SyncContext
-from connector.sync.journal import AckedBatch, Journal, WaitingReason, waiting_reason_of
+from connector.sync.journal import Journal, WaitingReason, waiting_reason_of
 from connector.sync.op_table import OpTable
 from connector.sync.plans import NEVER_ACCEPTED, PlanOps
 from connector.sync.priority import OpKey, group_counts, priority_order, priority_text

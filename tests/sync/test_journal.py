@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from connector.errors import RunError
+from connector.sync.acks import AckedBatch
 from connector.sync.journal import (
     TRANSITIONS,
-    AckedBatch,
     Journal,
     RunState,
     WaitingReason,
