@@ -38,6 +38,7 @@ __all__ = [
     "NEVER_ACCEPTED",
     "PlannedOp",
     "batches_of",
+    "decode_op",
     "decode_plan",
     "encode_plan",
     "leveled_batches",
@@ -129,15 +130,15 @@ def encode_plan(ops: Iterable[PlannedOp]) -> bytes:
 
 
 def decode_plan(blob: bytes) -> list[PlannedOp]:
-    ops: list[PlannedOp] = []
-    for raw in gzip.decompress(blob).splitlines():
-        if not raw:
-            continue
-        kind, ext, line, fp, active, data, *rest = orjson.loads(raw)
-        prev = rest[0] if rest else None
-        level = int(rest[1]) if len(rest) > 1 else 0  # plans stored before levels: one level
-        ops.append(PlannedOp(kind, ext, line, bytes.fromhex(fp), bool(active), data, prev, level))
-    return ops
+    return [decode_op(raw) for raw in gzip.decompress(blob).splitlines() if raw]
+
+
+def decode_op(raw: bytes) -> PlannedOp:
+    """One line of a stored plan."""
+    kind, ext, line, fp, active, data, *rest = orjson.loads(raw)
+    prev = rest[0] if rest else None
+    level = int(rest[1]) if len(rest) > 1 else 0  # plans stored before levels: one level
+    return PlannedOp(kind, ext, line, bytes.fromhex(fp), bool(active), data, prev, level)
 
 
 def suppress_refused_resends(

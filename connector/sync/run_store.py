@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import re
+import zlib
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -45,7 +47,7 @@ from connector.report import RejectedRow
 from connector.state.base import RecordIndex, SourceLock
 from connector.state.store import StateStore
 from connector.sync.journal import Journal, from_iso, to_iso
-from connector.sync.plans import PlannedOp, batches_of, decode_plan, encode_plan
+from connector.sync.plans import PlannedOp, batches_of, decode_op, decode_plan, encode_plan
 
 __all__ = [
     "HELD_NAME",
@@ -355,6 +357,18 @@ class RunStore:
         except RunError:
             return []
 
+    def iter_plan(self, journal: Journal) -> Iterator[PlannedOp]:
+        """The stored plan one record at a time (nothing when it is missing): memory is
+        one record, not the plan."""
+        try:
+            blob = self.store.read_artifact(_artifact(journal, "plan.jsonl.gz"))
+        except StateError:
+            return
+        with gzip.GzipFile(fileobj=io.BytesIO(blob)) as lines:
+            for raw in lines:
+                if raw.strip():
+                    yield decode_op(raw)
+
     def batch_members(self, journal: Journal) -> list[list[str]]:
         """The external ids of each of the run's batches, in plan order (runs stored
         before the membership was kept: worked out from the plan)."""
@@ -403,33 +417,48 @@ class RunStore:
         return [RejectedRow(int(a), str(b), c) for a, b, c in orjson.loads(gzip.decompress(blob))]
 
     def write_outcomes(self, journal: Journal, rows: Iterable[OutcomeRow]) -> None:
-        self._write_gz(journal, "outcomes.json.gz", orjson.dumps([r.to_row() for r in rows]))
+        """One JSON array, a row per line, compressed as the rows come (never all held)."""
+        packer = zlib.compressobj(5, zlib.DEFLATED, 31)
+        parts: list[bytes] = []
+        buf = bytearray(b"[")
+        sep = b"\n"
+        for row in rows:
+            buf += sep + orjson.dumps(row.to_row())
+            sep = b",\n"
+            if len(buf) >= 1 << 20:
+                parts.append(packer.compress(bytes(buf)))
+                buf.clear()
+        buf += b"\n]"
+        parts += [packer.compress(bytes(buf)), packer.flush()]
+        body = b"".join(parts)
+        self.store.write_artifact(
+            _artifact(journal, "outcomes.json.gz"), body, content_type="application/gzip"
+        )
 
-    def load_outcomes(self, source: str, run_id: str) -> dict[str, OutcomeRow]:
+    def load_outcomes(
+        self, source: str, run_id: str, only: Collection[str] | None = None
+    ) -> dict[str, OutcomeRow]:
+        """The run's outcomes by externalId (``only``: just those records, read as a
+        stream when the rows are one per line, as written since they were)."""
         try:
             blob = self.store.read_artifact(f"{source}/{run_id}/outcomes.json.gz")
         except StateError:
             return {}
-        rows = (OutcomeRow.from_row(row) for row in orjson.loads(gzip.decompress(blob)))
-        return {row.external_id: row for row in rows}
+        out: dict[str, OutcomeRow] = {}
+        for row in _outcome_rows(blob):
+            if only is None or row[0] in only:
+                out[row[0]] = OutcomeRow.from_row(row)
+        return out
 
-    def load_log_book(self, source: str, job_id: str | None) -> dict[str, Any] | None:
-        """The stored log book of the source's job (its JSON), None when there is none."""
-        key = log_book_key(source, job_id)
+    def load_log_book(self, source: str, job_id: str | None) -> bytes | None:
+        """The stored log book of the source's job (gzip bytes, read by
+        ``LogBook.from_bytes``), None when there is none."""
         try:
-            blob = self.store.read_artifact(key)
+            return self.store.read_artifact(log_book_key(source, job_id))
         except StateError:
             return None  # none yet: the next read starts from the open runs' first send
-        try:
-            raw = orjson.loads(gzip.decompress(blob))
-        except (OSError, orjson.JSONDecodeError) as exc:
-            raise StateError(f"log book {key}: unreadable ({type(exc).__name__})") from exc
-        if not isinstance(raw, dict):
-            raise StateError(f"log book {key}: not a JSON object")
-        return raw
 
-    def save_log_book(self, source: str, job_id: str | None, doc: Mapping[str, Any]) -> None:
-        body = gzip.compress(orjson.dumps(doc), compresslevel=5)
+    def save_log_book(self, source: str, job_id: str | None, body: bytes) -> None:
         self.store.write_artifact(
             log_book_key(source, job_id), body, content_type="application/gzip"
         )
@@ -497,6 +526,21 @@ class RunStore:
     ) -> None:
         body = data if compressed else gzip.compress(data, compresslevel=5)
         self.store.write_artifact(_artifact(journal, name), body, content_type="application/gzip")
+
+
+def _outcome_rows(blob: bytes) -> Iterator[list[Any]]:
+    """The rows of ``outcomes.json.gz``: one per line since rows were written as a stream;
+    a file written before (one line) is read whole."""
+    with gzip.GzipFile(fileobj=io.BytesIO(blob)) as lines:
+        first = lines.readline()
+        if first.strip() != b"[":
+            rest = first + lines.read()
+            yield from orjson.loads(rest)
+            return
+        for raw in lines:
+            raw = raw.rstrip().removesuffix(b",")
+            if raw and raw != b"]":
+                yield orjson.loads(raw)
 
 
 def _journal(got: tuple[dict[str, Any], str]) -> Journal:
