@@ -33,30 +33,12 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SP = "6a1c3f0e-1d2b-4c5d-8e9f-0a1b2c3d4e5f"
 JOB = "API2AAD.5f2b9f0c1e2d4a3b8c7d6e5f4a3b2c1d.7b0e4d2a-9c8b-4a1f-8e3d-2c1b0a9f8e7d"
-
-
-def _serve(conn: Connection) -> None:
-    from connector.emulator import EmulatorConfig, run_emulator
-    from connector.emulator.config import JobConfig
-
-    config = EmulatorConfig(
-        jobs=[JobConfig(service_principal_id=SP, job_id=JOB)],
-        rate_limit_calls=None,
-        daily_quota=None,
-        bucket_size=None,
-        logs_rate_limit_calls=None,
-        gc_freeze=True,
-    )
-    with run_emulator(config) as emu:
-        conn.send((emu.base_url, emu.endpoint_url, emu.token))
-        conn.recv()  # wait for "stop"
 
 
 def _vm_hwm_kb() -> int:
@@ -195,9 +177,11 @@ def _mb(kb: int) -> str:
 
 
 def _one(records: int, old: str | None, tmp: Path) -> None:
+    from bench_reconcile import _serve  # the emulator; not imported by the measured process
+
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
-    server = ctx.Process(target=_serve, args=(child,), daemon=True)
+    server = ctx.Process(target=_serve, args=(child, False), daemon=True)
     server.start()
     work = tmp / f"n{records}"
     work.mkdir()
