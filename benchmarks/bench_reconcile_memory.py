@@ -186,7 +186,7 @@ def _one(records: int, old: str | None, tmp: Path) -> None:
     work = tmp / f"n{records}"
     work.mkdir()
     try:
-        base_url, endpoint, token = parent.recv()
+        base_url, endpoint, token, _ = parent.recv()
         t = time.perf_counter()
         synced = _child(["--sync", str(records), str(work), endpoint, token])
         entries = _wait_idle(base_url)
