@@ -375,8 +375,8 @@ def reconcile(
     deadline: timedelta = DEFAULT_DEADLINE,
 ) -> ReconcileResult:
     """One run's records (one send each) matched to log entries: :func:`reconcile_runs`
-    with every send in one result. Streams ``entries``; memory is the entries of the
-    records sent."""
+    with every send in one result. Streams ``entries``: memory is a few dozen bytes per
+    send (the entries of records sent more than once excepted)."""
     merged: dict[str, RecordOutcome] = {}
     results = reconcile_runs(sent, entries, now=now, job_id=job_id, skew=skew, deadline=deadline)
     for result in results.values():

@@ -12,13 +12,15 @@ The engine reaches the state store only through :class:`RunStore`. Per source:
 ``reference-resends/<source>``                  automatic re-sends for manager references
 ``<source>/logs/<job id>.json.gz``              how far the job's provisioning logs were
                                                 read (``LogCursor``) and the entries kept
-                                                for runs not yet done (``LogBook``)
+                                                for runs not yet done (``LogBook``: a
+                                                header, then one row per line)
 ``<source>/<run id>/plan.jsonl.gz``             the stored plan (records in send order)
 ``<source>/<run id>/batches.json.gz``           which records went into which batch,
                                                 written once with the plan
 ``<source>/<run id>/records.jsonl.gz``          mapped records kept to plan the run again
 ``<source>/<run id>/rejected.json.gz``          rejected rows of the file
-``<source>/<run id>/outcomes.json.gz``          each record's reconciled outcome
+``<source>/<run id>/outcomes.json.gz``          each record's reconciled outcome (a JSON
+                                                array, one row per line)
 ``<source>/<run id>/report.*``, ``failures.csv``  the reports (``held.csv`` too while held)
 ``index.html``                                  every run of every source, with links
 ``report-index``                                the index's rows, one per run (updated per
