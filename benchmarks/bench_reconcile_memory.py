@@ -17,6 +17,11 @@ the report writing, the whole process's ``ru_maxrss``, wall time and the outcome
 
 Usage: python benchmarks/bench_reconcile_memory.py [sizes ...] [--old REV]
        (default sizes: 100000 300000 1000000)
+       python benchmarks/bench_reconcile_memory.py --reconcile STATE --seeded -
+       (one pass on a synced STATE with the log entries generated in-process, one
+       ``create``/``success`` per record of each acknowledged batch, newest first: the
+       entries without the emulator's paging, whose cost per page grows with its log;
+       stops before the reports and prints the peak up to them)
 """
 
 from __future__ import annotations
@@ -72,12 +77,11 @@ def _engine(state: Path, endpoint: str, token: str) -> Any:
     )
     clock = SystemClock()
     store = LocalStateStore(state, clock=clock, heartbeat=False)
-    where = ProvisioningEndpoint.parse(endpoint, allow_loopback=True)
     unpaced = SlidingWindowLimiter(10**9, 1.0, margin=0.0, clock=clock)
 
     def targets(src: object) -> GraphTarget:
         client = GraphClient(
-            where,
+            ProvisioningEndpoint.parse(endpoint, allow_loopback=True),
             StaticTokenProvider(token),
             clock=clock,
             limiter=unpaced,
@@ -108,6 +112,9 @@ def _sync(records: int, work: Path, endpoint: str, token: str) -> None:
 def _reconcile(state: Path, endpoint: str, token: str) -> None:
     """One reconciliation pass in this (fresh) process; figures as one JSON line."""
     engine = _engine(state, endpoint, token)
+    seeded = endpoint == "--seeded"
+    if seeded:
+        engine.targets = lambda src: _Logged(engine)
     runs = engine.list_runs()
     base = _vm_hwm_kb()
     stages: dict[str, int] = {}
@@ -115,6 +122,9 @@ def _reconcile(state: Path, endpoint: str, token: str) -> None:
 
     def measured_write(journal: Any) -> Any:
         stages.setdefault("reconcile_kb", _vm_hwm_kb())
+        if seeded:  # the reconciliation only: report and exit
+            _report(runs, base, stages["reconcile_kb"], time.perf_counter() - started)
+            os._exit(0)
         _reset_peak()
         try:
             return write(journal)
@@ -136,6 +146,53 @@ def _reconcile(state: Path, endpoint: str, token: str) -> None:
         "states": [str(s.state) for s in result],
     }
     print(json.dumps(out), flush=True)
+
+
+class _Logged:
+    """A target whose log holds the entry a processed upload gets for every record of
+    every acknowledged batch (``create``/``success``, 30 s after the send, GUID-shaped
+    ids), served newest first in pages of 999 as Graph orders them: the emulator's
+    entries without its paging (``--seeded``)."""
+
+    job_id = JOB
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    async def iter_logs(self, since: datetime) -> Any:
+        from datetime import timedelta
+
+        from connector.reconcile import LogEntry
+
+        runs = self.engine.runs
+        n = 0
+        for journal in runs.runs("employees"):
+            members = runs.batch_members(journal)
+            for batch in sorted(journal.batches, key=lambda b: b.sent_at, reverse=True):
+                when = batch.sent_at + timedelta(seconds=30)
+                for ext in reversed(members[batch.index]):
+                    n += 1
+                    yield LogEntry(
+                        f"0000aaaa-bbbb-4ccc-8ddd-{n:012x}",
+                        when,
+                        ext,
+                        "create",
+                        "success",
+                        job_id=JOB,
+                    )
+
+    async def get_job(self) -> dict[str, Any]:
+        return {"id": JOB, "status": {"code": "Active"}}
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _report(runs: Any, base: int, peak: int, wall: float) -> None:
+    print(
+        json.dumps({"runs": len(runs), "baseline_kb": base, "reconcile_kb": peak, "wall_s": wall}),
+        flush=True,
+    )
 
 
 def _child(args: list[str], pythonpath: str | None = None) -> dict[str, Any]:
