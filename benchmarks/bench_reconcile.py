@@ -43,7 +43,8 @@ SP = "6a1c3f0e-1d2b-4c5d-8e9f-0a1b2c3d4e5f"
 JOB = "API2AAD.5f2b9f0c1e2d4a3b8c7d6e5f4a3b2c1d.7b0e4d2a-9c8b-4a1f-8e3d-2c1b0a9f8e7d"
 
 
-def _serve(conn: Connection) -> None:
+def _serve(conn: Connection, log_limit: bool = True) -> None:
+    """The emulator with the bulkUpload limits off (and the log-read limit unless told)."""
     from connector.emulator.config import JobConfig
 
     config = EmulatorConfig(
@@ -52,6 +53,7 @@ def _serve(conn: Connection) -> None:
         daily_quota=None,
         bucket_size=None,
         gc_freeze=True,
+        **({} if log_limit else {"logs_rate_limit_calls": None}),
     )
     with run_emulator(config) as emu:
         conn.send((emu.base_url, emu.endpoint_url, emu.token, config.logs_max_top))

@@ -219,11 +219,11 @@ _SUCCESS_ACTIONS = {
 }
 
 
-def classify(entry: LogEntry, sent: SentRecord) -> RecordOutcome:
-    """Turn the deciding log entry for ``sent`` into an outcome."""
+def _outcome_of(entry: LogEntry, action: str) -> Outcome:
+    """What one entry says about a send of ``action`` (joiner/mover/leaver)."""
     if entry.status == "failure":
-        outcome = Outcome.FAILED
-    elif (
+        return Outcome.FAILED
+    if (
         entry.status == "skipped"
         or (entry.status == "warning" and entry.error_code)
         or entry.error_code in REFERENCE_SKIP_REASONS
@@ -231,11 +231,17 @@ def classify(entry: LogEntry, sent: SentRecord) -> RecordOutcome:
         # A warning with an error code, or any entry whose steps say a reference was not
         # resolved, is a partial apply (the user was written, its manager was not):
         # report it as skipped, with why.
-        outcome = Outcome.SKIPPED
-    else:  # success, warning, or a future value: the service processed the record
-        outcome = _SUCCESS_ACTIONS.get(entry.provisioning_action, Outcome.UPDATED)
-        if outcome is Outcome.UPDATED and sent.action == "leaver":
-            outcome = Outcome.DISABLED
+        return Outcome.SKIPPED
+    # success, warning, or a future value: the service processed the record
+    outcome = _SUCCESS_ACTIONS.get(entry.provisioning_action, Outcome.UPDATED)
+    if outcome is Outcome.UPDATED and action == "leaver":
+        return Outcome.DISABLED
+    return outcome
+
+
+def classify(entry: LogEntry, sent: SentRecord) -> RecordOutcome:
+    """Turn the deciding log entry for ``sent`` into an outcome."""
+    outcome = _outcome_of(entry, sent.action)
     return RecordOutcome(
         external_id=sent.external_id,
         outcome=outcome,
@@ -268,9 +274,13 @@ def significance(outcome: RecordOutcome) -> int:
     user written without its manager (3: skipped for an unresolved reference), over a
     failure (2), over any other skip (1). Equal ranks: the later entry wins.
     """
-    if outcome.outcome is Outcome.SKIPPED:
-        return 3 if outcome.error_code in REFERENCE_SKIP_REASONS else 1
-    return _RANK.get(outcome.outcome, 0)
+    return _rank(outcome.outcome, outcome.error_code)
+
+
+def _rank(outcome: Outcome, error_code: str | None) -> int:
+    if outcome is Outcome.SKIPPED:
+        return 3 if error_code in REFERENCE_SKIP_REASONS else 1
+    return _RANK.get(outcome, 0)
 
 
 def _plain_skip(entry: LogEntry) -> bool:
@@ -330,33 +340,29 @@ def reconcile_runs(
 ) -> dict[str, ReconcileResult]:
     """Match log entries to the sends of one or more runs; results keyed by run id.
 
-    Sends and entries are grouped by externalId; each record's entries are shared among
-    its sends by :func:`assign_entries`, and each send's outcome is its most significant
-    entry (:func:`significance`). Entries from another job (when ``job_id`` is given) or
-    for unknown externalIds are ignored. A send with no entry is ``unconfirmed`` once
-    ``deadline`` has passed since it was sent, else ``pending``. Entries are taken in the
-    order given, stably sorted by ``activityDateTime`` (give them in the order the
-    service wrote them when times are equal).
+    A :class:`~connector.reconcile_match.Matcher` given every send, then every entry:
+    each record's entries are shared among its sends by :func:`assign_entries`, and each
+    send's outcome is its most significant entry (:func:`significance`). Entries from
+    another job (when ``job_id`` is given) or for unknown externalIds are ignored. A send
+    with no entry is ``unconfirmed`` once ``deadline`` has passed since it was sent, else
+    ``pending``. Entries are taken in the order given, stably sorted by
+    ``activityDateTime`` (give them in the order the service wrote them when times are
+    equal).
     """
-    chains: dict[str, list[SentRecord]] = {}
+    from connector.reconcile_match import Matcher
+
+    matcher = Matcher(job_id=job_id, skew=skew)
     for record in sent:
-        chains.setdefault(record.external_id, []).append(record)
-    logs: dict[str, list[LogEntry]] = {}
+        matcher.add(record)
     for item in entries:
         entry = item if isinstance(item, LogEntry) else LogEntry.from_graph(item)
-        if entry is None or entry.external_id not in chains:
-            continue
-        if job_id is not None and entry.job_id is not None and entry.job_id != job_id:
-            continue
-        logs.setdefault(entry.external_id, []).append(entry)
-    per_run: dict[str, dict[str, RecordOutcome]] = {}
-    for ext_id, chain in chains.items():
-        chain.sort(key=lambda s: s.sent_at)
-        found = sorted(logs.get(ext_id, ()), key=lambda e: e.activity_at)
-        for record, matched in zip(chain, assign_entries(chain, found, skew), strict=True):
-            outcome = _decide(record, matched, now, deadline)
-            per_run.setdefault(record.run_id, {})[ext_id] = outcome
-    return {run: _result(outcomes) for run, outcomes in per_run.items()}
+        if entry is not None:
+            matcher.feed(entry)
+    out: dict[str, ReconcileResult] = {}
+    for run in matcher.runs():
+        outcomes = {o.external_id: o for o in matcher.outcomes(run, now=now, deadline=deadline)}
+        out[run] = _result(outcomes)
+    return out
 
 
 def reconcile(
@@ -369,8 +375,8 @@ def reconcile(
     deadline: timedelta = DEFAULT_DEADLINE,
 ) -> ReconcileResult:
     """One run's records (one send each) matched to log entries: :func:`reconcile_runs`
-    with every send in one result. Streams ``entries``; memory is the entries of the
-    records sent."""
+    with every send in one result. Streams ``entries``: memory is a few dozen bytes per
+    send (the entries of records sent more than once excepted)."""
     merged: dict[str, RecordOutcome] = {}
     results = reconcile_runs(sent, entries, now=now, job_id=job_id, skew=skew, deadline=deadline)
     for result in results.values():

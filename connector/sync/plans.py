@@ -51,6 +51,7 @@ __all__ = [
     "PlanOps",
     "PlannedOp",
     "batches_of",
+    "decode_op",
     "decode_plan",
     "encode_plan",
     "leveled_batches",
@@ -388,6 +389,14 @@ def read_plan(src: IO[bytes]) -> PlanOps:
 
 def decode_plan(blob: bytes) -> PlanOps:
     return read_plan(io.BytesIO(blob))
+
+
+def decode_op(raw: bytes) -> PlannedOp:
+    """One line of a stored plan (a record streamed without building the plan's table)."""
+    kind, ext, line, fp, active, data, *rest = orjson.loads(raw)
+    prev = rest[0] if rest else None
+    level = int(rest[1]) if len(rest) > 1 else 0  # plans stored before levels: one level
+    return PlannedOp(kind, ext, line, bytes.fromhex(fp), bool(active), data, prev, level)
 
 
 def suppress_refused_resends(

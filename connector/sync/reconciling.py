@@ -14,21 +14,23 @@ re-sent until their data changes or an operator runs ``retry-failed``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 
 from connector.config import Source
 from connector.reconcile import (
     JobHealth,
     LogEntry,
     Outcome,
-    ReconcileResult,
     RecordOutcome,
     SentRecord,
     outcome_label,
-    reconcile_runs,
 )
-from connector.state.base import SourceLock
+from connector.reconcile_match import Matcher
+from connector.state.base import RecordIndex, SourceLock
 from connector.sync.context import SyncContext
 from connector.sync.delta import ChangeKind
 from connector.sync.journal import Journal, RunState
@@ -39,6 +41,9 @@ from connector.sync.targets import ProvisioningTarget
 __all__ = ["Reconciler"]
 
 log = logging.getLogger(__name__)
+
+_Head = tuple[str, int | None, str | None]
+"""A planned record's kind, extract line and the run that sent it before."""
 
 UNFINISHED = (RunState.UPLOADING, RunState.UPLOADED, RunState.RECONCILING, RunState.BLOCKED)
 """States whose sends may still need log entries: open runs and runs still sending."""
@@ -59,7 +64,8 @@ class Reconciler:
         health: JobHealth,
         lock: SourceLock | None = None,
     ) -> list[Journal]:
-        """One pass over ``journals`` (uploaded/reconciling runs of ``src``): one log read."""
+        """One pass over ``journals`` (uploaded/reconciling runs of ``src``): one log read,
+        streamed through the matching page by page."""
         now = self.ctx.clock.now
         cfg = self.ctx.config.reconciliation
         for journal in journals:
@@ -71,105 +77,131 @@ class Reconciler:
         mine = {j.run_id for j in journals}
         others = [j for j in self.runs.runs(src.name) if j.run_id not in mine]
         horizon = _horizon([*journals, *others], cfg.skew)
-        sent: list[SentRecord] = []
+        matcher = Matcher(job_id=target.job_id, skew=cfg.skew)
         book = self._book(src, target)
         if horizon is not None:
             # Oldest run first: sends at the same instant keep the runs' order.
             considered = sorted([*journals, *_sent_since(others, horizon)], key=_run_order)
             for journal in considered:
-                sent.extend(self.sent_records(journal))
+                self.add_sends(matcher, journal)
             margin = cfg.skew + LOG_LAG
             started = book.read_from(horizon, margin)
-            read = [e async for e in target.iter_logs(started)]
-            book.add(_for_job(read, target.job_id), started=started, margin=margin)
-        results = reconcile_runs(
-            sent,
-            book.entries,
-            now=now(),
-            job_id=target.job_id,
-            skew=cfg.skew,
-            deadline=cfg.deadline,
-        )
-        out = [self._record(src, j, results.get(j.run_id), health) for j in journals]
+            for kept in book.replay(started):
+                matcher.feed(kept)
+            async for item in target.iter_logs(started):
+                entry = _of_job(item, target.job_id)
+                if entry is not None and book.take(entry):
+                    matcher.feed(entry)
+            book.end(started=started, margin=margin)
+        at = now()
+        out = [self._record(src, j, matcher, at, health) for j in journals]
         after = _horizon(list(self.runs.runs(src.name)), cfg.skew)
         book.prune(after - cfg.skew if after is not None else _floor(book, cfg.skew, now()))
-        self.runs.save_log_book(src.name, target.job_id, book.to_json())
+        self.runs.save_log_book(src.name, target.job_id, book.to_bytes())
         return out
 
     def _book(self, src: Source, target: ProvisioningTarget) -> LogBook:
         raw = self.runs.load_log_book(src.name, target.job_id)
-        return LogBook() if raw is None else LogBook.from_json(raw)
+        return LogBook() if raw is None else LogBook.from_bytes(raw)
 
     def _record(
-        self, src: Source, journal: Journal, result: ReconcileResult | None, health: JobHealth
+        self, src: Source, journal: Journal, matcher: Matcher, at: datetime, health: JobHealth
     ) -> Journal:
-        """Write one run's outcomes; the run is done once none is pending."""
+        """Write one run's outcomes as they stream; the run is done once none is pending."""
         now = self.ctx.clock.now
         journal.job_health = None if health.ok else health.message
-        outcomes = dict(result.outcomes) if result is not None else {}
-        outcomes.update(self._refused_outcomes(journal))
-        journal.outcomes = _count(o.outcome.value for o in outcomes.values())
-        journal.outcome_labels = _count(
-            outcome_label(o.outcome.value, o.error_code, o.provisioning_action)
-            for o in outcomes.values()
-        )
+        tally = _Tally(self.runs.load_records(src.name), journal.run_id)
+        deadline = self.ctx.config.reconciliation.deadline
+        matched = matcher.outcomes(journal.run_id, now=at, deadline=deadline)
+        outcomes = chain(matched, self._refused_outcomes(journal))
+        self.runs.write_outcomes(journal, (tally.take(o) for o in outcomes))
+        journal.outcomes = dict(sorted(tally.outcomes.items()))
+        journal.outcome_labels = dict(sorted(tally.labels.items()))
         journal.last_reconciled_at = now()
-        self.runs.write_outcomes(journal, (_row(o) for o in outcomes.values()))
-        self._apply_outcomes(src.name, journal.run_id, outcomes.values())
-        if result is None or result.complete:
+        if tally.changed:
+            self.runs.save_records(tally.index)
+        if tally.complete:
             journal.move(RunState.DONE, now(), _counts_text(journal.outcomes))
             log.info("run %s: done %s", journal.run_id, journal.outcomes)
         self.runs.save(journal)
         return journal
 
-    def sent_records(self, journal: Journal) -> list[SentRecord]:
-        """The records the run sent and the service accepted; a record sent before by a
-        run not matched with it is bounded by the log entry that run was given."""
-        ops = {op.external_id: op for op in self.runs.plan_or_empty(journal)}
-        if not ops:
-            return []
+    def add_sends(self, matcher: Matcher, journal: Journal) -> int:
+        """Add the records the run sent and the service accepted (a stream over its plan);
+        a record sent before by a run not matched with it is bounded by the log entry that
+        run was given. Returns how many were added."""
         members = self.runs.batch_members(journal)
-        previous: dict[str, dict[str, OutcomeRow]] = {}
-        out: list[SentRecord] = []
-        for batch in journal.batches:
-            if batch.index >= len(members):
+        acked = {b.index: b for b in journal.batches if b.index < len(members)}
+        if not acked:
+            return 0
+        added = 0
+        later: list[tuple[SentRecord, str]] = []
+        for k, ext, head in self._members(journal, members):
+            batch = acked.get(k)
+            if head is None or batch is None or ext in batch.rejected:
                 continue
-            for ext in members[batch.index]:
-                if ext in batch.rejected or ext not in ops:
-                    continue
-                op = ops[ext]
-                after = None
-                if op.prev and op.prev != journal.run_id:
-                    if op.prev not in previous:
-                        previous[op.prev] = self.runs.load_outcomes(journal.source, op.prev)
-                    row = previous[op.prev].get(ext)
-                    used = row.activity_at if row is not None else None
-                    # The entry the previous run used is not this send's, unless it is
-                    # later than this send (then the previous run took ours: no bound).
-                    if used is not None and used < batch.sent_at:
-                        after = used
-                out.append(
-                    SentRecord(
-                        ext,
-                        batch.sent_at,
-                        batch.request_id,
-                        op.kind,
-                        op.line,
-                        after,
-                        journal.run_id,
-                    )
-                )
-        return out
+            kind, line, prev = head
+            send = SentRecord(
+                ext, batch.sent_at, batch.request_id, kind, line, None, journal.run_id
+            )
+            if prev and prev != journal.run_id:
+                later.append((send, prev))
+            else:
+                matcher.add(send)
+                added += 1
+        return added + self._add_resends(matcher, journal, later)
 
-    def _refused_outcomes(self, journal: Journal) -> dict[str, RecordOutcome]:
+    def _members(
+        self, journal: Journal, members: list[list[str]]
+    ) -> Iterator[tuple[int, str, _Head | None]]:
+        """(batch, externalId, what the plan says of it) of every member, in plan order:
+        the plan streamed alongside the batches (they hold its records in order; should
+        they not, the rest of the plan is looked up by externalId)."""
+        plan = self.runs.iter_plan(journal)
+        lookup: dict[str, _Head] | None = None
+        for k, ids in enumerate(members):
+            for ext in ids:
+                if lookup is None:
+                    op = next(plan, None)
+                    if op is not None and op.external_id == ext:
+                        yield k, ext, (op.kind, op.line, op.prev)
+                        continue
+                    rest = chain([op] if op is not None else [], plan)
+                    lookup = {o.external_id: (o.kind, o.line, o.prev) for o in rest}
+                yield k, ext, lookup.get(ext)
+
+    def _add_resends(
+        self, matcher: Matcher, journal: Journal, later: list[tuple[SentRecord, str]]
+    ) -> int:
+        """Records a previous run sent: the entry that run used is not this send's, unless
+        it is later than this send (then the previous run took ours: no bound)."""
+        wanted: dict[str, set[str]] = {}
+        for send, prev in later:
+            wanted.setdefault(prev, set()).add(send.external_id)
+        used = {
+            run: self.runs.load_outcomes(journal.source, run, only=ids)
+            for run, ids in wanted.items()
+        }
+        for send, prev in later:
+            row = used[prev].get(send.external_id)
+            when = row.activity_at if row is not None else None
+            after = when if when is not None and when < send.sent_at else None
+            matcher.add(replace(send, after=after))
+        return len(later)
+
+    def _refused_outcomes(self, journal: Journal) -> Iterator[RecordOutcome]:
         """Records the service refused with 400 at upload: failed, no log entry expected."""
-        out: dict[str, RecordOutcome] = {}
-        lines: dict[str, int | None] | None = None
+        refused = {ext for batch in journal.batches for ext in batch.rejected}
+        if not refused:
+            return
+        lines = {
+            op.external_id: op.line
+            for op in self.runs.iter_plan(journal)
+            if op.external_id in refused
+        }
         for batch in journal.batches:
             for ext, (code, message) in batch.rejected.items():
-                if lines is None:
-                    lines = {op.external_id: op.line for op in self.runs.plan_or_empty(journal)}
-                out[ext] = RecordOutcome(
+                yield RecordOutcome(
                     external_id=ext,
                     outcome=Outcome.FAILED,
                     action="",
@@ -178,30 +210,45 @@ class Reconciler:
                     error_code=code or "BadRequest",
                     reason=message,
                 )
-        return out
 
-    def _apply_outcomes(self, source: str, run_id: str, outcomes: Iterable[RecordOutcome]) -> None:
-        index = self.runs.load_records(source)
-        changed = False
-        for o in outcomes:
-            if o.outcome is Outcome.PENDING:
-                continue
-            entry = index.entries.get(o.external_id)
-            if entry is None or entry.run_id != run_id:
-                continue  # a later run has sent this record since; its outcome is newer
-            value = o.outcome.value
-            if entry.outcome != value or entry.error_code != o.error_code:
-                entry.outcome = value
-                entry.error_code = o.error_code
-                changed = True
-            if o.outcome is Outcome.FAILED and entry.active and _create_failed(o):
-                # The create failed (a joiner, or any later send — an operator retry, a
-                # re-send — the service tried to create): nobody exists in Entra to count
-                # in the guard's population or to disable later as a leaver.
-                entry.active = False
-                changed = True
-        if changed:
-            self.runs.save_records(index)
+
+class _Tally:
+    """What one run's outcomes add up to, counted as they stream past, and their effect
+    on the record index (a later run's send of a record is newer: left alone)."""
+
+    def __init__(self, index: RecordIndex, run_id: str) -> None:
+        self.index = index
+        self.run_id = run_id
+        self.outcomes: Counter[str] = Counter()
+        self.labels: Counter[str] = Counter()
+        self.changed = False
+        self.complete = True
+
+    def take(self, o: RecordOutcome) -> OutcomeRow:
+        value = o.outcome.value
+        self.outcomes[value] += 1
+        self.labels[outcome_label(value, o.error_code, o.provisioning_action)] += 1
+        if o.outcome is Outcome.PENDING:
+            self.complete = False
+        else:
+            self._apply(o)
+        return _row(o)
+
+    def _apply(self, o: RecordOutcome) -> None:
+        entry = self.index.entries.get(o.external_id)
+        if entry is None or entry.run_id != self.run_id:
+            return  # a later run has sent this record since; its outcome is newer
+        value = o.outcome.value
+        if entry.outcome != value or entry.error_code != o.error_code:
+            entry.outcome = value
+            entry.error_code = o.error_code
+            self.changed = True
+        if o.outcome is Outcome.FAILED and entry.active and _create_failed(o):
+            # The create failed (a joiner, or any later send — an operator retry, a
+            # re-send — the service tried to create): nobody exists in Entra to count
+            # in the guard's population or to disable later as a leaver.
+            entry.active = False
+            self.changed = True
 
 
 def _row(o: RecordOutcome) -> OutcomeRow:
@@ -214,13 +261,6 @@ def _row(o: RecordOutcome) -> OutcomeRow:
         o.activity_at,
         o.log_id,
     )
-
-
-def _count(values: Iterable[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for v in values:
-        counts[v] = counts.get(v, 0) + 1
-    return dict(sorted(counts.items()))
 
 
 def _create_failed(outcome: RecordOutcome) -> bool:
@@ -256,17 +296,13 @@ def _sent_since(journals: Iterable[Journal], horizon: datetime) -> list[Journal]
     return [j for j in journals if any(b.sent_at >= horizon for b in j.batches)]
 
 
-def _for_job(entries: Iterable[object], job_id: str | None) -> list[LogEntry]:
-    """The entries of the job (Graph-shaped mappings are parsed as reconciliation reads
-    them); entries naming another job are not kept."""
-    out: list[LogEntry] = []
-    for item in entries:
-        entry = LogEntry.from_graph(item) if isinstance(item, Mapping) else item
-        if not isinstance(entry, LogEntry):
-            continue
-        if job_id is None or entry.job_id in (None, job_id):
-            out.append(entry)
-    return out
+def _of_job(item: object, job_id: str | None) -> LogEntry | None:
+    """The entry if it is the job's (Graph-shaped mappings are parsed as reconciliation
+    reads them); None for an entry naming another job."""
+    entry = LogEntry.from_graph(item) if isinstance(item, Mapping) else item
+    if not isinstance(entry, LogEntry):
+        return None
+    return entry if job_id is None or entry.job_id in (None, job_id) else None
 
 
 def _floor(book: LogBook, skew: timedelta, now: datetime) -> datetime:

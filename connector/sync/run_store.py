@@ -12,7 +12,8 @@ The engine reaches the state store only through :class:`RunStore`. Per source:
 ``reference-resends/<source>``                  automatic re-sends for manager references
 ``<source>/logs/<job id>.json.gz``              how far the job's provisioning logs were
                                                 read (``LogCursor``) and the entries kept
-                                                for runs not yet done (``LogBook``)
+                                                for runs not yet done (``LogBook``: a
+                                                header, then one row per line)
 ``<source>/<run id>/plan.jsonl.gz``             the stored plan (records in send order)
 ``<source>/<run id>/batches.json.gz``           which records went into which batch,
                                                 written once with the plan
@@ -21,7 +22,8 @@ The engine reaches the state store only through :class:`RunStore`. Per source:
                                                 :mod:`connector.sync.acks`)
 ``<source>/<run id>/records.jsonl.gz``          mapped records kept to plan the run again
 ``<source>/<run id>/rejected.json.gz``          rejected rows of the file
-``<source>/<run id>/outcomes.json.gz``          each record's reconciled outcome
+``<source>/<run id>/outcomes.json.gz``          each record's reconciled outcome (a JSON
+                                                array, one row per line)
 ``<source>/<run id>/report.*``, ``failures.csv``  the reports (``held.csv`` too while held)
 ``index.html``                                  every run of every source, with links
 ``report-index``                                the index's rows, one per run (updated per
@@ -33,8 +35,10 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import re
 import shutil
+import zlib
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -52,7 +56,7 @@ from connector.state.store import StateStore
 from connector.sync.acks import ACK_CHUNK_SIZE
 from connector.sync.journal import Journal, from_iso, to_iso
 from connector.sync.op_table import PayloadMap
-from connector.sync.plans import PlannedOp, PlanOps, read_plan, write_plan_to
+from connector.sync.plans import PlannedOp, PlanOps, decode_op, read_plan, write_plan_to
 
 __all__ = [
     "HELD_NAME",
@@ -412,6 +416,20 @@ class RunStore:
         except RunError:
             return PlanOps()
 
+    def iter_plan(self, journal: Journal) -> Iterator[PlannedOp]:
+        """The stored plan one record at a time (nothing when it is missing): memory is
+        one record, not the plan."""
+        try:
+            with (
+                self.store.artifact_reader(_artifact(journal, "plan.jsonl.gz")) as src,
+                gzip.GzipFile(fileobj=src, mode="rb") as lines,
+            ):
+                for raw in lines:
+                    if raw.strip():
+                        yield decode_op(raw)
+        except StateError:
+            return
+
     def batch_members(self, journal: Journal) -> list[list[str]]:
         """The external ids of each of the run's batches, in plan order (runs stored
         before the membership was kept: worked out from the plan)."""
@@ -465,33 +483,48 @@ class RunStore:
         return [RejectedRow(int(a), str(b), c) for a, b, c in orjson.loads(gzip.decompress(blob))]
 
     def write_outcomes(self, journal: Journal, rows: Iterable[OutcomeRow]) -> None:
-        self._write_gz(journal, "outcomes.json.gz", orjson.dumps([r.to_row() for r in rows]))
+        """One JSON array, a row per line, compressed as the rows come (never all held)."""
+        packer = zlib.compressobj(5, zlib.DEFLATED, 31)
+        parts: list[bytes] = []
+        buf = bytearray(b"[")
+        sep = b"\n"
+        for row in rows:
+            buf += sep + orjson.dumps(row.to_row())
+            sep = b",\n"
+            if len(buf) >= 1 << 20:
+                parts.append(packer.compress(bytes(buf)))
+                buf.clear()
+        buf += b"\n]"
+        parts += [packer.compress(bytes(buf)), packer.flush()]
+        body = b"".join(parts)
+        self.store.write_artifact(
+            _artifact(journal, "outcomes.json.gz"), body, content_type="application/gzip"
+        )
 
-    def load_outcomes(self, source: str, run_id: str) -> dict[str, OutcomeRow]:
+    def load_outcomes(
+        self, source: str, run_id: str, only: Collection[str] | None = None
+    ) -> dict[str, OutcomeRow]:
+        """The run's outcomes by externalId (``only``: just those records, read as a
+        stream when the rows are one per line, as written since they were)."""
         try:
             blob = self.store.read_artifact(f"{source}/{run_id}/outcomes.json.gz")
         except StateError:
             return {}
-        rows = (OutcomeRow.from_row(row) for row in orjson.loads(gzip.decompress(blob)))
-        return {row.external_id: row for row in rows}
+        out: dict[str, OutcomeRow] = {}
+        for row in _outcome_rows(blob):
+            if only is None or row[0] in only:
+                out[row[0]] = OutcomeRow.from_row(row)
+        return out
 
-    def load_log_book(self, source: str, job_id: str | None) -> dict[str, Any] | None:
-        """The stored log book of the source's job (its JSON), None when there is none."""
-        key = log_book_key(source, job_id)
+    def load_log_book(self, source: str, job_id: str | None) -> bytes | None:
+        """The stored log book of the source's job (gzip bytes, read by
+        ``LogBook.from_bytes``), None when there is none."""
         try:
-            blob = self.store.read_artifact(key)
+            return self.store.read_artifact(log_book_key(source, job_id))
         except StateError:
             return None  # none yet: the next read starts from the open runs' first send
-        try:
-            raw = orjson.loads(gzip.decompress(blob))
-        except (OSError, orjson.JSONDecodeError) as exc:
-            raise StateError(f"log book {key}: unreadable ({type(exc).__name__})") from exc
-        if not isinstance(raw, dict):
-            raise StateError(f"log book {key}: not a JSON object")
-        return raw
 
-    def save_log_book(self, source: str, job_id: str | None, doc: Mapping[str, Any]) -> None:
-        body = gzip.compress(orjson.dumps(doc), compresslevel=5)
+    def save_log_book(self, source: str, job_id: str | None, body: bytes) -> None:
         self.store.write_artifact(
             log_book_key(source, job_id), body, content_type="application/gzip"
         )
@@ -569,3 +602,18 @@ def _holds(entry: RecordEntry | None, run_id: str | None) -> bool:
 
 def _ack_chunk(source: str, run_id: str, name: str) -> str:
     return f"{source}/{run_id}/acks/{name}.json.gz"
+
+
+def _outcome_rows(blob: bytes) -> Iterator[list[Any]]:
+    """The rows of ``outcomes.json.gz``: one per line since rows were written as a stream;
+    a file written before (one line) is read whole."""
+    with gzip.GzipFile(fileobj=io.BytesIO(blob)) as lines:
+        first = lines.readline()
+        if first.strip() != b"[":
+            rest = first + lines.read()
+            yield from orjson.loads(rest)
+            return
+        for raw in lines:
+            raw = raw.rstrip().removesuffix(b",")
+            if raw and raw != b"]":
+                yield orjson.loads(raw)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from connector.errors import StateError
@@ -73,9 +75,9 @@ def test_log_book_round_trips_and_names_what_is_broken() -> None:
     book = LogBook()
     entry = LogEntry("id-1", T0, "E1", "create", "success", job_id="job")
     book.add([entry, entry], started=T0 - timedelta(minutes=5), margin=timedelta(minutes=15))
-    assert book.entries == [entry]
-    again = LogBook.from_json(book.to_json())
-    assert again.entries == [entry]
+    assert list(book.entries()) == [entry]
+    again = LogBook.from_bytes(book.to_bytes())
+    assert list(again.entries()) == [entry]
     assert again.cursor == book.cursor
     assert again.kept_from == T0 - timedelta(minutes=5)
     assert again.read_from(T0 - timedelta(hours=1), timedelta(minutes=15)) == (
@@ -87,8 +89,30 @@ def test_log_book_round_trips_and_names_what_is_broken() -> None:
     )
     with pytest.raises(StateError, match="8 fields"):
         LogBook.from_json({"entries": [["x"]]})
+    with pytest.raises(StateError, match="unreadable"):
+        LogBook.from_bytes(b"not gzip")
     book.prune(T0 + timedelta(seconds=1))
-    assert book.entries == []
+    assert list(book.entries()) == []
+
+
+def test_a_log_book_stored_as_one_json_object_still_loads() -> None:
+    """Books written before entries were streamed: one gzip JSON object with a list."""
+    entry = LogEntry("id-1", T0, "E1", "create", "success", job_id="job")
+    doc = {
+        "cursor": {
+            "newest": "2026-03-02T06:00:00Z",
+            "boundary": [["id-1", "2026-03-02T06:00:00Z"]],
+        },
+        "keptFrom": "2026-03-02T05:55:00Z",
+        "entries": [["id-1", "2026-03-02T06:00:00Z", "E1", "create", "success", None, None, "job"]],
+    }
+    book = LogBook.from_bytes(gzip.compress(orjson.dumps(doc)))
+    assert [e.id for e in book.entries()] == ["id-1"]
+    assert book.kept_from == T0 - timedelta(minutes=5)
+    # Read again with the same entry: it is known, only a new one is kept.
+    other = LogEntry("id-2", T0 + timedelta(seconds=1), "E2", "create", "success")
+    assert book.add([entry, other], started=T0 - timedelta(minutes=1), margin=timedelta(0)) == 1
+    assert [e.id for e in LogBook.from_bytes(book.to_bytes()).entries()] == ["id-1", "id-2"]
 
 
 def test_the_log_book_key_is_a_safe_artifact_path_for_any_job_id() -> None:
