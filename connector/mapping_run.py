@@ -427,11 +427,17 @@ class _Source:
             return
         path, self.run = self.run, None
         if path in self.made:
-            target = f"_container(data, {self.arg('p', path)}).update(d)"
+            target = [f"_container(data, {self.arg('p', path)}).update(d)"]
+        elif len(path) == 1:
+            target = [f"data[{self.arg('k', path[0])}] = d"]
+        elif len(path) == 2:  # the parent looked up in place (the enterprise manager)
+            top, key = self.arg("k", path[0]), self.arg("k", path[1])
+            target = [f"c = data.get({top})", "if c is None:", f"    c = data[{top}] = {{}}"]
+            target.append(f"c[{key}] = d")
         else:
-            parent = "data" if len(path) == 1 else f"_container(data, {self.arg('p', path[:-1])})"
-            target = f"{parent}[{self.arg('k', path[-1])}] = d"
-        self.lines += ["    if d:", f"        {target}"]
+            parent = f"_container(data, {self.arg('p', path[:-1])})"
+            target = [f"{parent}[{self.arg('k', path[-1])}] = d"]
+        self.lines += ["    if d:", *(f"        {line}" for line in target)]
         self._made(path)
 
     def _value(self, expr: Expr, target: str, indent: str) -> None:
