@@ -366,7 +366,7 @@ def _plain_args(argv: list[str]) -> dict[str, str] | None:
 
     Plain: one extract, each of ``-m``/``--mapping``, ``-o``/``--out`` and ``--max-bytes``
     at most once with its value as the next word or after ``=``, ``--json`` at most once,
-    and no word that starts with ``-`` in a value's place.
+    and no empty value or word that starts with ``-`` in a value's place.
     """
     got: dict[str, str] = {}
     words = iter(argv)
@@ -378,7 +378,7 @@ def _plain_args(argv: list[str]) -> dict[str, str] | None:
             key = _VALUED[name]
             if not eq:
                 value = next(words, "-")
-            if value.startswith("-"):
+            if not value or value.startswith("-"):
                 return None
         elif word.startswith("-") or "extract" in got:
             return None

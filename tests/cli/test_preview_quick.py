@@ -103,6 +103,7 @@ def test_a_bad_mapping_on_the_quick_path_is_a_usage_error_as_in_the_app(
         ["-m", "{mapping}", "{extract}", "-o", "{out}", "--max-bytes", "1e4"],
         ["-m", "{mapping}", "{extract}", "-o", "{out}", "--bogus"],
         ["-m", "{mapping}", "{extract}", "-o", "--json"],
+        ["-m", "{mapping}", "{extract}", "--out="],
         ["-m{mapping}", "{extract}", "-o", "{out}"],
         ["-m", "{mapping}", "--", "{extract}", "-o", "{out}"],
     ],
