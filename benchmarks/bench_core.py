@@ -32,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from connector.cli.core import write_payload  # noqa: E402
+from connector.cli.preview import write_payload  # noqa: E402
 from connector.mapping import load_mapping  # noqa: E402
 from connector.records import iter_records  # noqa: E402
 from connector.sample import generate_extract  # noqa: E402

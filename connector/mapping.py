@@ -293,10 +293,7 @@ class Mapping:
     _text: str = field(repr=False, default="")
     _skip: frozenset[str] = field(repr=False, default=frozenset())
     _partial: bool = field(repr=False, default=False)
-    _by_name: Applier = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_by_name", build(self._plan, str))
+    _by_name: Applier | None = field(init=False, repr=False, compare=False, default=None)
 
     def bind(self, columns: Sequence[str]) -> Callable[[Values, str], dict[str, Any]]:
         """:meth:`apply` for rows given as sequences of values in ``columns`` order.
@@ -340,7 +337,11 @@ class Mapping:
         ``values`` must hold every column in :attr:`required_columns`. Raises
         :class:`TransformError` when a value cannot be mapped (the row is rejected).
         """
-        return self._by_name(values, external_id)
+        by_name = self._by_name
+        if by_name is None:  # built on first use: readers bind by position instead
+            by_name = build(self._plan, str)
+            object.__setattr__(self, "_by_name", by_name)
+        return by_name(values, external_id)
 
 
 def _check_active(e: Expr, value: YamlValue, ctx: Context) -> None:

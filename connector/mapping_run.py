@@ -427,11 +427,17 @@ class _Source:
             return
         path, self.run = self.run, None
         if path in self.made:
-            target = f"_container(data, {self.arg('p', path)}).update(d)"
+            target = [f"_container(data, {self.arg('p', path)}).update(d)"]
+        elif len(path) == 1:
+            target = [f"data[{self.arg('k', path[0])}] = d"]
+        elif len(path) == 2:  # the parent looked up in place (the enterprise manager)
+            top, key = self.arg("k", path[0]), self.arg("k", path[1])
+            target = [f"c = data.get({top})", "if c is None:", f"    c = data[{top}] = {{}}"]
+            target.append(f"c[{key}] = d")
         else:
-            parent = "data" if len(path) == 1 else f"_container(data, {self.arg('p', path[:-1])})"
-            target = f"{parent}[{self.arg('k', path[-1])}] = d"
-        self.lines += ["    if d:", f"        {target}"]
+            parent = f"_container(data, {self.arg('p', path[:-1])})"
+            target = [f"{parent}[{self.arg('k', path[-1])}] = d"]
+        self.lines += ["    if d:", *(f"        {line}" for line in target)]
         self._made(path)
 
     def _value(self, expr: Expr, target: str, indent: str) -> None:
@@ -455,7 +461,8 @@ class _Source:
             i = indent + "    "
             lines += [f"{i}v = values[{self.arg('c', self.key(expr.source.name))}]", f"{i}if v:"]
             lines.append(f"{i}    if v.__class__ is str:")
-            lines += [f"{i}        v = {self.arg('f', op)}(v)" for op in ops]
+            for op, step in zip(ops, expr.transforms, strict=True):
+                lines += self._step(op, step.memo, i + "        ")
             if check:
                 lines += [f"{i}        if v == '' or v == []:", f"{i}            v = None"]
             # not text (Mapping.apply takes any values): the generic chain
@@ -466,6 +473,14 @@ class _Source:
             f"{indent}    raise _prefixed({t}, exc) from None",
         ]
         self.lines += lines
+
+    def _step(self, op: Callable[[str], Any], memo: dict[str, Any] | None, i: str) -> list[str]:
+        """Lines applying one fused step to ``v``: its memo's answer, else a call."""
+        f = self.arg("f", op)
+        if memo is None:
+            return [f"{i}v = {f}(v)"]
+        m = self.arg("m", memo)
+        return [f"{i}r = {m}.get(v)", f"{i}v = {f}(v) if r is None else r"]
 
     def _parts(self, source: Source, indent: str) -> list[str] | None:
         """Lines setting ``v`` to a template, or the first of a coalesce's columns and

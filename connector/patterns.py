@@ -21,8 +21,6 @@ from __future__ import annotations
 
 from typing import Final
 
-import regex
-
 from connector.errors import TransformError
 
 __all__ = [
@@ -51,6 +49,8 @@ class BoundedPattern:
     __slots__ = ("_repl", "_rx", "_timeouts", "name")
 
     def __init__(self, pattern: str, repl: str, *, name: str = "replace") -> None:
+        import regex  # only a mapping with a pattern pays for importing it
+
         try:
             self._rx = regex.compile(pattern, flags=regex.VERSION0)
         except (regex.error, ValueError, TypeError) as exc:
@@ -86,6 +86,8 @@ def _check_template(pattern: str, repl: str, name: str) -> None:
     ``regex`` checks a template only on a match, so it is expanded on a probe: the
     pattern or nothing, which matches the empty text with the pattern's groups unset.
     """
+    import regex
+
     try:
         probe = regex.compile(f"(?:{pattern})|", flags=regex.VERSION0).match("")
         if probe is not None:

@@ -45,6 +45,8 @@ class Transform:
     when a column feeds the transforms. ``keeps_text``: ``on_text`` turns a non-empty
     ``str`` into a non-empty ``str``, so the next transform needs no emptiness check.
     ``warning``: a risk in the argument the mapping loader reports at the transform's line.
+    ``memo``: results ``on_text`` gave before (a text → a result that is not None); the
+    record builder looks a value up there first and calls ``on_text`` only when it is not.
     """
 
     name: str
@@ -54,6 +56,7 @@ class Transform:
     on_text: Callable[[str], Value] | None = None
     keeps_text: bool = False
     warning: str | None = None
+    memo: dict[str, Value] | None = None
 
 
 _FOLD: Final = {
@@ -168,14 +171,18 @@ def _lookup(arg: Any) -> Transform:
         )
 
     # one closure per case setting, so a row pays no flag test
+    memo: dict[str, Value] = table  # without ignore_case the table is its own memo
     if ignore_case:
+        memo = {}  # the values met, as they are spelled
 
         def on_text(value: str) -> Value:
             try:
-                return table[value.casefold()]
+                out = table[value.casefold()]
             except KeyError:
-                pass
-            return missing()
+                return missing()
+            if out is not None and len(memo) < _CACHE_LIMIT:
+                memo[value] = out
+            return out
 
         def run(value: Value) -> Value:
             key = value if value.__class__ is str else _key(value)
@@ -202,7 +209,7 @@ def _lookup(arg: Any) -> Transform:
                 pass
             return missing()
 
-    return Transform("lookup", run, produces_bool=all_bool, on_text=on_text)
+    return Transform("lookup", run, produces_bool=all_bool, on_text=on_text, memo=memo)
 
 
 def _equals(arg: Any) -> Transform:
@@ -283,24 +290,24 @@ def _date(arg: Any) -> Transform:
             parsed = parsed.replace(tzinfo=tz)
         return parsed.isoformat()
 
-    seen: dict[str, Value] = {}  # HR columns repeat dates a lot; looked up without a call
+    seen: dict[str, Value] = {}  # HR columns repeat dates a lot: valid ones are kept
     allowed = ", ".join(fmts)
 
     def on_text(value: str) -> Value:
         out = seen.get(value)
         if out is None:
             out = parse(value)
+            if out is _BAD_DATE:
+                raise TransformError(f"not a valid date in the formats {allowed}", "invalid_value")
             if len(seen) >= _CACHE_LIMIT:
                 seen.clear()
             seen[value] = out
-        if out is _BAD_DATE:
-            raise TransformError(f"not a valid date in the formats {allowed}", "invalid_value")
         return out
 
     def run(value: Value) -> Value:
         return on_text(_need_str("date", value))
 
-    return Transform("date", run, on_text=on_text)
+    return Transform("date", run, on_text=on_text, memo=seen)
 
 
 _BAD_DATE: Final = object()

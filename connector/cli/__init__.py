@@ -8,7 +8,18 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``connector`` console script."""
+    """Entry point of the ``connector`` console script.
+
+    A plainly spelled ``preview`` runs without building the Typer app
+    (:func:`connector.cli.preview.quick_preview`); every other command line goes to the app.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["preview"]:
+        from connector.cli.preview import quick_preview
+
+        quick = quick_preview(args[1:])
+        if quick is not None:
+            return quick
     try:
         from connector.cli.app import build_app
     except ImportError as exc:  # pragma: no cover - only without the [cli] extra
@@ -18,7 +29,6 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    args = sys.argv[1:] if argv is None else argv
     app = build_app(args[0] if args else None)
     try:
         app(args=argv, prog_name="connector", standalone_mode=True)

@@ -13,39 +13,16 @@ content is ever printed.
 
 from __future__ import annotations
 
-import stat
 from pathlib import Path
 from typing import Any
 
 import typer
 from typer.core import TyperArgument
 
+from connector.cli.files import file_problem
 from connector.cli.jsonout import emit_error
 
-__all__ = ["check_input_file", "file_problem", "input_file_argument", "input_file_option"]
-
-
-def file_problem(path: Path) -> str | None:
-    """Why ``path`` cannot be read as a file, or None when it can.
-
-    Regular files are opened (the permission check the command itself would meet, also for
-    root); other kinds (a pipe such as ``/dev/fd/N``) are passed on as they are.
-    """
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        return "not found"
-    except OSError as exc:  # e.g. a parent that is a file (ENOTDIR), or a loop of links
-        return f"cannot be read ({exc.strerror or type(exc).__name__})"
-    if stat.S_ISDIR(mode):
-        return "is a folder: give a file"
-    if stat.S_ISREG(mode):
-        try:
-            with path.open("rb"):
-                pass
-        except OSError as exc:
-            return f"cannot be read ({exc.strerror or type(exc).__name__})"
-    return None
+__all__ = ["check_input_file", "input_file_argument", "input_file_option"]
 
 
 def _label(param: typer.CallbackParam) -> str:

@@ -13,7 +13,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from connector.cli import core
+from connector.cli import core, preview
 from connector.cli.app import build_app
 from connector.errors import ExtractError, RejectedShareExceededError
 from connector.extract import ExtractReader
@@ -213,16 +213,16 @@ def test_preview_falls_back_to_the_refusal_list(
 ) -> None:
     """When the full listing pass cannot run, the cap error's own rows and counts are used."""
     extract = _given_faults(tmp_path)
-    real = core.iter_records
+    real = preview.iter_records
 
     def listing_pass_fails(*args: Any, **kwargs: Any) -> Any:
         if "profile" in kwargs:  # the pass with the cap lifted, listing every rejected row
             raise ExtractError("gone", path=str(extract))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(core, "iter_records", listing_pass_fails)
+    monkeypatch.setattr(preview, "iter_records", listing_pass_fails)
     monkeypatch.setattr(RejectedShareExceededError, "MAX_LISTED", 4)
-    summary = core.run_preview(DEFAULT_MAPPING, extract, tmp_path / "out")
+    summary = preview.run_preview(DEFAULT_MAPPING, extract, tmp_path / "out")
     assert summary.refused
     assert summary.to_dict()["rows_rejected"] == 8  # the refusal came after the last row
     assert summary.rejected_not_listed == 4
@@ -323,7 +323,7 @@ def test_preview_reads_a_file_without_repeated_ids_once(
         raise AssertionError("the id column was read on its own")
 
     monkeypatch.setattr(ExtractReader, "_duplicate_hashes", no_id_pass)
-    summary = core.run_preview(DEFAULT_MAPPING, HR_EXTRACT, tmp_path / "out")
+    summary = preview.run_preview(DEFAULT_MAPPING, HR_EXTRACT, tmp_path / "out")
     assert summary.error is None
     assert summary.operations == summary.rows_accepted > 0
 
@@ -336,7 +336,7 @@ def test_preview_of_repeated_ids_drops_the_first_reads_payloads(tmp_path: Path) 
     extract = tmp_path / "repeats.csv"
     extract.write_text("\n".join([header, first, second, repeat, *rows[3:6]]) + "\n", "utf-8")
     out = tmp_path / "out"
-    summary = core.run_preview(_lenient_mapping(tmp_path), extract, out, max_bytes=1024 * 2)
+    summary = preview.run_preview(_lenient_mapping(tmp_path), extract, out, max_bytes=1024 * 2)
     assert summary.rejected_by_reason == {"duplicate_external_id": 2}
     assert summary.operations == summary.requests == 4  # one operation per request here
     assert sorted(p.name for p in out.glob("bulk-*.json")) == [
@@ -378,7 +378,7 @@ def test_preview_of_a_file_refused_late_leaves_no_payload(
     extract = tmp_path / "late.csv"
     extract.write_bytes(b"".join(rows) + tail)
     out = tmp_path / "out"
-    summary = core.run_preview(DEFAULT_MAPPING, extract, out, max_bytes=2048)
+    summary = preview.run_preview(DEFAULT_MAPPING, extract, out, max_bytes=2048)
     assert summary.error is not None
     assert fragment in summary.error
     assert list(out.glob("bulk-*.json")) == []

@@ -16,7 +16,7 @@ from typer.core import TyperArgument
 from typer.testing import CliRunner
 
 from connector.cli.app import build_app
-from connector.cli.paths import file_problem
+from connector.cli.files import file_problem
 
 #: Path parameters that name something the command writes or creates, not a file it reads.
 NOT_INPUT_FILES = {"--out", "--state", "--dir"}

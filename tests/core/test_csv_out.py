@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.cli.core import run_preview
+from connector.cli.preview import run_preview
 from connector.csv_out import csv_bytes, neutralise_cell, write_csv
 from tests.core.helpers import DEFAULT_MAPPING, HR_EXTRACT
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.cli.core import run_preview
+from connector.cli.preview import run_preview
 from connector.errors import RejectedShareExceededError
 from connector.extract import ExtractProfile, RejectReason, read_extract
 from connector.extract_controls import FORBIDDEN, NulWatch, control_columns, shown_id

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from connector.cli.core import run_preview
+from connector.cli.preview import run_preview
 
 from .helpers import CSV2SCIM_EXTRACT, CSV2SCIM_MAPPING, DEFAULT_MAPPING, GOLDEN, HR_EXTRACT
 

@@ -32,7 +32,14 @@ EXPECTED = {
         "SerializedOperation", "build_bulk_requests", "make_bulk_id",
         "max_operation_bytes", "serialize_operation", "split_payload",
     },
-    "connector.cli.core": {"PreviewSummary", "register", "run_preview"},
+    "connector.cli.core": {"register"},
+    "connector.cli.preview": {
+        "PreviewSummary",
+        "preview",
+        "quick_preview",
+        "run_preview",
+        "write_payload",
+    },
 }  # fmt: skip
 
 

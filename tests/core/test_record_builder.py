@@ -138,8 +138,10 @@ def test_the_generated_source_holds_no_text_from_the_mapping_file(
 
     monkeypatch.setattr(mapping_run, "compile", spy, raising=False)
     m = load_mapping(MAPPING)
+    assert sources == []  # the by-name builder is made on first use
+    m.apply(dict.fromkeys(m.required_columns, "x"), "x")
     m.bind(list(reversed(m.required_columns)))
-    assert len(sources) == 2  # by name (load) and by position (bind)
+    assert len(sources) == 2  # by name (first apply) and by position (bind)
     names = [*m.required_columns, *m.targets, "wo'rk", "familyName", "HireDate", CUSTOM]
     for source in sources:
         assert not [n for n in names if n in source]
@@ -227,3 +229,20 @@ def test_schemas_list_each_custom_namespace_the_record_holds_in_mapping_order() 
     assert bound(["1", "a", ""], "1")["schemas"] == [*base, "urn:x:a:1.0:User"]
     assert bound(["1", "", "b"], "1")["schemas"] == [*base, "urn:x:b:1.0:User"]
     assert bound(["1", "a", "b"], "1")["schemas"] == [*base, "urn:x:a:1.0:User", "urn:x:b:1.0:User"]
+
+
+def test_remembered_lookup_and_date_results_answer_repeats_as_the_transforms_do() -> None:
+    m = load_mapping(
+        "version: 1\nexternalId: Id\ncore:\n  active:\n    column: Status\n"
+        "    transforms: [{lookup: {table: {Active: true, Gone: false}, ignore_case: true}}]\n"
+        "  title: {column: Hire, transforms: [{date: {formats: ['%Y-%m-%d']}}]}\n"
+    )
+    apply = m.bind(["Id", "Status", "Hire"])
+    for _ in range(2):  # the second round is answered from what the first remembered
+        assert apply(["1", "ACTIVE", "2024-01-02"], "1")["active"] is True
+        assert apply(["2", "gone", "2024-01-02"], "2")["active"] is False
+        assert apply(["3", "Active", "2024-01-03"], "3")["title"] == "2024-01-03T00:00:00+00:00"
+        for bad in (["4", "Retired", "2024-01-02"], ["5", "Active", "2024-13-01"]):
+            with pytest.raises(TransformError) as info:
+                apply(bad, bad[0])
+            assert info.value.reason_code == "invalid_value"
