@@ -436,23 +436,18 @@ async def provisioning_logs(request: Request) -> Response:
         clauses = parse_filter(filter_text, _version(request)) if filter_text.strip() else []
     except FilterError as exc:
         return graph_error(request, 400, "BadRequest", f"Invalid filter clause: {exc}")
-    rows = [e for e in state.visible_logs() if all(c.matches(e.value) for c in clauses)]
-    desc = order == "desc"
-    rows.sort(key=lambda e: (e.activity, e.seq), reverse=desc)
+    after = None
     if key is not None:
         after = (datetime.fromtimestamp(key[0] / 1e6, UTC), int(key[1]))
-        rows = [
-            e
-            for e in rows
-            if ((e.activity, e.seq) < after if desc else (e.activity, e.seq) > after)
-        ]
-    page = rows[:top]
+    page, more = state.logs.page(
+        clauses, descending=order == "desc", top=top, after=after, cutoff=state.log_cutoff()
+    )
     version = _version(request)
     body: dict[str, Any] = {
         "@odata.context": f"{_base(request)}/{version}/$metadata#auditLogs/provisioning",
         "value": [e.to_json() for e in page],
     }
-    if len(rows) > top:
+    if more:
         last = page[-1]
         stamp = int(last.activity.timestamp() * 1_000_000)
         next_token = _encode_token({"f": filter_text, "o": order, "t": top, "k": [stamp, last.seq]})

@@ -10,12 +10,14 @@ import random
 import threading
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector.clock import Clock, SystemClock
 from connector.emulator.config import EmulatorConfig, JobConfig, JobState
+from connector.emulator.log_store import LogStore
 from connector.emulator.schema import (
     ON_PREMISES_TEMPLATE,
     CompiledSchema,
@@ -516,7 +518,7 @@ class EmulatorState:
         cfg = self.config
         self.users: dict[str, DirectoryUser] = {}
         self.upn_index: dict[str, str] = {}
-        self.logs: list[LogEntry] = []
+        self.logs = LogStore()
         self.calls: list[CallRecord] = []
         self.rate_window: deque[float] = deque()
         self.logs_window: deque[float] = deque()
@@ -646,10 +648,10 @@ class EmulatorState:
         lw.append(mono)
         return None
 
-    def visible_logs(self) -> list[LogEntry]:
-        """Entries whose log delay has passed (they are written ``log_delay`` after processing)."""
-        cutoff = self.clock.now() - timedelta(seconds=self.config.log_delay_seconds)
-        logs = self.logs
-        if logs and logs[-1].activity <= cutoff:
-            return logs
-        return [e for e in logs if e.activity <= cutoff]
+    def log_cutoff(self) -> datetime:
+        """Entries stamped at or before this are visible (logs are written ``log_delay`` late)."""
+        return self.clock.now() - timedelta(seconds=self.config.log_delay_seconds)
+
+    def visible_logs(self) -> Sequence[LogEntry]:
+        """Entries whose log delay has passed, oldest first."""
+        return self.logs.visible(self.log_cutoff())
