@@ -15,13 +15,14 @@ the report writing, the whole process's ``ru_maxrss``, wall time and the outcome
 ``--old REV`` also reconciles a copy of the same state with the code of git revision REV
 (the same-run baseline of the code before the change).
 
-Usage: python benchmarks/bench_reconcile_memory.py [sizes ...] [--old REV]
+Usage: python benchmarks/bench_reconcile_memory.py [sizes ...] [--old REV] [--seeded]
        (default sizes: 100000 300000 1000000)
-       python benchmarks/bench_reconcile_memory.py --reconcile STATE --seeded -
-       (one pass on a synced STATE with the log entries generated in-process, one
+       ``--seeded``: the pass reads log entries generated in-process, one
        ``create``/``success`` per record of each acknowledged batch, newest first: the
-       entries without the emulator's paging, whose cost per page grows with its log;
-       stops before the reports and prints the peak up to them)
+       entries without the emulator's paging, whose cost per page grows with its log
+       (the emulator still takes the uploads; the pass does not wait for its processing)
+       python benchmarks/bench_reconcile_memory.py --reconcile STATE --seeded -
+       (that pass alone, on a synced STATE)
 """
 
 from __future__ import annotations
@@ -122,9 +123,6 @@ def _reconcile(state: Path, endpoint: str, token: str) -> None:
 
     def measured_write(journal: Any) -> Any:
         stages.setdefault("reconcile_kb", _vm_hwm_kb())
-        if seeded:  # the reconciliation only: report and exit
-            _report(runs, base, stages["reconcile_kb"], time.perf_counter() - started)
-            os._exit(0)
         _reset_peak()
         try:
             return write(journal)
@@ -188,13 +186,6 @@ class _Logged:
         return None
 
 
-def _report(runs: Any, base: int, peak: int, wall: float) -> None:
-    print(
-        json.dumps({"runs": len(runs), "baseline_kb": base, "reconcile_kb": peak, "wall_s": wall}),
-        flush=True,
-    )
-
-
 def _child(args: list[str], pythonpath: str | None = None) -> dict[str, Any]:
     env = dict(os.environ)
     if pythonpath is not None:
@@ -233,7 +224,7 @@ def _mb(kb: int) -> str:
     return f"{kb / 1024:,.0f} MB"
 
 
-def _one(records: int, old: str | None, tmp: Path) -> None:
+def _one(records: int, old: str | None, tmp: Path, *, seeded: bool = False) -> None:
     from bench_reconcile import _serve  # the emulator; not imported by the measured process
 
     ctx = multiprocessing.get_context("spawn")
@@ -246,18 +237,20 @@ def _one(records: int, old: str | None, tmp: Path) -> None:
         base_url, endpoint, token, _ = parent.recv()
         t = time.perf_counter()
         synced = _child(["--sync", str(records), str(work), endpoint, token])
-        entries = _wait_idle(base_url)
-        seeded = time.perf_counter() - t
-        print(
-            f"\n{records:,} records: first load sent and logged in {seeded:.0f} s"
-            f" (sync {synced['sync_s']:.0f} s, run {synced['state']}); {entries:,} log entries"
+        entries = (
+            "entries generated in-process" if seeded else f"{_wait_idle(base_url):,} log entries"
         )
+        print(
+            f"\n{records:,} records: first load sent in {time.perf_counter() - t:.0f} s"
+            f" (sync {synced['sync_s']:.0f} s, run {synced['state']}); {entries}"
+        )
+        read = ["--seeded", "-"] if seeded else [endpoint, token]
         if old is not None:
             shutil.copytree(work / "state", work / "state-old")
-            before = _child(["--reconcile", str(work / "state-old"), endpoint, token], old)
+            before = _child(["--reconcile", str(work / "state-old"), *read], old)
             _print("code before (same state)", before)
             shutil.rmtree(work / "state-old", ignore_errors=True)
-        _print("this code", _child(["--reconcile", str(work / "state"), endpoint, token]))
+        _print("this code", _child(["--reconcile", str(work / "state"), *read]))
     finally:
         parent.send("stop")
         server.join(timeout=60)
@@ -287,6 +280,9 @@ def main() -> None:
         at = args.index("--old")
         old_rev = args[at + 1]
         del args[at : at + 2]
+    seeded = "--seeded" in args
+    if seeded:
+        args.remove("--seeded")
     sizes = [int(a) for a in args] or [100_000, 300_000, 1_000_000]
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     model = next(
@@ -300,8 +296,8 @@ def main() -> None:
     try:
         old = _old_tree(old_rev, tmp / "old") if old_rev is not None else None
         for records in sizes:
-            # The code before runs only at the first size (it grows with the records).
-            _one(records, old if records == sizes[0] else None, tmp)
+            # The code before runs below 1,000,000 only (it grows with the records).
+            _one(records, old if records < 1_000_000 else None, tmp, seeded=seeded)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

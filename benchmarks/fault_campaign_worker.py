@@ -107,9 +107,9 @@ def _instrument(spec: dict[str, Any]) -> None:
         killer.write()
         return put(self, *args, **kw)
 
-    def counted_writer(self: Any, name: str) -> Any:
+    def counted_writer(self: Any, name: str, **kw: Any) -> Any:
         killer.write()
-        return writer(self, name)
+        return writer(self, name, **kw)
 
     send = wiring._WaitBoundedTarget.send
 

@@ -1,7 +1,10 @@
 """Run reports: report.json, failures.csv and a self-contained report.html.
 
-Builders are pure (plain data in, text out); :func:`write_reports` hands the three
-files to whatever stores artifacts (the state store). The HTML has no external
+Builders are pure (plain data in, text out) and yield each file a part at a time
+(``iter_*``; ``build_*`` joins the parts): :func:`write_reports` hands the three files'
+parts to whatever stores artifacts (the state store), so a run of a million records
+never has a report body, nor a row object per record, in memory — ``records`` may be a
+collection that makes its rows as it is iterated (several passes are made). The HTML has no external
 asset — styles and the chart (SVG) are inline — so it can be mailed or opened from
 a blob as is. Every value from an extract or a log is escaped; CSV cells that a
 spreadsheet would read as a formula are neutralised.
@@ -11,17 +14,17 @@ from __future__ import annotations
 
 import html
 import itertools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from connector.csv_out import csv_bytes
 from connector.report_held import held_section, send_note
 from connector.report_index import RunNav, nav_html
-from connector.report_table import build_record_table, script_hash
+from connector.report_table import iter_record_table, script_hash
 from connector.sync.approval_hint import ApprovalCommands
 
 if TYPE_CHECKING:
@@ -33,12 +36,16 @@ __all__ = [
     "PLACEHOLDER_FLAGS",
     "PROBLEM_OUTCOMES",
     "RecordRow",
+    "RecordRows",
     "RejectedRow",
     "ReportInput",
     "TimelineEvent",
     "build_failures_csv",
     "build_report_html",
     "build_report_json",
+    "iter_failures_csv",
+    "iter_report_html",
+    "iter_report_json",
     "write_reports",
 ]
 
@@ -115,6 +122,15 @@ class RecordRow:
     """Changed attributes (SCIM path, old value, new value) of a mover or leaver."""
 
 
+class RecordRows(Protocol):
+    """The records of a report: a list, or rows made as they are iterated (several
+    passes are made, one per part of the reports)."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[RecordRow]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class RejectedRow:
     """A row of the extract that never became a record (bad data)."""
@@ -135,7 +151,8 @@ class ReportInput:
     generated_at: datetime
     planned: Mapping[str, int]
     outcome_counts: Mapping[str, int]
-    records: Sequence[RecordRow]
+    records: RecordRows
+    """Iterated once per part of the reports (a list, or rows made as they are read)."""
     timeline: Sequence[TimelineEvent] = ()
     rejected: Sequence[RejectedRow] = ()
     request_ids: Sequence[str] = ()
@@ -195,6 +212,11 @@ def _approval_json(data: ReportInput) -> dict[str, str] | None:
 
 def build_report_json(data: ReportInput) -> bytes:
     """Machine-readable report: counts, timings, request ids, per-record outcomes."""
+    return b"".join(iter_report_json(data))
+
+
+def iter_report_json(data: ReportInput) -> Iterator[bytes]:
+    """:func:`build_report_json`'s bytes, a block of records at a time."""
     doc: dict[str, Any] = {
         "runId": data.run_id,
         "source": data.source,
@@ -225,7 +247,7 @@ def build_report_json(data: ReportInput) -> bytes:
         ],
         **dict(data.extra),
     }
-    return _with_records(orjson.dumps(doc, option=orjson.OPT_INDENT_2), data.records)
+    yield from _with_records(orjson.dumps(doc, option=orjson.OPT_INDENT_2), data.records)
 
 
 _RECORDS_KEY = b'"records": []'
@@ -246,48 +268,63 @@ def _record_json(r: RecordRow) -> dict[str, Any]:
     }
 
 
-def _with_records(head: bytes, records: Sequence[RecordRow]) -> bytes:
+def blocks(items: Iterable[RecordRow], size: int) -> Iterator[list[RecordRow]]:
+    """``items`` in lists of ``size`` (the last one shorter)."""
+    it = iter(items)
+    while block := list(itertools.islice(it, size)):
+        yield block
+
+
+def _with_records(head: bytes, records: Iterable[RecordRow]) -> Iterator[bytes]:
     """``head`` (the indented report with ``"records": []``) with the records in place, the
     bytes one indented serialization gives, made a block of records at a time: a run of
-    a million records never holds a dict per record."""
-    if not records:
-        return head
+    a million records never holds a dict per record, nor the document."""
     at = head.index(_RECORDS_KEY)
-    out = bytearray(head[:at])
-    out += b'"records": [\n'
-    for k in range(0, len(records), _RECORDS_BLOCK):
-        block = [_record_json(r) for r in records[k : k + _RECORDS_BLOCK]]
-        body = orjson.dumps(block, option=orjson.OPT_INDENT_2)[2:-2]  # without "[\n", "\n]"
-        if k:
-            out += b",\n"
-        out += b"  " + body.replace(b"\n", b"\n  ")  # one level deeper: inside the report
-    out += b"\n  ]"
-    out += head[at + len(_RECORDS_KEY) :]
-    return bytes(out)
+    sep = b'"records": [\n  '
+    for block in blocks(records, _RECORDS_BLOCK):
+        if at >= 0:
+            yield head[:at]
+            at = -1
+        body = orjson.dumps([_record_json(r) for r in block], option=orjson.OPT_INDENT_2)
+        # without "[\n" and "\n]", one level deeper: inside the report
+        yield sep + body[2:-2].replace(b"\n", b"\n  ")
+        sep = b",\n  "
+    if at >= 0:  # no record
+        yield head
+        return
+    yield b"\n  ]" + head[head.index(_RECORDS_KEY) + len(_RECORDS_KEY) :]
 
 
-def _problems(data: ReportInput) -> list[tuple[str, str, str, str, str]]:
+def _problems(data: ReportInput) -> Iterator[tuple[str, str, str, str, str]]:
     """(externalId, line, action, error code, reason) of every record that needs a look."""
-    rows: list[tuple[str, str, str, str, str]] = []
     for r in data.records:
         if r.outcome in PROBLEM_OUTCOMES:
-            rows.append(
-                (
-                    r.external_id,
-                    "" if r.line is None else str(r.line),
-                    r.action,
-                    r.error_code or r.outcome,
-                    r.reason or "",
-                )
+            yield (
+                r.external_id,
+                "" if r.line is None else str(r.line),
+                r.action,
+                r.error_code or r.outcome,
+                r.reason or "",
             )
     for rej in data.rejected:
-        rows.append((rej.external_id or "", str(rej.line), "rejected", "RejectedRow", rej.reason))
-    return rows
+        yield (rej.external_id or "", str(rej.line), "rejected", "RejectedRow", rej.reason)
+
+
+_FAILURE_COLUMNS = ("externalId", "line", "action", "errorCode", "reason")
+_CSV_BLOCK = 5000
 
 
 def build_failures_csv(data: ReportInput) -> bytes:
     """failures.csv: one row per failed/skipped/unconfirmed record or rejected line."""
-    return csv_bytes(["externalId", "line", "action", "errorCode", "reason"], _problems(data))
+    return b"".join(iter_failures_csv(data))
+
+
+def iter_failures_csv(data: ReportInput) -> Iterator[bytes]:
+    """:func:`build_failures_csv`'s bytes, a block of rows at a time."""
+    yield csv_bytes(_FAILURE_COLUMNS, [])
+    rows = _problems(data)
+    while block := list(itertools.islice(rows, _CSV_BLOCK)):
+        yield csv_bytes(_FAILURE_COLUMNS, block).split(b"\r\n", 1)[1]  # without the header
 
 
 def _timings(timeline: Sequence[TimelineEvent]) -> dict[str, float]:
@@ -445,6 +482,39 @@ def _sending_notes(data: ReportInput) -> str:
 
 def build_report_html(data: ReportInput, *, max_failure_rows: int = 1000) -> str:
     """A single HTML page with no external assets; every dynamic value is escaped."""
+    return "".join(iter_report_html(data, max_failure_rows=max_failure_rows))
+
+
+def _failures_section(data: ReportInput, max_failure_rows: int) -> str:
+    """The first ``max_failure_rows`` problems and how many there are."""
+    problems = _problems(data)
+    shown = list(itertools.islice(problems, max_failure_rows))
+    total = len(shown) + sum(1 for _ in problems)
+    fail_rows = "".join(
+        f"<tr><td><code>{_e(ext)}</code></td><td class='n'>{_e(line)}</td><td>{_e(action)}</td>"
+        f"<td><code>{_e(code)}</code></td><td>{_e(reason)}</td></tr>"
+        for ext, line, action, code, reason in shown
+    )
+    more = (
+        f'<p class="muted">{total - len(shown)} more in failures.csv.</p>'
+        if total > len(shown)
+        else ""
+    )
+    return (
+        f'<section class="wide"><h2>Failures and skips ({total})</h2>'
+        + (
+            "<table><tr><th>externalId</th><th class='n'>line</th><th>action</th>"
+            f"<th>error code</th><th>reason</th></tr>{fail_rows}</table>{more}"
+            if total
+            else '<p class="muted">None.</p>'
+        )
+        + "</section>"
+    )
+
+
+def iter_report_html(data: ReportInput, *, max_failure_rows: int = 1000) -> Iterator[str]:
+    """:func:`build_report_html`'s text in parts (the record table's data a block of
+    records at a time)."""
     header = _header(data)
     alert_html = _attention(data)
     planned_rows = "".join(
@@ -492,62 +562,41 @@ def build_report_html(data: ReportInput, *, max_failure_rows: int = 1000) -> str
         f"<th>detail</th></tr>{timeline_rows}</table></section>"
     )
 
-    problems = _problems(data)
-    shown = problems[:max_failure_rows]
-    fail_rows = "".join(
-        f"<tr><td><code>{_e(ext)}</code></td><td class='n'>{_e(line)}</td><td>{_e(action)}</td>"
-        f"<td><code>{_e(code)}</code></td><td>{_e(reason)}</td></tr>"
-        for ext, line, action, code, reason in shown
-    )
-    more = (
-        f'<p class="muted">{len(problems) - len(shown)} more in failures.csv.</p>'
-        if len(problems) > len(shown)
-        else ""
-    )
-    failures_html = (
-        f'<section class="wide"><h2>Failures and skips ({len(problems)})</h2>'
-        + (
-            "<table><tr><th>externalId</th><th class='n'>line</th><th>action</th>"
-            f"<th>error code</th><th>reason</th></tr>{fail_rows}</table>{more}"
-            if problems
-            else '<p class="muted">None.</p>'
-        )
-        + "</section>"
-    )
+    failures_html = _failures_section(data, max_failure_rows)
     held_html = (
         held_section(data.changes, data.batches_total)
         if data.held_reason and data.changes is not None
         else ""
     )
     title = f"Run {data.run_id} — {data.status}"
-    return (
+    yield (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         f"style-src 'unsafe-inline'; img-src data:; script-src {script_hash()}\">"
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>{header}<main>"
         f"{alert_html}{held_html}{plan_html}{chart_html}{matrix_html}{failures_html}"
-        f"{build_record_table(data.records)}{timeline_html}"
-        "</main></body></html>"
     )
+    yield from iter_record_table(data.records)
+    yield f"{timeline_html}</main></body></html>"
 
 
-ArtifactWriter = Callable[[str, bytes, str], Any]
+ArtifactWriter = Callable[[str, Iterable[bytes], str], Any]
 
 
 def write_reports(data: ReportInput, put: ArtifactWriter) -> dict[str, Any]:
-    """Build the three files and hand each to ``put(name, body, content_type)``.
+    """Hand the three files to ``put(name, parts, content_type)``, each as its parts (a
+    store writes them as they come: no report body is ever whole in memory).
 
     Returns what ``put`` returned per file name (e.g. a path or blob URL).
     """
-    files: list[tuple[str, Callable[[], bytes], str]] = [
-        ("report.json", lambda: build_report_json(data), "application/json"),
-        ("failures.csv", lambda: build_failures_csv(data), "text/csv; charset=utf-8"),
+    files: list[tuple[str, Iterable[bytes], str]] = [
+        ("report.json", iter_report_json(data), "application/json"),
+        ("failures.csv", iter_failures_csv(data), "text/csv; charset=utf-8"),
         (
             "report.html",
-            lambda: build_report_html(data).encode("utf-8"),
+            (part.encode("utf-8") for part in iter_report_html(data)),
             "text/html; charset=utf-8",
         ),
     ]
-    # One file at a time: a large run's report bodies are never all in memory together.
-    return {name: put(name, build(), ctype) for name, build, ctype in files}
+    return {name: put(name, parts, ctype) for name, parts, ctype in files}

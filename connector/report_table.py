@@ -12,15 +12,23 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import orjson
 
 if TYPE_CHECKING:
-    from connector.report import RecordRow
+    from connector.report import RecordRow, RecordRows
 
-__all__ = ["PAGE_SIZE", "TABLE_SCRIPT", "build_record_table", "changes_text", "script_hash"]
+__all__ = [
+    "PAGE_SIZE",
+    "TABLE_SCRIPT",
+    "build_record_table",
+    "changes_text",
+    "iter_record_table",
+    "script_hash",
+]
 
 PAGE_SIZE = 100
 
@@ -81,27 +89,41 @@ def changes_text(changes: Sequence[tuple[str, str | None, str | None]]) -> str:
     )
 
 
-def _data_json(records: Sequence[RecordRow]) -> str:
-    rows = [
-        [
-            r.external_id,
-            r.display_name,
-            r.action,
-            r.outcome,
-            r.error_code or "",
-            r.reason or "",
-            changes_text(r.changes),
+_DATA_BLOCK = 2000
+
+
+def _data_json(records: Iterable[RecordRow]) -> Iterator[str]:
+    """The rows as one JSON array (the bytes of one ``orjson.dumps``), a block at a time."""
+    it = iter(records)
+    sep = "["
+    while block := list(itertools.islice(it, _DATA_BLOCK)):
+        rows = [
+            [
+                r.external_id,
+                r.display_name,
+                r.action,
+                r.outcome,
+                r.error_code or "",
+                r.reason or "",
+                changes_text(r.changes),
+            ]
+            for r in block
         ]
-        for r in records
-    ]
-    # "<" escaped: no value can end the script block or open a comment in it.
-    return orjson.dumps(rows).decode("utf-8").replace("<", "\\u003c")
+        # "<" escaped: no value can end the script block or open a comment in it.
+        yield sep + orjson.dumps(rows).decode("utf-8")[1:-1].replace("<", "\\u003c")
+        sep = ","
+    yield "[]" if sep == "[" else "]"
 
 
-def build_record_table(records: Sequence[RecordRow]) -> str:
+def build_record_table(records: RecordRows) -> str:
     """The per-record section: controls, an empty table the script fills, the data."""
+    return "".join(iter_record_table(records))
+
+
+def iter_record_table(records: RecordRows) -> Iterator[str]:
+    """:func:`build_record_table` in parts (its data a block of records at a time)."""
     head = "".join(f'<th data-k="{i}" tabindex="0">{c}</th>' for i, c in enumerate(_COLUMNS))
-    return (
+    yield (
         f'<section class="wide" id="records"><h2>Records ({len(records)})</h2>'
         '<div class="rt-ctl"><input id="rt-search" type="search" '
         'placeholder="Search id, name, reason, attribute…" aria-label="search records">'
@@ -115,6 +137,7 @@ def build_record_table(records: Sequence[RecordRow]) -> str:
         f'<table id="rt"><thead><tr>{head}</tr></thead><tbody id="rt-body"></tbody></table>'
         '<noscript><p class="muted">The table needs JavaScript; every record is in '
         "report.json.</p></noscript>"
-        f'<script type="application/json" id="rt-data">{_data_json(records)}</script>'
-        f"<script>{TABLE_SCRIPT}</script></section>"
+        '<script type="application/json" id="rt-data">'
     )
+    yield from _data_json(records)
+    yield f"</script><script>{TABLE_SCRIPT}</script></section>"

@@ -134,7 +134,9 @@ class StorageBackend(Protocol):
         """A binary stream of a large object (None if missing), for streaming reads."""
         ...
 
-    def writer(self, name: str) -> AbstractContextManager[IO[bytes]]:
+    def writer(
+        self, name: str, *, content_type: str | None = None
+    ) -> AbstractContextManager[IO[bytes]]:
         """A binary stream whose bytes are stored under ``name`` when the block exits
         without an exception (unconditionally: large objects get fresh names)."""
         ...

@@ -278,14 +278,15 @@ class BlobBackend:
             yield tmp
 
     @contextlib.contextmanager
-    def writer(self, name: str) -> Iterator[IO[bytes]]:
+    def writer(self, name: str, *, content_type: str | None = None) -> Iterator[IO[bytes]]:
         """Spools to a temporary file, uploaded when the block completes."""
+        settings = ContentSettings(content_type=content_type) if content_type else None
         with tempfile.TemporaryFile() as tmp:
             yield tmp
             tmp.seek(0)
             try:
                 self.container.get_blob_client(name).upload_blob(
-                    tmp, overwrite=True, max_concurrency=2
+                    tmp, overwrite=True, max_concurrency=2, content_settings=settings
                 )
             except AzureError as exc:
                 raise StateError(f"cannot write blob {self.describe(name)}: {exc}") from exc

@@ -49,11 +49,18 @@ def _etag(data: bytes) -> str:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
+    with _atomic_file(path) as fh:
+        fh.write(data)
+
+
+@contextlib.contextmanager
+def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
+    """A file written beside ``path`` and renamed onto it once the block completes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -248,15 +255,11 @@ class LocalBackend:
             yield fh
 
     @contextlib.contextmanager
-    def writer(self, name: str) -> Iterator[IO[bytes]]:
-        """Writes in place: large objects get fresh names and become visible only when
-        a manifest names them, so no rename is needed."""
-        path = self._path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as fh:
+    def writer(self, name: str, *, content_type: str | None = None) -> Iterator[IO[bytes]]:
+        """Writes beside ``name`` and renames it into place when the block completes (a
+        report rewritten as a stream is never seen half written)."""
+        with _atomic_file(self._path(name)) as fh:
             yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
 
     # -- lock --------------------------------------------------------------------------
 

@@ -335,10 +335,12 @@ class StateStore:
         self.reports.put(check_document_key(path), data, content_type=content_type)
         return self.reports.location(path)
 
-    def artifact_writer(self, path: str) -> AbstractContextManager[IO[bytes]]:
+    def artifact_writer(
+        self, path: str, *, content_type: str | None = None
+    ) -> AbstractContextManager[IO[bytes]]:
         """Write a large artifact as a stream (it is stored when the block completes;
-        a plan of a million records is never whole in memory)."""
-        return self.reports.writer(check_document_key(path))
+        a plan of a million records or a run's reports are never whole in memory)."""
+        return self.reports.writer(check_document_key(path), content_type=content_type)
 
     @contextlib.contextmanager
     def artifact_reader(self, path: str) -> Iterator[IO[bytes]]:

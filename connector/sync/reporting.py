@@ -12,7 +12,8 @@ Functions are told about the run.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from connector.errors import DocumentConflictError
@@ -20,7 +21,6 @@ from connector.extract_time import ordering_warning
 from connector.reconcile import outcome_label
 from connector.report import RecordRow, ReportInput, TimelineEvent, write_reports
 from connector.report_index import IndexRow, RunNav, build_index_html
-from connector.sync.acks import AckedBatch
 from connector.sync.approval_hint import approval_commands
 from connector.sync.changes import ChangeView, build_held_csv, change_view, record_change
 from connector.sync.context import SyncContext
@@ -31,7 +31,7 @@ from connector.sync.journal import (
     from_iso,
     to_iso,
 )
-from connector.sync.plans import PlannedOp
+from connector.sync.plans import PlanOps
 from connector.sync.priority import priority_text
 from connector.sync.progress import RunProgress, calls_left_today, run_progress
 from connector.sync.run_store import HELD_NAME, lock_lost
@@ -43,6 +43,48 @@ log = logging.getLogger(__name__)
 
 _INDEX_ATTEMPTS = 5
 _DELIVERED = frozenset({RunState.UPLOADED, RunState.RECONCILING, RunState.DONE})
+
+_Status = tuple[str | None, str | None, str | None, str | None]
+"""A record's outcome label, error code, reason (None: no outcome yet) and request id."""
+
+
+class _RecordRows:
+    """The report's rows, made from the plan each time they are iterated: a run of a
+    million records holds one row at a time, not a row object per record."""
+
+    def __init__(
+        self,
+        plan: PlanOps,
+        previous: Mapping[str, Mapping[str, Any]],
+        status: Mapping[str, _Status],
+    ) -> None:
+        self.plan = plan
+        self.previous = previous
+        self.status = status
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __iter__(self) -> Iterator[RecordRow]:
+        for op in self.plan:
+            label, code, reason, request_id = self.status.get(op.external_id, _NOT_SENT)
+            if label is None:
+                label = "pending" if request_id else "not sent"
+            change = record_change(op, self.previous.get(op.external_id))
+            yield RecordRow(
+                external_id=op.external_id,
+                action=op.kind,
+                outcome=label,
+                line=op.line,
+                request_id=request_id,
+                error_code=code,
+                reason=reason,
+                display_name=change.display_name,
+                changes=tuple((c.attribute, c.old, c.new) for c in change.changes),
+            )
+
+
+_NOT_SENT: _Status = (None, None, None, None)
 
 
 def _index_doc(j: Journal) -> dict[str, Any]:
@@ -98,7 +140,7 @@ class Reporter:
         """A report's data from a journal (and the run's stored plan and outcomes)."""
         plan = self.runs.plan_or_empty(journal)
         previous = self.runs.previous_payloads(journal, plan)
-        records = self._record_rows(journal, plan, previous)
+        records = _RecordRows(plan, previous, self._record_status(journal))
         counts = dict(journal.outcome_labels or journal.outcomes or {})
         if not counts:
             for r in records:
@@ -134,46 +176,29 @@ class Reporter:
             progress=progress.text if (progress := self.progress(journal)) else None,
         )
 
-    def _record_rows(
-        self,
-        journal: Journal,
-        plan: Sequence[PlannedOp],
-        previous: Mapping[str, Mapping[str, Any]],
-    ) -> list[RecordRow]:
-        """One row per planned record: its outcome (reconciled, pending or not sent), its
-        request, who it is and which attributes the run changes."""
-        outcomes = self.runs.load_outcomes(journal.source, journal.run_id)
+    def _record_status(self, journal: Journal) -> dict[str, _Status]:
+        """Each sent record's outcome (reconciled, or pending with its request) by external
+        id; tuples are shared among the records of a batch with the same outcome, so a
+        million records cost about their ids."""
+        status: dict[str, _Status] = {}
         members = self.runs.batch_members(journal)
-        acked: dict[str, AckedBatch] = {
-            ext: batch
-            for batch in journal.batches
-            if batch.index < len(members)
-            for ext in members[batch.index]
-        }
-        records: list[RecordRow] = []
-        for op in plan:
-            batch = acked.get(op.external_id)
-            row = outcomes.get(op.external_id)
-            if row is not None:
-                outcome = outcome_label(row.outcome, row.error_code, row.provisioning_action)
-                code, reason = row.error_code, row.reason
-            else:
-                outcome, code, reason = ("pending" if batch else "not sent"), None, None
-            change = record_change(op, previous.get(op.external_id))
-            records.append(
-                RecordRow(
-                    external_id=op.external_id,
-                    action=op.kind,
-                    outcome=outcome,
-                    line=op.line,
-                    request_id=batch.request_id if batch else None,
-                    error_code=code,
-                    reason=reason,
-                    display_name=change.display_name,
-                    changes=tuple((c.attribute, c.old, c.new) for c in change.changes),
-                )
+        for batch in journal.batches:
+            if batch.index < len(members):
+                sent: _Status = (None, None, None, batch.request_id)
+                for ext in members[batch.index]:
+                    status[ext] = sent
+        del members
+        shared: dict[_Status, _Status] = {}
+        for row in self.runs.iter_outcomes(journal.source, journal.run_id):
+            label = sys.intern(outcome_label(row.outcome, row.error_code, row.provisioning_action))
+            key: _Status = (
+                label,
+                row.error_code,
+                row.reason,
+                status.get(row.external_id, _NOT_SENT)[3],
             )
-        return records
+            status[row.external_id] = shared.setdefault(key, key) if row.reason is None else key
+        return status
 
     def neighbours(self, journal: Journal) -> RunNav:
         """The runs of the source received just before and just after ``journal``."""
@@ -229,12 +254,12 @@ class Reporter:
     def _write_one(self, journal: Journal) -> ReportInput:
         data = self.report_input(journal)
 
-        def put(name: str, body: bytes, ctype: str) -> str:
-            return self.runs.write_report(journal, name, body, ctype)
+        def put(name: str, parts: Iterable[bytes], ctype: str) -> str:
+            return self.runs.write_report(journal, name, parts, ctype)
 
         write_reports(data, put)
         if data.held_reason and data.changes is not None:
-            put(HELD_NAME, build_held_csv(data.changes), "text/csv; charset=utf-8")
+            put(HELD_NAME, [build_held_csv(data.changes)], "text/csv; charset=utf-8")
         return data
 
     def change_view(self, journal: Journal) -> ChangeView:

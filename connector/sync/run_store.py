@@ -506,15 +506,20 @@ class RunStore:
     ) -> dict[str, OutcomeRow]:
         """The run's outcomes by externalId (``only``: just those records, read as a
         stream when the rows are one per line, as written since they were)."""
+        return {
+            row.external_id: row
+            for row in self.iter_outcomes(source, run_id)
+            if only is None or row.external_id in only
+        }
+
+    def iter_outcomes(self, source: str, run_id: str) -> Iterator[OutcomeRow]:
+        """The run's outcomes one row at a time (nothing when there are none yet)."""
         try:
             blob = self.store.read_artifact(f"{source}/{run_id}/outcomes.json.gz")
         except StateError:
-            return {}
-        out: dict[str, OutcomeRow] = {}
+            return
         for row in _outcome_rows(blob):
-            if only is None or row[0] in only:
-                out[row[0]] = OutcomeRow.from_row(row)
-        return out
+            yield OutcomeRow.from_row(row)
 
     def load_log_book(self, source: str, job_id: str | None) -> bytes | None:
         """The stored log book of the source's job (gzip bytes, read by
@@ -529,8 +534,16 @@ class RunStore:
             log_book_key(source, job_id), body, content_type="application/gzip"
         )
 
-    def write_report(self, journal: Journal, name: str, body: bytes, content_type: str) -> str:
-        return self.store.write_artifact(_artifact(journal, name), body, content_type=content_type)
+    def write_report(
+        self, journal: Journal, name: str, parts: Iterable[bytes], content_type: str
+    ) -> str:
+        """Store one of the run's report files as its parts come (never whole in memory);
+        returns where it is."""
+        path = _artifact(journal, name)
+        with self.store.artifact_writer(path, content_type=content_type) as out:
+            for part in parts:
+                out.write(part)
+        return self.store.artifact_location(path)
 
     def index_rows(self) -> tuple[dict[str, dict[str, Any]] | None, str | None]:
         """The runs index's rows by run id and the document's etag (None: never written)."""

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import orjson
 import pytest
 
 import connector.report as report_module
+import connector.report_table as report_table
 from connector.csv_out import neutralise_cell
 from connector.report import (
     RecordRow,
@@ -164,14 +166,17 @@ def test_html_caps_failure_rows() -> None:
 def test_write_reports_hands_three_files_to_the_store() -> None:
     got: dict[str, tuple[bytes, str]] = {}
 
-    def put(name: str, body: bytes, ctype: str) -> str:
-        got[name] = (body, ctype)
+    def put(name: str, parts: Iterable[bytes], ctype: str) -> str:
+        got[name] = (b"".join(parts), ctype)
         return f"mem://{name}"
 
-    out = write_reports(sample_input(), put)
+    data = sample_input()
+    out = write_reports(data, put)
     assert out == {n: f"mem://{n}" for n in ("report.json", "failures.csv", "report.html")}
     assert got["report.html"][1].startswith("text/html")
-    assert got["report.html"][0].startswith(b"<!DOCTYPE html>")
+    assert got["report.html"][0] == build_report_html(data).encode("utf-8")
+    assert got["report.json"][0] == build_report_json(data)
+    assert got["failures.csv"][0] == build_failures_csv(data)
 
 
 CHROMIUM_HELP = (
@@ -241,3 +246,55 @@ def test_report_json_is_one_indented_serialization_however_many_records(
     assert len(orjson.loads(body)["records"]) == len(data.records)
     empty = bytes(build_report_json(dataclasses.replace(data, records=[])))
     assert orjson.loads(empty)["records"] == []
+
+
+def test_record_table_data_written_in_blocks_is_one_json_array(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    records = [
+        RecordRow(f"E{i}", "joiner", "created", display_name=f"</script><!-- {i}")
+        for i in range(10)
+    ]
+    whole = report_table.build_record_table(records)
+    monkeypatch.setattr(report_table, "_DATA_BLOCK", 3)
+    assert report_table.build_record_table(records) == whole
+    data = whole.split('id="rt-data">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in data
+    assert [r[1] for r in json.loads(data)] == [r.display_name for r in records]
+    empty = report_table.build_record_table([])
+    assert 'id="rt-data">[]</script>' in empty
+
+
+def test_failures_csv_written_in_blocks_is_one_csv(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = sample_input()
+    body = build_failures_csv(data)
+    monkeypatch.setattr(report_module, "_CSV_BLOCK", 3)
+    assert build_failures_csv(data) == body
+    rows = list(csv.reader(io.StringIO(body.decode("utf-8"))))
+    assert rows[0] == ["externalId", "line", "action", "errorCode", "reason"]
+    assert len(rows) > 4
+
+
+class _OnePass:
+    """Records made as they are read, as the engine's reports get them."""
+
+    def __init__(self, records: list[RecordRow]) -> None:
+        self.records = records
+        self.passes = 0
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[RecordRow]:
+        self.passes += 1
+        return (dataclasses.replace(r) for r in self.records)
+
+
+def test_reports_from_rows_made_as_they_are_read_equal_those_from_a_list() -> None:
+    data = sample_input()
+    rows = _OnePass(list(data.records))
+    streamed = dataclasses.replace(data, records=rows)
+    assert build_report_json(streamed) == build_report_json(data)
+    assert build_failures_csv(streamed) == build_failures_csv(data)
+    assert build_report_html(streamed) == build_report_html(data)
+    assert rows.passes >= 3
