@@ -2,10 +2,11 @@
 
 A first load of N records (5 % inactive, a manager tree of fan-out 6, so 8 manager-chain
 levels at a million) is planned managers first, as :func:`connector.sync.plans.order_plan`
-stores it. Before the run's first batch the sender builds its batches from the plan
-(the baseline, done for every run); a run that does not fit into today's budget also
-puts the plan into priority order and stores it again (``priority``: the keys, the
-permutation, the reordered plan, its batches and the encoded plan the store writes).
+stores it. Before the run's first batch the sender works out its batches from the plan (their
+bounds, levels and members: the baseline, done for every run); a run that does not fit
+into today's budget also puts the plan into priority order and stores it again
+(``priority``: the keys read a row at a time, the permutation, the reordered compact
+plan, its batches and the encoded plan the store writes, counted, not kept).
 
 Each mode and size runs in a fresh interpreter, so the peak RSS (``ru_maxrss``) is that
 of the whole process for that work alone; both modes start from the same generated plan.
@@ -25,9 +26,9 @@ import time
 from typing import Any
 
 from connector.scim import CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA
-from connector.sync.plans import PlannedOp, encode_plan, leveled_batches
-from connector.sync.priority import group_counts, priority_order, priority_text
-from connector.sync.sending import _op_key
+from connector.sync.op_table import OpTable
+from connector.sync.plans import PlanOps, write_plan_to
+from connector.sync.priority import PlanKeys, group_counts, priority_order, priority_text
 
 FANOUT = 6
 
@@ -40,11 +41,13 @@ def _level(i: int) -> int:
     return level
 
 
-def make_plan(n: int) -> list[PlannedOp]:
-    """A first load, managers first (level order), as the planner stores it."""
-    ops: list[PlannedOp] = []
-    for i in range(n):
+def make_plan(n: int) -> PlanOps:
+    """A first load, managers first (level order), as the planner stores it: the compact
+    plan (columns, payloads spooled to a temporary file)."""
+    table = OpTable()
+    for i in sorted(range(n), key=_level):
         ext = f"E{i:07}"
+        manager = f"E{(i - 1) // FANOUT:07}" if i else None
         data: dict[str, Any] = {
             "schemas": [CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA],
             "externalId": ext,
@@ -55,33 +58,58 @@ def make_plan(n: int) -> list[PlannedOp]:
             "department": f"Dept {i % 40}",
             "active": i % 20 != 7,
         }
-        if i:
-            data[ENTERPRISE_USER_SCHEMA] = {"manager": {"value": f"E{(i - 1) // FANOUT:07}"}}
+        if manager is not None:
+            data[ENTERPRISE_USER_SCHEMA] = {"manager": {"value": manager}}
         fp = i.to_bytes(16, "big")
-        ops.append(PlannedOp("joiner", ext, i + 2, fp, bool(data["active"]), data, None, _level(i)))
-    ops.sort(key=lambda op: op.level)
-    return ops
+        level = _level(i)
+        table.add(
+            "joiner",
+            ext,
+            i + 2,
+            fp,
+            bool(data["active"]),
+            data,
+            level=level,
+            manager=manager if level else None,
+        )
+    return PlanOps(table)
+
+
+class _Counting:
+    """A sink that counts the bytes of the stored plan (what the store would write)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def write(self, b: bytes) -> int:
+        self.n += len(b)
+        return len(b)
+
+    def flush(self) -> None:
+        return None
 
 
 def run_one(mode: str, n: int) -> dict[str, Any]:
     ops = make_plan(n)
     start = time.perf_counter()
     text = ""
+    encoded = 0
     if mode == "priority":
-        keys = [_op_key(op) for op in ops]
+        keys = PlanKeys(ops.table)
         order = priority_order(keys)
-        ops = [ops[i] for i in order]
         text = priority_text(group_counts(keys))
-        encoded = len(encode_plan(ops))
-    else:
-        encoded = 0
-    batches = leveled_batches(ops)
+        ops = PlanOps(ops.table.take(order))
+        sink = _Counting()
+        write_plan_to(sink, ops)  # type: ignore[arg-type]
+        encoded = sink.n
+    levels = ops.batch_levels()
+    members = ops.members()
     seconds = time.perf_counter() - start
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "mode": mode,
         "records": n,
-        "batches": len(batches),
+        "batches": len(levels) if len(levels) == len(members) else -1,
         "seconds": round(seconds, 2),
         "peak_rss_mb": round(rss_mb),
         "plan_bytes": encoded,

@@ -65,7 +65,7 @@ param pythonVersion string = '3.11'
   2048
   4096
 ])
-@description('Memory per Flex Consumption instance, in MB. Reading a dropped file takes a few MB whatever its size; planning it takes 6 to 7 KB per row plus up to 130 MB (measured, docs/benchmarks.md Blob ingest). Pick 512 for extracts up to about 20,000 rows, 2048 up to about 100,000, 4096 up to about 300,000 (one file at a time; see docs/deploy.md).')
+@description('Memory per Flex Consumption instance, in MB. A dropped file is read in 4 MiB chunks; a first load of 100,000 records peaks at 153 MB, 300,000 at 242 MB, 1,000,000 at 654 MB (measured, docs/benchmarks.md Blob ingest). Pick 512 for sources up to about 150,000 records, 2048 up to about 1,000,000, 4096 beyond or for several such sources at once (see docs/deploy.md).')
 param instanceMemoryMB int = 2048
 
 @minValue(1)

@@ -29,13 +29,15 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
+from connector.sync.op_table import OpTable
 from connector.sync.references import order_by_level
 
 __all__ = [
     "GROUPS",
     "OpKey",
+    "PlanKeys",
     "group_counts",
     "priority_group",
     "priority_order",
@@ -55,6 +57,30 @@ class OpKey(NamedTuple):
     level: int
     external_id: str
     manager: str | None = None
+
+
+class PlanKeys(Sequence[OpKey]):
+    """What the priority order reads of each planned operation, built a row at a time
+    from the plan's columns (a million keys are never held at once)."""
+
+    def __init__(self, table: OpTable) -> None:
+        self._table = table
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    @overload
+    def __getitem__(self, i: int) -> OpKey: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[OpKey]: ...
+
+    def __getitem__(self, i: int | slice) -> OpKey | Sequence[OpKey]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        t = self._table
+        level = t.level(i)
+        return OpKey(t.kind(i), t.active(i), level, t.ext[i], t.manager(i) if level else None)
 
 
 def priority_group(kind: str, active: bool) -> int:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from array import array
 from collections.abc import Iterator, Sequence
-from typing import overload
 
 from connector.config import Source
 from connector.errors import (
@@ -29,9 +28,8 @@ from connector.state.base import RecordEntry
 from connector.sync.acks import AckedBatch
 from connector.sync.context import SyncContext
 from connector.sync.journal import Journal, WaitingReason, waiting_reason_of
-from connector.sync.op_table import OpTable
 from connector.sync.plans import NEVER_ACCEPTED, PlanOps
-from connector.sync.priority import OpKey, group_counts, priority_order, priority_text
+from connector.sync.priority import PlanKeys, group_counts, priority_order, priority_text
 from connector.sync.progress import calls_left_today
 from connector.sync.readiness import JobGate, not_ready_note, wait_until
 from connector.sync.run_store import check_lock, lock_lost
@@ -128,7 +126,7 @@ class Sender:
         left = calls_left_today(counts, self.ctx.config.daily_call_budget, self.ctx.clock.now())
         if needed <= left:
             return ops
-        keys = _KeyView(ops.table)
+        keys = PlanKeys(ops.table)
         groups = group_counts(keys)
         if journal.send_order != groups:
             journal.send_order = groups
@@ -334,30 +332,6 @@ def _members_follow(members: list[list[str]], ops: PlanOps) -> bool:
     return sum(map(len, members)) == len(ext) and all(
         a == b for a, b in zip((e for batch in members for e in batch), ext, strict=False)
     )
-
-
-class _KeyView(Sequence[OpKey]):
-    """What the priority order reads of each planned operation, built a row at a time
-    from the plan's columns (a million keys are never held at once)."""
-
-    def __init__(self, table: OpTable) -> None:
-        self._table = table
-
-    def __len__(self) -> int:
-        return len(self._table)
-
-    @overload
-    def __getitem__(self, i: int) -> OpKey: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> Sequence[OpKey]: ...
-
-    def __getitem__(self, i: int | slice) -> OpKey | Sequence[OpKey]:
-        if isinstance(i, slice):
-            return [self[k] for k in range(*i.indices(len(self)))]
-        t = self._table
-        level = t.level(i)
-        return OpKey(t.kind(i), t.active(i), level, t.ext[i], t.manager(i) if level else None)
 
 
 def _rows_of(
