@@ -92,9 +92,9 @@ def priority_group(kind: str, active: bool) -> int:
     return 2
 
 
-def _groups(keys: Sequence[OpKey]) -> bytearray:
+def _groups(keys: Sequence[OpKey]) -> tuple[bytearray, array[int]]:
     """Each operation's group, with managers moved up to the group of a report that waits
-    for them (deepest levels first, so a whole chain moves up).
+    for them (deepest levels first, so a whole chain moves up), and each one's level.
 
     ``keys`` may be a lazy view over a plan's columns: it is read a row at a time, and
     what is kept is a byte per row, the levels, and positions of managers only.
@@ -110,7 +110,7 @@ def _groups(keys: Sequence[OpKey]) -> bytearray:
         if k.level and k.manager is not None:
             managers.setdefault(k.manager, -1)
     if not managers:
-        return groups
+        return groups, levels
     for i in range(n):
         ext = keys[i].external_id
         if managers.get(ext) == -1:
@@ -123,7 +123,7 @@ def _groups(keys: Sequence[OpKey]) -> bytearray:
         m = managers.get(manager, -1) if manager is not None else -1
         if m >= 0 and levels[m] == level - 1 and groups[i] < groups[m]:
             groups[m] = groups[i]
-    return groups
+    return groups, levels
 
 
 def priority_order(keys: Sequence[OpKey]) -> list[int]:
@@ -132,12 +132,11 @@ def priority_order(keys: Sequence[OpKey]) -> list[int]:
     Deterministic and idempotent: applied to a plan already in this order it returns
     ``0..n-1``. A counting sort over (group, level): no tuple per operation.
     """
-    groups = _groups(keys)
-    n = len(keys)
-    top = max((keys[i].level for i in range(n)), default=0)
+    groups, levels = _groups(keys)
+    top = max(levels, default=0)
     buckets = [array("q") for _ in range(len(GROUPS) * (top + 1))]
-    for i in range(n):
-        buckets[groups[i] * (top + 1) + keys[i].level].append(i)
+    for i, (group, level) in enumerate(zip(groups, levels, strict=True)):
+        buckets[group * (top + 1) + level].append(i)
     out: list[int] = []
     for bucket in buckets:
         out.extend(bucket)
