@@ -140,7 +140,7 @@ class Sender:
         if order != list(range(len(ops))):
             ops = PlanOps(ops.table.take(order))
             self.runs.write_plan(journal, ops)
-        elif not _members_follow(self.runs.batch_members(journal), ops):
+        elif self.runs.batch_members(journal) != ops.members():
             self.runs.write_plan(journal, ops)  # stopped between the plan and its batches
         return ops
 
@@ -324,14 +324,6 @@ class Sender:
                     f"runs/{source}/{journal.run_id}",
                 )
                 self.index_acks(source, journal)
-
-
-def _members_follow(members: list[list[str]], ops: PlanOps) -> bool:
-    """Whether the stored batch members are the plan's records in the plan's order."""
-    ext = ops.table.ext
-    return sum(map(len, members)) == len(ext) and all(
-        a == b for a, b in zip((e for batch in members for e in batch), ext, strict=False)
-    )
 
 
 def _rows_of(
