@@ -45,10 +45,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bench_sync_upload import JOB, SP, sources
+from bench_sync_upload import faulty_emulator, sources
 
 from connector.clock import Clock, SystemClock
-from connector.emulator.config import EmulatorConfig, JobConfig
+from connector.emulator.config import EmulatorConfig
 from connector.emulator.server import run_emulator
 from connector.errors import ConnectorError
 from connector.graph.auth import StaticTokenProvider
@@ -157,16 +157,7 @@ class Emulator:
 
 @contextmanager
 def emulator(latency_ms: float, faults: float, seed: int) -> Iterator[Emulator]:
-    config = EmulatorConfig(
-        jobs=[JobConfig(service_principal_id=SP, job_id=JOB)],
-        latency_ms=latency_ms,
-        fault_rate=faults / 2,
-        drop_before_rate=faults / 4,
-        drop_after_rate=faults / 4,
-        seed=seed,
-        daily_quota=None,
-        gc_freeze=True,
-    )
+    config = faulty_emulator(latency_ms, faults, seed, gc_freeze=True)
     ctx = multiprocessing.get_context("spawn")
     ours, theirs = ctx.Pipe()
     child = ctx.Process(target=_serve, args=(theirs, config), daemon=True)

@@ -57,10 +57,10 @@ sources:
     )
 
 
-def run_once(
-    records: int, window: int, latency_ms: float, faults: float, seed: int
-) -> dict[str, Any]:
-    emu_cfg = EmulatorConfig(
+def faulty_emulator(latency_ms: float, faults: float, seed: int, **extra: Any) -> EmulatorConfig:
+    """The benchmarks' emulator: the job, no daily quota, ``latency_ms`` on every call and
+    ``faults`` split as half 5xx answers, a quarter dropped before and after acceptance."""
+    return EmulatorConfig(
         jobs=[JobConfig(service_principal_id=SP, job_id=JOB)],
         latency_ms=latency_ms,
         fault_rate=faults / 2,
@@ -68,7 +68,14 @@ def run_once(
         drop_after_rate=faults / 4,
         seed=seed,
         daily_quota=None,
+        **extra,
     )
+
+
+def run_once(
+    records: int, window: int, latency_ms: float, faults: float, seed: int
+) -> dict[str, Any]:
+    emu_cfg = faulty_emulator(latency_ms, faults, seed)
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp, run_emulator(emu_cfg) as emu:
         extract = Path(tmp) / "employees_20260105.csv"
         generate_extract(extract, records, seed=seed)
