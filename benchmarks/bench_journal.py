@@ -45,6 +45,7 @@ from connector.state.local import LocalStateStore
 from connector.sync import run_store
 from connector.sync.acks import ACK_CHUNK_SIZE, AckedBatch
 from connector.sync.journal import Journal, RunState
+from connector.sync.journal_doc import journal_to_doc
 from connector.sync.run_store import RunStore
 
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
@@ -126,7 +127,7 @@ def current(n: int) -> dict[str, float]:
 def previous(n: int) -> dict[str, float]:
     """Every acknowledgement inline: bytes summed exactly, saves timed at both ends."""
     journal = _journal()
-    base = len(orjson.dumps(journal.to_doc()))
+    base = len(orjson.dumps(journal_to_doc(journal)))
     total, size = 0, base
     for i in range(n):
         size += len(orjson.dumps(_ack(i).to_doc())) + (1 if i else 0)

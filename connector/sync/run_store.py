@@ -55,6 +55,7 @@ from connector.state.base import PayloadUpdates, RecordEntry, RecordIndex, Sourc
 from connector.state.store import StateStore
 from connector.sync.acks import ACK_CHUNK_SIZE
 from connector.sync.journal import Journal, from_iso, to_iso
+from connector.sync.journal_doc import journal_from_doc, journal_to_doc
 from connector.sync.op_table import PayloadMap
 from connector.sync.plans import PlannedOp, PlanOps, decode_op, read_plan, write_plan_to
 
@@ -211,7 +212,7 @@ class RunStore:
     def create(self, journal: Journal) -> None:
         """Write a new run's journal (refused if one exists)."""
         journal.etag = self.store.put_document(
-            run_key(journal.source, journal.run_id), journal.to_doc(), if_none_match=True
+            run_key(journal.source, journal.run_id), journal_to_doc(journal), if_none_match=True
         )
 
     def save(self, journal: Journal) -> None:
@@ -225,9 +226,13 @@ class RunStore:
         key = run_key(journal.source, journal.run_id)
         try:
             if journal.etag is None:
-                journal.etag = self.store.put_document(key, journal.to_doc(), if_none_match=True)
+                journal.etag = self.store.put_document(
+                    key, journal_to_doc(journal), if_none_match=True
+                )
             else:
-                journal.etag = self.store.put_document(key, journal.to_doc(), if_match=journal.etag)
+                journal.etag = self.store.put_document(
+                    key, journal_to_doc(journal), if_match=journal.etag
+                )
         except DocumentConflictError as exc:
             if journal.lock is None:
                 raise
@@ -253,7 +258,7 @@ class RunStore:
             journal.batches.sealed(chunk)
 
     def _journal(self, got: tuple[dict[str, Any], str]) -> Journal:
-        journal = Journal.from_doc(got[0])
+        journal = journal_from_doc(got[0])
         journal.etag = got[1]
         source, run_id = journal.source, journal.run_id
 
