@@ -12,7 +12,7 @@ from connector.errors import (
 )
 from connector.sync.journal import RunState
 from connector.sync.journal_doc import journal_to_doc
-from connector.sync.run_store import approval_key, discard_key
+from connector.sync.run_keys import approval_key, discard_key
 from tests.sync.fakes import people
 from tests.sync.world import World
 
