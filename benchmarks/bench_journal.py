@@ -42,9 +42,10 @@ import orjson
 
 from connector.clock import FakeClock
 from connector.state.local import LocalStateStore
-from connector.sync import run_store
+from connector.sync import journal_store
 from connector.sync.acks import ACK_CHUNK_SIZE, AckedBatch
 from connector.sync.journal import Journal, RunState
+from connector.sync.journal_doc import journal_to_doc
 from connector.sync.run_store import RunStore
 
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
@@ -126,13 +127,13 @@ def current(n: int) -> dict[str, float]:
 def previous(n: int) -> dict[str, float]:
     """Every acknowledgement inline: bytes summed exactly, saves timed at both ends."""
     journal = _journal()
-    base = len(orjson.dumps(journal.to_doc()))
+    base = len(orjson.dumps(journal_to_doc(journal)))
     total, size = 0, base
     for i in range(n):
         size += len(orjson.dumps(_ack(i).to_doc())) + (1 if i else 0)
         total += size
-    saved = run_store.ACK_CHUNK_SIZE
-    run_store.ACK_CHUNK_SIZE = n + 1  # type: ignore[misc]  # sealing off: the old document
+    saved = journal_store.ACK_CHUNK_SIZE
+    journal_store.ACK_CHUNK_SIZE = n + 1  # type: ignore[misc]  # sealing off: the old document
     try:
         with _store() as (_, runs):
             runs.create(journal)
@@ -141,7 +142,7 @@ def previous(n: int) -> dict[str, float]:
                 journal.batches.append(_ack(i))
             last = _timed_saves(runs, journal, n - SAMPLE, SAMPLE)
     finally:
-        run_store.ACK_CHUNK_SIZE = saved  # type: ignore[misc]
+        journal_store.ACK_CHUNK_SIZE = saved  # type: ignore[misc]
     return {
         "per_ack": total / n,
         "largest": size,

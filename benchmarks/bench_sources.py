@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 CHILD = r"""
 import json, resource, sys, time, csv, os
-from connector.config import SqlSettings
+from connector.sources.models import SqlSettings
 from connector.sources.sql import pull_sql
 import sqlalchemy as sa
 mode, url, table, out = sys.argv[1:5]

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from connector.config import Thresholds
+from connector.config_source import Thresholds
 from connector.scim import (
     CORE_USER_SCHEMA,
     ENTERPRISE_USER_SCHEMA,

@@ -312,7 +312,7 @@ def runs_show(
         return
     print_summary(summary, console, engine.command_flags)
     if view is not None:
-        from connector.sync.run_store import HELD_NAME
+        from connector.sync.run_keys import HELD_NAME
 
         held_csv = engine.runs.report_location(journal, HELD_NAME)
         print_held(view, console, batches=summary.batches_total, held_csv=held_csv)

@@ -31,13 +31,13 @@ from typing import Any, Final, Protocol
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from connector.config import SqlSettings
 from connector.errors import (
     EmptySnapshotError,
     SourceAuthError,
     SourceError,
     UnconvertibleValueError,
 )
+from connector.sources.models import SqlSettings
 from connector.sources.snapshot import Snapshot, Watermark, write_snapshot
 from connector.sources.values import to_text
 

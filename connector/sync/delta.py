@@ -40,7 +40,7 @@ from typing import Any, Literal, Protocol
 
 import orjson
 
-from connector.state.base import FINGERPRINT_SIZE, Outcome, RecordIndex
+from connector.state.base import FINGERPRINT_SIZE, Outcome, RecordEntry, RecordIndex
 from connector.sync.op_table import OpTable, RowView
 from connector.sync.references import manager_of
 
@@ -333,11 +333,7 @@ def plan_delta(
     add = changes.table.add
     entries = index.entries
     seen: set[str] = set()
-    retry_outcomes: set[str] = set()
-    if retry_failed:
-        retry_outcomes.add(Outcome.FAILED.value)
-    if retry_unconfirmed:
-        retry_outcomes.add(Outcome.UNCONFIRMED.value)
+    retry_outcomes = _retry_outcomes(retry_failed=retry_failed, retry_unconfirmed=retry_unconfirmed)
     ignore = tuple(ignore_attributes)
 
     for rec in records:
@@ -349,29 +345,11 @@ def plan_delta(
         seen.add(ext)
         data = rec.data
         fp = fingerprint(data, ignore)
-        entry = entries.get(ext)
-        kind: ChangeKind | None
         sent_active = data.get("active")
         active = sent_active is not False
-        deactivation = False
-        if entry is None:
-            kind = ChangeKind.JOINER
-            plan.joiners += 1
-        elif entry.fingerprint != fp:
-            kind = ChangeKind.MOVER
-            plan.movers += 1
-            if entry.active and not active:
-                deactivation = True
-                plan.deactivations += 1
-        elif full_resend:
-            kind = ChangeKind.RESEND
-            plan.resends += 1
-        elif entry.outcome in retry_outcomes:
-            kind = ChangeKind.RETRY
-            plan.retries += 1
-        else:
-            kind = None
-            plan.unchanged += 1
+        kind, deactivation = _classify(
+            plan, entries.get(ext), fp, active, full_resend=full_resend, retry=retry_outcomes
+        )
         if kind is not None:
             if sent_active.__class__ is not bool:
                 raise _no_active(rec.line)
@@ -387,17 +365,68 @@ def plan_delta(
             )
 
     if mode == "full":
-        rejected = rejected_ids if isinstance(rejected_ids, set | frozenset) else set(rejected_ids)
-        for ext, entry in entries.items():
-            if not entry.active or ext in seen or ext in rejected:
-                continue
-            if leaver_policy == "disable":
-                plan.leavers.append(
-                    Change(ChangeKind.LEAVER, ext, None, None, entry.fingerprint, active=False)
-                )
-            else:
-                plan.ignored_leavers.append(ext)
+        _find_leavers(plan, entries, seen, rejected_ids)
     return plan
+
+
+def _retry_outcomes(*, retry_failed: bool, retry_unconfirmed: bool) -> frozenset[str]:
+    """The last outcomes whose unchanged records are sent again."""
+    outcomes: set[str] = set()
+    if retry_failed:
+        outcomes.add(Outcome.FAILED.value)
+    if retry_unconfirmed:
+        outcomes.add(Outcome.UNCONFIRMED.value)
+    return frozenset(outcomes)
+
+
+def _classify(
+    plan: DeltaPlan,
+    entry: RecordEntry | None,
+    fp: bytes,
+    active: bool,
+    *,
+    full_resend: bool,
+    retry: frozenset[str],
+) -> tuple[ChangeKind | None, bool]:
+    """Why a record present in the file is sent (None: unchanged, not sent) and whether it
+    is a deactivation; counted on ``plan``."""
+    if entry is None:
+        plan.joiners += 1
+        return ChangeKind.JOINER, False
+    if entry.fingerprint != fp:
+        plan.movers += 1
+        if entry.active and not active:
+            plan.deactivations += 1
+            return ChangeKind.MOVER, True
+        return ChangeKind.MOVER, False
+    if full_resend:
+        plan.resends += 1
+        return ChangeKind.RESEND, False
+    if entry.outcome in retry:
+        plan.retries += 1
+        return ChangeKind.RETRY, False
+    plan.unchanged += 1
+    return None, False
+
+
+def _find_leavers(
+    plan: DeltaPlan,
+    entries: Mapping[str, RecordEntry],
+    seen: Collection[str],
+    rejected_ids: Collection[str],
+) -> None:
+    """``full`` mode: records last sent active that the file no longer has (rows it
+    rejected still count as present) are leavers, disabled or only reported."""
+    rejected = rejected_ids if isinstance(rejected_ids, set | frozenset) else set(rejected_ids)
+    for ext, entry in entries.items():
+        if not entry.active or ext in seen or ext in rejected:
+            continue
+        if plan.leaver_policy == "disable":
+            plan.leavers.append(
+                Change(ChangeKind.LEAVER, ext, None, None, entry.fingerprint, active=False)
+            )
+        else:
+            plan.ignored_leavers.append(ext)
 
 
 def attach_leaver_payloads(

@@ -16,7 +16,7 @@ __all__ = ["GuardThresholds", "GuardViolation", "HoldReason", "check_guard"]
 
 
 class GuardThresholds(Protocol):
-    """The guard's limits (:class:`connector.config.Thresholds` has this shape)."""
+    """The guard's limits (:class:`connector.config_source.Thresholds` has this shape)."""
 
     @property
     def max_leavers(self) -> int | None: ...

@@ -7,11 +7,11 @@ automatic and operator re-sends are child runs ``<run>-retryN`` and ``<source>-r
 state moves the engine makes, and every method that changes the state checks it (a move
 the table does not list raises :class:`~connector.errors.RunError`: a bug, never data).
 
-Pure: no I/O. :mod:`connector.sync.run_store` stores a journal as a JSON document with
-the same camelCase keys the engine has always written (:meth:`Journal.from_doc` and
-:meth:`Journal.to_doc`), so journals of runs started before keep loading. Acknowledged
-batches beyond the latest few live in sealed chunks next to it (:mod:`connector.sync.acks`),
-so the document stays small however many batches a run has.
+Pure: no I/O. Why a run waits is a :class:`~connector.sync.waiting.WaitingReason`; the
+stored document (the same camelCase keys the engine has always written) is read and
+written by :mod:`connector.sync.journal_doc`. Acknowledged batches beyond the latest few
+live in sealed chunks next to it (:mod:`connector.sync.acks`), so the document stays
+small however many batches a run has.
 """
 
 from __future__ import annotations
@@ -22,14 +22,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from connector.errors import (
-    BucketFullError,
-    ConcurrentRunError,
-    QuotaExhaustedError,
-    RunError,
-    ThrottledError,
-)
+from connector.errors import RunError
 from connector.sync.acks import AckLog
+from connector.sync.waiting import WaitingReason
 
 if TYPE_CHECKING:
     from connector.state.base import SourceLock
@@ -45,12 +40,10 @@ __all__ = [
     "JournalEvent",
     "RefusedRow",
     "RunState",
-    "WaitingReason",
     "from_iso",
     "later_copy_run_id",
     "make_run_id",
     "to_iso",
-    "waiting_reason_of",
 ]
 
 
@@ -131,58 +124,6 @@ MAX_REJECTED_IN_JOURNAL = 1000
 """Rejected rows listed in a refused run's journal (the rest are counted)."""
 
 
-class WaitingReason(StrEnum):
-    """Why a run is left ``uploading`` for a later call to continue (structured, so callers
-    never have to search error text)."""
-
-    QUOTA = "quota"
-    """The daily call budget (or the service's quota, a very long Retry-After) is spent."""
-    BUCKET_FULL = "bucket_full"
-    """500 "bucket full": the job's queue pushes back; minutes, not seconds."""
-    THROTTLED = "throttled"
-    """429 persisted after the retries the policy allows."""
-    TRANSIENT = "transient"
-    """5xx, timeouts or dropped connections persisted after the retries allowed."""
-    LOCK_LOST = "lock_lost"
-    """This process lost the source's lock mid-run and stopped; another holder goes on."""
-    QUEUED = "queued"
-    """Behind an older run of the same source that has not finished uploading."""
-    JOB_NOT_READY = "job_not_ready"
-    """The provisioning job would not process an upload (paused, quarantined, not
-    configured or not started, its on-premises agent inactive): nothing was sent; a later
-    pass checks again (not before ``waitingUntil`` when the service named a time)."""
-
-
-def waiting_reason_of(exc: BaseException) -> WaitingReason:
-    """The waiting reason for an error that deferred an upload."""
-    if isinstance(exc, QuotaExhaustedError):
-        return WaitingReason.QUOTA
-    if isinstance(exc, BucketFullError):
-        return WaitingReason.BUCKET_FULL
-    if isinstance(exc, ThrottledError):
-        return WaitingReason.THROTTLED
-    if isinstance(exc, ConcurrentRunError):
-        return WaitingReason.LOCK_LOST
-    return WaitingReason.TRANSIENT
-
-
-def _reason_from_stored(value: object, note: object) -> WaitingReason | None:
-    if value:
-        try:
-            return WaitingReason(str(value))
-        except ValueError:
-            return WaitingReason.TRANSIENT
-    if not note:
-        return None
-    # Journals written before the reason was stored: the note starts with the error type.
-    kind = str(note).split(":", 1)[0]
-    return {
-        "QuotaExhaustedError": WaitingReason.QUOTA,
-        "BucketFullError": WaitingReason.BUCKET_FULL,
-        "ThrottledError": WaitingReason.THROTTLED,
-    }.get(kind, WaitingReason.TRANSIENT)
-
-
 def make_run_id(source: str, content_sha256: str) -> str:
     """``<source>-<first 20 hex of the file's SHA-256>``: same file, same run."""
     return f"{source}-{content_sha256[:20]}"
@@ -235,67 +176,6 @@ class RefusedRow:
 
 
 # -- the journal ----------------------------------------------------------------------------
-
-_OPTIONAL: dict[str, str] = {
-    # field name → document key, for values written only when set
-    "parent_run_id": "parentRunId",
-    "parent_run_ids": "parentRunIds",
-    "not_resent": "notResent",
-    "planned": "planned",
-    "rows_in_file": "rowsInFile",
-    "rejected_count": "rejectedCount",
-    "rejected_omitted": "rejectedOmitted",
-    "rejected_by_reason": "rejectedByReason",
-    "full_resend": "fullResend",
-    "extract_basis": "extractBasis",
-    "records_kept": "recordsKept",
-    "hold": "hold",
-    "held_reason": "heldReason",
-    "queued": "queued",
-    "queued_behind": "queuedBehind",
-    "waiting": "waiting",
-    "waits": "waits",
-    "approved_by": "approvedBy",
-    "failed_reason": "failedReason",
-    "blocked_reason": "blockedReason",
-    "superseded_reason": "supersededReason",
-    "discarded_reason": "discardedReason",
-    "batches_total": "batchesTotal",
-    "to_send": "toSend",
-    "reference_levels": "referenceLevels",
-    "isolation_calls": "isolationCalls",
-    "refused_in_a_row": "refusedInARow",
-    "outcomes": "outcomes",
-    "outcome_labels": "outcomeLabels",
-    "job_health": "jobHealth",
-    "reference_resends": "referenceResends",
-    "send_order": "sendOrder",
-}
-_TIMES = {
-    "first_sent_at": "firstSentAt",
-    "last_reconciled_at": "lastReconciledAt",
-    "waiting_until": "waitingUntil",
-}
-_KNOWN = {
-    "runId",
-    "source",
-    "file",
-    "kind",
-    "receivedAt",
-    "extractAt",
-    "state",
-    "timeline",
-    "batches",
-    "ackChunks",
-    "indexed",
-    "rejected",
-    "decision",
-    "planIndexVersion",
-    "waitingReason",
-    "updatedAt",
-    *_OPTIONAL.values(),
-    *_TIMES.values(),
-}
 
 
 @dataclass(slots=True, eq=False)
@@ -539,81 +419,3 @@ class Journal:
         if self.first_sent_at is None:
             self.first_sent_at = self.batches.first_sent_at or at
         self.move(RunState.UPLOADED, at, detail)
-
-    # -- the stored document --------------------------------------------------------------
-
-    @classmethod
-    def from_doc(cls, doc: Mapping[str, Any]) -> Journal:
-        """Read a stored journal document (today's or an older version's)."""
-        decision = doc.get("decision")
-        rejected = doc.get("rejected")
-        journal = cls(
-            run_id=str(doc["runId"]),
-            source=str(doc["source"]),
-            state=RunState(doc["state"]),
-            file=doc.get("file"),
-            kind=str(doc.get("kind") or "extract"),
-            received_at=from_iso(doc.get("receivedAt")),
-            extract_at=from_iso(doc.get("extractAt")),
-            timeline=[JournalEvent.from_doc(e) for e in doc.get("timeline") or []],
-            batches=AckLog.from_doc(doc),
-            indexed=int(doc.get("indexed", 0)),
-            rejected=None
-            if rejected is None
-            else [
-                RefusedRow(int(r["line"]), r.get("externalId"), str(r["reason"])) for r in rejected
-            ],
-            decided=isinstance(decision, Mapping),
-            decision_hold=dict(decision["hold"])
-            if isinstance(decision, Mapping) and decision.get("hold")
-            else None,
-            plan_index_version=doc.get("planIndexVersion"),
-            waiting_reason=_reason_from_stored(doc.get("waitingReason"), doc.get("waiting")),
-            updated_at=from_iso(doc.get("updatedAt")),
-            extra={k: v for k, v in doc.items() if k not in _KNOWN},
-        )
-        for name, key in _OPTIONAL.items():
-            if doc.get(key) is not None:
-                setattr(journal, name, doc[key])
-        for name, key in _TIMES.items():
-            setattr(journal, name, from_iso(doc.get(key)))
-        return journal
-
-    def to_doc(self) -> dict[str, Any]:
-        """The stored document (the same keys as ever; unset values are left out)."""
-        doc: dict[str, Any] = {
-            "runId": self.run_id,
-            "source": self.source,
-            "file": self.file,
-            "kind": self.kind,
-            "receivedAt": to_iso(self.received_at) if self.received_at else None,
-            "extractAt": to_iso(self.extract_at) if self.extract_at else None,
-            "state": self.state.value,
-            "timeline": [e.to_doc() for e in self.timeline],
-            **self.batches.to_doc(),
-            "indexed": self.indexed,
-        }
-        for name, key in _OPTIONAL.items():
-            value = getattr(self, name)
-            if value is not None and value is not False and not (key == "waits" and value == 0):
-                doc[key] = value
-        if self.isolation_calls == 0:
-            doc.pop("isolationCalls", None)
-        for name, key in _TIMES.items():
-            value = getattr(self, name)
-            if value is not None:
-                doc[key] = to_iso(value)
-        if self.last_reconciled_at is not None:
-            doc["jobHealth"] = self.job_health  # written with every reconciliation
-        if self.rejected is not None:
-            doc["rejected"] = [r.to_doc() for r in self.rejected]
-        if self.decided:
-            doc["decision"] = {"hold": self.decision_hold}
-        if self.decided or self.plan_index_version is not None:
-            doc["planIndexVersion"] = self.plan_index_version
-        if self.waiting is not None and self.waiting_reason is not None:
-            doc["waitingReason"] = self.waiting_reason.value
-        if self.updated_at is not None:
-            doc["updatedAt"] = to_iso(self.updated_at)
-        doc.update(self.extra)
-        return doc

@@ -8,7 +8,7 @@ suspicious snapshot. A pull that fails (unreachable, refused credentials, no row
 value with no text form) raises :class:`~connector.errors.SourceError` before any run is
 recorded: nothing is sent and nothing stored changes.
 
-Per source, the pull record (``pulls/<source>``, :func:`connector.sync.run_store.pull_key`)
+Per source, the pull record (``pulls/<source>``, :func:`connector.sync.run_keys.pull_key`)
 remembers:
 
 - ``lastPullAt``: the last pull that succeeded (recorded once its snapshot was ingested),

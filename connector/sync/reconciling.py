@@ -35,7 +35,7 @@ from connector.sync.context import SyncContext
 from connector.sync.delta import ChangeKind
 from connector.sync.journal import Journal, RunState
 from connector.sync.log_book import LOG_LAG, LogBook
-from connector.sync.run_store import OutcomeRow
+from connector.sync.result_store import OutcomeRow
 from connector.sync.targets import ProvisioningTarget
 
 __all__ = ["Reconciler"]

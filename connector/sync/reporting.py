@@ -27,15 +27,16 @@ from connector.sync.context import SyncContext
 from connector.sync.journal import (
     Journal,
     RunState,
-    WaitingReason,
     from_iso,
     to_iso,
 )
+from connector.sync.journal_store import lock_lost
 from connector.sync.plans import PlanOps
 from connector.sync.priority import priority_text
 from connector.sync.progress import RunProgress, calls_left_today, run_progress
-from connector.sync.run_store import HELD_NAME, lock_lost
+from connector.sync.run_keys import HELD_NAME
 from connector.sync.summary import RunSummary
+from connector.sync.waiting import WaitingReason
 
 __all__ = ["Reporter"]
 

@@ -27,15 +27,16 @@ from connector.state.base import Outcome as StateOutcome
 from connector.state.base import RecordEntry
 from connector.sync.acks import AckedBatch
 from connector.sync.context import SyncContext
-from connector.sync.journal import Journal, WaitingReason, waiting_reason_of
+from connector.sync.journal import Journal
+from connector.sync.journal_store import check_lock, lock_lost
 from connector.sync.plans import NEVER_ACCEPTED, PlanOps
 from connector.sync.priority import PlanKeys, group_counts, priority_order, priority_text
 from connector.sync.progress import calls_left_today
 from connector.sync.readiness import JobGate, not_ready_note, wait_until
-from connector.sync.run_store import check_lock, lock_lost
 from connector.sync.summary import ProgressCallback
 from connector.sync.targets import BatchReceipt, ProvisioningTarget
 from connector.sync.upload import Stop, StopKind, isolate_refusal, send_window
+from connector.sync.waiting import WaitingReason, waiting_reason_of
 
 __all__ = ["Sender"]
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector.sync.journal import WaitingReason
+from connector.sync.waiting import WaitingReason
 
 __all__ = ["PassResult", "ProgressCallback", "RunSummary", "loggable"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 
 from connector.cli import render
-from connector.sync.journal import WaitingReason
 from connector.sync.summary import RunSummary
+from connector.sync.waiting import WaitingReason
 
 
 def captured(*renderables: object) -> str:

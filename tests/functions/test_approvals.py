@@ -20,6 +20,7 @@ from connector.errors import QuotaExhaustedError
 from connector.functions.approvals import Approvals
 from connector.functions.dropzone import DropZone
 from connector.functions.markers import MAX_MARKER_BYTES, ApprovalMarker, MarkerAction
+from connector.sync.journal_doc import journal_to_doc
 
 from .runs import Refusing, held_run
 
@@ -41,7 +42,7 @@ def test_an_operator_approves_a_held_run_with_a_blob_in_approvals(
         released = next(r for r in w.runs() if r.run_id == held.run_id)
         assert released.state in ("uploaded", "reconciling", "done")
         assert len(w.bulk_calls()) > calls
-        journal = w.runtime.engine.get_run(held.run_id).to_doc()
+        journal = journal_to_doc(w.runtime.engine.get_run(held.run_id))
         assert journal["approvedBy"] == "Jane Operator"
         assert any("Jane Operator" in str(e) for e in journal["timeline"])
         # the marker is filed (a copy first), never just deleted
@@ -82,7 +83,7 @@ def test_an_approval_while_the_source_is_busy_stays_for_the_next_pass(
         assert next(r for r in w.runs() if r.run_id == held.run_id).state == "held"
         w.tick(minutes=15)
         assert next(r for r in w.runs() if r.run_id == held.run_id).state != "held"
-        journal = w.runtime.engine.get_run(held.run_id).to_doc()
+        journal = journal_to_doc(w.runtime.engine.get_run(held.run_id))
         assert journal["approvedBy"] == "approvals container"
 
 
@@ -133,7 +134,7 @@ def test_a_discard_marker_does_not_stop_a_run_approved_meanwhile(
         engine.get_run = real_get
         assert out.outcome == "not_discardable"
         assert engine.get_run(held.run_id).state == "uploading"
-        assert "discardedReason" not in engine.get_run(held.run_id).to_doc()
+        assert "discardedReason" not in journal_to_doc(engine.get_run(held.run_id))
         w.tick(minutes=15)  # the timer continues the approved run
         assert engine.get_run(held.run_id).state in ("uploaded", "reconciling", "done")
 
@@ -146,7 +147,7 @@ def test_a_discard_marker_records_who_and_why(make_world: Any, tmp_path: Path) -
             b'{"by": "ops", "reason": "wrong file"}'
         )
         w.tick(minutes=15)
-        doc = w.runtime.engine.get_run(held.run_id).to_doc()
+        doc = journal_to_doc(w.runtime.engine.get_run(held.run_id))
         assert doc["state"] == "discarded"
         assert doc["discardedReason"] == "discarded by ops (reason: wrong file)"
 
@@ -214,7 +215,7 @@ def test_an_operator_discards_a_held_run_with_a_json_marker(
         w.tick(minutes=15)
         assert _state(w, held.run_id) == "discarded"
         assert len(w.bulk_calls()) == calls  # nothing of it was sent
-        journal = w.runtime.engine.get_run(held.run_id).to_doc()
+        journal = journal_to_doc(w.runtime.engine.get_run(held.run_id))
         assert "Jane Operator" in journal["discardedReason"]
         assert "the extract was cut short" in journal["discardedReason"]
         assert "approvedBy" not in journal
@@ -233,7 +234,7 @@ def test_an_operator_discards_a_held_run_with_a_json_marker(
         assert _pass(w) == [(held.run_id, "discard", "already_discarded")]
         assert _state(w, held.run_id) == "discarded"
         assert (
-            w.runtime.engine.get_run(held.run_id).to_doc()["discardedReason"]
+            journal_to_doc(w.runtime.engine.get_run(held.run_id))["discardedReason"]
             == (journal["discardedReason"])
         )
         assert w.names("approvals") == {f"processed/{held.run_id}"}
@@ -264,7 +265,7 @@ def test_a_dot_discard_blob_discards_the_run_and_wins_over_its_approval(
         ]
         assert outcomes[0][1] == "discard"  # handled first
         assert _state(w, held.run_id) == "discarded"
-        journal = w.runtime.engine.get_run(held.run_id).to_doc()
+        journal = journal_to_doc(w.runtime.engine.get_run(held.run_id))
         assert journal["discardedReason"] == "discarded by approvals container"
         assert "approvedBy" not in journal
         assert w.names("approvals") == {
@@ -299,7 +300,7 @@ def test_a_discard_while_the_source_is_busy_keeps_both_markers_for_the_next_pass
         w.tick(minutes=15)
         assert _state(w, held.run_id) == "discarded"
         assert len(w.bulk_calls()) == calls
-        reason = w.runtime.engine.get_run(held.run_id).to_doc()["discardedReason"]
+        reason = journal_to_doc(w.runtime.engine.get_run(held.run_id))["discardedReason"]
         assert reason == "discarded by ops (reason: duplicate)"
         assert _outcome(w, f"processed/{held.run_id}") == "overridden_by_discard"
 
@@ -321,7 +322,7 @@ def test_a_run_that_already_sent_is_not_discardable_and_an_unknown_run_is_filed(
             (sent.run_id, "discard", "not_discardable"),
         ]
         assert _state(w, sent.run_id) == before
-        assert "discardedReason" not in w.runtime.engine.get_run(sent.run_id).to_doc()
+        assert "discardedReason" not in journal_to_doc(w.runtime.engine.get_run(sent.run_id))
         assert _outcome(w, f"processed/{sent.run_id}.discard") == "not_discardable"
         assert _outcome(w, "processed/employees-0000000000.discard") == "unknown_run"
         assert w.names("approvals") == {

@@ -146,8 +146,8 @@ def test_importing_telemetry_does_not_import_azure_monitor() -> None:
 
 def test_record_run_uses_the_engines_waiting_reason(caplog: pytest.LogCaptureFixture) -> None:
     """The reason code comes from RunSummary.waiting_reason, never from error text."""
-    from connector.sync.journal import WaitingReason
     from connector.sync.summary import RunSummary
+    from connector.sync.waiting import WaitingReason
 
     reader = InMemoryMetricReader()
     tel = Telemetry(MeterProvider(metric_readers=[reader]).get_meter("test"))

@@ -7,9 +7,9 @@ import csv
 import sqlite3
 from pathlib import Path
 
-from connector.config import SqlSettings
 from connector.mapping import load_mapping
 from connector.records import iter_records
+from connector.sources.models import SqlSettings
 from connector.sources.snapshot import write_snapshot
 from connector.sources.sql import pull_sql
 from connector.validate import validate

@@ -11,9 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from connector.config import SqlSettings
 from connector.errors import EmptySnapshotError, SourceAuthError, SourceError
 from connector.extract import ExtractProfile, ExtractReader
+from connector.sources.models import SqlSettings
 from connector.sources.snapshot import Watermark
 from connector.sources.sql import (
     AZURE_POSTGRES_SCOPE,

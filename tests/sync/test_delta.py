@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.config import Thresholds
+from connector.config_source import Thresholds
 from connector.state.base import Outcome, RecordEntry, RecordIndex
 from connector.sync.delta import (
     ChangeKind,

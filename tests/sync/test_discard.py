@@ -11,7 +11,8 @@ from connector.errors import (
     RunError,
 )
 from connector.sync.journal import RunState
-from connector.sync.run_store import approval_key, discard_key
+from connector.sync.journal_doc import journal_to_doc
+from connector.sync.run_keys import approval_key, discard_key
 from tests.sync.fakes import people
 from tests.sync.world import World
 
@@ -73,5 +74,5 @@ def test_discard_records_the_reason_and_honours_allowed_states(tmp_path: Path) -
     assert w.engine.get_run(waiting.run_id).state == "uploading"
     out = w.engine.discard(waiting.run_id, by="ops", reason="wrong\nfile")
     assert out.state == "uploaded"  # its delivered batch is still reconciled
-    doc = w.engine.get_run(waiting.run_id).to_doc()
+    doc = journal_to_doc(w.engine.get_run(waiting.run_id))
     assert doc["discardedReason"] == "discarded by ops (reason: wrong file)"

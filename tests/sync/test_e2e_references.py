@@ -11,6 +11,7 @@ from typing import Any
 from connector.clock import FakeClock
 from connector.sample import generate_extract
 from connector.state.local import LocalStateStore
+from connector.sync.journal_doc import journal_to_doc
 from tests.sync.emuworld import emu_world, read_rows
 
 
@@ -88,6 +89,6 @@ def test_a_manager_hired_after_their_reports_is_set_by_an_automatic_resend(
         users = w.emu.users()
         assert managers_in_directory(users) == expected_managers(day2)
         assert not [ext for ext, u in users.items() if u["pendingManager"]]
-        parent = w.engine.get_run(first.run_id).to_doc()
+        parent = journal_to_doc(w.engine.get_run(first.run_id))
         assert parent["referenceResends"] == {"employees-refs1": len(reports)}
         assert w.reconcile() == []  # nothing left to re-send

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from connector.errors import RunError
+from connector.sync.journal_doc import journal_to_doc
 from tests.sync.fakes import Crash, people
 from tests.sync.world import World
 
@@ -132,7 +133,7 @@ def test_held_run_released_by_approval_marker_or_discarded(tmp_path: Path) -> No
     w.store.put_document(f"approvals/{held.run_id}", {"by": "alice"})
     [out] = asyncio.run(w.engine.resume_waiting())
     assert out.state == "uploaded"
-    assert w.engine.get_run(held.run_id).to_doc()["approvedBy"] == "alice"
+    assert journal_to_doc(w.engine.get_run(held.run_id))["approvedBy"] == "alice"
     w.clock.advance(86400)
     held2 = w.sync("hr_20260304.csv", [])
     assert held2.state == "held"
@@ -237,7 +238,7 @@ def test_newer_file_supersedes_a_waiting_run_and_its_sent_batches_are_reconciled
     # the first 50 were delivered by the old run, then changed: movers; the rest joiners
     assert newer.planned["movers"] == 50
     assert newer.planned["joiners"] == 70
-    old = w.engine.get_run(waiting.run_id).to_doc()
+    old = journal_to_doc(w.engine.get_run(waiting.run_id))
     assert old["state"] == "uploaded"
     assert "superseded by newer extract" in old["supersededReason"]
     runs = {r.run_id: r for r in w.reconcile()}
@@ -280,7 +281,7 @@ def test_waiting_reason_is_not_repeated_in_the_timeline(tmp_path: Path) -> None:
     run = w.sync("hr_20260302.csv", people(120))
     for _ in range(3):
         asyncio.run(w.engine.resume_waiting())
-    doc = w.engine.get_run(run.run_id).to_doc()
+    doc = journal_to_doc(w.engine.get_run(run.run_id))
     assert doc["waits"] == 4
     assert sum(1 for e in doc["timeline"] if e["detail"].startswith("waiting")) == 1
     page = w.store.read_artifact(f"employees/{run.run_id}/report.html").decode()

@@ -11,6 +11,7 @@ import pytest
 
 from connector.errors import ConcurrentRunError
 from connector.scim import BulkPayload
+from connector.sync.journal_doc import journal_to_doc
 from connector.sync.targets import BatchReceipt
 from tests.sync.fakes import Crash, FakeTarget, people
 from tests.sync.world import World
@@ -96,7 +97,7 @@ def test_a_crash_after_a_later_batch_was_acknowledged_resends_only_the_others(
     with pytest.raises(Crash):
         w.sync("hr_20260303.csv", people(150, dept="Ops"))  # 150 movers: 3 batches
     [run] = [r for r in w.engine.list_runs() if r.file_name == "hr_20260303.csv"]
-    doc = w.engine.get_run(run.run_id).to_doc()
+    doc = journal_to_doc(w.engine.get_run(run.run_id))
     assert [b["i"] for b in doc["batches"]] == [1]  # only batch 1 was acknowledged
     w.service.target = real  # type: ignore[method-assign]
     w.engine = w.new_engine(window=1)
@@ -106,7 +107,11 @@ def test_a_crash_after_a_later_batch_was_acknowledged_resends_only_the_others(
     again = w.service.calls[before:]
     assert [c[0] for c in again] == ["E0001", "E0101"]  # batches 0 and 2, once each
     assert not any("E0051" in c for c in again)  # the acknowledged batch is not re-sent
-    assert sorted(b["i"] for b in w.engine.get_run(run.run_id).to_doc()["batches"]) == [0, 1, 2]
+    assert sorted(b["i"] for b in journal_to_doc(w.engine.get_run(run.run_id))["batches"]) == [
+        0,
+        1,
+        2,
+    ]
     assert {u["department"] for u in w.service.users.values()} == {"Ops"}
 
 

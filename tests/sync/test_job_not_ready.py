@@ -17,8 +17,9 @@ from connector.graph.endpoint import ProvisioningEndpoint
 from connector.graph.jobs import NotReady
 from connector.sample import generate_extract
 from connector.state.local import LocalStateStore
-from connector.sync.journal import Journal, WaitingReason
+from connector.sync.journal_doc import journal_from_doc, journal_to_doc
 from connector.sync.readiness import JobGate, job_readiness, not_ready_note
+from connector.sync.waiting import WaitingReason
 from tests.sync.emuworld import SP, T0, EmuWorld, emu_world, sources_config
 from tests.sync.fakes import FakeTarget, config, people
 from tests.sync.world import World
@@ -42,7 +43,7 @@ def test_a_paused_job_gets_no_call_and_the_run_waits_with_the_reason(tmp_path: P
     assert "paused" in run.waiting
     assert "start provisioning" in run.waiting
     journal = w.engine.get_run(run.run_id)
-    assert journal.to_doc()["waitingReason"] == "job_not_ready"
+    assert journal_to_doc(journal)["waitingReason"] == "job_not_ready"
     assert len(w.store.load_records("employees")) == 0
 
 
@@ -197,9 +198,9 @@ def test_a_stored_wait_for_the_job_round_trips() -> None:
         "waitingUntil": "2026-03-02T07:00:00+00:00",
         "waitingReason": "job_not_ready",
     }
-    journal = Journal.from_doc(doc)
+    journal = journal_from_doc(doc)
     assert journal.waiting_reason is WaitingReason.JOB_NOT_READY
-    assert journal.to_doc() == doc
+    assert journal_to_doc(journal) == doc
     journal.clear_wait()
     assert journal.waiting_until is None
 

@@ -9,8 +9,9 @@ from typing import Any
 
 from connector.scim import BulkPayload
 from connector.state.local import LocalStateStore
-from connector.sync.journal import WaitingReason
+from connector.sync.journal_doc import journal_to_doc
 from connector.sync.targets import BatchReceipt
+from connector.sync.waiting import WaitingReason
 from tests.sync.fakes import FakeTarget, people
 from tests.sync.world import World
 
@@ -68,7 +69,7 @@ def test_lost_lock_stops_sending_and_writing(tmp_path: Path) -> None:
     run = w.sync("hr_20260302.csv", people(250))  # 5 batches
     assert run.waiting_reason is WaitingReason.LOCK_LOST
     assert len(w.service.calls) == 2
-    doc = w.engine.get_run(run.run_id).to_doc()
+    doc = journal_to_doc(w.engine.get_run(run.run_id))
     assert len(doc["batches"]) == 1  # the second ack was not written: the lock was gone
 
 

@@ -13,10 +13,10 @@ HOMES = {
         "MAX_REJECTED_IN_JOURNAL",
         "OPEN_STATES",
         "RunState",
-        "WaitingReason",
         "make_run_id",
-        "waiting_reason_of",
     ],
+    "connector.sync.journal_doc": ["journal_from_doc", "journal_to_doc"],
+    "connector.sync.waiting": ["WaitingReason", "waiting_reason_of"],
     "connector.sync.summary": ["PassResult", "ProgressCallback", "RunSummary", "loggable"],
     "connector.sync.targets": [
         "DEFAULT_WINDOW",

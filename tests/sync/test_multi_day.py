@@ -19,6 +19,7 @@ from connector.cli.render import print_summary
 from connector.clock import FakeClock
 from connector.sample import generate_extract
 from connector.state.local import LocalStateStore
+from connector.sync.journal_doc import journal_to_doc
 from tests.sync.emuworld import EmuWorld, actual_directory, emu_world, expected_directory
 
 DAY = 25 * 3600  # past the rolling 24 hours of the hour the budget was spent in
@@ -155,7 +156,7 @@ def test_a_newer_full_extract_on_day_two_replaces_the_unsent_remainder(tmp_path:
         # the remainder passed the guard with the older run: only what day 3 changes counts
         assert newer.state == "uploading", newer.held_reason
         assert newer.planned["leavers"] == 2
-        doc = w.engine.get_run(older.run_id).to_doc()
+        doc = journal_to_doc(w.engine.get_run(older.run_id))
         assert doc["state"] == "uploaded"
         assert "superseded by newer extract run " + newer.run_id in doc["supersededReason"]
         assert report(w, older.run_id)["status"] == "uploaded (superseded)"

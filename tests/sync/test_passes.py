@@ -12,8 +12,8 @@ from connector.errors import (
     RunError,
 )
 from connector.state.local import LocalStateStore
-from connector.sync.journal import WaitingReason
 from connector.sync.summary import PassResult
+from connector.sync.waiting import WaitingReason
 from tests.sync.fakes import people
 from tests.sync.world import World
 

@@ -10,6 +10,7 @@ from connector.errors import (
 )
 from connector.extract import ExtractStats
 from connector.extract import RejectedRow as ExtractRejectedRow
+from connector.sync.journal_doc import journal_to_doc
 from tests.sync.fakes import people
 from tests.sync.world import World
 
@@ -31,7 +32,7 @@ def test_file_refused_at_the_rejected_row_cap_journals_its_rows(tmp_path: Path) 
     w.engine.records = refuse
     run = w.sync("hr_20260302.csv", people(3))
     assert run.state == "failed"
-    doc = w.engine.get_run(run.run_id).to_doc()
+    doc = journal_to_doc(w.engine.get_run(run.run_id))
     assert len(doc["rejected"]) == 1000
     assert doc["rejected"][0] == {
         "line": 2,

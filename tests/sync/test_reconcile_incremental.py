@@ -117,7 +117,7 @@ def test_a_log_book_stored_as_one_json_object_still_loads() -> None:
 
 def test_the_log_book_key_is_a_safe_artifact_path_for_any_job_id() -> None:
     from connector.state.base import check_document_key
-    from connector.sync.run_store import log_book_key
+    from connector.sync.run_keys import log_book_key
 
     for job in ("API2AAD.abc.def-1", "../x y", ".hidden", None):
         check_document_key(log_book_key("employees", job))

@@ -14,7 +14,7 @@ import pytest
 
 from connector.reconcile import LogEntry, Outcome, RecordOutcome, SentRecord, reconcile_runs
 from connector.reconcile_match import Matcher
-from connector.sync.run_store import OutcomeRow
+from connector.sync.result_store import OutcomeRow
 from tests.sync.fakes import people
 from tests.sync.world import World
 

@@ -15,6 +15,7 @@ from connector.clock import FakeClock
 from connector.scim import ENTERPRISE_USER_SCHEMA, BulkPayload
 from connector.state.base import Outcome, RecordEntry
 from connector.state.local import LocalStateStore
+from connector.sync.journal_doc import journal_to_doc
 from connector.sync.references import (
     UNRESOLVED_REFERENCE,
     count_resends,
@@ -259,7 +260,7 @@ def test_managers_are_sent_and_acknowledged_before_their_reports(tmp_path: Path)
     assert rec.outcomes == {"created": 151}
     expected = {r[0]: r[4] for r in rows if r[4]}
     assert w.service.managers == expected
-    doc = w.engine.get_run(run.run_id).to_doc()
+    doc = journal_to_doc(w.engine.get_run(run.run_id))
     assert doc["referenceLevels"] == 3
 
 
@@ -272,7 +273,7 @@ def test_a_one_level_plan_keeps_the_window_full(tmp_path: Path) -> None:
     run = w.sync("hr_20260303.csv", hires)
     assert run.batches_total == 4
     assert w.service.max_in_flight == 4  # every request in flight at once: no barrier
-    assert "referenceLevels" not in w.engine.get_run(run.run_id).to_doc()
+    assert "referenceLevels" not in journal_to_doc(w.engine.get_run(run.run_id))
 
 
 def test_skipped_reference_is_resent_once_the_manager_is_created(tmp_path: Path) -> None:
@@ -293,11 +294,11 @@ def test_skipped_reference_is_resent_once_the_manager_is_created(tmp_path: Path)
     assert refs.state == "uploaded"
     assert refs.planned == {"references": 1}
     assert w.service.calls[-1] == ["B"]  # only B: C's manager is unknown to the source
-    doc = w.engine.get_run("employees-refs1").to_doc()
+    doc = journal_to_doc(w.engine.get_run("employees-refs1"))
     assert doc["kind"] == "references"
     assert doc["parentRunIds"] == [first.run_id]
     assert doc["notResent"] == {"manager unknown to this source": 1}
-    parent = w.engine.get_run(first.run_id).to_doc()
+    parent = journal_to_doc(w.engine.get_run(first.run_id))
     assert parent["referenceResends"] == {"employees-refs1": 1}
     assert "re-sent in run employees-refs1" in parent["timeline"][-1]["detail"]
 

@@ -12,7 +12,8 @@ from connector.config import parse_sources
 from connector.errors import (
     PermissionDeniedError,
 )
-from connector.sync.journal import WaitingReason
+from connector.sync.journal_doc import journal_to_doc
+from connector.sync.waiting import WaitingReason
 from tests.sync.fakes import JOB, SP, Crash, config, people
 from tests.sync.world import World
 
@@ -86,7 +87,7 @@ def test_a_blocked_older_run_is_not_overtaken_by_the_timer(tmp_path: Path) -> No
     assert [(s.run_id, s.state) for s in out] == [(a.run_id, "blocked")]
     assert a.run_id in out.blocked["employees"]
     assert len(w.service.calls) == calls
-    queued = w.engine.get_run(b.run_id).to_doc()
+    queued = journal_to_doc(w.engine.get_run(b.run_id))
     assert queued["state"] == "uploading"
     assert f"queued behind run {a.run_id}" in queued["waiting"]
     assert "blocked" in queued["waiting"]
@@ -109,7 +110,7 @@ def test_a_queued_delta_run_is_planned_again_against_the_index(tmp_path: Path) -
     w.service.quota = None
     asyncio.run(w.engine.resume_waiting())
     assert depts(w, range(1, 102)) == {"Sales"}
-    doc = w.engine.get_run(b.run_id).to_doc()
+    doc = journal_to_doc(w.engine.get_run(b.run_id))
     assert doc["state"] == "uploaded"
     assert doc["planned"]["movers"] == 100  # what A left, not what the index had at receipt
     assert any("planned again" in e["detail"] for e in doc["timeline"])
@@ -213,7 +214,7 @@ def test_a_held_full_run_approved_after_a_waiting_run_is_planned_again(tmp_path:
     assert not any(w.service.users[f"E{i:04}"]["enabled"] for i in range(41, 101))
     # leavers are disabled with the record A last sent, not the one before it
     assert depts(w, range(41, 101)) == {"Ops"}
-    doc = w.engine.get_run(b.run_id).to_doc()
+    doc = journal_to_doc(w.engine.get_run(b.run_id))
     assert doc["planned"]["leavers"] == 60
 
 
@@ -228,7 +229,7 @@ def test_an_empty_approval_marker_approves_and_does_not_break_the_pass(tmp_path:
     p.write_bytes(b"")  # `touch`, as an operator would
     out = asyncio.run(w.engine.resume_waiting())
     assert [(s.run_id, s.state) for s in out] == [(b.run_id, "uploaded")]
-    assert w.engine.get_run(b.run_id).to_doc()["approvedBy"] == "approval marker"
+    assert journal_to_doc(w.engine.get_run(b.run_id))["approvedBy"] == "approval marker"
 
 
 def test_an_error_in_one_source_does_not_stop_the_others(tmp_path: Path) -> None:
@@ -308,7 +309,7 @@ def test_delta_mode_finishes_the_waiting_run_before_planning_the_newer_file(
     w.clock.advance(86400)
     b = w.sync("hr_20260303.csv", people(10, dept="Ops", start=200))
     assert b.state == "uploaded"
-    old = w.engine.get_run(a.run_id).to_doc()
+    old = journal_to_doc(w.engine.get_run(a.run_id))
     assert old["state"] == "uploaded"
     assert "supersededReason" not in old
     assert set(w.service.users) == {f"E{i:04}" for i in range(1, 101)} | {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.config import Thresholds
+from connector.config_source import Thresholds
 from connector.sync.superseding import Pending, guard_over_remainder
 
 FP = b"\x01" * 16

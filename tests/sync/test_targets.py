@@ -11,8 +11,8 @@ from connector.clock import FakeClock
 from connector.graph.auth import StaticTokenProvider
 from connector.graph.client import RetryPolicy
 from connector.state.local import LocalStateStore
-from connector.sync.journal import WaitingReason
 from connector.sync.targets import graph_targets
+from connector.sync.waiting import WaitingReason
 from connector.sync.wiring import build_engine
 from tests.sync.fakes import config, people
 from tests.sync.world import T0

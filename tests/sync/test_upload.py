@@ -17,9 +17,10 @@ from connector.errors import (
     SystemicRefusalError,
 )
 from connector.scim import BulkPayload
-from connector.sync.journal import WaitingReason
+from connector.sync.journal_doc import journal_to_doc
 from connector.sync.targets import BatchReceipt
 from connector.sync.upload import Stop, StopKind, send_window, stop_for
+from connector.sync.waiting import WaitingReason
 from tests.sync.fakes import people
 from tests.sync.world import World
 
@@ -57,7 +58,7 @@ def test_isolation_allowance_is_per_run_not_per_batch(tmp_path: Path) -> None:
     w.service.refuse = lambda data: "bad" if data["externalId"] in bad else None
     run = w.sync("hr_20260302.csv", people(500))
     assert len(w.service.calls) <= 10 + 10 + 1
-    assert w.engine.get_run(run.run_id).to_doc()["isolationCalls"] <= 10 + 1
+    assert journal_to_doc(w.engine.get_run(run.run_id))["isolationCalls"] <= 10 + 1
 
 
 def test_window_sends_batches_concurrently_and_quota_stops_cleanly(tmp_path: Path) -> None:

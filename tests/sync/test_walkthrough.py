@@ -22,8 +22,8 @@ from connector.emulator.server import run_emulator
 from connector.errors import AuthenticationError
 from connector.sample import Faults, generate_extract
 from connector.state.local import LocalStateStore
-from connector.sync.journal import WaitingReason
 from connector.sync.summary import RunSummary
+from connector.sync.waiting import WaitingReason
 from tests.sync.emuworld import JOB, MAPPING, SP, emu_world
 
 runner = CliRunner()

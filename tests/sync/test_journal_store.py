@@ -1,8 +1,8 @@
-"""What a run stores: a small journal, and the plan, batches and rows next to it."""
+"""Run journals in the store: small, read back with their etag, acknowledgements sealed in
+chunks, nothing written once the lock is lost."""
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from connector.errors import LockLostError, RunError, StateError
-from connector.sync import run_store
+from connector.sync import journal_store
 from connector.sync.acks import AckedBatch
-from connector.sync.plans import batches_of
-from connector.sync.run_store import approval_key, discard_key, run_key
+from connector.sync.journal_doc import journal_to_doc
+from connector.sync.run_keys import run_key
 from tests.sync.fakes import people
 from tests.sync.world import World
 
@@ -23,7 +23,7 @@ def test_journal_holds_counters_and_batch_metadata_only(tmp_path: Path) -> None:
     rows = people(300)
     rows[7] = (rows[7][0], "", *rows[7][2:])  # one rejected row
     run = w.sync("hr_20260302.csv", rows)
-    doc = w.engine.get_run(run.run_id).to_doc()
+    doc = journal_to_doc(w.engine.get_run(run.run_id))
     text = json.dumps(doc)
     assert "lines" not in doc
     assert "E0001" not in text
@@ -31,37 +31,6 @@ def test_journal_holds_counters_and_batch_metadata_only(tmp_path: Path) -> None:
     assert doc["rejectedCount"] == 1
     report = json.loads(w.store.read_artifact(f"employees/{run.run_id}/report.json"))
     assert report["rejected"][0]["line"] == 9
-
-
-def test_batch_members_are_written_once_with_the_plan(tmp_path: Path) -> None:
-    w = World(tmp_path)
-    run = w.sync("hr_20260302.csv", people(120))
-    members = json.loads(
-        gzip.decompress(w.store.read_artifact(f"employees/{run.run_id}/batches.json.gz"))
-    )
-    journal = w.engine.get_run(run.run_id)
-    plan = w.engine.runs.load_plan(journal)
-    assert members == [list(p.external_ids) for p in batches_of(plan)]
-    assert [len(m) for m in members] == [50, 50, 20]
-    assert w.engine.runs.batch_members(journal) == members
-
-
-def test_runs_stored_without_batch_members_work_them_out_from_the_plan(tmp_path: Path) -> None:
-    w = World(tmp_path)
-    run = w.sync("hr_20260302.csv", people(120))
-    journal = w.engine.get_run(run.run_id)
-    expected = w.engine.runs.batch_members(journal)
-    path = tmp_path / "state" / "reports" / "employees" / run.run_id / "batches.json.gz"
-    path.unlink()  # as a run planned by an earlier version left it
-    assert w.engine.runs.batch_members(journal) == expected
-    [rec] = w.reconcile()
-    assert rec.outcomes == {"created": 120}
-
-
-def test_keys_of_a_run() -> None:
-    assert run_key("employees", "employees-abc") == "runs/employees/employees-abc"
-    assert approval_key("employees-abc") == "approvals/employees-abc"
-    assert discard_key("employees-abc") == "discards/employees-abc"
 
 
 def test_a_saved_journal_reads_back_with_its_etag(tmp_path: Path) -> None:
@@ -72,7 +41,7 @@ def test_a_saved_journal_reads_back_with_its_etag(tmp_path: Path) -> None:
     assert journal.etag is not None
     got = w.store.get_document(run_key("employees", run.run_id))
     assert got is not None
-    assert got[0] == journal.to_doc()
+    assert got[0] == journal_to_doc(journal)
     journal.event(w.clock.now(), "a note")
     runs.save(journal)
     again = runs.require("employees", run.run_id)
@@ -112,7 +81,7 @@ def _chunk_files(w: World, run_id: str) -> list[str]:
 def test_a_long_run_keeps_at_most_a_chunk_of_acknowledgements_in_its_journal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(run_store, "ACK_CHUNK_SIZE", 2)
+    monkeypatch.setattr(journal_store, "ACK_CHUNK_SIZE", 2)
     w = World(tmp_path)
     sizes = _inline_sizes(w)
     run = w.sync("hr_20260302.csv", people(320))  # 7 batches
@@ -135,9 +104,9 @@ def test_a_journal_with_every_acknowledgement_inline_loads_and_is_sealed_on_its_
     w = World(tmp_path)
     run = w.sync("hr_20260302.csv", people(320))  # written with all 7 inline
     before = w.engine.get_run(run.run_id)
-    assert "ackChunks" not in before.to_doc()
+    assert "ackChunks" not in journal_to_doc(before)
     acks = list(before.batches)
-    monkeypatch.setattr(run_store, "ACK_CHUNK_SIZE", 2)
+    monkeypatch.setattr(journal_store, "ACK_CHUNK_SIZE", 2)
     w.engine.runs.save(before)
     doc = w.store.get_document(run_key("employees", run.run_id))
     assert doc is not None
@@ -151,7 +120,7 @@ def test_a_journal_with_every_acknowledgement_inline_loads_and_is_sealed_on_its_
 def test_the_old_fixture_journal_loads_saves_and_reads_back_its_acknowledgements(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(run_store, "ACK_CHUNK_SIZE", 2)
+    monkeypatch.setattr(journal_store, "ACK_CHUNK_SIZE", 2)
     w = World(tmp_path)
     doc = json.loads((Path(__file__).parent / "fixtures" / "journal_done.json").read_text())
     w.store.put_document(run_key(doc["source"], doc["runId"]), doc, if_none_match=True)
@@ -170,7 +139,7 @@ def _synced_inline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int) -
     """A run of 7 batches saved inline, then the chunk size set to ``size``."""
     w = World(tmp_path)
     run = w.sync("hr_20260302.csv", people(320))
-    monkeypatch.setattr(run_store, "ACK_CHUNK_SIZE", size)
+    monkeypatch.setattr(journal_store, "ACK_CHUNK_SIZE", size)
     return w, run.run_id
 
 
@@ -183,7 +152,7 @@ def test_no_chunk_is_written_once_the_lock_is_lost(
     with pytest.raises(LockLostError):
         w.engine.runs.save(journal)
     assert _chunk_files(w, run_id) == []
-    assert "ackChunks" not in w.engine.get_run(run_id).to_doc()
+    assert "ackChunks" not in journal_to_doc(w.engine.get_run(run_id))
 
 
 def test_a_save_stopped_between_a_chunk_and_the_journal_goes_on_from_the_journal(
