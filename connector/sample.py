@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Final, Literal, TextIO
+from typing import Final, Literal, NamedTuple, TextIO
 
 from connector.transforms import strip_diacritics
 
@@ -392,8 +392,7 @@ def generate_extract(
     return rows
 
 
-@dataclass(frozen=True, slots=True)
-class _Previous:
+class _Previous(NamedTuple):
     """What churn needs from the previous extract: its layout, managers, highest id, rows."""
 
     layout: Layout

@@ -137,14 +137,9 @@ def _key(value: Value) -> str:
     return str(value)
 
 
-@dataclass(frozen=True, slots=True)
-class _LookupTable:
-    """A lookup's checked argument: keys as text (casefolded with ``ignore_case``)."""
-
-    table: dict[str, Any]
-    ignore_case: bool
-    has_default: bool
-    default: Any
+#: a lookup's checked argument: the table (keys as text, casefolded with ``ignore_case``),
+#: ``ignore_case``, whether it has a default, the default
+_LookupTable = tuple[dict[str, Any], bool, bool, Any]
 
 
 def _lookup_table(arg: Any) -> _LookupTable:
@@ -169,12 +164,11 @@ def _lookup_table(arg: Any) -> _LookupTable:
         table[key.casefold() if ignore_case else key] = v
     if not table:
         raise ValueError("lookup table is empty")
-    return _LookupTable(table, ignore_case, has_default, default)
+    return table, ignore_case, has_default, default
 
 
-def _lookup_missing(spec: _LookupTable) -> Callable[[], Value]:
+def _lookup_missing(has_default: bool, default: Any) -> Callable[[], Value]:
     """The answer for a value not in the table: the default, or a rejection."""
-    has_default, default = spec.has_default, spec.default
 
     def missing() -> Value:
         if has_default:
@@ -237,13 +231,13 @@ def _case_folding_lookup(table: dict[str, Any], missing: Callable[[], Value]) ->
 
 
 def _lookup(arg: Any) -> Transform:
-    spec = _lookup_table(arg)
-    all_bool = all(isinstance(v, bool) for v in spec.table.values()) and (
-        not spec.has_default or isinstance(spec.default, bool)
+    table, ignore_case, has_default, default = _lookup_table(arg)
+    all_bool = all(isinstance(v, bool) for v in table.values()) and (
+        not has_default or isinstance(default, bool)
     )
     # one closure per case setting, so a row pays no flag test
-    lookup = _case_folding_lookup if spec.ignore_case else _exact_lookup
-    on_text, run, memo = lookup(spec.table, _lookup_missing(spec))
+    lookup = _case_folding_lookup if ignore_case else _exact_lookup
+    on_text, run, memo = lookup(table, _lookup_missing(has_default, default))
     return Transform("lookup", run, produces_bool=all_bool, on_text=on_text, memo=memo)
 
 
@@ -280,13 +274,8 @@ def _parse_tz(name: str) -> tzinfo:
 _ALLOWED_DIRECTIVES: Final = frozenset("dmyYHMSfbBpzjIaA%")
 
 
-@dataclass(frozen=True, slots=True)
-class _DateFormat:
-    """A date transform's checked argument."""
-
-    formats: tuple[str, ...]
-    tz: tzinfo
-    as_date: bool
+#: a date transform's checked argument: its formats, timezone, and whether it outputs a date
+_DateFormat = tuple[tuple[str, ...], tzinfo, bool]
 
 
 def _date_format(arg: Any) -> _DateFormat:
@@ -313,12 +302,11 @@ def _date_format(arg: Any) -> _DateFormat:
     output = arg.get("output", "datetime")
     if output not in ("datetime", "date"):
         raise ValueError("date.output must be 'datetime' (ISO 8601 with offset) or 'date'")
-    return _DateFormat(tuple(formats), tz, output == "date")
+    return tuple(formats), tz, output == "date"
 
 
-def _date_parser(spec: _DateFormat) -> Callable[[str], Value]:
+def _date_parser(fmts: tuple[str, ...], tz: tzinfo, as_date: bool) -> Callable[[str], Value]:
     """Text → its ISO 8601 form by the first format that reads it, else ``_BAD_DATE``."""
-    fmts, tz, as_date = spec.formats, spec.tz, spec.as_date
 
     def parse(text: str) -> Value:
         parsed: datetime | None = None
@@ -343,10 +331,10 @@ def _date_parser(spec: _DateFormat) -> Callable[[str], Value]:
 
 
 def _date(arg: Any) -> Transform:
-    spec = _date_format(arg)
-    parse = _date_parser(spec)
+    fmts, tz, as_date = _date_format(arg)
+    parse = _date_parser(fmts, tz, as_date)
     seen: dict[str, Value] = {}  # HR columns repeat dates a lot: valid ones are kept
-    allowed = ", ".join(spec.formats)
+    allowed = ", ".join(fmts)
 
     def on_text(value: str) -> Value:
         out = seen.get(value)

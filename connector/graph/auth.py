@@ -19,7 +19,7 @@ import asyncio
 import inspect
 import os
 from dataclasses import dataclass
-from typing import Literal, Protocol, cast
+from typing import Literal, NamedTuple, Protocol, cast
 from urllib.parse import urlsplit
 
 from azure.core.credentials import AccessToken, TokenCredential
@@ -224,8 +224,7 @@ def _managed_identity(client_id: str | None) -> TokenCredential:
     return identity.ManagedIdentityCredential()
 
 
-@dataclass(frozen=True, slots=True)
-class _AppIdentity:
+class _AppIdentity(NamedTuple):
     """An app registration's tenant and client ids, and the names of those missing."""
 
     tenant: str
