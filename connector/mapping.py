@@ -33,7 +33,8 @@ from connector.errors import MappingError
 from connector.extract import ExtractProfile
 from connector.mapping_compile import Context, expr, multi, profile, suggest
 from connector.mapping_plan import ACTIVE_REASON, Assign, Const, Copy, Expr, Plan, Step
-from connector.mapping_run import Applier, Values, build
+from connector.mapping_run import Applier, build
+from connector.mapping_values import Values
 from connector.mapping_yaml import YamlValue, read_source, read_tree
 from connector.scim import CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA
 

@@ -40,6 +40,19 @@ def _reader_problem(label: str, text: str, exc: yaml.reader.ReaderError) -> str:
 
 def read_tree(text: str, label: str) -> YamlValue:
     """Parse ``text``; every problem is collected with its line before MappingError."""
+    root = _root_node(text, label)
+    walk = _TreeWalk(label)
+    try:
+        tree = walk.node(root)
+    finally:
+        walk.constructor.dispose()
+    if walk.problems:
+        raise MappingError(f"{label} cannot be read", walk.problems)
+    return tree
+
+
+def _root_node(text: str, label: str) -> yaml.Node:
+    """The document's node tree; text that is not YAML, or is empty, is a MappingError."""
     try:
         loader = BoundedSafeLoader(text)
     except yaml.reader.ReaderError as exc:
@@ -63,43 +76,52 @@ def read_tree(text: str, label: str) -> YamlValue:
         loader.dispose()
     if root is None:
         raise MappingError(f"{label} is empty", [f"{label}:1: the mapping file is empty"])
-    problems: list[str] = []
-    seen: set[int] = set()
-    constructor = yaml.SafeLoader("")
+    return root
 
-    def walk(node: yaml.Node) -> YamlValue:
+
+class _TreeWalk:
+    """Nodes to values with their lines, collecting every refused construct in ``problems``."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.problems: list[str] = []
+        self.seen: set[int] = set()
+        self.constructor = yaml.SafeLoader("")
+
+    def node(self, node: yaml.Node) -> YamlValue:
+        """Any node: an alias (a node met before) or a tag is refused, else its value."""
         line = node.start_mark.line + 1
-        if id(node) in seen:
-            problems.append(f"{label}:{line}: YAML anchors and aliases are not supported")
+        if id(node) in self.seen:
+            self.problems.append(f"{self.label}:{line}: YAML anchors and aliases are not supported")
             return YamlValue(None, line)
-        seen.add(id(node))
+        self.seen.add(id(node))
         if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and node.tag not in _PLAIN_TAGS:
-            problems.append(f"{label}:{line}: YAML tag {node.tag!r} is not allowed")
+            self.problems.append(f"{self.label}:{line}: YAML tag {node.tag!r} is not allowed")
             return YamlValue(None, line)
         if isinstance(node, yaml.MappingNode):
-            out: dict[str, YamlValue] = {}
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
-                    problems.append(f"{label}:{line}: keys must be plain text (no '<<' merges)")
-                    continue
-                key = str(key_node.value)
-                if key in out:
-                    problems.append(
-                        f"{label}:{key_node.start_mark.line + 1}: duplicate key {key!r}"
-                    )
-                    continue
-                out[key] = walk(value_node)
-            return YamlValue(out, line)
+            return YamlValue(self.mapping(node, line), line)
         if isinstance(node, yaml.SequenceNode):
-            return YamlValue([walk(n) for n in node.value], line)
+            return YamlValue([self.node(n) for n in node.value], line)
         assert isinstance(node, yaml.ScalarNode)
-        return _scalar(node, constructor, problems, label)
+        return _scalar(node, self.constructor, self.problems, self.label)
 
-    tree = walk(root)
-    constructor.dispose()
-    if problems:
-        raise MappingError(f"{label} cannot be read", problems)
-    return tree
+    def mapping(self, node: yaml.MappingNode, line: int) -> dict[str, YamlValue]:
+        """A block's entries by key text; merges, non-text and duplicate keys are refused."""
+        out: dict[str, YamlValue] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                self.problems.append(
+                    f"{self.label}:{line}: keys must be plain text (no '<<' merges)"
+                )
+                continue
+            key = str(key_node.value)
+            if key in out:
+                self.problems.append(
+                    f"{self.label}:{key_node.start_mark.line + 1}: duplicate key {key!r}"
+                )
+                continue
+            out[key] = self.node(value_node)
+        return out
 
 
 def _scalar(

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Final, Literal, TextIO
+from typing import Final, Literal, NamedTuple, TextIO
 
 from connector.transforms import strip_diacritics
 
@@ -392,23 +392,19 @@ def generate_extract(
     return rows
 
 
-def churn_extract(
-    previous: str | Path,
-    out: str | Path | TextIO,
-    churn: float = 0.01,
-    seed: int = 0,
-    *,
-    as_of: date | None = None,
-) -> dict[str, int]:
-    """Write the next day's extract from ``previous``; return counts of each change.
+class _Previous(NamedTuple):
+    """What churn needs from the previous extract: its layout, managers, highest id, rows."""
 
-    About ``churn`` of the rows change, split evenly between leavers (marked inactive
-    with a leave date, or removed when they manage nobody), movers (new title,
-    department or cost centre) and hires (new ids, reporting to an existing manager).
-    Works for both layouts (recognised by the header).
-    """
-    if not 0.0 <= churn <= 1.0:
-        raise ValueError("churn must be between 0 and 1")
+    layout: Layout
+    cols: tuple[str, ...]
+    managers: frozenset[str]
+    mgr_col: int
+    max_id: int
+    rows: int
+
+
+def _read_previous(previous: str | Path) -> _Previous:
+    """One pass over the previous extract: its layout (by the header), managers, ids, rows."""
     with Path(previous).open(encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f)
         header = next(reader)
@@ -428,61 +424,94 @@ def churn_extract(
                 managers.add(row[mgr_col])
             if row[0].isdigit():
                 max_id = max(max_id, int(row[0]))
+    return _Previous(layout, cols, frozenset(managers), mgr_col, max_id, n)
+
+
+def _churned_rows(
+    previous: str | Path,
+    prev: _Previous,
+    third: float,
+    rng: random.Random,
+    day: date,
+    counts: dict[str, int],
+) -> Iterator[list[str]]:
+    """The previous rows with about ``third`` of them leaving and ``third`` moving; a
+    leaver who manages nobody may be removed (not yielded)."""
+    cols, status_col = prev.cols, 1
+    title_col, dept_col = cols.index("JobTitle"), cols.index("Department")
+    div_col, cc_col = cols.index("Division"), cols.index("CostCenter")
+    with Path(previous).open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f)
+        next(reader)
+        for row in reader:
+            r = rng.random()
+            if len(row) == len(cols) and row[status_col] != "Inactive" and r < third:
+                if row[0] in prev.managers or rng.random() < 0.5:
+                    row[status_col] = "Inactive"
+                    if prev.layout == "default":
+                        row[cols.index("LeaveDate")] = day.isoformat()
+                    counts["leavers_inactive"] += 1
+                else:
+                    counts["leavers_removed"] += 1
+                    continue
+            elif len(row) == len(cols) and r < 2 * third:
+                dept, division, cc = DEPARTMENTS[rng.randrange(len(DEPARTMENTS))]
+                row[title_col] = rng.choice(TITLES)
+                row[dept_col], row[div_col], row[cc_col] = dept, division, cc
+                counts["movers"] += 1
+            yield row
+
+
+def _hire_rows(prev: _Previous, hires: int, rng: random.Random, day: date) -> Iterator[list[str]]:
+    """``hires`` new rows with ids after the highest, each reporting to an existing manager."""
+    cols, n = prev.cols, prev.rows
+    build = _ROW_BUILDERS[prev.layout]
+    id_base = prev.max_id + 1
+    manager_pool = sorted(prev.managers)
+    for k in range(hires):
+        row = build(n + k, n + hires, rng, day, 0)
+        row[0] = str(id_base + k)
+        if prev.layout == "csv2scim":
+            row[cols.index("UserID")] = f"EMP{id_base + k}"
+        else:
+            first, last, _ = _names(n + k)
+            row[cols.index("WorkEmail")] = f"{_user_name(first, last, 0)}.{id_base + k}@{DOMAIN}"
+            row[cols.index("HireDate")] = (day + timedelta(days=rng.randrange(0, 14))).isoformat()
+            row[cols.index("LeaveDate")] = ""
+            row[1] = "Active"
+        row[prev.mgr_col] = rng.choice(manager_pool) if manager_pool else ""
+        yield row
+
+
+def churn_extract(
+    previous: str | Path,
+    out: str | Path | TextIO,
+    churn: float = 0.01,
+    seed: int = 0,
+    *,
+    as_of: date | None = None,
+) -> dict[str, int]:
+    """Write the next day's extract from ``previous``; return counts of each change.
+
+    About ``churn`` of the rows change, split evenly between leavers (marked inactive
+    with a leave date, or removed when they manage nobody), movers (new title,
+    department or cost centre) and hires (new ids, reporting to an existing manager).
+    Works for both layouts (recognised by the header).
+    """
+    if not 0.0 <= churn <= 1.0:
+        raise ValueError("churn must be between 0 and 1")
+    prev = _read_previous(previous)
     day = as_of or DEFAULT_AS_OF + timedelta(days=1)
     rng = random.Random(f"churn:{seed}")
     third = churn / 3
     counts = {"leavers_inactive": 0, "leavers_removed": 0, "movers": 0, "hires": 0}
-    status_col = 1
-    title_col = cols.index("JobTitle")
-    dept_col = cols.index("Department")
-    div_col = cols.index("Division")
-    cc_col = cols.index("CostCenter")
     stream, owned = _open_out(out)
     try:
         writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow(cols)
-        manager_pool = sorted(managers)
-        with Path(previous).open(encoding="utf-8-sig", newline="") as f:
-            reader = csv.reader(f)
-            next(reader)
-            for row in reader:
-                r = rng.random()
-                if len(row) == len(cols) and row[status_col] != "Inactive" and r < third:
-                    if row[0] in managers or rng.random() < 0.5:
-                        row[status_col] = "Inactive"
-                        if layout == "default":
-                            row[cols.index("LeaveDate")] = day.isoformat()
-                        counts["leavers_inactive"] += 1
-                    else:
-                        counts["leavers_removed"] += 1
-                        continue
-                elif len(row) == len(cols) and r < 2 * third:
-                    dept, division, cc = DEPARTMENTS[rng.randrange(len(DEPARTMENTS))]
-                    row[title_col] = rng.choice(TITLES)
-                    row[dept_col], row[div_col], row[cc_col] = dept, division, cc
-                    counts["movers"] += 1
-                writer.writerow(row)
-        hires = round(n * third)
-        build = _ROW_BUILDERS[layout]
-        id_base = max_id + 1
-        for k in range(hires):
-            row = build(n + k, n + hires, rng, day, 0)
-            row[0] = str(id_base + k)
-            if layout == "csv2scim":
-                row[cols.index("UserID")] = f"EMP{id_base + k}"
-            else:
-                first, last, _ = _names(n + k)
-                row[cols.index("WorkEmail")] = (
-                    f"{_user_name(first, last, 0)}.{id_base + k}@{DOMAIN}"
-                )
-                row[cols.index("HireDate")] = (
-                    day + timedelta(days=rng.randrange(0, 14))
-                ).isoformat()
-                row[cols.index("LeaveDate")] = ""
-                row[status_col] = "Active"
-            row[mgr_col] = rng.choice(manager_pool) if manager_pool else ""
-            writer.writerow(row)
-        counts["hires"] = hires
+        writer.writerow(prev.cols)
+        writer.writerows(_churned_rows(previous, prev, third, rng, day, counts))
+        counts["hires"] = round(prev.rows * third)
+        writer.writerows(_hire_rows(prev, counts["hires"], rng, day))
     finally:
         if owned:
             stream.close()

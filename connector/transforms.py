@@ -137,7 +137,13 @@ def _key(value: Value) -> str:
     return str(value)
 
 
-def _lookup(arg: Any) -> Transform:
+#: a lookup's checked argument: the table (keys as text, casefolded with ``ignore_case``),
+#: ``ignore_case``, whether it has a default, the default
+_LookupTable = tuple[dict[str, Any], bool, bool, Any]
+
+
+def _lookup_table(arg: Any) -> _LookupTable:
+    """The table, its case setting and default from a lookup's argument, checked."""
     if not isinstance(arg, dict) or not arg:
         raise ValueError("lookup needs a non-empty table, e.g. {Active: true, Inactive: false}")
     structured = "table" in arg and isinstance(arg["table"], dict)
@@ -158,9 +164,11 @@ def _lookup(arg: Any) -> Transform:
         table[key.casefold() if ignore_case else key] = v
     if not table:
         raise ValueError("lookup table is empty")
-    all_bool = all(isinstance(v, bool) for v in table.values()) and (
-        not has_default or isinstance(default, bool)
-    )
+    return table, ignore_case, has_default, default
+
+
+def _lookup_missing(has_default: bool, default: Any) -> Callable[[], Value]:
+    """The answer for a value not in the table: the default, or a rejection."""
 
     def missing() -> Value:
         if has_default:
@@ -170,45 +178,66 @@ def _lookup(arg: Any) -> Transform:
             "invalid_value",
         )
 
+    return missing
+
+
+_LookupFns = tuple[Callable[[str], Value], Callable[[Value], Value], dict[str, Value]]
+
+
+def _exact_lookup(table: dict[str, Any], missing: Callable[[], Value]) -> _LookupFns:
+    """``on_text``, ``fn`` and memo of a case-sensitive lookup: the table is its own memo."""
+
+    def on_text(value: str) -> Value:
+        try:
+            return table[value]
+        except KeyError:
+            pass
+        return missing()
+
+    def run(value: Value) -> Value:
+        key = value if value.__class__ is str else _key(value)
+        try:
+            return table[key]
+        except KeyError:
+            pass
+        return missing()
+
+    return on_text, run, table
+
+
+def _case_folding_lookup(table: dict[str, Any], missing: Callable[[], Value]) -> _LookupFns:
+    """``on_text``, ``fn`` and memo of an ``ignore_case`` lookup: the memo holds the values
+    met, as they are spelled."""
+    memo: dict[str, Value] = {}
+
+    def on_text(value: str) -> Value:
+        try:
+            out = table[value.casefold()]
+        except KeyError:
+            return missing()
+        if out is not None and len(memo) < _CACHE_LIMIT:
+            memo[value] = out
+        return out
+
+    def run(value: Value) -> Value:
+        key = value if value.__class__ is str else _key(value)
+        try:
+            return table[key.casefold()]
+        except KeyError:
+            pass
+        return missing()
+
+    return on_text, run, memo
+
+
+def _lookup(arg: Any) -> Transform:
+    table, ignore_case, has_default, default = _lookup_table(arg)
+    all_bool = all(isinstance(v, bool) for v in table.values()) and (
+        not has_default or isinstance(default, bool)
+    )
     # one closure per case setting, so a row pays no flag test
-    memo: dict[str, Value] = table  # without ignore_case the table is its own memo
-    if ignore_case:
-        memo = {}  # the values met, as they are spelled
-
-        def on_text(value: str) -> Value:
-            try:
-                out = table[value.casefold()]
-            except KeyError:
-                return missing()
-            if out is not None and len(memo) < _CACHE_LIMIT:
-                memo[value] = out
-            return out
-
-        def run(value: Value) -> Value:
-            key = value if value.__class__ is str else _key(value)
-            try:
-                return table[key.casefold()]
-            except KeyError:
-                pass
-            return missing()
-
-    else:
-
-        def on_text(value: str) -> Value:
-            try:
-                return table[value]
-            except KeyError:
-                pass
-            return missing()
-
-        def run(value: Value) -> Value:
-            key = value if value.__class__ is str else _key(value)
-            try:
-                return table[key]
-            except KeyError:
-                pass
-            return missing()
-
+    lookup = _case_folding_lookup if ignore_case else _exact_lookup
+    on_text, run, memo = lookup(table, _lookup_missing(has_default, default))
     return Transform("lookup", run, produces_bool=all_bool, on_text=on_text, memo=memo)
 
 
@@ -245,7 +274,12 @@ def _parse_tz(name: str) -> tzinfo:
 _ALLOWED_DIRECTIVES: Final = frozenset("dmyYHMSfbBpzjIaA%")
 
 
-def _date(arg: Any) -> Transform:
+#: a date transform's checked argument: its formats, timezone, and whether it outputs a date
+_DateFormat = tuple[tuple[str, ...], tzinfo, bool]
+
+
+def _date_format(arg: Any) -> _DateFormat:
+    """The formats, timezone and output of a date transform's argument, checked."""
     if arg is None:
         arg = {}
     if isinstance(arg, str):
@@ -268,8 +302,11 @@ def _date(arg: Any) -> Transform:
     output = arg.get("output", "datetime")
     if output not in ("datetime", "date"):
         raise ValueError("date.output must be 'datetime' (ISO 8601 with offset) or 'date'")
-    fmts: tuple[str, ...] = tuple(formats)
-    as_date = output == "date"
+    return tuple(formats), tz, output == "date"
+
+
+def _date_parser(fmts: tuple[str, ...], tz: tzinfo, as_date: bool) -> Callable[[str], Value]:
+    """Text → its ISO 8601 form by the first format that reads it, else ``_BAD_DATE``."""
 
     def parse(text: str) -> Value:
         parsed: datetime | None = None
@@ -290,6 +327,12 @@ def _date(arg: Any) -> Transform:
             parsed = parsed.replace(tzinfo=tz)
         return parsed.isoformat()
 
+    return parse
+
+
+def _date(arg: Any) -> Transform:
+    fmts, tz, as_date = _date_format(arg)
+    parse = _date_parser(fmts, tz, as_date)
     seen: dict[str, Value] = {}  # HR columns repeat dates a lot: valid ones are kept
     allowed = ", ".join(fmts)
 

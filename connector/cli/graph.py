@@ -43,6 +43,7 @@ from connector.errors import ConfigError, ConnectorError
 
 if TYPE_CHECKING:
     from connector.graph.client import GraphClient
+    from connector.graph.logs import LogQuery
     from connector.graph.models import ProvisioningObjectSummary, SynchronizationJob
     from connector.graph.schema import SchemaUpdate
 
@@ -278,30 +279,65 @@ def status_command(
         typer.echo(line)
 
 
+SinceOpt = Annotated[
+    str | None, typer.Option("--since", help="Only entries since: 2h, 30m, 1d or ISO time.")
+]
+StatusOpt = Annotated[
+    StatusFilter | None,
+    typer.Option(
+        "--status",
+        case_sensitive=False,
+        help="Only entries with this status (filtered by the client on v1.0).",
+    ),
+]
+ExternalIdOpt = Annotated[
+    str | None, typer.Option("--external-id", help="Only this record (sourceIdentity id).")
+]
+ActionOpt = Annotated[
+    ActionFilter | None,
+    typer.Option("--action", case_sensitive=False, help="Only entries with this action."),
+]
+LimitOpt = Annotated[
+    int | None, typer.Option("--limit", min=1, help="Stop after this many entries.")
+]
+
+
+async def _read_logs(
+    graph: GraphAuth, endpoint: str, query: LogQuery, limit: int | None
+) -> list[ProvisioningObjectSummary]:
+    """The job's provisioning log entries matching ``query``, at most ``limit``."""
+    client = graph.client(endpoint)
+    out: list[ProvisioningObjectSummary] = []
+    async with client:
+        async for entry in client.iter_provisioning_logs(query):
+            out.append(entry)
+            if limit is not None and len(out) >= limit:
+                break
+    return out
+
+
+def _print_logs(entries: list[ProvisioningObjectSummary]) -> None:
+    """Action × status counts, then the entries; a hint when there are none."""
+    if not entries:
+        typer.echo(
+            "no provisioning log entries match; entries appear 5-10 minutes after an upload"
+            " is processed (check the job is not paused or in quarantine: connector status)"
+        )
+        return
+    out = console()
+    out.print(_counts_table(entries))
+    out.print()
+    out.print(_entries_table(entries))
+
+
 @expand_options
 def logs_command(
     endpoint: EndpointOpt,
-    since: Annotated[
-        str | None, typer.Option("--since", help="Only entries since: 2h, 30m, 1d or ISO time.")
-    ] = None,
-    status: Annotated[
-        StatusFilter | None,
-        typer.Option(
-            "--status",
-            case_sensitive=False,
-            help="Only entries with this status (filtered by the client on v1.0).",
-        ),
-    ] = None,
-    external_id: Annotated[
-        str | None, typer.Option("--external-id", help="Only this record (sourceIdentity id).")
-    ] = None,
-    action: Annotated[
-        ActionFilter | None,
-        typer.Option("--action", case_sensitive=False, help="Only entries with this action."),
-    ] = None,
-    limit: Annotated[
-        int | None, typer.Option("--limit", min=1, help="Stop after this many entries.")
-    ] = None,
+    since: SinceOpt = None,
+    status: StatusOpt = None,
+    external_id: ExternalIdOpt = None,
+    action: ActionOpt = None,
+    limit: LimitOpt = None,
     graph: GraphAuth = GraphAuth(),
     as_json: JsonOpt = False,
 ) -> None:
@@ -317,50 +353,69 @@ def logs_command(
         )
 
     async def main() -> list[ProvisioningObjectSummary]:
-        q = query()
-        client = graph.client(endpoint)
-        out: list[ProvisioningObjectSummary] = []
-        async with client:
-            async for entry in client.iter_provisioning_logs(q):
-                out.append(entry)
-                if limit is not None and len(out) >= limit:
-                    break
-        return out
+        return await _read_logs(graph, endpoint, query(), limit)
 
     entries = _run(main, command="logs", auth=graph.auth, as_json=as_json)
     if as_json:
         data = [e.model_dump(mode="json", by_alias=True, exclude_none=True) for e in entries]
         emit("logs", {"entries": data})
         return
-    if not entries:
+    _print_logs(entries)
+
+
+MappingOpt = Annotated[
+    Path, input_file_option("--mapping", help="Mapping YAML naming the attributes.")
+]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Show what would be added; change nothing.")
+]
+DirectoryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--directory",
+        help="Schema directory to register in (default: the synchronization rule's"
+        " source directory, else the first that is not Microsoft Entra ID).",
+    ),
+]
+
+
+def _custom_attribute_names(mapping: Path, *, as_json: bool) -> list[str]:
+    """The mapping's custom extension attributes; a bad mapping ends the command."""
+    from connector.mapping import load_mapping
+
+    try:
+        return load_mapping(mapping).custom_attribute_names()
+    except ConnectorError as exc:
+        if as_json:
+            emit_error(str(exc), exit_code=exit_code_for(exc))
+        raise fail(exc, command="schema add", code=exit_code_for(exc)) from exc
+
+
+def _print_schema_update(update: SchemaUpdate, *, dry_run: bool) -> None:
+    """The directory, the attributes present and added, and what to do next."""
+    typer.echo(f"directory {update.directory!r} ({update.chosen_by})")
+    for name in update.present:
+        typer.echo(f"present   {name}")
+    verb = "would add" if dry_run else "added    "
+    for name in update.added:
+        typer.echo(f"{verb} {name}")
+    if not update.added:
+        typer.echo("the schema already has every attribute; nothing written")
+    elif dry_run:
+        typer.echo("dry run: schema not changed")
+    else:
         typer.echo(
-            "no provisioning log entries match; entries appear 5-10 minutes after an upload"
-            " is processed (check the job is not paused or in quarantine: connector status)"
+            "map each added attribute to a target attribute (Entra portal → Provisioning →"
+            " Mappings): the service applies custom attributes only when they are mapped"
         )
-        return
-    out = console()
-    out.print(_counts_table(entries))
-    out.print()
-    out.print(_entries_table(entries))
 
 
 @expand_options
 def schema_add_command(
     endpoint: EndpointOpt,
-    mapping: Annotated[
-        Path, input_file_option("--mapping", help="Mapping YAML naming the attributes.")
-    ],
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show what would be added; change nothing.")
-    ] = False,
-    directory: Annotated[
-        str | None,
-        typer.Option(
-            "--directory",
-            help="Schema directory to register in (default: the synchronization rule's"
-            " source directory, else the first that is not Microsoft Entra ID).",
-        ),
-    ] = None,
+    mapping: MappingOpt,
+    dry_run: DryRunOpt = False,
+    directory: DirectoryOpt = None,
     graph: GraphAuth = GraphAuth(),
     as_json: JsonOpt = False,
 ) -> None:
@@ -369,14 +424,7 @@ def schema_add_command(
     Only attributes the job's attribute mappings map are applied by the service (Graph
     bulkUpload Example 2); map each new attribute in the portal afterwards.
     """
-    from connector.mapping import load_mapping
-
-    try:
-        names = load_mapping(mapping).custom_attribute_names()
-    except ConnectorError as exc:
-        if as_json:
-            emit_error(str(exc), exit_code=exit_code_for(exc))
-        raise fail(exc, command="schema add", code=exit_code_for(exc)) from exc
+    names = _custom_attribute_names(mapping, as_json=as_json)
     if not names:
         if as_json:
             emit("schema", {"directory": None, "present": [], "added": [], "dry_run": dry_run})
@@ -402,21 +450,7 @@ def schema_add_command(
             },
         )
         return
-    typer.echo(f"directory {update.directory!r} ({update.chosen_by})")
-    for name in update.present:
-        typer.echo(f"present   {name}")
-    verb = "would add" if dry_run else "added    "
-    for name in update.added:
-        typer.echo(f"{verb} {name}")
-    if not update.added:
-        typer.echo("the schema already has every attribute; nothing written")
-    elif dry_run:
-        typer.echo("dry run: schema not changed")
-    else:
-        typer.echo(
-            "map each added attribute to a target attribute (Entra portal → Provisioning →"
-            " Mappings): the service applies custom attributes only when they are mapped"
-        )
+    _print_schema_update(update, dry_run=dry_run)
 
 
 YesOpt = Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation (for scripts).")]

@@ -19,7 +19,7 @@ import asyncio
 import inspect
 import os
 from dataclasses import dataclass
-from typing import Literal, Protocol, cast
+from typing import Literal, NamedTuple, Protocol, cast
 from urllib.parse import urlsplit
 
 from azure.core.credentials import AccessToken, TokenCredential
@@ -200,48 +200,80 @@ def build_credential(
     from azure import identity
 
     authority = _AUTHORITY_HOSTS[cloud]
-    env = os.environ
     if kind == "default":
         return identity.DefaultAzureCredential(authority=authority)
     if kind == "managed-identity":
-        mi_client = client_id or env.get(GRAPH_CLIENT_ID_SETTING) or None
-        if mi_client:
-            return identity.ManagedIdentityCredential(client_id=mi_client)
-        return identity.ManagedIdentityCredential()
-    tenant = tenant_id or env.get("AZURE_TENANT_ID")
-    app = client_id or env.get("AZURE_CLIENT_ID")
-    missing = [name for name, value in (("tenant id", tenant), ("client id", app)) if not value]
+        return _managed_identity(client_id)
+    app = _AppIdentity.from_env(tenant_id, client_id)
     if kind == "certificate":
-        path = certificate_path or env.get("AZURE_CLIENT_CERTIFICATE_PATH")
-        if not path:
-            missing.append("certificate path")
-        if missing:
-            raise ConfigError(
-                "certificate auth needs " + ", ".join(missing) + ": pass --tenant-id,"
-                " --client-id, --certificate or set AZURE_TENANT_ID, AZURE_CLIENT_ID,"
-                " AZURE_CLIENT_CERTIFICATE_PATH"
-            )
-        password = certificate_password or env.get("AZURE_CLIENT_CERTIFICATE_PASSWORD")
-        return identity.CertificateCredential(
-            cast(str, tenant),
-            cast(str, app),
-            certificate_path=path,
-            password=password,
-            authority=authority,
-        )
+        return _certificate_credential(app, authority, certificate_path, certificate_password)
     if kind == "secret":
-        secret = client_secret or env.get("AZURE_CLIENT_SECRET")
-        if not secret:
-            missing.append("client secret (AZURE_CLIENT_SECRET)")
-        if missing:
-            raise ConfigError(
-                "secret auth needs " + ", ".join(missing) + ": set AZURE_TENANT_ID,"
-                " AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (never put the secret in a file"
-                " or on the command line)"
-            )
-        return identity.ClientSecretCredential(
-            cast(str, tenant), cast(str, app), cast(str, secret), authority=authority
-        )
+        return _secret_credential(app, authority, client_secret)
     raise ConfigError(
         f"unknown auth kind {kind!r}; use default, managed-identity, certificate or secret"
     )
+
+
+def _managed_identity(client_id: str | None) -> TokenCredential:
+    """The user-assigned identity ``client_id`` or ``GRAPH_CLIENT_ID``, else the system one."""
+    from azure import identity
+
+    mi_client = client_id or os.environ.get(GRAPH_CLIENT_ID_SETTING) or None
+    if mi_client:
+        return identity.ManagedIdentityCredential(client_id=mi_client)
+    return identity.ManagedIdentityCredential()
+
+
+class _AppIdentity(NamedTuple):
+    """An app registration's tenant and client ids, and the names of those missing."""
+
+    tenant: str
+    app: str
+    missing: tuple[str, ...]
+
+    @classmethod
+    def from_env(cls, tenant_id: str | None, client_id: str | None) -> _AppIdentity:
+        """The ids given, else ``AZURE_TENANT_ID``/``AZURE_CLIENT_ID``."""
+        tenant = tenant_id or os.environ.get("AZURE_TENANT_ID") or ""
+        app = client_id or os.environ.get("AZURE_CLIENT_ID") or ""
+        missing = [name for name, value in (("tenant id", tenant), ("client id", app)) if not value]
+        return cls(tenant, app, tuple(missing))
+
+
+def _certificate_credential(
+    ids: _AppIdentity, authority: str, path: str | None, password: str | None
+) -> TokenCredential:
+    """``--auth certificate``: the app's certificate (``AZURE_CLIENT_CERTIFICATE_*``)."""
+    from azure import identity
+
+    env = os.environ
+    path = path or env.get("AZURE_CLIENT_CERTIFICATE_PATH")
+    missing = [*ids.missing, *([] if path else ["certificate path"])]
+    if missing:
+        raise ConfigError(
+            "certificate auth needs " + ", ".join(missing) + ": pass --tenant-id,"
+            " --client-id, --certificate or set AZURE_TENANT_ID, AZURE_CLIENT_ID,"
+            " AZURE_CLIENT_CERTIFICATE_PATH"
+        )
+    return identity.CertificateCredential(
+        ids.tenant,
+        ids.app,
+        certificate_path=path,
+        password=password or env.get("AZURE_CLIENT_CERTIFICATE_PASSWORD"),
+        authority=authority,
+    )
+
+
+def _secret_credential(ids: _AppIdentity, authority: str, secret: str | None) -> TokenCredential:
+    """``--auth secret``: the app's client secret (``AZURE_CLIENT_SECRET``)."""
+    from azure import identity
+
+    secret = secret or os.environ.get("AZURE_CLIENT_SECRET")
+    missing = [*ids.missing, *([] if secret else ["client secret (AZURE_CLIENT_SECRET)"])]
+    if missing or not secret:
+        raise ConfigError(
+            "secret auth needs " + ", ".join(missing) + ": set AZURE_TENANT_ID,"
+            " AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (never put the secret in a file"
+            " or on the command line)"
+        )
+    return identity.ClientSecretCredential(ids.tenant, ids.app, secret, authority=authority)

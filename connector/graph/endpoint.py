@@ -18,7 +18,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from connector.errors import ConfigError, UnsafeEndpointError
 
@@ -114,6 +114,76 @@ def _check_ids(service_principal_id: str, job_id: str) -> None:
         )
 
 
+def _absolute_url(url: str) -> tuple[str, SplitResult]:
+    """The pasted URL (quotes and spaces trimmed) and its parts: absolute http(s), no
+    credentials, nothing after the path."""
+    text = (url or "").strip().strip("'\"")
+    if not text:
+        raise ConfigError("the provisioning endpoint URL is empty")
+    parts = urlsplit(text)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigError(
+            f"provisioning endpoint {text!r} is not an absolute http(s) URL; paste the"
+            " Provisioning API Endpoint exactly as the Entra portal shows it"
+        )
+    if parts.username or parts.password:
+        raise ConfigError("the provisioning endpoint URL must not contain user credentials")
+    if parts.query or parts.fragment:
+        raise ConfigError(
+            f"provisioning endpoint {text!r} has a query or fragment; remove everything"
+            " after 'bulkUpload'"
+        )
+    return text, parts
+
+
+def _token_safe_cloud(text: str, parts: SplitResult, *, allow_loopback: bool) -> Cloud | None:
+    """The endpoint's national cloud (None for an allowed loopback emulator); any other
+    host, or Graph reached other than over https on the default port, is refused."""
+    host = (parts.hostname or "").lower()
+    cloud = cloud_for_host(host)
+    loopback = is_loopback_host(host)
+    if cloud is None and not loopback:
+        allowed = ", ".join(sorted(GRAPH_HOSTS))
+        raise UnsafeEndpointError(
+            f"provisioning endpoint host {host!r} is not a Microsoft Graph host ({allowed});"
+            " tokens are only ever sent to Graph"
+        )
+    if loopback and not allow_loopback:
+        raise UnsafeEndpointError(
+            f"provisioning endpoint {text!r} is on loopback; enable the local emulator"
+            " explicitly (allow_loopback / --allow-loopback) to send tokens there"
+        )
+    if cloud is not None and parts.scheme != "https":
+        raise UnsafeEndpointError(f"Graph endpoints must use https, got {text!r}")
+    if cloud is not None and parts.port not in (None, 443):
+        raise UnsafeEndpointError(f"Graph endpoints use the default https port, got {text!r}")
+    return cloud
+
+
+def _job_path(text: str, path: str, cloud: Cloud | None) -> tuple[str, str, str, str]:
+    """The API version (lower case), path prefix, service principal id and job id of the
+    bulkUpload path, each checked."""
+    match = _PATH.match(path)
+    if match is None:
+        raise ConfigError(
+            f"provisioning endpoint path {path!r} is not"
+            " /{v1.0|beta}/servicePrincipals/{id}/synchronization/jobs/{jobId}/bulkUpload"
+        )
+    version = match["version"]
+    if version.lower() not in API_VERSIONS:
+        raise ConfigError(
+            f"unknown Graph API version {version!r} in the provisioning endpoint;"
+            " use 'v1.0' or 'beta'"
+        )
+    prefix = match["prefix"]
+    if prefix and cloud is not None:
+        raise ConfigError(f"unexpected path prefix {prefix!r} before the API version in {text!r}")
+    sp = unquote(match["sp"])
+    job = unquote(match["job"])
+    _check_ids(sp, job)
+    return version.lower(), prefix, sp, job
+
+
 @dataclass(frozen=True, slots=True)
 class ProvisioningEndpoint:
     """One provisioning job's API root: where bulkUpload, job, schema and logs calls go.
@@ -131,64 +201,12 @@ class ProvisioningEndpoint:
     @classmethod
     def parse(cls, url: str, *, allow_loopback: bool = False) -> ProvisioningEndpoint:
         """Parse the portal's Provisioning API Endpoint URL; raise ConfigError naming the fault."""
-        text = (url or "").strip().strip("'\"")
-        if not text:
-            raise ConfigError("the provisioning endpoint URL is empty")
-        parts = urlsplit(text)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ConfigError(
-                f"provisioning endpoint {text!r} is not an absolute http(s) URL; paste the"
-                " Provisioning API Endpoint exactly as the Entra portal shows it"
-            )
-        if parts.username or parts.password:
-            raise ConfigError("the provisioning endpoint URL must not contain user credentials")
-        if parts.query or parts.fragment:
-            raise ConfigError(
-                f"provisioning endpoint {text!r} has a query or fragment; remove everything"
-                " after 'bulkUpload'"
-            )
-        host = parts.hostname.lower()
-        cloud = cloud_for_host(host)
-        loopback = is_loopback_host(host)
-        if cloud is None and not loopback:
-            allowed = ", ".join(sorted(GRAPH_HOSTS))
-            raise UnsafeEndpointError(
-                f"provisioning endpoint host {host!r} is not a Microsoft Graph host ({allowed});"
-                " tokens are only ever sent to Graph"
-            )
-        if loopback and not allow_loopback:
-            raise UnsafeEndpointError(
-                f"provisioning endpoint {text!r} is on loopback; enable the local emulator"
-                " explicitly (allow_loopback / --allow-loopback) to send tokens there"
-            )
-        if cloud is not None and parts.scheme != "https":
-            raise UnsafeEndpointError(f"Graph endpoints must use https, got {text!r}")
-        if cloud is not None and parts.port not in (None, 443):
-            raise UnsafeEndpointError(f"Graph endpoints use the default https port, got {text!r}")
-        match = _PATH.match(parts.path)
-        if match is None:
-            raise ConfigError(
-                f"provisioning endpoint path {parts.path!r} is not"
-                " /{v1.0|beta}/servicePrincipals/{id}/synchronization/jobs/{jobId}/bulkUpload"
-            )
-        version = match["version"]
-        if version.lower() not in API_VERSIONS:
-            raise ConfigError(
-                f"unknown Graph API version {version!r} in the provisioning endpoint;"
-                " use 'v1.0' or 'beta'"
-            )
-        prefix = match["prefix"]
-        if prefix and cloud is not None:
-            raise ConfigError(
-                f"unexpected path prefix {prefix!r} before the API version in {text!r}"
-            )
-        sp = unquote(match["sp"])
-        job = unquote(match["job"])
-        _check_ids(sp, job)
-        netloc = parts.netloc.lower()
+        text, parts = _absolute_url(url)
+        cloud = _token_safe_cloud(text, parts, allow_loopback=allow_loopback)
+        version, prefix, sp, job = _job_path(text, parts.path, cloud)
         return cls(
-            origin=f"{parts.scheme}://{netloc}{prefix}",
-            api_version=version.lower(),
+            origin=f"{parts.scheme}://{parts.netloc.lower()}{prefix}",
+            api_version=version,
             service_principal_id=sp.lower(),
             job_id=job,
             cloud=cloud,

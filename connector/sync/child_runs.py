@@ -113,14 +113,7 @@ class ChildRuns:
         if limit == 0 or self.order.with_batches_left(src.name):
             return None
         index = self.runs.load_records(src.name)
-        pending = self.order.records_in_unsent_plans(src.name)
-        skipped = [
-            ext
-            for ext, e in index.entries.items()
-            if e.outcome == StateOutcome.SKIPPED.value
-            and e.error_code == UNRESOLVED_REFERENCE
-            and ext not in pending
-        ]
+        skipped = self._skipped_for_references(src.name, index)
         if not skipped:
             return None
         payloads = self.runs.payloads(src.name, skipped)
@@ -131,22 +124,61 @@ class ChildRuns:
         changes = [_resend_change(c, index, payloads) for c in chosen]
         counted = count_resends(resent, ((c.external_id, c.fingerprint) for c in changes))
         self.runs.save_reference_resends(src.name, counted, etag)
+        journal = self._references_journal(src.name, chosen, left, lock)
+        self._plan_references(journal, changes, index, chosen, lock)
+        self._move(journal, RunState.UPLOADING, "automatic re-send")
+        log.info(
+            "run %s: re-sending %d records for manager references", journal.run_id, len(changes)
+        )
+        return await self._send(src, journal, None)
+
+    def _skipped_for_references(self, source: str, index: RecordIndex) -> list[str]:
+        """Records last skipped for an unresolved manager reference that no held or
+        planned run of the source carries."""
+        pending = self.order.records_in_unsent_plans(source)
+        return [
+            ext
+            for ext, e in index.entries.items()
+            if e.outcome == StateOutcome.SKIPPED.value
+            and e.error_code == UNRESOLVED_REFERENCE
+            and ext not in pending
+        ]
+
+    def _references_journal(
+        self,
+        source: str,
+        chosen: list[ResendCandidate],
+        left: Mapping[str, str],
+        lock: SourceLock,
+    ) -> Journal:
+        """The new ``<source>-refsN`` run: its parents, and why the others are not re-sent."""
         parents = sorted({c.run_id for c in chosen if c.run_id})
-        n = self.runs.count_runs(src.name, f"{src.name}-refs")
+        n = self.runs.count_runs(source, f"{source}-refs")
         not_resent: dict[str, int] = {}
         for why in left.values():
             not_resent[why] = not_resent.get(why, 0) + 1
-        journal = Journal(
-            run_id=f"{src.name}-refs{n + 1}",
-            source=src.name,
+        return Journal(
+            run_id=f"{source}-refs{n + 1}",
+            source=source,
             state=RunState.RECEIVED,
             kind=REFERENCES_KIND,
             parent_run_ids=parents,
             received_at=self.ctx.clock.now(),
-            extract_at=self.runs.last_applied(src.name),
+            extract_at=self.runs.last_applied(source),
             not_resent=not_resent,
             lock=lock,
         )
+
+    def _plan_references(
+        self,
+        journal: Journal,
+        changes: list[Change],
+        index: RecordIndex,
+        chosen: list[ResendCandidate],
+        lock: SourceLock,
+    ) -> None:
+        """Store the re-send run's plan, planned, and note it on each parent run."""
+        parents = journal.parent_run_ids or []
         detail = (
             f"re-send of {len(changes)} records skipped for an unresolved manager reference"
             f" (their managers are now provisioned); from runs {', '.join(parents) or '-'}"
@@ -155,12 +187,7 @@ class ChildRuns:
         journal.planned = {"references": len(changes)}
         self._move(journal, RunState.PLANNED, f"{len(changes)} references to resolve")
         for parent_id in parents:
-            self._note_resend(src.name, parent_id, journal.run_id, chosen, lock)
-        self._move(journal, RunState.UPLOADING, "automatic re-send")
-        log.info(
-            "run %s: re-sending %d records for manager references", journal.run_id, len(changes)
-        )
-        return await self._send(src, journal, None)
+            self._note_resend(journal.source, parent_id, journal.run_id, chosen, lock)
 
     def _create(
         self,

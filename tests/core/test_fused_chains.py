@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector import mapping_run
+from connector import mapping_values
 from connector.errors import TransformError
 from connector.mapping import load_mapping
 from connector.transforms import Transform, make_transform
@@ -54,8 +54,8 @@ def outcome(get: Any, values: Any) -> tuple[str, Any]:
 
 
 def reference_and_compiled(steps: list[Transform]) -> tuple[Any, Any]:
-    src = mapping_run.column_getter("c")
-    return mapping_run.chain(src, steps), mapping_run.chain(src, steps, "c")
+    src = mapping_values.column_getter("c")
+    return mapping_values.chain(src, steps), mapping_values.chain(src, steps, "c")
 
 
 @pytest.mark.parametrize("first", STEPS, ids=lambda s: s[0])
