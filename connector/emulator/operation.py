@@ -52,25 +52,38 @@ def process_operation(
     now = state.clock.now()
     ext = str(data[EXTERNAL_ID])
     user = state.users.get(ext)
-    record = _read_record(state, job.schema, data, ext, user)
-    entries = _Entries(state, job, cycle_id, record, user is not None, now, started)
+    flat, wanted, active, manager_ref = _read_record(state, job.schema, data, user)
+    record = _Record(
+        ext, flat, wanted, active, manager_ref, user is not None, cycle_id, now, started
+    )
     refusal = _upn_refusal(state, job, record, user)
     if refusal is not None:
-        return entries.make("create" if user is None else "update", "failure", refusal, [], user)
+        action = "create" if user is None else "update"
+        return record.entry(state, job, action, "failure", refusal, [], user)
     manager = _manager_change(state, job, record.manager_ref)
     if user is None:
         user, modified = _create(state, job, record, manager, now)
         # An unresolved manager is a step detail; the entry itself is a success.
-        return entries.make(
-            "create", "success", None, modified, user, manager.skipped, manager.reference
+        return record.entry(
+            state,
+            job,
+            "create",
+            "success",
+            None,
+            modified,
+            user,
+            manager.skipped,
+            manager.reference,
         )
     action, modified = _update(state, job, user, record, manager, now)
     if manager.skipped:
-        return entries.make(
-            action, "success", None, modified, user, manager.skipped, manager.reference
+        return record.entry(
+            state, job, action, "success", None, modified, user, manager.skipped, manager.reference
         )
     if not modified:
-        return entries.make(
+        return record.entry(
+            state,
+            job,
             "other",
             "skipped",
             ErrorInfo(
@@ -79,7 +92,7 @@ def process_operation(
             [],
             user,
         )
-    return entries.make(action, "success", None, modified, user)
+    return record.entry(state, job, action, "success", None, modified, user)
 
 
 # --- reading the record ---------------------------------------------------------
@@ -87,24 +100,70 @@ def process_operation(
 
 @dataclass(slots=True)
 class _Record:
-    """A record as the job's schema reads it: the target attributes it sets (``None``
-    clears one), and its ``active`` and manager reference (``_ABSENT`` when omitted)."""
+    """One record being applied: what it says as the job's schema reads it (the target
+    attributes it sets, ``None`` clearing one; its ``active`` and manager reference,
+    ``_ABSENT`` when omitted), and what its log entry needs (cycle, time, whether it
+    matched a user)."""
 
     external_id: str
     flat: dict[str, Any]
     wanted: dict[str, Any]
     active: Any
     manager_ref: Any
+    matched: bool
+    cycle_id: str
+    now: datetime
+    started: float
+
+    def entry(
+        self,
+        state: EmulatorState,
+        job: JobRuntime,
+        action: str,
+        status: str,
+        error: ErrorInfo | None,
+        modified: Modified,
+        target: DirectoryUser | None,
+        skipped: tuple[str, ...] = (),
+        reference: str | None = None,
+    ) -> LogEntry:
+        """The record's log entry (not yet stored)."""
+        wanted = self.wanted
+        attrs = target.attributes if target else wanted
+        seq, entry_id, change_id = state.new_entry_ids()
+        return LogEntry(
+            seq=seq,
+            id=entry_id,
+            activity=self.now,
+            job_id=job.id,
+            cycle_id=self.cycle_id,
+            change_id=change_id,
+            action=action,
+            status=status,
+            error=error,
+            modified=modified,
+            source_id=self.external_id,
+            source_display=display_name(wanted) or display_name(attrs),
+            target_id=target.object_id if target else None,
+            target_display=display_name(attrs),
+            service_principal_id=job.service_principal_id,
+            tenant_id=state.config.tenant_id,
+            duration_ms=max(1, int((time.perf_counter() - self.started) * 1000)),
+            skipped_attributes=skipped,
+            matched=self.matched,
+            pending_reference=reference,
+        )
 
 
 def _read_record(
     state: EmulatorState,
     schema: CompiledSchema,
     data: dict[str, Any],
-    ext: str,
     user: DirectoryUser | None,
-) -> _Record:
-    """Only attributes the schema applies are read. JSON null or ``""`` clears an attribute
+) -> tuple[dict[str, Any], dict[str, Any], Any, Any]:
+    """The record as the job's schema reads it: (every sent attribute by source name, the
+    target attributes it sets, ``active``, the manager reference). Only attributes the
+    schema applies are read. JSON null or ``""`` clears an attribute
     only when its source attribute flows null values (``userName`` never clears); with
     ``clear_omitted_flow_null_attributes`` an omitted flow-null attribute of an existing
     user is cleared too (documented for "Clear attribute values")."""
@@ -124,59 +183,7 @@ def _read_record(
         for src in schema.flow_nulls:
             if src not in flat and src not in (USER_NAME, EXTERNAL_ID, ACTIVE, MANAGER):
                 wanted.setdefault(schema.target_of(src), None)
-    return _Record(ext, flat, wanted, active, manager_ref)
-
-
-# --- the log entry --------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Entries:
-    """Makes the log entry of one record: its time, cycle, identities and duration."""
-
-    state: EmulatorState
-    job: JobRuntime
-    cycle_id: str
-    record: _Record
-    matched: bool
-    now: datetime
-    started: float
-
-    def make(
-        self,
-        action: str,
-        status: str,
-        error: ErrorInfo | None,
-        modified: Modified,
-        target: DirectoryUser | None,
-        skipped: tuple[str, ...] = (),
-        reference: str | None = None,
-    ) -> LogEntry:
-        wanted = self.record.wanted
-        attrs = target.attributes if target else wanted
-        seq, entry_id, change_id = self.state.new_entry_ids()
-        return LogEntry(
-            seq=seq,
-            id=entry_id,
-            activity=self.now,
-            job_id=self.job.id,
-            cycle_id=self.cycle_id,
-            change_id=change_id,
-            action=action,
-            status=status,
-            error=error,
-            modified=modified,
-            source_id=self.record.external_id,
-            source_display=display_name(wanted) or display_name(attrs),
-            target_id=target.object_id if target else None,
-            target_display=display_name(attrs),
-            service_principal_id=self.job.service_principal_id,
-            tenant_id=self.state.config.tenant_id,
-            duration_ms=max(1, int((time.perf_counter() - self.started) * 1000)),
-            skipped_attributes=skipped,
-            matched=self.matched,
-            pending_reference=reference,
-        )
+    return flat, wanted, active, manager_ref
 
 
 # --- the UPN rules --------------------------------------------------------------
@@ -225,7 +232,7 @@ def _upn_refusal(
 # --- the manager reference ------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _ManagerChange:
     """What the record does to the manager. ``external_id`` and ``pending`` are ``_ABSENT``
     when it leaves them alone and ``None`` when it clears them; an unresolved reference is
