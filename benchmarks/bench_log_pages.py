@@ -31,8 +31,8 @@ from multiprocessing.connection import Connection
 from bench_emulator import _cpu_model
 
 from connector.emulator import EmulatorConfig, run_emulator
+from connector.emulator.log_entry import LogEntry
 from connector.emulator.log_store import LogStore
-from connector.emulator.model import LogEntry
 from connector.emulator.odata import Clause
 from connector.graph.auth import StaticTokenProvider
 from connector.graph.client import GraphClient

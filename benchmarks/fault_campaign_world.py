@@ -144,16 +144,16 @@ class RequestLog:
         self.uploads: list[Upload] = []
 
     def install(self) -> None:
-        from connector.emulator import app
+        from connector.emulator import bulk_upload
 
-        real = app.Upload
+        real = bulk_upload.Upload
 
         def recording(operations: list[dict[str, Any]], request_id: str, received: Any) -> Any:
             ops = [(str(op["data"].get("externalId")), _hash(op["data"])) for op in operations]
             self.uploads.append(Upload(request_id, ops))
             return real(operations, request_id, received)
 
-        app.Upload = recording  # type: ignore[assignment,misc]
+        bulk_upload.Upload = recording  # type: ignore[assignment,misc]
 
 
 @dataclass

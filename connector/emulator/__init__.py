@@ -6,7 +6,9 @@ in a background thread. See docs/emulator.md for behaviours and assumptions.
 
 from __future__ import annotations
 
-from connector.emulator.app import create_app, validate_bulk_request
+from connector.emulator.app import create_app
+from connector.emulator.bulk_request import validate_bulk_request
+from connector.emulator.clock import EmulatorClock
 from connector.emulator.config import (
     BUCKET_FULL_MESSAGE,
     EmulatorConfig,
@@ -14,8 +16,8 @@ from connector.emulator.config import (
     load_config,
     on_premises_job,
 )
-from connector.emulator.model import EmulatorClock, EmulatorState
 from connector.emulator.server import RunningEmulator, run_emulator
+from connector.emulator.tenant import EmulatorState
 
 __all__ = [
     "BUCKET_FULL_MESSAGE",

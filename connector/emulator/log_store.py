@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, overload
 from connector.emulator.odata import Clause
 
 if TYPE_CHECKING:
-    from connector.emulator.model import LogEntry
+    from connector.emulator.log_entry import LogEntry
 
 __all__ = ["LogStore"]
 

@@ -176,9 +176,30 @@ def default_schema(job_id: str) -> dict[str, Any]:
         )
         for n in _default_source_attributes()
     ]
-    target_names = sorted(set(table.values()))
-    target_attrs = [attribute_definition(n) for n in target_names]
-    mappings = [
+    target_attrs = [attribute_definition(n) for n in sorted(set(table.values()))]
+    return {
+        "id": job_id.split(".")[0],
+        "version": f"Date:2026-01-01T00:00:00Z;RuleId:{template};",
+        "directories": [
+            _directory(job_id + "/source", "API", source_attrs),
+            _directory(job_id + "/target", target, target_attrs),
+        ],
+        "synchronizationRules": [_rule(template, target, _attribute_mappings(table))],
+    }
+
+
+def _directory(key: str, name: str, attributes: list[dict[str, Any]]) -> dict[str, Any]:
+    """A directoryDefinition with its one User object (a stable id derived from ``key``)."""
+    return {
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, key)),
+        "name": name,
+        "objects": [{"name": "User", "attributes": attributes, "metadata": []}],
+    }
+
+
+def _attribute_mappings(table: Mapping[str, str]) -> list[dict[str, Any]]:
+    """One attributeMapping per source -> target pair; ``externalId`` is the matching one."""
+    return [
         {
             "source": {
                 "expression": f"[{src}]",
@@ -195,37 +216,23 @@ def default_schema(job_id: str) -> dict[str, Any]:
         }
         for src, tgt in table.items()
     ]
+
+
+def _rule(template: str, target: str, mappings: list[dict[str, Any]]) -> dict[str, Any]:
+    """The synchronizationRule from the API source's User to the target's User."""
     return {
-        "id": job_id.split(".")[0],
-        "version": f"Date:2026-01-01T00:00:00Z;RuleId:{template};",
-        "directories": [
+        "id": template,
+        "name": template,
+        "sourceDirectoryName": "API",
+        "targetDirectoryName": target,
+        "objectMappings": [
             {
-                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, job_id + "/source")),
-                "name": "API",
-                "objects": [{"name": "User", "attributes": source_attrs, "metadata": []}],
-            },
-            {
-                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, job_id + "/target")),
-                "name": target,
-                "objects": [{"name": "User", "attributes": target_attrs, "metadata": []}],
-            },
-        ],
-        "synchronizationRules": [
-            {
-                "id": template,
-                "name": template,
-                "sourceDirectoryName": "API",
-                "targetDirectoryName": target,
-                "objectMappings": [
-                    {
-                        "enabled": True,
-                        "flowTypes": "Add, Update",
-                        "name": "Provision API Users",
-                        "sourceObjectName": "User",
-                        "targetObjectName": "User",
-                        "attributeMappings": mappings,
-                    }
-                ],
+                "enabled": True,
+                "flowTypes": "Add, Update",
+                "name": "Provision API Users",
+                "sourceObjectName": "User",
+                "targetObjectName": "User",
+                "attributeMappings": mappings,
             }
         ],
     }

@@ -20,10 +20,12 @@ import uvicorn
 from starlette.applications import Starlette
 
 from connector.clock import Clock
-from connector.emulator.app import create_app, is_loopback
+from connector.emulator.app import create_app
+from connector.emulator.auth import is_loopback
+from connector.emulator.clock import EmulatorClock
 from connector.emulator.config import EmulatorConfig
-from connector.emulator.model import CallRecord, EmulatorClock, EmulatorState
 from connector.emulator.processing import Worker
+from connector.emulator.tenant import CallRecord, EmulatorState
 from connector.errors import ConfigError
 
 __all__ = ["RunningEmulator", "connectable_host", "is_loopback", "is_wildcard", "run_emulator"]

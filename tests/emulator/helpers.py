@@ -110,6 +110,21 @@ def job_url(emu: RunningEmulator, suffix: str = "", *, job_id: str | None = None
     )
 
 
+def job_status(emu: RunningEmulator) -> dict[str, object]:
+    """The default job's ``status`` (Graph job API)."""
+    response = httpx.get(job_url(emu), headers=auth(emu))
+    assert response.status_code == 200
+    status: dict[str, object] = response.json()["status"]
+    return status
+
+
+def queue_info(emu: RunningEmulator, job_id: str | None = None) -> dict[str, int]:
+    """A job's counts from ``/_emulator/queue``: queued, failed and ignored operations."""
+    jobs = CLIENT.get(f"{emu.base_url}/_emulator/queue").json()["jobs"]
+    info: dict[str, int] = jobs[job_id or emu.job_id]
+    return info
+
+
 def auth(emu: RunningEmulator) -> dict[str, str]:
     return {"Authorization": f"Bearer {emu.token}"}
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from connector.emulator.log_entry import LogEntry
 from connector.emulator.log_store import LogStore
-from connector.emulator.model import LogEntry
 from connector.emulator.odata import Clause, parse_filter
 
 _T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -18,10 +18,10 @@ from pathlib import Path
 import orjson
 
 from connector.config import parse_sources
-from connector.emulator.app import ignored_operation, validate_bulk_request
+from connector.emulator.bulk_request import ignored_operation, validate_bulk_request
 from connector.emulator.config import EmulatorConfig, JobConfig
-from connector.emulator.model import EmulatorState
-from connector.emulator.processing import process_operation
+from connector.emulator.operation import process_operation
+from connector.emulator.tenant import EmulatorState
 from connector.errors import ConnectorError
 from connector.extract import ExtractProfile, read_extract
 from connector.mapping import check_mapping, load_mapping

@@ -13,7 +13,7 @@ import pytest
 
 from connector.clock import FakeClock
 from connector.emulator import EmulatorConfig, create_app
-from connector.emulator.app import is_loopback
+from connector.emulator.auth import is_loopback
 
 REMOTE = ("203.0.113.7", 50123)  # TEST-NET-3: documentation-only address
 ROUTES = [

@@ -1,4 +1,4 @@
-"""Job APIs: status, start/pause, restart purge semantics, quarantine, schema GET/PUT."""
+"""Job APIs: status, start/pause, restart purge semantics, schema GET/PUT."""
 
 from __future__ import annotations
 
@@ -9,14 +9,7 @@ import pytest
 
 from connector.emulator import RunningEmulator
 
-from .helpers import auth, bulk, job_url, post, record, upload
-
-
-def _status(emu: RunningEmulator) -> dict[str, object]:
-    response = httpx.get(job_url(emu), headers=auth(emu))
-    assert response.status_code == 200
-    status: dict[str, object] = response.json()["status"]
-    return status
+from .helpers import auth, bulk, job_status, job_url, post, record, upload
 
 
 def test_default_job_has_realistic_ids_and_is_listed(emu: RunningEmulator) -> None:
@@ -30,7 +23,7 @@ def test_default_job_has_realistic_ids_and_is_listed(emu: RunningEmulator) -> No
     ).json()["value"]
     assert [j["id"] for j in listed] == [emu.job_id]
     assert listed[0]["templateId"] == "API2AAD"
-    assert _status(emu)["code"] == "Active"
+    assert job_status(emu)["code"] == "Active"
 
 
 def test_job_calls_need_a_token_and_an_existing_job(emu: RunningEmulator) -> None:
@@ -42,7 +35,7 @@ def test_job_calls_need_a_token_and_an_existing_job(emu: RunningEmulator) -> Non
 
 def test_paused_job_accepts_but_does_not_process_until_started(emu: RunningEmulator) -> None:
     assert httpx.post(job_url(emu, "/pause"), headers=auth(emu)).status_code == 204
-    assert _status(emu)["code"] == "Paused"
+    assert job_status(emu)["code"] == "Paused"
     assert post(emu, bulk(record("1"), record("2"))).status_code == 202
     emu.wait_idle(5)  # nothing runnable: returns at once
     assert emu.queue_length() == 2
@@ -51,7 +44,7 @@ def test_paused_job_accepts_but_does_not_process_until_started(emu: RunningEmula
     assert httpx.post(job_url(emu, "/start"), headers=auth(emu)).status_code == 204
     emu.wait_idle(5)
     assert set(emu.users()) == {"1", "2"}
-    assert _status(emu)["code"] == "Active"
+    assert job_status(emu)["code"] == "Active"
 
 
 def test_restart_of_a_stopped_job_purges_the_bucket(emu: RunningEmulator) -> None:
@@ -64,7 +57,7 @@ def test_restart_of_a_stopped_job_purges_the_bucket(emu: RunningEmulator) -> Non
     emu.wait_idle(5)
     assert emu.queue_length() == 0
     assert emu.users() == {}
-    assert _status(emu)["code"] == "Active"
+    assert job_status(emu)["code"] == "Active"
     upload(emu, record("2"))
     assert set(emu.users()) == {"2"}
 
@@ -81,38 +74,6 @@ def test_restart_rejects_unknown_reset_scopes(emu: RunningEmulator) -> None:
     response = httpx.post(job_url(emu, "/restart"), json=body, headers=auth(emu))
     assert response.status_code == 400
     assert "Everything" in response.json()["error"]["message"]
-
-
-def test_quarantine_via_introspection_shows_in_status_and_stops_processing(
-    emu: RunningEmulator,
-) -> None:
-    response = httpx.post(
-        f"{emu.base_url}/_emulator/jobs/{emu.job_id}/state",
-        json={"code": "Quarantine", "reason": "EncounteredQuarantineException"},
-    )
-    assert response.status_code == 200
-    status = _status(emu)
-    assert status["code"] == "Quarantine"
-    quarantine = status["quarantine"]
-    assert isinstance(quarantine, dict)
-    assert quarantine["reason"] == "EncounteredQuarantineException"
-    assert set(quarantine) >= {"currentBegan", "nextAttempt", "seriesBegan", "seriesCount", "error"}
-    assert post(emu, bulk(record("1"))).status_code == 202
-    emu.wait_idle(5)
-    assert emu.users() == {}
-    # Start clears quarantine (documented) and the bucket is then processed.
-    httpx.post(job_url(emu, "/start"), headers=auth(emu))
-    emu.wait_idle(5)
-    assert _status(emu)["quarantine"] is None
-    assert set(emu.users()) == {"1"}
-
-
-@pytest.mark.parametrize(
-    "body", [{"code": "Running"}, {"code": "Quarantine", "reason": "BecauseISaidSo"}]
-)
-def test_introspection_rejects_unknown_states(emu: RunningEmulator, body: dict[str, str]) -> None:
-    response = httpx.post(f"{emu.base_url}/_emulator/jobs/{emu.job_id}/state", json=body)
-    assert response.status_code == 400
 
 
 def test_schema_get_put_is_a_full_replace(emu: RunningEmulator) -> None:
@@ -198,25 +159,3 @@ def test_pascal_case_schema_from_powershell_is_understood(emu: RunningEmulator) 
     assert emu.users()["1"]["attributes"]["title"] == "Engineer"
     upload(emu, record("1", title=None))
     assert "title" not in emu.users()["1"]["attributes"]
-
-
-def test_introspection_endpoints(emu: RunningEmulator) -> None:
-    upload(emu, record("1"))
-    users = httpx.get(f"{emu.base_url}/_emulator/users").json()
-    assert users["count"] == 1
-    assert users["value"][0]["externalId"] == "1"
-    assert httpx.get(f"{emu.base_url}/_emulator/users/1").json()["accountEnabled"] is True
-    assert httpx.get(f"{emu.base_url}/_emulator/users/404").status_code == 404
-    queue = httpx.get(f"{emu.base_url}/_emulator/queue").json()
-    assert queue["queuedOperations"] == 0
-    assert queue["jobs"][emu.job_id]["queuedUploads"] == 0
-    calls = httpx.get(f"{emu.base_url}/_emulator/calls").json()["value"]
-    assert [c["status"] for c in calls] == [202]
-    before = httpx.get(f"{emu.base_url}/_emulator/time").json()
-    after = httpx.post(f"{emu.base_url}/_emulator/time", json={"advanceSeconds": 90}).json()
-    assert after["offsetSeconds"] == before["offsetSeconds"] + 90
-    jobs = httpx.get(f"{emu.base_url}/_emulator/jobs").json()["value"]
-    assert jobs[0]["servicePrincipalId"] == emu.service_principal_id
-    assert httpx.post(f"{emu.base_url}/_emulator/reset").status_code == 204
-    assert httpx.get(f"{emu.base_url}/_emulator/users").json()["count"] == 0
-    assert httpx.get(f"{emu.base_url}/_emulator/time").json()["offsetSeconds"] == 0

@@ -1,5 +1,5 @@
-"""Documented job and bulkUpload behaviour: repeated bulkIds, DELETE, failed payloads in the
-bucket until restart, job status shape, and the on-premises AD job (API2AD)."""
+"""Documented job behaviour: failed payloads in the bucket until restart, the job status
+shape, a started NotRun job, and the on-premises AD job (API2AD)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from connector.emulator.config import JobConfig
 from connector.graph.jobs import NotReady, Ready, readiness
 from connector.graph.models import SynchronizationJob
 
-from .helpers import auth, bulk, job_url, logs_for, post, record, upload
+from .helpers import auth, bulk, job_url, post, queue_info, record, upload
 
 ROOT = Path(__file__).resolve().parents[2]
 PAUSED_JOB_EXAMPLE = Path(__file__).parent / "fixtures" / "synchronization_job_paused_example.json"
@@ -63,45 +63,6 @@ def _job(emu: RunningEmulator, job_id: str | None = None) -> dict[str, Any]:
     return job
 
 
-def _queue(emu: RunningEmulator, job_id: str | None = None) -> dict[str, int]:
-    jobs = httpx.get(f"{emu.base_url}/_emulator/queue").json()["jobs"]
-    info: dict[str, int] = jobs[job_id or emu.job_id]
-    return info
-
-
-# --- bulkUpload acceptance (never stricter than Microsoft's examples) ---------------
-
-
-def test_the_same_bulk_id_twice_is_accepted_as_in_the_graph_explorer_tutorial(
-    emu: RunningEmulator,
-) -> None:
-    body = bulk(record("701984"), record("701985"))
-    for op in body["Operations"]:
-        op["bulkId"] = "897401c2-2de4-4b87-a97f-c02de3bcfc61"
-    assert post(emu, body).status_code == 202
-    emu.wait_idle(5)
-    assert set(emu.users()) == {"701984", "701985"}
-
-
-def test_delete_is_accepted_and_does_nothing_not_even_a_log_entry(emu: RunningEmulator) -> None:
-    upload(emu, record("1"))
-    body = bulk(record("2"))
-    body["Operations"].append({"method": "DELETE", "bulkId": "d1", "path": "/Users/1"})
-    assert post(emu, body).status_code == 202
-    emu.wait_idle(5)
-    assert set(emu.users()) == {"1", "2"}
-    assert emu.users()["1"]["accountEnabled"] is True
-    assert len(logs_for(emu, "1")) == 1
-    assert _queue(emu)["ignoredOperations"] == 1
-
-
-def test_a_request_of_deletes_only_is_accepted(emu: RunningEmulator) -> None:
-    body = bulk(record("1"))
-    body["Operations"] = [{"method": "DELETE", "bulkId": "d1", "path": "/Users/1"}]
-    assert post(emu, body).status_code == 202
-    assert emu.queue_length() == 0
-
-
 # --- failed payloads stay in the bucket until the job is restarted ------------------
 
 
@@ -109,7 +70,7 @@ def test_failed_operations_fill_the_bucket_until_restart(make_emulator: Any) -> 
     emu = make_emulator(bucket_size=3)
     failing = [record(str(i), upn=f"user{i}@not-verified.example") for i in range(3)]
     upload(emu, *failing)
-    assert _queue(emu)["failedOperations"] == 3
+    assert queue_info(emu)["failedOperations"] == 3
     assert emu.queue_length() == 0
     full = post(emu, bulk(record("ok")))
     assert full.status_code == 500
@@ -118,7 +79,7 @@ def test_failed_operations_fill_the_bucket_until_restart(make_emulator: Any) -> 
     assert httpx.post(job_url(emu, "/start"), headers=auth(emu)).status_code == 204
     assert post(emu, bulk(record("ok"))).status_code == 500
     assert httpx.post(job_url(emu, "/restart"), headers=auth(emu)).status_code == 204
-    assert _queue(emu)["failedOperations"] == 0
+    assert queue_info(emu)["failedOperations"] == 0
     upload(emu, record("ok"))
     assert "ok" in emu.users()
 
@@ -206,7 +167,7 @@ def test_ad_job_with_an_inactive_agent_queues_and_reports_the_agent(make_emulato
     emu, ad = _with_ad_job(make_emulator, agent_active=False)
     _upload_to(emu, ad, record("1"))
     assert emu.users() == {}
-    assert _queue(emu, ad)["queuedOperations"] == 1
+    assert queue_info(emu, ad)["queuedOperations"] == 1
     status = _job(emu, ad)["status"]
     assert status["code"] == "Active"
     assert status["lastExecution"]["state"] == "Failed"
