@@ -182,6 +182,21 @@ def test_a_repeated_id_rejects_the_same_rows_in_a_dry_run(tmp_path: Path) -> Non
     assert run.planned["rejected"] == 2
 
 
+def test_a_file_whose_repeated_ids_pass_the_rejected_row_cap_is_refused_with_its_rows(
+    tmp_path: Path,
+) -> None:
+    w = _real_reader_world(tmp_path)
+    path = _extract(tmp_path, 40, repeat=(1, 2, 3))  # 6 of 43 rows rejected, cap 5 %
+    run = _ingest(w, path)
+    assert run.state == "failed"
+    assert run.failed_reason is not None
+    assert "6 of 43 rows rejected" in run.failed_reason
+    doc = w.engine.get_run(run.run_id).to_doc()
+    assert [r["line"] for r in doc["rejected"]] == [2, 3, 4, 42, 43, 44]
+    assert doc["rejectedByReason"] == {"duplicate_external_id": 6}
+    assert "planned" not in doc
+
+
 def test_kept_records_are_those_of_the_second_read(tmp_path: Path) -> None:
     w = _real_reader_world(tmp_path)
     (tmp_path / "earlier").mkdir()
