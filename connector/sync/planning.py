@@ -9,10 +9,11 @@ records and is planned again on its turn when the index changed
 
 from __future__ import annotations
 
+import functools
 import gzip
 import logging
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -126,13 +127,18 @@ class Planner:
         """
         index = self.runs.load_records(src.name)
         mapped = self.ctx.records(src, path)
+        read_again: Callable[[], ExtractRecords] | None = None
         try:
             plan = self._delta(src, mapped, index, full_resend=full_resend, keep=keep)
         except ReadAgainError as exc:
             if not isinstance(mapped, Rereadable):
                 raise
+            read_again = functools.partial(mapped.again, exc.duplicates)
+        if read_again is not None:
+            # Outside the handler: the error's traceback, and with it the first read's
+            # delta and spooled payloads, is released before the second read starts.
             log.info("an id repeats in the extract: reading it again to reject its rows")
-            mapped = mapped.again(exc.duplicates)
+            mapped = read_again()
             plan = self._delta(src, mapped, index, full_resend=full_resend, keep=keep)
         if not full_resend:
             suppress_refused_resends(plan, index, self.runs.attempted(src.name)[0])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from connector.records import iter_records
 from connector.sample import generate_extract
 from connector.sync import readers
 from connector.sync.journal import RunState
+from connector.sync.op_table import PayloadSpool
 from connector.sync.summary import RunSummary
 from connector.sync.wiring import build_engine
 from tests.sync.fakes import people
@@ -172,6 +174,33 @@ def test_a_repeated_id_drops_the_first_read_and_rejects_every_row_carrying_it(
         ]
     )
     assert run.planned["rejected"] == 4
+
+
+def test_the_first_reads_spooled_payloads_are_released_before_the_second_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = _real_reader_world(tmp_path)
+    path = _extract(tmp_path, 80, repeat=(9,))
+    spools: list[weakref.ref[PayloadSpool]] = []
+    real_init = PayloadSpool.__init__
+
+    def noting(self: PayloadSpool) -> None:
+        real_init(self)
+        spools.append(weakref.ref(self))
+
+    alive_at_second_read: list[int] = []
+    real_open = readers.iter_records
+
+    def opening(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("duplicates") is not None:
+            alive_at_second_read.append(sum(ref() is not None for ref in spools))
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(PayloadSpool, "__init__", noting)
+    monkeypatch.setattr(readers, "iter_records", opening)
+    run = _ingest(w, path)
+    assert run.planned["joiners"] == 79
+    assert alive_at_second_read == [0]  # the first read's plan is gone, its file closed
 
 
 def test_a_repeated_id_rejects_the_same_rows_in_a_dry_run(tmp_path: Path) -> None:
