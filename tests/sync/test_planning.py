@@ -220,10 +220,10 @@ def test_a_file_whose_repeated_ids_pass_the_rejected_row_cap_is_refused_with_its
     assert run.state == "failed"
     assert run.failed_reason is not None
     assert "6 of 43 rows rejected" in run.failed_reason
-    doc = w.engine.get_run(run.run_id).to_doc()
-    assert [r["line"] for r in doc["rejected"]] == [2, 3, 4, 42, 43, 44]
-    assert doc["rejectedByReason"] == {"duplicate_external_id": 6}
-    assert "planned" not in doc
+    journal = w.engine.get_run(run.run_id)
+    assert [r.line for r in journal.rejected or ()] == [2, 3, 4, 42, 43, 44]
+    assert journal.rejected_by_reason == {"duplicate_external_id": 6}
+    assert journal.planned is None
 
 
 def test_kept_records_are_those_of_the_second_read(tmp_path: Path) -> None:
