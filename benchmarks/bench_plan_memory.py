@@ -21,8 +21,14 @@ the engine's record reader and does nothing else (the floor of any sync of the f
 The state for ``resend`` and ``churn`` (record index, last payloads and the plan of the run
 that sent them) is built in a separate process (not measured).
 
+``--reads``: planning alone (``Planner.compute`` of a first load: read, map, delta) of the
+extract as generated, the same fully quoted, and with one id repeated, each with the
+engine's one read (ids counted in the data pass, the file read again only on a repeat)
+and, as the baseline in the same run, the id column read first (the earlier reader, kept
+selectable here only), in turns; CPU time and peak RSS per fresh process.
+
 Run: ``.venv/bin/python benchmarks/bench_plan_memory.py [--sizes 100000,300000,1000000]
-[--scenarios first,resend,churn] [--calls 6000]``
+[--scenarios first,resend,churn] [--calls 6000] [--reads [--rounds 3]]``
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import asyncio
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -150,6 +157,86 @@ def child(scenario: str, extract: Path, state: Path, calls: int) -> dict[str, An
     }
 
 
+def plan_child(read: str, extract: Path, state: Path) -> dict[str, Any]:
+    """``Planner.compute`` of ``extract`` against an empty state; ``read``: ``once`` (the
+    engine's reader) or ``id-column-first`` (every row's id read before the data pass)."""
+    from connector.clock import SystemClock
+    from connector.mapping import load_mapping
+    from connector.records import iter_records
+    from connector.state.local import LocalStateStore
+    from connector.sync.readers import MappedExtract
+    from connector.sync.wiring import build_engine
+
+    config = _config()
+    src = config.sources[0]
+    clock = SystemClock()
+    store = LocalStateStore(state, clock=clock)
+    engine = build_engine(config, store, lambda s: CountingTarget(0), clock)  # type: ignore[arg-type,return-value]
+    if read == "id-column-first":
+        mapping = load_mapping(MAPPING)
+        engine.records = lambda s, path: MappedExtract(
+            lambda _: iter_records(path, mapping, label=path.name)
+        )
+    started, cpu = time.perf_counter(), time.process_time()
+    plan, rows, rejected, _ = engine.planner.compute(src, extract, full_resend=False)
+    return {
+        "rows": rows,
+        "joiners": plan.joiners,
+        "rejected": len(rejected),
+        "cpu": time.process_time() - cpu,
+        "seconds": time.perf_counter() - started,
+        "rss_mb": _rss_mb(),
+    }
+
+
+def _variants(day1: Path) -> dict[str, Path]:
+    """The extract as generated, fully quoted, and with its first row repeated at the end."""
+    import csv
+
+    quoted = day1.with_name("employees_quoted.csv")
+    with day1.open(newline="", encoding="utf-8") as fh, quoted.open("w", newline="") as out:
+        csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(csv.reader(fh))
+    repeated = day1.with_name("employees_repeat.csv")
+    with day1.open("rb") as fh, repeated.open("wb") as out:
+        out.write(fh.readline())
+        first = fh.readline()
+        out.write(first)
+        out.write(fh.read())
+        out.write(first)
+    return {"default": day1, "fully quoted": quoted, "one id repeated": repeated}
+
+
+def compare_reads(sizes: list[int], rounds: int) -> None:
+    """Each extract planned with either read in turns (A B A B ...), ``rounds`` times; the
+    median CPU and wall time, and the largest peak RSS, per extract and read."""
+    print(f"medians of {rounds} rounds, the two reads in turns")
+    print("| extract | rows | read | joiners | rejected | CPU s | wall s | peak RSS |")
+    print("|---|---|---|---|---|---|---|---|")
+    from connector.sample import generate_extract
+
+    reads = ("id-column-first", "once")
+    for n in sizes:
+        with tempfile.TemporaryDirectory(prefix="bench-plan-reads-") as tmp:
+            day1 = Path(tmp) / "employees_20260105.csv"
+            generate_extract(day1, n, seed=7)
+            for name, extract in _variants(day1).items():
+                runs: dict[str, list[dict[str, Any]]] = {read: [] for read in reads}
+                for _ in range(rounds):
+                    for read in reads:
+                        state = str(Path(tmp) / f"s-{read}")
+                        runs[read].append(run_child("plan", read, str(extract), state))
+                for read in reads:
+                    r = runs[read][0]
+                    cpu = statistics.median(x["cpu"] for x in runs[read])
+                    wall = statistics.median(x["seconds"] for x in runs[read])
+                    rss = max(x["rss_mb"] for x in runs[read])
+                    print(
+                        f"| {name} | {n:,} | {read} | {r['joiners']:,} | {r['rejected']} |"
+                        f" {cpu:.2f} | {wall:.2f} | {rss:.0f} MB |",
+                        flush=True,
+                    )
+
+
 def _sent_in_priority_order(engine: Any, run_id: str) -> bool:
     journal = engine.runs.load("employees", run_id)
     return journal is not None and bool(journal.send_order)
@@ -203,10 +290,15 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=6000, help="bulk calls of the day")
     parser.add_argument("--child", nargs=4, metavar=("SCENARIO", "EXTRACT", "STATE", "CALLS"))
     parser.add_argument("--build-state", nargs=2, metavar=("EXTRACT", "STATE"))
+    parser.add_argument("--reads", action="store_true", help="one read vs id column first")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --reads")
     args = parser.parse_args()
     if args.child:
         scenario, extract, state, calls = args.child
-        result = child(scenario, Path(extract), Path(state), int(calls))
+        if scenario == "plan":  # --child plan READ EXTRACT STATE
+            result = plan_child(extract, Path(state), Path(calls))
+        else:
+            result = child(scenario, Path(extract), Path(state), int(calls))
         print(orjson.dumps(result).decode())
         return
     if args.build_state:
@@ -216,8 +308,12 @@ def main() -> None:
     from connector.sample import churn_extract, generate_extract
 
     sizes = [int(s) for s in args.sizes.split(",")]
+    print(f"python {platform.python_version()}, nproc {os.cpu_count()}")
+    if args.reads:
+        compare_reads(sizes, args.rounds)
+        return
     scenarios = args.scenarios.split(",")
-    print(f"python {platform.python_version()}, nproc {os.cpu_count()}, calls/day {args.calls}")
+    print(f"calls/day {args.calls}")
     print(
         "| scenario | records | to send | calls | records sent | state | priority order | s |"
         " peak RSS before reports | peak RSS (whole run) |"

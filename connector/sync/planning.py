@@ -9,17 +9,18 @@ records and is planned again on its turn when the index changed
 
 from __future__ import annotations
 
+import functools
 import gzip
 import logging
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from connector.config import Source
-from connector.errors import ConnectorError, TooManyRejectedRowsError
+from connector.errors import ConnectorError, ReadAgainError, TooManyRejectedRowsError
 from connector.report import RejectedRow
 from connector.state.base import RecordIndex
 from connector.sync.context import SyncContext
@@ -39,6 +40,7 @@ from connector.sync.journal import (
     to_iso,
 )
 from connector.sync.plans import order_plan, suppress_refused_resends
+from connector.sync.readers import ExtractRecords, Rereadable
 from connector.sync.summary import RunSummary, loggable
 
 __all__ = ["Planner"]
@@ -116,26 +118,28 @@ class Planner:
         self, src: Source, path: Path, *, full_resend: bool, keep: Journal | None = None
     ) -> tuple[DeltaPlan, int, list[RejectedRow], RecordIndex]:
         """Diff the extract against the index; with ``keep``, every mapped record is also
-        written to that run's kept records as it streams by."""
+        written to that run's kept records once the file is read.
+
+        The file is read once, its ids counted as the records go by. When an id repeats
+        (:class:`~connector.errors.ReadAgainError`, after the last record), the delta made
+        so far is dropped, nothing of it stored, and the file is read again with the
+        repeated ids known, so every row carrying one is rejected.
+        """
         index = self.runs.load_records(src.name)
         mapped = self.ctx.records(src, path)
-        with tempfile.TemporaryFile(prefix="connector-kept-") as kept:
-            sink = gzip.GzipFile(fileobj=kept, mode="wb", compresslevel=5) if keep else None
-            plan = plan_delta(
-                _tee(mapped, sink) if sink is not None else mapped,
-                index,
-                mode=src.mode,
-                leaver_policy=src.leavers,
-                ignore_attributes=src.ignore_attributes,
-                rejected_ids=(),  # filled below once the stream is consumed
-                full_resend=full_resend,
-                retry_unconfirmed=src.retry_unconfirmed,
-            )
-            if sink is not None and keep is not None:
-                sink.close()
-                kept.seek(0)
-                self.runs.write_kept_records(keep, kept)
-                keep.records_kept = True
+        read_again: Callable[[], ExtractRecords] | None = None
+        try:
+            plan = self._delta(src, mapped, index, full_resend=full_resend, keep=keep)
+        except ReadAgainError as exc:
+            if not isinstance(mapped, Rereadable):
+                raise
+            read_again = functools.partial(mapped.again, exc.duplicates)
+        if read_again is not None:
+            # Outside the handler: the error's traceback, and with it the first read's
+            # delta and spooled payloads, is released before the second read starts.
+            log.info("an id repeats in the extract: reading it again to reject its rows")
+            mapped = read_again()
+            plan = self._delta(src, mapped, index, full_resend=full_resend, keep=keep)
         if not full_resend:
             suppress_refused_resends(plan, index, self.runs.attempted(src.name)[0])
         rejected = [_rejected_row(r) for r in mapped.rejected]
@@ -147,6 +151,36 @@ class Planner:
             payloads = self.runs.payloads(src.name, plan.leaver_ids)
             plan = attach_leaver_payloads(plan, payloads, ignore_attributes=src.ignore_attributes)
         return plan, mapped.rows, rejected, index
+
+    def _delta(
+        self,
+        src: Source,
+        mapped: ExtractRecords,
+        index: RecordIndex,
+        *,
+        full_resend: bool,
+        keep: Journal | None,
+    ) -> DeltaPlan:
+        """The delta of one read of the file; the kept records are stored only once the
+        read is complete (a read that raises leaves nothing behind)."""
+        with tempfile.TemporaryFile(prefix="connector-kept-") as kept:
+            sink = gzip.GzipFile(fileobj=kept, mode="wb", compresslevel=5) if keep else None
+            plan = plan_delta(
+                _tee(mapped, sink) if sink is not None else mapped,
+                index,
+                mode=src.mode,
+                leaver_policy=src.leavers,
+                ignore_attributes=src.ignore_attributes,
+                rejected_ids=(),  # filled in by compute once the stream is consumed
+                full_resend=full_resend,
+                retry_unconfirmed=src.retry_unconfirmed,
+            )
+            if sink is not None and keep is not None:
+                sink.close()
+                kept.seek(0)
+                self.runs.write_kept_records(keep, kept)
+                keep.records_kept = True
+        return plan
 
     def dry_run(
         self, src: Source, name: str, path: Path, run_id: str, *, full_resend: bool

@@ -2,7 +2,8 @@
 
 A redelivered file whose run stopped mid-upload continues that run; a file the engine
 refused is planned again when it arrives again; a file equal to an older extract is
-applied as a new day's extract. Ingest runs on a worker thread, never on the host's loop.
+applied as a new day's extract; a file with a repeated id is applied without the rows
+that carry it. Ingest runs on a worker thread, never on the host's loop.
 """
 
 from __future__ import annotations
@@ -142,3 +143,21 @@ def test_a_file_equal_to_an_older_one_is_applied_not_archived_as_a_duplicate(
         assert third.state in ("uploaded", "reconciling", "done")
         assert third.planned.get("movers") == 1  # the leaver is enabled again
         assert len(w.bulk_calls()) == calls + 1
+
+
+# -- a repeated id -------------------------------------------------------------------------------
+
+
+def test_a_dropped_file_with_a_repeated_id_is_applied_without_any_row_carrying_it(
+    make_world: Any, tmp_path: Path
+) -> None:
+    lines = extract_bytes(tmp_path, 60, seed=27).splitlines(keepends=True)
+    data = b"".join([*lines, lines[5]])  # line 6's id again on line 62
+    with make_world() as w:
+        w.drop_and_deliver("employees/hr.csv", data)
+        [run] = w.runs()
+        assert run.state == "uploaded"
+        assert run.planned["joiners"] == 59
+        journal = w.runtime.engine.get_run(run.run_id)
+        assert [r.line for r in w.runtime.engine.runs.load_rejected(journal)] == [6, 62]
+        assert len(w.emu.users()) == 59

@@ -14,12 +14,12 @@ import pytest
 import yaml
 
 from connector.config import Source
-from connector.errors import ExtractError, MappingError
+from connector.errors import ExtractError, MappingError, ReadAgainError
 from connector.mapping import load_mapping
 from connector.records import iter_records
 from connector.sources.xlsx import as_csv, is_xlsx, xlsx_to_csv
 from connector.sync.engine import spooled
-from connector.sync.readers import read_mapped_records
+from connector.sync.readers import Rereadable, read_mapped_records
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "hr-extract.csv"
@@ -129,7 +129,11 @@ def test_rejected_rows_carry_the_sheet_row_numbers(tmp_path: Path) -> None:
     rows.append(list(rows[1]))  # sheet row 8 repeats row 2's id
     book = _write_book(tmp_path / "dup.xlsx", rows)
     mapping = _mapping_with(tmp_path, max_rejected_share=1.0)
-    extract = read_mapped_records(_source(mapping), book)
+    first = read_mapped_records(_source(mapping), book)
+    assert isinstance(first, Rereadable)
+    with pytest.raises(ReadAgainError) as repeated:
+        list(first)  # the id repeats: read the converted sheet again
+    extract = first.again(repeated.value.duplicates)
     records = list(extract)
     assert [r.line for r in records] == [3, 5, 6, 7]
     assert sorted(r.line for r in extract.rejected) == [2, 8]
