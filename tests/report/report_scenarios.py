@@ -58,7 +58,7 @@ def scenarios(tmp: Path, page: Page) -> dict[str, dict[str, bytes]]:
     out["held"] = _stored(w, held.run_id)
     journal = w.engine.runs.require("employees", held.run_id)
     data = dataclasses.replace(
-        w.engine.reporter.report_input(journal), records=[], outcome_counts={}
+        w.engine.reporter.report_input(journal), records=[], brief_records=None, outcome_counts={}
     )
     got: dict[str, bytes] = {}
 
@@ -92,6 +92,6 @@ def main(page: Page) -> None:
 
 
 if __name__ == "__main__":
-    from connector.report import build_report_html
+    from connector.report_html import build_report_html
 
     main(lambda data, rows: build_report_html(data, max_failure_rows=rows))

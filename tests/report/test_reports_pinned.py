@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from connector.report import ReportInput, build_report_html
+from connector.report import ReportInput
+from connector.report_html import build_report_html
 from tests.report.report_scenarios import FILES, PINNED, SCENARIOS, digests, scenarios
 
 

@@ -26,10 +26,10 @@ from connector.report import (
     ReportInput,
     TimelineEvent,
     build_failures_csv,
-    build_report_html,
     build_report_json,
     write_reports,
 )
+from connector.report_html import build_report_html
 from connector.report_table import TABLE_SCRIPT, script_hash
 from tests.sync.pngcheck import luminance_stats
 
@@ -298,3 +298,19 @@ def test_reports_from_rows_made_as_they_are_read_equal_those_from_a_list() -> No
     assert build_failures_csv(streamed) == build_failures_csv(data)
     assert build_report_html(streamed) == build_report_html(data)
     assert rows.passes >= 3
+
+
+def test_the_reports_count_the_records_once_and_read_full_rows_twice() -> None:
+    data = sample_input()
+    full, brief = _OnePass(list(data.records)), _OnePass(list(data.records))
+    got: dict[str, bytes] = {}
+
+    def put(name: str, parts: Iterable[bytes], ctype: str) -> str:
+        got[name] = b"".join(parts)
+        return name
+
+    write_reports(dataclasses.replace(data, records=full, brief_records=brief), put)
+    assert (full.passes, brief.passes) == (2, 2)  # report.json, the table; counts, csv
+    assert got["report.json"] == build_report_json(data)
+    assert got["failures.csv"] == build_failures_csv(data)
+    assert got["report.html"] == build_report_html(data).encode("utf-8")
