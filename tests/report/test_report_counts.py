@@ -6,7 +6,7 @@ import json
 
 from connector.report import RecordRow, RejectedRow, build_report_json
 from connector.report_counts import count_records, problems
-from tests.sync.test_report import sample_input
+from tests.report.sample_report import sample_input
 
 
 def _rows() -> list[RecordRow]:

@@ -1,4 +1,5 @@
-"""Report builders: JSON, CSV (formula-safe) and a self-contained HTML page."""
+"""report.json and failures.csv (formula-safe), written in blocks, and the three files handed
+to the store."""
 
 from __future__ import annotations
 
@@ -6,13 +7,7 @@ import csv
 import dataclasses
 import io
 import json
-import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import orjson
 import pytest
@@ -22,82 +17,12 @@ import connector.report_table as report_table
 from connector.csv_out import neutralise_cell
 from connector.report import (
     RecordRow,
-    RejectedRow,
-    ReportInput,
-    TimelineEvent,
     build_failures_csv,
     build_report_json,
     write_reports,
 )
 from connector.report_html import build_report_html
-from connector.report_table import TABLE_SCRIPT, script_hash
-from tests.sync.pngcheck import luminance_stats
-
-T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
-
-
-def sample_input(**over: object) -> ReportInput:
-    records = [
-        RecordRow(f"E{i:03}", "joiner", "created", line=i + 1, request_id="req-a")
-        for i in range(40)
-    ]
-    records += [RecordRow(f"M{i:03}", "mover", "updated", line=50 + i) for i in range(12)]
-    records += [RecordRow(f"L{i:03}", "leaver", "disabled") for i in range(5)]
-    records += [
-        RecordRow(
-            "E900",
-            "joiner",
-            "failed",
-            line=91,
-            error_code="AzureActiveDirectoryConflictEncountered",
-            reason="userPrincipalName <b>already</b> exists",
-        ),
-        RecordRow(
-            '=HYPERLINK("x")',
-            "mover",
-            "skipped",
-            line=92,
-            error_code="UnableToResolveReferenceAttributeValue",
-            reason="manager M-404 not found",
-        ),
-        RecordRow(
-            "E901",
-            "joiner",
-            "unconfirmed",
-            line=93,
-            reason="no provisioning-log entry 120 min after send",
-        ),
-    ]
-    base: dict[str, object] = {
-        "run_id": "employees-3f2a9c1d",
-        "source": "employees",
-        "file_name": "hr_<script>alert(1)</script>.csv",
-        "status": "done",
-        "generated_at": T0 + timedelta(minutes=30),
-        "planned": {"joiners": 42, "movers": 13, "leavers": 5, "unchanged": 900, "rejected": 1},
-        "outcome_counts": {
-            "created": 40,
-            "updated": 12,
-            "disabled": 5,
-            "failed": 1,
-            "skipped": 1,
-            "unconfirmed": 1,
-        },
-        "records": records,
-        "timeline": [
-            TimelineEvent(T0, "received", "1000 rows"),
-            TimelineEvent(T0 + timedelta(seconds=3), "planned", "42 joiners, 13 movers, 5 leavers"),
-            TimelineEvent(T0 + timedelta(seconds=4), "uploading", "batch 1/2"),
-            TimelineEvent(T0 + timedelta(seconds=9), "uploaded", "2 batches"),
-            TimelineEvent(T0 + timedelta(minutes=12), "done", ""),
-        ],
-        "rejected": [RejectedRow(77, "missing userName", "@SUM(A1)")],
-        "request_ids": ["req-a", "req-b"],
-        "batches_total": 2,
-        "batches_done": 2,
-    }
-    base.update(over)
-    return ReportInput(**base)  # type: ignore[arg-type]
+from tests.report.sample_report import sample_input
 
 
 def test_neutralise_cell() -> None:
@@ -140,29 +65,6 @@ def test_failures_csv_lists_problems_and_neutralises_formulas() -> None:
     assert body["'@SUM(A1)"][2] == "rejected"
 
 
-def test_html_is_self_contained_and_escaped() -> None:
-    page = build_report_html(sample_input(held_reason="leavers 600 > max 500 <i>"))
-    # The one executable script is the record table's own, allowed by its hash alone.
-    assert page.count("<script>") == 1
-    assert f"<script>{TABLE_SCRIPT}</script>" in page
-    assert f"script-src {script_hash()}" in page
-    assert "alert(1)</script>" not in page
-    assert "hr_&lt;script&gt;alert(1)&lt;/script&gt;.csv" in page
-    assert "userPrincipalName &lt;b&gt;already&lt;/b&gt; exists" in page
-    assert "leavers 600 &gt; max 500 &lt;i&gt;" in page
-    for external in ("src=", "<link", "url(", "@import", 'href="http', 'href="/'):
-        assert external not in page
-    assert "<svg" in page
-    assert "connector runs approve employees-3f2a9c1d" in page
-
-
-def test_html_caps_failure_rows() -> None:
-    many = [RecordRow(f"F{i}", "joiner", "failed", error_code="X") for i in range(30)]
-    page = build_report_html(sample_input(records=many, rejected=[]), max_failure_rows=10)
-    assert page.count("<code>X</code>") == 10
-    assert "20 more in failures.csv" in page
-
-
 def test_write_reports_hands_three_files_to_the_store() -> None:
     got: dict[str, tuple[bytes, str]] = {}
 
@@ -177,62 +79,6 @@ def test_write_reports_hands_three_files_to_the_store() -> None:
     assert got["report.html"][0] == build_report_html(data).encode("utf-8")
     assert got["report.json"][0] == build_report_json(data)
     assert got["failures.csv"][0] == build_failures_csv(data)
-
-
-CHROMIUM_HELP = (
-    "headless Chromium is needed for the report screenshot test: "
-    "run `apt-get install chromium` (as root) or `make browser`, then re-run the tests"
-)
-
-
-@pytest.mark.browser
-def test_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.fail(CHROMIUM_HELP)
-    page = tmp_path / "report.html"
-    page.write_text(
-        build_report_html(sample_input(held_reason="leavers 6 (12 %) over 10 %")), "utf-8"
-    )
-    png = tmp_path / "shot.png"
-    blank_page = tmp_path / "blank.html"
-    blank_page.write_text("<!DOCTYPE html><html><body></body></html>", "utf-8")
-    blank_png = tmp_path / "blank.png"
-
-    def shoot(src: Path, dst: Path) -> None:
-        with tempfile.TemporaryDirectory() as profile:
-            cmd = [
-                browser,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--user-data-dir={profile}",
-                f"--screenshot={dst}",
-                "--window-size=1200,900",
-                "--hide-scrollbars",
-                src.as_uri(),
-            ]
-            env = {**os.environ, "HOME": profile}
-            proc = subprocess.run(cmd, capture_output=True, timeout=60, env=env, check=False)
-            assert dst.exists(), f"chromium produced no screenshot: {proc.stderr.decode()[-2000:]}"
-
-    shoot(page, png)
-    shoot(blank_page, blank_png)
-    data = png.read_bytes()
-    assert data.startswith(b"\x89PNG\r\n\x1a\n")
-    variance, colours = luminance_stats(data)
-    blank_variance, blank_colours = luminance_stats(blank_png.read_bytes())
-    assert blank_variance < 1.0  # the checker itself sees a blank page as blank
-    assert variance > 500.0, f"screenshot looks blank (luminance variance {variance:.1f})"
-    assert colours > 20 > blank_colours
-    keep = os.environ.get("REPORT_SCREENSHOT")
-    if keep:
-        shutil.copy(png, keep)
 
 
 def test_report_json_is_one_indented_serialization_however_many_records(
