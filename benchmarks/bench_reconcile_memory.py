@@ -11,7 +11,8 @@ reports of the runs it finishes), with the client's log-read pacing off.
 Printed per size, all from that process: peak RSS (``VmHWM``) after imports and loading
 the run's journal (the baseline), the peak of the reconciliation up to the reports (the
 peak is reset before ``Reporter.write`` through ``/proc/self/clear_refs``), the peak of
-the report writing, the whole process's ``ru_maxrss``, wall time and the outcomes.
+the report writing and its time (``Reporter.write``), the whole process's ``ru_maxrss``,
+wall time and the outcomes.
 ``--old REV`` also reconciles a copy of the same state with the code of git revision REV
 (the same-run baseline of the code before the change).
 
@@ -121,12 +122,16 @@ def _reconcile(state: Path, endpoint: str, token: str) -> None:
     stages: dict[str, int] = {}
     write = engine.reporter.write
 
+    report_s = [0.0]
+
     def measured_write(journal: Any) -> Any:
         stages.setdefault("reconcile_kb", _vm_hwm_kb())
         _reset_peak()
+        t0 = time.perf_counter()
         try:
             return write(journal)
         finally:
+            report_s[0] += time.perf_counter() - t0
             stages["report_kb"] = max(stages.get("report_kb", 0), _vm_hwm_kb())
 
     engine.reporter.write = measured_write
@@ -140,6 +145,7 @@ def _reconcile(state: Path, endpoint: str, token: str) -> None:
         **stages,
         "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "wall_s": wall,
+        "report_s": report_s[0],
         "outcomes": [dict(s.outcomes) for s in result],
         "states": [str(s.state) for s in result],
     }
@@ -261,7 +267,7 @@ def _print(label: str, got: dict[str, Any]) -> None:
     print(
         f"  {label}: baseline (imports + journals) {_mb(got['baseline_kb'])};"
         f" reconcile up to the reports {_mb(got['reconcile_kb'])};"
-        f" report writing {_mb(got.get('report_kb', 0))};"
+        f" report writing {_mb(got.get('report_kb', 0))} in {got['report_s']:.1f} s;"
         f" whole process ru_maxrss {_mb(got['ru_maxrss_kb'])}; wall {got['wall_s']:.0f} s;"
         f" {got['states']} {got['outcomes']}"
     )

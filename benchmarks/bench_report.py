@@ -26,7 +26,8 @@ from playwright.sync_api import Browser, sync_playwright
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from connector.report import RecordRow, ReportInput, build_report_html  # noqa: E402
+from connector.report import RecordRow, ReportInput  # noqa: E402
+from connector.report_html import build_report_html  # noqa: E402
 
 KINDS = (("joiner", "created"), ("mover", "updated"), ("leaver", "disabled"))
 

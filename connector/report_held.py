@@ -1,4 +1,5 @@
-"""The held-run section of report.html: whom the run would disable, what it would change.
+"""A held run in its reports: the section of report.html saying whom the run would
+disable and what it would change, and the commands that release or drop it.
 
 Counts first, then every record the run would disable and every changed attribute of
 its movers (old and new value), from :class:`~connector.sync.changes.ChangeView`.
@@ -11,17 +12,51 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
+from connector.sync.approval_hint import ApprovalCommands
 from connector.sync.changes import short_attribute
 
 if TYPE_CHECKING:
+    from connector.report import ReportInput
     from connector.sync.changes import ChangeView
 
 
-__all__ = ["held_section", "send_note"]
+__all__ = ["PLACEHOLDER_FLAGS", "held_commands", "held_how", "held_section", "send_note"]
+
+PLACEHOLDER_FLAGS = (
+    "--config SOURCES.yaml --state-account-url https://ACCOUNT.blob.core.windows.net"
+)
+"""Shown in a report's suggested commands when the flags that wrote it are unknown (a
+report written by the Functions app: its state is in the storage account)."""
 
 
 def _e(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=True)
+
+
+def held_commands(data: ReportInput) -> ApprovalCommands:
+    """The approve and discard commands a held report prints."""
+    if data.approval is not None:
+        return data.approval
+    flags = data.command_flags or PLACEHOLDER_FLAGS
+    return ApprovalCommands(
+        "cli",
+        f"connector runs approve {data.run_id} {flags}",
+        f"connector runs discard {data.run_id} {flags}",
+    )
+
+
+def held_how(cmds: ApprovalCommands) -> str:
+    """Release and drop instructions for a held run, as HTML."""
+    if cmds.kind == "approvals_blob":
+        return (
+            "Release by uploading an approval marker to the <code>approvals</code> container "
+            f"(docs/deploy.md step 7): <code>{_e(cmds.approve)}</code> or drop it with a "
+            f"discard marker: <code>{_e(cmds.discard)}</code>."
+        )
+    return (
+        f"Release with <code>{_e(cmds.approve)}</code> or drop with "
+        f"<code>{_e(cmds.discard)}</code>."
+    )
 
 
 def send_note(view: ChangeView, batches: int) -> str:

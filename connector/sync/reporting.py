@@ -51,38 +51,52 @@ _Status = tuple[str | None, str | None, str | None, str | None]
 
 class _RecordRows:
     """The report's rows, made from the plan each time they are iterated: a run of a
-    million records holds one row at a time, not a row object per record."""
+    million records holds one row at a time, not a row object per record. ``brief``
+    rows leave out the display name and the changed attributes (no payload is read)."""
 
     def __init__(
         self,
         plan: PlanOps,
         previous: Mapping[str, Mapping[str, Any]],
         status: Mapping[str, _Status],
+        *,
+        brief: bool = False,
     ) -> None:
         self.plan = plan
         self.previous = previous
         self.status = status
+        self.brief = brief
 
     def __len__(self) -> int:
         return len(self.plan)
 
+    def briefly(self) -> _RecordRows:
+        """The same rows without display names and changes."""
+        return _RecordRows(self.plan, self.previous, self.status, brief=True)
+
     def __iter__(self) -> Iterator[RecordRow]:
+        if self.brief:
+            table = self.plan.table
+            for i, ext in enumerate(table.ext):
+                yield self._row(ext, table.kind(i), table.line(i), "", ())
+            return
         for op in self.plan:
-            label, code, reason, request_id = self.status.get(op.external_id, _NOT_SENT)
-            if label is None:
-                label = "pending" if request_id else "not sent"
             change = record_change(op, self.previous.get(op.external_id))
-            yield RecordRow(
-                external_id=op.external_id,
-                action=op.kind,
-                outcome=label,
-                line=op.line,
-                request_id=request_id,
-                error_code=code,
-                reason=reason,
-                display_name=change.display_name,
-                changes=tuple((c.attribute, c.old, c.new) for c in change.changes),
-            )
+            changes = tuple((c.attribute, c.old, c.new) for c in change.changes)
+            yield self._row(op.external_id, op.kind, op.line, change.display_name, changes)
+
+    def _row(
+        self,
+        ext: str,
+        action: str,
+        line: int | None,
+        name: str,
+        changes: tuple[tuple[str, str | None, str | None], ...],
+    ) -> RecordRow:
+        label, code, reason, request_id = self.status.get(ext, _NOT_SENT)
+        if label is None:
+            label = "pending" if request_id else "not sent"
+        return RecordRow(ext, action, label, line, request_id, code, reason, name, changes)
 
 
 _NOT_SENT: _Status = (None, None, None, None)
@@ -142,10 +156,6 @@ class Reporter:
         plan = self.runs.plan_or_empty(journal)
         previous = self.runs.previous_payloads(journal, plan)
         records = _RecordRows(plan, previous, self._record_status(journal))
-        counts = dict(journal.outcome_labels or journal.outcomes or {})
-        if not counts:
-            for r in records:
-                counts[r.outcome] = counts.get(r.outcome, 0) + 1
         status = _status(journal)
         return ReportInput(
             run_id=journal.run_id,
@@ -154,8 +164,9 @@ class Reporter:
             status=status,
             generated_at=self.ctx.clock.now(),
             planned=dict(journal.planned or {}),
-            outcome_counts=counts,
+            outcome_counts=dict(journal.outcome_labels or journal.outcomes or {}) or None,
             records=records,
+            brief_records=records.briefly(),
             timeline=[TimelineEvent(e.at, e.state.value, e.detail) for e in journal.timeline],
             rejected=self.runs.load_rejected(journal),
             request_ids=[b.request_id for b in journal.batches if b.request_id],

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from connector.report import RecordRow, ReportInput, build_report_html
+from connector.report import RecordRow, ReportInput
+from connector.report_html import build_report_html
 from tests.report.demo_state import DemoState
 from tests.sync.pngcheck import luminance_stats
 

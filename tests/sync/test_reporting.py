@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import connector.report as report_module
+import connector.sync.reporting as reporting_module
 from connector.sync.journal import Journal
 from tests.sync.fakes import people
 from tests.sync.world import World
@@ -54,3 +55,24 @@ def test_report_files_reach_the_store_in_parts(
     doc = json.loads(w.store.read_artifact(f"employees/{run.run_id}/report.json"))
     assert [r["externalId"] for r in doc["records"]] == [f"E{i:04}" for i in range(1, 121)]
     assert {r["outcome"] for r in doc["records"]} == {"pending"}
+
+
+def test_writing_the_reports_reads_each_records_payloads_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = World(tmp_path)
+    run = w.sync("hr_20260302.csv", people(120))
+    w.reconcile()
+    journal = w.engine.runs.require("employees", run.run_id)
+    read: list[str] = []
+    record_change = reporting_module.record_change
+
+    def counted(op: Any, previous: Any) -> Any:
+        read.append(op.external_id)
+        return record_change(op, previous)
+
+    monkeypatch.setattr(reporting_module, "record_change", counted)
+    w.engine.reporter.write(journal)
+    assert len(read) == 2 * 120  # report.json and the page's table; counted without them
+    doc = json.loads(w.store.read_artifact(f"employees/{run.run_id}/report.json"))
+    assert doc["actionByOutcome"] == {"joiner": {"created": 120}}

@@ -183,7 +183,9 @@ def test_sync_of_a_waiting_runs_file_continues_it(tmp_path: Path) -> None:
 def test_report_hints_carry_the_flags_that_name_config_and_state(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from connector.report import PLACEHOLDER_FLAGS, ReportInput, build_report_html
+    from connector.report import ReportInput
+    from connector.report_held import PLACEHOLDER_FLAGS
+    from connector.report_html import build_report_html
 
     blob = StateLocation(account_url="https://a.blob.core.windows.net")
     flags = command_flags(tmp_path / "s.yaml", blob)
