@@ -23,12 +23,13 @@ The rest of the reading lives next to this module: opening and decoding
 
 from __future__ import annotations
 
+import _csv
 import csv
 import itertools
 from array import array
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Generator, Iterator
 from operator import itemgetter
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Generic, NamedTuple, TextIO, TypeVar
 
 from connector.errors import ExtractError, ReadAgainError, RejectedShareExceededError
 from connector.extract_blocks import BLOCK_CHARS, split_block
@@ -270,27 +271,16 @@ class ExtractReader:
             pass  # rows_accepted then counts rows that passed the checks, though none is used
         return self.share_error(self.stats.rows_rejected, self.stats.rows_read)
 
-    def _known_duplicates(
-        self, dups: set[int] | None, ids_in_pass: bool
-    ) -> tuple[set[int], list[array[int]] | None]:
-        """The id hashes the data pass rejects, and the buckets it counts ids in (None:
-        not counted in the pass). Runs the id pass when neither is known yet."""
-        if dups is not None:
-            return dups, None
-        if self.id_column is None:
-            return set(), None
-        if ids_in_pass:
-            return set(), new_buckets()
-        dups, rows, known_bad = self._duplicate_hashes()
-        if self._over_cap(known_bad, rows):  # proven before any row is handed out
-            raise self._refuse_early(dups)
-        return dups, None
-
-    def _row_form(
-        self, columns: Collection[str] | None, as_list: bool
-    ) -> tuple[list[str], Callable[[list[str]], tuple[str, ...]] | None, str | int]:
-        """The names of the values handed out, the picker of their fields (None: every
-        field), and the key of the id among the values."""
+    def _handout(
+        self,
+        make: RowHandler[_T] | None,
+        dups: set[int] | None,
+        columns: Collection[str] | None,
+        as_list: bool,
+        ids_in_pass: bool,
+    ) -> _Handout[_T]:
+        """What the data pass hands out and which ids it rejects; runs the id pass when
+        the repeated ids are neither given nor counted in the pass."""
         header = self.header
         names = self.selected_columns(columns)
         pick: Callable[[list[str]], tuple[str, ...]] | None = None
@@ -299,7 +289,17 @@ class ExtractReader:
         id_key: str | int = self.id_column or ""
         if as_list and self.id_column is not None:
             id_key = names.index(self.id_column)
-        return names, pick, id_key
+        seen: list[array[int]] | None = None
+        if dups is None:
+            dups = set()
+            if self.id_column is not None and ids_in_pass:
+                seen = new_buckets()
+            elif self.id_column is not None:
+                dups, rows, known_bad = self._duplicate_hashes()
+                if self._over_cap(known_bad, rows):  # proven before any row is handed out
+                    raise self._refuse_early(dups)
+        idx = header.index(self.id_column) if self.id_column is not None else -1
+        return _Handout(make, names, pick, id_key, as_list, idx, dups, seen)
 
     def _after_pass(self, seen: list[array[int]] | None, share: float | None) -> None:
         """Once every row is out: ids counted in the pass that repeat, then the share cap."""
@@ -328,127 +328,157 @@ class ExtractReader:
         """The id pass (unless ``dups`` is given or ids are counted in this pass), then
         every row, then the checks after the last row.
 
-        Blocks of lines :func:`~connector.extract_blocks.split_block` can split need no
-        size check: no field is longer than its line. From the first other block on, the
-        csv reader parses the rest of the file and every row's fields are measured.
+        Blocks of lines :func:`~connector.extract_blocks.split_block` can split go first
+        (:meth:`_split_rows`); from the first other block on, the csv reader parses the
+        rest of the file (:meth:`_parsed_rows`).
         """
-        dups, seen = self._known_duplicates(dups, ids_in_pass)
-        names, pick, id_key = self._row_form(columns, as_list)
-        header = self.header
-        ncols = len(header)
-        idx = header.index(self.id_column) if self.id_column is not None else -1
-        cap = self.profile.max_field_bytes
-        quick_cap = cap // 4  # n chars are at most 4n UTF-8 bytes
-        stats = self.stats
-        rejects = self._rejections
-        strip = str.strip
-        delim = self.delimiter
+        out = self._handout(make, dups, columns, as_list, ids_in_pass)
         with self._opener() as raw:
             text = text_of(raw, self.encoding)
             nul = NulWatch()  # set once a block of lines holds a NUL
             try:
-                header_rows, _, _ = header_reader(text, delim, self.label)
+                header_rows, _, _ = header_reader(text, self.delimiter, self.label)
                 lineno = header_rows.line_num  # physical lines of the header
-                pending: list[str] | None = None
-                while True:
-                    lines = text.readlines(BLOCK_CHARS)
-                    if not lines:
-                        break
-                    split = split_block(lines, ncols, quick_cap, delim, nul)
-                    if split is None:
-                        pending = lines
-                        break
-                    for row in split:
-                        lineno += 1
-                        if len(row) != ncols:
-                            rejects.shape(lineno, row, idx)
-                            continue
-                        fields = pick(row) if pick else row
-                        values: Any = (
-                            list(map(strip, fields))
-                            if as_list
-                            else dict(zip(names, map(strip, fields)))  # noqa: B905 - same length
-                        )
-                        if idx >= 0:
-                            ext = values[id_key]
-                            if seen is not None:
-                                if not ext or not ext.isprintable():
-                                    rejects.bad_id(lineno, ext)
-                                    continue
-                                h = hash(ext)
-                                seen[h & MASK].append(h)
-                            elif not ext or (dups and hash(ext) in dups):
-                                rejects.bad_id(lineno, ext)
-                                continue
-                        if make is None:
-                            stats.rows_accepted += 1
-                            yield Row(lineno, values)  # type: ignore[misc]
-                        else:
-                            out = make(lineno, values)
-                            if out is not None:
-                                stats.rows_accepted += 1
-                                yield out
+                lineno, pending = yield from self._split_rows(out, text, nul, lineno)
                 if pending is not None:
-                    reader = csv.reader(
-                        itertools.chain.from_iterable(nul.blocks(pending, text, BLOCK_CHARS)),
-                        delimiter=delim,
-                        strict=True,
-                    )
-                    base = lineno
-                    while True:
-                        try:
-                            for row in reader:
-                                line = lineno + 1
-                                lineno = base + reader.line_num
-                                if len(row) != ncols:
-                                    if lineno > line and not (len(row) == 1 and not row[0].strip()):
-                                        raise runaway_quote(
-                                            line, lineno, len(row), columns=ncols, label=self.label
-                                        )
-                                    rejects.shape(line, row, idx)
-                                    continue
-                                if seen is not None:
-                                    count_id(seen, row[idx].strip())
-                                if max(map(len, row)) > quick_cap and rejects.too_large(
-                                    line, row, idx, cap
-                                ):
-                                    continue
-                                if nul.found and rejects.control(line, row, idx):
-                                    continue
-                                fields = pick(row) if pick else row
-                                values = (
-                                    list(map(strip, fields))
-                                    if as_list
-                                    else dict(zip(names, map(strip, fields)))  # noqa: B905
-                                )
-                                if idx >= 0:
-                                    ext = values[id_key]
-                                    if (
-                                        not ext
-                                        or (seen is not None and not ext.isprintable())
-                                        or (dups and hash(ext) in dups)
-                                    ):
-                                        rejects.bad_id(line, ext)
-                                        continue
-                                if make is None:
-                                    stats.rows_accepted += 1
-                                    yield Row(line, values)  # type: ignore[misc]
-                                else:
-                                    out = make(line, values)
-                                    if out is not None:
-                                        stats.rows_accepted += 1
-                                        yield out
-                            break
-                        except csv.Error as exc:
-                            line = lineno + 1
-                            lineno = base + reader.line_num
-                            check_csv_error(exc, line, lineno, columns=ncols, label=self.label)
-                            rejects.unparsed(exc, line, cap)
+                    blocks = itertools.chain.from_iterable(nul.blocks(pending, text, BLOCK_CHARS))
+                    reader = csv.reader(blocks, delimiter=self.delimiter, strict=True)
+                    yield from self._parsed_rows(out, reader, nul, lineno)
             except UnicodeError as exc:
                 raise self._decode_error(exc) from None
             finally:
                 text.detach()
-        self._after_pass(seen, share)
+        self._after_pass(out.seen, share)
+
+    def _split_rows(
+        self, out: _Handout[_T], text: TextIO, nul: NulWatch, lineno: int
+    ) -> Generator[_T, None, tuple[int, list[str] | None]]:
+        """The rows of the blocks ``str.split`` can split, in one loop; returns the last
+        line number and the first block it cannot split (None at the end of the file).
+
+        No size check: no field is longer than its line, which is at most a quarter of
+        the byte cap.
+        """
+        make, names, pick, id_key, as_list, idx, dups, seen = out
+        ncols = len(self.header)
+        quick_cap = self.profile.max_field_bytes // 4  # n chars are at most 4n UTF-8 bytes
+        stats = self.stats
+        rejects = self._rejections
+        strip = str.strip
+        delim = self.delimiter
+        while True:
+            lines = text.readlines(BLOCK_CHARS)
+            if not lines:
+                return lineno, None
+            split = split_block(lines, ncols, quick_cap, delim, nul)
+            if split is None:
+                return lineno, lines
+            for row in split:
+                lineno += 1
+                if len(row) != ncols:
+                    rejects.shape(lineno, row, idx)
+                    continue
+                fields = pick(row) if pick else row
+                values: Any = (
+                    list(map(strip, fields)) if as_list else dict(zip(names, map(strip, fields)))  # noqa: B905 - same length
+                )
+                if idx >= 0:
+                    ext = values[id_key]
+                    if seen is not None:
+                        if not ext or not ext.isprintable():
+                            rejects.bad_id(lineno, ext)
+                            continue
+                        h = hash(ext)
+                        seen[h & MASK].append(h)
+                    elif not ext or (dups and hash(ext) in dups):
+                        rejects.bad_id(lineno, ext)
+                        continue
+                if make is None:
+                    stats.rows_accepted += 1
+                    yield Row(lineno, values)  # type: ignore[misc]
+                else:
+                    result = make(lineno, values)
+                    if result is not None:
+                        stats.rows_accepted += 1
+                        yield result
+
+    def _parsed_rows(
+        self, out: _Handout[_T], reader: _csv.Reader, nul: NulWatch, lineno: int
+    ) -> Iterator[_T]:
+        """The rows ``reader`` parses from the first block on (``lineno``: lines before it),
+        every field measured; a parse error within one line is a malformed row."""
+        make, names, pick, id_key, as_list, idx, dups, seen = out
+        ncols = len(self.header)
+        cap = self.profile.max_field_bytes
+        quick_cap = cap // 4
+        stats = self.stats
+        rejects = self._rejections
+        strip = str.strip
+        base = lineno
+        while True:
+            try:
+                for row in reader:
+                    line = lineno + 1
+                    lineno = base + reader.line_num
+                    if len(row) != ncols:
+                        if lineno > line and not (len(row) == 1 and not row[0].strip()):
+                            raise runaway_quote(
+                                line, lineno, len(row), columns=ncols, label=self.label
+                            )
+                        rejects.shape(line, row, idx)
+                        continue
+                    if seen is not None:
+                        count_id(seen, row[idx].strip())
+                    if max(map(len, row)) > quick_cap and rejects.too_large(line, row, idx, cap):
+                        continue
+                    if nul.found and rejects.control(line, row, idx):
+                        continue
+                    fields = pick(row) if pick else row
+                    values: Any = (
+                        list(map(strip, fields))
+                        if as_list
+                        else dict(zip(names, map(strip, fields)))  # noqa: B905
+                    )
+                    if idx >= 0:
+                        ext = values[id_key]
+                        if (
+                            not ext
+                            or (seen is not None and not ext.isprintable())
+                            or (dups and hash(ext) in dups)
+                        ):
+                            rejects.bad_id(line, ext)
+                            continue
+                    if make is None:
+                        stats.rows_accepted += 1
+                        yield Row(line, values)  # type: ignore[misc]
+                    else:
+                        result = make(line, values)
+                        if result is not None:
+                            stats.rows_accepted += 1
+                            yield result
+                return
+            except csv.Error as exc:
+                line = lineno + 1
+                lineno = base + reader.line_num
+                check_csv_error(exc, line, lineno, columns=ncols, label=self.label)
+                rejects.unparsed(exc, line, cap)
+
+
+class _Handout(NamedTuple, Generic[_T]):
+    """What a data pass hands out: ``make`` (None: :class:`Row` objects), the column
+    ``names`` and the ``pick`` of their fields (None: every field), the id's key among the
+    values and its position in a row (``idx``, -1: no id column), whether values are
+    lists; and the ids it rejects: hashes known to repeat (``dups``), or the buckets it
+    counts ids in (``seen``, None: not counted in the pass)."""
+
+    make: RowHandler[_T] | None
+    names: list[str]
+    pick: Callable[[list[str]], tuple[str, ...]] | None
+    id_key: str | int
+    as_list: bool
+    idx: int
+    dups: set[int]
+    seen: list[array[int]] | None
 
 
 def read_extract(
