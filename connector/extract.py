@@ -29,7 +29,7 @@ import itertools
 from array import array
 from collections.abc import Callable, Collection, Generator, Iterator
 from operator import itemgetter
-from typing import Any, Final, Generic, NamedTuple, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TextIO, TypeVar
 
 from connector.errors import ExtractError, ReadAgainError, RejectedShareExceededError
 from connector.extract_blocks import BLOCK_CHARS, split_block
@@ -76,6 +76,24 @@ _T = TypeVar("_T")
 #: ``make(line, values)`` for :meth:`ExtractReader.iter_mapped`; None means "rejected, skip".
 #: ``values`` is a ``dict[str, str]``, or a ``list[str]`` when iterating ``as_list``.
 RowHandler = Callable[[int, Any], _T | None]
+
+if TYPE_CHECKING:
+    #: What a data pass hands out: ``make`` (None: :class:`Row` objects), the column names
+    #: and the pick of their fields (None: every field), the id's key among the values and
+    #: its position in a row (-1: no id column), whether values are lists; and the ids it
+    #: rejects: hashes known to repeat, or the buckets it counts ids in (None: not counted
+    #: in the pass). A plain tuple (a NamedTuple class would add about 2.7 M instructions to
+    #: every start).
+    _Handout = tuple[
+        RowHandler[_T] | None,
+        list[str],
+        Callable[[list[str]], tuple[str, ...]] | None,
+        str | int,
+        bool,
+        int,
+        set[int],
+        list[array[int]] | None,
+    ]
 
 
 class ExtractReader:
@@ -299,7 +317,7 @@ class ExtractReader:
                 if self._over_cap(known_bad, rows):  # proven before any row is handed out
                     raise self._refuse_early(dups)
         idx = header.index(self.id_column) if self.id_column is not None else -1
-        return _Handout(make, names, pick, id_key, as_list, idx, dups, seen)
+        return make, names, pick, id_key, as_list, idx, dups, seen
 
     def _after_pass(self, seen: list[array[int]] | None, share: float | None) -> None:
         """Once every row is out: ids counted in the pass that repeat, then the share cap."""
@@ -348,7 +366,7 @@ class ExtractReader:
                 raise self._decode_error(exc) from None
             finally:
                 text.detach()
-        self._after_pass(out.seen, share)
+        self._after_pass(out[-1], share)  # out[-1]: the buckets ids were counted in
 
     def _split_rows(
         self, out: _Handout[_T], text: TextIO, nul: NulWatch, lineno: int
@@ -462,23 +480,6 @@ class ExtractReader:
                 lineno = base + reader.line_num
                 check_csv_error(exc, line, lineno, columns=ncols, label=self.label)
                 rejects.unparsed(exc, line, cap)
-
-
-class _Handout(NamedTuple, Generic[_T]):
-    """What a data pass hands out: ``make`` (None: :class:`Row` objects), the column
-    ``names`` and the ``pick`` of their fields (None: every field), the id's key among the
-    values and its position in a row (``idx``, -1: no id column), whether values are
-    lists; and the ids it rejects: hashes known to repeat (``dups``), or the buckets it
-    counts ids in (``seen``, None: not counted in the pass)."""
-
-    make: RowHandler[_T] | None
-    names: list[str]
-    pick: Callable[[list[str]], tuple[str, ...]] | None
-    id_key: str | int
-    as_list: bool
-    idx: int
-    dups: set[int]
-    seen: list[array[int]] | None
 
 
 def read_extract(
