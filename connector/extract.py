@@ -348,7 +348,8 @@ class ExtractReader:
 
         Blocks of lines :func:`~connector.extract_blocks.split_block` can split go first
         (:meth:`_split_rows`); from the first other block on, the csv reader parses the
-        rest of the file (:meth:`_parsed_rows`).
+        rest of the file (:meth:`_parsed_rows`). Handing their rows on through
+        ``yield from`` costs 0.1-0.3 % of a preview row's instructions (``docs/benchmarks.md``).
         """
         out = self._handout(make, dups, columns, as_list, ids_in_pass)
         with self._opener() as raw:
