@@ -161,14 +161,28 @@ def _check_extract(
     sample_rows: int | None,
     report: ValidationReport,
 ) -> None:
+    """The extract's header against the columns the mapping uses, then a sample of rows
+    (unless an id column is missing)."""
     profile = mapping.extract_profile
     try:
         header = read_extract(extract, replace(profile, id_column=None), label=label).header
     except ExtractError as exc:
         report.problems.append(_extract_problem(exc, label))
         return
+    missing = _missing_columns(mapping, header, label, report)
+    if {mapping.external_id_column, profile.id_column} & set(missing):
+        return
+    usable = mapping.without_columns(missing) if missing else mapping
+    _check_rows(usable, profile, extract, label, sample_rows, report)
+
+
+def _missing_columns(
+    mapping: Mapping, header: list[str], label: str, report: ValidationReport
+) -> list[str]:
+    """The columns the mapping uses that the header lacks, each reported (with a close
+    header name unless the header reads as data)."""
     missing = [c for c in mapping.required_columns if c not in header]
-    ids = {mapping.external_id_column, profile.id_column}
+    ids = {mapping.external_id_column, mapping.extract_profile.id_column}
     headerless = header_looks_like_data(header)
     if headerless and missing:
         report.problems.append(
@@ -195,9 +209,19 @@ def _check_extract(
                 f"{'' if headerless else _suggestion(col, header)}{after}",
             )
         )
-    if ids & set(missing):
-        return
-    usable = mapping.without_columns(missing) if missing else mapping
+    return missing
+
+
+def _check_rows(
+    usable: Mapping,
+    profile: ExtractProfile,
+    extract: Path,
+    label: str,
+    sample_rows: int | None,
+    report: ValidationReport,
+) -> None:
+    """The first ``sample_rows`` rows through the record stream: every rejected row, and
+    whether the share rejected is over the file cap (a sync would refuse the file)."""
     lenient: ExtractProfile = replace(profile, max_rejected_share=1.0)
     try:
         stream = iter_records(extract, usable, profile=lenient, label=label)

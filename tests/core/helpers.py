@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from connector.extract import ExtractProfile, ExtractReader, read_extract
+
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
 DEFAULT_MAPPING = SAMPLES / "mappings" / "default.yaml"
@@ -22,3 +24,19 @@ def stream(text: str, encoding: str = "utf-8") -> io.BytesIO:
     elif encoding == "utf-16-be":
         data = b"\xfe\xff" + data
     return io.BytesIO(data)
+
+
+LENIENT = ExtractProfile(max_rejected_share=1.0)
+
+
+def rows_of(
+    data: io.BytesIO | Path, profile: ExtractProfile = LENIENT, id_column: str | None = "Id"
+) -> tuple[ExtractReader, list[tuple[int, dict[str, str]]]]:
+    """Every accepted row of ``data`` as ``(line, values)``, and the reader (for its rejections)."""
+    reader = read_extract(data, profile, id_column=id_column)
+    return reader, [(r.line, r.values) for r in reader]
+
+
+def filler(n: int, start: int = 0, ncols: int = 3) -> str:
+    """``n`` clean three-column rows with ids from ``start`` (enough of them span blocks)."""
+    return "".join(f"{i},{'n' * 40},{'v' * 30}\n" for i in range(start, start + n))

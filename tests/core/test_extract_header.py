@@ -1,4 +1,6 @@
-"""A headerless extract (its first data row read as the header) leaks none of its values.
+"""The header of an extract: the delimiter sniffed or configured, names cleaned, empty or
+repeated names and a missing id column refused; a headerless extract (its first data
+row read as the header) leaks none of its values.
 
 The first row of such a file is a person: name, e-mail, phone, street. Header errors go
 to logs, run journals and reports, so they describe the problem by count and position
@@ -7,6 +9,7 @@ and say the first line looks like data; they never echo a cell.
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 
@@ -17,12 +20,12 @@ from connector.cli.app import build_app
 from connector.emulator.config import EmulatorConfig, JobConfig
 from connector.emulator.server import run_emulator
 from connector.errors import ExtractError
-from connector.extract import read_extract
-from connector.extract_header import header_looks_like_data
+from connector.extract import ExtractProfile, read_extract
+from connector.extract_header import header_looks_like_data, sniff
 from connector.mapping import load_mapping
 from connector.validate import validate
 from tests.cli.helpers import write_config
-from tests.core.helpers import DEFAULT_MAPPING, HR_EXTRACT, stream
+from tests.core.helpers import DEFAULT_MAPPING, HR_EXTRACT, rows_of, stream
 from tests.sync.emuworld import JOB, SP
 
 runner = CliRunner()
@@ -191,3 +194,68 @@ def test_a_sync_of_a_headerless_extract_stores_no_value_in_journal_or_report(
     for p in stored:
         _assert_clean(p.read_bytes().decode("utf-8", errors="replace"), values)
     _assert_clean("\n".join(r.getMessage() for r in caplog.records), values)
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+def test_delimiter_is_sniffed_from_header(delimiter: str) -> None:
+    text = delimiter.join(["Id", "Name", "City"]) + "\n" + delimiter.join(["1", "A", "B"]) + "\n"
+    reader, rows = rows_of(stream(text))
+    assert reader.delimiter == delimiter
+    assert rows == [(2, {"Id": "1", "Name": "A", "City": "B"})]
+
+
+def test_sniff_ignores_delimiters_inside_quotes() -> None:
+    reader, _ = rows_of(stream('"Id;x","Name;y"\n1,2\n'), id_column=None)
+    assert reader.delimiter == ","
+    assert reader.header == ["Id;x", "Name;y"]
+
+
+def test_configured_delimiter_wins() -> None:
+    reader, rows = rows_of(
+        stream("Id;Name,Full\n1;a,b\n"), ExtractProfile(delimiter=";", max_rejected_share=1)
+    )
+    assert reader.header == ["Id", "Name,Full"]
+    assert rows == [(2, {"Id": "1", "Name,Full": "a,b"})]
+
+
+def test_header_is_cleaned() -> None:
+    reader, _ = rows_of(stream('\ufeff"Id" , \'Name\' ,"  City "\n1,a,b\n'), id_column=None)
+    assert reader.header == ["Id", "Name", "City"]
+
+
+@pytest.mark.parametrize(
+    ("header", "fragment"),
+    [
+        ("Id,Name,Id\n", "the same column name at positions 1, 3"),
+        ("Id,,Name\n", "empty column name at position 2"),
+    ],
+)
+def test_bad_header_is_a_file_error(header: str, fragment: str) -> None:
+    with pytest.raises(ExtractError) as info:
+        read_extract(stream(header + "1,2,3\n"))
+    assert fragment in str(info.value)
+    assert info.value.line == 1
+
+
+def test_empty_file_is_an_error() -> None:
+    with pytest.raises(ExtractError, match="empty"):
+        read_extract(io.BytesIO(b""))
+
+
+def test_missing_id_column_is_an_error() -> None:
+    with pytest.raises(ExtractError, match="id column 'WorkerID' is not among the 2 columns"):
+        read_extract(stream("Id,Name\n"), id_column="WorkerID")
+
+
+@pytest.mark.parametrize(
+    ("line", "delimiter"),
+    [
+        ("Id;Name;City,Town\n", ";"),
+        ("Id\tName|x\tCity\n", "\t"),
+        ("Id;Name,City\n", ","),  # a tie
+        ("Id\n", ","),  # none
+        ('"a;b;c"|d|e\n', "|"),  # quoted delimiters do not count
+    ],
+)
+def test_sniff_picks_the_most_frequent_delimiter_outside_quotes(line: str, delimiter: str) -> None:
+    assert sniff(line) == delimiter
