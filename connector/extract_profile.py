@@ -4,7 +4,7 @@ when it is built (so a bad encoding or delimiter fails at load time, not mid-fil
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Final
 
 __all__ = [
@@ -68,8 +68,3 @@ def encoding_problem(name: str) -> str | None:
     except ValueError:  # a text codec with no use for this byte: still a text encoding
         pass
     return None
-
-
-def with_id_column(profile: ExtractProfile, id_column: str) -> ExtractProfile:
-    """The same profile with ``id_column`` set (kept out of ``__all__``: a small helper)."""
-    return replace(profile, id_column=id_column)
