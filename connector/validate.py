@@ -20,11 +20,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from connector.errors import ExtractError, MappingError
+from connector.errors import ExtractError, MappingError, ReadAgainError
 from connector.extract import ExtractProfile, read_extract
 from connector.extract_header import header_looks_like_data
 from connector.mapping import Mapping, check_mapping
-from connector.records import iter_records
+from connector.records import RecordStream, iter_records
 from connector.sources.xlsx import as_csv, readable
 
 __all__ = ["DEFAULT_SAMPLE_ROWS", "Problem", "ValidationReport", "validate"]
@@ -212,6 +212,35 @@ def _missing_columns(
     return missing
 
 
+def _read_rows(
+    usable: Mapping, lenient: ExtractProfile, extract: Path, label: str, sample_rows: int | None
+) -> RecordStream:
+    """The rows checked, read to the end of the sample. A whole file is read once, its ids
+    counted as the rows go by, and again only when an id repeats (rejecting every row
+    that carries it); a sample is read after the id column, since a row's id may repeat
+    after the sample ends."""
+    whole = sample_rows is None
+    duplicates: set[int] | None = None
+    while True:
+        stream = iter_records(
+            extract,
+            usable,
+            profile=lenient,
+            label=label,
+            ids_in_pass=whole and duplicates is None,
+            duplicates=duplicates,
+        )
+        try:
+            with stream:
+                for _ in stream:
+                    if sample_rows is not None and stream.stats.rows_read >= sample_rows:
+                        break
+        except ReadAgainError as exc:
+            duplicates = exc.duplicates
+            continue
+        return stream
+
+
 def _check_rows(
     usable: Mapping,
     profile: ExtractProfile,
@@ -224,11 +253,7 @@ def _check_rows(
     whether the share rejected is over the file cap (a sync would refuse the file)."""
     lenient: ExtractProfile = replace(profile, max_rejected_share=1.0)
     try:
-        stream = iter_records(extract, usable, profile=lenient, label=label)
-        with stream:
-            for _ in stream:
-                if sample_rows is not None and stream.stats.rows_read >= sample_rows:
-                    break
+        stream = _read_rows(usable, lenient, extract, label, sample_rows)
     except ExtractError as exc:
         report.problems.append(_extract_problem(exc, label))
         return

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from connector.sample import Faults, generate_extract
 from connector.validate import validate
@@ -188,3 +191,52 @@ def test_a_mapping_without_active_is_an_error_that_cites_the_issue(tmp_path: Pat
     assert error.message.startswith("active is not mapped: every record must carry it")
     assert "issue #16" in error.message
     assert not report.ok
+
+
+def _bytes_read_from(path: Path, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From now on, the bytes read from ``path`` when it is opened binary."""
+    counter = [0]
+    real_open = Path.open
+
+    class Counting(io.FileIO):
+        def readinto(self, buffer: Any) -> int | None:
+            n = super().readinto(buffer)
+            counter[0] += n or 0
+            return n
+
+    def spy(self: Path, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if self == path and mode == "rb":
+            return io.BufferedReader(Counting(str(self), "rb"))
+        return real_open(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", spy)
+    return counter
+
+
+def test_a_whole_file_without_repeated_ids_is_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    extract = tmp_path / "x.csv"
+    generate_extract(extract, 2_000, seed=4)
+    read = _bytes_read_from(extract, monkeypatch)
+    report = validate(DEFAULT_MAPPING, extract, sample_rows=None)
+    assert report.ok
+    assert report.rows_checked == 2_000
+    size = extract.stat().st_size
+    assert size <= read[0] < 1.5 * size  # the header check reads the first block again
+
+
+def test_a_whole_file_with_a_repeated_id_rejects_both_rows_as_a_sample_read_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    extract = tmp_path / "x.csv"
+    generate_extract(extract, 500, seed=4)
+    lines = extract.read_text(encoding="utf-8").splitlines(keepends=True)
+    extract.write_text("".join([*lines, lines[7]]), encoding="utf-8")
+    sampled = validate(DEFAULT_MAPPING, extract, sample_rows=10_000)
+    read = _bytes_read_from(extract, monkeypatch)
+    whole = validate(DEFAULT_MAPPING, extract, sample_rows=None)
+    size = extract.stat().st_size
+    assert 2 * size <= read[0] < 3 * size  # read again once the repeat is known
+    assert whole.problems == sampled.problems
+    assert {p.where for p in whole.errors} == {f"{extract}:8", f"{extract}:502"}
