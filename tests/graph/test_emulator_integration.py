@@ -83,9 +83,12 @@ class SettlingClock(FakeClock):
         self.busy = 0
 
     async def sleep(self, seconds: float) -> None:
+        """Until ``seconds`` from now, as a real sleep is: a stall that moved the clock
+        meanwhile shortens it instead of being added to it."""
+        until = self.monotonic() + max(0.0, seconds)
         while self.busy:
             await asyncio.sleep(0.0005)
-        await super().sleep(seconds)
+        await super().sleep(max(0.0, until - self.monotonic()))
 
 
 class CountingLimiter(SlidingWindowLimiter):
@@ -101,7 +104,14 @@ class CountingLimiter(SlidingWindowLimiter):
 
 class ReleasingTransport(httpx.AsyncBaseTransport):
     """Real HTTP; ``stall`` holds every ``stall_every``-th request before it is written
-    (the event loop busy with a state write, a token refresh), moving the clock on."""
+    (the event loop busy with a state write, a token refresh), moving the clock on.
+
+    The stall moves the clock only once every request already *written* has been
+    answered: in real time a written request crosses loopback in well under a
+    millisecond, so a stall in our process cannot land between its write and its
+    arrival (requests granted but not yet written are delayed by it, as they would be).
+    Without that wait, a busy host could stamp a written request 0.4 s late: a delay of
+    the fake clock, not of the client."""
 
     def __init__(self, clock: SettlingClock, stall: float = 0.0, stall_every: int = 0) -> None:
         self.inner = httpx.AsyncHTTPTransport()
@@ -109,16 +119,32 @@ class ReleasingTransport(httpx.AsyncBaseTransport):
         self.stall = stall
         self.stall_every = stall_every
         self.requests = 0
+        self.in_transit = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.requests += 1
         if self.stall_every and self.requests % self.stall_every == 0:
+            while self.in_transit:
+                await asyncio.sleep(0.0005)
             self.clock.advance(self.stall)
+        written = False
+        client_trace = request.extensions.get("trace")
+
+        async def trace(event: str, info: dict[str, Any]) -> None:
+            nonlocal written
+            if event.endswith("send_request_body.complete") and not written:
+                written = True
+                self.in_transit += 1
+            if client_trace is not None:
+                await client_trace(event, info)
+
+        request.extensions["trace"] = trace
         try:
             response = await self.inner.handle_async_request(request)
             await response.aread()
             return response
         finally:
+            self.in_transit -= written
             self.clock.busy -= 1
 
     async def aclose(self) -> None:
@@ -155,10 +181,10 @@ def test_no_429_is_self_inflicted_when_requests_stall_before_they_are_written() 
     with run_emulator(EmulatorConfig(daily_quota=None), clock=clock) as emu:
         transport = ReleasingTransport(clock, stall=0.4, stall_every=7)
         client = settling_client(emu, clock, transport)
-        result = upload(client, payloads(130 * 2, per_batch=2), in_flight=16)
-        assert result.records_accepted == 260
+        result = upload(client, payloads(400 * 2, per_batch=2), in_flight=16)
+        assert result.records_accepted == 800
         calls = emu.calls()
-        assert [c.status for c in calls] == [202] * 130
+        assert [c.status for c in calls] == [202] * 400
         assert max_in_window([c.monotonic for c in calls], 5.0) <= 40
         assert client.metrics.throttles == 0
 
