@@ -36,12 +36,9 @@ from connector.mapping import Mapping
 from connector.scim import (
     DEFAULT_MAX_REQUEST_BYTES,
     BulkOperation,
-    BulkPayload,
     SerializedOperation,
-    Unserialized,
     make_bulk_id,
     max_operation_bytes,
-    pack_unserialized,
 )
 
 __all__ = ["MappedRecord", "RecordStream", "iter_records"]
@@ -114,12 +111,10 @@ class RecordStream:
     def operations(self) -> Iterator[BulkOperation]:
         """The records as bulk operations, ready for :func:`connector.scim.build_bulk_requests`.
 
-        Use it instead of iterating the stream (not both): the stream is read once. Handed
-        as it is to :func:`~connector.scim.build_bulk_requests`, the stream serializes each
-        request's operations at once (:meth:`_requests`); iterated, the operations are
-        :class:`~connector.scim.SerializedOperation` objects: their size was checked, and
-        the batch builder reuses their bytes. Either way the requests are the same bytes.
-        Build them with the same ``max_bytes`` as ``max_request_bytes`` here.
+        Use it instead of iterating the stream (not both): the stream is read once. The
+        operations are :class:`~connector.scim.SerializedOperation` objects: their size was
+        checked, and the batch builder reuses their bytes. Build them with the same
+        ``max_bytes`` as ``max_request_bytes`` here.
         """
         return _Operations(self)
 
@@ -132,62 +127,13 @@ class RecordStream:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _requests(self, max_operations: int, max_bytes: int) -> Iterator[BulkPayload]:
-        """The requests of :func:`connector.scim.build_bulk_requests` over the operations,
-        each serialized at once (:func:`connector.scim.pack_unserialized`).
-
-        An operation over the cap is found when its request is (the request is then over
-        the cap) and rejected as it would have been when its row was read: in
-        :attr:`rejected` at its line's place, no longer counted as accepted; the
-        rejected-share cap is checked again after the last row, with those rejections.
-        """
-        stats = self.reader.stats
-        rejected = self.reader.rejected
-
-        def reject(record: Unserialized, size: int) -> None:
-            _, ext, _, line = record
-            stats.rows_accepted -= 1
-            listed = len(rejected)
-            self._reject_too_large(line, ext, size)
-            if len(rejected) > listed:  # move it before the rows rejected after its line
-                row = rejected.pop()
-                at = listed
-                while at and rejected[at - 1].line > line:
-                    at -= 1
-                rejected.insert(at, row)
-
-        def at_end() -> None:
-            rows, bad = stats.rows_read, stats.rows_rejected
-            if rows and bad / rows > self.max_rejected_share:
-                raise self.reader.share_error(bad, rows)
-
-        return pack_unserialized(
-            self._iterate(None, packed=True),
-            max_operations=max_operations,
-            max_bytes=max_bytes,
-            keep_under=max_operation_bytes(self.max_request_bytes),
-            reject=reject,
-            at_end=at_end,
-        )
-
-    def _reject_too_large(self, line: int, ext: str, size: int) -> None:
-        cap = self.max_request_bytes
-        self.reader.add_rejected(
-            line,
-            ext,
-            RejectReason.OPERATION_TOO_LARGE,
-            f"its bulk operation is {size + cap - max_operation_bytes(cap)} bytes, over the"
-            f" request cap of {cap} bytes; shorten the longest mapped values",
-        )
-
     def _iterate(
         self, make: Callable[[int, str, dict[str, Any]], _T] | None, *, packed: bool = False
     ) -> Iterator[Any]:
         """``make(line, externalId, data)`` per record; None builds bulk operations inline.
 
-        ``packed`` (with None) yields :data:`~connector.scim.Unserialized` tuples
-        ``(bulkId, externalId, data, line)`` instead, not serialized nor measured yet, for
-        :meth:`_requests` alone.
+        ``packed`` (with None) yields ``(bulkId, externalId, json)`` tuples instead, for
+        :func:`connector.scim.build_bulk_requests` alone: no object per record.
         """
         ext_col = self.mapping.external_id_column
         reject = self.reader.add_rejected
@@ -196,8 +142,8 @@ class RecordStream:
         columns = self.reader.selected_columns(self.mapping.required_columns)
         apply = self.mapping.bind(columns)
         ext_pos = columns.index(ext_col)
-        limit = max_operation_bytes(self.max_request_bytes)
-        too_large = self._reject_too_large
+        cap = self.max_request_bytes
+        limit = max_operation_bytes(cap)
         dumps = orjson.dumps
 
         def handle(line: int, values: list[str]) -> Any:
@@ -211,14 +157,20 @@ class RecordStream:
                 reject(line, ext, exc.reason_code, str(exc))
                 return None
             bulk_id = f"{ext}:L{line}"  # make_bulk_id(ext, line), spelled out
-            if packed:
-                return (bulk_id, ext, data, line)
             # the operation exactly as build_bulk_requests writes it (serialize_operation)
             chunk = dumps({"method": "POST", "bulkId": bulk_id, "path": "/Users", "data": data})
             if len(chunk) > limit:
-                too_large(line, ext, len(chunk))
+                reject(
+                    line,
+                    ext,
+                    RejectReason.OPERATION_TOO_LARGE,
+                    f"its bulk operation is {len(chunk) + cap - limit} bytes, over the request"
+                    f" cap of {cap} bytes; shorten the longest mapped values",
+                )
                 return None
             if make is None:
+                if packed:
+                    return (bulk_id, ext, chunk)
                 return SerializedOperation(bulk_id, ext, data, chunk)
             return make(line, ext, data)
 
@@ -236,9 +188,9 @@ class RecordStream:
 class _Operations:
     """What :meth:`RecordStream.operations` returns: an iterator of SerializedOperation.
 
-    :func:`connector.scim.build_bulk_requests` recognises it (``_requests``) and has the
-    stream make the requests, each serialized at once, which is cheaper than an object and
-    a ``dumps`` call per record. Either way the stream is read once.
+    :func:`connector.scim.build_bulk_requests` recognises it (``_packed``) and reads the
+    records as ``(bulkId, externalId, json)`` tuples, which is cheaper than an object per
+    record. Either way the stream is read once.
     """
 
     __slots__ = ("_it", "_stream")
@@ -258,11 +210,11 @@ class _Operations:
     def __next__(self) -> BulkOperation:
         return next(self._ops())
 
-    def _requests(self, max_operations: int, max_bytes: int) -> Iterator[BulkPayload] | None:
+    def _packed(self) -> Iterator[tuple[str, str, bytes]]:
         if self._it is not None:  # already iterated as objects: go on that way
-            return None
+            return ((op.bulk_id, op.external_id, op.json) for op in self._it)
         self._it = iter(())
-        return self._stream._requests(max_operations, max_bytes)
+        return self._stream._iterate(None, packed=True)
 
 
 def iter_records(

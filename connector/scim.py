@@ -14,9 +14,8 @@ traced back to a line of the extract.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 
 import orjson
@@ -33,11 +32,9 @@ __all__ = [
     "BulkOperation",
     "BulkPayload",
     "SerializedOperation",
-    "Unserialized",
     "build_bulk_requests",
     "make_bulk_id",
     "max_operation_bytes",
-    "pack_unserialized",
     "serialize_operation",
     "split_payload",
 ]
@@ -51,10 +48,6 @@ DEFAULT_MAX_REQUEST_BYTES = 256 * 1024
 
 _HEAD = b'{"schemas":["' + BULK_REQUEST_SCHEMA.encode() + b'"],"Operations":['
 _TAIL = b'],"failOnErrors":null}'
-_REQUEST_SCHEMAS = [BULK_REQUEST_SCHEMA]  # the root of a request as a dict gives _HEAD ... _TAIL
-
-#: A record not serialized yet: ``(bulkId, externalId, data, source line)``.
-Unserialized = tuple[str, str, Mapping[str, Any], int]
 
 
 @dataclass(slots=True)
@@ -125,10 +118,8 @@ def build_bulk_requests(
 
     Streams: holds one request's operations at a time. Order is preserved. A single
     operation over the byte cap raises :class:`OperationTooLargeError`; the record stream
-    (:func:`connector.records.iter_records`) rejects such records instead. Given the
-    stream's :meth:`~connector.records.RecordStream.operations` as they are, the stream
-    makes the requests itself, one ``dumps`` per request (:func:`pack_unserialized`);
-    given :class:`SerializedOperation` objects, their bytes are used as they are.
+    (:func:`connector.records.iter_records`) rejects such records before they get here, and
+    hands :class:`SerializedOperation` objects whose bytes are used as they are.
     """
     if not 1 <= max_operations <= MAX_OPERATIONS_PER_REQUEST:
         raise ValueError(f"max_operations must be 1..{MAX_OPERATIONS_PER_REQUEST}")
@@ -151,12 +142,6 @@ def build_bulk_requests(
             body=b",".join(chunks), bulk_ids=tuple(bulk_ids), external_ids=tuple(external_ids)
         )
 
-    requests = getattr(operations, "_requests", None)
-    if requests is not None:  # the record stream's operations: serialized a request at once
-        made = requests(max_operations, max_bytes)
-        if made is not None:
-            yield from made
-            return
     packed = getattr(operations, "_packed", None)
     if packed is not None:  # the record stream's operations: tuples, no object per record
         for bulk_id, external_id, chunk in packed():
@@ -197,104 +182,6 @@ def build_bulk_requests(
         external_ids.append(op.external_id)
     if chunks:
         yield flush()
-
-
-def pack_unserialized(
-    records: Iterator[Unserialized],
-    *,
-    max_operations: int = MAX_OPERATIONS_PER_REQUEST,
-    max_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-    keep_under: int,
-    reject: Callable[[Unserialized, int], None],
-    at_end: Callable[[], None],
-) -> Iterator[BulkPayload]:
-    """The requests :func:`build_bulk_requests` makes of ``records``' operations, the same
-    bytes, but one ``orjson.dumps`` per request instead of one per operation.
-
-    A request's next ``max_operations`` records are serialized together as the whole
-    request; when its body is within ``max_bytes`` and its operations within
-    ``keep_under`` bytes, no operation in it can be over either, and it is the request the
-    one-by-one packing makes (that packing fills a request up to ``max_operations`` when
-    they fit). Otherwise the records are serialized one by one: an operation over
-    ``keep_under`` bytes goes to ``reject(record, its size)`` and is left out (the records
-    after it then move up), and the requests are packed by size as in
-    :func:`build_bulk_requests`.
-
-    As there, a request is handed out only once an operation after it is kept (or the
-    records ended): on an error from ``records``, the requests complete before it are
-    handed out, not the open one, then the error goes on. ``at_end()`` runs after the last
-    record, once every rejection is made, before the last request; it may raise.
-    """
-    if not 1 <= max_operations <= MAX_OPERATIONS_PER_REQUEST:
-        raise ValueError(f"max_operations must be 1..{MAX_OPERATIONS_PER_REQUEST}")
-    overhead = len(_HEAD) + len(_TAIL)
-    dumps = orjson.dumps
-    pending: list[Unserialized] = []
-    held: BulkPayload | None = None  # handed out once a record after it is kept
-    while True:
-        if len(pending) < max_operations:
-            try:
-                pending.extend(islice(records, max_operations - len(pending)))  # kept on error
-            except Exception:
-                made = _one_by_one(pending, max_operations, max_bytes, keep_under, reject)
-                if held is not None and made:
-                    yield held
-                yield from made[:-1]
-                raise
-            if not pending:
-                at_end()
-                if held is not None:
-                    yield held
-                return
-        window = pending[:max_operations]
-        body = dumps(
-            {
-                "schemas": _REQUEST_SCHEMAS,
-                "Operations": [
-                    {"method": "POST", "bulkId": r[0], "path": "/Users", "data": r[2]}
-                    for r in window
-                ],
-                "failOnErrors": None,
-            }
-        )
-        if len(body) <= max_bytes and len(body) - overhead <= keep_under:
-            del pending[:max_operations]
-            bulk_ids, external_ids, _, _ = zip(*window, strict=True)
-            made_now = BulkPayload(body, bulk_ids, external_ids)
-        else:
-            kept = len(pending)
-            made = _one_by_one(pending, max_operations, max_bytes, keep_under, reject)
-            if len(pending) < kept:
-                continue  # records left out: the next ones move up into this request
-            made_now = made[0]
-            del pending[: len(made_now)]
-        if held is not None:
-            yield held
-        held = made_now
-
-
-def _one_by_one(
-    pending: list[Unserialized],
-    max_operations: int,
-    max_bytes: int,
-    keep_under: int,
-    reject: Callable[[Unserialized, int], None],
-) -> list[BulkPayload]:
-    """``pending`` packed as :func:`build_bulk_requests` packs it, each operation
-    serialized on its own; those over ``keep_under`` bytes are rejected and removed."""
-    kept: list[SerializedOperation] = []
-    survivors: list[Unserialized] = []
-    for record in pending:
-        bulk_id, external_id, data, _ = record
-        op = SerializedOperation(bulk_id, external_id, data)
-        op.json = serialize_operation(op)
-        if len(op.json) > keep_under:
-            reject(record, len(op.json))
-            continue
-        kept.append(op)
-        survivors.append(record)
-    pending[:] = survivors
-    return list(build_bulk_requests(kept, max_operations=max_operations, max_bytes=max_bytes))
 
 
 def split_payload(payload: BulkPayload, parts: Sequence[Sequence[int]]) -> list[BulkPayload]:
