@@ -11,13 +11,18 @@ preview (the product's own functions, as ``connector preview`` calls them):
 - ``read``: the reader's data pass handing each row's values to a no-op (decoding, block
   splitting, trimming, field count, NUL/control check, id check and id counting);
 - ``+ map``: the record builder on each row;
-- ``+ operation``: the record stream's bulk operation (bulkId, JSON bytes, size check);
-- ``+ write``: the whole ``run_preview`` (batching, payload files, rejected.csv).
+- ``+ operation``: the record stream's requests as ``build_bulk_requests`` makes them
+  (bulkId, JSON bytes, size check, batching), not written;
+- ``+ write``: the whole ``run_preview`` (payload files, rejected.csv).
+
+With ``--base REV`` the preview stages of an earlier commit (exported with ``git archive``)
+are counted in the same run.
 
 converter (``benchmarks/bench_preview.py``'s baseline): ``csv.DictReader`` alone, then a dict
 of the mapping's columns per row, then ``orjson.dumps`` per 50 rows written to a file.
 
     python benchmarks/bench_preview_stages.py [--rows 3000] [--layout default|quoted]
+        [--base REV]
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_preview import _export  # noqa: E402
+
 from connector.mapping import load_mapping  # noqa: E402
 from connector.sample import generate_extract  # noqa: E402
 
@@ -46,6 +53,7 @@ from pathlib import Path
 from connector.mapping import load_mapping
 from connector.records import iter_records
 from connector.cli.preview import run_preview
+from connector.scim import build_bulk_requests
 stage, mapping, extract, out = sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]), Path(sys.argv[5])
 if stage == "write":
     run_preview(mapping, extract, out)
@@ -53,7 +61,7 @@ if stage == "write":
 m = load_mapping(mapping)
 s = iter_records(extract, m, ids_in_pass=True)
 if stage == "operation":
-    for _ in s.operations()._packed():
+    for _ in build_bulk_requests(s.operations()):
         pass
     raise SystemExit
 cols = s.reader.selected_columns(m.required_columns)
@@ -109,10 +117,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=3000)
     parser.add_argument("--layout", choices=["default", "quoted"], default="default")
+    parser.add_argument("--base", help="an earlier commit whose preview stages are counted too")
     args = parser.parse_args()
     columns = "\x1f".join(load_mapping(MAPPING).required_columns)
     with tempfile.TemporaryDirectory(prefix="bench-stages-") as tmp:
         work = Path(tmp)
+        trees = {"preview": ROOT}
+        if args.base:
+            trees[f"@{args.base}"] = _export(args.base, work)
+        stages_of = dict.fromkeys(trees, STAGES["preview"]) | {"converter": STAGES["converter"]}
         extracts = {}
         for n in (args.rows, 1):
             path = work / f"x{n}.csv"
@@ -123,13 +136,13 @@ def main() -> None:
                     csv.writer(f, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
             extracts[n] = path
         jobs = []
-        for who, stages in STAGES.items():
+        for who, stages in stages_of.items():
             for stage in stages:
                 for n, path in extracts.items():
                     out = work / f"out-{who}-{stage}-{n}"
                     out.mkdir()
-                    if who == "preview":
-                        cmd = [sys.executable, "-c", PREVIEW, str(ROOT), stage, str(MAPPING)]
+                    if who in trees:
+                        cmd = [sys.executable, "-c", PREVIEW, str(trees[who]), stage, str(MAPPING)]
                         cmd += [str(path), str(out)]
                     else:
                         cmd = [sys.executable, "-c", CONVERTER, stage, str(path), str(out)]
@@ -139,7 +152,7 @@ def main() -> None:
             got = list(pool.map(lambda j: _count(j[3], j[4], f"{j[1]}-{j[2]}"), jobs))
         counts = {(j[0], j[1], j[2]): c for j, c in zip(jobs, got, strict=True)}
     print(f"{args.layout} layout, {args.rows:,} rows minus 1 row, instructions per row")
-    for who, stages in STAGES.items():
+    for who, stages in stages_of.items():
         before = 0.0
         for stage in stages:
             per_row = (counts[who, stage, args.rows] - counts[who, stage, 1]) / (args.rows - 1)

@@ -145,6 +145,9 @@ class RecordStream:
         cap = self.max_request_bytes
         limit = max_operation_bytes(cap)
         dumps = orjson.dumps
+        # one envelope refilled per record (its keys stay in place, in order): what
+        # serialize_operation dumps, without a dict made and freed per row
+        envelope: dict[str, Any] = {"method": "POST", "bulkId": "", "path": "/Users", "data": None}
 
         def handle(line: int, values: list[str]) -> Any:
             ext = values[ext_pos]
@@ -158,7 +161,9 @@ class RecordStream:
                 return None
             bulk_id = f"{ext}:L{line}"  # make_bulk_id(ext, line), spelled out
             # the operation exactly as build_bulk_requests writes it (serialize_operation)
-            chunk = dumps({"method": "POST", "bulkId": bulk_id, "path": "/Users", "data": data})
+            envelope["bulkId"] = bulk_id
+            envelope["data"] = data
+            chunk = dumps(envelope)
             if len(chunk) > limit:
                 reject(
                     line,
