@@ -170,6 +170,7 @@ class PlanOps(RowView[PlannedOp]):
                 op.data,
                 prev=op.prev,
                 level=op.level,
+                manager=manager_of(op.data) if op.level else None,
             )
         return cls(table)
 
@@ -221,10 +222,59 @@ class PlanOps(RowView[PlannedOp]):
         b, levels = self.bounds(), self.table.levels
         return [(min(levels[s:e]), max(levels[s:e])) for s, e in itertools.pairwise(b)]
 
+    def batch_deps(self) -> list[tuple[int, ...]]:
+        """For each batch, the earlier batches holding the managers its records wait for.
+
+        A record of level *n* > 0 waits for its manager (level *n* − 1, earlier in the
+        plan: :func:`order_plan` and the priority order keep managers first); a manager
+        in the same batch is no wait (its operation comes first in the request). A plan
+        with one level has no dependencies. Should a waiting record's manager not be
+        found in an earlier batch (a plan not made by :func:`order_plan`), the record
+        waits for every earlier batch holding a lower level, as a level barrier would.
+        Kept in memory: a batch index per manager that a record waits for, not per record.
+        """
+        b, t = self.bounds(), self.table
+        levels = t.levels
+        count = len(b) - 1
+        if max(levels, default=0) == 0:
+            return [()] * count
+        where: dict[str, int] = {}
+        for i, level in enumerate(levels):
+            manager = t.manager(i) if level else None
+            if manager is not None:
+                where[manager] = -1
+        for k in range(count):
+            for i in range(b[k], b[k + 1]):
+                if where.get(t.ext[i]) == -1:
+                    where[t.ext[i]] = k
+        lowest = [lo for lo, _ in self.batch_levels()]
+        return [_deps_of(t, b[k], b[k + 1], k, where, lowest) for k in range(count)]
+
     def members(self) -> list[list[str]]:
         """The external ids of each batch, in order."""
         b, ext = self.bounds(), self.table.ext
         return [ext[s:e] for s, e in itertools.pairwise(b)]
+
+
+def _deps_of(
+    t: OpTable, start: int, end: int, k: int, where: Mapping[str, int], lowest: Sequence[int]
+) -> tuple[int, ...]:
+    """The earlier batches that rows ``start:end`` (batch ``k``) wait for."""
+    deps: set[int] = set()
+    barrier = 0  # a record whose manager was not found: wait for every lower level
+    for i in range(start, end):
+        level = t.levels[i]
+        if not level:
+            continue
+        manager = t.manager(i)
+        j = where.get(manager, -1) if manager is not None else -1
+        if 0 <= j < k:
+            deps.add(j)
+        elif j != k:
+            barrier = max(barrier, level)
+    if barrier:
+        deps.update(j for j in range(k) if lowest[j] < barrier)
+    return tuple(sorted(deps))
 
 
 class _Packed:
