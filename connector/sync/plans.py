@@ -234,47 +234,34 @@ class PlanOps(RowView[PlannedOp]):
         Kept in memory: a batch index per manager that a record waits for, not per record.
         """
         b, t = self.bounds(), self.table
-        levels = t.levels
-        count = len(b) - 1
+        levels, manager, ext = t.levels, t.manager, t.ext
         if max(levels, default=0) == 0:
-            return [()] * count
-        where: dict[str, int] = {}
-        for i, level in enumerate(levels):
-            manager = t.manager(i) if level else None
-            if manager is not None:
-                where[manager] = -1
-        for k in range(count):
-            for i in range(b[k], b[k + 1]):
-                if where.get(t.ext[i]) == -1:
-                    where[t.ext[i]] = k
+            return [()] * (len(b) - 1)
+        where = {m: -1 for i, level in enumerate(levels) if level and (m := manager(i))}
         lowest = [lo for lo, _ in self.batch_levels()]
-        return [_deps_of(t, b[k], b[k + 1], k, where, lowest) for k in range(count)]
+        out: list[tuple[int, ...]] = []
+        for k, (start, end) in enumerate(itertools.pairwise(b)):
+            deps: set[int] = set()
+            barrier = 0  # the level of a record whose manager was not found
+            for i in range(start, end):
+                if level := levels[i]:
+                    m = manager(i)
+                    j = where.get(m, -1) if m is not None else -1
+                    if j < 0:
+                        barrier = max(barrier, level)
+                    elif j < k:
+                        deps.add(j)
+                if where.get(ext[i]) == -1:  # a manager: located at its first row
+                    where[ext[i]] = k
+            if barrier:
+                deps.update(j for j in range(k) if lowest[j] < barrier)
+            out.append(tuple(sorted(deps)))
+        return out
 
     def members(self) -> list[list[str]]:
         """The external ids of each batch, in order."""
         b, ext = self.bounds(), self.table.ext
         return [ext[s:e] for s, e in itertools.pairwise(b)]
-
-
-def _deps_of(
-    t: OpTable, start: int, end: int, k: int, where: Mapping[str, int], lowest: Sequence[int]
-) -> tuple[int, ...]:
-    """The earlier batches that rows ``start:end`` (batch ``k``) wait for."""
-    deps: set[int] = set()
-    barrier = 0  # a record whose manager was not found: wait for every lower level
-    for i in range(start, end):
-        level = t.levels[i]
-        if not level:
-            continue
-        manager = t.manager(i)
-        j = where.get(manager, -1) if manager is not None else -1
-        if 0 <= j < k:
-            deps.add(j)
-        elif j != k:
-            barrier = max(barrier, level)
-    if barrier:
-        deps.update(j for j in range(k) if lowest[j] < barrier)
-    return tuple(sorted(deps))
 
 
 class _Packed:
