@@ -185,6 +185,7 @@ def _view(emu: Any, expected: set[str]) -> dict[str, Any]:
     statuses = Counter(c.status for c in calls)
     return {
         "first_call": min((c.monotonic for c in calls), default=0.0),
+        **_spacing(sorted(c.monotonic for c in calls)),
         "server_calls": len(calls),
         "statuses": dict(statuses),
         "server_429": statuses.get(429, 0),
@@ -192,6 +193,26 @@ def _view(emu: Any, expected: set[str]) -> dict[str, Any]:
         "min_gap": min((times[i + 40] - times[i] for i in range(len(times) - 40)), default=0.0),
         "records_lost": len(expected - present),
         "records_sent_twice": sum(1 for n in queued.values() if n > 1),
+    }
+
+
+def _spacing(arrivals: list[float], window: float = 5.1) -> dict[str, float]:
+    """Where the duration goes, from the emulator's arrival times of every call: call *n*
+    can go no earlier than call *n* − 40 plus the paced 5.1 s, so the last call's time is
+    the offset of its chain's first call in the first burst, plus 5.1 s per window, plus
+    the lateness of each call of that chain (a call that went later than its slot
+    allowed: the sender was not ready, or its event loop was held)."""
+    n = len(arrivals)
+    if n <= 40:
+        return {"head": 0.0, "late_chain": 0.0, "late_mean": 0.0}
+    t0 = arrivals[0]
+    late = [arrivals[i] - arrivals[i - 40] - window for i in range(40, n)]
+    last = n - 1
+    chain = [arrivals[i] - arrivals[i - 40] - window for i in range(last, 39, -40)]
+    return {
+        "head": arrivals[last % 40] - t0,
+        "late_chain": sum(chain),
+        "late_mean": sum(late) / len(late),
     }
 
 
@@ -413,6 +434,11 @@ def show(name: str, r: dict[str, Any]) -> float:
         print(f"  from the start               {r['from_start']:.2f} s (first post/progress call)")
     print(f"  ideal (40 / 5 s x duration)  {ideal:.1f} calls")
     print(f"  useful calls                 {r['useful']} = {share:.3f} of the ceiling")
+    print(
+        f"  where it goes (emulator)     chain head +{r['head']:.2f} s in the first burst,"
+        f" lateness along the last call's chain {r['late_chain']:.2f} s,"
+        f" mean lateness per call {r['late_mean'] * 1000:.0f} ms"
+    )
     print(f"  HTTP calls (emulator)        {r['server_calls']} {r['statuses']}")
     print(f"  emulator: 429 answered       {r['server_429']}")
     print(f"  emulator: most calls in 5 s  {r['max_in_5s']}")
