@@ -74,7 +74,7 @@ while the window runs) as the batch is acknowledged; it may raise
 
 
 class _Window:
-    """The state of one window: batches in flight, the stops, a condition to wait on."""
+    """The state of one window: batches not yet acknowledged, the stops, a condition."""
 
     def __init__(self, deps: Sequence[Collection[int]], pending: Sequence[int]) -> None:
         self.deps = deps
