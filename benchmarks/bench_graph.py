@@ -7,16 +7,28 @@ before being queued, 1.25 % dropped after being queued). Real time, real loopbac
 The emulator runs in a process of its own, so the connector's work never delays the
 emulator's clock (and so its count of the window).
 
-Two paths, each with the product's pacing and, in the same run, the previous pacing
-(kept here only, as the baseline):
+Three paths, each with the product's settings and, in the same run, baselines (kept
+here only):
 
-- ``client``: ``GraphClient.post_bulk`` driven by a plain loop, ``--in-flight`` at once;
+- ``client``: ``GraphClient.post_bulk`` driven by a plain loop, ``--in-flight`` at once
+  (default: the engine's window width, which is also the client's ``max_in_flight``);
 - ``engine``: the sync engine (``build_engine``: plan, the send window of
   ``connector/sync/upload.py`` with its default width, journaled acknowledgements, the
-  daily budget in the state store), ingesting a first load of the same size.
+  daily budget in the state store), ingesting a first load of the same size: generated
+  employees in seven manager levels, so reports wait for their managers' batches;
+- ``flat``: the same engine and records with the manager column left empty (one level:
+  no batch waits for another, as in a daily delta).
 
-The previous pacing: slots counted from when they were granted (not when the request
-went out), a 0.1 s margin, and every retry after a backoff of 0.5–1 s.
+Baselines: the **previous pacing** (slots counted from when they were granted, not when
+the request went out, a 0.1 s margin, and every retry after a backoff of 0.5–1 s); the
+**previous width** (10 in flight for the client, a window of 8 for the engine); and the
+engine's **level barrier** (the window rule before: a batch holding level-*n* records
+waits for every earlier batch holding a lower level, not only for its managers' batches).
+
+Durations run from the first bulkUpload call the emulator saw (its arrival time; the
+monotonic clock is the same across processes on Linux) to the last acknowledgement, so
+the engine's readiness check (a job GET, also slowed by the added latency) and its
+planning are not counted: the ceiling is about bulkUpload calls.
 
 Figures: useful calls (the 400 batches; retries not counted) per second as a share of the
 8 calls/s ceiling, i.e. against the ideal ``40 / 5 s × duration``; calls made; the
@@ -24,13 +36,14 @@ emulator's 429s and the most calls it counted in any 5 s; records lost; records 
 twice (a 202 lost with a dropped connection, re-sent: harmless, bulkUpload upserts).
 ``--csv2scim`` adds the CSV2SCIM way (sequential, no pacing, no retry).
 
-Run: ``.venv/bin/python benchmarks/bench_graph.py [--records 20000] [--paths client,engine]``
+Run: ``.venv/bin/python benchmarks/bench_graph.py [--records 20000] [--paths client,engine,flat]``
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import multiprocessing
 import platform
 import random
@@ -66,6 +79,8 @@ from connector.scim import (
 )
 from connector.state.local import LocalStateStore
 from connector.sync import targets as sync_targets
+from connector.sync.plans import PlanOps
+from connector.sync.targets import DEFAULT_WINDOW
 from connector.sync.wiring import build_engine
 
 CEILING = 40 / 5.0
@@ -104,6 +119,42 @@ class PreviousRetry(RetryPolicy):
         return self.backoff(attempt, rng)
 
 
+def level_barrier_deps(self: PlanOps) -> list[tuple[int, ...]]:
+    """The window rule before: a batch waits for every earlier batch holding a lower level
+    (the window sends in ascending order, so this is "every such batch still in flight")."""
+    levels = self.batch_levels()
+    return [tuple(j for j in range(k) if levels[j][0] < top) for k, (_, top) in enumerate(levels)]
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One measured configuration of a path."""
+
+    label: str
+    previous_pacing: bool = False
+    width: int = DEFAULT_WINDOW
+    level_barrier: bool = False
+
+
+SETTINGS = {
+    "client": [
+        Setting("current"),
+        Setting("10 in flight (before)", width=10),
+        Setting("previous pacing", previous_pacing=True),
+    ],
+    "engine": [
+        Setting("current"),
+        Setting("width 8, level barrier (before)", width=8, level_barrier=True),
+        Setting("level barrier", level_barrier=True),
+        Setting("previous pacing", previous_pacing=True),
+    ],
+    "flat": [
+        Setting("current"),
+        Setting("width 8 (before)", width=8),
+    ],
+}
+
+
 # ---------------------------------------------------------------- the emulator, apart
 
 
@@ -133,6 +184,8 @@ def _view(emu: Any, expected: set[str]) -> dict[str, Any]:
     present = set(emu.users())
     statuses = Counter(c.status for c in calls)
     return {
+        "first_call": min((c.monotonic for c in calls), default=0.0),
+        **_spacing(sorted(c.monotonic for c in calls)),
         "server_calls": len(calls),
         "statuses": dict(statuses),
         "server_429": statuses.get(429, 0),
@@ -140,6 +193,26 @@ def _view(emu: Any, expected: set[str]) -> dict[str, Any]:
         "min_gap": min((times[i + 40] - times[i] for i in range(len(times) - 40)), default=0.0),
         "records_lost": len(expected - present),
         "records_sent_twice": sum(1 for n in queued.values() if n > 1),
+    }
+
+
+def _spacing(arrivals: list[float], window: float = 5.1) -> dict[str, float]:
+    """Where the duration goes, from the emulator's arrival times of every call: call *n*
+    can go no earlier than call *n* − 40 plus the paced 5.1 s, so the last call's time is
+    the offset of its chain's first call in the first burst, plus 5.1 s per window, plus
+    the lateness of each call of that chain (a call that went later than its slot
+    allowed: the sender was not ready, or its event loop was held)."""
+    n = len(arrivals)
+    if n <= 40:
+        return {"head": 0.0, "late_chain": 0.0, "late_mean": 0.0}
+    t0 = arrivals[0]
+    late = [arrivals[i] - arrivals[i - 40] - window for i in range(40, n)]
+    last = n - 1
+    chain = [arrivals[i] - arrivals[i - 40] - window for i in range(last, 39, -40)]
+    return {
+        "head": arrivals[last % 40] - t0,
+        "late_chain": sum(chain),
+        "late_mean": sum(late) / len(late),
     }
 
 
@@ -192,19 +265,24 @@ def make_payloads(records: int) -> list[BulkPayload]:
     return list(build_bulk_requests(ops))
 
 
-async def _post_all(client: GraphClient, items: list[BulkPayload], in_flight: int) -> int:
-    """Post every payload, ``in_flight`` at a time; the records accepted."""
+async def _post_all(
+    client: GraphClient, items: list[BulkPayload], in_flight: int
+) -> tuple[int, float]:
+    """Post every payload, ``in_flight`` at a time; the records accepted and the
+    monotonic time of the last acknowledgement."""
     cursor = iter(items)
     accepted = 0
+    last = 0.0
 
     async def worker() -> None:
-        nonlocal accepted
+        nonlocal accepted, last
         while (payload := next(cursor, None)) is not None:
             delivery = await client.post_bulk(payload)
             accepted += len(delivery.bulk_ids)
+            last = max(last, time.monotonic())
 
     await asyncio.gather(*(worker() for _ in range(min(in_flight, len(items)))))
-    return accepted
+    return accepted, last
 
 
 def client_path(
@@ -223,35 +301,59 @@ def client_path(
         max_in_flight=in_flight,
     )
 
-    async def run() -> tuple[float, int]:
+    async def run() -> tuple[int, float, float]:
         async with client:
-            start = time.perf_counter()
-            accepted = await _post_all(client, items, in_flight)
-            return time.perf_counter() - start, accepted
+            start = time.monotonic()
+            accepted, last = await _post_all(client, items, in_flight)
+            return accepted, start, last
 
-    elapsed, accepted = asyncio.run(run())
+    accepted, start, last = asyncio.run(run())
     expected = {b for p in items for b in p.external_ids}
+    view = emu.view(expected)
     return {
-        "elapsed": elapsed,
+        "elapsed": last - view["first_call"],
+        "from_start": last - start,
         "useful": len(items),
         "calls": client.metrics.calls,
         "records": accepted,
-        **emu.view(expected),
+        **view,
     }
 
 
+def _flatten(extract: Path) -> None:
+    """The same records with no manager: a plan of one level."""
+    with extract.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    column = rows[0].index("ManagerId")
+    for row in rows[1:]:
+        row[column] = ""
+    with extract.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows)
+
+
 def engine_path(
-    emu: Emulator, records: int, limiter: type[SlidingWindowLimiter], previous: bool, seed: int
+    emu: Emulator,
+    records: int,
+    limiter: type[SlidingWindowLimiter],
+    setting: Setting,
+    seed: int,
+    *,
+    flat: bool,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-graph-") as tmp:
         extract = Path(tmp) / "employees_20260105.csv"
         generate_extract(extract, records, seed=seed)
+        if flat:
+            _flatten(extract)
         expected = {line.split(",", 1)[0] for line in extract.read_text().splitlines()[1:]}
         clock = SystemClock()
         store = LocalStateStore(Path(tmp) / "state", clock=clock)
         config = sources(budget=100_000)
         names = vars(sync_targets)
         names["SlidingWindowLimiter"] = limiter  # graph_targets builds one per source
+        product_deps = PlanOps.batch_deps
+        if setting.level_barrier:
+            PlanOps.batch_deps = level_barrier_deps  # type: ignore[method-assign]
         try:
             targets = sync_targets.graph_targets(
                 config,
@@ -260,28 +362,31 @@ def engine_path(
                 clock,
                 allow_loopback=True,
                 endpoint_for=lambda src: emu.endpoint_url,
-                retry=(PreviousRetry if previous else RetryPolicy)(timeout=30.0),
+                retry=(PreviousRetry if setting.previous_pacing else RetryPolicy)(timeout=30.0),
+                max_in_flight=setting.width,
             )
-            engine = build_engine(config, store, targets, clock)
+            engine = build_engine(config, store, targets, clock, window=setting.width)
             marks: list[float] = []
 
             def progress(done: int, total: int) -> None:
-                marks.append(time.perf_counter())
+                marks.append(time.monotonic())
 
             summary = asyncio.run(
                 engine.ingest("employees", extract.name, extract, progress=progress)
             )
         finally:
             names["SlidingWindowLimiter"] = SlidingWindowLimiter
-        # From the start of the upload (the first progress call) to the last acknowledgement.
-        elapsed = marks[-1] - marks[0]
+            PlanOps.batch_deps = product_deps  # type: ignore[method-assign]
+        view = emu.view(expected)
+        # From the first bulkUpload call the emulator saw to the last acknowledgement.
         return {
-            "elapsed": elapsed,
+            "elapsed": marks[-1] - view["first_call"],
+            "from_start": marks[-1] - marks[0],
             "useful": summary.batches_total,
             "calls": None,
             "records": summary.planned.get("joiners", 0),
             "state": summary.state,
-            **emu.view(expected),
+            **view,
         }
 
 
@@ -324,9 +429,16 @@ def show(name: str, r: dict[str, Any]) -> float:
     ideal = CEILING * float(r["elapsed"])
     share = float(r["useful"]) / ideal
     print(f"\n[{name}]")
-    print(f"  duration                     {r['elapsed']:.2f} s")
+    print(f"  duration                     {r['elapsed']:.2f} s (first bulkUpload to last ack)")
+    if "from_start" in r:
+        print(f"  from the start               {r['from_start']:.2f} s (first post/progress call)")
     print(f"  ideal (40 / 5 s x duration)  {ideal:.1f} calls")
     print(f"  useful calls                 {r['useful']} = {share:.3f} of the ceiling")
+    print(
+        f"  where it goes (emulator)     chain head +{r['head']:.2f} s in the first burst,"
+        f" lateness along the last call's chain {r['late_chain']:.2f} s,"
+        f" mean lateness per call {r['late_mean'] * 1000:.0f} ms"
+    )
     print(f"  HTTP calls (emulator)        {r['server_calls']} {r['statuses']}")
     print(f"  emulator: 429 answered       {r['server_429']}")
     print(f"  emulator: most calls in 5 s  {r['max_in_5s']}")
@@ -342,12 +454,15 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=300.0)
     parser.add_argument("--faults", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--in-flight", type=int, default=10, help="client path: calls at once")
-    parser.add_argument("--paths", default="client,engine")
+    parser.add_argument(
+        "--in-flight", type=int, default=DEFAULT_WINDOW, help="client path, current: calls at once"
+    )
+    parser.add_argument("--paths", default="client,engine,flat")
     parser.add_argument(
         "--margin", type=float, default=DEFAULT_MARGIN_SECONDS, help="current pacing's margin"
     )
     parser.add_argument("--no-previous", action="store_true", help="skip the previous pacing")
+    parser.add_argument("--current-only", action="store_true", help="skip every baseline")
     parser.add_argument("--csv2scim", action="store_true", help="add the CSV2SCIM baseline")
     args = parser.parse_args()
     print(
@@ -357,18 +472,25 @@ def main() -> None:
     print(
         f"python {platform.python_version()}; emulator in its own process; margin {args.margin:g} s"
     )
-    pacings = [False] if args.no_previous else [False, True]
     shares: dict[str, float] = {}
     for path in args.paths.split(","):
-        for previous in pacings:
-            label = f"{path}, {'previous' if previous else 'current'} pacing"
+        for setting in SETTINGS[path]:
+            if args.current_only and setting.label != "current":
+                continue
+            if args.no_previous and setting.previous_pacing:
+                continue
+            label = f"{path}, {setting.label}"
+            previous = setting.previous_pacing
             limiter = PreviousLimiter if previous else current_limiter(args.margin)
             with emulator(args.latency_ms, args.faults, args.seed) as emu:
                 try:
                     if path == "client":
-                        r = client_path(emu, args.records, limiter, previous, args.in_flight)
+                        width = args.in_flight if setting.label == "current" else setting.width
+                        r = client_path(emu, args.records, limiter, previous, width)
                     else:
-                        r = engine_path(emu, args.records, limiter, previous, args.seed)
+                        r = engine_path(
+                            emu, args.records, limiter, setting, args.seed, flat=path == "flat"
+                        )
                 except ConnectorError as exc:
                     print(f"\n[{label}] stopped: {type(exc).__name__}: {exc}")
                     continue
@@ -378,7 +500,7 @@ def main() -> None:
             show("CSV2SCIM-style baseline", csv2scim_path(emu, args.records))
     print("\nuseful calls / ceiling:")
     for label, share in shares.items():
-        print(f"  {label:<32} {share:.3f}")
+        print(f"  {label:<40} {share:.3f}")
 
 
 if __name__ == "__main__":

@@ -205,7 +205,7 @@ class GraphClient:
         budget: DailyBudget | None = None,
         retry: RetryPolicy | None = None,
         allow_loopback: bool = False,
-        max_in_flight: int = 10,
+        max_in_flight: int = 20,
         rng: random.Random | None = None,
     ) -> None:
         if endpoint.is_loopback and not allow_loopback:

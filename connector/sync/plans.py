@@ -170,6 +170,7 @@ class PlanOps(RowView[PlannedOp]):
                 op.data,
                 prev=op.prev,
                 level=op.level,
+                manager=manager_of(op.data) if op.level else None,
             )
         return cls(table)
 
@@ -220,6 +221,42 @@ class PlanOps(RowView[PlannedOp]):
         """Each batch's lowest and highest manager-chain level."""
         b, levels = self.bounds(), self.table.levels
         return [(min(levels[s:e]), max(levels[s:e])) for s, e in itertools.pairwise(b)]
+
+    def batch_deps(self) -> list[tuple[int, ...]]:
+        """For each batch, the earlier batches holding the managers its records wait for.
+
+        A record of level *n* > 0 waits for its manager (level *n* − 1, earlier in the
+        plan: :func:`order_plan` and the priority order keep managers first); a manager
+        in the same batch is no wait (its operation comes first in the request). A plan
+        with one level has no dependencies. Should a waiting record's manager not be
+        found in an earlier batch (a plan not made by :func:`order_plan`), the record
+        waits for every earlier batch holding a lower level, as a level barrier would.
+        Kept in memory: a batch index per manager that a record waits for, not per record.
+        """
+        b, t = self.bounds(), self.table
+        levels, manager, ext = t.levels, t.manager, t.ext
+        if max(levels, default=0) == 0:
+            return [()] * (len(b) - 1)
+        where = {m: -1 for i, level in enumerate(levels) if level and (m := manager(i))}
+        lowest = [lo for lo, _ in self.batch_levels()]
+        out: list[tuple[int, ...]] = []
+        for k, (start, end) in enumerate(itertools.pairwise(b)):
+            deps: set[int] = set()
+            barrier = 0  # the level of a record whose manager was not found
+            for i in range(start, end):
+                if level := levels[i]:
+                    m = manager(i)
+                    j = where.get(m, -1) if m is not None else -1
+                    if j < 0:
+                        barrier = max(barrier, level)
+                    elif j < k:
+                        deps.add(j)
+                if where.get(ext[i]) == -1:  # a manager: located at its first row
+                    where[ext[i]] = k
+            if barrier:
+                deps.update(j for j in range(k) if lowest[j] < barrier)
+            out.append(tuple(sorted(deps)))
+        return out
 
     def members(self) -> list[list[str]]:
         """The external ids of each batch, in order."""

@@ -16,8 +16,8 @@ Managers still go before the reports that wait for them (``level``, from
 :mod:`connector.sync.references`): inside a group by level, and across groups a manager
 that a report of an earlier group waits for is moved up into that group (a joiner who
 manages a deactivated record goes with the deactivations, just before it). So every
-manager is still sent before its reports and the send window's level barrier
-(:func:`connector.sync.upload.send_window`) keeps holding.
+manager is still sent before its reports, and the send window's wait for each batch's
+managers (:func:`connector.sync.upload.send_window`) keeps holding.
 
 Pure: a permutation over the operations' kind, active flag, level and manager. The
 engine applies it once, before the run's first batch is acknowledged, and stores the

@@ -86,7 +86,7 @@ class Sender:
         if not journal.batches:
             ops = self._order_for_budget(journal, ops)
         batches = ops.batches()  # built a request at a time as the window sends them
-        levels = ops.batch_levels()
+        deps = ops.batch_deps()
         total = len(batches)
         journal.batches_total = total
         acked = journal.acked_indices
@@ -103,7 +103,7 @@ class Sender:
                 if not_ready is not None:
                     self._not_ready(journal, not_ready, total)
                     return journal
-                stop = await self._send(journal, target, batches, pending, levels, progress)
+                stop = await self._send(journal, target, batches, pending, deps, progress)
             finally:
                 await target.aclose()
         if stop is not None:
@@ -174,7 +174,7 @@ class Sender:
         target: ProvisioningTarget,
         batches: Sequence[BulkPayload],
         pending: list[int],
-        levels: list[tuple[int, int]],
+        deps: list[tuple[int, ...]],
         progress: ProgressCallback | None,
     ) -> Stop | None:
         allowance = _JournalAllowance(self.ctx.isolation_calls, journal)
@@ -206,7 +206,7 @@ class Sender:
 
         stop = await send_window(
             batches,
-            levels,
+            deps,
             pending,
             send=send,
             on_ack=on_ack,

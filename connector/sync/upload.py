@@ -1,18 +1,19 @@
 """The send window and the isolation of 400s: sending a run's batches to its target.
 
 :func:`send_window` sends the batches a run still has to send, ``window`` at a time,
-managers before their reports, and hands each acknowledgement to the caller as it
-arrives (the engine journals it at once, so a crash re-sends at most the batches in
-flight). It returns why it stopped, if it did (:class:`Stop`); it never changes the
-run's state: the engine applies the result. :func:`isolate_refusal` finds the records a
-400 is about within the run's allowance of extra calls.
+each batch once the batches holding its records' managers were acknowledged, and hands
+each acknowledgement to the caller as it arrives (the engine journals it at once, so a
+crash re-sends at most the batches in flight). It returns why it stopped, if it did
+(:class:`Stop`); it never changes the run's state: the engine applies the result.
+:func:`isolate_refusal` finds the records a 400 is about within the run's allowance of
+extra calls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -73,24 +74,22 @@ while the window runs) as the batch is acknowledged; it may raise
 
 
 class _Window:
-    """The state of one window: batches in flight, the stops, a condition to wait on."""
+    """The state of one window: batches not yet acknowledged, the stops, a condition."""
 
-    def __init__(self, levels: Sequence[tuple[int, int]], pending: Sequence[int]) -> None:
-        self.levels = levels
+    def __init__(self, deps: Sequence[Collection[int]], pending: Sequence[int]) -> None:
+        self.deps = deps
         self.queue = iter(pending)
         self.stops: list[Stop] = []
-        self.in_flight: set[int] = set()
+        self.unacked: set[int] = set(pending)
         self.acked = asyncio.Condition()
 
     def may_send(self, i: int) -> bool:
-        """A batch holding level *n* records waits for every earlier batch in flight that
-        holds records below level *n* (a report must not overtake its manager)."""
-        top = self.levels[i][1]
-        return bool(self.stops) or all(self.levels[j][0] >= top for j in self.in_flight if j < i)
+        """A batch waits until every batch holding its records' managers was acknowledged
+        (a report must not overtake its manager); batches of earlier calls are."""
+        return bool(self.stops) or self.unacked.isdisjoint(self.deps[i])
 
     async def wait_turn(self, i: int) -> bool:
         """Wait until batch ``i`` may go; False when the window stopped meanwhile."""
-        self.in_flight.add(i)
         if not self.may_send(i):
             async with self.acked:
                 await self.acked.wait_for(functools.partial(self.may_send, i))
@@ -98,7 +97,7 @@ class _Window:
 
     async def release(self, i: int) -> None:
         async with self.acked:
-            self.in_flight.discard(i)
+            self.unacked.discard(i)
             self.acked.notify_all()
 
     async def stop(self, stop: Stop) -> None:
@@ -113,23 +112,28 @@ class _Window:
 
 async def send_window(
     batches: Sequence[BulkPayload],
-    levels: Sequence[tuple[int, int]],
+    deps: Sequence[Collection[int]],
     pending: Sequence[int],
     *,
     send: Callable[[BulkPayload], Awaitable[BatchReceipt]],
     on_ack: OnAck,
     width: int,
 ) -> Stop | None:
-    """Send ``pending`` batches, ``width`` at a time, managers before their reports.
+    """Send ``pending`` batches (in ascending order), ``width`` at a time, managers
+    before their reports.
 
-    ``levels`` gives each batch's lowest and highest manager-chain level. A batch holding
-    level *n* records is sent only once every earlier batch holding records below level
-    *n* was acknowledged: the service resolves a manager only against users it has
-    processed. Batches hold whole levels in order, so a plan with one level (the usual
-    daily delta) never waits, and a first load waits once per level boundary. A stop
-    ends new sends; batches in flight finish.
+    ``deps[i]`` names the earlier batches holding the managers that batch ``i``'s
+    records wait for (:meth:`~connector.sync.plans.PlanOps.batch_deps`): batch ``i`` is
+    sent only once each of them was acknowledged. Stated by Microsoft (Q&A 5830481, a
+    moderator; not in the docs): the service "only resolves references for objects that
+    have already been processed". Assumed: that a 202 for the manager's request before
+    the report's request is sent is the ordering that needs.
+    A batch whose managers were acknowledged (or that has none: every batch of a plan
+    with one level, the usual daily delta) does not wait for any other batch, so a
+    first load waits only where a batch's own managers are still in flight. A stop
+    ends new sends and releases the batches waiting; batches in flight finish.
     """
-    window = _Window(levels, pending)
+    window = _Window(deps, pending)
 
     async def worker() -> None:
         while not window.stops:

@@ -146,6 +146,40 @@ def test_each_batch_carries_its_lowest_and_highest_level() -> None:
     assert levels == [(0, 0), (0, 2)]
 
 
+def test_each_batch_waits_only_for_the_batches_holding_its_managers() -> None:
+    managers = [change(f"M{k:03d}") for k in range(100)]  # level 0: batches 0 and 1
+    reports = [change(f"P{k:03d}", f"M{k % 50:03d}") for k in range(100)]  # managers in batch 0
+    plan = order_plan(reports + managers)
+    assert plan.batch_levels() == [(0, 0), (0, 0), (1, 1), (1, 1)]
+    assert plan.batch_deps() == [(), (), (0,), (0,)]  # not batch 1: it holds none of them
+    stored = decode_plan(encode_plan(plan))  # the manager column is read back from payloads
+    assert stored.batch_deps() == plan.batch_deps()
+
+
+def test_a_manager_in_the_same_batch_is_no_wait_and_a_chain_waits_link_by_link() -> None:
+    chain = [change("C", "B"), change("B", "A"), change("A")] + [change(f"X{k}") for k in range(60)]
+    plan = order_plan(chain)  # batch 0: A, X0..X48; batch 1: X49..X59, B, C
+    assert plan.batch_deps() == [(), (0,)]  # C's manager B is in its own batch
+    deep = [change(f"L{k}", f"L{k - 1}" if k else None) for k in range(3)]
+    fill = [change(f"F{k}") for k in range(49)]
+    ops = order_plan(fill + deep)  # L0 ends batch 0; L1 and L2 share batch 1
+    assert ops.batch_deps() == [(), (0,)]
+
+
+def test_a_plan_with_one_level_has_no_dependencies() -> None:
+    plan = PlanOps.of(ops_of(160))
+    assert plan.batch_deps() == [(), (), (), ()]
+
+
+def test_a_waiting_record_whose_manager_is_not_found_waits_for_every_lower_level() -> None:
+    ops = ops_of(120)
+    for k in range(100, 120):  # level 1, but no manager in the plan to wait for
+        op = ops[k]
+        ext, fp = op.external_id, op.fingerprint
+        ops[k] = PlannedOp("joiner", ext, op.line, fp, True, op.data, level=1)
+    assert PlanOps.of(ops).batch_deps() == [(), (), (0, 1)]
+
+
 def test_order_plan_keeps_file_order_within_a_level_and_names_the_previous_run() -> None:
     index = RecordIndex("employees")
     index.entries["M"] = RecordEntry(b"\x03" * 16, True, Outcome.CREATED.value, run_id="run-0")

@@ -1,4 +1,4 @@
-"""Manager references: plan order by manager chain, level barrier, bounded re-sends."""
+"""Manager references: plan order by manager chain, managers before reports, bounded re-sends."""
 
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ class ManagerService(FakeService):
 
     ``slow_levels``: a request whose first record is at one of these manager-chain
     positions yields to the event loop many times before it is applied, so requests
-    sent after it would overtake it without the engine's level barrier.
+    sent after it would overtake it without the engine's wait for managers.
     """
 
     managers: dict[str, str | None] = field(default_factory=dict)
@@ -262,6 +262,25 @@ def test_managers_are_sent_and_acknowledged_before_their_reports(tmp_path: Path)
     assert w.service.managers == expected
     doc = journal_to_doc(w.engine.get_run(run.run_id))
     assert doc["referenceLevels"] == 3
+
+
+def test_reports_go_while_an_unrelated_managers_batch_is_still_in_flight(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    managers = [person(f"M{i:03}") for i in range(100)]  # level 0: two requests
+    reports = [person(f"P{i:03}", f"M{i % 50:03}") for i in range(100)]  # of the first 50
+    w.service.slow_first = {"M050"}  # the second request, which holds none of their managers
+    run = w.sync("hr_20260302.csv", reports + managers)
+    assert run.state == "uploaded"
+    assert run.batches_total == 4
+    log = [(k, ids[0]) for k, ids in w.service.sends]
+    # the reports' requests wait for the first request only, not for every lower level
+    assert log.index(("start", "P000")) > log.index(("acked", "M000"))
+    assert log.index(("start", "P000")) < log.index(("acked", "M050"))
+    assert log.index(("start", "P050")) < log.index(("acked", "M050"))
+    assert w.service.max_in_flight == 3
+    [rec] = w.reconcile()
+    assert rec.outcomes == {"created": 200}
+    assert w.service.managers == {f"P{i:03}": f"M{i % 50:03}" for i in range(100)}
 
 
 def test_a_one_level_plan_keeps_the_window_full(tmp_path: Path) -> None:

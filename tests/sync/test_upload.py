@@ -88,7 +88,7 @@ def _payload(n: int) -> BulkPayload:
 
 def test_the_window_sends_a_reports_batch_only_after_its_managers_batch() -> None:
     batches = [_payload(i) for i in range(3)]
-    levels = [(0, 0), (1, 1), (1, 1)]  # batch 0 holds the managers of batches 1 and 2
+    deps = [(), (0,), (0,)]  # batch 0 holds the managers of batches 1 and 2
     events: list[str] = []
     release = asyncio.Event()
 
@@ -104,7 +104,7 @@ def test_the_window_sends_a_reports_batch_only_after_its_managers_batch() -> Non
 
     async def main() -> Stop | None:
         task = asyncio.create_task(
-            send_window(batches, levels, [0, 1, 2], send=send, on_ack=on_ack, width=3)
+            send_window(batches, deps, [0, 1, 2], send=send, on_ack=on_ack, width=3)
         )
         await asyncio.sleep(0.01)
         assert events == ["send E0-0"]  # the reports wait for their managers
@@ -114,6 +114,83 @@ def test_the_window_sends_a_reports_batch_only_after_its_managers_batch() -> Non
     assert asyncio.run(main()) is None
     assert events[:2] == ["send E0-0", "ack 0"]
     assert sorted(events[2:]) == ["ack 1", "ack 2", "send E1-0", "send E2-0"]
+
+
+def test_a_batch_without_dependencies_does_not_wait_for_earlier_batches_in_flight() -> None:
+    batches = [_payload(i) for i in range(4)]
+    deps: list[tuple[int, ...]] = [(), (), (0,), (0,)]  # batch 1 holds no one's manager
+    started: list[int] = []
+    release = {i: asyncio.Event() for i in range(4)}
+
+    async def send(payload: BulkPayload) -> BatchReceipt:
+        i = batches.index(payload)
+        started.append(i)
+        await release[i].wait()
+        return BatchReceipt()
+
+    async def main() -> Stop | None:
+        task = asyncio.create_task(
+            send_window(batches, deps, [0, 1, 2, 3], send=send, on_ack=lambda *a: None, width=4)
+        )
+        await asyncio.sleep(0.01)
+        assert started == [0, 1]  # the reports of batch 0's managers wait
+        release[0].set()
+        await asyncio.sleep(0.01)
+        assert sorted(started) == [0, 1, 2, 3]  # batch 1 is still in flight: no level barrier
+        for event in release.values():
+            event.set()
+        return await task
+
+    assert asyncio.run(main()) is None
+
+
+def test_a_stop_releases_the_batches_waiting_for_their_managers() -> None:
+    batches = [_payload(i) for i in range(3)]
+    started: list[int] = []
+
+    async def send(payload: BulkPayload) -> BatchReceipt:
+        i = batches.index(payload)
+        started.append(i)
+        await asyncio.sleep(0.01)
+        if i == 0:
+            raise QuotaExhaustedError("spent")
+        return BatchReceipt()
+
+    acked: list[int] = []
+    stop = asyncio.run(
+        asyncio.wait_for(
+            send_window(
+                batches,
+                [(), (0,), (0,)],
+                [0, 1, 2],
+                send=send,
+                on_ack=lambda i, r, s: acked.append(i),
+                width=3,
+            ),
+            timeout=5,
+        )
+    )
+    assert stop is not None
+    assert (stop.kind, stop.batch) == ("waiting", 0)
+    assert started == [0]  # the reports never went without their managers
+    assert acked == []
+
+
+def test_batches_acknowledged_by_an_earlier_call_are_no_wait() -> None:
+    batches = [_payload(i) for i in range(3)]
+    started: list[int] = []
+
+    async def send(payload: BulkPayload) -> BatchReceipt:
+        started.append(batches.index(payload))
+        await asyncio.sleep(0)
+        return BatchReceipt()
+
+    deps = [(), (0,), (0, 1)]
+    stop = asyncio.run(
+        send_window(batches, deps, [1, 2], send=send, on_ack=lambda *a: None, width=2)
+    )
+    assert stop is None
+    assert started == [1, 2]
 
 
 def test_the_most_serious_stop_wins_and_batches_in_flight_finish() -> None:
@@ -131,7 +208,7 @@ def test_the_most_serious_stop_wins_and_batches_in_flight_finish() -> None:
     stop = asyncio.run(
         send_window(
             batches,
-            [(0, 0)] * 4,
+            [()] * 4,
             [0, 1, 2, 3],
             send=send,
             on_ack=lambda i, r, s: acked.append(i),
@@ -154,9 +231,7 @@ def test_an_error_of_another_kind_propagates_and_stops_the_others() -> None:
 
     with pytest.raises(KeyError):
         asyncio.run(
-            send_window(
-                batches, [(0, 0)] * 2, [0, 1], send=send, on_ack=lambda i, r, s: None, width=2
-            )
+            send_window(batches, [()] * 2, [0, 1], send=send, on_ack=lambda i, r, s: None, width=2)
         )
 
 
