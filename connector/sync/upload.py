@@ -209,6 +209,83 @@ def _not_narrowed(err: BadRequestError, size: int) -> str:
     )
 
 
+def _halves(group: BulkPayload) -> tuple[BulkPayload, BulkPayload]:
+    half = len(group) // 2
+    lhs, rhs = split_payload(group, [range(half), range(half, len(group))])
+    return lhs, rhs
+
+
+class _Isolation:
+    """What one refused batch's isolation has found so far, and its extra calls."""
+
+    def __init__(self, target: ProvisioningTarget, allowance: IsolationAllowance) -> None:
+        self.target = target
+        self.allowance = allowance
+        self.rejected: dict[str, tuple[str | None, str]] = {}
+        self.unisolated: set[str] = set()
+        self.request_ids: list[str] = []
+        self.pending: list[tuple[BulkPayload, BadRequestError]] = []
+
+    def reject(self, group: BulkPayload, err: BadRequestError) -> None:
+        """Every record of ``group`` refused with ``err`` (as a group when it is not one)."""
+        why = str(err) if len(group) == 1 else _not_narrowed(err, len(group))
+        for ext in group.external_ids:
+            self.rejected[ext] = (err.code or "BadRequest", why)
+        if len(group) > 1:
+            self.unisolated.update(group.external_ids)
+
+    async def send(self, group: BulkPayload) -> BadRequestError | None:
+        """One extra call: None when accepted (its per-record refusals noted), else the 400."""
+        self.allowance.spend()
+        try:
+            receipt = await self.target.send(group)
+        except BadRequestError as err:
+            return err
+        if receipt.request_id:
+            self.request_ids.append(receipt.request_id)
+        self.rejected.update(receipt.rejected)
+        return None
+
+    async def probe(self, payload: BulkPayload, refusal: BadRequestError) -> None:
+        """Both halves of the refused batch: both refused means the 400 is systemic."""
+        if len(payload) == 1 or self.allowance.left() < 2:
+            self.reject(payload, refusal)
+            return
+        lhs, rhs = _halves(payload)
+        l_err, r_err = await self.send(lhs), await self.send(rhs)
+        if l_err is not None and r_err is not None:
+            raise SystemicRefusalError(str(l_err), code=l_err.code, request_id=l_err.request_id)
+        self.pending.extend((g, e) for g, e in ((lhs, l_err), (rhs, r_err)) if e is not None)
+
+    async def bisect(self) -> None:
+        """Narrow each refused group down to its refused records, within the allowance."""
+        left = self.allowance.left
+        while self.pending:
+            group, err = self.pending.pop()
+            if len(group) == 1 or left() <= 0:
+                self.reject(group, err)
+                continue
+            lhs, rhs = _halves(group)
+            l_err = await self.send(lhs)
+            if l_err is None:
+                self.pending.append((rhs, err))  # the left half is fine: the right is not
+                continue
+            self.pending.append((lhs, l_err))
+            if left() <= 0:
+                self.reject(rhs, err)
+                continue
+            r_err = await self.send(rhs)
+            if r_err is not None:
+                self.pending.append((rhs, r_err))
+
+    def receipt(self, refusal: BadRequestError) -> BatchReceipt:
+        return BatchReceipt(
+            request_id=self.request_ids[0] if self.request_ids else refusal.request_id,
+            rejected=self.rejected,
+            unisolated=frozenset(self.unisolated),
+        )
+
+
 async def isolate_refusal(
     target: ProvisioningTarget,
     payload: BulkPayload,
@@ -229,60 +306,7 @@ async def isolate_refusal(
     """
     if request_level(refusal):
         raise SystemicRefusalError(str(refusal), code=refusal.code, request_id=refusal.request_id)
-    rejected: dict[str, tuple[str | None, str]] = {}
-    unisolated: set[str] = set()
-    request_ids: list[str] = []
-    left = allowance.left
-
-    def reject(group: BulkPayload, err: BadRequestError) -> None:
-        why = str(err) if len(group) == 1 else _not_narrowed(err, len(group))
-        for ext in group.external_ids:
-            rejected[ext] = (err.code or "BadRequest", why)
-        if len(group) > 1:
-            unisolated.update(group.external_ids)
-
-    async def send(group: BulkPayload) -> BadRequestError | None:
-        allowance.spend()
-        try:
-            receipt = await target.send(group)
-        except BadRequestError as err:
-            return err
-        if receipt.request_id:
-            request_ids.append(receipt.request_id)
-        for ext, why in receipt.rejected.items():
-            rejected[ext] = why
-        return None
-
-    pending: list[tuple[BulkPayload, BadRequestError]] = []
-    if len(payload) == 1 or left() < 2:
-        reject(payload, refusal)
-    else:
-        half = len(payload) // 2
-        lhs, rhs = split_payload(payload, [range(half), range(half, len(payload))])
-        l_err, r_err = await send(lhs), await send(rhs)
-        if l_err is not None and r_err is not None:
-            raise SystemicRefusalError(str(l_err), code=l_err.code, request_id=l_err.request_id)
-        pending.extend((g, e) for g, e in ((lhs, l_err), (rhs, r_err)) if e is not None)
-    while pending:
-        group, err = pending.pop()
-        if len(group) == 1 or left() <= 0:
-            reject(group, err)
-            continue
-        half = len(group) // 2
-        lhs, rhs = split_payload(group, [range(half), range(half, len(group))])
-        l_err = await send(lhs)
-        if l_err is None:
-            pending.append((rhs, err))
-            continue
-        pending.append((lhs, l_err))
-        if left() <= 0:
-            reject(rhs, err)
-            continue
-        r_err = await send(rhs)
-        if r_err is not None:
-            pending.append((rhs, r_err))
-    return BatchReceipt(
-        request_id=request_ids[0] if request_ids else refusal.request_id,
-        rejected=rejected,
-        unisolated=frozenset(unisolated),
-    )
+    isolation = _Isolation(target, allowance)
+    await isolation.probe(payload, refusal)
+    await isolation.bisect()
+    return isolation.receipt(refusal)
