@@ -119,10 +119,34 @@ def build_bulk_requests(
     Streams: holds one request's operations at a time. Order is preserved. A single
     operation over the byte cap raises :class:`OperationTooLargeError`; the record stream
     (:func:`connector.records.iter_records`) rejects such records before they get here, and
-    hands :class:`SerializedOperation` objects whose bytes are used as they are.
+    hands its operations packed (``_packed``: tuples, no object per record) or as
+    :class:`SerializedOperation` objects whose bytes are used as they are.
     """
     if not 1 <= max_operations <= MAX_OPERATIONS_PER_REQUEST:
         raise ValueError(f"max_operations must be 1..{MAX_OPERATIONS_PER_REQUEST}")
+    packed = getattr(operations, "_packed", None)
+    triples = packed() if packed is not None else _triples(operations)
+    return _requests(triples, max_operations, max_bytes)
+
+
+def _triples(operations: Iterable[BulkOperation]) -> Iterator[tuple[str, str, bytes]]:
+    """(bulkId, externalId, operation JSON) of each operation, serialized when needed."""
+    dumps = orjson.dumps
+    serialized = SerializedOperation
+    for op in operations:
+        if op.__class__ is serialized:
+            chunk = op.json
+        else:  # serialize_operation inlined (one call less per record)
+            chunk = dumps(
+                {"method": "POST", "bulkId": op.bulk_id, "path": "/Users", "data": op.data}
+            )
+        yield op.bulk_id, op.external_id, chunk
+
+
+def _requests(
+    triples: Iterator[tuple[str, str, bytes]], max_operations: int, max_bytes: int
+) -> Iterator[BulkPayload]:
+    """The requests, filled up to the operation and byte caps in order."""
     overhead = len(_HEAD) + len(_TAIL)
     limit = max_bytes - overhead  # bytes left for operations and their separating commas
     chunks: list[bytes] = []
@@ -130,58 +154,33 @@ def build_bulk_requests(
     external_ids: list[str] = []
     # Bytes still free, counting a comma before every operation; the first has none, so
     # the budget starts one over ``limit``. An operation that takes it below zero goes
-    # to the next request.
+    # to the next request (``room`` cannot go below zero for a request's first one).
     room = limit + 1
-
-    def flush() -> BulkPayload:
-        # head and tail glued to the first and last chunk: the body is copied once
-        last = len(chunks) - 1
-        chunks[0] = _HEAD + chunks[0]
-        chunks[last] = chunks[last] + _TAIL
-        return BulkPayload(
-            body=b",".join(chunks), bulk_ids=tuple(bulk_ids), external_ids=tuple(external_ids)
-        )
-
-    packed = getattr(operations, "_packed", None)
-    if packed is not None:  # the record stream's operations: tuples, no object per record
-        for bulk_id, external_id, chunk in packed():
-            n = len(chunk)
-            if n > limit:
-                raise OperationTooLargeError(bulk_id, overhead + n, max_bytes)
-            room -= n + 1
-            if room < 0 or len(chunks) == max_operations:
-                yield flush()
-                chunks, bulk_ids, external_ids = [], [], []
-                room = limit - n
-            chunks.append(chunk)
-            bulk_ids.append(bulk_id)
-            external_ids.append(external_id)
-        if chunks:
-            yield flush()
-        return
-    dumps = orjson.dumps
-    serialized = SerializedOperation
-    for op in operations:
-        if op.__class__ is serialized:
-            chunk = op.json
-        else:  # inlined serialize_operation (one call less per record on the hot path)
-            chunk = dumps(
-                {"method": "POST", "bulkId": op.bulk_id, "path": "/Users", "data": op.data}
-            )
+    for bulk_id, external_id, chunk in triples:
         n = len(chunk)
         if n > limit:
-            raise OperationTooLargeError(op.bulk_id, overhead + n, max_bytes)
+            raise OperationTooLargeError(bulk_id, overhead + n, max_bytes)
         room -= n + 1
-        # ``room`` cannot go below zero for a request's first operation (n <= limit)
         if room < 0 or len(chunks) == max_operations:
-            yield flush()
+            yield _payload(chunks, bulk_ids, external_ids)
             chunks, bulk_ids, external_ids = [], [], []
             room = limit - n
         chunks.append(chunk)
-        bulk_ids.append(op.bulk_id)
-        external_ids.append(op.external_id)
+        bulk_ids.append(bulk_id)
+        external_ids.append(external_id)
     if chunks:
-        yield flush()
+        yield _payload(chunks, bulk_ids, external_ids)
+
+
+def _payload(chunks: list[bytes], bulk_ids: list[str], external_ids: list[str]) -> BulkPayload:
+    """One request; head and tail glued to the first and last chunk (the body is copied
+    once)."""
+    last = len(chunks) - 1
+    chunks[0] = _HEAD + chunks[0]
+    chunks[last] = chunks[last] + _TAIL
+    return BulkPayload(
+        body=b",".join(chunks), bulk_ids=tuple(bulk_ids), external_ids=tuple(external_ids)
+    )
 
 
 def split_payload(payload: BulkPayload, parts: Sequence[Sequence[int]]) -> list[BulkPayload]:
