@@ -207,6 +207,19 @@ def _write_preview(
         share = mapping.extract_profile.max_rejected_share
         error = _refusal_message(extract, stats, share, out, not_listed)
     _write_rejected(rejected, out)
+    return _summary(stats, written, out, mapping, error, refusal is not None, not_listed)
+
+
+def _summary(
+    stats: ExtractStats,
+    written: tuple[int, int, int],
+    out: Path,
+    mapping: Mapping,
+    error: str | None,
+    refused: bool,
+    not_listed: int,
+) -> PreviewSummary:
+    """The counts of a read and of the requests written from it."""
     requests, operations, size = written
     return PreviewSummary(
         rows_read=stats.rows_read,
@@ -218,7 +231,7 @@ def _write_preview(
         out=str(out),
         error=error,
         warnings=list(mapping.warnings),
-        refused=refusal is not None,
+        refused=refused,
         rejected_not_listed=not_listed,
     )
 
