@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_preview import _export  # noqa: E402
+from bench_preview import ENV, _export, _instructions  # noqa: E402
 
 from connector.mapping import load_mapping  # noqa: E402
 from connector.sample import generate_extract  # noqa: E402
@@ -101,16 +100,9 @@ STAGES = {
 
 
 def _count(cmd: list[str], work: Path, tag: str) -> int:
-    counts = work / f"cg-{tag}.out"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONHASHSEED"] = "0"
-    subprocess.run(cmd, capture_output=True, check=True, env=env)  # warm: bytecode cached
-    grind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={counts}"]
-    subprocess.run([*grind, *cmd], capture_output=True, check=True, env=env)
-    for line in counts.read_text().splitlines():
-        if line.startswith(("summary:", "totals:")):
-            return int(line.split()[1])
-    raise RuntimeError(f"no totals in {counts}")
+    """Instructions of one run of ``cmd``, after a run that caches its bytecode."""
+    subprocess.run(cmd, capture_output=True, check=True, env=ENV | {"PYTHONHASHSEED": "0"})
+    return _instructions(cmd, work, tag)
 
 
 def main() -> None:
