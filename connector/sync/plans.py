@@ -54,7 +54,6 @@ __all__ = [
     "decode_op",
     "decode_plan",
     "encode_plan",
-    "leveled_batches",
     "may_not_exist",
     "order_plan",
     "read_plan",
@@ -227,10 +226,12 @@ class PlanOps(RowView[PlannedOp]):
 
         A record of level *n* > 0 waits for its manager (level *n* − 1, earlier in the
         plan: :func:`order_plan` and the priority order keep managers first); a manager
-        in the same batch is no wait (its operation comes first in the request). A plan
-        with one level has no dependencies. Should a waiting record's manager not be
-        found in an earlier batch (a plan not made by :func:`order_plan`), the record
-        waits for every earlier batch holding a lower level, as a level barrier would.
+        in the same batch is no wait (its operation comes first in the request, and the
+        operations of one request are processed in order: SCIM bulk semantics, assumed for
+        Entra). A plan with one level has no dependencies. Should a waiting record's
+        manager not be found in an earlier batch (a plan not made by :func:`order_plan`),
+        the record waits for every earlier batch holding a lower level, as a level barrier
+        would.
         Kept in memory: a batch index per manager that a record waits for, not per record.
         """
         b, t = self.bounds(), self.table
@@ -471,14 +472,3 @@ def batches_of(ops: Sequence[PlannedOp]) -> list[BulkPayload]:
     """Deterministic: the same plan always gives the same batches in the same order."""
     plan = PlanOps.of(ops)
     return [plan.batch(k) for k in range(plan.batch_count())]
-
-
-def leveled_batches(ops: Sequence[PlannedOp]) -> list[tuple[BulkPayload, tuple[int, int]]]:
-    """The plan's batches, each with the lowest and highest manager-chain level it holds.
-
-    Batches are packed as before (50 operations), so ordering costs no extra calls; a
-    batch may end one level and start the next (operations of one request are processed
-    in order — SCIM bulk semantics, our assumption for Entra).
-    """
-    plan = PlanOps.of(ops)
-    return list(zip(batches_of(plan), plan.batch_levels(), strict=True))

@@ -27,7 +27,6 @@ from connector.sync.plans import (
     batches_of,
     decode_plan,
     encode_plan,
-    leveled_batches,
     order_plan,
     read_plan,
 )
@@ -142,8 +141,7 @@ def test_each_batch_carries_its_lowest_and_highest_level() -> None:
     plan = order_plan(changes)
     assert [op.external_id for op in plan][:3] == ["A", "X0", "X1"]
     assert [(op.external_id, op.level) for op in plan][-2:] == [("B", 1), ("C", 2)]
-    levels = [lv for _, lv in leveled_batches(plan)]
-    assert levels == [(0, 0), (0, 2)]
+    assert plan.batch_levels() == [(0, 0), (0, 2)]
 
 
 def test_each_batch_waits_only_for_the_batches_holding_its_managers() -> None:
