@@ -117,8 +117,14 @@ def sync_command(
     print_summary(summary, console, engine.command_flags)
     if summary.dry_run and not summary.duplicate:
         n = summary.batches_total
+        forecast = summary.forecast
+        over = (
+            f" in priority order over {forecast.days_text}"
+            if forecast is not None and not forecast.fits
+            else ""
+        )
         console.print(
-            f"  dry run: a real sync would send {count_text(n, 'bulk requests')}"
+            f"  dry run: a real sync would send {count_text(n, 'bulk requests')}{over}"
             + (" (held first: nothing is sent until approved)" if summary.held_reason else "")
         )
     exit_for([summary])
