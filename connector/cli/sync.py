@@ -312,6 +312,7 @@ def runs_show(
         timeline = journal.timeline
         summary = next(s for s in engine.list_runs() if s.run_id == run_id)
         view = engine.reporter.change_view(journal) if summary.held_reason else None
+        summary.forecast = engine.reporter.held_forecast(journal)
     if as_json:
         timeline_docs = [ev.to_doc() for ev in timeline]
         emit("run", {"run": summary, "timeline": timeline_docs, "held": view})

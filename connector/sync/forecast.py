@@ -93,9 +93,25 @@ class BudgetForecast:
     @property
     def budget_text(self) -> str:
         verdict = "fits today (sent in plan order)" if self.fits else "does not fit today"
+        return f"{self._needed}, {self._left}: {verdict}"
+
+    @property
+    def _left(self) -> str:
+        return f"{self.calls_left_today:,} left today (daily budget {self.daily_budget:,})"
+
+    @property
+    def _needed(self) -> str:
+        return f"{self.calls_needed:,} call{'s' if self.calls_needed != 1 else ''} needed"
+
+    @property
+    def held_text(self) -> str | None:
+        """For a held run that would not fit today's budget: what approving now sends how
+        (None when it fits)."""
+        if self.fits:
+            return None
         return (
-            f"{self.calls_needed:,} calls needed, {self.calls_left_today:,} left today"
-            f" (daily budget {self.daily_budget:,}): {verdict}"
+            f"Approved now, it would not fit today's budget: {self._needed}, {self._left};"
+            f" {self.send_order}, over {self.days_text}."
         )
 
     @property

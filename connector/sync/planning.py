@@ -45,7 +45,7 @@ from connector.sync.progress import calls_left_today
 from connector.sync.readers import ExtractRecords, Rereadable
 from connector.sync.summary import RunSummary, loggable
 
-__all__ = ["Planner"]
+__all__ = ["Planner", "forecast_now"]
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ class Planner:
         hold = check_guard(
             plan, index.active_count(), rows, src.thresholds, rejected_rows=len(rejected)
         )
-        forecast = self.forecast(order_plan(plan.to_send, index))
+        forecast = forecast_now(self.ctx, order_plan(plan.to_send, index))
         return RunSummary(
             run_id=run_id,
             source=src.name,
@@ -206,20 +206,6 @@ class Planner:
             batches_total=forecast.calls_needed,
             send_order=forecast.send_order,
             forecast=forecast,
-        )
-
-    def forecast(self, ops: PlanOps, calls_needed: int | None = None) -> BudgetForecast:
-        """What sending the plan ``ops`` now would ask of today's budget (reads the stored
-        call counts, writes nothing): the sender's own decision and order, and the days
-        its progress line would estimate (:mod:`connector.sync.forecast`)."""
-        now = self.ctx.clock.now()
-        budget = self.ctx.config.daily_call_budget
-        return budget_forecast(
-            ops,
-            calls_needed=calls_needed,
-            left_today=calls_left_today(self.runs.call_counts(), budget, now),
-            daily_budget=budget,
-            now=now,
         )
 
     def store_plan(
@@ -287,6 +273,21 @@ class Planner:
         self.runs.save(journal)
         log.info("run %s: planned again (%d to send)", journal.run_id, len(plan.to_send))
         return True, hold_doc
+
+
+def forecast_now(ctx: SyncContext, ops: PlanOps, calls_needed: int | None = None) -> BudgetForecast:
+    """What sending the plan ``ops`` now would ask of today's budget (reads the stored
+    call counts, writes nothing): the sender's own decision and order, and the days its
+    progress line would estimate (:mod:`connector.sync.forecast`)."""
+    now = ctx.clock.now()
+    budget = ctx.config.daily_call_budget
+    return budget_forecast(
+        ops,
+        calls_needed=calls_needed,
+        left_today=calls_left_today(ctx.runs.call_counts(), budget, now),
+        daily_budget=budget,
+        now=now,
+    )
 
 
 def _journal_refused_rows(journal: Journal, exc: TooManyRejectedRowsError) -> None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from connector.emulator.config import EmulatorConfig, JobConfig
+from connector.emulator.server import run_emulator
 from connector.sample import generate_extract
 from tests.cli.helpers import invoke, write_config
 from tests.cli.test_scripts import doc
+from tests.sync.emuworld import JOB, SP
 
 
 def budget_config(path: Path, budget: int) -> Path:
@@ -65,3 +68,28 @@ def test_sync_dry_run_json_within_the_budget_says_it_fits(tmp_path: Path) -> Non
     assert forecast["send_order"] is None
     assert forecast["groups"] == []
     assert forecast["days"] == 1
+
+
+def test_runs_show_says_a_held_run_would_not_fit_todays_budget(tmp_path: Path) -> None:
+    config = budget_config(tmp_path / "sources.yaml", 2)
+    day1, day2 = tmp_path / "hr_1.csv", tmp_path / "hr_2.csv"
+    generate_extract(day1, 60, seed=3)  # 2 calls: today's budget spent
+    generate_extract(day2, 20, seed=3)  # truncated: held
+    state = ["--config", str(config), "--state", str(tmp_path / "state")]
+    emu_cfg = EmulatorConfig(jobs=[JobConfig(service_principal_id=SP, job_id=JOB)])
+    with run_emulator(emu_cfg) as emu:
+        net = ["--endpoint", emu.endpoint_url, "--token", emu.token, "--allow-loopback"]
+        doc("sync", str(day1), "--source", "employees", *state, *net)
+        held = doc("sync", str(day2), "--source", "employees", *state, *net, code=4)["run"]
+    shown = doc("runs", "show", held["run_id"], *state)["run"]
+    forecast = shown["forecast"]
+    assert forecast["fits"] is False
+    assert (forecast["calls_needed"], forecast["calls_left_today"]) == (1, 0)
+    assert forecast["send_order"].startswith("sent in priority order: 38 leavers/deactivations")
+    assert forecast["days"] == 2
+    text = invoke("runs", "show", held["run_id"], *state)
+    assert "budget:  1 call needed, 0 left today (daily budget 2): does not fit today" in text
+    assert f"order:   {forecast['send_order']}" in text
+    assert "days:    ~2 days, done ~" in text
+    listed = doc("runs", "list", *state, kind="runs")["runs"]
+    assert listed[-1]["forecast"] is None  # only the view of one held run reads its plan

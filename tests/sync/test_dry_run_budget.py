@@ -3,6 +3,7 @@ else the priority order, the days and the finish the real run then shows; nothin
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,7 +11,8 @@ from rich.console import Console
 
 from connector.cli.render import print_summary
 from connector.sync.summary import RunSummary
-from tests.sync.test_multi_day import BUDGET, DAY, extracts, world, write
+from tests.sync.emuworld import emu_world
+from tests.sync.test_multi_day import BUDGET, DAY, extracts, local_store, world, write
 
 
 def state_files(root: Path) -> dict[str, bytes]:
@@ -106,3 +108,36 @@ def test_a_dry_run_counts_the_calls_already_spent_today(tmp_path: Path) -> None:
         assert dry.forecast is not None
         assert dry.forecast.calls_left_today == BUDGET - 1
         assert dry.forecast.fits
+
+
+def test_a_held_run_that_would_not_fit_says_how_approving_it_would_send_it(
+    tmp_path: Path,
+) -> None:
+    header, body = extracts(tmp_path)
+    day1 = write(body[:100], header, tmp_path / "hr_20260105.csv")
+    day2 = write(body[:90] + body[100:], header, tmp_path / "hr_20260106.csv")
+    with emu_world(
+        local_store(tmp_path), emulator={"daily_quota": BUDGET}, daily_call_budget=BUDGET
+    ) as w:
+        w.sync(day1)
+        w.reconcile()
+        w.clock.advance(DAY)
+        held = w.sync(day2)
+        assert held.state == "held"  # 300 joiners on 99 people: the guard asks first
+        journal = w.engine.get_run(held.run_id)
+        forecast = w.engine.reporter.held_forecast(journal)
+        assert forecast is not None
+        assert not forecast.fits
+        assert forecast.held_text is not None
+        assert forecast.held_text.startswith(
+            f"Approved now, it would not fit today's budget: {forecast.calls_needed} calls"
+            " needed, 2 left today (daily budget 2); sent in priority order: 27 leavers"
+        )
+        page = w.store.read_artifact(f"employees/{held.run_id}/report.html").decode()
+        assert "Approved now, it would not fit today&#x27;s budget" in page
+        approved = asyncio.run(w.engine.approve(held.run_id))
+        assert approved.send_order == forecast.send_order
+        assert approved.progress is not None
+        assert approved.progress["days"] == forecast.days
+        assert approved.progress["doneBy"] == forecast.done_by.isoformat()
+        assert w.engine.reporter.held_forecast(w.engine.get_run(held.run_id)) is None
