@@ -199,7 +199,7 @@ class Reporter:
         if journal.state is not RunState.HELD:
             return None
         ops = self.runs.plan_or_empty(journal) if plan is None else plan
-        return forecast_now(self.ctx, ops, journal.batches_total)
+        return forecast_now(self.ctx, ops, journal.batches_total or None)
 
     def _record_status(self, journal: Journal) -> dict[str, _Status]:
         """Each sent record's outcome (reconciled, or pending with its request) by external
