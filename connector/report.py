@@ -131,6 +131,9 @@ class ReportInput:
     """Set when the run is sent in priority order (it needs more than a day's budget)."""
     progress: str | None = None
     """A multi-day run's progress and estimated finish ("3 of 10 days, 38 % sent, …")."""
+    budget_note: str | None = None
+    """A held run that would not fit today's call budget: how approving it now would send
+    it (:attr:`connector.sync.forecast.BudgetForecast.held_text`)."""
     brief_records: RecordRows | None = None
     """The same rows in the same order, their ``display_name`` and ``changes`` left empty
     (cheaper to make): what the counting and failures.csv read. None: ``records``."""

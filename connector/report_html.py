@@ -162,9 +162,10 @@ def _attention(data: ReportInput) -> str:
             if data.changes is not None
             else ""
         )
+        budget = f"<br>{_e(data.budget_note)}" if data.budget_note else ""
         alerts.append(
             '<p class="alert"><strong>Held — nothing was sent.</strong> '
-            f"{_e(data.held_reason)}{sends}<br>{held_how(held_commands(data))}</p>"
+            f"{_e(data.held_reason)}{sends}{budget}<br>{held_how(held_commands(data))}</p>"
         )
     if data.failed_reason:
         label = next(

@@ -24,6 +24,7 @@ from connector.cli.common import quiet_credential_logs
 
 if TYPE_CHECKING:
     from connector.sync.changes import ChangeView
+    from connector.sync.forecast import BudgetForecast
     from connector.sync.summary import RunSummary
 
 __all__ = [
@@ -147,7 +148,9 @@ def print_summary(summary: RunSummary, console: Console, flags: str = "") -> Non
     _print_state(summary, console)
     if summary.batches_total and not summary.dry_run:
         console.print(f"  batches: {summary.batches_done} of {summary.batches_total} acknowledged")
-    if summary.send_order and not summary.dry_run:
+    if summary.forecast is not None:
+        _print_forecast(summary.forecast, console)
+    elif summary.send_order and not summary.dry_run:
         console.print(f"  order:   {summary.send_order}")
     if summary.progress:
         console.print(f"  days:    {summary.progress.get('text')}")
@@ -166,6 +169,18 @@ def print_summary(summary: RunSummary, console: Console, flags: str = "") -> Non
         console.print(f"  [yellow]warning:[/yellow] {escape(summary.ordering_warning)}")
     if summary.reports and not summary.dry_run:
         console.print(f"  report:  {summary.reports.get('report.html')}", soft_wrap=True)
+
+
+def _print_forecast(forecast: BudgetForecast, console: Console) -> None:
+    """A run not sent yet against today's budget: whether it fits, else the order the
+    sender would choose and the days it would take (:mod:`connector.sync.forecast`)."""
+    console.print(f"  budget:  {forecast.budget_text}")
+    if forecast.send_order:
+        console.print(f"  order:   {forecast.send_order}")
+    if forecast.groups:
+        console.print("  groups:  " + ", ".join(g.text for g in forecast.groups))
+    if not forecast.fits:
+        console.print(f"  days:    {forecast.days_text}")
 
 
 def _print_state(summary: RunSummary, console: Console) -> None:

@@ -117,8 +117,14 @@ def sync_command(
     print_summary(summary, console, engine.command_flags)
     if summary.dry_run and not summary.duplicate:
         n = summary.batches_total
+        forecast = summary.forecast
+        over = (
+            f" in priority order over {forecast.days_text}"
+            if forecast is not None and not forecast.fits
+            else ""
+        )
         console.print(
-            f"  dry run: a real sync would send {count_text(n, 'bulk requests')}"
+            f"  dry run: a real sync would send {count_text(n, 'bulk requests')}{over}"
             + (" (held first: nothing is sent until approved)" if summary.held_reason else "")
         )
     exit_for([summary])
@@ -306,6 +312,7 @@ def runs_show(
         timeline = journal.timeline
         summary = next(s for s in engine.list_runs() if s.run_id == run_id)
         view = engine.reporter.change_view(journal) if summary.held_reason else None
+        summary.forecast = engine.reporter.held_forecast(journal)
     if as_json:
         timeline_docs = [ev.to_doc() for ev in timeline]
         emit("run", {"run": summary, "timeline": timeline_docs, "held": view})

@@ -31,6 +31,7 @@ from connector.sync.delta import (
     attach_leaver_payloads,
     plan_delta,
 )
+from connector.sync.forecast import BudgetForecast, budget_forecast
 from connector.sync.guard import check_guard
 from connector.sync.journal import (
     MAX_REJECTED_IN_JOURNAL,
@@ -39,11 +40,12 @@ from connector.sync.journal import (
     RunState,
     to_iso,
 )
-from connector.sync.plans import order_plan, suppress_refused_resends
+from connector.sync.plans import PlanOps, order_plan, suppress_refused_resends
+from connector.sync.progress import calls_left_today
 from connector.sync.readers import ExtractRecords, Rereadable
 from connector.sync.summary import RunSummary, loggable
 
-__all__ = ["Planner"]
+__all__ = ["Planner", "forecast_now"]
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +194,7 @@ class Planner:
         hold = check_guard(
             plan, index.active_count(), rows, src.thresholds, rejected_rows=len(rejected)
         )
+        forecast = forecast_now(self.ctx, order_plan(plan.to_send, index))
         return RunSummary(
             run_id=run_id,
             source=src.name,
@@ -200,7 +203,9 @@ class Planner:
             planned=counts,
             dry_run=True,
             held_reason=hold.message if hold else None,
-            batches_total=order_plan(plan.to_send, index).batch_count(),
+            batches_total=forecast.calls_needed,
+            send_order=forecast.send_order,
+            forecast=forecast,
         )
 
     def store_plan(
@@ -268,6 +273,21 @@ class Planner:
         self.runs.save(journal)
         log.info("run %s: planned again (%d to send)", journal.run_id, len(plan.to_send))
         return True, hold_doc
+
+
+def forecast_now(ctx: SyncContext, ops: PlanOps, calls_needed: int | None = None) -> BudgetForecast:
+    """What sending the plan ``ops`` now would ask of today's budget (reads the stored
+    call counts, writes nothing): the sender's own decision and order, and the days its
+    progress line would estimate (:mod:`connector.sync.forecast`)."""
+    now = ctx.clock.now()
+    budget = ctx.config.daily_call_budget
+    return budget_forecast(
+        ops,
+        calls_needed=calls_needed,
+        left_today=calls_left_today(ctx.runs.call_counts(), budget, now),
+        daily_budget=budget,
+        now=now,
+    )
 
 
 def _journal_refused_rows(journal: Journal, exc: TooManyRejectedRowsError) -> None:

@@ -40,6 +40,7 @@ __all__ = [
     "PlanKeys",
     "group_counts",
     "priority_group",
+    "priority_note",
     "priority_order",
     "priority_text",
 ]
@@ -161,3 +162,9 @@ def priority_text(counts: Mapping[str, int]) -> str:
         return "sent in priority order"
     head = f"{parts[0]} first" if len(parts) > 1 else parts[0]
     return "sent in priority order: " + ", then ".join([head, *parts[1:]])
+
+
+def priority_note(counts: Mapping[str, int], needed: int, left: int) -> str:
+    """The timeline line of a run ordered for the budget: :func:`priority_text` and the
+    calls it needs against those left in today's budget."""
+    return f"{priority_text(counts)} ({needed} calls needed, {left} left in today's budget)"

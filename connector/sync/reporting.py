@@ -24,6 +24,7 @@ from connector.report_index import IndexRow, RunNav, build_index_html
 from connector.sync.approval_hint import approval_commands
 from connector.sync.changes import ChangeView, build_held_csv, change_view, record_change
 from connector.sync.context import SyncContext
+from connector.sync.forecast import BudgetForecast
 from connector.sync.journal import (
     Journal,
     RunState,
@@ -31,6 +32,7 @@ from connector.sync.journal import (
     to_iso,
 )
 from connector.sync.journal_store import lock_lost
+from connector.sync.planning import forecast_now
 from connector.sync.plans import PlanOps
 from connector.sync.priority import priority_text
 from connector.sync.progress import RunProgress, calls_left_today, run_progress
@@ -186,7 +188,18 @@ class Reporter:
             nav=self.neighbours(journal),
             send_order=priority_text(journal.send_order) if journal.send_order else None,
             progress=progress.text if (progress := self.progress(journal)) else None,
+            budget_note=forecast.held_text
+            if (forecast := self.held_forecast(journal, plan))
+            else None,
         )
+
+    def held_forecast(self, journal: Journal, plan: PlanOps | None = None) -> BudgetForecast | None:
+        """A held run: what approving it now would ask of today's budget (None for any
+        other run). Reads the stored plan unless given it."""
+        if journal.state is not RunState.HELD:
+            return None
+        ops = self.runs.plan_or_empty(journal) if plan is None else plan
+        return forecast_now(self.ctx, ops, journal.batches_total or None)
 
     def _record_status(self, journal: Journal) -> dict[str, _Status]:
         """Each sent record's outcome (reconciled, or pending with its request) by external

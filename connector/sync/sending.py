@@ -27,10 +27,17 @@ from connector.state.base import Outcome as StateOutcome
 from connector.state.base import RecordEntry
 from connector.sync.acks import AckedBatch
 from connector.sync.context import SyncContext
+from connector.sync.forecast import fits_budget
 from connector.sync.journal import Journal
 from connector.sync.journal_store import check_lock, lock_lost
 from connector.sync.plans import NEVER_ACCEPTED, PlanOps
-from connector.sync.priority import PlanKeys, group_counts, priority_order, priority_text
+from connector.sync.priority import (
+    PlanKeys,
+    group_counts,
+    priority_note,
+    priority_order,
+    priority_text,
+)
 from connector.sync.progress import calls_left_today
 from connector.sync.readiness import JobGate, not_ready_note, wait_until
 from connector.sync.summary import ProgressCallback
@@ -125,16 +132,13 @@ class Sender:
         needed = journal.batches_total or ops.batch_count()
         counts = self.runs.call_counts()
         left = calls_left_today(counts, self.ctx.config.daily_call_budget, self.ctx.clock.now())
-        if needed <= left:
+        if fits_budget(needed, left):
             return ops
         keys = PlanKeys(ops.table)
         groups = group_counts(keys)
         if journal.send_order != groups:
             journal.send_order = groups
-            journal.event(
-                self.ctx.clock.now(),
-                f"{priority_text(groups)} ({needed} calls needed, {left} left in today's budget)",
-            )
+            journal.event(self.ctx.clock.now(), priority_note(groups, needed, left))
             self.runs.save(journal)
             log.info("run %s: %s", journal.run_id, priority_text(groups))
         order = priority_order(keys)

@@ -9,9 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connector.sync.waiting import WaitingReason
+
+if TYPE_CHECKING:
+    from connector.sync.forecast import BudgetForecast
 
 __all__ = ["PassResult", "ProgressCallback", "RunSummary", "loggable"]
 
@@ -57,6 +60,10 @@ class RunSummary:
     """A multi-day run's progress (``day``, ``days``, ``percentSent``, ``callsLeft``,
     ``doneBy``, ``text``: "3 of 10 days, 38 % sent, done ~2026-12-14"); None otherwise
     (:mod:`connector.sync.progress`)."""
+    forecast: BudgetForecast | None = None
+    """A dry run's (or a held run's) calls against today's budget: whether the run fits,
+    else its priority order, the days it would take and its estimated finish
+    (:mod:`connector.sync.forecast`); None for a run already sending or sent."""
     resumed: bool | None = None
     """A redelivered file whose run was waiting: True when that run was resumed, False when
     its source was busy (the next pass continues it); None otherwise."""
