@@ -27,8 +27,9 @@ timer pass for ``/api/health`` (:mod:`connector.functions.jobs`), ``connector st
 for its ``uploads:`` line. Where the documentation does not decide, the reading is the
 one that is safe under either interpretation:
 
-- an unknown code (the enum may grow; Graph sends ``unknownFutureValue`` for members a
-  client does not know) or no status at all: not documented as running, so not ready.
+- an unknown code (not one of the five documented values; that the list may grow is
+  assumed: many Graph enums carry an ``unknownFutureValue`` member, this one lists none)
+  or no status at all: not documented as running, so not ready.
   If the job does run, the cost is a run that waits a pass and a health problem that
   names the code; reading it as ready would, if it does not run, spend the call budget on
   uploads that only queue and hide the problem from ``/api/health``;

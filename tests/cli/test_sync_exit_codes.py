@@ -113,3 +113,30 @@ def test_reconcile_help_lists_its_exit_codes() -> None:
 
     text = " ".join(invoke("reconcile", "--help").replace("│", " ").split())  # rich panel
     assert "3 when a source was skipped because another run holds its lock" in text
+
+
+def test_reconcile_names_a_job_that_was_never_started_and_exits_non_zero(tmp_path: Path) -> None:
+    """``NotRun`` with a schedule that is not ``Active``: the job was never started, so what
+    was sent only queues; reconcile reads the logs, says so on the run, and exits 1."""
+    from connector.cli.exits import EXIT_FAILED
+    from connector.emulator.config import EmulatorConfig, JobConfig
+    from connector.emulator.server import run_emulator
+    from connector.sample import generate_extract
+    from tests.cli.helpers import invoke, write_config
+    from tests.sync.emuworld import JOB, SP
+
+    config = write_config(tmp_path / "sources.yaml")
+    extract = tmp_path / "hr.csv"
+    generate_extract(extract, 5, seed=1)
+    common = ["--config", str(config), "--state", str(tmp_path / "state")]
+    emu_cfg = EmulatorConfig(jobs=[JobConfig(service_principal_id=SP, job_id=JOB)])
+    with run_emulator(emu_cfg) as emu:
+        net = ["--endpoint", emu.endpoint_url, "--token", emu.token, "--allow-loopback"]
+        invoke("sync", str(extract), "--source", "employees", *common, *net)
+        emu.wait_idle()
+        emu.set_job_state("NotRun")
+        out = invoke("reconcile", *common, *net, code=EXIT_FAILED)
+    assert (
+        "source employees: job not ready (NotRun): the provisioning job has not been started"
+        in " ".join(out.split())
+    )
