@@ -1,9 +1,12 @@
-"""Is the source's provisioning job ready to take a run's batches? Asked before sending.
+"""Is the source's provisioning job ready to take a run's batches? Asked before sending,
+and again before reconciling.
 
 The decision itself is :func:`connector.graph.jobs.readiness` (pure; every documented
 status code, with the sources it relies on). This module asks it at the right time:
 before a run sends its first batch of a pass, once per source per pass (every run of the
-pass shares the answer), and turns a "not ready" into the note a waiting run carries.
+pass shares the answer), and turns a "not ready" into the note a waiting run carries;
+before a reconciliation pass reads the logs (:func:`job_health`: the same note, on each
+open run as its ``job_health``).
 
 A *pass* is one holding of the source's lock: every engine operation (a file ingested, a
 resume, a timer pass) takes it once per source, so the lock object a run's journal holds
