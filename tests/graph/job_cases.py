@@ -85,6 +85,21 @@ CASES = [
         ("'unknownFutureValue'", "not documented as running"),
         "Entra portal",
     ),
+    JobCase(
+        "agent_inactive",
+        _job(
+            "Active",
+            "Active",
+            lastExecution={
+                "state": "Failed",
+                "error": {"code": "HybridIdentityServiceNoActiveAgents", "message": "no agent"},
+            },
+        ),
+        False,
+        "Active",
+        ("on-premises provisioning agent is inactive", "HybridIdentityServiceNoActiveAgents"),
+        "restart the provisioning agent",
+    ),
     JobCase("missing", None, False, "Unknown", ("not found",), "job id"),
 ]
 
