@@ -5,8 +5,7 @@ the correlation key is ``sourceIdentity.id``, which equals the ``externalId`` we
 sent; ``provisioningAction`` is one of create/update/delete/stageddelete/disable/
 other; ``provisioningStatusInfo.status`` is success/failure/skipped/warning with
 ``errorInformation {errorCode, reason}``; logs appear 5–10 minutes after processing.
-Job ``status.code`` is one of NotConfigured/NotRun/Active/Paused/Quarantine and a
-quarantine carries a ``reason``.
+(Whether the job would process what was sent is :func:`connector.graph.jobs.readiness`.)
 
 Documented that an unresolved reference sits inside the steps: entra-docs' Log
 Analytics queries match ``UnableToResolveReferenceAttributeValue`` inside
@@ -46,14 +45,12 @@ __all__ = [
     "DEFAULT_SKEW",
     "MANAGER_UNRESOLVED",
     "REFERENCE_SKIP_REASONS",
-    "JobHealth",
     "LogEntry",
     "Outcome",
     "ReconcileResult",
     "RecordOutcome",
     "SentRecord",
     "assign_entries",
-    "check_job_health",
     "entry_reason",
     "outcome_label",
     "reconcile",
@@ -197,16 +194,6 @@ class ReconcileResult:
     @property
     def complete(self) -> bool:
         return all(o.outcome.terminal for o in self.outcomes.values())
-
-
-@dataclass(frozen=True, slots=True)
-class JobHealth:
-    """Whether the provisioning job will process what we send."""
-
-    ok: bool
-    code: str
-    reason: str | None = None
-    message: str = ""
 
 
 _SUCCESS_ACTIONS = {
@@ -413,34 +400,6 @@ def _decide(
 def _result(outcomes: dict[str, RecordOutcome]) -> ReconcileResult:
     counts = Counter(o.outcome.value for o in outcomes.values())
     return ReconcileResult(outcomes=outcomes, counts=dict(sorted(counts.items())))
-
-
-def check_job_health(job: Mapping[str, Any] | None) -> JobHealth:
-    """Read a Graph synchronizationJob: Paused or Quarantine is an error, with its reason."""
-    if job is None:
-        return JobHealth(ok=False, code="Unknown", message="the provisioning job was not found")
-    status = job.get("status") or {}
-    code = str(status.get("code") or "Unknown")
-    quarantine = status.get("quarantine") or {}
-    if code == "Quarantine":
-        reason = _opt_str(quarantine.get("reason")) or "Unknown"
-        err = quarantine.get("error") or {}
-        detail = _opt_str(err.get("message"))
-        message = f"provisioning job is in quarantine ({reason})"
-        if detail:
-            message += f": {detail}"
-        message += "; fix the cause, then start the job (POST .../jobs/{jobId}/start)"
-        return JobHealth(ok=False, code=code, reason=reason, message=message)
-    if code == "Paused":
-        return JobHealth(
-            ok=False,
-            code=code,
-            message="provisioning job is paused: uploads are queued but not processed;"
-            " start the job in the Entra portal or with POST .../jobs/{jobId}/start",
-        )
-    if code in ("NotConfigured",):
-        return JobHealth(ok=False, code=code, message="provisioning job is not configured")
-    return JobHealth(ok=True, code=code, message=f"provisioning job status {code}")
 
 
 def _parse_time(value: str) -> datetime:

@@ -186,6 +186,8 @@ def _status_lines(job: SynchronizationJob) -> list[str]:
     else:
         pairs.append(("uploads", f"not processed: {ready.reason}"))
         pairs.append(("", f"to fix: {ready.remedy}"))
+        if ready.until is not None:
+            pairs.append(("", f"the service's next attempt: {iso_utc(ready.until)}"))
     status = job.status
     if status is not None:
         if status.quarantine is not None:

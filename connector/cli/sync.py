@@ -54,7 +54,7 @@ from connector.cli.render import (
 from connector.cli.wiring import command_engine, dry_run_engine, store_exists
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
     from rich.console import Console
 
@@ -244,6 +244,7 @@ def reconcile_command(
         console.print("step 2 of 2, provisioning logs read:")
         console.print(runs_table(list(reconciled)))
     print_queue_notes(console, [*resumed, *reconciled])
+    _print_job_health(console, reconciled)
     failed = bool(errors) or any(s.job_health for s in reconciled)
     code = reconcile_code([*resumed, *reconciled], skipped, failed=failed)
     if as_json:
@@ -260,6 +261,16 @@ def reconcile_command(
         )
     if code:
         raise typer.Exit(code=code)
+
+
+def _print_job_health(console: Console, reconciled: Iterable[RunSummary]) -> None:
+    """Each source whose job would not process what was sent, once: why and what to do
+    (the runs' ``job_health``; it makes the command exit 1)."""
+    from rich.markup import escape
+
+    named = {s.source: s.job_health for s in reconciled if s.job_health}
+    for source, health in sorted(named.items()):
+        console.print(f"[red]source {source}:[/red] {escape(health)}")
 
 
 def reconcile_code(runs: list[RunSummary], skipped: Mapping[str, str], *, failed: bool) -> int:

@@ -51,6 +51,8 @@ def _job_problem(source: str, job: dict[str, Any]) -> str:
     text = f"job not ready for source {source}: {job.get('message') or job.get('code')}"
     if job.get("remedy"):
         text += f"; {job['remedy']}"
+    if job.get("until"):
+        text += f"; the service's next attempt: {job['until']}"
     return text
 
 

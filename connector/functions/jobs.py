@@ -1,8 +1,9 @@
 """Each source's provisioning-job readiness, for the timer pass's status and alerts.
 
-The same reading the engine applies before sending (:func:`connector.graph.jobs.readiness`):
-a job that would not process an upload (paused, quarantined, not configured, not started,
-its on-premises agent inactive) is not ``ok``, with the reason and the remedy, so
+The one reading of a job's state (:func:`connector.graph.jobs.readiness`, the same the
+engine applies before sending and before reconciling): a job that would not process an
+upload (paused, quarantined, not configured, not started, an unknown code, its
+on-premises agent inactive, not found) is not ``ok``, with the reason and the remedy, so
 ``/api/health`` says why runs are waiting.
 """
 
@@ -13,9 +14,8 @@ from typing import Any
 
 from connector.config import SourcesConfig
 from connector.functions.telemetry import Telemetry
-from connector.graph.jobs import NotReady
+from connector.graph.jobs import NotReady, read_job, readiness
 from connector.graph.models import JobStatusCode, SynchronizationJob
-from connector.sync.readiness import job_readiness
 from connector.sync.summary import loggable
 from connector.sync.targets import TargetFactory
 
@@ -29,25 +29,26 @@ def _brief(exc: BaseException) -> str:
     return loggable(exc, 300)
 
 
-def _quarantine_reason(job: object) -> str | None:
-    if not isinstance(job, SynchronizationJob):
-        return None
-    quarantine = job.status.quarantine if job.status is not None else None
+def _quarantine_reason(job: SynchronizationJob | None) -> str | None:
+    quarantine = job.status.quarantine if job is not None and job.status is not None else None
     return quarantine.reason if quarantine is not None else None
 
 
-def job_status(job: object) -> dict[str, Any]:
-    """One source's entry in the status: ``ok``, ``code``, ``reason`` (the quarantine
-    reason, if any), ``message``, and for a job that is not ready ``remedy`` and ``until``."""
-    if job is None:
-        return {"ok": False, "code": "Unknown", "message": "the provisioning job was not found"}
-    if not isinstance(job, SynchronizationJob):
-        job = SynchronizationJob.model_validate(job)
-    result = job_readiness(job)
+def job_status(body: object) -> dict[str, Any]:
+    """One source's entry in the status (stored in ``status.json``, read back by
+    ``/api/health``: the shape is kept): ``ok``, ``code``, ``reason`` (the quarantine
+    reason, if any), ``message``, and for a job that is not ready ``remedy`` and
+    ``until``."""
+    job = read_job(body)
+    result = readiness(job)
     if not isinstance(result, NotReady):
-        code = result.code if result is not None else "Unknown"
-        note = f" ({result.note})" if result is not None and result.note else ""
-        return {"ok": True, "code": code, "reason": None, "message": f"job {code}{note}"}
+        note = f" ({result.note})" if result.note else ""
+        return {
+            "ok": True,
+            "code": result.code,
+            "reason": None,
+            "message": f"job {result.code}{note}",
+        }
     return {
         "ok": False,
         "code": result.code,

@@ -20,12 +20,27 @@ not process the data; it waits and says why.
 ``NotRun`` is ambiguous ("possibly started"): the job's ``schedule.state`` tells the two
 apart. ``Active`` schedule -> started, its first cycle is due -> ready. Anything else ->
 not started -> not ready (an upload would only queue, and a later restart purges it).
-An unknown future code is not documented as running, so it is not ready either.
+
+This is the one reading of a job's state: the engine asks it before sending
+(:mod:`connector.sync.readiness`) and before reconciling (a run's ``job_health``), the
+timer pass for ``/api/health`` (:mod:`connector.functions.jobs`), ``connector status``
+for its ``uploads:`` line. Where the documentation does not decide, the reading is the
+one that is safe under either interpretation:
+
+- an unknown code (not one of the five documented values; that the list may grow is
+  assumed: many Graph enums carry an ``unknownFutureValue`` member, this one lists none)
+  or no status at all: not documented as running, so not ready.
+  If the job does run, the cost is a run that waits a pass and a health problem that
+  names the code; reading it as ready would, if it does not run, spend the call budget on
+  uploads that only queue and hide the problem from ``/api/health``;
+- ``NotRun`` with a schedule that is not ``Active``: not ready, for the same reason;
+- a job that does not exist (404): not ready, "not found" (the sender leaves that to the
+  upload, which reports the 404 itself).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,10 +48,11 @@ from connector.graph.models import JobStatusCode, SynchronizationJob
 
 __all__ = [
     "AGENT_INACTIVE_CODES",
+    "JOB_NOT_FOUND",
     "JobReadiness",
     "NotReady",
-    "PassReadiness",
     "Ready",
+    "read_job",
     "readiness",
 ]
 
@@ -69,9 +85,28 @@ class NotReady:
 
 JobReadiness = Ready | NotReady
 
+JOB_NOT_FOUND = NotReady(
+    "Unknown",
+    "the provisioning job was not found",
+    "check the source's servicePrincipal and job id (connector status shows the job)",
+)
+"""A job that does not exist: ``GET .../jobs/{id}`` answered 404."""
 
-def readiness(job: SynchronizationJob) -> JobReadiness:
-    """Ready or NotReady(reason) for a job as ``GET .../jobs/{id}`` returns it."""
+
+def read_job(body: object) -> SynchronizationJob | None:
+    """A job as a target returns it (the model, a Graph-shaped dict, or None when the job
+    does not exist) as the typed model. ``ValueError`` when it is not a job's shape."""
+    if body is None or isinstance(body, SynchronizationJob):
+        return body
+    if isinstance(body, Mapping):
+        return SynchronizationJob.model_validate(dict(body))
+    raise ValueError(f"expected a synchronizationJob, got {type(body).__name__}")
+
+
+def readiness(job: SynchronizationJob | None) -> JobReadiness:
+    """Ready or NotReady(reason) for a job as ``GET .../jobs/{id}`` returns it (None: 404)."""
+    if job is None:
+        return JOB_NOT_FOUND
     code = job.status.code if job.status is not None else None
     if code is None:
         return NotReady(
@@ -121,7 +156,8 @@ def _quarantine(job: SynchronizationJob) -> NotReady:
     quarantine = status.quarantine if status is not None else None
     why = quarantine.reason if quarantine is not None and quarantine.reason else "unknown reason"
     error = quarantine.error if quarantine is not None else None
-    detail = f" ({error.code})" if error is not None and error.code else ""
+    said = [p for p in (error.code, _one_line(error.message)) if p] if error is not None else []
+    detail = f" ({': '.join(said)})" if said else ""
     return NotReady(
         JobStatusCode.QUARANTINE,
         f"the provisioning job is in quarantine: {why}{detail}",
@@ -144,18 +180,9 @@ def _agent_error(job: SynchronizationJob) -> NotReady | None:
     )
 
 
-class PassReadiness:
-    """The readiness of one job, fetched at most once per pass (then cached).
-
-    ``fetch`` is ``GraphClient.get_job`` (or a fake in tests). The engine asks before a
-    run's first batch; every run of the same pass shares the one answer.
-    """
-
-    def __init__(self, fetch: Callable[[], Awaitable[SynchronizationJob]]) -> None:
-        self._fetch = fetch
-        self._result: JobReadiness | None = None
-
-    async def get(self) -> JobReadiness:
-        if self._result is None:
-            self._result = readiness(await self._fetch())
-        return self._result
+def _one_line(text: str | None, limit: int = 300) -> str | None:
+    """An error message from the service on one line, at most ``limit`` characters."""
+    if not text:
+        return None
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

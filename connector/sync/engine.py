@@ -26,9 +26,8 @@ import httpx
 
 from connector.clock import Clock
 from connector.config import Source, SourcesConfig
-from connector.errors import ConcurrentRunError, ConnectorError, PermissionDeniedError, RunError
+from connector.errors import ConcurrentRunError, ConnectorError, RunError
 from connector.extract_time import ordering_warning
-from connector.reconcile import JobHealth, check_job_health
 from connector.state.base import SourceLock
 from connector.state.store import StateStore
 from connector.sync.child_runs import ChildRuns
@@ -43,11 +42,12 @@ from connector.sync.ordering import RunOrder
 from connector.sync.planning import Planner
 from connector.sync.pulling import Puller, PullResult
 from connector.sync.readers import RecordReader, spooled
+from connector.sync.readiness import job_health, not_ready_note
 from connector.sync.reconciling import Reconciler
 from connector.sync.reporting import Reporter
 from connector.sync.sending import Sender
 from connector.sync.summary import PassResult, ProgressCallback, RunSummary, loggable
-from connector.sync.targets import ProvisioningTarget, TargetFactory, as_mapping
+from connector.sync.targets import TargetFactory
 from connector.sync.turns import Turns
 
 if TYPE_CHECKING:
@@ -370,16 +370,16 @@ class Engine:
         try:
             with self.runs.lock(src.name, self.owner) as lock:
                 self.sender.repair(src.name)
-                health = await _job_health(target)
-                if not health.ok:
-                    log.error("source %s: %s", src.name, health.message)
+                health = await job_health(src.name, target)
+                if health is not None:
+                    log.error("source %s: %s", src.name, not_ready_note(health))
                 loaded = [self.runs.load(src.name, run_id) for run_id in open_ids]
                 journals = [j for j in loaded if j is not None and j.state in sent]
                 done = await self.reconciler.reconcile_source(src, journals, target, health, lock)
                 for journal in done:
                     self.reporter.write(journal)
                     out.append(self.reporter.summary(journal))
-                if health.ok:
+                if health is None:
                     resend = await self.child_runs.resend_references(src, lock)
                     if resend is not None:
                         out.append(resend)
@@ -497,15 +497,3 @@ class Engine:
             f"no run {run_id!r} in the state store {self.state_name}; check the run id and"
             " the state option, or see `connector runs list`"
         )
-
-
-async def _job_health(target: ProvisioningTarget) -> JobHealth:
-    """The job's health before reading its logs. An identity allowed to upload and read
-    the logs but not the job (Microsoft's managed-identity recipe grants only
-    ``SynchronizationData-User.Upload`` and ``ProvisioningLog.Read.All``) gets a 403 here:
-    the logs are still read, as the upload side does, and the health is reported unknown."""
-    try:
-        return check_job_health(as_mapping(await target.get_job()))
-    except PermissionDeniedError as exc:
-        message = f"the job's status cannot be read ({exc}); its logs are still read"
-        return JobHealth(ok=True, code="Unknown", message=message)

@@ -1,9 +1,12 @@
-"""Is the source's provisioning job ready to take a run's batches? Asked before sending.
+"""Is the source's provisioning job ready to take a run's batches? Asked before sending,
+and again before reconciling.
 
 The decision itself is :func:`connector.graph.jobs.readiness` (pure; every documented
 status code, with the sources it relies on). This module asks it at the right time:
 before a run sends its first batch of a pass, once per source per pass (every run of the
-pass shares the answer), and turns a "not ready" into the note a waiting run carries.
+pass shares the answer), and turns a "not ready" into the note a waiting run carries;
+before a reconciliation pass reads the logs (:func:`job_health`: the same note, on each
+open run as its ``job_health``).
 
 A *pass* is one holding of the source's lock: every engine operation (a file ingested, a
 resume, a timer pass) takes it once per source, so the lock object a run's journal holds
@@ -14,38 +17,25 @@ Reading the job can fail where sending would not: the identity may hold only
 ``ProvisioningLog.Read.All``, not a job permission), or the read may hit an outage.
 Then the check has no opinion and the run is sent as before (fail open): a paused job
 accepts uploads and queues them (documented: "Requests continue to queue, but processing
-doesn't run"), so sending is never harmful, only wasteful.
+doesn't run"), so sending is never harmful, only wasteful. A job that does not exist
+(404) is left to the upload too, which reports the 404 (blocked, with the endpoint to
+check) as it always did.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from connector.errors import ConnectorError
-from connector.graph.jobs import JobReadiness, NotReady, Ready, readiness
-from connector.graph.models import SynchronizationJob
+from connector.graph.jobs import JOB_NOT_FOUND, JobReadiness, NotReady, Ready, read_job, readiness
 from connector.sync.summary import loggable
-from connector.sync.targets import ProvisioningTarget, as_mapping
+from connector.sync.targets import ProvisioningTarget
 
-__all__ = ["JobGate", "job_readiness", "not_ready_note", "wait_until"]
+__all__ = ["JobGate", "job_health", "not_ready_note", "read_readiness", "wait_until"]
 
 log = logging.getLogger(__name__)
-
-
-def job_readiness(job: object) -> JobReadiness | None:
-    """:func:`readiness` of a job as a target returns it (a model or a Graph-shaped dict);
-    None when there is no job to read (a 404 is for the upload itself to report)."""
-    if job is None:
-        return None
-    if not isinstance(job, SynchronizationJob):
-        body = as_mapping(job)
-        if not isinstance(body, Mapping):
-            return None
-        job = SynchronizationJob.model_validate(dict(body))
-    return readiness(job)
 
 
 def not_ready_note(result: NotReady) -> str:
@@ -82,16 +72,9 @@ class JobGate:
         return result if isinstance(result, NotReady) else None
 
     async def _ask(self, source: str, target: ProvisioningTarget) -> JobReadiness | None:
-        try:
-            result = job_readiness(await target.get_job())
-        except (ConnectorError, ValueError) as exc:
-            # No opinion: send as before (see the module docstring).
-            log.warning(
-                "source %s: job status unavailable before sending (%s); sending anyway",
-                source,
-                loggable(exc),
-            )
-            return None
+        result = await read_readiness(source, target, "sending anyway")
+        if result is JOB_NOT_FOUND:
+            return None  # no job (404): the upload reports it, as it always did
         if isinstance(result, Ready) and result.note:
             log.info("source %s: job %s (%s)", source, result.code, result.note)
         return result
@@ -100,3 +83,31 @@ class JobGate:
 def wait_until(result: NotReady, now: datetime) -> datetime | None:
     """When an automatic pass should check again: the service's next attempt, if later."""
     return result.until if result.until is not None and result.until > now else None
+
+
+async def read_readiness(
+    source: str, target: ProvisioningTarget, instead: str
+) -> JobReadiness | None:
+    """The job's :func:`readiness` (a job that does not exist: ``JOB_NOT_FOUND``), or None
+    when the job cannot be read (no job permission, an outage, not a job's shape): no
+    opinion, and the warning says what is done ``instead``."""
+    try:
+        job = read_job(await target.get_job())
+    except (ConnectorError, ValueError) as exc:
+        log.warning(
+            "source %s: the job's status cannot be read (%s); %s", source, loggable(exc), instead
+        )
+        return None
+    return readiness(job)
+
+
+async def job_health(source: str, target: ProvisioningTarget) -> NotReady | None:
+    """The job's readiness before its logs are read, for the runs being reconciled:
+    NotReady (a job that does not exist included) when it would not process what was sent,
+    None when it would, or when the job cannot be read. An identity allowed to upload and
+    read the logs but not the job (Microsoft's managed-identity recipe grants only
+    ``SynchronizationData-User.Upload`` and ``ProvisioningLog.Read.All``) gets a 403 here:
+    the logs are still read, as the upload side does, and nothing is said about the job
+    (so is an outage of the job read: the log read reports its own)."""
+    result = await read_readiness(source, target, "its logs are still read")
+    return result if isinstance(result, NotReady) else None

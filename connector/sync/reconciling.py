@@ -21,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 from itertools import chain
 
 from connector.config import Source
+from connector.graph.jobs import NotReady
 from connector.reconcile import (
-    JobHealth,
     LogEntry,
     Outcome,
     RecordOutcome,
@@ -35,6 +35,7 @@ from connector.sync.context import SyncContext
 from connector.sync.delta import ChangeKind
 from connector.sync.journal import Journal, RunState
 from connector.sync.log_book import LOG_LAG, LogBook
+from connector.sync.readiness import not_ready_note
 from connector.sync.result_store import OutcomeRow
 from connector.sync.targets import ProvisioningTarget
 
@@ -61,11 +62,12 @@ class Reconciler:
         src: Source,
         journals: Sequence[Journal],
         target: ProvisioningTarget,
-        health: JobHealth,
+        health: NotReady | None,
         lock: SourceLock | None = None,
     ) -> list[Journal]:
         """One pass over ``journals`` (uploaded/reconciling runs of ``src``): one log read,
-        streamed through the matching page by page."""
+        streamed through the matching page by page. ``health``: why the job would not
+        process what was sent (:func:`connector.sync.readiness.job_health`), or None."""
         now = self.ctx.clock.now
         cfg = self.ctx.config.reconciliation
         for journal in journals:
@@ -105,11 +107,11 @@ class Reconciler:
         return LogBook() if raw is None else LogBook.from_bytes(raw)
 
     def _record(
-        self, src: Source, journal: Journal, matcher: Matcher, at: datetime, health: JobHealth
+        self, src: Source, journal: Journal, matcher: Matcher, at: datetime, health: NotReady | None
     ) -> Journal:
         """Write one run's outcomes as they stream; the run is done once none is pending."""
         now = self.ctx.clock.now
-        journal.job_health = None if health.ok else health.message
+        journal.job_health = None if health is None else not_ready_note(health)
         tally = _Tally(self.runs.load_records(src.name), journal.run_id)
         deadline = self.ctx.config.reconciliation.deadline
         matched = matcher.outcomes(journal.run_id, now=at, deadline=deadline)

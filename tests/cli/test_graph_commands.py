@@ -29,6 +29,7 @@ from connector.graph.models import SynchronizationJob
 from tests.emulator.helpers import bulk, record
 from tests.emulator.helpers import post as emu_post
 from tests.graph.helpers import JOB, SP, payloads
+from tests.graph.job_cases import CASES, JobCase
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPING = ROOT / "samples" / "mappings" / "default.yaml"
@@ -387,3 +388,35 @@ def test_status_lines_of_the_documented_paused_job_example() -> None:
     assert any(re.fullmatch(r"status: +Paused", line) for line in lines)
     assert any("not processed: the provisioning job is paused" in line for line in lines)
     assert any("quarantine: unknown reason since" in line for line in lines)
+
+
+# -- every job state, as the engine reads it --------------------------------------------------
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.body is not None], ids=lambda c: c.name)
+def test_status_says_whether_uploads_are_processed_for_every_job_state(case: JobCase) -> None:
+    lines = graph_cli._status_lines(SynchronizationJob.model_validate(case.body))
+    text = "\n".join(lines)
+    uploads = next(line for line in lines if line.startswith("uploads:"))
+    if case.ready:
+        assert re.fullmatch(r"uploads: +processed.*", uploads)
+        for phrase in case.says:
+            assert phrase in uploads
+        assert "to fix:" not in text
+        return
+    assert re.fullmatch(r"uploads: +not processed: .+", uploads)
+    for phrase in case.says:
+        assert phrase in uploads, (phrase, uploads)
+    assert case.remedy
+    assert re.search(rf"to fix: .*{re.escape(case.remedy)}", text)
+    if case.until is not None:
+        assert f"the service's next attempt: {case.until:%Y-%m-%dT%H:%M:%SZ}" in text
+    else:
+        assert "next attempt" not in text
+
+
+def test_status_of_a_job_that_does_not_exist_says_so(emu: RunningEmulator) -> None:
+    url = emu.endpoint_url.replace(emu.job_id, "API2AAD.0000.missing")
+    code, out = cli("status", "--endpoint", url, "--token", emu.token, "--allow-loopback")
+    assert code == 1
+    assert "does not exist" in out, out

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from connector.emulator.server import RunningEmulator
 
 
 def test_cli_exits_non_zero_for_waiting_failed_or_blocked_runs() -> None:
@@ -51,14 +57,13 @@ def test_open_without_a_browser_says_where_the_report_is(
     assert opened[-1] == "file:///tmp/x/report.html"
 
 
-def test_reconcile_and_sync_exit_non_zero_and_name_a_source_busy_with_its_lock(
-    tmp_path: Path,
-) -> None:
-    from connector.cli.exits import EXIT_SKIPPED
+@contextmanager
+def synced(tmp_path: Path) -> Iterator[tuple[RunningEmulator, list[str], list[str]]]:
+    """An emulator whose job took a 5-person extract through ``connector sync``: yields it,
+    the config/state options and the network options."""
     from connector.emulator.config import EmulatorConfig, JobConfig
     from connector.emulator.server import run_emulator
     from connector.sample import generate_extract
-    from connector.state.local import LocalStateStore
     from tests.cli.helpers import invoke, write_config
     from tests.sync.emuworld import JOB, SP
 
@@ -71,6 +76,18 @@ def test_reconcile_and_sync_exit_non_zero_and_name_a_source_busy_with_its_lock(
         net = ["--endpoint", emu.endpoint_url, "--token", emu.token, "--allow-loopback"]
         invoke("sync", str(extract), "--source", "employees", *common, *net)
         emu.wait_idle()
+        yield emu, common, net
+
+
+def test_reconcile_and_sync_exit_non_zero_and_name_a_source_busy_with_its_lock(
+    tmp_path: Path,
+) -> None:
+    from connector.cli.exits import EXIT_SKIPPED
+    from connector.sample import generate_extract
+    from connector.state.local import LocalStateStore
+    from tests.cli.helpers import invoke
+
+    with synced(tmp_path) as (_, common, net):
         other = LocalStateStore(tmp_path / "state", heartbeat=False)
         with other.lock("employees", owner="other-run"):  # a live holder: respected
             out = invoke("reconcile", *common, *net, code=EXIT_SKIPPED)
@@ -113,3 +130,18 @@ def test_reconcile_help_lists_its_exit_codes() -> None:
 
     text = " ".join(invoke("reconcile", "--help").replace("│", " ").split())  # rich panel
     assert "3 when a source was skipped because another run holds its lock" in text
+
+
+def test_reconcile_names_a_job_that_was_never_started_and_exits_non_zero(tmp_path: Path) -> None:
+    """``NotRun`` with a schedule that is not ``Active``: the job was never started, so what
+    was sent only queues; reconcile reads the logs, says so on the run, and exits 1."""
+    from connector.cli.exits import EXIT_FAILED
+    from tests.cli.helpers import invoke
+
+    with synced(tmp_path) as (emu, common, net):
+        emu.set_job_state("NotRun")
+        out = invoke("reconcile", *common, *net, code=EXIT_FAILED)
+    assert (
+        "source employees: job not ready (NotRun): the provisioning job has not been started"
+        in " ".join(out.split())
+    )

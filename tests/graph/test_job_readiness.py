@@ -1,4 +1,5 @@
-"""readiness(): every documented status code, NotRun by schedule, agent errors, caching."""
+"""readiness(): every documented status code, NotRun by schedule, agent errors, a missing
+job; read_job(): the job as a target returns it, typed at the boundary."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from connector.emulator import EmulatorConfig, JobConfig, on_premises_job, run_e
 from connector.graph.auth import StaticTokenProvider
 from connector.graph.client import GraphClient
 from connector.graph.endpoint import ProvisioningEndpoint
-from connector.graph.jobs import NotReady, PassReadiness, Ready, readiness
+from connector.graph.jobs import JOB_NOT_FOUND, NotReady, Ready, read_job, readiness
 from connector.graph.models import SynchronizationJob
+from tests.graph.job_cases import CASES, JobCase
 
 
 def job(code: str | None, *, schedule: str | None = None, **status: Any) -> SynchronizationJob:
@@ -108,22 +110,45 @@ def test_other_last_errors_do_not_block() -> None:
     assert result == Ready("Active")
 
 
-def test_pass_readiness_fetches_once() -> None:
-    calls = 0
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_every_job_state_reads_as_its_case_says(case: JobCase) -> None:
+    result = readiness(read_job(case.body))
+    assert isinstance(result, Ready) is case.ready
+    assert result.code == case.code
+    text = result.note or "" if isinstance(result, Ready) else result.reason
+    for phrase in case.says:
+        assert phrase in text, (phrase, text)
+    if isinstance(result, NotReady):
+        assert case.remedy
+        assert case.remedy in result.remedy
+        assert result.until == case.until
 
-    async def fetch() -> SynchronizationJob:
-        nonlocal calls
-        calls += 1
-        return job("Paused")
 
-    async def main() -> None:
-        probe = PassReadiness(fetch)
-        first = await probe.get()
-        second = await probe.get()
-        assert first is second
+def test_a_missing_job_is_not_ready_and_says_where_to_look() -> None:
+    assert readiness(None) is JOB_NOT_FOUND
+    assert "not found" in JOB_NOT_FOUND.reason
 
-    asyncio.run(main())
-    assert calls == 1
+
+def test_quarantine_error_message_is_kept_on_one_bounded_line() -> None:
+    result = readiness(
+        job("Quarantine", quarantine={"reason": "Unknown", "error": {"message": "x\n" * 400}})
+    )
+    assert isinstance(result, NotReady)
+    assert "\n" not in result.reason
+    assert len(result.reason) < 400
+
+
+def test_read_job_types_models_and_graph_shaped_dicts() -> None:
+    model = job("Paused")
+    assert read_job(model) is model
+    assert read_job(None) is None
+    parsed = read_job({"id": "j", "status": {"code": "Paused"}})
+    assert isinstance(parsed, SynchronizationJob)
+    assert parsed.code == "Paused"
+    with pytest.raises(ValueError, match="expected a synchronizationJob, got list"):
+        read_job(["not", "a", "job"])
+    with pytest.raises(ValueError, match="id"):
+        read_job({"status": {"code": "Active"}})  # no id: not a job
 
 
 def test_readiness_of_the_emulators_jobs_over_loopback() -> None:
@@ -139,14 +164,14 @@ def test_readiness_of_the_emulators_jobs_over_loopback() -> None:
                 endpoint, StaticTokenProvider(emu.token), clock=clock, allow_loopback=True
             )
             async with client:
-                return await PassReadiness(client.get_job).get()
+                return readiness(await client.get_job())
 
         def state(code: str) -> None:
             url = f"{emu.base_url}/_emulator/jobs/{emu.job_id}/state"
             assert httpx.post(url, json={"code": code}).status_code == 200
 
         assert asyncio.run(probe(emu.job_id)) == Ready("Active")
-        for code in ("Paused", "Quarantine", "NotRun", "NotConfigured"):
+        for code in ("Paused", "Quarantine", "NotRun", "NotConfigured"):  # NotRun: not started
             state(code)
             result = asyncio.run(probe(emu.job_id))
             assert isinstance(result, NotReady), code

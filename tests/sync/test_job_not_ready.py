@@ -14,11 +14,11 @@ from connector.errors import PermissionDeniedError, ServiceError
 from connector.graph.auth import StaticTokenProvider
 from connector.graph.client import GraphClient
 from connector.graph.endpoint import ProvisioningEndpoint
-from connector.graph.jobs import NotReady
+from connector.graph.jobs import NotReady, read_job, readiness
 from connector.sample import generate_extract
 from connector.state.local import LocalStateStore
 from connector.sync.journal_doc import journal_from_doc, journal_to_doc
-from connector.sync.readiness import JobGate, job_readiness, not_ready_note
+from connector.sync.readiness import JobGate, not_ready_note
 from connector.sync.waiting import WaitingReason
 from tests.sync.emuworld import SP, T0, EmuWorld, emu_world, sources_config
 from tests.sync.fakes import FakeTarget, config, people
@@ -146,9 +146,8 @@ def test_a_job_that_cannot_be_read_does_not_stop_the_upload(tmp_path: Path) -> N
 # -- the building blocks --------------------------------------------------------------------
 
 
-def test_job_readiness_reads_models_and_graph_shaped_dicts() -> None:
-    assert job_readiness(None) is None
-    paused = job_readiness({"id": "j", "status": {"code": "Paused"}})
+def test_the_waiting_note_names_the_code_the_reason_and_the_remedy() -> None:
+    paused = readiness(read_job({"id": "j", "status": {"code": "Paused"}}))
     assert isinstance(paused, NotReady)
     note = not_ready_note(paused)
     assert note.startswith("job not ready (Paused): ")

@@ -9,7 +9,6 @@ from connector.reconcile import (
     LogEntry,
     Outcome,
     SentRecord,
-    check_job_health,
     reconcile,
 )
 
@@ -188,25 +187,3 @@ def test_log_entry_parsing_handles_missing_fields_and_7_digit_fractions() -> Non
     assert legacy is not None
     assert legacy.status == "failure"
     assert legacy.provisioning_action == "create"
-
-
-def test_job_health() -> None:
-    assert check_job_health({"status": {"code": "Active"}}).ok
-    paused = check_job_health({"status": {"code": "Paused"}})
-    assert not paused.ok
-    assert "paused" in paused.message
-    q = check_job_health(
-        {
-            "status": {
-                "code": "Quarantine",
-                "quarantine": {
-                    "reason": "EncounteredQuarantineException",
-                    "error": {"message": "no notification email"},
-                },
-            }
-        }
-    )
-    assert not q.ok
-    assert q.reason == "EncounteredQuarantineException"
-    assert "no notification email" in q.message
-    assert not check_job_health(None).ok
