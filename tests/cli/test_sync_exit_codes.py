@@ -54,13 +54,13 @@ def test_open_without_a_browser_says_where_the_report_is(
 def test_reconcile_and_sync_exit_non_zero_and_name_a_source_busy_with_its_lock(
     tmp_path: Path,
 ) -> None:
+    from benchmarks.emuworld import JOB, SP
     from connector.cli.exits import EXIT_SKIPPED
     from connector.emulator.config import EmulatorConfig, JobConfig
     from connector.emulator.server import run_emulator
     from connector.sample import generate_extract
     from connector.state.local import LocalStateStore
     from tests.cli.helpers import invoke, write_config
-    from tests.sync.emuworld import JOB, SP
 
     config = write_config(tmp_path / "sources.yaml")
     extract = tmp_path / "hr.csv"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,19 +14,19 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from benchmarks.emuworld import (
+    EmuWorld,
+    actual_directory,
+    emu_world,
+    expected_directory,
+    local_store,
+)
 from connector.cli.render import print_summary
-from connector.clock import FakeClock
 from connector.sample import generate_extract
-from connector.state.local import LocalStateStore
 from connector.sync.journal_doc import journal_to_doc
-from tests.sync.emuworld import EmuWorld, actual_directory, emu_world, expected_directory
 
 DAY = 25 * 3600  # past the rolling 24 hours of the hour the budget was spent in
 BUDGET = 2
-
-
-def local_store(tmp: Path) -> Callable[[FakeClock], Any]:
-    return lambda clock: LocalStateStore(tmp / "state", clock=clock, heartbeat=False)
 
 
 def write(rows: list[list[str]], header: list[str], path: Path) -> Path:
