@@ -19,7 +19,10 @@ from benchmarks.emuworld import (
     actual_directory,
     emu_world,
     expected_directory,
+    first_group,
     local_store,
+    log_order,
+    read_rows,
 )
 from connector.cli.render import print_summary
 from connector.sample import generate_extract
@@ -109,6 +112,30 @@ def test_leavers_are_disabled_on_the_first_day_of_a_multi_day_run(tmp_path: Path
         assert w.engine.list_runs()[-1].progress is None
         w.reconcile()
         assert actual_directory(w.emu) == expected_directory([day1, day2])
+
+
+def test_deactivations_waiting_for_their_managers_are_not_overtaken_by_joiners(
+    tmp_path: Path,
+) -> None:
+    # 208 inactive records and their 332 managers: 11 batches, and 12 calls a day. A batch
+    # of deactivations waiting for its managers' batch must not let joiners' batches
+    # spend the day's calls (they did: 40 deactivations were left for day 2).
+    extract = tmp_path / "hr_20260105.csv"
+    generate_extract(extract, 6000, seed=4)
+    with emu_world(
+        local_store(tmp_path),
+        emulator={"daily_quota": 12},
+        daily_call_budget=12,
+        max_leavers="null",
+    ) as w:
+        run = w.sync(extract)
+        assert run.batches_done == 12
+        inactive, managers = first_group(read_rows(extract))
+        order = [ext for ext, _ in log_order(w.emu)]
+        assert inactive <= set(order)  # every one of them processed on day 1
+        last = max(k for k, ext in enumerate(order) if ext in inactive)
+        joiners_before = [e for e in order[: last + 1] if e not in inactive | managers]
+        assert len(joiners_before) < 50  # at most the batch where the groups meet
 
 
 def test_a_run_that_fits_into_the_days_budget_keeps_its_order(tmp_path: Path) -> None:
