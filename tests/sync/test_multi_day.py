@@ -199,6 +199,27 @@ def test_a_newer_full_extract_on_day_two_replaces_the_unsent_remainder(tmp_path:
         assert actual_directory(w.emu) == expected_directory([day1, day3])
 
 
+def test_the_newer_runs_timeline_says_which_run_it_supersedes(tmp_path: Path) -> None:
+    header, body = extracts(tmp_path)
+    day1 = write(body[:100], header, tmp_path / "hr_20260105.csv")
+    day2 = write(body[:300], header, tmp_path / "hr_20260106.csv")
+    day3 = write(body[:310], header, tmp_path / "hr_20260107.csv")
+    with world(tmp_path) as w:
+        w.sync(day1)
+        w.reconcile()
+        w.clock.advance(DAY)
+        older = w.sync(day2)
+        assert older.waiting_reason == "quota"
+        w.clock.advance(DAY)
+        newer = w.sync(day3)
+        started = [e.detail for e in w.engine.get_run(newer.run_id).timeline]
+        # it said it was superseded by itself ("superseded by newer extract run <newer>")
+        assert not any(newer.run_id in d for d in started)
+        assert any(d.startswith(f"supersedes run {older.run_id}: ") for d in started)
+        ended = [e.detail for e in w.engine.get_run(older.run_id).timeline]
+        assert any(f"superseded by newer extract run {newer.run_id}" in d for d in ended)
+
+
 class Crash(Exception):
     pass
 
