@@ -8,6 +8,12 @@ into today's budget also puts the plan into priority order and stores it again
 (``priority``: the keys read a row at a time, the permutation, the reordered compact
 plan, its batches and the encoded plan the store writes, counted, not kept).
 
+``barriers``: what each send of a run in priority order does in addition, every day it
+sends: each batch's lowest group (the keys read again) and the barrier between groups
+added to the send window's waits (:func:`connector.sync.priority.with_group_barriers`),
+timed against the waits alone (``PlanOps.batch_deps``, done for every run) in the same
+process, on the plan already in priority order.
+
 Each mode and size runs in a fresh interpreter, so the peak RSS (``ru_maxrss``) is that
 of the whole process for that work alone; both modes start from the same generated plan.
 
@@ -28,7 +34,14 @@ from typing import Any
 from connector.scim import CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA
 from connector.sync.op_table import OpTable
 from connector.sync.plans import PlanOps, write_plan_to
-from connector.sync.priority import PlanKeys, group_counts, priority_order, priority_text
+from connector.sync.priority import (
+    PlanKeys,
+    group_barriers,
+    group_counts,
+    priority_order,
+    priority_text,
+    with_group_barriers,
+)
 
 FANOUT = 6
 
@@ -89,7 +102,34 @@ class _Counting:
         return None
 
 
+def run_barriers(n: int) -> dict[str, Any]:
+    """The waits of a plan in priority order: alone, then with the barrier between groups."""
+    ops = make_plan(n)
+    ops = PlanOps(ops.table.take(priority_order(PlanKeys(ops.table))))
+    ops.bounds()
+    start = time.perf_counter()
+    deps = ops.batch_deps()
+    waits = time.perf_counter() - start
+    start = time.perf_counter()
+    lowest = group_barriers(PlanKeys(ops.table), ops.bounds())
+    barred = with_group_barriers(deps, lowest)
+    barrier = time.perf_counter() - start
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "mode": "barriers",
+        "records": n,
+        "batches": len(barred),
+        "seconds": round(waits + barrier, 2),
+        "peak_rss_mb": round(rss_mb),
+        "plan_bytes": 0,
+        "text": f"waits alone {waits:.2f} s, the barrier {barrier:.2f} s more;"
+        f" longest wait list {max(map(len, barred), default=0):,} batches",
+    }
+
+
 def run_one(mode: str, n: int) -> dict[str, Any]:
+    if mode == "barriers":
+        return run_barriers(n)
     ops = make_plan(n)
     start = time.perf_counter()
     text = ""
@@ -128,7 +168,7 @@ def main() -> None:
     print(f"python {platform.python_version()}, {platform.machine()}")
     print(f"{'records':>10} {'mode':>9} {'batches':>8} {'seconds':>8} {'peak RSS':>9}")
     for n in args.sizes:
-        for mode in ("baseline", "priority"):
+        for mode in ("baseline", "priority", "barriers"):
             out = subprocess.run(
                 [sys.executable, __file__, "--one", mode, str(n)],
                 check=True,

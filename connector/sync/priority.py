@@ -19,6 +19,15 @@ manages a deactivated record goes with the deactivations, just before it). So ev
 manager is still sent before its reports, and the send window's wait for each batch's
 managers (:func:`connector.sync.upload.send_window`) keeps holding.
 
+Managers waiting are not enough to keep the groups in order: a batch of deactivations
+whose managers are still in flight waits, and the window would send the batches after it
+that wait for nothing, joiners among them, spending today's calls on joiners while
+deactivations wait for tomorrow. So the send window's waits of a run sent in priority
+order get a barrier between groups (:func:`with_group_barriers`): the first batch of a
+later group waits for every earlier batch holding a record of an earlier group, and the
+rest of that group waits for that first batch. It costs one round trip per group
+boundary (at most two per run).
+
 Pure: a permutation over the operations' kind, active flag, level and manager. The
 engine applies it once, before the run's first batch is acknowledged, and stores the
 plan in that order (batches are rebuilt from the stored plan, so acknowledged batch
@@ -38,11 +47,13 @@ __all__ = [
     "GROUPS",
     "OpKey",
     "PlanKeys",
+    "group_barriers",
     "group_counts",
     "priority_group",
     "priority_note",
     "priority_order",
     "priority_text",
+    "with_group_barriers",
 ]
 
 GROUPS = ("leavers", "joiners", "movers")
@@ -141,6 +152,40 @@ def priority_order(keys: Sequence[OpKey]) -> list[int]:
     out: list[int] = []
     for bucket in buckets:
         out.extend(bucket)
+    return out
+
+
+def group_barriers(keys: Sequence[OpKey], bounds: Sequence[int]) -> bytes:
+    """Each batch's lowest priority group (``bounds``: the batches' first rows, then the
+    plan's length), for a plan already in priority order (managers moved up counted in
+    the group they were moved to, as :func:`priority_order` placed them)."""
+    groups, _ = _groups(keys)
+    return bytes(groups[start] for start in bounds[:-1])
+
+
+def with_group_barriers(deps: Sequence[tuple[int, ...]], lowest: bytes) -> list[tuple[int, ...]]:
+    """The send window's waits (``deps``: each batch's managers' batches) with a barrier
+    between priority groups: the first batch whose records all belong to a later group
+    waits for every earlier batch holding a record of an earlier group; every later batch
+    of that group waits for that first one. ``lowest``: each batch's lowest group
+    (:func:`group_barriers`). No batch of a later group is then sent before every batch
+    of the earlier groups was acknowledged, and a batch that waits for its managers is
+    not overtaken by a later group spending the day's calls.
+
+    Kept small: the first batch of a group names the earlier batches (at most all of
+    them, once per group); the others name one batch.
+    """
+    out = list(deps)
+    first: dict[int, int] = {}
+    for k, group in enumerate(lowest):
+        if group == 0:
+            continue
+        if group not in first:
+            first[group] = k
+            barrier = {j for j in range(k) if lowest[j] < group}
+        else:
+            barrier = {first[group]}
+        out[k] = tuple(sorted(barrier.union(out[k])))
     return out
 
 

@@ -33,10 +33,12 @@ from connector.sync.journal_store import check_lock, lock_lost
 from connector.sync.plans import NEVER_ACCEPTED, PlanOps
 from connector.sync.priority import (
     PlanKeys,
+    group_barriers,
     group_counts,
     priority_note,
     priority_order,
     priority_text,
+    with_group_barriers,
 )
 from connector.sync.progress import calls_left_today
 from connector.sync.readiness import JobGate, not_ready_note, wait_until
@@ -94,6 +96,9 @@ class Sender:
             ops = self._order_for_budget(journal, ops)
         batches = ops.batches()  # built a request at a time as the window sends them
         deps = ops.batch_deps()
+        if journal.send_order:  # groups in order: none overtakes an earlier one
+            lowest = group_barriers(PlanKeys(ops.table), ops.bounds())
+            deps = with_group_barriers(deps, lowest)
         total = len(batches)
         journal.batches_total = total
         acked = journal.acked_indices

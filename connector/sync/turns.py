@@ -248,11 +248,16 @@ class Turns:
         operator approved the run.
         """
         approved = bool(journal.approved_by)
+        superseded: list[str] = []
         for other in self.order.older_to_supersede(src, journal):
-            why = f"superseded by newer extract run {journal.run_id}"
+            reason = f"superseded by newer extract run {journal.run_id}"
             if other.batches:
-                why += ", which sends what this run had not sent yet from its newer file"
-            self.stop(other, RunState.SUPERSEDED, why)
+                reason += ", which sends what this run had not sent yet from its newer file"
+            self.stop(other, RunState.SUPERSEDED, reason)
+            superseded.append(other.run_id)
+        if superseded:
+            took_over = f"supersedes run {', '.join(superseded)}"
+            why = f"{why}; {took_over}" if why else took_over
         replanned, hold = self.planner.replan_if_stale(src, journal)
         if not replanned:
             hold = journal.decision_hold

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from benchmarks.emuworld import JOB, MAPPING, SP
 from connector.cli.app import build_app
-from tests.sync.emuworld import JOB, MAPPING, SP
 
 runner = CliRunner()
 

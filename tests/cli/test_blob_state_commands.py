@@ -10,12 +10,12 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
 
+from benchmarks.emuworld import JOB, SP
 from connector.emulator.config import EmulatorConfig, JobConfig
 from connector.emulator.server import RunningEmulator, run_emulator
 from connector.sample import generate_extract
 from connector.state.blob import BlobStateStore
 from tests.cli.helpers import DATED_FILES, invoke, write_config
-from tests.sync.emuworld import JOB, SP
 
 
 @pytest.fixture

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.emuworld import JOB, SP
 from connector.emulator.config import EmulatorConfig, JobConfig
 from connector.emulator.server import run_emulator
 from connector.sample import generate_extract
 from tests.cli.helpers import invoke, write_config
 from tests.cli.test_scripts import doc
-from tests.sync.emuworld import JOB, SP
 
 
 def budget_config(path: Path, budget: int) -> Path:

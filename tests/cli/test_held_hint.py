@@ -12,12 +12,12 @@ from pathlib import Path
 import orjson
 import pytest
 
+from benchmarks.emuworld import JOB, SP
 from connector.cli.exits import EXIT_HELD
 from connector.emulator.config import EmulatorConfig, JobConfig
 from connector.emulator.server import run_emulator
 from connector.sample import generate_extract
 from tests.cli.helpers import invoke, write_config
-from tests.sync.emuworld import JOB, SP
 
 
 def _held_command(output: str, verb: str) -> str:

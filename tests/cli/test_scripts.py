@@ -10,13 +10,13 @@ from typing import Any
 
 from typer.testing import CliRunner
 
+from benchmarks.emuworld import JOB, SP
 from connector.cli.app import build_app
 from connector.cli.exits import EXIT_CODES
 from connector.emulator.config import EmulatorConfig, JobConfig
 from connector.emulator.server import run_emulator
 from connector.sample import generate_extract
 from tests.cli.helpers import write_config
-from tests.sync.emuworld import JOB, SP
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from benchmarks.emuworld import JOB, SP
 from connector.cli.app import build_app
 from connector.emulator.config import EmulatorConfig, JobConfig
 from connector.emulator.server import run_emulator
 from connector.sample import generate_extract
 from tests.cli.helpers import invoke, runner, write_config
-from tests.sync.emuworld import JOB, SP
 
 
 def run_id_of(output: str) -> str:

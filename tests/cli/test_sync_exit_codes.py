@@ -61,11 +61,11 @@ def test_open_without_a_browser_says_where_the_report_is(
 def synced(tmp_path: Path) -> Iterator[tuple[RunningEmulator, list[str], list[str]]]:
     """An emulator whose job took a 5-person extract through ``connector sync``: yields it,
     the config/state options and the network options."""
+    from benchmarks.emuworld import JOB, SP
     from connector.emulator.config import EmulatorConfig, JobConfig
     from connector.emulator.server import run_emulator
     from connector.sample import generate_extract
     from tests.cli.helpers import invoke, write_config
-    from tests.sync.emuworld import JOB, SP
 
     config = write_config(tmp_path / "sources.yaml")
     extract = tmp_path / "hr.csv"

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from benchmarks.emuworld import JOB, SP
 from connector.cli.app import build_app
 from connector.emulator.config import EmulatorConfig, JobConfig
 from connector.emulator.server import run_emulator
@@ -26,7 +27,6 @@ from connector.mapping import load_mapping
 from connector.validate import validate
 from tests.cli.helpers import write_config
 from tests.core.helpers import DEFAULT_MAPPING, HR_EXTRACT, rows_of, stream
-from tests.sync.emuworld import JOB, SP
 
 runner = CliRunner()
 

@@ -8,11 +8,11 @@ import io
 import json
 from pathlib import Path
 
+from benchmarks.emuworld import MAPPING, actual_directory, emu_world, expected_directory
 from connector.clock import FakeClock
 from connector.state.local import LocalStateStore
 from tests.cli.helpers import invoke
 from tests.sources.test_xlsx import SAMPLE, _mapping_with, _sample_book
-from tests.sync.emuworld import MAPPING, actual_directory, emu_world, expected_directory
 
 
 def test_a_dropped_workbook_is_synced_end_to_end_and_twice_is_a_no_op(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from benchmarks.emuworld import emu_world
 from connector.cli.render import print_summary
 from connector.sync.summary import RunSummary
-from tests.sync.emuworld import emu_world
 from tests.sync.test_multi_day import BUDGET, DAY, extracts, local_store, world, write
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.emuworld import actual_directory, emu_world, expected_directory
 from connector.clock import FakeClock
 from connector.sample import churn_extract, generate_extract
 from connector.state.blob import BlobStateStore
-from tests.sync.emuworld import actual_directory, emu_world, expected_directory
 
 
 @pytest.mark.azurite

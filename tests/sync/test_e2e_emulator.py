@@ -8,10 +8,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks.emuworld import actual_directory, emu_world, expected_directory, read_rows
 from connector.clock import FakeClock
 from connector.sample import churn_extract, generate_extract
 from connector.state.local import LocalStateStore
-from tests.sync.emuworld import actual_directory, emu_world, expected_directory, read_rows
 from tests.sync.fakes import Crash, CrashAfter
 
 

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.emuworld import emu_world, read_rows
 from connector.clock import FakeClock
 from connector.sample import generate_extract
 from connector.state.local import LocalStateStore
 from connector.sync.journal_doc import journal_to_doc
-from tests.sync.emuworld import emu_world, read_rows
 
 
 def local_store(tmp: Path) -> Callable[[FakeClock], Any]:

@@ -133,11 +133,11 @@ def test_cli_sync_supersedes_an_undated_file_older_by_its_modification_time(
 ) -> None:
     import os
 
+    from benchmarks.emuworld import JOB, SP
     from connector.emulator.config import EmulatorConfig, JobConfig
     from connector.emulator.server import run_emulator
     from connector.sample import churn_extract, generate_extract
     from tests.cli.helpers import invoke, write_config
-    from tests.sync.emuworld import JOB, SP
 
     config = write_config(tmp_path / "sources.yaml")
     f1, f2, f3 = (tmp_path / n for n in ("hr_a.csv", "hr_b.csv", "hr_c.csv"))

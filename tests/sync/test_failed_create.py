@@ -8,10 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.emuworld import emu_world
 from connector.clock import FakeClock
 from connector.sample import Faults, generate_extract
 from connector.state.local import LocalStateStore
-from tests.sync.emuworld import emu_world
 
 
 def local_store(tmp: Path) -> Callable[[FakeClock], Any]:

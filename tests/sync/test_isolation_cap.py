@@ -149,12 +149,12 @@ class _WrongContentType(httpx.AsyncBaseTransport):
 def test_the_emulators_request_level_400_fails_the_run_without_bisecting(
     tmp_path: Path,
 ) -> None:
+    from benchmarks.emuworld import T0, sources_config
     from connector.graph.auth import StaticTokenProvider
     from connector.sample import generate_extract
     from connector.state.local import LocalStateStore
     from connector.sync.targets import graph_targets
     from connector.sync.wiring import build_engine
-    from tests.sync.emuworld import T0, sources_config
 
     day1 = tmp_path / "hr_20260105.csv"
     generate_extract(day1, 120, seed=2)

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks.emuworld import SP, T0, EmuWorld, emu_world, sources_config
 from connector.clock import FakeClock
 from connector.emulator import EmulatorConfig, on_premises_job, run_emulator
 from connector.errors import PermissionDeniedError, ServiceError
@@ -20,7 +21,6 @@ from connector.state.local import LocalStateStore
 from connector.sync.journal_doc import journal_from_doc, journal_to_doc
 from connector.sync.readiness import JobGate, not_ready_note
 from connector.sync.waiting import WaitingReason
-from tests.sync.emuworld import SP, T0, EmuWorld, emu_world, sources_config
 from tests.sync.fakes import FakeTarget, config, people
 from tests.sync.world import World
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,19 +14,22 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from benchmarks.emuworld import (
+    EmuWorld,
+    actual_directory,
+    emu_world,
+    expected_directory,
+    first_group,
+    local_store,
+    log_order,
+    read_rows,
+)
 from connector.cli.render import print_summary
-from connector.clock import FakeClock
 from connector.sample import generate_extract
-from connector.state.local import LocalStateStore
 from connector.sync.journal_doc import journal_to_doc
-from tests.sync.emuworld import EmuWorld, actual_directory, emu_world, expected_directory
 
 DAY = 25 * 3600  # past the rolling 24 hours of the hour the budget was spent in
 BUDGET = 2
-
-
-def local_store(tmp: Path) -> Callable[[FakeClock], Any]:
-    return lambda clock: LocalStateStore(tmp / "state", clock=clock, heartbeat=False)
 
 
 def write(rows: list[list[str]], header: list[str], path: Path) -> Path:
@@ -112,6 +114,30 @@ def test_leavers_are_disabled_on_the_first_day_of_a_multi_day_run(tmp_path: Path
         assert actual_directory(w.emu) == expected_directory([day1, day2])
 
 
+def test_deactivations_waiting_for_their_managers_are_not_overtaken_by_joiners(
+    tmp_path: Path,
+) -> None:
+    # 208 inactive records and their 332 managers: 11 batches, and 12 calls a day. A batch
+    # of deactivations waiting for its managers' batch must not let joiners' batches
+    # spend the day's calls (they did: 40 deactivations were left for day 2).
+    extract = tmp_path / "hr_20260105.csv"
+    generate_extract(extract, 6000, seed=4)
+    with emu_world(
+        local_store(tmp_path),
+        emulator={"daily_quota": 12},
+        daily_call_budget=12,
+        max_leavers="null",
+    ) as w:
+        run = w.sync(extract)
+        assert run.batches_done == 12
+        inactive, managers = first_group(read_rows(extract))
+        order = [ext for ext, _ in log_order(w.emu)]
+        assert inactive <= set(order)  # every one of them processed on day 1
+        last = max(k for k, ext in enumerate(order) if ext in inactive)
+        joiners_before = [e for e in order[: last + 1] if e not in inactive | managers]
+        assert len(joiners_before) < 50  # at most the batch where the groups meet
+
+
 def test_a_run_that_fits_into_the_days_budget_keeps_its_order(tmp_path: Path) -> None:
     header, body = extracts(tmp_path)
     day1 = write(body[:100], header, tmp_path / "hr_20260105.csv")
@@ -171,6 +197,27 @@ def test_a_newer_full_extract_on_day_two_replaces_the_unsent_remainder(tmp_path:
         assert runs[older.run_id].state == "done"
         assert runs[newer.run_id].state == "done"
         assert actual_directory(w.emu) == expected_directory([day1, day3])
+
+
+def test_the_newer_runs_timeline_says_which_run_it_supersedes(tmp_path: Path) -> None:
+    header, body = extracts(tmp_path)
+    day1 = write(body[:100], header, tmp_path / "hr_20260105.csv")
+    day2 = write(body[:300], header, tmp_path / "hr_20260106.csv")
+    day3 = write(body[:310], header, tmp_path / "hr_20260107.csv")
+    with world(tmp_path) as w:
+        w.sync(day1)
+        w.reconcile()
+        w.clock.advance(DAY)
+        older = w.sync(day2)
+        assert older.waiting_reason == "quota"
+        w.clock.advance(DAY)
+        newer = w.sync(day3)
+        started = [e.detail for e in w.engine.get_run(newer.run_id).timeline]
+        # it said it was superseded by itself ("superseded by newer extract run <newer>")
+        assert not any(newer.run_id in d for d in started)
+        assert any(d.startswith(f"supersedes run {older.run_id}: ") for d in started)
+        ended = [e.detail for e in w.engine.get_run(older.run_id).timeline]
+        assert any(f"superseded by newer extract run {newer.run_id}" in d for d in ended)
 
 
 class Crash(Exception):

@@ -102,7 +102,7 @@ def bytes_read(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], list[int]]:
 
 
 def _real_reader_world(tmp_path: Path) -> World:
-    from tests.sync.emuworld import sources_config
+    from benchmarks.emuworld import sources_config
 
     w = World(tmp_path)
     w.config = sources_config()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from connector.sync.priority import (
     OpKey,
+    group_barriers,
     group_counts,
     priority_group,
     priority_order,
     priority_text,
+    with_group_barriers,
 )
 
 
@@ -82,3 +84,28 @@ def test_priority_text_names_the_groups_in_order() -> None:
     assert priority_text({"leavers": 0, "joiners": 5, "movers": 2}) == (
         "sent in priority order: 5 joiners first, then 2 movers"
     )
+
+
+def test_no_batch_of_a_later_group_goes_before_the_earlier_groups_are_acknowledged() -> None:
+    # batches: 0-1 deactivations (1 waits for its managers in 0), 2 holds the last
+    # deactivations and the first joiners, 3-4 joiners, 5-6 movers
+    lowest = bytes([0, 0, 0, 1, 1, 2, 2])
+    deps: list[tuple[int, ...]] = [(), (0,), (), (), (), (), (4,)]
+    out = with_group_barriers(deps, lowest)
+    assert out[:3] == [(), (0,), ()]  # the first group waits only for its managers
+    assert out[3] == (0, 1, 2)  # the first joiners' batch: every batch with a deactivation
+    assert out[4] == (3,)  # the other joiners wait for that one
+    assert out[5] == (0, 1, 2, 3, 4)
+    assert out[6] == (4, 5)
+
+
+def test_a_batch_lowest_group_counts_a_manager_moved_up_with_its_deactivation() -> None:
+    keys = [
+        OpKey("leaver", False, 0, "L1"),
+        OpKey("joiner", True, 0, "BOSS"),  # manages D1: moved up into the first group
+        OpKey("mover", False, 1, "D1", "BOSS"),
+        OpKey("joiner", True, 0, "J1"),
+    ]
+    plan = [keys[i] for i in priority_order(keys)]
+    assert [k.external_id for k in plan] == ["L1", "BOSS", "D1", "J1"]
+    assert group_barriers(plan, [0, 1, 2, 3, 4]) == bytes([0, 0, 0, 1])

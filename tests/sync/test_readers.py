@@ -11,7 +11,7 @@ from tests.sync.world import World
 
 
 def test_reader_errors_name_the_dropped_file_not_a_spool_file(tmp_path: Path) -> None:
-    from tests.sync.emuworld import sources_config
+    from benchmarks.emuworld import sources_config
 
     w = World(tmp_path)
     data = b"\xff\xfe\x00garbage without a header\n"

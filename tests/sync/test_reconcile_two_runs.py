@@ -7,11 +7,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks.emuworld import emu_world
 from connector.clock import FakeClock
 from connector.reconcile import SentRecord, reconcile
 from connector.sample import churn_extract, generate_extract
 from connector.state.local import LocalStateStore
-from tests.sync.emuworld import emu_world
 from tests.sync.fakes import config, people
 from tests.sync.world import T0, World
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from benchmarks.emuworld import emu_world
 from connector.sample import churn_extract, generate_extract
-from tests.sync.emuworld import emu_world
 from tests.sync.test_reconcile_two_runs import local_store
 
 

@@ -13,6 +13,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from benchmarks.emuworld import JOB, MAPPING, SP, emu_world
 from connector.cli import render
 from connector.cli.app import build_app
 from connector.cli.options import StateLocation, command_flags
@@ -24,7 +25,6 @@ from connector.sample import Faults, generate_extract
 from connector.state.local import LocalStateStore
 from connector.sync.summary import RunSummary
 from connector.sync.waiting import WaitingReason
-from tests.sync.emuworld import JOB, MAPPING, SP, emu_world
 
 runner = CliRunner()
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from benchmarks.emuworld import JOB, MAPPING, SP
 from connector.cli.app import build_app
 from connector.emulator.config import EmulatorConfig, JobConfig
 from connector.emulator.server import run_emulator
 from connector.sample import churn_extract, generate_extract
-from tests.sync.emuworld import JOB, MAPPING, SP
 
 runner = CliRunner()
 
