@@ -78,3 +78,25 @@ def test_a_report_of_a_run_not_held_counts_its_changes_and_lists_none(tmp_path: 
     doc = json.loads(w.store.read_artifact(f"employees/{run.run_id}/report.json"))
     assert doc["changeCounts"] == {"disable": 1, "update": 1, "create": 0, "re-send": 0}
     assert not w.store.list_artifacts(f"employees/{run.run_id}/{HELD_NAME}")
+
+
+def test_a_report_reads_the_index_only_for_the_records_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w, run_id = _held_world(tmp_path)
+    asked: list[set[str]] = []
+    record_runs = w.store.record_runs
+
+    def whole_index(source: str) -> None:
+        raise AssertionError("the whole record index was loaded")
+
+    def counted(source: str, external_ids: set[str]) -> dict[str, str | None]:
+        asked.append(set(external_ids))
+        return record_runs(source, external_ids)
+
+    monkeypatch.setattr(w.store, "load_records", whole_index)
+    monkeypatch.setattr(w.store, "record_runs", counted)
+    view = w.engine.reporter.report_input(w.engine.runs.require("employees", run_id)).changes
+    assert view is not None
+    assert view.counts["disable"] == 40
+    assert asked == [{f"E{i:04}" for i in range(1, 61) if i > 20 or i % 4 == 1}]
