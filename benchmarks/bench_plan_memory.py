@@ -275,9 +275,10 @@ def build_state(extract: Path, state: Path) -> None:
         write_plan_to(out, PlanOps(seed))
 
 
-def run_child(*args: str) -> dict[str, Any]:
+def run_child(*args: str, script: str = __file__) -> dict[str, Any]:
+    """``script --child ARGS`` in a fresh interpreter; the JSON of its last line."""
     out = subprocess.run(
-        [sys.executable, __file__, "--child", *args], check=True, capture_output=True
+        [sys.executable, script, "--child", *args], check=True, capture_output=True
     )
     result: dict[str, Any] = orjson.loads(out.stdout.splitlines()[-1])
     return result

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Final, TextIO
 
-__all__ = ["FORMULA_START", "csv_bytes", "neutralise_cell", "write_csv"]
+__all__ = ["FORMULA_START", "csv_bytes", "csv_parts", "neutralise_cell", "write_csv"]
 
 #: first characters that make a spreadsheet evaluate a cell (or hide what follows)
 FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
@@ -52,3 +53,14 @@ def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
     out = io.StringIO()
     write_csv(out, header, rows)
     return out.getvalue().encode("utf-8")
+
+
+def csv_parts(
+    header: Sequence[str], rows: Iterable[Sequence[object]], *, block: int = 5000
+) -> Iterator[bytes]:
+    """:func:`csv_bytes`'s bytes a part at a time: the header, then ``block`` rows per
+    part (a file of a million rows is never whole in memory)."""
+    yield csv_bytes(header, [])
+    it = iter(rows)
+    while part := list(itertools.islice(it, block)):
+        yield csv_bytes(header, part).split(b"\r\n", 1)[1]  # without the header

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from connector.csv_out import csv_bytes
+from connector.csv_out import csv_parts
 from connector.report_counts import RecordCounts, count_records, problems
 from connector.report_held import held_commands
 from connector.report_html import iter_report_html
@@ -250,10 +250,7 @@ def build_failures_csv(data: ReportInput) -> bytes:
 
 def iter_failures_csv(data: ReportInput) -> Iterator[bytes]:
     """:func:`build_failures_csv`'s bytes, a block of rows at a time."""
-    yield csv_bytes(_FAILURE_COLUMNS, [])
-    rows = problems(data.outcome_rows, data.rejected)
-    while block := list(itertools.islice(rows, _CSV_BLOCK)):
-        yield csv_bytes(_FAILURE_COLUMNS, block).split(b"\r\n", 1)[1]  # without the header
+    return csv_parts(_FAILURE_COLUMNS, problems(data.outcome_rows, data.rejected), block=_CSV_BLOCK)
 
 
 def _timings(timeline: Sequence[TimelineEvent]) -> dict[str, float]:

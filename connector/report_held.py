@@ -20,7 +20,17 @@ if TYPE_CHECKING:
     from connector.sync.changes import ChangeView
 
 
-__all__ = ["PLACEHOLDER_FLAGS", "held_commands", "held_how", "held_section", "send_note"]
+__all__ = [
+    "PAGE_ROWS",
+    "PLACEHOLDER_FLAGS",
+    "held_commands",
+    "held_how",
+    "held_section",
+    "send_note",
+]
+
+PAGE_ROWS = 2000
+"""Disabled records, and changed attributes of movers, a held section lists (each)."""
 
 PLACEHOLDER_FLAGS = (
     "--config SOURCES.yaml --state-account-url https://ACCOUNT.blob.core.windows.net"
@@ -75,8 +85,10 @@ def _more(total: int, shown: int) -> str:
     return f'<p class="muted">{total - shown} more in held.csv.</p>' if total > shown else ""
 
 
-def held_section(view: ChangeView, batches: int, *, max_rows: int = 2000) -> str:
-    """Counts, the accounts to disable and the movers' changed attributes."""
+def held_section(view: ChangeView, batches: int, *, max_rows: int = PAGE_ROWS) -> str:
+    """Counts, the accounts to disable and the movers' changed attributes (``view`` holds
+    at least ``max_rows`` of each, or all of them)."""
+    n_disables = view.counts.get("disable", 0)
     disables = view.disables[:max_rows]
     dis_rows = "".join(
         f"<tr><td><code>{_e(r.external_id)}</code></td><td>{_e(r.display_name)}</td>"
@@ -93,28 +105,28 @@ def held_section(view: ChangeView, batches: int, *, max_rows: int = 2000) -> str
                 f"<td><code>{_e(short_attribute(ch.attribute))}</code></td><td>{_e(ch.old)}</td>"
                 f"<td>{_e(ch.new)}</td></tr>"
             )
-    n_changes = sum(len(r.changes) for r in view.movers)
     disable_html = (
         '<div class="scroll"><table><tr><th>externalId</th><th>name</th><th>why</th></tr>'
-        f"{dis_rows}</table></div>{_more(len(view.disables), len(disables))}"
-        if view.disables
+        f"{dis_rows}</table></div>{_more(n_disables, len(disables))}"
+        if n_disables
         else '<p class="muted">Nobody.</p>'
     )
     mover_html = (
         '<div class="scroll"><table><tr><th>externalId</th><th>name</th><th>attribute</th>'
         f"<th>old value</th><th>new value</th></tr>{''.join(change_rows)}</table></div>"
-        f"{_more(n_changes, len(change_rows))}"
+        f"{_more(view.attributes, len(change_rows))}"
         if change_rows
         else '<p class="muted">None.</p>'
     )
+    n_movers = view.counts.get("update", 0)
     return (
         '<section class="wide" id="held"><h2>Who this run changes</h2>'
-        f'<p class="counts"><strong>{view.counts.get("disable", 0)}</strong> to disable · '
-        f"<strong>{len(view.movers)}</strong> to update ({n_changes} attributes) · "
+        f'<p class="counts"><strong>{n_disables}</strong> to disable · '
+        f"<strong>{n_movers}</strong> to update ({view.attributes} attributes) · "
         f"<strong>{view.joiners}</strong> to create"
         f' · <a href="held.csv" download>held.csv</a></p>'
         f'<p class="muted">{_e(send_note(view, batches))}</p>'
-        f"<h3>To disable ({len(view.disables)})</h3>{disable_html}"
-        f"<h3>Changed attributes of movers ({len(view.movers)} records)</h3>{mover_html}"
+        f"<h3>To disable ({n_disables})</h3>{disable_html}"
+        f"<h3>Changed attributes of movers ({n_movers} records)</h3>{mover_html}"
         "</section>"
     )

@@ -23,6 +23,7 @@ import itertools
 import json
 import tempfile
 from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from typing import IO, Any
 
 import orjson
@@ -34,6 +35,7 @@ __all__ = [
     "INDEX_FORMAT",
     "merge_payloads",
     "read_index",
+    "read_index_runs",
     "read_payloads",
     "scan_payloads",
     "write_index",
@@ -99,14 +101,7 @@ def read_index(src: IO[bytes], where: str) -> dict[str, RecordEntry]:
     entries: dict[str, RecordEntry] = {}
     try:
         with _gc_paused(), gzip.GzipFile(fileobj=src, mode="rb") as gz:
-            header = loads(gz.readline() or b"null")
-            if not isinstance(header, dict) or header.get("format") != INDEX_FORMAT:
-                raise StateError(f"{where}: not a record index (bad header)")
-            if header.get("version") != INDEX_VERSION:
-                raise StateError(
-                    f"{where}: record index version {header.get('version')!r} is not supported"
-                    f" (expected {INDEX_VERSION}); upgrade the connector"
-                )
+            _check_index_header(gz, where)
             for line in gz:
                 ext, fp, active, outcome, err, sent, run = loads(line)
                 if len(fp) != 2 * FINGERPRINT_SIZE:
@@ -118,6 +113,38 @@ def read_index(src: IO[bytes], where: str) -> dict[str, RecordEntry]:
     except (OSError, EOFError, ValueError, orjson.JSONDecodeError) as exc:
         raise StateError(f"{where}: record index is corrupt: {exc}") from exc
     return entries
+
+
+def _check_index_header(gz: gzip.GzipFile, where: str) -> None:
+    header = orjson.loads(gz.readline() or b"null")
+    if not isinstance(header, dict) or header.get("format") != INDEX_FORMAT:
+        raise StateError(f"{where}: not a record index (bad header)")
+    if header.get("version") != INDEX_VERSION:
+        raise StateError(
+            f"{where}: record index version {header.get('version')!r} is not supported"
+            f" (expected {INDEX_VERSION}); upgrade the connector"
+        )
+
+
+def read_index_runs(
+    src: IO[bytes], external_ids: AbstractSet[str], where: str
+) -> dict[str, str | None]:
+    """The run id of each of ``external_ids`` that the index written by
+    :func:`write_index` holds (others left out), read a line at a time: no entry of the
+    other records is kept."""
+    loads = orjson.loads
+    interned: dict[str, str] = {}
+    runs: dict[str, str | None] = {}
+    try:
+        with gzip.GzipFile(fileobj=src, mode="rb") as gz:
+            _check_index_header(gz, where)
+            for line in gz:
+                ext, _, _, _, _, _, run = loads(line)
+                if ext in external_ids:
+                    runs[ext] = None if run is None else interned.setdefault(run, run)
+    except (OSError, EOFError, ValueError, orjson.JSONDecodeError) as exc:
+        raise StateError(f"{where}: record index is corrupt: {exc}") from exc
+    return runs
 
 
 def _key(external_id: str) -> bytes:

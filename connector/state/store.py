@@ -41,6 +41,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager
 from typing import IO, Any, Literal
 
@@ -51,6 +52,7 @@ from connector.errors import DocumentConflictError, StateError
 from connector.state._codec import (
     merge_payloads,
     read_index,
+    read_index_runs,
     read_payloads,
     scan_payloads,
     write_index,
@@ -144,6 +146,20 @@ class StateStore:
                     continue  # a concurrent save replaced it; read the new manifest
                 entries = read_index(src, self.backend.describe(name))
             return RecordIndex(source=source, entries=entries, version=self._version(*got))
+        raise StateError(f"records of source {source!r} keep changing while being read; retry")
+
+    def record_runs(self, source: str, external_ids: AbstractSet[str]) -> dict[str, str | None]:
+        """The run that last sent each of ``external_ids`` the record index holds (others
+        left out), the index streamed: only these records are kept, not the index."""
+        for _ in range(_READ_ATTEMPTS):
+            got = self._manifest(source)
+            if got is None:
+                return {}
+            name = _records(source, str(got[0]["index"]))
+            with self.backend.reader(name) as src:
+                if src is None:
+                    continue  # a concurrent save replaced it; read the new manifest
+                return read_index_runs(src, external_ids, self.backend.describe(name))
         raise StateError(f"records of source {source!r} keep changing while being read; retry")
 
     def save_records(

@@ -13,11 +13,11 @@ Attributes are named by their SCIM path: ``name.givenName``,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector.csv_out import csv_bytes
+from connector.csv_out import csv_parts
 from connector.sync.plans import PlannedOp
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "diff_payloads",
     "display_name",
     "flatten_payload",
+    "iter_held_csv",
     "record_change",
     "short_attribute",
 ]
@@ -59,18 +60,26 @@ class RecordChange:
 
 @dataclass(frozen=True, slots=True)
 class ChangeView:
-    """A run's records by what happens to them, counts first."""
+    """A run's records by what happens to them, counts first.
+
+    Built with a bound (``keep``, :func:`change_view`), it lists only the records a page
+    shows, so its size does not grow with the run; the counts are always of them all."""
 
     disables: Sequence[RecordChange] = ()
+    """Records the run disables (bounded: the first ``keep``)."""
     movers: Sequence[RecordChange] = ()
-    """Records updated but not disabled (their changed attributes)."""
+    """Records updated but not disabled (their changed attributes; bounded: the first
+    movers with a changed attribute, until ``keep`` changed attributes are listed)."""
     joiners: int = 0
     others: int = 0
     counts: Mapping[str, int] = field(default_factory=dict)
+    attributes: int = 0
+    """Changed attributes of all the movers."""
 
     @property
     def total(self) -> int:
-        return len(self.disables) + len(self.movers) + self.joiners + self.others
+        changed = self.counts.get("disable", 0) + self.counts.get("update", 0)
+        return changed + self.joiners + self.others
 
 
 def _leaf_text(value: Any) -> str:
@@ -152,46 +161,70 @@ def record_change(op: PlannedOp, previous: Mapping[str, Any] | None) -> RecordCh
     return RecordChange(op.external_id, name, op.kind, disables, changes)
 
 
-def change_view(ops: Iterable[PlannedOp], previous: Mapping[str, Mapping[str, Any]]) -> ChangeView:
+def change_view(
+    ops: Iterable[PlannedOp], previous: Mapping[str, Mapping[str, Any]], *, keep: int | None = None
+) -> ChangeView:
     """Disables and movers (with changed attributes) of a plan; ``previous`` maps an
-    external id to the last payload the service accepted for it."""
+    external id to the last payload the service accepted for it. ``keep``: list at most
+    that many disables and changed attributes of movers (None: every record)."""
     disables: list[RecordChange] = []
     movers: list[RecordChange] = []
-    joiners = others = 0
+    joiners = others = n_disables = n_movers = attributes = listed = 0
     for op in ops:
         if op.kind == "joiner":
             joiners += 1
             continue
         change = record_change(op, previous.get(op.external_id))
         if change.disables:
-            disables.append(change)
+            n_disables += 1
+            if keep is None or len(disables) < keep:
+                disables.append(change)
         elif op.kind == "mover":
-            movers.append(change)
+            n_movers += 1
+            attributes += len(change.changes)
+            if keep is None or (listed < keep and change.changes):
+                movers.append(change)
+                listed += len(change.changes)
         else:
             others += 1
-    counts = {
-        "disable": len(disables),
-        "update": len(movers),
-        "create": joiners,
-        "re-send": others,
-    }
-    return ChangeView(disables, movers, joiners, others, counts)
+    counts = {"disable": n_disables, "update": n_movers, "create": joiners, "re-send": others}
+    return ChangeView(disables, movers, joiners, others, counts, attributes)
 
 
-def build_held_csv(view: ChangeView) -> bytes:
-    """held.csv: one row per disabled record, then one per changed attribute of a mover.
+_COLUMNS = ("change", "externalId", "displayName", "action", "attribute", "oldValue", "newValue")
+
+
+def iter_held_csv(
+    ops: Collection[PlannedOp], previous: Mapping[str, Mapping[str, Any]]
+) -> Iterator[bytes]:
+    """held.csv, a block of rows at a time: one row per disabled record, then one per
+    changed attribute of a mover (a mover without one: a row with no attribute), each in
+    plan order. ``ops`` is read twice, one record at a time; nothing is kept.
 
     Columns: ``change, externalId, displayName, action, attribute, oldValue, newValue``;
-    cells a spreadsheet would evaluate are prefixed with ``'``.
-    """
-    header = ["change", "externalId", "displayName", "action", "attribute", "oldValue", "newValue"]
-    return csv_bytes(header, _held_rows(view))
+    cells a spreadsheet would evaluate are prefixed with ``'``."""
+    return csv_parts(_COLUMNS, _held_rows(ops, previous))
 
 
-def _held_rows(view: ChangeView) -> Iterator[tuple[object, ...]]:
-    for rec in view.disables:
-        yield ("disable", rec.external_id, rec.display_name, rec.action, "active", "true", "false")
-    for rec in view.movers:
-        for ch in rec.changes or (AttributeChange("", None, None),):
-            row = ("update", rec.external_id, rec.display_name, rec.action, ch.attribute)
-            yield (*row, ch.old, ch.new)
+def build_held_csv(ops: Collection[PlannedOp], previous: Mapping[str, Mapping[str, Any]]) -> bytes:
+    """:func:`iter_held_csv`'s bytes."""
+    return b"".join(iter_held_csv(ops, previous))
+
+
+def _held_rows(
+    ops: Collection[PlannedOp], previous: Mapping[str, Mapping[str, Any]]
+) -> Iterator[tuple[object, ...]]:
+    for op in ops:
+        if op.kind != "joiner" and not op.active:  # only an inactive record can be disabled
+            rec = record_change(op, previous.get(op.external_id))
+            if rec.disables:
+                row = ("disable", rec.external_id, rec.display_name, rec.action, "active")
+                yield (*row, "true", "false")
+    for op in ops:
+        if op.kind == "mover":
+            rec = record_change(op, previous.get(op.external_id))
+            if rec.disables:
+                continue
+            for ch in rec.changes or (AttributeChange("", None, None),):
+                row = ("update", rec.external_id, rec.display_name, rec.action, ch.attribute)
+                yield (*row, ch.old, ch.new)

@@ -20,7 +20,6 @@ import orjson
 
 from connector.errors import RunError, StateError
 from connector.report import RejectedRow
-from connector.state.base import RecordEntry
 from connector.state.store import StateStore
 from connector.sync.journal import Journal
 from connector.sync.op_table import PayloadMap
@@ -112,9 +111,9 @@ class RunPlans:
         rows = [k for k in range(len(table)) if table.kind(k) != "joiner" and table.prev(k)]
         if not rows:
             return found
-        entries = self.store.load_records(journal.source).entries
-        in_index = [k for k in rows if _holds(entries.get(table.ext[k]), table.prev(k))]
-        del entries
+        runs = self.store.record_runs(journal.source, {table.ext[k] for k in rows})
+        in_index = [k for k in rows if runs.get(table.ext[k]) == table.prev(k)]
+        del runs
         self.store.spool_payloads(journal.source, [table.ext[k] for k in in_index], found.add)
         by_run: dict[str, set[str]] = {}
         for k in rows:
@@ -178,8 +177,3 @@ class RunPlans:
 
 def _artifact(journal: Journal, name: str) -> str:
     return artifact_key(journal.source, journal.run_id, name)
-
-
-def _holds(entry: RecordEntry | None, run_id: str | None) -> bool:
-    """Whether the index entry still holds ``run_id``'s send."""
-    return entry is not None and entry.run_id == run_id

@@ -20,9 +20,10 @@ from connector.errors import DocumentConflictError
 from connector.extract_time import ordering_warning
 from connector.reconcile import outcome_label
 from connector.report import RecordRow, ReportInput, TimelineEvent, write_reports
+from connector.report_held import PAGE_ROWS
 from connector.report_index import IndexRow, RunNav, build_index_html
 from connector.sync.approval_hint import approval_commands
-from connector.sync.changes import ChangeView, build_held_csv, change_view, record_change
+from connector.sync.changes import ChangeView, change_view, iter_held_csv, record_change
 from connector.sync.context import SyncContext
 from connector.sync.forecast import BudgetForecast
 from connector.sync.journal import (
@@ -156,7 +157,11 @@ class Reporter:
     def report_input(self, journal: Journal) -> ReportInput:
         """A report's data from a journal (and the run's stored plan and outcomes)."""
         plan = self.runs.plan_or_empty(journal)
-        previous = self.runs.previous_payloads(journal, plan)
+        return self._report_input(journal, plan, self.runs.previous_payloads(journal, plan))
+
+    def _report_input(
+        self, journal: Journal, plan: PlanOps, previous: Mapping[str, Mapping[str, Any]]
+    ) -> ReportInput:
         records = _RecordRows(plan, previous, self._record_status(journal))
         status = _status(journal)
         return ReportInput(
@@ -184,7 +189,8 @@ class Reporter:
             },
             command_flags=self.ctx.options.command_flags,
             approval=approval_commands(self.ctx.approval_hint, journal.run_id),
-            changes=change_view(plan, previous),
+            # a held run's page lists some of whom it changes; any other report counts them
+            changes=change_view(plan, previous, keep=PAGE_ROWS if journal.held_reason_now else 0),
             nav=self.neighbours(journal),
             send_order=priority_text(journal.send_order) if journal.send_order else None,
             progress=progress.text if (progress := self.progress(journal)) else None,
@@ -277,19 +283,21 @@ class Reporter:
         return self.runs.report_locations(journal.source, journal.run_id)
 
     def _write_one(self, journal: Journal) -> ReportInput:
-        data = self.report_input(journal)
+        plan = self.runs.plan_or_empty(journal)
+        previous = self.runs.previous_payloads(journal, plan)
+        data = self._report_input(journal, plan, previous)
 
         def put(name: str, parts: Iterable[bytes], ctype: str) -> str:
             return self.runs.write_report(journal, name, parts, ctype)
 
         write_reports(data, put)
         if data.held_reason and data.changes is not None:
-            put(HELD_NAME, [build_held_csv(data.changes)], "text/csv; charset=utf-8")
+            put(HELD_NAME, iter_held_csv(plan, previous), "text/csv; charset=utf-8")
         return data
 
     def change_view(self, journal: Journal) -> ChangeView:
-        """Whom the run disables and what it changes (from its plan and the records'
-        previous payloads)."""
+        """Whom the run disables and what it changes, every record of it (from its plan and
+        the records' previous payloads)."""
         plan = self.runs.plan_or_empty(journal)
         return change_view(plan, self.runs.previous_payloads(journal, plan))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from connector.cli.preview import run_preview
-from connector.csv_out import csv_bytes, neutralise_cell, write_csv
+from connector.csv_out import csv_bytes, csv_parts, neutralise_cell, write_csv
 from tests.core.helpers import DEFAULT_MAPPING, HR_EXTRACT
 
 FORMULAS = [
@@ -60,3 +60,11 @@ def test_preview_rejected_csv_neutralises_formula_ids(tmp_path: Path) -> None:
     assert sorted({r[1] for r in rows[1:]}) == sorted("'" + i for i in ids)
     for r in rows[1:]:
         assert not any(cell.startswith(("=", "+", "-", "@")) for cell in r)
+
+
+def test_csv_parts_are_the_header_then_blocks_of_rows_joining_to_the_one_file() -> None:
+    rows = [(f"E{i}", "=1+1", "a,b") for i in range(10)]
+    parts = list(csv_parts(("id", "formula", "text"), rows, block=4))
+    assert len(parts) == 1 + 3
+    assert parts[0] == b"id,formula,text\r\n"
+    assert b"".join(parts) == csv_bytes(("id", "formula", "text"), rows)

@@ -1,8 +1,9 @@
 """Runs whose reports are pinned byte for byte (SHA-256 and size of each file in
 ``tests/report/pinned_reports.json``): an upload still pending, the same run reconciled
 (created, a conflict, an unconfirmed record, a rejected row; its page also with fewer
-failure rows than there are), a held run that would disable and change people, and a
-report with no record.
+failure rows than there are), a held run that would disable and change people (its
+``held.csv`` too, and its held section listing fewer rows than there are), and a report
+with no record.
 
 ``python -m tests.report.report_scenarios`` pins the files the code writes now;
 ``... DIR`` also writes them into DIR, to read."""
@@ -19,6 +20,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from connector.report import ReportInput, write_reports
+from connector.report_held import held_section
+from connector.sync.run_keys import HELD_NAME
 from tests.sync.fakes import people
 from tests.sync.world import World
 
@@ -56,7 +59,12 @@ def scenarios(tmp: Path, page: Page) -> dict[str, dict[str, bytes]]:
     later = [(*p[:3], "Legal" if i % 4 == 0 else p[3], *p[4:]) for i, p in enumerate(people(20))]
     held = w.sync("hr_20260303.csv", later)
     out["held"] = _stored(w, held.run_id)
+    out["held"][HELD_NAME] = w.store.read_artifact(f"employees/{held.run_id}/{HELD_NAME}")
     journal = w.engine.runs.require("employees", held.run_id)
+    view = w.engine.reporter.report_input(journal).changes
+    assert view is not None
+    short_section = held_section(view, journal.batches_total or 0, max_rows=3)
+    out["held"]["held-section-3-rows.html"] = short_section.encode("utf-8")
     data = dataclasses.replace(
         w.engine.reporter.report_input(journal), records=[], brief_records=None, outcome_counts={}
     )

@@ -37,3 +37,11 @@ def test_a_page_listing_fewer_failures_than_there_are_is_the_pinned_one(
     pinned = json.loads(PINNED.read_text("utf-8"))
     name = "report-2-failures.html"
     assert written["reconciled"][name] == pinned["reconciled"][name]
+
+
+@pytest.mark.parametrize("name", ["held.csv", "held-section-3-rows.html"])
+def test_a_held_runs_csv_and_a_section_listing_fewer_rows_than_there_are_are_the_pinned_ones(
+    written: dict[str, dict[str, str]], name: str
+) -> None:
+    pinned = json.loads(PINNED.read_text("utf-8"))
+    assert written["held"][name] == pinned["held"][name]

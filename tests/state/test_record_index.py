@@ -195,6 +195,8 @@ def test_local_corrupt_index_is_a_state_error(tmp_path: Path) -> None:
     index_file.write_bytes(b"not gzip")
     with pytest.raises(StateError, match="corrupt"):
         store.load_records("employees")
+    with pytest.raises(StateError, match="corrupt"):
+        store.record_runs("employees", {"E0001"})
 
 
 def test_a_save_whose_payload_file_vanished_meanwhile_is_a_conflict(store: StateStore) -> None:
@@ -227,3 +229,12 @@ def test_payloads_can_be_spooled_undecoded(store: StateStore) -> None:
     store.spool_payloads("employees", [], seen.__setitem__)
     store.spool_payloads("unknown", ["E0001"], seen.__setitem__)
     assert len(seen) == 2
+
+
+def test_the_run_of_some_records_is_read_without_loading_the_index(store: StateStore) -> None:
+    idx = index("employees", 20)
+    idx.entries["E0004"].run_id = None
+    store.save_records(idx)
+    runs = store.record_runs("employees", {"E0001", "E0004", "missing"})
+    assert runs == {"E0001": idx.entries["E0001"].run_id, "E0004": None}
+    assert store.record_runs("contractors", {"E0001"}) == {}

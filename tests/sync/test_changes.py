@@ -13,6 +13,7 @@ from connector.sync.changes import (
     diff_payloads,
     display_name,
     flatten_payload,
+    iter_held_csv,
     short_attribute,
 )
 from connector.sync.plans import PlannedOp
@@ -103,8 +104,8 @@ def test_held_csv_has_a_row_per_disable_and_per_changed_attribute_formula_safe()
         op("leaver", "=L1", user("=L1", active=False)),
         op("mover", "M1", user("M1", title="+Lead")),
     ]
-    view = change_view(ops, {"=L1": user("=L1"), "M1": user("M1")})
-    rows = list(csv.reader(io.StringIO(build_held_csv(view).decode("utf-8"))))
+    held = build_held_csv(ops, {"=L1": user("=L1"), "M1": user("M1")})
+    rows = list(csv.reader(io.StringIO(held.decode("utf-8"))))
     assert rows[0] == [
         "change",
         "externalId",
@@ -117,3 +118,47 @@ def test_held_csv_has_a_row_per_disable_and_per_changed_attribute_formula_safe()
     assert rows[1] == ["disable", "'=L1", "Ada L=L1", "leaver", "active", "true", "false"]
     assert rows[2] == ["update", "M1", "Ada LM1", "mover", "title", "Engineer", "'+Lead"]
     assert len(rows) == 3
+
+
+def _mass_change() -> tuple[list[PlannedOp], dict[str, dict[str, Any]]]:
+    """Five leavers, then five movers with two changed attributes each."""
+    ops = [op("leaver", f"L{i}", user(f"L{i}", active=False)) for i in range(5)]
+    ops += [op("mover", f"M{i}", user(f"M{i}", title="Lead", nickName="Ad")) for i in range(5)]
+    previous = {o.external_id: user(o.external_id) for o in ops}
+    return ops, previous
+
+
+def test_a_bounded_view_lists_only_the_first_records_but_counts_them_all() -> None:
+    ops, previous = _mass_change()
+    view = change_view(ops, previous, keep=3)
+    assert [r.external_id for r in view.disables] == ["L0", "L1", "L2"]
+    assert [r.external_id for r in view.movers] == ["M0", "M1"]  # 4 attributes reach 3
+    assert view.counts == {"disable": 5, "update": 5, "create": 0, "re-send": 0}
+    assert view.attributes == 10
+    assert view.total == 10
+    assert change_view(ops, previous) == change_view(ops, previous, keep=None)
+    assert len(change_view(ops, previous).movers) == 5
+
+
+def test_a_view_bounded_to_nothing_still_counts_every_change() -> None:
+    ops, previous = _mass_change()
+    view = change_view(ops, previous, keep=0)
+    assert view.disables == []
+    assert view.movers == []
+    assert view.counts == change_view(ops, previous).counts
+    assert view.attributes == 10
+
+
+def test_held_csv_lists_every_record_whatever_a_view_keeps() -> None:
+    ops, previous = _mass_change()
+    rows = list(csv.reader(io.StringIO(build_held_csv(ops, previous).decode("utf-8"))))
+    assert [r[1] for r in rows[1:6]] == [f"L{i}" for i in range(5)]
+    assert [(r[1], r[4]) for r in rows[6:8]] == [("M0", "title"), ("M0", "nickName")]
+    assert len(rows) == 1 + 5 + 10
+
+
+def test_held_csv_comes_in_parts_that_join_to_the_one_file() -> None:
+    ops, previous = _mass_change()
+    parts = list(iter_held_csv(ops, previous))
+    assert parts[0] == b"change,externalId,displayName,action,attribute,oldValue,newValue\r\n"
+    assert b"".join(parts) == build_held_csv(ops, previous)
