@@ -25,6 +25,14 @@ the request went out, a 0.1 s margin, and every retry after a backoff of 0.5–1
 engine's **level barrier** (the window rule before: a batch holding level-*n* records
 waits for every earlier batch holding a lower level, not only for its managers' batches).
 
+And the **writes on the event loop** (the journal saved after each acknowledgement, and
+each call's count written, on the event loop as before, instead of in a worker thread:
+``asyncio.to_thread`` of ``connector/sync/journal_writer.py`` and
+``connector/state/store.py`` replaced by a plain call). Each engine run prints the time
+its per-acknowledgement state writes took (journal and chunk writes, call-count writes)
+and how many were made on the event loop; ``--write-delay-ms`` adds a fixed time to each
+(a slower store: the thread that makes the write is held, as by a blob round trip).
+
 Durations run from the first bulkUpload call the emulator saw (its arrival time; the
 monotonic clock is the same across processes on Linux) to the last acknowledgement, so
 the engine's readiness check (a job GET, also slowed by the added latency) and its
@@ -36,7 +44,8 @@ emulator's 429s and the most calls it counted in any 5 s; records lost; records 
 twice (a 202 lost with a dropped connection, re-sent: harmless, bulkUpload upserts).
 ``--csv2scim`` adds the CSV2SCIM way (sequential, no pacing, no retry).
 
-Run: ``.venv/bin/python benchmarks/bench_graph.py [--records 20000] [--paths client,engine,flat]``
+Run: ``.venv/bin/python benchmarks/bench_graph.py [--records 20000] [--paths client,engine,flat]
+[--settings current,...] [--current-only] [--write-delay-ms 0]``
 """
 
 from __future__ import annotations
