@@ -10,9 +10,10 @@ meanwhile, and a late call stays late in every later 5-second window. A
 - **the newest journal wins**: the document is taken from the journal when a write
   starts, so every save asked for while a write is in flight is served by the one
   write after it (the journal then holds every acknowledgement so far);
-- **a save returns once it is durable**: :meth:`save` returns when a write that began
-  after it was asked for has succeeded, and raises that write's error otherwise (the
-  lost lock, a storage error), exactly where the synchronous save raised it;
+- **a save is done once it is durable**: the future :meth:`save` returns is done when a
+  write that began after it was asked for has succeeded, and holds that write's error
+  otherwise (the lost lock, a storage error), raised where the caller awaits it, as the
+  synchronous save raised it;
 - **nothing is left running**: :meth:`drain` waits for the write in flight; an error no
   caller received is raised there.
 
@@ -43,17 +44,19 @@ class JournalWriter:
         self._task: asyncio.Task[None] | None = None
         self._unreported: BaseException | None = None
 
-    async def save(self) -> None:
-        """Return once the journal as it is now (or newer) is written; raise the error of
-        the write that should have written it."""
+    def save(self) -> asyncio.Future[None]:
+        """Ask for the journal as it is now to be written: the future is done once a write
+        that holds it (or a newer journal) succeeded, or holds that write's error. Asked
+        at once, so the acknowledgement is written even if nobody awaits the future."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._unreported is not None:
             exc, self._unreported = self._unreported, None
-            raise exc
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_exception(exc)
+            return done
         self._asked.append(done)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
-        await done
+        return done
 
     async def drain(self, *, report: bool = True) -> None:
         """Wait until no write is in flight; with ``report``, raise an error that no

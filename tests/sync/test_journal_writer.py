@@ -89,7 +89,7 @@ async def _held_save(runs: FakeJournals, journal: Journal, writer: JournalWriter
     """Batch 0 acknowledged and its save under way, its write held in the thread."""
     runs.hold.clear()
     _ack(journal, 0)
-    task = asyncio.create_task(writer.save())
+    task = writer.save()
     await _until(runs.started)
     return task
 
@@ -102,7 +102,7 @@ def test_saves_asked_during_a_write_are_served_by_one_write_of_the_newest_journa
         later = []
         for i in (1, 2, 3):
             _ack(journal, i)
-            later.append(asyncio.create_task(writer.save()))
+            later.append(writer.save())
         await asyncio.sleep(0)
         runs.hold.set()
         await asyncio.gather(first, *later)
@@ -198,12 +198,15 @@ class _LostLock:
 
 
 def test_a_lost_lock_stops_the_write_before_it_is_made() -> None:
-    runs, journal = FakeJournals(), _journal()
+    runs, journal, writer = _writer()
     journal.lock = _LostLock()  # type: ignore[assignment]
-    writer = JournalWriter(runs, journal)  # type: ignore[arg-type]
     _ack(journal, 0)
+
+    async def scenario() -> None:
+        await writer.save()
+
     with pytest.raises(LockLostError):
-        asyncio.run(writer.save())
+        asyncio.run(scenario())
     assert runs.written == []
 
 
