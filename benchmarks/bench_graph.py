@@ -45,7 +45,7 @@ twice (a 202 lost with a dropped connection, re-sent: harmless, bulkUpload upser
 ``--csv2scim`` adds the CSV2SCIM way (sequential, no pacing, no retry).
 
 Run: ``.venv/bin/python benchmarks/bench_graph.py [--records 20000] [--paths client,engine,flat]
-[--settings current,...] [--current-only] [--write-delay-ms 0]``
+[--settings "current;..."] [--current-only] [--write-delay-ms 0]``
 """
 
 from __future__ import annotations
@@ -573,7 +573,7 @@ def main() -> None:
         help="engine paths: add this to every journal, chunk and call-count write",
     )
     parser.add_argument(
-        "--settings", default="", help="only these settings (labels, comma-separated)"
+        "--settings", default="", help="only these settings (labels, separated by ;)"
     )
     args = parser.parse_args()
     print(
@@ -590,7 +590,7 @@ def main() -> None:
                 continue
             if args.no_previous and setting.previous_pacing:
                 continue
-            if args.settings and setting.label not in args.settings.split(","):
+            if args.settings and setting.label not in args.settings.split(";"):
                 continue
             label = f"{path}, {setting.label}"
             previous = setting.previous_pacing
