@@ -25,6 +25,14 @@ the request went out, a 0.1 s margin, and every retry after a backoff of 0.5–1
 engine's **level barrier** (the window rule before: a batch holding level-*n* records
 waits for every earlier batch holding a lower level, not only for its managers' batches).
 
+And the **writes on the event loop** (the journal saved after each acknowledgement, and
+each call's count written, on the event loop as before, instead of in a worker thread:
+``asyncio.to_thread`` of ``connector/sync/journal_writer.py`` and
+``connector/state/store.py`` replaced by a plain call). Each engine run prints the time
+its per-acknowledgement state writes took (journal and chunk writes, call-count writes)
+and how many were made on the event loop; ``--write-delay-ms`` adds a fixed time to each
+(a slower store: the thread that makes the write is held, as by a blob round trip).
+
 Durations run from the first bulkUpload call the emulator saw (its arrival time; the
 monotonic clock is the same across processes on Linux) to the last acknowledgement, so
 the engine's readiness check (a job GET, also slowed by the added latency) and its
@@ -36,7 +44,8 @@ emulator's 429s and the most calls it counted in any 5 s; records lost; records 
 twice (a 202 lost with a dropped connection, re-sent: harmless, bulkUpload upserts).
 ``--csv2scim`` adds the CSV2SCIM way (sequential, no pacing, no retry).
 
-Run: ``.venv/bin/python benchmarks/bench_graph.py [--records 20000] [--paths client,engine,flat]``
+Run: ``.venv/bin/python benchmarks/bench_graph.py [--records 20000] [--paths client,engine,flat]
+[--settings "current;..."] [--current-only] [--write-delay-ms 0]``
 """
 
 from __future__ import annotations
@@ -48,9 +57,10 @@ import multiprocessing
 import platform
 import random
 import tempfile
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -77,7 +87,10 @@ from connector.scim import (
     BulkPayload,
     build_bulk_requests,
 )
+from connector.state import store as state_store
 from connector.state.local import LocalStateStore
+from connector.state.store import StateStore
+from connector.sync import journal_store, journal_writer
 from connector.sync import targets as sync_targets
 from connector.sync.plans import PlanOps
 from connector.sync.targets import DEFAULT_WINDOW
@@ -134,6 +147,7 @@ class Setting:
     previous_pacing: bool = False
     width: int = DEFAULT_WINDOW
     level_barrier: bool = False
+    writes_on_loop: bool = False
 
 
 SETTINGS = {
@@ -147,12 +161,90 @@ SETTINGS = {
         Setting("width 8, level barrier (before)", width=8, level_barrier=True),
         Setting("level barrier", level_barrier=True),
         Setting("previous pacing", previous_pacing=True),
+        Setting("writes on the event loop (before)", writes_on_loop=True),
     ],
     "flat": [
         Setting("current"),
         Setting("width 8 (before)", width=8),
+        Setting("writes on the event loop (before)", writes_on_loop=True),
     ],
 }
+
+
+# ---------------------------------------------------------------- writes on the event loop
+
+
+@dataclass
+class WriteTimes:
+    """Time the engine spent in its per-acknowledgement state writes (journal documents
+    and their chunks, call-count writes), in whichever thread made them."""
+
+    journal_writes: int = 0
+    journal_seconds: float = 0.0
+    journal_max: float = 0.0
+    count_writes: int = 0
+    count_seconds: float = 0.0
+    count_max: float = 0.0
+    on_loop: int = 0
+    """Writes made on the event loop's thread (the main thread here)."""
+
+    def add(self, what: str, spent: float) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self.on_loop += 1
+        if what == "count":
+            self.count_writes += 1
+            self.count_seconds += spent
+            self.count_max = max(self.count_max, spent)
+        else:
+            self.journal_writes += 1
+            self.journal_seconds += spent
+            self.journal_max = max(self.journal_max, spent)
+
+
+async def _inline(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """``asyncio.to_thread`` as it was before: the call made on the event loop."""
+    return func(*args, **kwargs)
+
+
+@contextmanager
+def timed_writes(delay_ms: float, inline: bool) -> Iterator[WriteTimes]:
+    """Count and time every journal write, chunk write and call-count write while the
+    block runs; ``delay_ms`` added to each (a slower store: the thread making the write
+    is held, as by a blob round trip); ``inline`` makes them on the event loop again."""
+    times = WriteTimes()
+    originals = {
+        (journal_store.RunJournals, "write_journal"): "journal",
+        (journal_store.RunJournals, "write_chunk"): "journal",
+        (StateStore, "add_call_counts"): "count",
+    }
+    saved = {key: getattr(*key) for key in originals}
+
+    def timed(key: tuple[type, str], what: str) -> Callable[..., Any]:
+        inner = saved[key]
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                if delay_ms:
+                    time.sleep(delay_ms / 1000)
+                return inner(*args, **kwargs)
+            finally:
+                times.add(what, time.perf_counter() - t)
+
+        return call
+
+    for key, what in originals.items():
+        setattr(*key, timed(key, what))
+    threads = (journal_writer.to_thread, state_store.to_thread)
+    if inline:
+        journal_writer.to_thread = _inline  # type: ignore[assignment]
+        state_store.to_thread = _inline  # type: ignore[assignment]
+    try:
+        yield times
+    finally:
+        for key, inner in saved.items():
+            setattr(*key, inner)
+        journal_writer.to_thread, state_store.to_thread = threads
 
 
 # ---------------------------------------------------------------- the emulator, apart
@@ -180,8 +272,7 @@ def _view(emu: Any, expected: set[str]) -> dict[str, Any]:
         while times[j] <= t - 5.0:
             j += 1
         worst = max(worst, i - j + 1)
-    queued = Counter(entry["sourceIdentity"]["id"] for entry in emu.logs())
-    present = set(emu.users())
+    queued, present = emu.call(_queued_and_present(emu), timeout=600)
     statuses = Counter(c.status for c in calls)
     return {
         "first_call": min((c.monotonic for c in calls), default=0.0),
@@ -194,6 +285,13 @@ def _view(emu: Any, expected: set[str]) -> dict[str, Any]:
         "records_lost": len(expected - present),
         "records_sent_twice": sum(1 for n in queued.values() if n > 1),
     }
+
+
+async def _queued_and_present(emu: Any) -> tuple[Counter[str], set[str]]:
+    """Log entries per externalId and the users present, read on the emulator's loop
+    (without a JSON copy of each: at 100,000 records that outlasts the default timeout)."""
+    queued = Counter(entry.source_id for entry in emu.state.logs)
+    return queued, set(emu.state.users)
 
 
 def _spacing(arrivals: list[float], window: float = 5.1) -> dict[str, float]:
@@ -339,6 +437,7 @@ def engine_path(
     seed: int,
     *,
     flat: bool,
+    write_delay_ms: float = 0.0,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-graph-") as tmp:
         extract = Path(tmp) / "employees_20260105.csv"
@@ -371,9 +470,10 @@ def engine_path(
             def progress(done: int, total: int) -> None:
                 marks.append(time.monotonic())
 
-            summary = asyncio.run(
-                engine.ingest("employees", extract.name, extract, progress=progress)
-            )
+            with timed_writes(write_delay_ms, setting.writes_on_loop) as writes:
+                summary = asyncio.run(
+                    engine.ingest("employees", extract.name, extract, progress=progress)
+                )
         finally:
             names["SlidingWindowLimiter"] = SlidingWindowLimiter
             PlanOps.batch_deps = product_deps  # type: ignore[method-assign]
@@ -386,6 +486,7 @@ def engine_path(
             "calls": None,
             "records": summary.planned.get("joiners", 0),
             "state": summary.state,
+            "writes": writes,
             **view,
         }
 
@@ -443,6 +544,13 @@ def show(name: str, r: dict[str, Any]) -> float:
     print(f"  emulator: 429 answered       {r['server_429']}")
     print(f"  emulator: most calls in 5 s  {r['max_in_5s']}")
     print(f"  emulator: least time for 41  {r['min_gap']:.3f} s (a call and the 40th after it)")
+    if (w := r.get("writes")) is not None:
+        print(
+            f"  state writes                 {w.journal_writes} journal/chunk writes"
+            f" {w.journal_seconds:.2f} s (max {w.journal_max * 1000:.1f} ms),"
+            f" {w.count_writes} call-count writes {w.count_seconds:.2f} s"
+            f" (max {w.count_max * 1000:.1f} ms); {w.on_loop} made on the event loop"
+        )
     print(f"  records lost                 {r['records_lost']}")
     print(f"  records queued twice         {r['records_sent_twice']}")
     return share
@@ -464,6 +572,15 @@ def main() -> None:
     parser.add_argument("--no-previous", action="store_true", help="skip the previous pacing")
     parser.add_argument("--current-only", action="store_true", help="skip every baseline")
     parser.add_argument("--csv2scim", action="store_true", help="add the CSV2SCIM baseline")
+    parser.add_argument(
+        "--write-delay-ms",
+        type=float,
+        default=0.0,
+        help="engine paths: add this to every journal, chunk and call-count write",
+    )
+    parser.add_argument(
+        "--settings", default="", help="only these settings (labels, separated by ;)"
+    )
     args = parser.parse_args()
     print(
         f"{args.records} records in {-(-args.records // 50)} calls; latency {args.latency_ms:g} ms,"
@@ -479,6 +596,8 @@ def main() -> None:
                 continue
             if args.no_previous and setting.previous_pacing:
                 continue
+            if args.settings and setting.label not in args.settings.split(";"):
+                continue
             label = f"{path}, {setting.label}"
             previous = setting.previous_pacing
             limiter = PreviousLimiter if previous else current_limiter(args.margin)
@@ -489,7 +608,13 @@ def main() -> None:
                         r = client_path(emu, args.records, limiter, previous, width)
                     else:
                         r = engine_path(
-                            emu, args.records, limiter, setting, args.seed, flat=path == "flat"
+                            emu,
+                            args.records,
+                            limiter,
+                            setting,
+                            args.seed,
+                            flat=path == "flat",
+                            write_delay_ms=args.write_delay_ms,
                         )
                 except ConnectorError as exc:
                     print(f"\n[{label}] stopped: {type(exc).__name__}: {exc}")

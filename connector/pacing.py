@@ -217,7 +217,12 @@ class DailyBudget:
     Every HTTP call to bulkUpload (first tries, retries and isolation calls alike)
     takes one unit *before* it is sent, because the service counts calls, not
     successes. ``persist_every`` trades durability for store writes: with the default
-    of 1 a crash can never lose a counted call.
+    of 1 a crash can never lose a counted call (:meth:`try_acquire` returns once a write
+    holding the unit succeeded, and raises that write's error).
+
+    Writes are made one at a time, in order, outside the lock that counts: units taken
+    while a write is in flight are persisted together by the next one, so calls that go
+    at once (a window's first burst) wait for about two writes, not one write each.
 
     Concurrent runs against the same store may race (load, add, save); the service's
     own 429 remains the backstop, and the sync engine serialises runs per source.
@@ -242,8 +247,12 @@ class DailyBudget:
         self._window = window
         self._persist_every = persist_every
         self._counts: dict[str, int] | None = None
-        self._unsaved = 0
+        self._taken = 0
+        """Units taken by this budget so far (a running total)."""
+        self._saved = 0
+        """Of those, the units the last successful write holds."""
         self._lock = asyncio.Lock()
+        self._write_lock = asyncio.Lock()
 
     @staticmethod
     def bucket_key(moment: datetime) -> str:
@@ -282,23 +291,31 @@ class DailyBudget:
                 return False
             key = self.bucket_key(now)
             counts[key] = counts.get(key, 0) + calls
-            self._unsaved += calls
-            if self._unsaved >= self._persist_every:
-                await self._save(counts, now)
-            return True
+            self._taken += calls
+            taken = self._taken
+            if taken - self._saved < self._persist_every:
+                return True
+        await self._persist(taken)
+        return True
 
     async def flush(self) -> None:
         """Write counts not yet persisted (call at the end of a run)."""
-        async with self._lock:
-            if self._counts is not None and self._unsaved:
-                await self._save(self._counts, self._clock.now())
+        if self._counts is not None and self._taken > self._saved:
+            await self._persist(self._taken)
 
-    async def _save(self, counts: dict[str, int], now: datetime) -> None:
-        oldest = self._oldest_key(now)
-        for key in [k for k in counts if k < oldest]:
-            del counts[key]
-        await self.store.save(dict(counts))
-        self._unsaved = 0
+    async def _persist(self, taken: int) -> None:
+        """Return once a write holding the first ``taken`` units succeeded: one write at a
+        time; a write started after they were taken holds them (and every unit since)."""
+        async with self._write_lock:
+            if self._saved >= taken or self._counts is None:
+                return
+            holds = self._taken
+            counts = self._counts
+            oldest = self._oldest_key(self._clock.now())
+            for key in [k for k in counts if k < oldest]:
+                del counts[key]
+            await self.store.save(dict(counts))
+            self._saved = max(self._saved, holds)
 
 
 class ReservingLimiter(SlidingWindowLimiter):

@@ -40,6 +40,7 @@ import contextlib
 import os
 import socket
 import uuid
+from asyncio import to_thread
 from collections.abc import Callable, Collection, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager
@@ -434,7 +435,10 @@ class StoreCallBudget:
     The budget loads counts, adds to them and saves the whole mapping. Saving it
     verbatim would lose calls made by a concurrent run in between, so this adapter
     saves the *difference* from what it last loaded or saved, applied atomically with
-    :meth:`StateStore.add_call_counts`; buckets the budget pruned are pruned too.
+    :meth:`StateStore.add_call_counts`; buckets the budget pruned are pruned too. The
+    store's reads and writes run in a worker thread, so the event loop keeps pacing the
+    calls of other tasks meanwhile; the budget awaits each (its lock keeps them in order)
+    before the call it counts is sent.
     """
 
     def __init__(self, store: StateStore) -> None:
@@ -442,13 +446,13 @@ class StoreCallBudget:
         self._base: dict[str, int] = {}
 
     async def load(self) -> Mapping[str, int]:
-        self._base = self._store.load_call_counts()
+        self._base = await to_thread(self._store.load_call_counts)
         return dict(self._base)
 
     async def save(self, counts: Mapping[str, int]) -> None:
         delta = {k: v - self._base.get(k, 0) for k, v in counts.items()}
         delta = {k: v for k, v in delta.items() if v}
         prune = [k for k in self._base if k not in counts]
-        self._store.add_call_counts(delta, prune=prune)
+        await to_thread(self._store.add_call_counts, delta, prune=prune)
         # The budget keeps its own counts; the next save sends what it adds after this.
         self._base = {k: int(v) for k, v in counts.items()}

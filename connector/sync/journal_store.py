@@ -19,7 +19,7 @@ from connector.errors import DocumentConflictError, LockLostError, RunError
 from connector.state.backend import HeldLock
 from connector.state.base import SourceLock
 from connector.state.store import StateStore
-from connector.sync.acks import ACK_CHUNK_SIZE
+from connector.sync.acks import ACK_CHUNK_SIZE, SealedChunk
 from connector.sync.journal import Journal
 from connector.sync.journal_doc import journal_from_doc, journal_to_doc
 from connector.sync.run_keys import ack_chunk_key, run_key
@@ -70,16 +70,46 @@ class RunJournals:
         """Write the journal (small: counters, the latest acknowledgements, never
         per-record data), only while the source's lock is still ours; the new etag is kept
         on ``journal``. Every :data:`~connector.sync.acks.ACK_CHUNK_SIZE` acknowledgements
-        are first sealed into a chunk (written once, before the journal that names it)."""
+        are first sealed into a chunk (written once, before the journal that names it).
+        During a send window the same steps run off the event loop
+        (:class:`~connector.sync.journal_writer.JournalWriter`)."""
         check_lock(journal)
-        self._seal_acks(journal)
+        for chunk in self.chunks_to_seal(journal):
+            self.write_chunk(journal, chunk)
+            journal.batches.sealed(chunk)
+        journal.etag = self.write_journal(journal, self.journal_doc(journal))
+
+    def chunks_to_seal(self, journal: Journal) -> list[SealedChunk]:
+        """The chunks a save writes first (each marked sealed once it is written)."""
+        return journal.batches.to_seal(ACK_CHUNK_SIZE)
+
+    def journal_doc(self, journal: Journal) -> dict[str, Any]:
+        """The document a save writes now (stamped ``updatedAt``): a snapshot, so the
+        journal may change while it is written."""
         journal.updated_at = self.clock.now()
-        key, doc = run_key(journal.source, journal.run_id), journal_to_doc(journal)
+        return journal_to_doc(journal)
+
+    def write_chunk(self, journal: Journal, chunk: SealedChunk) -> None:
+        """Write one sealed chunk of acknowledgements (the caller then marks it sealed)."""
+        check_lock(journal)
+        self.store.write_artifact(
+            ack_chunk_key(journal.source, journal.run_id, chunk.name),
+            gzip.compress(chunk.body, compresslevel=5),
+            content_type="application/gzip",
+        )
+
+    def write_journal(self, journal: Journal, doc: dict[str, Any]) -> str:
+        """Write ``doc`` as the run's journal at the journal's etag; the new etag.
+
+        Reads only the journal's source, run id, etag and lock (nothing else changes
+        them while a save runs), so it may run in another thread than the one that
+        changes the journal."""
+        check_lock(journal)
+        key = run_key(journal.source, journal.run_id)
         try:
             if journal.etag is None:
-                journal.etag = self.store.put_document(key, doc, if_none_match=True)
-            else:
-                journal.etag = self.store.put_document(key, doc, if_match=journal.etag)
+                return self.store.put_document(key, doc, if_none_match=True)
+            return self.store.put_document(key, doc, if_match=journal.etag)
         except DocumentConflictError as exc:
             if journal.lock is None:
                 raise
@@ -93,16 +123,6 @@ class RunJournals:
                 f" the lock on source {journal.source!r} (the lock was taken over);"
                 " stopping without writing — the holder continues from the journal"
             ) from exc
-
-    def _seal_acks(self, journal: Journal) -> None:
-        for chunk in journal.batches.to_seal(ACK_CHUNK_SIZE):
-            check_lock(journal)
-            self.store.write_artifact(
-                ack_chunk_key(journal.source, journal.run_id, chunk.name),
-                gzip.compress(chunk.body, compresslevel=5),
-                content_type="application/gzip",
-            )
-            journal.batches.sealed(chunk)
 
     def _journal(self, got: tuple[dict[str, Any], str]) -> Journal:
         journal = journal_from_doc(got[0])

@@ -1,7 +1,9 @@
 """Sending a run: its unacknowledged batches through the window, and what follows.
 
-Each acknowledgement is journaled as it arrives (with its batch index), so after a crash
-only the batches that were in flight are sent again. What stopped the window
+Each acknowledgement is journaled as it arrives (with its batch index), off the event
+loop (:class:`~connector.sync.journal_writer.JournalWriter`), and its batch's worker
+takes no other batch before that write is done, so after a crash at most the window's
+batches (in flight, or acknowledged and not yet journaled) are sent again. What stopped the window
 (:class:`~connector.sync.upload.Stop`) is applied to the run here: failed, blocked or
 left waiting. Acknowledged batches are folded into the record index idempotently
 (``indexed``), so a crash between the two is repaired on the next call
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 
 from connector.config import Source
 from connector.errors import (
@@ -30,6 +32,7 @@ from connector.sync.context import SyncContext
 from connector.sync.forecast import fits_budget
 from connector.sync.journal import Journal
 from connector.sync.journal_store import check_lock, lock_lost
+from connector.sync.journal_writer import JournalWriter
 from connector.sync.plans import NEVER_ACCEPTED, PlanOps
 from connector.sync.priority import (
     PlanKeys,
@@ -195,7 +198,9 @@ class Sender:
             except BadRequestError as exc:
                 return await isolate_refusal(target, payload, exc, allowance)
 
-        def on_ack(i: int, receipt: BatchReceipt, stopping: StopKind | None) -> None:
+        writer = JournalWriter(self.runs, journal)
+
+        def on_ack(i: int, receipt: BatchReceipt, stopping: StopKind | None) -> Awaitable[None]:
             payload = batches[i]
             journal.batches.append(
                 AckedBatch(
@@ -209,18 +214,23 @@ class Sender:
             _note_whole_refusal(journal, payload, receipt)
             if stopping is None or stopping == "waiting":
                 journal.clear_wait()
-            self.runs.save(journal)
             if progress is not None:
                 progress(len(journal.batches), len(batches))
+            return writer.save()
 
-        stop = await send_window(
-            batches,
-            deps,
-            pending,
-            send=send,
-            on_ack=on_ack,
-            width=self.ctx.options.window,
-        )
+        try:
+            stop = await send_window(
+                batches,
+                deps,
+                pending,
+                send=send,
+                on_ack=on_ack,
+                width=self.ctx.options.window,
+            )
+        except BaseException:
+            await writer.drain(report=False)  # the error in hand is the one to raise
+            raise
+        await writer.drain()
         return stop
 
     def _stopped(self, source: str, journal: Journal, ops: PlanOps, stop: Stop) -> None:

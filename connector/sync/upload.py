@@ -2,8 +2,8 @@
 
 :func:`send_window` sends the batches a run still has to send, ``window`` at a time,
 each batch once the batches holding its records' managers were acknowledged, and hands
-each acknowledgement to the caller as it arrives (the engine journals it at once, so a
-crash re-sends at most the batches in flight). It returns why it stopped, if it did
+each acknowledgement to the caller as it arrives (the engine journals it at once, off the
+event loop, so a crash re-sends at most ``window`` batches). It returns why it stopped, if it did
 (:class:`Stop`); it never changes the run's state: the engine applies the result.
 :func:`isolate_refusal` finds the records a 400 is about within the run's allowance of
 extra calls.
@@ -66,11 +66,17 @@ def stop_for(exc: BaseException, batch: int) -> Stop | None:
     return None
 
 
-OnAck = Callable[[int, BatchReceipt, StopKind | None], None]
+OnAck = Callable[[int, BatchReceipt, StopKind | None], Awaitable[None] | None]
 """Called with a batch's index, its receipt and the kind of the first stop so far (None
 while the window runs) as the batch is acknowledged; it may raise
 :class:`SystemicRefusalError` (refusals are systemic) or :class:`ConcurrentRunError`
-(the lock was lost while journaling) to stop the window."""
+(the lock was lost while journaling) to stop the window. It may return an awaitable (the
+journal write that makes the acknowledgement durable): the batch is released at once
+(its reports' batches need its 202, not the journal), and its worker waits for that
+write, and for its error, before it takes the next batch, so at most ``width`` batches
+are ever in flight or acknowledged and not yet journaled, while the other workers keep
+sending. The journal lists acknowledgements in the order they arrived, so a journal that
+holds a report's batch holds its managers' batches too."""
 
 
 class _Window:
@@ -142,14 +148,16 @@ async def send_window(
                 return
             try:
                 receipt = await send(batches[i])
-                on_ack(i, receipt, window.stops[0].kind if window.stops else None)
+                durable = on_ack(i, receipt, window.stops[0].kind if window.stops else None)
+                await window.release(i)
+                if durable is not None:
+                    await durable
             except Exception as exc:
                 stop = stop_for(exc, i)
                 if stop is None:
                     raise
                 await window.stop(stop)
                 return
-            await window.release(i)
 
     tasks = [asyncio.create_task(worker()) for _ in range(max(1, min(width, len(pending))))]
     try:

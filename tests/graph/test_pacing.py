@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connector.clock import FakeClock
+from connector.errors import StateError
 from connector.pacing import DailyBudget, InMemoryCallBudgetStore, SlidingWindowLimiter
 
 
@@ -235,3 +237,61 @@ def test_the_limiter_waits_exactly_until_the_oldest_call_leaves() -> None:
         return out
 
     assert asyncio.run(main()) == [pytest.approx(t) for t in (0.0, 0.7, 2.0, 5.1, 5.8, 7.1)]
+
+
+class _GatedStore(InMemoryCallBudgetStore):
+    """Call counts in memory whose writes wait for the test; a write may fail."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.fail: Exception | None = None
+
+    async def save(self, counts: Mapping[str, int]) -> None:
+        await self.gate.wait()
+        if self.fail is not None:
+            raise self.fail
+        await super().save(counts)
+
+
+def test_units_taken_at_once_are_persisted_by_two_writes_not_one_each() -> None:
+    """A window's first burst: twenty calls take their unit together. Each call goes only
+    once a write holding its unit succeeded, but the writes are not made one per call."""
+    clock = FakeClock()
+    store = _GatedStore()
+    held: list[int] = []
+
+    async def call(budget: DailyBudget) -> None:
+        assert await budget.try_acquire()
+        held.append(sum(store.counts.values()))  # what the store held when it went
+
+    async def main() -> None:
+        budget = DailyBudget(100, store, clock=clock)
+        calls = [asyncio.create_task(call(budget)) for _ in range(20)]
+        while budget._taken < 20:
+            await asyncio.sleep(0)
+        assert held == []  # none goes before its unit is written
+        store.gate.set()
+        await asyncio.gather(*calls)
+
+    asyncio.run(main())
+    assert store.saves == 2
+    assert held == [1] + [20] * 19
+    assert sum(store.counts.values()) == 20
+
+
+def test_a_failed_count_write_is_raised_to_the_call_and_its_unit_written_next_time() -> None:
+    clock = FakeClock()
+    store = _GatedStore()
+    store.gate.set()
+
+    async def main() -> None:
+        budget = DailyBudget(100, store, clock=clock)
+        store.fail = StateError("the state store is unreachable")
+        with pytest.raises(StateError):
+            await budget.try_acquire()
+        store.fail = None
+        assert await budget.try_acquire()
+
+    asyncio.run(main())
+    assert sum(store.counts.values()) == 2

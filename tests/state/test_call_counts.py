@@ -54,3 +54,40 @@ def test_daily_budget_on_the_store_counts_concurrent_runs(store: StateStore) -> 
     counts = store.load_call_counts()
     assert counts.get("2026-03-02T10") == 3
     assert "2026-03-01T09" not in counts  # pruned once out of the window
+
+
+def test_a_call_count_write_does_not_hold_the_event_loop(store: StateStore) -> None:
+    """Regression: the budget's store write ran on the event loop before every call, so
+    paced calls of other tasks due meanwhile went late. Here the write waits until the
+    event loop has run other work; made on the loop it would wait in vain."""
+    import asyncio
+    import time
+
+    add = store.add_call_counts
+    ticks = 0
+    saw: list[bool] = []
+
+    def slow_add(*args: object, **kw: object) -> dict[str, int]:
+        start = ticks
+        for _ in range(10_000):  # at most ~10 s, only so a regression cannot hang
+            if ticks >= start + 5:
+                break
+            time.sleep(0.001)
+        saw.append(ticks >= start + 5)
+        return add(*args, **kw)  # type: ignore[arg-type]
+
+    store.add_call_counts = slow_add  # type: ignore[method-assign]
+    clock = FakeClock(datetime(2026, 3, 1, 9, 30, tzinfo=UTC))
+
+    async def scenario() -> bool:
+        nonlocal ticks
+        budget = DailyBudget(10, StoreCallBudget(store), clock=clock)
+        taken = asyncio.create_task(budget.try_acquire())
+        while not taken.done():
+            ticks += 1
+            await asyncio.sleep(0)
+        return await taken
+
+    assert asyncio.run(scenario())
+    assert saw == [True]
+    assert store.load_call_counts() == {"2026-03-01T09": 1}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
@@ -253,3 +254,54 @@ def test_each_error_maps_to_its_stop(error: Exception, kind: str) -> None:
     assert stop.kind == kind
     assert stop.batch == 3
     assert stop_for(KeyError("bug"), 3) is None
+
+
+def test_a_worker_takes_no_batch_before_its_acknowledgement_is_journaled() -> None:
+    """The acknowledgement's journal write holds only its own worker: the batch's reports
+    go at once, the other workers keep sending, and at most ``width`` batches are ever in
+    flight or acknowledged and not yet journaled (what a crash can make the run re-send)."""
+    batches = [_payload(i) for i in range(6)]
+    deps: list[tuple[int, ...]] = [(), (0,), (), (), (), ()]
+    events: list[str] = []
+    journaled = asyncio.Event()
+    unjournaled: set[int] = set()
+    in_flight: set[int] = set()
+    most = 0
+
+    async def send(payload: BulkPayload) -> BatchReceipt:
+        i = batches.index(payload)
+        nonlocal most
+        in_flight.add(i)
+        most = max(most, len(in_flight | unjournaled))
+        events.append(f"send {i}")
+        await asyncio.sleep(0)
+        in_flight.discard(i)
+        return BatchReceipt(request_id=str(i))
+
+    async def journal(i: int) -> None:
+        if i == 0:
+            await journaled.wait()  # the first journal write is slow
+        unjournaled.discard(i)
+        events.append(f"journaled {i}")
+
+    def on_ack(i: int, receipt: BatchReceipt, stopping: StopKind | None) -> Awaitable[None]:
+        unjournaled.add(i)
+        events.append(f"ack {i}")
+        return journal(i)
+
+    async def main() -> Stop | None:
+        task = asyncio.create_task(
+            send_window(batches, deps, list(range(6)), send=send, on_ack=on_ack, width=2)
+        )
+        while "ack 0" not in events or len([e for e in events if e.startswith("send")]) < 6:
+            await asyncio.sleep(0)
+        assert "journaled 0" not in events  # the rest went while batch 0's write waited
+        journaled.set()
+        return await task
+
+    assert asyncio.run(main()) is None
+    assert events.index("send 1") > events.index("ack 0")  # its manager's 202 first
+    assert most <= 2
+    assert sorted(e for e in events if e.startswith("journaled")) == [
+        f"journaled {i}" for i in range(6)
+    ]
