@@ -44,7 +44,7 @@ from asyncio import to_thread
 from collections.abc import Callable, Collection, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TypeVar
 
 import orjson
 
@@ -80,6 +80,8 @@ keeps the token it has always used (directory: generation; Blob: etag)."""
 _JSON = "application/json"
 _READ_ATTEMPTS = 5
 _COUNTER_RETRIES = 50
+
+_T = TypeVar("_T")
 
 
 def _records(source: str, file: str) -> str:
@@ -135,33 +137,45 @@ class StateStore:
     def _version(self, manifest: Mapping[str, Any], etag: str) -> str:
         return str(manifest["version"]) if self._record_version == "generation" else etag
 
-    def load_records(self, source: str) -> RecordIndex:
-        """The source's record index (empty, ``version=None``, if never saved)."""
+    def _read_committed(
+        self,
+        source: str,
+        file: Literal["index", "payloads"],
+        read: Callable[[IO[bytes], str, str], _T],
+        missing: _T,
+    ) -> _T:
+        """``read(stream, description, version)`` of the source's committed ``file``, or
+        ``missing`` if the source was never saved. A save that commits between reading
+        the manifest and opening the file removes that file; the new manifest is then
+        read, up to ``_READ_ATTEMPTS`` times before a :class:`StateError`."""
         for _ in range(_READ_ATTEMPTS):
             got = self._manifest(source)
             if got is None:
-                return RecordIndex(source=source)
-            name = _records(source, str(got[0]["index"]))
+                return missing
+            name = _records(source, str(got[0][file]))
             with self.backend.reader(name) as src:
                 if src is None:
                     continue  # a concurrent save replaced it; read the new manifest
-                entries = read_index(src, self.backend.describe(name))
-            return RecordIndex(source=source, entries=entries, version=self._version(*got))
-        raise StateError(f"records of source {source!r} keep changing while being read; retry")
+                return read(src, self.backend.describe(name), self._version(*got))
+        what = "records" if file == "index" else "payloads"
+        raise StateError(f"{what} of source {source!r} keep changing while being read; retry")
+
+    def load_records(self, source: str) -> RecordIndex:
+        """The source's record index (empty, ``version=None``, if never saved)."""
+
+        def read(src: IO[bytes], where: str, version: str) -> RecordIndex:
+            return RecordIndex(source=source, entries=read_index(src, where), version=version)
+
+        return self._read_committed(source, "index", read, RecordIndex(source=source))
 
     def record_runs(self, source: str, external_ids: AbstractSet[str]) -> dict[str, str | None]:
         """The run that last sent each of ``external_ids`` the record index holds (others
         left out), the index streamed: only these records are kept, not the index."""
-        for _ in range(_READ_ATTEMPTS):
-            got = self._manifest(source)
-            if got is None:
-                return {}
-            name = _records(source, str(got[0]["index"]))
-            with self.backend.reader(name) as src:
-                if src is None:
-                    continue  # a concurrent save replaced it; read the new manifest
-                return read_index_runs(src, external_ids, self.backend.describe(name))
-        raise StateError(f"records of source {source!r} keep changing while being read; retry")
+
+        def read(src: IO[bytes], where: str, _version: str) -> dict[str, str | None]:
+            return read_index_runs(src, external_ids, where)
+
+        return self._read_committed(source, "index", read, {})
 
     def save_records(
         self,
@@ -243,16 +257,11 @@ class StateStore:
         payload file once; memory is proportional to what is asked for)."""
         if not external_ids:
             return {}
-        for _ in range(_READ_ATTEMPTS):
-            got = self._manifest(source)
-            if got is None:
-                return {}
-            name = _records(source, str(got[0]["payloads"]))
-            with self.backend.reader(name) as src:
-                if src is None:
-                    continue
-                return read_payloads(src, external_ids, self.backend.describe(name))
-        raise StateError(f"payloads of source {source!r} keep changing while being read; retry")
+
+        def read(src: IO[bytes], where: str, _version: str) -> dict[str, Any]:
+            return read_payloads(src, external_ids, where)
+
+        return self._read_committed(source, "payloads", read, {})
 
     def spool_payloads(
         self, source: str, external_ids: Collection[str], sink: Callable[[str, bytes], None]
@@ -261,18 +270,12 @@ class StateStore:
         (streams the payload file once; nothing is decoded or kept here)."""
         if not external_ids:
             return
-        for _ in range(_READ_ATTEMPTS):
-            got = self._manifest(source)
-            if got is None:
-                return
-            name = _records(source, str(got[0]["payloads"]))
-            with self.backend.reader(name) as src:
-                if src is None:
-                    continue
-                for ext, blob in scan_payloads(src, external_ids, self.backend.describe(name)):
-                    sink(ext, blob)
-                return
-        raise StateError(f"payloads of source {source!r} keep changing while being read; retry")
+
+        def read(src: IO[bytes], where: str, _version: str) -> None:
+            for ext, blob in scan_payloads(src, external_ids, where):
+                sink(ext, blob)
+
+        self._read_committed(source, "payloads", read, None)
 
     # -- documents ---------------------------------------------------------------------
 

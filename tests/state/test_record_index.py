@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 import pytest
@@ -238,3 +241,114 @@ def test_the_run_of_some_records_is_read_without_loading_the_index(store: StateS
     runs = store.record_runs("employees", {"E0001", "E0004", "missing"})
     assert runs == {"E0001": idx.entries["E0001"].run_id, "E0004": None}
     assert store.record_runs("contractors", {"E0001"}) == {}
+
+
+def _save_during_next_read(
+    monkeypatch: pytest.MonkeyPatch, store: StateStore, save: Callable[[], object]
+) -> list[bool]:
+    """Have ``save`` commit between the next reader's manifest read and its file open,
+    as a concurrent run would: the file that manifest names is gone when it is opened.
+    Returns a flag list that holds True once the save happened."""
+    reader = store.backend.reader
+    saved: list[bool] = []
+
+    def racing(name: str) -> AbstractContextManager[IO[bytes] | None]:
+        if not saved:
+            saved.append(True)
+            save()
+        return reader(name)
+
+    monkeypatch.setattr(store.backend, "reader", racing)
+    return saved
+
+
+def _newer(store: StateStore) -> Callable[[], object]:
+    """A save of the employees source with new titles and E0002's run changed."""
+    idx = store.load_records("employees")
+
+    def save() -> object:
+        idx.entries["E0002"].run_id = "run-2"
+        new = {ext: payload(ext, "Lead") for ext in idx.entries}
+        return store.save_records(idx, payloads=new)
+
+    return save
+
+
+def _saved_employees(store: StateStore) -> None:
+    idx = index("employees", 4)
+    store.save_records(idx, payloads={ext: payload(ext) for ext in idx.entries})
+
+
+def test_loading_records_rereads_the_manifest_when_a_save_replaces_the_index_mid_read(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _saved_employees(store)
+    saved = _save_during_next_read(monkeypatch, store, _newer(store))
+    loaded = store.load_records("employees")
+    assert saved
+    assert loaded.entries["E0002"].run_id == "run-2"
+    monkeypatch.undo()
+    assert loaded.version == store.load_records("employees").version
+
+
+def test_record_runs_rereads_the_manifest_when_a_save_replaces_the_index_mid_read(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _saved_employees(store)
+    saved = _save_during_next_read(monkeypatch, store, _newer(store))
+    assert store.record_runs("employees", {"E0001", "E0002"}) == {
+        "E0001": "run-1",
+        "E0002": "run-2",
+    }
+    assert saved
+
+
+def test_getting_payloads_rereads_the_manifest_when_a_save_replaces_them_mid_read(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _saved_employees(store)
+    saved = _save_during_next_read(monkeypatch, store, _newer(store))
+    got = store.get_payloads("employees", ["E0001", "E0003"])
+    assert saved
+    assert got == {"E0001": payload("E0001", "Lead"), "E0003": payload("E0003", "Lead")}
+
+
+def test_spooling_payloads_rereads_the_manifest_when_a_save_replaces_them_mid_read(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _saved_employees(store)
+    saved = _save_during_next_read(monkeypatch, store, _newer(store))
+    seen: list[tuple[str, bytes]] = []
+    store.spool_payloads("employees", ["E0001", "E0003"], lambda ext, b: seen.append((ext, b)))
+    assert saved
+    assert sorted((ext, orjson.loads(b)) for ext, b in seen) == [
+        ("E0001", payload("E0001", "Lead")),
+        ("E0003", payload("E0003", "Lead")),
+    ]
+
+
+_READERS: dict[str, tuple[Callable[[StateStore], object], str]] = {
+    "load_records": (lambda s: s.load_records("employees"), "records"),
+    "record_runs": (lambda s: s.record_runs("employees", {"E0001"}), "records"),
+    "get_payloads": (lambda s: s.get_payloads("employees", ["E0001"]), "payloads"),
+    "spool_payloads": (lambda s: s.spool_payloads("employees", ["E0001"], print), "payloads"),
+}
+
+
+@pytest.mark.parametrize("reader", sorted(_READERS))
+def test_readers_give_up_after_five_attempts_when_the_records_keep_changing(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch, reader: str
+) -> None:
+    _saved_employees(store)
+    opened: list[str] = []
+
+    def always_replaced(name: str) -> AbstractContextManager[IO[bytes] | None]:
+        opened.append(name)
+        return contextlib.nullcontext(None)
+
+    monkeypatch.setattr(store.backend, "reader", always_replaced)
+    read, what = _READERS[reader]
+    message = f"{what} of source 'employees' keep changing while being read; retry"
+    with pytest.raises(StateError, match=re.escape(message)):
+        read(store)
+    assert len(opened) == 5
