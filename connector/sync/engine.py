@@ -17,7 +17,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -127,6 +128,18 @@ class Engine:
     def command_flags(self, value: str) -> None:
         self.ctx.options = dataclasses.replace(self.ctx.options, command_flags=value)
 
+    # -- the source's lock --------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self, src: Source) -> Iterator[SourceLock]:
+        """Hold ``src``'s lock for the body, after repairing what an interruption left
+        (acknowledged batches not yet in the record index) and before the body runs; the
+        lock is released on every exit. A lock held elsewhere raises
+        :class:`~connector.errors.ConcurrentRunError` before anything is repaired."""
+        with self.runs.lock(src.name, self.owner) as lock:
+            self.sender.repair(src.name)
+            yield lock
+
     # -- ingest -----------------------------------------------------------------------------
 
     async def ingest(
@@ -206,8 +219,7 @@ class Engine:
         full_resend: bool,
         progress: ProgressCallback | None,
     ) -> RunSummary:
-        with self.runs.lock(src.name, self.owner) as lock:
-            self.sender.repair(src.name)
+        with self._locked(src) as lock:
             run_id, existing = self.order.delivery(src, run_id, name, *arrival)
             if existing is not None and (existing.state not in _REPLANNABLE or existing.batches):
                 log.info("run %s: file already received; nothing to do", run_id)
@@ -300,8 +312,7 @@ class Engine:
         :class:`~connector.errors.ConcurrentRunError` when the source is busy.
         """
         src = self._find(run_id)
-        with self.runs.lock(src.name, self.owner) as lock:
-            self.sender.repair(src.name)
+        with self._locked(src) as lock:
             journal = self.runs.require(src.name, run_id)
             if src.mode == "delta":
                 await self.turns.advance(src, lock, progress, PassResult(), operator_run=run_id)
@@ -329,8 +340,7 @@ class Engine:
             try:
                 if not self.order.pass_has_work(src):
                     continue
-                with self.runs.lock(src.name, self.owner) as lock:
-                    self.sender.repair(src.name)
+                with self._locked(src) as lock:
                     await self.turns.advance(src, lock, progress, out)
             except ConcurrentRunError as exc:
                 log.info("source %s: busy, skipped this pass", src.name)
@@ -368,8 +378,7 @@ class Engine:
             return
         target = self.targets(src)
         try:
-            with self.runs.lock(src.name, self.owner) as lock:
-                self.sender.repair(src.name)
+            with self._locked(src) as lock:
                 health = await job_health(src.name, target)
                 if health is not None:
                     log.error("source %s: %s", src.name, not_ready_note(health))
@@ -397,8 +406,7 @@ class Engine:
         or when no token can be obtained for the source's job (fix the identity first).
         """
         src = self._find(run_id)
-        with self.runs.lock(src.name, self.owner) as lock:
-            self.sender.repair(src.name)
+        with self._locked(src) as lock:
             journal = self.runs.require(src.name, run_id)
             journal.lock = lock
             if journal.state is not RunState.HELD:
@@ -431,8 +439,7 @@ class Engine:
             else frozenset(RunState(s) for s in allowed_states) & DISCARDABLE_STATES
         )
         src = self._find(run_id)
-        with self.runs.lock(src.name, self.owner) as lock:
-            self.sender.repair(src.name)
+        with self._locked(src) as lock:
             journal = self.runs.require(src.name, run_id)
             journal.lock = lock
             if journal.state not in allowed:
@@ -459,8 +466,7 @@ class Engine:
         # A token first (as approve does): without one, a retry run would be created only
         # to be blocked, and a second attempt would create another (a duplicate re-send).
         await self.turns.preflight(src)
-        with self.runs.lock(src.name, self.owner) as lock:
-            self.sender.repair(src.name)
+        with self._locked(src) as lock:
             parent = self.runs.require(src.name, run_id)
             return await self.child_runs.retry_failed(src, parent, lock, progress)
 
