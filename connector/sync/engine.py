@@ -17,7 +17,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -27,7 +28,6 @@ import httpx
 from connector.clock import Clock
 from connector.config import Source, SourcesConfig
 from connector.errors import ConcurrentRunError, ConnectorError, RunError
-from connector.extract_time import ordering_warning
 from connector.state.base import SourceLock
 from connector.state.store import StateStore
 from connector.sync.child_runs import ChildRuns
@@ -43,6 +43,7 @@ from connector.sync.planning import Planner
 from connector.sync.pulling import Puller, PullResult
 from connector.sync.readers import RecordReader, spooled
 from connector.sync.readiness import job_health, not_ready_note
+from connector.sync.receiving import Arrival, Receiver, already_received
 from connector.sync.reconciling import Reconciler
 from connector.sync.reporting import Reporter
 from connector.sync.sending import Sender
@@ -56,11 +57,6 @@ if TYPE_CHECKING:
 __all__ = ["Engine"]
 
 log = logging.getLogger(__name__)
-
-_REPLANNABLE = (RunState.FAILED, RunState.RECEIVED, RunState.PLANNED)
-"""States of a run that stopped before sending anything: its file is planned again."""
-Arrival = tuple[datetime, datetime | None]
-"""When the bytes arrived, and the file's own time (blob creation / modification), if known."""
 
 
 class Engine:
@@ -83,6 +79,7 @@ class Engine:
         self.turns = Turns(self.ctx, self.order, self.planner, self.sender, self.reporter)
         self.child_runs = ChildRuns(self.ctx, self.planner, self.sender, self.reporter)
         self.reconciler = Reconciler(self.ctx)
+        self.receiver = Receiver(self.ctx, self.order, self.planner, self.reporter)
         self.puller = Puller(self.ctx, self.ingest)
 
     # -- what callers may swap or read ------------------------------------------------------
@@ -127,6 +124,18 @@ class Engine:
     def command_flags(self, value: str) -> None:
         self.ctx.options = dataclasses.replace(self.ctx.options, command_flags=value)
 
+    # -- the source's lock --------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self, src: Source) -> Iterator[SourceLock]:
+        """Hold ``src``'s lock for the body, after repairing what an interruption left
+        (acknowledged batches not yet in the record index) and before the body runs; the
+        lock is released on every exit. A lock held elsewhere raises
+        :class:`~connector.errors.ConcurrentRunError` before anything is repaired."""
+        with self.runs.lock(src.name, self.owner) as lock:
+            self.sender.repair(src.name)
+            yield lock
+
     # -- ingest -----------------------------------------------------------------------------
 
     async def ingest(
@@ -153,7 +162,7 @@ class Engine:
         (:mod:`connector.extract_time`).
         """
         src = self.config.source(source)
-        received = received_at or self.clock.now()
+        arrival = (received_at or self.clock.now(), file_time)
         if not dry_run:
             # Fail before recording a run when the target cannot even be built (bad
             # endpoint, loopback without permission, missing credentials).
@@ -161,10 +170,8 @@ class Engine:
         with spooled(stream, name) as (path, sha):
             run_id = make_run_id(src.name, sha)
             if dry_run:
-                return self._dry_run(src, name, path, run_id, (received, file_time), full_resend)
-            summary = await self._ingest(
-                src, name, path, run_id, (received, file_time), full_resend, progress
-            )
+                return self.receiver.dry_run(src, name, path, run_id, arrival, full_resend)
+            summary = await self._ingest(src, name, path, run_id, arrival, full_resend, progress)
         if resume_waiting and summary.duplicate and summary.state == RunState.UPLOADING.value:
             return await self._resume_redelivered(summary, progress)
         return summary
@@ -181,21 +188,6 @@ class Engine:
         resumed.resumed = True
         return resumed
 
-    def _dry_run(
-        self, src: Source, name: str, path: Path, run_id: str, arrival: Arrival, full: bool
-    ) -> RunSummary:
-        seen, existing = self.order.delivery(src, run_id, name, *arrival)
-        extract = src.extract_time_of(name, *arrival)
-        if existing is not None and (existing.state not in _REPLANNABLE or existing.batches):
-            # What a real sync would do: nothing, the file was already received.
-            summary = self.reporter.summary(existing)
-            summary.duplicate = summary.dry_run = True
-            summary.batches_total = summary.batches_done = 0
-            return summary
-        summary = self.planner.dry_run(src, name, path, seen, full_resend=full)
-        summary.ordering_warning = ordering_warning(extract.basis)
-        return summary
-
     async def _ingest(
         self,
         src: Source,
@@ -206,23 +198,14 @@ class Engine:
         full_resend: bool,
         progress: ProgressCallback | None,
     ) -> RunSummary:
-        with self.runs.lock(src.name, self.owner) as lock:
-            self.sender.repair(src.name)
+        with self._locked(src) as lock:
             run_id, existing = self.order.delivery(src, run_id, name, *arrival)
-            if existing is not None and (existing.state not in _REPLANNABLE or existing.batches):
+            if already_received(existing):
                 log.info("run %s: file already received; nothing to do", run_id)
                 summary = self.reporter.summary(existing)
                 summary.duplicate = True
                 return summary
-            if existing is not None:
-                # It stopped before sending anything (a mapping error since fixed, or a
-                # crash while planning): delivering the same file again plans it again.
-                journal = existing
-                journal.lock = lock
-                journal.receive_again(self.clock.now(), f"file {name} received again")
-                self.runs.save(journal)
-            else:
-                journal = self._receive(src, run_id, name, arrival, lock)
+            journal = self.receiver.receive(src, run_id, name, arrival, lock, existing)
             if src.mode == "delta":
                 # Changes only, applied in extract order: older runs go first (this one
                 # queues behind any that cannot finish now).
@@ -233,30 +216,6 @@ class Engine:
                 journal = await self.turns.decide(src, journal, progress)
             self.reporter.write(journal)
             return self.reporter.summary(journal)
-
-    def _receive(
-        self, src: Source, run_id: str, name: str, arrival: Arrival, lock: SourceLock
-    ) -> Journal:
-        received, file_time = arrival
-        extract = src.extract_time_of(name, received, file_time)
-        journal = Journal(
-            run_id=run_id,
-            source=src.name,
-            state=RunState.RECEIVED,
-            file=name,
-            kind="extract",
-            received_at=received,
-            extract_at=extract.at,
-            extract_basis=extract.basis,
-            lock=lock,
-        )
-        journal.event(self.clock.now(), f"file {name}")
-        if extract.basis == "arrival":
-            journal.event(self.clock.now(), "ordered by arrival time (no date in the file name)")
-            log.warning("run %s: no extract time in the file name; ordered by arrival", run_id)
-        self.runs.create(journal)
-        log.info("run %s: received for source %s", run_id, src.name)
-        return journal
 
     # -- pulled sources -----------------------------------------------------------------------
 
@@ -300,8 +259,7 @@ class Engine:
         :class:`~connector.errors.ConcurrentRunError` when the source is busy.
         """
         src = self._find(run_id)
-        with self.runs.lock(src.name, self.owner) as lock:
-            self.sender.repair(src.name)
+        with self._locked(src) as lock:
             journal = self.runs.require(src.name, run_id)
             if src.mode == "delta":
                 await self.turns.advance(src, lock, progress, PassResult(), operator_run=run_id)
@@ -329,8 +287,7 @@ class Engine:
             try:
                 if not self.order.pass_has_work(src):
                     continue
-                with self.runs.lock(src.name, self.owner) as lock:
-                    self.sender.repair(src.name)
+                with self._locked(src) as lock:
                     await self.turns.advance(src, lock, progress, out)
             except ConcurrentRunError as exc:
                 log.info("source %s: busy, skipped this pass", src.name)
@@ -368,8 +325,7 @@ class Engine:
             return
         target = self.targets(src)
         try:
-            with self.runs.lock(src.name, self.owner) as lock:
-                self.sender.repair(src.name)
+            with self._locked(src) as lock:
                 health = await job_health(src.name, target)
                 if health is not None:
                     log.error("source %s: %s", src.name, not_ready_note(health))
@@ -397,8 +353,7 @@ class Engine:
         or when no token can be obtained for the source's job (fix the identity first).
         """
         src = self._find(run_id)
-        with self.runs.lock(src.name, self.owner) as lock:
-            self.sender.repair(src.name)
+        with self._locked(src) as lock:
             journal = self.runs.require(src.name, run_id)
             journal.lock = lock
             if journal.state is not RunState.HELD:
@@ -431,8 +386,7 @@ class Engine:
             else frozenset(RunState(s) for s in allowed_states) & DISCARDABLE_STATES
         )
         src = self._find(run_id)
-        with self.runs.lock(src.name, self.owner) as lock:
-            self.sender.repair(src.name)
+        with self._locked(src) as lock:
             journal = self.runs.require(src.name, run_id)
             journal.lock = lock
             if journal.state not in allowed:
@@ -459,8 +413,7 @@ class Engine:
         # A token first (as approve does): without one, a retry run would be created only
         # to be blocked, and a second attempt would create another (a duplicate re-send).
         await self.turns.preflight(src)
-        with self.runs.lock(src.name, self.owner) as lock:
-            self.sender.repair(src.name)
+        with self._locked(src) as lock:
             parent = self.runs.require(src.name, run_id)
             return await self.child_runs.retry_failed(src, parent, lock, progress)
 
