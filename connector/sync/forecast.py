@@ -21,6 +21,7 @@ from datetime import date, datetime
 
 from connector.sync.plans import PlanOps
 from connector.sync.priority import (
+    GROUP_NAMES,
     GROUPS,
     PlanKeys,
     group_counts,
@@ -32,8 +33,6 @@ from connector.sync.priority import (
 from connector.sync.progress import run_progress
 
 __all__ = ["BudgetForecast", "GroupForecast", "budget_forecast", "fits_budget", "send_day"]
-
-GROUP_NAMES = {"leavers": "leavers/deactivations", "joiners": "joiners", "movers": "movers"}
 
 
 def fits_budget(calls_needed: int, left_today: int) -> bool:

@@ -45,6 +45,7 @@ from connector.sync.references import order_by_level
 
 __all__ = [
     "GROUPS",
+    "GROUP_NAMES",
     "OpKey",
     "PlanKeys",
     "group_barriers",
@@ -58,6 +59,8 @@ __all__ = [
 
 GROUPS = ("leavers", "joiners", "movers")
 """The priority groups in send order (keys of a run's stored ``sendOrder`` counts)."""
+GROUP_NAMES = {"leavers": "leavers/deactivations", "joiners": "joiners", "movers": "movers"}
+"""How summaries, timelines and forecasts name each group."""
 
 
 class OpKey(NamedTuple):
@@ -201,8 +204,7 @@ def group_counts(keys: Sequence[OpKey]) -> dict[str, int]:
 def priority_text(counts: Mapping[str, int]) -> str:
     """``sent in priority order: 120 leavers/deactivations first, then 9,000 joiners, then
     40 movers`` (empty groups left out)."""
-    names = {"leavers": "leavers/deactivations", "joiners": "joiners", "movers": "movers"}
-    parts = [f"{counts.get(g, 0):,} {names[g]}" for g in GROUPS if counts.get(g, 0)]
+    parts = [f"{counts.get(g, 0):,} {GROUP_NAMES[g]}" for g in GROUPS if counts.get(g, 0)]
     if not parts:
         return "sent in priority order"
     head = f"{parts[0]} first" if len(parts) > 1 else parts[0]
