@@ -19,27 +19,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import platform
+import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from connector.clock import SystemClock
-from connector.config import parse_sources
-from connector.emulator.config import EmulatorConfig, JobConfig
-from connector.emulator.server import run_emulator
-from connector.graph.auth import StaticTokenProvider
-from connector.sample import generate_extract
-from connector.state.local import LocalStateStore
-from connector.sync.targets import graph_targets
-from connector.sync.wiring import build_engine
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.emuworld import JOB, MAPPING, SP  # noqa: E402
+from connector.clock import SystemClock  # noqa: E402
+from connector.config import parse_sources  # noqa: E402
+from connector.emulator.config import EmulatorConfig, JobConfig  # noqa: E402
+from connector.emulator.server import run_emulator  # noqa: E402
+from connector.graph.auth import StaticTokenProvider  # noqa: E402
+from connector.sample import generate_extract  # noqa: E402
+from connector.state.local import LocalStateStore  # noqa: E402
+from connector.sync.targets import graph_targets  # noqa: E402
+from connector.sync.wiring import build_engine  # noqa: E402
 
 CEILING = 40 / 5.0
-ROOT = Path(__file__).resolve().parents[1]
-MAPPING = ROOT / "samples" / "mappings" / "default.yaml"
-SP = "6a1c3f0e-1d2b-4c5d-8e9f-0a1b2c3d4e5f"
-JOB = "API2AAD.5f2b9f0c1e2d4a3b8c7d6e5f4a3b2c1d.7b0e4d2a-9c8b-4a1f-8e3d-2c1b0a9f8e7d"
 
 
 def sources(budget: int) -> Any:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from benchmarks.emuworld import JOB, MAPPING, SP
 from benchmarks.host_binding import trigger_blob
 
 if TYPE_CHECKING:
@@ -31,9 +32,6 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # function_app.py lives at the repository root
     sys.path.insert(0, str(ROOT))
 _ACCOUNT = "devstoreaccount1"
-MAPPING = ROOT / "samples" / "mappings" / "default.yaml"
-SP = "6a1c3f0e-1d2b-4c5d-8e9f-0a1b2c3d4e5f"
-JOB = "API2AAD.5f2b9f0c1e2d4a3b8c7d6e5f4a3b2c1d.7b0e4d2a-9c8b-4a1f-8e3d-2c1b0a9f8e7d"
 SP2 = "0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e"
 JOB2 = "API2AAD.0a1b2c3d4e5f4a3b8c7d6e5f4a3b2c1d.1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
 _KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
